@@ -1,0 +1,1 @@
+//! The autoscaler: pools, signals, the per-pool decision loop, strategies (Rhai) and the Pulumi actuator.

@@ -1,0 +1,120 @@
+//! Command-line definitions (clap derive) and nothing else. `run` turns these into domain
+//! configuration before any work starts; raw flags never reach domain code.
+//!
+//! Organised in sections: global flags, scripting (`run`, `api`), deploy pipeline commands,
+//! scaler (`scale …`). Each section's argument structs live together.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pilum",
+    version,
+    about = "Ship and scale services from a monorepo",
+    long_about = "Ship and scale services from a monorepo.\n\nDiscover services (directories with a \
+                  `pilum.yaml`), run their Rhai recipes in parallel with step barriers and \
+                  dependency ordering, and scale Pulumi-managed infrastructure from alerts.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global flags
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Project root (default: the git top level, else the current directory)
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print only errors and a one-line summary
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Stream command output (repeat for more detail)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Machine-readable output: JSON (NDJSON for event streams) on stdout, nothing else
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// When to use colour (NO_COLOR is honoured with `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    // -- scripting ---------------------------------------------------------------------------
+    /// Run a Rhai script with the pilum API
+    Run(RunArgs),
+    /// Print the script API reference, or write `.d.rhai` definitions
+    Api(ApiArgs),
+
+    // -- deploy pipeline ---------------------------------------------------------------------
+    // (commands added by the deploy pipeline)
+
+    // -- scaler ------------------------------------------------------------------------------
+    /// The Pulumi autoscaler: webhook server, config checks, status, offline simulation
+    #[command(subcommand)]
+    Scale(ScaleCommand),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripting: `pilum run`, `pilum api`
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The script to run
+    pub script: PathBuf,
+
+    /// Arguments passed to the script as `ARGS`
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Write `.d.rhai` definition files for editor support into this directory
+    #[arg(long, value_name = "DIR")]
+    pub definitions: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deploy pipeline
+// ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// Scaler: `pilum scale …`
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Subcommand)]
+pub enum ScaleCommand {
+    /// Run the webhook server
+    Serve(ScaleServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleServeArgs {
+    /// Pools file
+    #[arg(long, default_value = "pilum-scale.yaml")]
+    pub config: PathBuf,
+}

@@ -1,0 +1,48 @@
+//! The top-level error type. Each subsystem owns its own error enum (data, not prose); this one
+//! wraps them and decides the exit code. All wording lives in `Display` impls; `run` prints the
+//! error exactly once.
+
+use std::fmt;
+
+/// Exit codes shared by every command.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// A task, script or command failed.
+    pub const FAILURE: i32 = 1;
+    /// Configuration or usage error: nothing ran.
+    pub const USAGE: i32 = 2;
+    /// Interrupted by Ctrl-C / SIGINT.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// An error that ends a command. `code` is the process exit code.
+#[derive(Debug)]
+pub struct Error {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Error {
+    pub fn usage(message: impl fmt::Display) -> Self {
+        Self { code: exit::USAGE, message: message.to_string() }
+    }
+
+    pub fn failure(message: impl fmt::Display) -> Self {
+        Self { code: exit::FAILURE, message: message.to_string() }
+    }
+
+    /// An error that was already reported (e.g. a deploy summary); exits without printing.
+    pub fn silent(code: i32) -> Self {
+        Self { code, message: String::new() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,21 @@
+//! The `pilum` binary: ship and scale services from a monorepo.
+//!
+//! `main` only maps the result of [`run::run`] to an exit code; every error is printed once,
+//! in `run`. See `src/README.md` for a map of the source folders.
+
+mod autoscale;
+mod cli;
+mod error;
+mod orchestrator;
+mod process;
+mod recipe;
+mod run;
+mod script;
+mod server;
+mod service;
+mod state;
+mod ui;
+
+fn main() {
+    std::process::exit(run::run());
+}

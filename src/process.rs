@@ -1,0 +1,1 @@
+//! The one way pilum runs a child process (see `DESIGN.md`).

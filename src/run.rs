@@ -1,0 +1,38 @@
+//! `run()`: parse the command line, turn it into configuration, dispatch, and print any error
+//! exactly once. Returns the process exit code.
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, exit};
+use crate::ui::output::Output;
+
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap renders help/version/usage itself; usage errors exit 2.
+            let _ = err.print();
+            return if err.use_stderr() { exit::USAGE } else { exit::OK };
+        }
+    };
+    let out = Output::from_global(&cli.global);
+    match dispatch(cli, &out) {
+        Ok(()) => exit::OK,
+        Err(err) => {
+            if !err.message.is_empty() {
+                out.error(&err.message);
+            }
+            err.code
+        }
+    }
+}
+
+fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
+    let _ = out;
+    match cli.command {
+        Command::Run(_args) => Err(Error::failure("`pilum run` is not implemented yet")),
+        Command::Api(_args) => Err(Error::failure("`pilum api` is not implemented yet")),
+        Command::Scale(_cmd) => Err(Error::failure("`pilum scale` is not implemented yet")),
+    }
+}

@@ -1,0 +1,1 @@
+//! The scaler HTTP server: routes, webhook adapters, auth, metrics, health and graceful shutdown.

@@ -1,0 +1,1 @@
+//! Local state: deploy history, locks and caches kept under `.pilum/`.
