@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod declaration;
 pub mod host;
+pub mod runner;
 pub mod validate;
 pub mod value;
 

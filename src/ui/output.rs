@@ -48,4 +48,13 @@ impl Output {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{prefix}: {message}");
     }
+
+    /// Print an informational line to stderr (suppressed by `-q` and `--json`).
+    pub fn info(&self, message: &str) {
+        if self.quiet || self.json {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{message}");
+    }
 }
