@@ -241,9 +241,12 @@ pub fn exec(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: &str, phases
         print_plan(&plan, loaded.base.as_deref());
     }
     let cancel = Cancel::new();
-    let _guard = crate::orchestrator::signal::on_interrupt(&cancel);
-    let runner = crate::recipe::runner::RecipeRunner::new(&loaded.project.root, &plan, out.verbose > 0 || out.json);
-    let summary = execute(&plan, &runner, &opts, &renderer, &cancel);
+    if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
+        out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
+    }
+    let renderer = std::sync::Arc::new(renderer);
+    let runner = crate::recipe::runner::RecipeRunner::new(&loaded.project, &plan, out.verbose, renderer.clone());
+    let summary = execute(&plan, &runner, &opts, renderer.as_ref(), &cancel);
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
     } else if !summary.ok {

@@ -7,4 +7,3 @@ pub mod event;
 pub mod execute;
 pub mod pipeline;
 pub mod plan;
-pub mod signal;

@@ -12,6 +12,7 @@ use console::{Style, Term};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::orchestrator::event::{Event, Sink, Summary, TaskStatus};
+use crate::redact::redact;
 use crate::ui::output::Output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,7 @@ impl Renderer {
     }
 
     fn line(&self, s: &str) {
+        let s = &*redact(s);
         if self.mode == Mode::Tty {
             let _ = self.multi.println(s);
         } else {
@@ -69,6 +71,7 @@ impl Renderer {
     }
 
     fn err_line(&self, s: &str) {
+        let s = &*redact(s);
         if self.mode == Mode::Tty {
             let _ = self.multi.println(s);
         } else {
@@ -80,7 +83,7 @@ impl Renderer {
     fn json(&self, e: &Event) {
         let mut o = std::io::stdout().lock();
         if let Ok(s) = serde_json::to_string(e) {
-            let _ = writeln!(o, "{s}");
+            let _ = writeln!(o, "{}", redact(&s));
         }
     }
 
@@ -194,6 +197,30 @@ impl Sink for Renderer {
                     self.line(&format!("{} {line}", Style::new().dim().apply_to(format!("{} |", task.label))));
                 }
             }
+            Event::TaskLog { task, level, message } => {
+                if self.github {
+                    self.captured.lock().expect("capture lock").entry(task.id).or_default().push(message.clone());
+                }
+                let shown = match level.as_str() {
+                    "warn" | "error" => true,
+                    "debug" => self.verbose,
+                    _ => self.mode != Mode::Quiet,
+                };
+                if shown && (self.mode != Mode::Quiet || level == "error") {
+                    let tag = match level.as_str() {
+                        "warn" => format!("{} ", Style::new().yellow().apply_to("warning:")),
+                        "error" => format!("{} ", Style::new().red().apply_to("error:")),
+                        "debug" => "debug: ".to_string(),
+                        _ => String::new(),
+                    };
+                    self.line(&format!("{} {tag}{message}", Style::new().dim().apply_to(format!("{} |", task.label))));
+                }
+            }
+            Event::TaskDryRun { task, call, detail } => {
+                if self.mode != Mode::Quiet {
+                    self.line(&format!("  {} {}: {call} {detail}", Style::new().cyan().apply_to("would run"), task.label));
+                }
+            }
             Event::TaskRetried { task, attempt, delay_ms, error } => {
                 if self.mode != Mode::Quiet {
                     self.err_line(&format!(
@@ -237,7 +264,7 @@ impl Sink for Renderer {
                         self.err_line(&format!("      {l}"));
                     }
                     if !tail.is_empty() && !self.verbose {
-                        for l in tail {
+                        for l in tail.iter().filter(|l| !msg.contains(l.as_str())) {
                             self.err_line(&format!("      {} {l}", Style::new().dim().apply_to("│")));
                         }
                     }
