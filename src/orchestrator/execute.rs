@@ -409,6 +409,7 @@ mod tests {
             origin: Origin::Builtin,
             file: PathBuf::from("t.rhai"),
             source: Arc::from(""),
+            ast_source: "t.rhai".into(),
             has_plan: false,
         })
     }

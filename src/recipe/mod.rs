@@ -9,4 +9,4 @@ pub mod validate;
 pub mod value;
 
 pub use catalog::{Catalog, Recipe, ResolveError};
-pub use declaration::{Step, StepDir};
+pub use declaration::Step;
