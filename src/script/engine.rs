@@ -114,7 +114,6 @@ pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
         .set_max_variables(l.max_variables)
         .set_max_functions(l.max_functions)
         .set_strict_variables(true)
-        .set_fail_on_invalid_map_property(true)
         // Never `Full`: it would call API functions with constant arguments at compile time.
         .set_optimization_level(OptimizationLevel::Simple);
     // `eval` would compile text at run time, around strict variables; scripts do not need it.
