@@ -18,7 +18,7 @@ fn barriers_dag_and_worker_limit() {
     let r = t.run().success();
     let s = spans(&t);
     assert_eq!(s.len(), 12, "{s:?}\n{}", r.stdout);
-    let phase = |p: &str| s.iter().filter(move |x| x.1 == p);
+    let phase = |p: &'static str| s.iter().filter(move |x| x.1 == p);
     let last_build_end = phase("build").map(|x| x.3).max().unwrap();
     let first_push_start = phase("push").map(|x| x.2).min().unwrap();
     let last_push_end = phase("push").map(|x| x.3).max().unwrap();
@@ -214,7 +214,7 @@ fn per_region_steps_build_once_and_deploy_each_region_with_its_image() {
     let deploys = of("deploy");
     assert_eq!(deploys.len(), 3, "{}", r.stdout);
     for region in ["europe-west1", "us-east1", "asia-east1"] {
-        assert!(of("push").iter().any(|c| c[3] == format!("{region}-registry/api:v1") && c[4] == region));
+        assert!(of("push").iter().any(|c| c[2] == format!("{region}-registry/api:v1") && c[3] == region));
         assert!(
             deploys.contains(&vec!["deploy".into(), format!("{region}-registry/api:v1"), "--region".into(), region.into()]),
             "{region}: {deploys:?}"

@@ -81,7 +81,7 @@ fn names_and_globs_select_and_unknown_names_suggest() {
         .file("b/pilum.yaml", &shell_service("api-orders", &[]))
         .file("c/pilum.yaml", &shell_service("web", &[]))
         .args(["list", "--json", "api-*"]);
-    assert_eq!(names(&t.run().success().stdout), ["api-orders", "api-users"]);
+    assert_eq!(names(&t.run().success().stdout), ["api-users", "api-orders"], "discovery order: by path");
     let t = Test::new().file("c/pilum.yaml", &shell_service("web", &[])).args(["list", "wbe"]);
     let r = t.run().code(2);
     assert!(r.stderr.contains("unknown service `wbe`") && r.stderr.contains("did you mean `web`?"), "{}", r.stderr);
