@@ -80,9 +80,11 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
             }
         }
     }
-    let provider_of = |i: usize| resolved[i].as_ref().and_then(|r| r.decl.provider.clone()).unwrap_or_default();
-    let mut selected = select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
-        .map_err(|e| Error::usage(e.0))?;
+    let provider_of =
+        |i: usize| resolved[i].as_ref().and_then(|r| r.decl.provider.clone()).unwrap_or_default();
+    let mut selected =
+        select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
+            .map_err(|e| Error::usage(e.0))?;
     let mut base = None;
     if cfg.only_changed {
         let changes = changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?;
@@ -122,7 +124,10 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Er
                     steps: c.steps,
                     reason: sel.reason.clone(),
                     regions: s.regions.clone(),
-                    depends_on: loaded.project.deps[sel.index].iter().filter_map(|d| pos.get(d).copied()).collect(),
+                    depends_on: loaded.project.deps[sel.index]
+                        .iter()
+                        .filter_map(|d| pos.get(d).copied())
+                        .collect(),
                     project_index: sel.index,
                 });
             }

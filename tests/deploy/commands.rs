@@ -24,7 +24,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn example() -> Test {
     let t = Test::new();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo"), &t.path().join("examples/monorepo"));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo"),
+        &t.path().join("examples/monorepo"),
+    );
     t
 }
 
@@ -36,8 +39,10 @@ fn readme_first_command_deploys_the_example_monorepo() {
     assert!(r.stdout.contains("services: 5 ok, 0 failed, 0 skipped"), "{}", r.stdout);
     let dep = t.path().join("examples/monorepo/.pilum/deployments");
     for svc in ["api", "web", "worker"] {
-        let manifest: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dep.join(svc).join("v1/manifest.json")).unwrap()).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dep.join(svc).join("v1/manifest.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(manifest["service"], svc);
         assert_eq!(manifest["tag"], "v1");
         assert!(!manifest["files"].as_array().unwrap().is_empty(), "{manifest}");
@@ -51,7 +56,16 @@ fn readme_first_command_deploys_the_example_monorepo() {
     assert!(log.contains("applied migrations.sql to sqlite://example.db (v1)"), "{log}");
 
     // `--env prod` changes the web build; `clean` removes the deployments.
-    let t = t.clear_args().args(["deploy", "-C", "examples/monorepo", "--env", "prod", "--tag", "v2", "-q"]);
+    let t = t.clear_args().args([
+        "deploy",
+        "-C",
+        "examples/monorepo",
+        "--env",
+        "prod",
+        "--tag",
+        "v2",
+        "-q",
+    ]);
     t.run().success();
     let web = std::fs::read_to_string(dep.join("web/v2/dist/config.txt")).unwrap();
     assert_eq!(web, "api=https://api.example.com\n");
@@ -91,12 +105,19 @@ fn custom_phases_follow_the_standard_ones_in_first_seen_order() {
         .file("a/pilum.yaml", "name: a\nrecipe: shell\nshell:\n  steps:\n    - {name: smoke, run: 'true', tags: [verify]}\n    - {name: notes, run: 'true', tags: [announce]}\n    - {name: up, run: 'true', tags: [deploy]}\n    - {name: compile, run: 'true', tags: [build]}\n")
         .args(["plan", "--json"]);
     let v = ndjson(&t.run().success().stdout);
-    assert_eq!(v[0]["plan"]["phases"], serde_json::json!(["build", "deploy", "verify", "announce"]));
+    assert_eq!(
+        v[0]["plan"]["phases"],
+        serde_json::json!(["build", "deploy", "verify", "announce"])
+    );
 }
 
 #[test]
 fn only_and_exclude_tags_filter_steps() {
-    let t = project(0).file("a/pilum.yaml", &shell_service("a", &[])).args(["deploy", "--exclude-tags", "push"]);
+    let t = project(0).file("a/pilum.yaml", &shell_service("a", &[])).args([
+        "deploy",
+        "--exclude-tags",
+        "push",
+    ]);
     t.run().success();
     let steps: Vec<String> = t.calls("step").into_iter().map(|c| c[1].clone()).collect();
     assert_eq!(steps, ["build", "deploy"]);
@@ -108,7 +129,16 @@ fn only_and_exclude_tags_filter_steps() {
 
 #[test]
 fn init_writes_a_valid_service_and_never_overwrites() {
-    let t = project(0).args(["init", "svc/api", "--recipe", "local", "--set", "command=make", "--name", "api"]);
+    let t = project(0).args([
+        "init",
+        "svc/api",
+        "--recipe",
+        "local",
+        "--set",
+        "command=make",
+        "--name",
+        "api",
+    ]);
     t.run().success();
     let yaml = std::fs::read_to_string(t.path().join("svc/api/pilum.yaml")).unwrap();
     assert_eq!(yaml, "name: api\nrecipe: local\nbuild:\n  command: make\n");
@@ -116,9 +146,18 @@ fn init_writes_a_valid_service_and_never_overwrites() {
     assert!(r.stderr.contains("already exists") && r.stderr.contains("--force"), "{}", r.stderr);
     t.clear_args().args(["check"]).run().success();
 
-    let t = project(0).file("recipes/needs-app.rhai", super::NEEDS_APP).args(["init", "x", "--recipe", "needs-app"]);
+    let t = project(0).file("recipes/needs-app.rhai", super::NEEDS_APP).args([
+        "init",
+        "x",
+        "--recipe",
+        "needs-app",
+    ]);
     let r = t.run().code(2);
-    assert!(r.stderr.contains("requires `id`") && r.stderr.contains("--set id=<value>"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("requires `id`") && r.stderr.contains("--set id=<value>"),
+        "{}",
+        r.stderr
+    );
     let t = project(0).args(["init", "x", "--recipe", "lokal"]);
     assert!(t.run().code(2).stderr.contains("did you mean `local`?"));
 }
@@ -144,7 +183,10 @@ fn list_recipes_shows_which_one_is_in_effect() {
         .args(["list", "--recipes"]);
     let out = t.run().success().stdout;
     let local = out.lines().find(|l| l.starts_with("local ")).unwrap();
-    assert!(local.contains("recipes/local.rhai (overrides built-in)") && local.contains("mine"), "{out}");
+    assert!(
+        local.contains("recipes/local.rhai (overrides built-in)") && local.contains("mine"),
+        "{out}"
+    );
     let shell = out.lines().find(|l| l.starts_with("shell ")).unwrap();
     assert!(shell.contains("built-in"), "{out}");
 }
@@ -157,8 +199,19 @@ fn completions_are_printed() {
 
 #[test]
 fn deploy_script_drives_the_example() {
-    let t = example().file("deploy.rhai", include_str!("../../examples/deploy.rhai")).args(["run", "deploy.rhai", "-C", "examples/monorepo", "--", "v7"]);
+    let t = example().file("deploy.rhai", include_str!("../../examples/deploy.rhai")).args([
+        "run",
+        "deploy.rhai",
+        "-C",
+        "examples/monorepo",
+        "--",
+        "v7",
+    ]);
     let r = t.run().success();
     assert!(r.stdout.contains("5 services"), "{}\n{}", r.stdout, r.stderr);
-    assert!(t.path().join("examples/monorepo/.pilum/deployments/web/v7/manifest.json").exists(), "{}", r.stdout);
+    assert!(
+        t.path().join("examples/monorepo/.pilum/deployments/web/v7/manifest.json").exists(),
+        "{}",
+        r.stdout
+    );
 }

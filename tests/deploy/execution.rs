@@ -50,12 +50,20 @@ fn failing_project() -> Test {
 fn failure_skips_dependents_and_stops_later_phases() {
     let t = failing_project().args(["deploy", "-j", "2"]);
     let r = t.run().code(1);
-    let ran: Vec<(String, String)> = t.calls("step").into_iter().map(|a| (a[0].clone(), a[1].clone())).collect();
-    assert!(ran.contains(&("c".into(), "build".into())), "unrelated service did not finish its phase");
+    let ran: Vec<(String, String)> =
+        t.calls("step").into_iter().map(|a| (a[0].clone(), a[1].clone())).collect();
+    assert!(
+        ran.contains(&("c".into(), "build".into())),
+        "unrelated service did not finish its phase"
+    );
     assert!(!ran.iter().any(|x| x.0 == "b"), "dependent of a failed service ran: {ran:?}");
     assert!(!ran.iter().any(|x| x.1 == "push"), "a later phase started after a failure: {ran:?}");
     assert!(r.stderr.contains("a/build failed"), "{}", r.stderr);
-    assert!(r.stderr.contains("exit") && r.stderr.contains("compiler says no"), "no useful failure message:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("exit") && r.stderr.contains("compiler says no"),
+        "no useful failure message:\n{}",
+        r.stderr
+    );
     assert!(r.stdout.contains("b/build skipped: depends on `a`"), "{}", r.stdout);
     assert!(r.stdout.contains("services: 0 ok, 1 failed, 2 skipped"), "{}", r.stdout);
     assert!(r.stdout.contains("tasks: 1 ok, 1 failed, 7 skipped of 9"), "{}", r.stdout);
@@ -65,18 +73,28 @@ fn failure_skips_dependents_and_stops_later_phases() {
 fn keep_going_continues_unaffected_services_and_json_describes_it() {
     let t = failing_project().args(["deploy", "-j", "2", "--keep-going", "--json"]);
     let r = t.run().code(1);
-    let ran: Vec<(String, String)> = t.calls("step").into_iter().map(|a| (a[0].clone(), a[1].clone())).collect();
+    let ran: Vec<(String, String)> =
+        t.calls("step").into_iter().map(|a| (a[0].clone(), a[1].clone())).collect();
     assert!(ran.contains(&("c".into(), "deploy".into())), "{ran:?}");
-    assert!(!ran.iter().any(|x| x.0 == "b") && !ran.contains(&("a".into(), "push".into())), "{ran:?}");
+    assert!(
+        !ran.iter().any(|x| x.0 == "b") && !ran.contains(&("a".into(), "push".into())),
+        "{ran:?}"
+    );
     let ev = ndjson(&r.stdout);
     assert_eq!(ev[0]["event"], "plan");
-    let failed: Vec<_> = events(&ev, "task_finished").into_iter().filter(|e| e["status"] == "failed").collect();
+    let failed: Vec<_> =
+        events(&ev, "task_finished").into_iter().filter(|e| e["status"] == "failed").collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["task"]["label"], "a/build");
     assert!(failed[0]["error"].as_str().unwrap().contains("compiler says no"), "{}", failed[0]);
     let skipped = events(&ev, "task_skipped");
     assert_eq!(skipped.len(), 5, "{skipped:?}");
-    assert!(skipped.iter().any(|e| e["task"]["label"] == "b/build" && e["reason"].as_str().unwrap().contains("`a`")));
+    assert!(
+        skipped
+            .iter()
+            .any(|e| e["task"]["label"] == "b/build"
+                && e["reason"].as_str().unwrap().contains("`a`"))
+    );
     let summary = ev.last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["ok"], false);
@@ -88,9 +106,8 @@ fn keep_going_continues_unaffected_services_and_json_describes_it() {
 
 #[test]
 fn json_is_ndjson_only_on_success() {
-    let t = project(0)
-        .file("a/pilum.yaml", &shell_service("a", &[]))
-        .args(["deploy", "--json", "-v"]);
+    let t =
+        project(0).file("a/pilum.yaml", &shell_service("a", &[])).args(["deploy", "--json", "-v"]);
     let r = t.run().success();
     let ev = ndjson(&r.stdout);
     let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
@@ -104,7 +121,13 @@ fn json_is_ndjson_only_on_success() {
 #[test]
 fn retries_back_off_and_zero_means_one_try() {
     let body = "name: a\nrecipe: shell\nshell:\n  build: step a build; exit 1\n";
-    let t = project(0).file("a/pilum.yaml", body).args(["build", "--retries", "3", "--retry-delay", "100ms"]);
+    let t = project(0).file("a/pilum.yaml", body).args([
+        "build",
+        "--retries",
+        "3",
+        "--retry-delay",
+        "100ms",
+    ]);
     let r = t.run().code(1);
     let times: Vec<u128> = t.timed_calls("step").into_iter().map(|(ts, _)| ts).collect();
     assert_eq!(times.len(), 4, "{}", r.stderr);
@@ -214,9 +237,18 @@ fn per_region_steps_build_once_and_deploy_each_region_with_its_image() {
     let deploys = of("deploy");
     assert_eq!(deploys.len(), 3, "{}", r.stdout);
     for region in ["europe-west1", "us-east1", "asia-east1"] {
-        assert!(of("push").iter().any(|c| c[2] == format!("{region}-registry/api:v1") && c[3] == region));
         assert!(
-            deploys.contains(&vec!["deploy".into(), format!("{region}-registry/api:v1"), "--region".into(), region.into()]),
+            of("push")
+                .iter()
+                .any(|c| c[2] == format!("{region}-registry/api:v1") && c[3] == region)
+        );
+        assert!(
+            deploys.contains(&vec![
+                "deploy".into(),
+                format!("{region}-registry/api:v1"),
+                "--region".into(),
+                region.into()
+            ]),
             "{region}: {deploys:?}"
         );
     }
@@ -249,7 +281,10 @@ fn quiet_prints_errors_and_one_summary_line() {
 #[test]
 fn ctrl_c_kills_children_prints_the_summary_and_exits_130() {
     let t = project(0)
-        .file("a/pilum.yaml", "name: a\nrecipe: shell\nshell:\n  build: echo $$ > pid; exec sleep 1000\n")
+        .file(
+            "a/pilum.yaml",
+            "name: a\nrecipe: shell\nshell:\n  build: echo $$ > pid; exec sleep 1000\n",
+        )
         .file("b/pilum.yaml", &shell_service("b", &["a"]))
         .args(["deploy"]);
     let mut cmd = t.command();
@@ -268,13 +303,16 @@ fn ctrl_c_kills_children_prints_the_summary_and_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("deploy: interrupted"), "{stdout}");
     let pid = std::fs::read_to_string(pid_file).unwrap();
-    assert!((0..300).any(|_| {
-        let a = alive(&pid);
-        if a {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        !a
-    }), "the running step survived Ctrl-C");
+    assert!(
+        (0..300).any(|_| {
+            let a = alive(&pid);
+            if a {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            !a
+        }),
+        "the running step survived Ctrl-C"
+    );
     assert!(t.calls("step").is_empty(), "a task started after Ctrl-C");
 }
 

@@ -48,7 +48,8 @@ pub fn spans(t: &Test) -> Vec<(String, String, u128, u128)> {
         .filter_map(|(s, argv)| {
             let end = ends.lines().find_map(|l| {
                 let p: Vec<&str> = l.split('\t').collect();
-                (p.len() == 3 && p[1] == argv[0] && p[2] == argv[1]).then(|| p[0].parse::<u128>().expect("ns"))
+                (p.len() == 3 && p[1] == argv[0] && p[2] == argv[1])
+                    .then(|| p[0].parse::<u128>().expect("ns"))
             })?;
             Some((argv[0].clone(), argv[1].clone(), s, end))
         })
@@ -59,7 +60,10 @@ pub fn spans(t: &Test) -> Vec<(String, String, u128, u128)> {
 pub fn ndjson(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\n--- stdout\n{stdout}")))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\n--- stdout\n{stdout}"))
+        })
         .collect()
 }
 

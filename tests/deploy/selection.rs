@@ -15,7 +15,10 @@ fn repo() -> Test {
         .file("services/a/src/main.txt", "a\n")
         .file("services/b/pilum.yaml", &shell_service("b", &["a"]))
         .file("services/c/pilum.yaml", &shell_service("c", &[]))
-        .file("services/d/pilum.yaml", &format!("{}watch: [../../libs/shared]\n", shell_service("d", &[])))
+        .file(
+            "services/d/pilum.yaml",
+            &format!("{}watch: [../../libs/shared]\n", shell_service("d", &[])),
+        )
         .file("services/e/pilum.yaml", &shell_service("e", &[]))
         .file("services/e/nested/f/pilum.yaml", &shell_service("f", &["e"]))
         .file("libs/shared/lib.txt", "v1\n")
@@ -40,7 +43,12 @@ fn only_changed_from_a_subdirectory_with_dependents_watch_and_untracked() {
     let r = t.run().success();
     assert_eq!(names(&r.stdout), ["a", "b", "c", "d"], "{}", r.stdout);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let reason = |n: &str| v.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["reason"].as_str().unwrap().to_string();
+    let reason = |n: &str| {
+        v.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(reason("a"), "changed: services/a/src/main.txt");
     assert_eq!(reason("b"), "depends on changed `a`");
     assert_eq!(reason("c"), "changed: services/c/new.txt");
@@ -54,7 +62,12 @@ fn only_changed_counts_staged_and_nested_services_own_their_files() {
     let t = t.args(["plan", "--only-changed", "--since", "main", "--json"]);
     let r = t.run().success();
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let svcs: Vec<&str> = v["plan"]["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let svcs: Vec<&str> = v["plan"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(svcs, ["f"], "{}", r.stdout);
     assert_eq!(v["plan"]["services"][0]["reason"], "changed: services/e/nested/f/x.txt");
 }
@@ -69,7 +82,8 @@ fn only_changed_with_an_unknown_base_is_actionable() {
 
 #[test]
 fn only_changed_outside_git_is_a_usage_error() {
-    let t = project(0).file("a/pilum.yaml", &shell_service("a", &[])).args(["list", "--only-changed"]);
+    let t =
+        project(0).file("a/pilum.yaml", &shell_service("a", &[])).args(["list", "--only-changed"]);
     let r = t.run().code(2);
     assert!(r.stderr.contains("needs a git repository"), "{}", r.stderr);
 }
@@ -81,10 +95,18 @@ fn names_and_globs_select_and_unknown_names_suggest() {
         .file("b/pilum.yaml", &shell_service("api-orders", &[]))
         .file("c/pilum.yaml", &shell_service("web", &[]))
         .args(["list", "--json", "api-*"]);
-    assert_eq!(names(&t.run().success().stdout), ["api-users", "api-orders"], "discovery order: by path");
+    assert_eq!(
+        names(&t.run().success().stdout),
+        ["api-users", "api-orders"],
+        "discovery order: by path"
+    );
     let t = Test::new().file("c/pilum.yaml", &shell_service("web", &[])).args(["list", "wbe"]);
     let r = t.run().code(2);
-    assert!(r.stderr.contains("unknown service `wbe`") && r.stderr.contains("did you mean `web`?"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown service `wbe`") && r.stderr.contains("did you mean `web`?"),
+        "{}",
+        r.stderr
+    );
 }
 
 const ENV_SERVICE: &str = "name: api
@@ -104,12 +126,25 @@ environments:
 
 #[test]
 fn env_overrides_and_variable_expansion_apply() {
-    let t = project(0).file("api/pilum.yaml", ENV_SERVICE).env("OWNER", "team-a").args(["build", "--env", "prod"]);
+    let t = project(0)
+        .file("api/pilum.yaml", ENV_SERVICE)
+        .env("OWNER", "team-a")
+        .args(["build", "--env", "prod"]);
     t.run().success();
-    assert_eq!(std::fs::read_to_string(t.path().join("api/out.txt")).unwrap(), "team-a info europe-west1\n");
-    let t = project(0).file("api/pilum.yaml", ENV_SERVICE).env("OWNER", "team-b").env("REGION", "asia-east1").args(["build"]);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("api/out.txt")).unwrap(),
+        "team-a info europe-west1\n"
+    );
+    let t = project(0)
+        .file("api/pilum.yaml", ENV_SERVICE)
+        .env("OWNER", "team-b")
+        .env("REGION", "asia-east1")
+        .args(["build"]);
     t.run().success();
-    assert_eq!(std::fs::read_to_string(t.path().join("api/out.txt")).unwrap(), "team-b debug asia-east1\n");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("api/out.txt")).unwrap(),
+        "team-b debug asia-east1\n"
+    );
 }
 
 #[test]
