@@ -142,7 +142,8 @@ fn failed_command_shows_the_tail_of_stderr() {
         .file("main.rhai", r#"exec::run(["sh", "-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 4"]);"#)
         .args(["run", "main.rhai"]);
     let r = t.run().code(1);
-    assert!(r.stderr.contains("failed with exit code 4\n  last output lines:\n  | line11\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("failed with exit code 4\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("  last output lines:\n  | line11\n"), "{}", r.stderr);
     assert!(r.stderr.contains("  | line30\n"));
     assert!(!r.stderr.contains("| line10\n"));
 }
@@ -250,7 +251,7 @@ fn rendered_parse_error_is_pinned() {
     let r = t.run().code(2);
     assert_eq!(
         r.stderr,
-        "error: expecting ')' to close the parameters list
+        "error: unexpected ';'
  --> main.rhai:2:14
   |
 2 | let b = (a + ;
@@ -562,5 +563,5 @@ fn api_reference_and_definitions() {
     let defs: Vec<_> = std::fs::read_dir(t.path().join("defs")).expect("defs dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert!(defs.iter().any(|d| d == "exec.d.rhai"), "{defs:?}");
     let exec = std::fs::read_to_string(t.path().join("defs/exec.d.rhai")).expect("exec defs");
-    assert!(exec.contains("fn run(argv: Array, options: Map) -> Map;"), "{exec}");
+    assert!(exec.contains("fn run(argv: array, options: map) -> map;"), "{exec}");
 }
