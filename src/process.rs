@@ -334,6 +334,7 @@ impl Command {
         }
     }
 
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub fn argv(&self) -> &[String] {
         &self.argv
     }
@@ -524,6 +525,7 @@ impl fmt::Debug for Child {
     }
 }
 
+#[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
 impl Child {
     /// The leader's pid, which is also the process group id.
     pub fn pid(&self) -> u32 {

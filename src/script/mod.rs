@@ -76,7 +76,8 @@ pub struct Host {
     pub root: PathBuf,
     /// Record mutating calls as [`Event::DryRun`] instead of executing them.
     pub dry_run: bool,
-    /// `-v` count: the sink decides what to show; API functions only use it for chatter.
+    /// `-v` count, for embedders; the sink decides what to show.
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub verbose: u8,
     /// Where output lines, prints, logs and dry-run records go.
     pub sink: Arc<dyn Sink>,

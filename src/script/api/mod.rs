@@ -27,11 +27,6 @@ use crate::process::ProcessError;
 
 pub type RResult<T> = Result<T, Box<EvalAltResult>>;
 
-/// Namespaces available to every profile.
-pub const PURE_NAMESPACES: &[&str] = &["json", "yaml", "regex", "log", "time"];
-/// Namespaces only the full profile gets.
-pub const FULL_NAMESPACES: &[&str] = &["exec", "env", "fs", "git", "pulumi"];
-
 /// Register the namespaces of a profile as static modules (`exec::run(…)`).
 pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
     engine.register_static_module("json", json::module().into());
