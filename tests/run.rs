@@ -677,4 +677,16 @@ fn api_reference_and_definitions() {
     assert!(defs.iter().any(|d| d == "exec.d.rhai"), "{defs:?}");
     let exec = std::fs::read_to_string(t.path().join("defs/exec.d.rhai")).expect("exec defs");
     assert!(exec.contains("fn run(argv: array, options: map) -> map;"), "{exec}");
+    let docker = std::fs::read_to_string(t.path().join("defs/docker.d.rhai")).expect("docker defs");
+    assert!(docker.starts_with("module docker;\n"), "{docker}");
+    assert!(docker.contains("fn ghcr(owner, name, tag);"), "{docker}");
+}
+
+#[test]
+fn api_docs_are_current() {
+    let r = Test::new().args(["api", "--markdown"]).run().success();
+    assert!(
+        r.stdout == include_str!("../docs/api.md"),
+        "docs/api.md is stale: run `cargo run -- api --markdown > docs/api.md`"
+    );
 }

@@ -3,7 +3,7 @@
 //! "did you mean", the project-root sandbox for paths, and JSON ⇄ Rhai value conversion.
 //!
 //! Every function is registered with a doc comment carrying a small rhai example; `pilum api`
-//! and the `.d.rhai` definitions are generated from that metadata.
+//! and the `.d.rhai` definitions are built from that metadata.
 
 pub mod env;
 pub mod exec;
