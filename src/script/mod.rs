@@ -174,3 +174,37 @@ pub enum Stop {
 pub fn display_path(path: &Path, base: &Path) -> String {
     path.strip_prefix(base).unwrap_or(path).display().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        assert_send_sync::<rhai::Engine>();
+        assert_send_sync::<Host>();
+        assert_send_sync::<CancelToken>();
+        assert_send_sync::<rhai::AST>();
+    }
+
+    #[test]
+    fn call_contexts_nest_and_unwind() {
+        assert!(current().label.is_empty());
+        with_call(CallCtx { label: "outer".into(), ..CallCtx::default() }, || {
+            with_call(CallCtx { label: "inner".into(), ..CallCtx::default() }, || {
+                assert_eq!(current().label, "inner");
+            });
+            assert_eq!(current().label, "outer");
+            let r = std::panic::catch_unwind(|| {
+                with_call(CallCtx { label: "panics".into(), ..CallCtx::default() }, || {
+                    panic!("boom")
+                })
+            });
+            assert!(r.is_err());
+            assert_eq!(current().label, "outer");
+        });
+        assert!(current().label.is_empty());
+    }
+}
