@@ -6,6 +6,23 @@
 //! lives in a [`CallCtx`] installed for the duration of one evaluation with [`with_call`]. That
 //! lets many threads call functions of one shared engine at once (the orchestrator runs recipe
 //! steps in parallel workers) while API functions still know whom they work for.
+//!
+//! Embedding, in short (the orchestrator and the autoscaler do exactly this):
+//!
+//! ```ignore
+//! let host = Arc::new(Host { root, dry_run, verbose, sink });          // once per run
+//! let engine = engine::build(&host, Profile::Full(Limits::full()));    // once, shared
+//! let mut ast = engine.compile(&text).map_err(|e| error::render_parse(&e, &path))?;
+//! ast.set_source(path.as_str());                                        // for locations
+//! let ctx = CallCtx { cancel, deadline: Some(Deadline::after(t)), workdir, env, label };
+//! match with_call(ctx, || engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "build", (svc,))) {
+//!     Ok(v) => …,
+//!     Err(e) => match engine::stop_of(&e) {           // exit(n), Ctrl-C or the deadline
+//!         Some(stop) => …,
+//!         None => report(error::render(&e, &path)),  // path:line:col, caret, call chain
+//!     },
+//! }
+//! ```
 
 pub mod api;
 pub mod engine;
