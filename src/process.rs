@@ -340,6 +340,7 @@ impl Command {
     }
 
     /// On timeout the group gets SIGINT, then SIGKILL after `grace` (default [`GRACE`]).
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self

@@ -157,7 +157,11 @@ pub fn text() -> String {
     s.trim_start().to_string()
 }
 
-pub fn run(definitions: Option<&Path>, markdown_out: bool, out: &Output) -> Result<(), Error> {
+pub fn run(
+    definitions: Option<&Path>,
+    markdown_out: bool,
+    out: &Output,
+) -> crate::error::Result<()> {
     if let Some(dir) = definitions {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", dir.display())))?;
