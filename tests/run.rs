@@ -12,7 +12,8 @@ fn gone(pid: &str) -> bool {
     assert!(!pid.is_empty(), "no pid recorded");
     (0..300).any(|_| {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-        let alive = stat.is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+        let alive = stat
+            .is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
         if alive {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -22,9 +23,12 @@ fn gone(pid: &str) -> bool {
 
 #[test]
 fn hello_example_runs() {
-    let t = Test::new()
-        .file("hello.rhai", include_str!("../examples/hello.rhai"))
-        .args(["run", "hello.rhai", "--", "world"]);
+    let t = Test::new().file("hello.rhai", include_str!("../examples/hello.rhai")).args([
+        "run",
+        "hello.rhai",
+        "--",
+        "world",
+    ]);
     let r = t.run().success();
     assert!(r.stdout.starts_with("hello, world!\n"), "{}", r.stdout);
     assert!(r.stdout.contains("ghcr.io/acme/api:1.2.3"));
@@ -73,7 +77,11 @@ fn timeout_stops_a_blocked_command_and_kills_it() {
     let start = std::time::Instant::now();
     let r = t.run().code(1);
     assert!(start.elapsed() < Duration::from_secs(30));
-    assert!(r.stderr.starts_with("error: script timed out after 1s\n --> main.rhai:1:7"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: script timed out after 1s\n --> main.rhai:1:7"),
+        "{}",
+        r.stderr
+    );
     let pid = std::fs::read_to_string(t.path().join("child.pid")).expect("pid recorded");
     assert!(gone(&pid), "child {pid} survived the timeout");
 }
@@ -93,10 +101,19 @@ fn a_command_timeout_is_an_ordinary_error() {
 #[test]
 fn paths_and_imports_outside_the_project_are_refused() {
     for (script, needle) in [
-        (r#"fs::read("../../etc/passwd")"#, "path `../../etc/passwd` is refused: it leaves the project root"),
+        (
+            r#"fs::read("../../etc/passwd")"#,
+            "path `../../etc/passwd` is refused: it leaves the project root",
+        ),
         (r#"fs::read("/etc/passwd")"#, "path `/etc/passwd` is refused: it is outside the project"),
-        (r#"import "/etc/x" as x;"#, "import `/etc/x` is refused: absolute paths are outside the project"),
-        (r#"import "../../x" as x;"#, "import `../../x` is refused: it resolves outside the project root"),
+        (
+            r#"import "/etc/x" as x;"#,
+            "import `/etc/x` is refused: absolute paths are outside the project",
+        ),
+        (
+            r#"import "../../x" as x;"#,
+            "import `../../x` is refused: it resolves outside the project root",
+        ),
         (r#"exec::run(["ls"], #{ dir: "/" })"#, "path `/` is refused"),
     ] {
         let t = Test::new().file("sub/main.rhai", script).args(["run", "sub/main.rhai"]);
@@ -108,7 +125,9 @@ fn paths_and_imports_outside_the_project_are_refused() {
 
 #[test]
 fn symlink_escape_is_refused() {
-    let t = Test::new().file("main.rhai", r#"print(fs::read("link/passwd"))"#).args(["run", "main.rhai"]);
+    let t = Test::new()
+        .file("main.rhai", r#"print(fs::read("link/passwd"))"#)
+        .args(["run", "main.rhai"]);
     std::os::unix::fs::symlink("/etc", t.path().join("link")).expect("symlink");
     let r = t.run().code(1);
     assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
@@ -128,7 +147,11 @@ fn project_modules_resolve_relative_to_the_importer() {
 fn exec_false_fails_naming_the_command_unless_unchecked() {
     let t = Test::new().file("main.rhai", r#"exec::run(["false"]);"#).args(["run", "main.rhai"]);
     let r = t.run().code(1);
-    assert!(r.stderr.starts_with("error: command `false` failed with exit code 1\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: command `false` failed with exit code 1\n"),
+        "{}",
+        r.stderr
+    );
 
     let t = Test::new()
         .file("main.rhai", r#"let r = exec::run(["false"], #{ check: false }); print(r.code);"#)
@@ -139,10 +162,14 @@ fn exec_false_fails_naming_the_command_unless_unchecked() {
 #[test]
 fn failed_command_shows_the_tail_of_stderr() {
     let t = Test::new()
-        .file("main.rhai", r#"exec::run(["sh", "-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 4"]);"#)
+        .file(
+            "main.rhai",
+            r#"exec::run(["sh", "-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 4"]);"#,
+        )
         .args(["run", "main.rhai"]);
     let r = t.run().code(1);
-    assert!(r.stderr.contains("failed with exit code 4\n  last output lines:\n  | line11\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("failed with exit code 4\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("  last output lines:\n  | line11\n"), "{}", r.stderr);
     assert!(r.stderr.contains("  | line30\n"));
     assert!(!r.stderr.contains("| line10\n"));
 }
@@ -166,7 +193,10 @@ try { exec::run(["true"], #{ dri: "x" }); } catch (e) { print(e); }"#,
     let root = t.path().canonicalize().expect("canonical root");
     assert_eq!(
         r.stdout,
-        format!("{}/sub\nhi\n\nb\n\npiped\ntrue\ntrue\nunknown option `dri` for `exec::run`\nhelp: did you mean `dir`?\n", root.display())
+        format!(
+            "{}/sub\nhi\n\nb\n\npiped\ntrue\ntrue\nunknown option `dri` for `exec::run`\nhelp: did you mean `dir`?\n",
+            root.display()
+        )
     );
 }
 
@@ -181,7 +211,10 @@ debug(t);
 exec::run(["sh", "-c", "echo failing with $DEPLOY_TOKEN >&2; exit 3"]);
 "#;
     for json in [false, true] {
-        let mut t = Test::new().file("main.rhai", script).env("DEPLOY_TOKEN", "s3cr3t-VALUE-42").args(["-vv"]);
+        let mut t = Test::new()
+            .file("main.rhai", script)
+            .env("DEPLOY_TOKEN", "s3cr3t-VALUE-42")
+            .args(["-vv"]);
         if json {
             t = t.arg("--json");
         }
@@ -246,11 +279,12 @@ true
 
 #[test]
 fn rendered_parse_error_is_pinned() {
-    let t = Test::new().file("main.rhai", "let a = 1;\nlet b = (a + ;\n").args(["run", "main.rhai"]);
+    let t =
+        Test::new().file("main.rhai", "let a = 1;\nlet b = (a + ;\n").args(["run", "main.rhai"]);
     let r = t.run().code(2);
     assert_eq!(
         r.stderr,
-        "error: expecting ')' to close the parameters list
+        "error: unexpected ';'
  --> main.rhai:2:14
   |
 2 | let b = (a + ;
@@ -336,16 +370,60 @@ pulumi::config_refresh(#{ stack: "prod", force: true });
     let infra = root.join("infra").display().to_string();
     let alt = root.join("infra/alt.yaml").display().to_string();
     let tail = ["--non-interactive", "--color", "never"];
-    let mk = |parts: &[&str]| -> Vec<String> { parts.iter().chain(tail.iter()).map(|s| s.to_string()).collect() };
+    let mk = |parts: &[&str]| -> Vec<String> {
+        parts.iter().chain(tail.iter()).map(|s| s.to_string()).collect()
+    };
     assert_eq!(
         t.calls("pulumi"),
         vec![
             mk(&["config", "get", "app:replicas", "--json", "--cwd", &infra, "--stack", "prod"]),
-            mk(&["config", "set", "app:replicas", "4", "--plaintext", "--cwd", &infra, "--stack", "prod"]),
+            mk(&[
+                "config",
+                "set",
+                "app:replicas",
+                "4",
+                "--plaintext",
+                "--cwd",
+                &infra,
+                "--stack",
+                "prod"
+            ]),
             mk(&["config", "set", "app:token", "tok-123456", "--secret", "--stack", "prod"]),
-            mk(&["config", "set-all", "--path", "--plaintext", "app:a=x", "--plaintext", "app:b=2", "--stack", "prod"]),
-            mk(&["up", "--yes", "--skip-preview", "--target", "urn:a", "--target", "urn:b", "--target-dependents", "--message", "scale web", "--stack", "prod"]),
-            mk(&["preview", "--json", "--target", "urn:a", "--stack", "prod", "--config-file", &alt]),
+            mk(&[
+                "config",
+                "set-all",
+                "--path",
+                "--plaintext",
+                "app:a=x",
+                "--plaintext",
+                "app:b=2",
+                "--stack",
+                "prod"
+            ]),
+            mk(&[
+                "up",
+                "--yes",
+                "--skip-preview",
+                "--target",
+                "urn:a",
+                "--target",
+                "urn:b",
+                "--target-dependents",
+                "--message",
+                "scale web",
+                "--stack",
+                "prod"
+            ]),
+            mk(&[
+                "preview",
+                "--json",
+                "--target",
+                "urn:a",
+                "--stack",
+                "prod",
+                "--config-file",
+                &alt
+            ]),
             mk(&["refresh", "--preview-only", "--json", "--stack", "prod"]),
             mk(&["stack", "output", "--json", "--stack", "prod"]),
             mk(&["config", "refresh", "--force", "--stack", "prod"]),
@@ -376,12 +454,17 @@ print(p.changeSummary.update);"#,
         .args(["run", "main.rhai"]);
     let r = t.run().success();
     assert_eq!(r.stdout, "1\n");
-    assert_eq!(std::fs::read_to_string(t.path().join("infra/Pulumi.prod.yaml")).expect("stack file"), stack);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("infra/Pulumi.prod.yaml")).expect("stack file"),
+        stack
+    );
     let calls = t.calls("pulumi");
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0][..4], ["config", "set-all", "--plaintext", "app:replicas=6"]);
     assert_eq!(calls[1][..2], ["preview", "--json"]);
-    let tmp = |c: &Vec<String>| c[c.iter().position(|a| a == "--config-file").expect("has --config-file") + 1].clone();
+    let tmp = |c: &Vec<String>| {
+        c[c.iter().position(|a| a == "--config-file").expect("has --config-file") + 1].clone()
+    };
     assert_eq!(tmp(&calls[0]), tmp(&calls[1]));
     assert!(!tmp(&calls[0]).ends_with("Pulumi.prod.yaml"));
     assert!(!std::path::Path::new(&tmp(&calls[0])).exists(), "temporary config file left behind");
@@ -390,7 +473,10 @@ print(p.changeSummary.update);"#,
 #[test]
 fn pulumi_lock_conflict_is_explained() {
     let t = Test::new()
-        .fake("pulumi", "echo 'error: [409] Conflict: Another update is currently in progress.' >&2; exit 255")
+        .fake(
+            "pulumi",
+            "echo 'error: [409] Conflict: Another update is currently in progress.' >&2; exit 255",
+        )
         .file("main.rhai", r#"pulumi::up(#{ stack: "prod" });"#)
         .args(["run", "main.rhai"]);
     let r = t.run().code(1);
@@ -427,8 +513,23 @@ print(docker::registry_of("nginx:1"));
     assert_eq!(
         t.calls("docker"),
         vec![
-            vec!["buildx", "build", "--file", "api/Dockerfile", "--tag", img, "--build-arg", "A=1", "--build-arg", "B=2",
-                 "--label", "org.opencontainers.image.revision=abc", "--platform", "linux/amd64,linux/arm64", "api"],
+            vec![
+                "buildx",
+                "build",
+                "--file",
+                "api/Dockerfile",
+                "--tag",
+                img,
+                "--build-arg",
+                "A=1",
+                "--build-arg",
+                "B=2",
+                "--label",
+                "org.opencontainers.image.revision=abc",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "api"
+            ],
             vec!["tag", img, "gcr.io/proj/api:latest"],
             vec!["push", img],
         ]
@@ -512,7 +613,11 @@ env::require("PILUM_TEST_UNSET");"#,
         .args(["run", "main.rhai"]);
     let r = t.run().code(1);
     assert_eq!(r.stdout, "yes\ntrue\ndflt\n");
-    assert!(r.stderr.starts_with("error: environment variable `PILUM_TEST_UNSET` is not set\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: environment variable `PILUM_TEST_UNSET` is not set\n"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("help: export `PILUM_TEST_UNSET`"));
 }
 
@@ -523,7 +628,8 @@ fn git_changed_files_from_a_subdirectory() {
     t.git(&["add", "."]);
     t.git(&["commit", "-qm", "init"]);
     t.git(&["checkout", "-qb", "feature"]);
-    std::fs::write(t.path().join("services/api/main.go"), "package main // changed\n").expect("write");
+    std::fs::write(t.path().join("services/api/main.go"), "package main // changed\n")
+        .expect("write");
     t.git(&["commit", "-qam", "change api"]);
     std::fs::create_dir_all(t.path().join("services/web")).expect("mkdir");
     std::fs::write(t.path().join("services/web/new.txt"), "untracked\n").expect("write");
@@ -542,7 +648,11 @@ print(git::root() == fs::read("root.txt"));"#,
         )
         .cwd("services/web")
         .args(["run", "check.rhai"]);
-    std::fs::write(t.path().join("root.txt"), t.path().canonicalize().expect("root").display().to_string()).expect("write");
+    std::fs::write(
+        t.path().join("root.txt"),
+        t.path().canonicalize().expect("root").display().to_string(),
+    )
+    .expect("write");
     let r = t.run().success();
     assert_eq!(
         r.stdout,
@@ -559,8 +669,90 @@ fn api_reference_and_definitions() {
     assert!(r.stdout.contains("pulumi::preview_with_config("));
     let t = Test::new().args(["api", "--definitions", "defs"]);
     t.run().success();
-    let defs: Vec<_> = std::fs::read_dir(t.path().join("defs")).expect("defs dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let defs: Vec<_> = std::fs::read_dir(t.path().join("defs"))
+        .expect("defs dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(defs.iter().any(|d| d == "exec.d.rhai"), "{defs:?}");
     let exec = std::fs::read_to_string(t.path().join("defs/exec.d.rhai")).expect("exec defs");
-    assert!(exec.contains("fn run(argv: Array, options: Map) -> Map;"), "{exec}");
+    assert!(exec.contains("fn run(argv: array, options: map) -> map;"), "{exec}");
+    let docker = std::fs::read_to_string(t.path().join("defs/docker.d.rhai")).expect("docker defs");
+    assert!(docker.starts_with("module docker;\n"), "{docker}");
+    assert!(docker.contains("fn ghcr(owner, name, tag);"), "{docker}");
+}
+
+#[test]
+fn api_docs_are_current() {
+    let r = Test::new().args(["api", "--markdown"]).run().success();
+    assert!(
+        r.stdout == include_str!("../docs/api.md"),
+        "docs/api.md is stale: run `cargo run -- api --markdown > docs/api.md`"
+    );
+}
+
+#[test]
+fn ctrl_c_kills_the_running_command_and_exits_130() {
+    let t = Test::new()
+        .file("main.rhai", r#"exec::run(["sh", "-c", "echo $$ > child.pid; exec sleep 1000"]);"#)
+        .args(["run", "main.rhai"]);
+    let mut cmd = t.command();
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn pilum");
+    let pid_file = t.path().join("child.pid");
+    let mut waited = 0;
+    while std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
+        std::thread::sleep(Duration::from_millis(20));
+        waited += 1;
+        assert!(waited < 1000, "script never started its command");
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("pilum exits");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: interrupted\n");
+    let pid = std::fs::read_to_string(&pid_file).expect("pid");
+    assert!(gone(&pid), "child {pid} survived Ctrl-C");
+}
+
+#[test]
+fn modules_are_evaluated_once_and_unknown_stdlib_names_get_a_suggestion() {
+    let t = Test::new()
+        .file("lib/m.rhai", "print(\"loading m\");\nfn f() { 1 }\n")
+        .file("a.rhai", "import \"./lib/m\" as m;\nfn g() { m::f() }\n")
+        .file("main.rhai", "import \"./lib/m\" as m1;\nimport \"./a\" as a;\nimport \"lib/m\" as m2;\nprint(m1::f() + a::g() + m2::f());\n")
+        .args(["run", "main.rhai"]);
+    assert_eq!(t.run().success().stdout, "loading m\n3\n");
+
+    let t = Test::new().file("main.rhai", "import \"dokcer\" as d;\n").args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.starts_with("error: unknown stdlib module `dokcer`\n --> main.rhai:1:8\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("help: did you mean `docker`?"), "{}", r.stderr);
+}
+
+#[test]
+fn json_mode_emits_only_ndjson() {
+    let t = Test::new()
+        .file("main.rhai", "print(\"hi\");\nlog::warn(\"careful\");\nthrow \"bad\";\n")
+        .args(["--json", "run", "main.rhai"]);
+    let r = t.run().code(1);
+    let events: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).expect("NDJSON line")).collect();
+    assert_eq!(events[0], serde_json::json!({"event": "print", "label": "", "text": "hi"}));
+    assert_eq!(
+        events[1],
+        serde_json::json!({"event": "log", "label": "", "level": "warn", "message": "careful"})
+    );
+    assert_eq!(events[2]["event"], "exit");
+    assert_eq!(events[2]["code"], 1);
+    assert!(
+        events[2]["error"].as_str().expect("error text").starts_with("bad\n --> main.rhai:3:1")
+    );
 }
