@@ -35,6 +35,7 @@ fn config(global_dir: Option<PathBuf>, s: &SelectArgs) -> Config {
         },
         tag: None,
         dry_run: false,
+        require_secrets: false,
     }
 }
 
@@ -70,7 +71,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                         "description": r.decl.description,
                         "fields": r.decl.fields.iter().map(|f| serde_json::json!({
                             "name": f.name, "type": f.ty.as_str(), "required": f.required,
-                            "default": f.default.as_ref().map(dynamic_to_json), "description": f.description,
+                            "default": f.default.as_ref().map(dynamic_to_json), "secret": f.secret, "description": f.description,
                         })).collect::<Vec<_>>(),
                         "steps": r.decl.steps.iter().map(|s| serde_json::json!({"name": s.name, "tags": s.tags})).collect::<Vec<_>>(),
                     }),
@@ -120,7 +121,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                 let s = &loaded.project.services[sel.index];
                 serde_json::json!({
                     "name": s.name, "dir": s.dir.to_string_lossy(), "recipe": r.decl.name,
-                    "recipe_source": r.origin.label(), "regions": s.regions, "depends_on": s.depends_on, "reason": sel.reason,
+                    "recipe_source": r.origin.label(), "regions": s.regions, "depends_on": s.depends_on, "tags": s.tags, "reason": sel.reason,
                 })
             })
             .collect();
@@ -185,12 +186,14 @@ fn exec_config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_run: boo
     cfg.filter.phases = phases.iter().map(|s| s.to_string()).collect();
     cfg.tag = a.tag.clone();
     cfg.dry_run = dry_run || a.dry_run;
+    cfg.require_secrets = !cfg.dry_run;
     cfg
 }
 
 /// `pilum plan`: the full plan as text or one JSON document.
 pub fn plan(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error> {
-    let cfg = exec_config(dir, a, &[], a.dry_run);
+    let mut cfg = exec_config(dir, a, &[], a.dry_run);
+    cfg.require_secrets = false;
     let loaded = pipeline::load(&cfg)?;
     let (plan, warnings) = pipeline::plan(&cfg, &loaded)?;
     warn_all(out, &warnings);

@@ -52,7 +52,6 @@ pub struct Attempt<'a> {
     pub outputs: Map,
     pub timeout: Option<Duration>,
     pub cancel: &'a Cancel,
-    pub emit: &'a dyn Fn(Event),
 }
 
 pub trait Runner: Sync {
@@ -314,7 +313,6 @@ fn worker(
                 outputs: outs,
                 timeout,
                 cancel,
-                emit,
             };
             match runner.run(&a) {
                 Ok(v) => break Ok(v),

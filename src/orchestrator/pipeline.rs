@@ -27,12 +27,13 @@ pub struct Config {
     pub filter: StepFilter,
     pub tag: Option<String>,
     pub dry_run: bool,
+    /// Fail when a service's `secrets:` are not set in the environment (real runs only).
+    pub require_secrets: bool,
 }
 
 /// A loaded project with its selection, ready to plan.
 pub struct Loaded {
     pub project: Project,
-    pub catalog: Catalog,
     pub selected: Vec<Selected>,
     /// The recipe of every selected service, in selection order.
     pub recipes: Vec<Arc<Recipe>>,
@@ -101,7 +102,7 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     if !bad.is_empty() || (!diags.is_empty() && selected.is_empty()) {
         return Err(usage(&diags));
     }
-    Ok(Loaded { project, catalog, selected, recipes, base })
+    Ok(Loaded { project, selected, recipes, base })
 }
 
 /// Check the selected services against their recipes and build the plan.
@@ -113,6 +114,16 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Er
         loaded.selected.iter().enumerate().map(|(i, s)| (s.index, i)).collect();
     for (sel, recipe) in loaded.selected.iter().zip(&loaded.recipes) {
         let s = &loaded.project.services[sel.index];
+        if cfg.require_secrets {
+            for name in &s.secrets {
+                if std::env::var_os(name).is_none_or(|v| v.is_empty()) {
+                    diags.push(
+                        s.diag(&["secrets"], format!("secret `{name}` of service `{}` is not set", s.name))
+                            .help(format!("export `{name}` (in CI, from the secret store); `pilum plan` and `--dry-run` do not need it")),
+                    );
+                }
+            }
+        }
         match validate::check(s, recipe) {
             Ok(c) => {
                 warnings.extend(c.warnings);

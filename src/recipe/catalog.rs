@@ -103,6 +103,9 @@ struct Entry {
     loaded: OnceLock<Result<Arc<Recipe>, Vec<Diagnostic>>>,
 }
 
+/// A recipe, or why it cannot be used.
+pub type Loaded = Result<Arc<Recipe>, Vec<Diagnostic>>;
+
 /// Every recipe available to a project, by name.
 pub struct Catalog {
     entries: BTreeMap<String, Entry>,
@@ -194,7 +197,7 @@ impl Catalog {
     }
 
     /// Every recipe, loaded, with its load result.
-    pub fn all(&self) -> Vec<(&str, Result<Arc<Recipe>, Vec<Diagnostic>>)> {
+    pub fn all(&self) -> Vec<(&str, Loaded)> {
         self.entries
             .keys()
             .map(|n| (n.as_str(), self.get(n).expect("listed name exists")))

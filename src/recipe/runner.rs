@@ -155,6 +155,16 @@ impl RecipeRunner {
                 plan.environment.clone().map_or(Dynamic::UNIT, Dynamic::from),
             );
             m.insert("dry_run".into(), plan.dry_run.into());
+            // Secret values never reach the output, whichever command prints them.
+            for name in &svc.secrets {
+                if let Ok(v) = std::env::var(name) {
+                    crate::redact::register(&v);
+                }
+            }
+            m.insert(
+                "secrets".into(),
+                svc.secrets.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
+            );
             base.push(m);
             let mut e: Vec<(String, String)> =
                 svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

@@ -43,10 +43,9 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     let given = match s.config.get(section) {
         None | Some(serde_yaml::Value::Null) => Map::new(),
         Some(serde_yaml::Value::Mapping(m)) => {
-            match yaml_to_dynamic(&serde_yaml::Value::Mapping(m.clone())).try_cast::<Map>() {
-                Some(m) => m,
-                None => Map::new(),
-            }
+            yaml_to_dynamic(&serde_yaml::Value::Mapping(m.clone()))
+                .try_cast::<Map>()
+                .unwrap_or_default()
         }
         Some(other) => {
             diags.push(

@@ -360,11 +360,6 @@ pub fn deep_merge(base: &mut Mapping, over: &Mapping) {
     }
 }
 
-/// Where a service's `pilum.yaml` lives, for callers that only have a directory.
-pub fn file_in(dir: &Path) -> PathBuf {
-    dir.join("pilum.yaml")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,8 +71,4 @@ impl Project {
         let deps = graph::build(&services)?;
         Ok(Self { root: root.to_path_buf(), services, deps })
     }
-
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.services.iter().position(|s| s.name == name)
-    }
 }

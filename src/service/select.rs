@@ -95,7 +95,7 @@ pub fn by_changes(
         .enumerate()
         .map(|(i, s)| (normalize(&s.dir.to_string_lossy()), i))
         .collect();
-    owners.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    owners.sort_by_key(|o| std::cmp::Reverse(o.0.len()));
     let watches: Vec<Vec<(String, Option<GlobMatcher>)>> = services
         .iter()
         .map(|s| {

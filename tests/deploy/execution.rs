@@ -320,3 +320,22 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn secrets_are_required_and_masked() {
+    let yaml = "name: a\nrecipe: shell\nsecrets: [DEPLOY_TOKEN]\nshell:\n  build: echo \"token is $DEPLOY_TOKEN\"; exit 1\n";
+    let t = project(0).file("a/pilum.yaml", yaml).args(["build", "-v"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("secret `DEPLOY_TOKEN` of service `a` is not set"), "{}", r.stderr);
+    assert!(r.stderr.contains("a/pilum.yaml:3:1"), "{}", r.stderr);
+    let t = t.env("DEPLOY_TOKEN", "s3cr3t-value-123").clear_args().args(["build", "-v", "--json"]);
+    let r = t.run().code(1);
+    assert!(r.stdout.contains("token is "), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("s3cr3t-value-123") && !r.stderr.contains("s3cr3t-value-123"),
+        "{}",
+        r.stdout
+    );
+    // Dry runs and plans do not need secrets.
+    project(0).file("a/pilum.yaml", yaml).args(["plan"]).run().success();
+}

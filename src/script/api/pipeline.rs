@@ -188,6 +188,7 @@ fn deploy(host: &Host, ctx: &NativeCallContext, services: Array, opts: Map) -> R
     cfg.environment = get("env").map(|v| v.to_string());
     cfg.tag = get("tag").map(|v| v.to_string());
     cfg.dry_run = get("dry_run").map_or(host.dry_run, |v| v.as_bool().unwrap_or(false));
+    cfg.require_secrets = !cfg.dry_run;
     let int = |k: &str| -> RResult<Option<u32>> {
         match get(k) {
             None => Ok(None),
