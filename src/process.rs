@@ -443,7 +443,17 @@ impl Command {
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
         let (err_r, err_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
-        let mut expr = duct::cmd(&program, &self.argv[1..])
+        // A program found on PATH is spawned by its absolute path: std then uses posix_spawn
+        // (vfork) instead of forking all of pilum, which dominates the cost of short commands
+        // run from parallel workers. Not when the command sets its own PATH.
+        let resolved = if program.contains('/') || self.env.iter().any(|(k, _)| k == "PATH") {
+            program.clone()
+        } else {
+            which(&program)
+                .filter(|p| p.is_absolute())
+                .map_or_else(|| program.clone(), |p| p.display().to_string())
+        };
+        let mut expr = duct::cmd(&resolved, &self.argv[1..])
             .stdout_file(out_w)
             .stderr_file(err_w)
             .unchecked()
