@@ -48,7 +48,18 @@ pub fn usage(diags: &[Diagnostic]) -> Error {
 /// Load the project and catalogue and apply the selection.
 pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
-    let project = Project::load(&root, cfg.environment.as_deref()).map_err(|d| usage(&d))?;
+    // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
+    let changes = if cfg.only_changed {
+        Some(changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?)
+    } else {
+        None
+    };
+    let files = match &changes {
+        Some(c) => discover::find_git(&root, Some(&c.untracked)).unwrap_or_else(|| discover::find(&root)),
+        None => discover::find(&root),
+    };
+    let project =
+        Project::load_files(&root, cfg.environment.as_deref(), files).map_err(|d| usage(&d))?;
     if project.services.is_empty() {
         return Err(Error::usage(format!(
             "no services found under `{}`\nhelp: a service is a directory with a `pilum.yaml`; create one with `pilum init`",
@@ -87,8 +98,7 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
         select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
             .map_err(|e| Error::usage(e.0))?;
     let mut base = None;
-    if cfg.only_changed {
-        let changes = changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?;
+    if let Some(changes) = changes {
         selected = select::by_changes(&project.services, &project.deps, &selected, &changes);
         base = Some(changes.base);
     }

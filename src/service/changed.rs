@@ -12,6 +12,8 @@ use std::process::Command;
 pub struct Changes {
     pub base: String,
     pub files: Vec<String>,
+    /// The untracked (and not ignored) files among `files`, for discovery from the index.
+    pub untracked: Vec<String>,
 }
 
 /// Why changes could not be computed; every variant is a usage problem (exit 2).
@@ -105,14 +107,15 @@ pub fn changed_files(root: &Path, since: Option<&str>) -> Result<Changes, Change
     // A repository without commits has no HEAD; only untracked files count then.
     let worktree = worktree.unwrap_or_default();
     let untracked = untracked?;
+    let untracked: Vec<String> = nul_split(&untracked).map(|p| relative_to_root(&p, &prefix)).collect();
     let mut files: Vec<String> = nul_split(&committed)
         .chain(nul_split(&worktree))
-        .chain(nul_split(&untracked))
         .map(|p| relative_to_root(&p, &prefix))
+        .chain(untracked.iter().cloned())
         .collect();
     files.sort_unstable();
     files.dedup();
-    Ok(Changes { base, files })
+    Ok(Changes { base, files, untracked })
 }
 
 /// The remote default branch (`origin/HEAD`), else `origin/main`, `origin/master`, `main`,

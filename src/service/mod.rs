@@ -28,22 +28,44 @@ pub struct Project {
 impl Project {
     /// Discover and parse every `pilum.yaml` under `root` with `--env` overrides.
     pub fn load(root: &Path, environment: Option<&str>) -> Result<Self, Vec<Diagnostic>> {
-        let files = discover::find(root);
+        Self::load_files(root, environment, discover::find(root))
+    }
+
+    /// Parse the given `pilum.yaml` files (relative to `root`, sorted), in parallel.
+    pub fn load_files(
+        root: &Path,
+        environment: Option<&str>,
+        files: Vec<PathBuf>,
+    ) -> Result<Self, Vec<Diagnostic>> {
         let lookup = |name: &str| std::env::var(name).ok();
+        let parse = |rel: &PathBuf| -> Result<Vec<Service>, Vec<Diagnostic>> {
+            let text = std::fs::read_to_string(root.join(rel)).map_err(|e| {
+                vec![Diagnostic::new(rel, format!("cannot read `{}`: {e}", rel.display()))]
+            })?;
+            config::load(rel, &text, environment, &lookup)
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let results: Vec<Result<Vec<Service>, Vec<Diagnostic>>> =
+            if files.len() < 64 || threads < 2 {
+                files.iter().map(parse).collect()
+            } else {
+                let chunk = files.len().div_ceil(threads);
+                let parse = &parse;
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = files
+                        .chunks(chunk)
+                        .map(|c| s.spawn(move || c.iter().map(parse).collect::<Vec<_>>()))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| h.join().expect("parser threads do not panic"))
+                        .collect()
+                })
+            };
         let mut services = Vec::new();
         let mut diags = Vec::new();
-        for rel in files {
-            let text = match std::fs::read_to_string(root.join(&rel)) {
-                Ok(t) => t,
-                Err(e) => {
-                    diags.push(Diagnostic::new(
-                        &rel,
-                        format!("cannot read `{}`: {e}", rel.display()),
-                    ));
-                    continue;
-                }
-            };
-            match config::load(&rel, &text, environment, &lookup) {
+        for r in results {
+            match r {
                 Ok(s) => services.extend(s),
                 Err(d) => diags.extend(d),
             }
