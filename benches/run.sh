@@ -31,7 +31,7 @@ RHAI
 i=0
 while [ "$i" -lt "$ROUNDS" ]; do
   t=$($BASE wall "$RUNS" /bin/true)
-  r=$($BASE wall "$RUNS" "$PILUM" -C "$TMP" run "$TMP/trivial.rhai")
+  r=$(cd "$TMP" && "$OLDPWD/$BASE" wall "$RUNS" "$OLDPWD/$PILUM" run trivial.rhai)
   s=$($BASE spawn "$CALLS")
   e=$("$PILUM" -C "$TMP" run "$TMP/exec.rhai")
   p=$($BASE spawn-piped "$CALLS")
