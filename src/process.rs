@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -410,23 +410,43 @@ impl Command {
         let deadline = self.effective_deadline(start);
         let cancel = self.cancel.clone();
         let grace = self.grace;
-        let child = self.spawn()?;
-        let status = match deadline {
-            None => child.wait_status(),
-            Some((at, after)) => match child.wait_until(at) {
-                Some(status) => status,
-                None => {
-                    child.interrupt();
-                    if child.wait_until(Instant::now() + grace).is_none() {
-                        child.kill();
-                    }
-                    let _ = child.wait_status();
-                    let out = child.collect();
-                    return Err(ProcessError::TimedOut { argv: out.argv, after, tail: out.tail });
-                }
-            },
+        let on_line = self.on_line.clone();
+        let (child, out_r, err_r) = self.start()?;
+        // Drain both pipes on this thread with poll(2), not on helper threads: two thread spawns
+        // cost a sizeable fraction of spawning `true`, and this is the hot path of every recipe.
+        let mut drains =
+            [Drain::new(Stream::Stdout, on_line.clone()), Drain::new(Stream::Stderr, on_line)];
+        let mut pipes = [Some(out_r), Some(err_r)];
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut stopper = Stopper { deadline, grace, timed_out: None, kill_at: None };
+        let mut leader_done = false;
+        while pipes.iter().any(Option::is_some) {
+            stopper.tick(&child);
+            if !leader_done && child.has_exited() {
+                // Whatever the command left in its group would hold the pipes open forever.
+                leader_done = true;
+                child.kill();
+            }
+            // Wake at least every 100 ms to notice a finished leader, the deadline or escalation.
+            let wake = stopper.next_wake().unwrap_or(Duration::from_millis(100));
+            poll_read(&mut pipes, &mut drains, &mut buf, wake.min(Duration::from_millis(100)));
+        }
+        // The pipes are closed, so the leader is exiting — unless it closed its output early and
+        // kept running, which the deadline still covers.
+        let status = loop {
+            let until = stopper
+                .next_wake()
+                .map_or_else(|| Instant::now() + Duration::from_secs(3600), |d| Instant::now() + d);
+            if let Some(status) = child.wait_until(until) {
+                break status;
+            }
+            stopper.tick(&child);
         };
-        let mut out = child.collect();
+        let [o, e] = drains;
+        let mut out = child.finish(Some((o.done(), e.done())));
+        if let Some(after) = stopper.timed_out {
+            return Err(ProcessError::TimedOut { argv: out.argv, after, tail: out.tail });
+        }
         out.duration = start.elapsed();
         out.code = status.as_ref().ok().and_then(|s| s.code());
         out.signal = status.as_ref().ok().and_then(|s| s.signal());
@@ -437,23 +457,34 @@ impl Command {
     }
 
     /// Start the child and return immediately. Output is drained on threads as it arrives.
+    #[allow(dead_code, reason = "public API for the autoscaler's long-running `pulumi up`")]
     pub fn spawn(self) -> Result<Child, ProcessError> {
+        let on_line = self.on_line.clone();
+        let (child, out_r, err_r) = self.start()?;
+        let stdout = spawn_reader(out_r, Stream::Stdout, on_line.clone());
+        let stderr = spawn_reader(err_r, Stream::Stderr, on_line);
+        *child.readers.lock().unwrap_or_else(|e| e.into_inner()) = Some((stdout, stderr));
+        Ok(child)
+    }
+
+    /// Spawn in a new process group with both output pipes handed back to the caller.
+    fn start(self) -> Result<(Child, os_pipe::PipeReader, os_pipe::PipeReader), ProcessError> {
         let Some(program) = self.argv.first().cloned() else { return Err(ProcessError::Empty) };
         let (out_r, out_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
         let (err_r, err_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
-        // A program found on PATH is spawned by its absolute path: std then uses posix_spawn
-        // (vfork) instead of forking all of pilum, which dominates the cost of short commands
-        // run from parallel workers. Not when the command sets its own PATH.
-        let resolved = if program.contains('/') || self.env.iter().any(|(k, _)| k == "PATH") {
-            program.clone()
+        // Resolve the program on PATH here: duct passes the whole environment explicitly, which
+        // makes std fall back from posix_spawn to a full fork for bare program names — twice
+        // the cost of spawning `true` in a process of pilum's size.
+        let exe = if program.contains('/') {
+            PathBuf::from(&program)
         } else {
-            which(&program)
-                .filter(|p| p.is_absolute())
-                .map_or_else(|| program.clone(), |p| p.display().to_string())
+            let path = self.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+            which_in(&program, path)
+                .ok_or_else(|| ProcessError::NotFound { program: program.clone() })?
         };
-        let mut expr = duct::cmd(&resolved, &self.argv[1..])
+        let mut expr = duct::cmd(&exe, &self.argv[1..])
             .stdout_file(out_w)
             .stderr_file(err_w)
             .unchecked()
@@ -486,54 +517,169 @@ impl Command {
         })?;
         let pgid = handle.pids().first().map(|&p| p as i32).unwrap_or(0);
         let reg = self.cancel.as_ref().map(|c| (c.clone(), c.register(pgid)));
-        let stdout = spawn_reader(out_r, Stream::Stdout, self.on_line.clone());
-        let stderr = spawn_reader(err_r, Stream::Stderr, self.on_line.clone());
-        Ok(Child {
-            argv: self.argv,
-            handle,
-            pgid,
-            reg,
-            readers: Mutex::new(Some((stdout, stderr))),
-        })
+        let child = Child { argv: self.argv, handle, pgid, reg, readers: Mutex::new(None) };
+        Ok((child, out_r, err_r))
     }
 }
 
+/// The timeout policy of [`Command::run`]: at the deadline SIGINT to the group, after the grace
+/// period SIGKILL.
+struct Stopper {
+    deadline: Option<(Instant, Duration)>,
+    grace: Duration,
+    timed_out: Option<Duration>,
+    kill_at: Option<Instant>,
+}
+
+impl Stopper {
+    fn tick(&mut self, child: &Child) {
+        let now = Instant::now();
+        if self.timed_out.is_none()
+            && let Some((at, after)) = self.deadline
+            && now >= at
+        {
+            child.interrupt();
+            self.timed_out = Some(after);
+            self.kill_at = Some(now + self.grace);
+        }
+        if self.kill_at.is_some_and(|k| now >= k) {
+            child.kill();
+            self.kill_at = None;
+        }
+    }
+
+    /// Time until the next thing this policy must do, if anything.
+    fn next_wake(&self) -> Option<Duration> {
+        let now = Instant::now();
+        match (self.timed_out, self.deadline, self.kill_at) {
+            (_, _, Some(k)) => Some(k.saturating_duration_since(now)),
+            (None, Some((at, _)), _) => Some(at.saturating_duration_since(now)),
+            _ => None,
+        }
+    }
+}
+
+/// What one stream produced: the captured bytes and the last lines (redacted).
 struct Captured {
     text: Vec<u8>,
     tail: VecDeque<String>,
 }
 
+/// Splits a stream into lines as bytes arrive: captures, keeps the tail, redacts and streams.
+struct Drain {
+    stream: Stream,
+    on_line: Option<LineFn>,
+    cap: Captured,
+    partial: Vec<u8>,
+}
+
+impl Drain {
+    fn new(stream: Stream, on_line: Option<LineFn>) -> Self {
+        Self {
+            stream,
+            on_line,
+            cap: Captured { text: Vec::new(), tail: VecDeque::new() },
+            partial: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.cap.text.len() + bytes.len() <= CAPTURE_LIMIT {
+            self.cap.text.extend_from_slice(bytes);
+        }
+        let mut rest = bytes;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                self.line(&rest[..i]);
+            } else {
+                self.partial.extend_from_slice(&rest[..i]);
+                let line = std::mem::take(&mut self.partial);
+                self.line(&line);
+            }
+            rest = &rest[i + 1..];
+        }
+        // A newline-free flood is emitted in 1 MiB pieces rather than buffered without bound.
+        self.partial.extend_from_slice(rest);
+        if self.partial.len() >= 1 << 20 {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+    }
+
+    fn line(&mut self, raw: &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let text = text.trim_end_matches('\r');
+        let shown = redact::redact(text);
+        if self.cap.tail.len() == TAIL_LINES {
+            self.cap.tail.pop_front();
+        }
+        self.cap.tail.push_back(shown.to_string());
+        if let Some(f) = &self.on_line {
+            f(self.stream, &shown);
+        }
+    }
+
+    fn done(mut self) -> Captured {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+        self.cap
+    }
+}
+
 fn spawn_reader(
-    pipe: os_pipe::PipeReader,
+    mut pipe: os_pipe::PipeReader,
     stream: Stream,
     on_line: Option<LineFn>,
 ) -> JoinHandle<Captured> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
-        let mut cap = Captured { text: Vec::new(), tail: VecDeque::new() };
-        let mut line = Vec::new();
+        let mut drain = Drain::new(stream, on_line);
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            line.clear();
-            match reader.by_ref().take(1 << 20).read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if cap.text.len() + line.len() <= CAPTURE_LIMIT {
-                cap.text.extend_from_slice(&line);
-            }
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end_matches(['\n', '\r']);
-            let shown = redact::redact(text);
-            if cap.tail.len() == TAIL_LINES {
-                cap.tail.pop_front();
-            }
-            cap.tail.push_back(shown.to_string());
-            if let Some(f) = &on_line {
-                f(stream, &shown);
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => drain.feed(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
-        cap
+        drain.done()
     })
+}
+
+/// Wait up to `wake` for output on the open pipes and feed what arrives; a pipe at EOF (or in
+/// error) is closed and set to `None`.
+fn poll_read(
+    pipes: &mut [Option<os_pipe::PipeReader>; 2],
+    drains: &mut [Drain; 2],
+    buf: &mut [u8],
+    wake: Duration,
+) {
+    use std::os::fd::AsRawFd;
+    let mut fds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; 2];
+    for (pfd, p) in fds.iter_mut().zip(pipes.iter()) {
+        // A negative fd is ignored by poll(2).
+        pfd.fd = p.as_ref().map_or(-1, |p| p.as_raw_fd());
+    }
+    let ms = i32::try_from(wake.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n <= 0 {
+        return; // timeout or EINTR: the caller re-checks its clocks
+    }
+    for (i, pfd) in fds.iter().enumerate() {
+        if pfd.revents == 0 {
+            continue;
+        }
+        let Some(pipe) = pipes[i].as_mut() else { continue };
+        match pipe.read(buf) {
+            Ok(0) => pipes[i] = None,
+            Ok(n) => drains[i].feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => pipes[i] = None,
+        }
+    }
 }
 
 /// A running child in its own process group.
@@ -600,29 +746,31 @@ impl Child {
     pub fn wait(self) -> Finished {
         let start = Instant::now();
         let status = self.wait_status();
-        let mut out = self.collect();
+        let mut out = self.finish(None);
         out.duration = start.elapsed();
         out.code = status.as_ref().ok().and_then(|s| s.code());
         out.signal = status.as_ref().ok().and_then(|s| s.signal());
         out
     }
 
-    /// Join the reader threads (the child has exited) and build the result.
+    /// Build the result once the child has exited: from `captured` (drained by the caller) or by
+    /// joining the reader threads.
     ///
     /// Anything the command left running in its process group (`cmd &`) is killed first: it
     /// would otherwise outlive pilum and, holding the output pipes, block the readers forever.
-    fn collect(&self) -> Finished {
+    fn finish(&self, captured: Option<(Captured, Captured)>) -> Finished {
         signal_group(self.pgid, libc::SIGKILL);
         if let Some((c, id)) = &self.reg {
             c.unregister(*id);
         }
         let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (out, err) = match readers {
-            Some((o, e)) => (
+        let (out, err) = match (captured, readers) {
+            (Some(c), _) => c,
+            (None, Some((o, e))) => (
                 o.join().unwrap_or(Captured { text: Vec::new(), tail: VecDeque::new() }),
                 e.join().unwrap_or(Captured { text: Vec::new(), tail: VecDeque::new() }),
             ),
-            None => (
+            (None, None) => (
                 Captured { text: Vec::new(), tail: VecDeque::new() },
                 Captured { text: Vec::new(), tail: VecDeque::new() },
             ),
@@ -702,6 +850,11 @@ pub fn cancel_on_ctrl_c(token: CancelToken) -> std::io::Result<()> {
 
 /// Find `name` on `PATH` (or check it directly when it contains a `/`).
 pub fn which(name: &str) -> Option<PathBuf> {
+    which_in(name, None)
+}
+
+/// [`which`] with an explicit `PATH` value (`None`: the process's own).
+fn which_in(name: &str, path: Option<&str>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &std::path::Path| {
         p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
@@ -710,8 +863,14 @@ pub fn which(name: &str) -> Option<PathBuf> {
         let p = PathBuf::from(name);
         return is_exec(&p).then_some(p);
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_exec(p))
+    let path = match path {
+        Some(p) => p.into(),
+        None => std::env::var_os("PATH")?,
+    };
+    std::env::split_paths(&path)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join(name))
+        .find(|p| is_exec(p))
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //!
 //! - `spawn N`: N plain `std::process::Command::new("true").status()` calls; prints the total
 //!   milliseconds (what `exec::run(["true"])` is compared with).
+//! - `spawn-piped N`: the same with stdout and stderr captured (`output()`), for reference.
+//! - `duct N`: the same through duct with both streams captured, for reference.
 //! - `wall N CMD ARGS…`: runs a command N times and prints the median wall time in
 //!   milliseconds (used for both `/bin/true` and `pilum run trivial.rhai`).
 
@@ -17,6 +19,33 @@ fn main() {
             for _ in 0..n {
                 let status = Command::new("true").status().expect("spawn true");
                 assert!(status.success());
+            }
+            println!("{:.3}", start.elapsed().as_secs_f64() * 1000.0);
+        }
+        Some("spawn-piped") => {
+            // The same, capturing stdout and stderr the way `exec::run` must (both drained).
+            let start = Instant::now();
+            for _ in 0..n {
+                let out = Command::new("true")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .output()
+                    .expect("spawn true");
+                assert!(out.status.success());
+            }
+            println!("{:.3}", start.elapsed().as_secs_f64() * 1000.0);
+        }
+        Some("duct") => {
+            let start = Instant::now();
+            for _ in 0..n {
+                duct::cmd!("true")
+                    .stdin_null()
+                    .stdout_capture()
+                    .stderr_capture()
+                    .unchecked()
+                    .run()
+                    .expect("duct");
             }
             println!("{:.3}", start.elapsed().as_secs_f64() * 1000.0);
         }
