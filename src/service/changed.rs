@@ -107,7 +107,8 @@ pub fn changed_files(root: &Path, since: Option<&str>) -> Result<Changes, Change
     // A repository without commits has no HEAD; only untracked files count then.
     let worktree = worktree.unwrap_or_default();
     let untracked = untracked?;
-    let untracked: Vec<String> = nul_split(&untracked).map(|p| relative_to_root(&p, &prefix)).collect();
+    let untracked: Vec<String> =
+        nul_split(&untracked).map(|p| relative_to_root(&p, &prefix)).collect();
     let mut files: Vec<String> = nul_split(&committed)
         .chain(nul_split(&worktree))
         .map(|p| relative_to_root(&p, &prefix))

@@ -66,7 +66,11 @@ pub fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<PathBuf
     if !out.status.success() {
         return None;
     }
-    let listed = out.stdout.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned());
+    let listed = out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned());
     let extra = untracked.unwrap_or(&[]).iter().filter(|p| {
         !p.starts_with("../") && (p.ends_with("pilum.yaml") || p.ends_with(".pilumignore"))
     });

@@ -45,23 +45,23 @@ impl Project {
             config::load(rel, &text, environment, &lookup)
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let results: Vec<Result<Vec<Service>, Vec<Diagnostic>>> =
-            if files.len() < 64 || threads < 2 {
-                files.iter().map(parse).collect()
-            } else {
-                let chunk = files.len().div_ceil(threads);
-                let parse = &parse;
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = files
-                        .chunks(chunk)
-                        .map(|c| s.spawn(move || c.iter().map(parse).collect::<Vec<_>>()))
-                        .collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| h.join().expect("parser threads do not panic"))
-                        .collect()
-                })
-            };
+        let results: Vec<Result<Vec<Service>, Vec<Diagnostic>>> = if files.len() < 64 || threads < 2
+        {
+            files.iter().map(parse).collect()
+        } else {
+            let chunk = files.len().div_ceil(threads);
+            let parse = &parse;
+            std::thread::scope(|s| {
+                let handles: Vec<_> = files
+                    .chunks(chunk)
+                    .map(|c| s.spawn(move || c.iter().map(parse).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("parser threads do not panic"))
+                    .collect()
+            })
+        };
         let mut services = Vec::new();
         let mut diags = Vec::new();
         for r in results {
