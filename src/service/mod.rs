@@ -26,12 +26,8 @@ pub struct Project {
 }
 
 impl Project {
-    /// Discover and parse every `pilum.yaml` under `root` with `--env` overrides.
-    pub fn load(root: &Path, environment: Option<&str>) -> Result<Self, Vec<Diagnostic>> {
-        Self::load_files(root, environment, discover::find(root))
-    }
-
-    /// Parse the given `pilum.yaml` files (relative to `root`, sorted), in parallel.
+    /// Parse the given `pilum.yaml` files (relative to `root`, sorted, from [`discover`]) with
+    /// `--env` overrides, in parallel, and link their dependencies.
     pub fn load_files(
         root: &Path,
         environment: Option<&str>,
