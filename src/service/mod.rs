@@ -1,5 +1,5 @@
 //! Services: discovery, the `pilum.yaml` schema, `${VAR}` expansion, selection and the
-//! dependency graph. [`Project::load`] is the entry point: find, parse and link every service,
+//! dependency graph. [`Project::load_files`] is the entry point: parse and link every service,
 //! reporting all problems at once.
 
 pub mod changed;
