@@ -47,19 +47,30 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
             crate::script::reference::run(args.definitions.as_deref(), args.markdown, out)
         }
         // -- deploy pipeline
-        Command::List(a) => commands::list(cli.global.dir, &a, out),
-        Command::Check(a) => commands::check(cli.global.dir, &a, out),
-        Command::Init(a) => commands::init(cli.global.dir, &a, out),
-        Command::Build(a) => commands::exec(cli.global.dir, &a, out, "build", &["build"], false),
-        Command::Publish(a) => {
-            commands::exec(cli.global.dir, &a, out, "publish", &["build", "push"], false)
+        Command::List(a) => commands::json_error(out, commands::list(cli.global.dir, &a, out)),
+        Command::Check(a) => commands::json_error(out, commands::check(cli.global.dir, &a, out)),
+        Command::Init(a) => commands::json_error(out, commands::init(cli.global.dir, &a, out)),
+        Command::Build(a) => commands::json_error(
+            out,
+            commands::exec(cli.global.dir, &a, out, "build", &["build"], false),
+        ),
+        Command::Publish(a) => commands::json_error(
+            out,
+            commands::exec(cli.global.dir, &a, out, "publish", &["build", "push"], false),
+        ),
+        Command::Push(a) => commands::json_error(
+            out,
+            commands::exec(cli.global.dir, &a, out, "push", &["push"], false),
+        ),
+        Command::Deploy(a) => {
+            commands::json_error(out, commands::exec(cli.global.dir, &a, out, "deploy", &[], false))
         }
-        Command::Push(a) => commands::exec(cli.global.dir, &a, out, "push", &["push"], false),
-        Command::Deploy(a) => commands::exec(cli.global.dir, &a, out, "deploy", &[], false),
-        Command::DryRun(a) => commands::exec(cli.global.dir, &a, out, "dry-run", &[], true),
-        Command::Plan(a) => commands::plan(cli.global.dir, &a, out),
-        Command::Clean(a) => commands::clean(cli.global.dir, &a, out),
-        Command::Graph(a) => commands::graph(cli.global.dir, &a, out),
+        Command::DryRun(a) => {
+            commands::json_error(out, commands::exec(cli.global.dir, &a, out, "dry-run", &[], true))
+        }
+        Command::Plan(a) => commands::json_error(out, commands::plan(cli.global.dir, &a, out)),
+        Command::Clean(a) => commands::json_error(out, commands::clean(cli.global.dir, &a, out)),
+        Command::Graph(a) => commands::json_error(out, commands::graph(cli.global.dir, &a, out)),
         Command::Completions(a) => commands::completions(&a),
         Command::Scale(_cmd) => Err(Error::failure("`pilum scale` is not implemented yet")),
     }

@@ -39,6 +39,19 @@ fn config(global_dir: Option<PathBuf>, s: &SelectArgs) -> Config {
     }
 }
 
+/// Under `--json`, a command that fails before its event stream starts still prints one JSON
+/// line on stdout (`{"event":"error",…}`); the error itself is printed on stderr as usual.
+pub fn json_error(out: &Output, result: Result<(), Error>) -> Result<(), Error> {
+    if let Err(e) = &result {
+        if out.json && !e.message.is_empty() {
+            out.json_line(
+                &serde_json::json!({"event": "error", "code": e.code, "message": e.message}),
+            );
+        }
+    }
+    result
+}
+
 fn stdout_line(s: &str) {
     let mut o = std::io::stdout().lock();
     let _ = writeln!(o, "{s}");

@@ -339,3 +339,17 @@ fn secrets_are_required_and_masked() {
     // Dry runs and plans do not need secrets.
     project(0).file("a/pilum.yaml", yaml).args(["plan"]).run().success();
 }
+
+#[test]
+fn json_on_a_configuration_error_is_one_error_event() {
+    let t = project(0)
+        .file("a/pilum.yaml", "name: a\nrecipe: shell\nshell: [\n")
+        .args(["deploy", "--json"]);
+    let r = t.run().code(2);
+    let ev = ndjson(&r.stdout);
+    assert_eq!(ev.len(), 1, "{}", r.stdout);
+    assert_eq!(ev[0]["event"], "error");
+    assert_eq!(ev[0]["code"], 2);
+    assert!(ev[0]["message"].as_str().unwrap().contains("a/pilum.yaml:"), "{}", ev[0]);
+    assert!(r.stderr.contains("invalid YAML"), "{}", r.stderr);
+}
