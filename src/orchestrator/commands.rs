@@ -57,10 +57,8 @@ fn stdout_line(s: &str) {
     let _ = writeln!(o, "{s}");
 }
 
+/// Warnings go to stderr (also under `--json`, whose stdout they never touch).
 fn warn_all(out: &Output, warnings: &[crate::service::Diagnostic]) {
-    if out.json {
-        return;
-    }
     for w in warnings {
         out.warn(&w.to_string());
     }
@@ -125,6 +123,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
         return Ok(());
     }
     let loaded = pipeline::load(&cfg)?;
+    warn_all(out, &loaded.warnings);
     if out.json {
         let v: Vec<_> = loaded
             .selected
@@ -177,9 +176,8 @@ pub fn check(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<()
         Ok(l) => l,
         Err(e) => return Err(Error { code: exit::FAILURE, ..e }),
     };
-    let (plan, warnings) =
-        pipeline::plan(&cfg, &loaded).map_err(|e| Error { code: exit::FAILURE, ..e })?;
-    warn_all(out, &warnings);
+    warn_all(out, &loaded.warnings);
+    let plan = pipeline::plan(&cfg, &loaded).map_err(|e| Error { code: exit::FAILURE, ..e })?;
     if out.json {
         stdout_line(&serde_json::json!({"ok": true, "services": plan.services.len(), "tasks": plan.tasks.len()}).to_string());
     } else if !out.quiet {
@@ -208,8 +206,8 @@ pub fn plan(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Erro
     let mut cfg = exec_config(dir, a, &[], a.dry_run);
     cfg.require_secrets = false;
     let loaded = pipeline::load(&cfg)?;
-    let (plan, warnings) = pipeline::plan(&cfg, &loaded)?;
-    warn_all(out, &warnings);
+    warn_all(out, &loaded.warnings);
+    let plan = pipeline::plan(&cfg, &loaded)?;
     if out.json {
         stdout_line(
             &serde_json::to_string(&serde_json::json!({"event": "plan", "plan": plan.to_json()}))
@@ -290,8 +288,8 @@ pub fn exec(
 ) -> Result<(), Error> {
     let cfg = exec_config(dir, a, phases, dry_run);
     let loaded = pipeline::load(&cfg)?;
-    let (plan, warnings) = pipeline::plan(&cfg, &loaded)?;
-    warn_all(out, &warnings);
+    warn_all(out, &loaded.warnings);
+    let plan = pipeline::plan(&cfg, &loaded)?;
     let workers = match a.max_workers {
         Some(0) => return Err(Error::usage("`--max-workers` must be at least 1")),
         Some(n) => n,

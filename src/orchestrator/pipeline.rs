@@ -39,6 +39,8 @@ pub struct Loaded {
     pub recipes: Vec<Arc<Recipe>>,
     /// The changed-files base, when `--only-changed`.
     pub base: Option<String>,
+    /// Non-fatal problems of the selected services (unknown keys).
+    pub warnings: Vec<Diagnostic>,
 }
 
 pub fn usage(diags: &[Diagnostic]) -> Error {
@@ -105,8 +107,10 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
         base = Some(changes.base);
     }
     let mut recipes = Vec::new();
+    let mut warnings = Vec::new();
     for sel in &selected {
         if let Some(r) = &resolved[sel.index] {
+            warnings.extend(validate::unknown_keys(&project.services[sel.index], r));
             recipes.push(r.clone());
         }
     }
@@ -114,13 +118,12 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     if !bad.is_empty() || (!diags.is_empty() && selected.is_empty()) {
         return Err(usage(&diags));
     }
-    Ok(Loaded { project, selected, recipes, base })
+    Ok(Loaded { project, selected, recipes, base, warnings })
 }
 
 /// Check the selected services against their recipes and build the plan.
-pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Error> {
+pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     let mut diags = Vec::new();
-    let mut warnings = Vec::new();
     let mut planned = Vec::new();
     let pos: std::collections::HashMap<usize, usize> =
         loaded.selected.iter().enumerate().map(|(i, s)| (s.index, i)).collect();
@@ -138,7 +141,6 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Er
         }
         match validate::check(s, recipe) {
             Ok(c) => {
-                warnings.extend(c.warnings);
                 planned.push(PlannedService {
                     name: s.name.clone(),
                     dir: s.dir.to_string_lossy().into_owned(),
@@ -164,7 +166,7 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Er
         Some(t) => t.clone(),
         None => default_tag(&loaded.project.root),
     };
-    Ok((Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run), warnings))
+    Ok(Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run))
 }
 
 /// The short git SHA of `HEAD`, else a UTC timestamp. The SHA is read from `.git` directly

@@ -17,8 +17,6 @@ use super::value::{type_name, yaml_to_dynamic};
 pub struct Checked {
     pub fields: Map,
     pub steps: Vec<Step>,
-    /// Non-fatal problems (unknown top-level keys).
-    pub warnings: Vec<Diagnostic>,
 }
 
 /// The service as `plan(svc)` sees it.
@@ -39,7 +37,6 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     let decl = &recipe.decl;
     let section = decl.section.as_str();
     let mut diags = Vec::new();
-    let mut warnings = Vec::new();
     let given = match s.config.get(section) {
         None | Some(serde_yaml::Value::Null) => Map::new(),
         Some(serde_yaml::Value::Mapping(m)) => {
@@ -154,20 +151,6 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
             );
         }
     }
-    for k in s.config.keys().filter_map(|k| k.as_str()) {
-        if k != section && !crate::service::config::KNOWN_KEYS.contains(&k) {
-            let mut candidates: Vec<&str> = crate::service::config::KNOWN_KEYS.to_vec();
-            candidates.push(section);
-            warnings.push(
-                s.diag(&[k], format!("unknown key `{k}` in `{}`", s.file.display()))
-                    .help(format!(
-                        "pilum ignores it; the `{}` recipe reads `{section}:`",
-                        decl.name
-                    ))
-                    .suggest(closest(k, candidates)),
-            );
-        }
-    }
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -196,5 +179,28 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     if !step_diags.is_empty() {
         return Err(step_diags);
     }
-    Ok(Checked { fields, steps, warnings })
+    Ok(Checked { fields, steps })
+}
+
+/// Top-level keys of a `pilum.yaml` that neither pilum nor the service's recipe reads: warnings,
+/// with a suggestion (a typo of `region` should not silently deploy to the default).
+pub fn unknown_keys(s: &Service, recipe: &Recipe) -> Vec<Diagnostic> {
+    let decl = &recipe.decl;
+    let section = decl.section.as_str();
+    let mut warnings = Vec::new();
+    for k in s.config.keys().filter_map(|k| k.as_str()) {
+        if k != section && !crate::service::config::KNOWN_KEYS.contains(&k) {
+            let mut candidates: Vec<&str> = crate::service::config::KNOWN_KEYS.to_vec();
+            candidates.push(section);
+            warnings.push(
+                s.diag(&[k], format!("unknown key `{k}` in `{}`", s.file.display()))
+                    .help(format!(
+                        "pilum ignores it; the `{}` recipe reads `{section}:`",
+                        decl.name
+                    ))
+                    .suggest(closest(k, candidates)),
+            );
+        }
+    }
+    warnings
 }

@@ -169,3 +169,26 @@ fn ignore_files_hide_services() {
         .args(["list", "--json"]);
     assert_eq!(names(&t.run().success().stdout), ["a", "deep"]);
 }
+
+#[test]
+fn provider_filter_targets_and_unknown_key_warning() {
+    let t = project(0)
+        .file("a/pilum.yaml", "name: a\nbuild:\n  command: 'true'\nregoin: eu\n")
+        .file("b/pilum.yaml", &shell_service("b", &[]))
+        .file(
+            "c/pilum.yaml",
+            "name: c\ntargets:\n  - recipe: local\n  - recipe: shell\n    shell: {build: 'true'}\n",
+        )
+        .file("d/pilum.yaml", &shell_service("d", &["c"]))
+        .args(["list", "--json", "--provider", "local"]);
+    let r = t.run().success();
+    assert_eq!(names(&r.stdout), ["a", "c.local"]);
+    assert!(
+        r.stderr.contains("unknown key `regoin`") && r.stderr.contains("did you mean `region`?"),
+        "{}",
+        r.stderr
+    );
+    let t = t.clear_args().args(["graph"]);
+    let out = t.run().success().stdout;
+    assert!(out.contains("d\n├── c.local\n└── c.shell\n"), "{out}");
+}

@@ -212,7 +212,7 @@ fn deploy(host: &Host, ctx: &NativeCallContext, services: Array, opts: Map) -> R
         default_timeout: None,
     };
     let loaded = load(host, ctx, &cfg)?;
-    let (plan, _warnings) = pipeline::plan(&cfg, &loaded).map_err(|e| rt(ctx, e.message))?;
+    let plan = pipeline::plan(&cfg, &loaded).map_err(|e| rt(ctx, e.message))?;
     let out = Output {
         quiet: false,
         verbose: host.verbose,
