@@ -216,6 +216,19 @@ impl Catalog {
                 }),
             },
             RecipeRef::Provider { provider, kind } => {
+                // The recipe named after the provider (or `<provider>-<kind>`) is checked first,
+                // so the common case compiles one recipe, not the whole catalogue.
+                let guess = match kind {
+                    Some(k) => format!("{provider}-{k}"),
+                    None => provider.clone(),
+                };
+                if let Some(Ok(r)) = self.get(&guess) {
+                    if r.decl.provider.as_deref() == Some(provider.as_str())
+                        && (kind.is_none() || r.decl.kind.as_deref() == kind.as_deref())
+                    {
+                        return Ok(r);
+                    }
+                }
                 let mut matches = Vec::new();
                 for (_, res) in self.all() {
                     let Ok(rec) = res else { continue };
