@@ -1,1 +1,11 @@
-//! Recipes: load built-in and project recipes, read their declared fields and steps, and validate services against them before anything runs.
+//! Recipes: load built-in and project recipes, read their declared fields and steps, and
+//! validate services against them before anything runs. The format is `docs/recipes.md`.
+
+pub mod catalog;
+pub mod declaration;
+pub mod host;
+pub mod validate;
+pub mod value;
+
+pub use catalog::{Catalog, Recipe, ResolveError};
+pub use declaration::{Step, StepDir};

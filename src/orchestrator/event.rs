@@ -1,0 +1,88 @@
+//! Events the executor emits. Every renderer (spinners, plain lines, NDJSON, GitHub Actions)
+//! consumes the same stream; none of them changes what runs.
+
+use serde::Serialize;
+
+/// Which task an event is about.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRef {
+    pub id: usize,
+    pub service: String,
+    pub step: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub phase: String,
+    /// `service/step[@region]`.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Ok,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Plan { plan: serde_json::Value },
+    PhaseStarted { phase: String, tasks: usize },
+    TaskStarted { task: TaskRef, attempt: u32 },
+    TaskOutput { task: TaskRef, stream: Stream, line: String },
+    TaskRetried { task: TaskRef, attempt: u32, delay_ms: u64, error: String },
+    TaskFinished {
+        task: TaskRef,
+        status: TaskStatus,
+        attempts: u32,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// The last lines the task printed, kept for failures.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tail: Vec<String>,
+    },
+    TaskSkipped { task: TaskRef, reason: String },
+    Summary(Summary),
+}
+
+/// The end of a run. Services and tasks are counted separately.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub ok: bool,
+    pub interrupted: bool,
+    pub services: Counts,
+    pub tasks: Counts,
+    pub wall_ms: u64,
+    pub failures: Vec<Failure>,
+    /// Per service: `ok`, `failed` or `skipped`.
+    pub service_status: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub total: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub task: String,
+    pub error: String,
+}
+
+/// A consumer of events. Called from worker threads.
+pub trait Sink: Sync {
+    fn event(&self, e: &Event);
+}

@@ -1,0 +1,190 @@
+//! The plan: every task (service, step[, region]) that will run, grouped into phases, with its
+//! dependencies. It is complete and valid before anything runs, and it is data: `pilum plan`
+//! prints it, `--dry-run` prints the same plan, the executor runs it.
+//!
+//! Phases follow step tags: a step's first tag is its phase; phases run in the order `build`,
+//! `push`, `deploy`, then custom phases in the order they are first seen (services in plan
+//! order, steps in recipe order). Within a phase, a task waits for the previous step of its own
+//! service (the same region's task when both are per-region) and for every task of the services
+//! its service `depends_on`.
+
+use std::sync::Arc;
+
+use rhai::Map;
+use serde_json::json;
+
+use crate::recipe::{Recipe, Step};
+
+pub const STANDARD_PHASES: &[&str] = &["build", "push", "deploy"];
+
+/// A selected, validated service in the plan.
+#[derive(Debug, Clone)]
+pub struct PlannedService {
+    pub name: String,
+    pub dir: String,
+    pub recipe: Arc<Recipe>,
+    pub fields: Map,
+    pub steps: Vec<Step>,
+    pub reason: String,
+    pub regions: Vec<String>,
+    /// Indices (into `Plan::services`) of the selected services this one depends on.
+    pub depends_on: Vec<usize>,
+    /// Index of the service in the project.
+    pub project_index: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: usize,
+    pub service: usize,
+    /// Index into the service's `steps`.
+    pub step: usize,
+    pub region: Option<String>,
+    pub phase: usize,
+    /// Tasks that must finish successfully first (same phase only; phases are barriers).
+    pub deps: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub phases: Vec<String>,
+    pub services: Vec<PlannedService>,
+    pub tasks: Vec<Task>,
+    pub tag: String,
+    pub environment: Option<String>,
+    pub dry_run: bool,
+}
+
+/// Which steps a command keeps.
+#[derive(Debug, Clone, Default)]
+pub struct StepFilter {
+    /// Keep only steps whose phase is one of these (empty = all): `pilum build` → `[build]`.
+    pub phases: Vec<String>,
+    /// Keep only steps with one of these tags (empty = all).
+    pub only_tags: Vec<String>,
+    /// Drop steps with any of these tags.
+    pub exclude_tags: Vec<String>,
+}
+
+impl StepFilter {
+    fn keeps(&self, s: &Step) -> bool {
+        (self.phases.is_empty() || self.phases.iter().any(|p| p == s.phase()))
+            && (self.only_tags.is_empty() || s.tags.iter().any(|t| self.only_tags.contains(t)))
+            && !s.tags.iter().any(|t| self.exclude_tags.contains(t))
+    }
+}
+
+impl Plan {
+    /// Build the task graph. `services` are in selection order; their `steps` are unfiltered.
+    pub fn build(mut services: Vec<PlannedService>, filter: &StepFilter, tag: String, environment: Option<String>, dry_run: bool) -> Self {
+        for s in &mut services {
+            s.steps.retain(|st| filter.keeps(st));
+        }
+        let mut phases: Vec<String> = Vec::new();
+        for p in STANDARD_PHASES {
+            if services.iter().any(|s| s.steps.iter().any(|st| st.phase() == *p)) {
+                phases.push((*p).to_string());
+            }
+        }
+        for s in &services {
+            for st in &s.steps {
+                if !phases.iter().any(|p| p == st.phase()) {
+                    phases.push(st.phase().to_string());
+                }
+            }
+        }
+        let mut tasks: Vec<Task> = Vec::new();
+        // by_service_phase[s][p]: task ids of service s in phase p.
+        let mut by_service_phase = vec![vec![Vec::new(); phases.len()]; services.len()];
+        for (p, phase) in phases.iter().enumerate() {
+            for (si, s) in services.iter().enumerate() {
+                let mut prev: Vec<usize> = Vec::new();
+                for (sti, st) in s.steps.iter().enumerate() {
+                    if st.phase() != phase {
+                        continue;
+                    }
+                    let regions: Vec<Option<String>> = if st.per_region {
+                        s.regions.clone().into_iter().map(Some).collect()
+                    } else {
+                        vec![None]
+                    };
+                    let mut mine = Vec::new();
+                    for r in regions {
+                        let deps: Vec<usize> = match &r {
+                            Some(_) if prev.iter().any(|&t| tasks[t].region.is_some()) => {
+                                prev.iter().copied().filter(|&t| tasks[t].region == r).collect()
+                            }
+                            _ => prev.clone(),
+                        };
+                        let id = tasks.len();
+                        tasks.push(Task { id, service: si, step: sti, region: r, phase: p, deps });
+                        mine.push(id);
+                    }
+                    by_service_phase[si][p].extend(&mine);
+                    prev = mine;
+                }
+            }
+            for (si, s) in services.iter().enumerate() {
+                let upstream: Vec<usize> = s.depends_on.iter().flat_map(|&d| by_service_phase[d][p].iter().copied()).collect();
+                if upstream.is_empty() {
+                    continue;
+                }
+                for &t in &by_service_phase[si][p] {
+                    // Only the first task(s) of the service in the phase need the edge; later
+                    // ones inherit it through the chain, which keeps the graph small.
+                    if tasks[t].deps.is_empty() {
+                        tasks[t].deps.extend(&upstream);
+                    }
+                }
+            }
+        }
+        Self { phases, services, tasks, tag, environment, dry_run }
+    }
+
+    pub fn step(&self, t: &Task) -> &Step {
+        &self.services[t.service].steps[t.step]
+    }
+
+    /// `service/step[@region]`, as shown in output.
+    pub fn label(&self, t: &Task) -> String {
+        let s = &self.services[t.service];
+        match &t.region {
+            Some(r) => format!("{}/{}@{r}", s.name, s.steps[t.step].name),
+            None => format!("{}/{}", s.name, s.steps[t.step].name),
+        }
+    }
+
+    pub fn task_json(&self, t: &Task) -> serde_json::Value {
+        let st = self.step(t);
+        json!({
+            "id": t.id,
+            "service": self.services[t.service].name,
+            "step": st.name,
+            "region": t.region,
+            "phase": self.phases[t.phase],
+            "tags": st.tags,
+            "timeout_secs": st.timeout.map(|d| d.as_secs_f64()),
+            "retries": st.retries,
+            "dir": st.dir,
+            "after": t.deps,
+        })
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "tag": self.tag,
+            "environment": self.environment,
+            "dry_run": self.dry_run,
+            "phases": self.phases,
+            "services": self.services.iter().map(|s| json!({
+                "name": s.name,
+                "dir": s.dir,
+                "recipe": s.recipe.decl.name,
+                "reason": s.reason,
+                "depends_on": s.depends_on.iter().map(|&d| &self.services[d].name).collect::<Vec<_>>(),
+                "fields": crate::recipe::value::dynamic_to_json(&s.fields.clone().into()),
+            })).collect::<Vec<_>>(),
+            "tasks": self.tasks.iter().map(|t| self.task_json(t)).collect::<Vec<_>>(),
+        })
+    }
+}

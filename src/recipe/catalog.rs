@@ -1,0 +1,280 @@
+//! The recipe catalogue: built-in recipes embedded from `recipes/` at build time (see
+//! `build.rs`), plus `.rhai` files in the project's `recipes/` directory and `--recipe-path`
+//! directories, which add to or override built-ins by name. A recipe is compiled once, on first
+//! use, into one shared AST that every task of every service using it runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rhai::{AST, Dynamic, Map};
+
+use crate::service::diagnostic::closest;
+use crate::service::{Diagnostic, RecipeRef};
+
+use super::declaration::{Declaration, Reader, Step};
+use super::host;
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_recipes.rs"));
+}
+
+/// Where a recipe comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    /// A project file; `overrides` when a built-in of the same name exists.
+    File { path: PathBuf, overrides: bool },
+}
+
+impl Origin {
+    pub fn label(&self) -> String {
+        match self {
+            Origin::Builtin => "built-in".into(),
+            Origin::File { path, overrides: true } => format!("{} (overrides built-in)", path.display()),
+            Origin::File { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// A compiled recipe with its declaration.
+#[derive(Debug)]
+pub struct Recipe {
+    pub decl: Declaration,
+    pub ast: Arc<AST>,
+    pub origin: Origin,
+    /// The path shown in diagnostics.
+    pub file: PathBuf,
+    pub source: Arc<str>,
+    /// Whether the recipe defines `fn plan(svc)` (steps depend on the service).
+    pub has_plan: bool,
+}
+
+impl Recipe {
+    /// The steps for one service: `plan(svc)` when defined, else the declared steps.
+    pub fn steps_for(&self, svc: Map) -> Result<Vec<Step>, Vec<Diagnostic>> {
+        if !self.has_plan {
+            return Ok(self.decl.steps.clone());
+        }
+        let v: Dynamic = host::call_declaration(&self.ast, "plan", (Dynamic::from(svc),))
+            .map_err(|e| vec![self.script_error("plan", &e)])?;
+        let mut r = Reader::new(self.file.clone(), &self.source);
+        let steps = r.steps(&v);
+        if r.diags.is_empty() { Ok(steps) } else { Err(r.diags) }
+    }
+
+    fn script_error(&self, func: &str, e: &rhai::EvalAltResult) -> Diagnostic {
+        let pos = e.position();
+        let d = Diagnostic::new(&self.file, format!("recipe `{}`: `{func}()` failed: {}", self.decl.name, e.to_string().trim()))
+            .help("`recipe()` and `plan()` may only build data: no commands, files or network");
+        match (pos.line(), pos.position()) {
+            (Some(l), c) => d.at(&self.source, l, c.unwrap_or(1)),
+            _ => d,
+        }
+    }
+}
+
+struct Entry {
+    name: String,
+    origin: Origin,
+    file: PathBuf,
+    source: Arc<str>,
+    loaded: OnceLock<Result<Arc<Recipe>, Vec<Diagnostic>>>,
+}
+
+/// Every recipe available to a project, by name.
+pub struct Catalog {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Catalog {
+    /// Built-ins, then `<root>/recipes/*.rhai`, then each of `extra` (later wins by name).
+    pub fn load(root: &Path, extra: &[PathBuf]) -> Result<Self, Vec<Diagnostic>> {
+        let mut entries = BTreeMap::new();
+        for (name, src) in builtin::RECIPES {
+            entries.insert(
+                (*name).to_string(),
+                Entry {
+                    name: (*name).to_string(),
+                    origin: Origin::Builtin,
+                    file: PathBuf::from(format!("<built-in>/recipes/{name}.rhai")),
+                    source: Arc::from(*src),
+                    loaded: OnceLock::new(),
+                },
+            );
+        }
+        let mut diags = Vec::new();
+        let mut dirs = vec![(root.join("recipes"), false)];
+        dirs.extend(extra.iter().map(|d| (if d.is_absolute() { d.clone() } else { root.join(d) }, true)));
+        for (dir, explicit) in dirs {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(_) if !explicit => continue,
+                Err(e) => {
+                    diags.push(Diagnostic::new(&dir, format!("cannot read recipe directory `{}`: {e}", dir.display())));
+                    continue;
+                }
+            };
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+                .collect();
+            files.sort();
+            for path in files {
+                let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+                let shown = path.strip_prefix(root).map_or_else(|_| path.clone(), Path::to_path_buf);
+                match std::fs::read_to_string(&path) {
+                    Ok(src) => {
+                        let overrides = entries.get(&name).is_some_and(|e: &Entry| e.origin == Origin::Builtin || matches!(e.origin, Origin::File { overrides: true, .. }));
+                        entries.insert(
+                            name.clone(),
+                            Entry {
+                                name,
+                                origin: Origin::File { path: shown.clone(), overrides },
+                                file: shown,
+                                source: Arc::from(src),
+                                loaded: OnceLock::new(),
+                            },
+                        );
+                    }
+                    Err(e) => diags.push(Diagnostic::new(&shown, format!("cannot read recipe `{}`: {e}", shown.display()))),
+                }
+            }
+        }
+        if diags.is_empty() { Ok(Self { entries }) } else { Err(diags) }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Load (compile and read the declaration of) the recipe called `name`.
+    pub fn get(&self, name: &str) -> Option<Result<Arc<Recipe>, Vec<Diagnostic>>> {
+        let e = self.entries.get(name)?;
+        Some(e.loaded.get_or_init(|| compile(e)).clone())
+    }
+
+    /// Every recipe, loaded, with its load result.
+    pub fn all(&self) -> Vec<(&str, Result<Arc<Recipe>, Vec<Diagnostic>>)> {
+        self.entries.keys().map(|n| (n.as_str(), self.get(n).expect("listed name exists"))).collect()
+    }
+
+    /// The recipe a service asks for.
+    pub fn resolve(&self, r: &RecipeRef) -> Result<Arc<Recipe>, ResolveError> {
+        match r {
+            RecipeRef::Name(n) => match self.get(n) {
+                Some(Ok(rec)) => Ok(rec),
+                Some(Err(d)) => Err(ResolveError::Broken(d)),
+                None => Err(ResolveError::Unknown {
+                    what: format!("unknown recipe `{n}`"),
+                    suggestion: closest(n, self.names()).map(str::to_string),
+                }),
+            },
+            RecipeRef::Provider { provider, kind } => {
+                let mut matches = Vec::new();
+                for (_, res) in self.all() {
+                    let Ok(rec) = res else { continue };
+                    if rec.decl.provider.as_deref() != Some(provider) {
+                        continue;
+                    }
+                    match kind {
+                        Some(k) if rec.decl.kind.as_deref() == Some(k) => matches.push(rec),
+                        None => matches.push(rec),
+                        _ => {}
+                    }
+                }
+                // Without `service:`, a provider with one recipe (or one named like it) is enough.
+                if matches.len() > 1 && kind.is_none() {
+                    if let Some(exact) = matches.iter().find(|m| m.decl.name == *provider) {
+                        return Ok(exact.clone());
+                    }
+                }
+                match matches.len() {
+                    1 => Ok(matches.remove(0)),
+                    0 => {
+                        let providers: Vec<String> = self.all().into_iter().filter_map(|(_, r)| r.ok()?.decl.provider.clone()).collect();
+                        Err(ResolveError::Unknown {
+                            what: format!("no recipe for provider `{provider}`{}", kind.as_ref().map(|k| format!(" and service `{k}`")).unwrap_or_default()),
+                            suggestion: closest(provider, providers.iter().map(String::as_str)).map(str::to_string),
+                        })
+                    }
+                    _ => Err(ResolveError::Unknown {
+                        what: format!(
+                            "provider `{provider}` has several recipes ({}); add `service:` or `recipe:`",
+                            matches.iter().map(|m| format!("`{}`", m.decl.name)).collect::<Vec<_>>().join(", ")
+                        ),
+                        suggestion: None,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// Why a service's recipe could not be found.
+#[derive(Debug)]
+pub enum ResolveError {
+    Unknown { what: String, suggestion: Option<String> },
+    Broken(Vec<Diagnostic>),
+}
+
+fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
+    let ast = host::compile(&e.source).map_err(|err| {
+        let pos = err.position();
+        let d = Diagnostic::new(&e.file, format!("recipe `{}` does not compile: {}", e.name, err.err_type()))
+            .help("fix the script; `pilum check` reports every recipe problem");
+        vec![match pos.line() {
+            Some(l) => d.at(&e.source, l, pos.position().unwrap_or(1)),
+            None => d,
+        }]
+    })?;
+    let here = |msg: String, help: &str| {
+        let (l, c) = crate::service::diagnostic::find_position(&e.source, "fn recipe").unwrap_or((1, 1));
+        Diagnostic::new(&e.file, msg).at(&e.source, l, c).help(help)
+    };
+    let has = |name: &str, arity: usize| ast.iter_functions().any(|f| f.name == name && f.params.len() == arity);
+    if !has("recipe", 0) {
+        return Err(vec![here(
+            format!("recipe `{}` has no `fn recipe()`", e.name),
+            "declare the recipe: `fn recipe() { #{ name: \"...\", steps: [...] } }` (see docs/recipes.md)",
+        )]);
+    }
+    let v: Dynamic = host::call_declaration(&ast, "recipe", ()).map_err(|err| {
+        let pos = err.position();
+        let d = Diagnostic::new(&e.file, format!("recipe `{}`: `recipe()` failed: {}", e.name, err.to_string().trim()))
+            .help("`recipe()` may only build data: no commands, files or network");
+        vec![match pos.line() {
+            Some(l) => d.at(&e.source, l, pos.position().unwrap_or(1)),
+            None => d,
+        }]
+    })?;
+    let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+        return Err(vec![here(format!("`recipe()` in `{}` must return a map, not {}", e.name, v.type_name()), "return a map literal `#{ name: ..., steps: [...] }`")]);
+    };
+    let mut reader = Reader::new(e.file.clone(), &e.source);
+    let decl = reader.declaration(&map);
+    let mut diags = reader.diags;
+    let Some(decl) = decl else { return Err(diags) };
+    if decl.name != e.name {
+        diags.push(here(
+            format!("recipe file `{}` declares the name `{}`", e.file.display(), decl.name),
+            &format!("the file name and the declared name must match: rename the file to `{}.rhai`", decl.name),
+        ));
+    }
+    let has_plan = has("plan", 1);
+    for s in &decl.steps {
+        if !has(&s.run, 1) {
+            let (l, c) = crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run)).unwrap_or((1, 1));
+            diags.push(
+                Diagnostic::new(&e.file, format!("step `{}` runs `{}`, but the recipe has no `fn {}(ctx)`", s.name, s.run, s.run))
+                    .at(&e.source, l, c)
+                    .help(format!("define `fn {}(ctx) {{ ... }}` or set the step's `run:`", s.run)),
+            );
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Arc::new(Recipe { decl, ast: Arc::new(ast), origin: e.origin.clone(), file: e.file.clone(), source: e.source.clone(), has_plan }))
+}

@@ -1,0 +1,322 @@
+//! A recipe's declaration: what `fn recipe()` returns (name, provider, kind, fields, steps),
+//! checked and turned into typed data. Reading it never runs a command: `recipe()` and
+//! `plan(svc)` are evaluated by the declaration engine, which has no process, file or network API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rhai::{Dynamic, Map};
+
+use crate::service::Diagnostic;
+use crate::service::diagnostic::find_position;
+
+use super::value::type_name;
+
+/// A field's declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Array,
+    Map,
+    Any,
+}
+
+impl FieldType {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "string" => Self::String,
+            "int" | "integer" => Self::Int,
+            "float" | "number" => Self::Float,
+            "bool" | "boolean" => Self::Bool,
+            "array" | "list" => Self::Array,
+            "map" | "object" => Self::Map,
+            "any" => Self::Any,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Int => "int",
+            Self::Float => "float",
+            Self::Bool => "bool",
+            Self::Array => "array",
+            Self::Map => "map",
+            Self::Any => "any",
+        }
+    }
+
+    /// Whether `v` has this type (an int is accepted as a float).
+    pub fn accepts(self, v: &Dynamic) -> bool {
+        match self {
+            Self::String => v.is_string(),
+            Self::Int => v.is_int(),
+            Self::Float => v.is_float() || v.is_int(),
+            Self::Bool => v.is_bool(),
+            Self::Array => v.is_array(),
+            Self::Map => v.is_map(),
+            Self::Any => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub required: bool,
+    pub default: Option<Dynamic>,
+    pub values: Vec<Dynamic>,
+    pub secret: bool,
+    pub description: String,
+}
+
+/// Where a step's commands run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepDir {
+    Service,
+    Root,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    /// Never empty: the first tag is the step's phase.
+    pub tags: Vec<String>,
+    /// The function doing the work.
+    pub run: String,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub dir: StepDir,
+    pub per_region: bool,
+    /// The whole declaration map, extra keys included (`ctx.step`).
+    pub decl: Map,
+}
+
+impl Step {
+    pub fn phase(&self) -> &str {
+        &self.tags[0]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Declaration {
+    pub name: String,
+    pub description: String,
+    pub provider: Option<String>,
+    pub kind: Option<String>,
+    pub section: String,
+    pub fields: Vec<Field>,
+    pub steps: Vec<Step>,
+}
+
+/// Parse a duration: seconds as a number, or `"90s"`, `"10m"`, `"1h"`, `"1m30s"`.
+pub fn parse_duration(v: &Dynamic) -> Option<Duration> {
+    if let Some(i) = v.clone().try_cast::<rhai::INT>() {
+        return u64::try_from(i).ok().map(Duration::from_secs);
+    }
+    if let Some(f) = v.clone().try_cast::<rhai::FLOAT>() {
+        return (f >= 0.0).then(|| Duration::from_secs_f64(f));
+    }
+    let s = v.clone().into_string().ok()?;
+    let s = s.trim();
+    if let Ok(n) = s.parse::<f64>() {
+        return (n >= 0.0).then(|| Duration::from_secs_f64(n));
+    }
+    let mut total = 0.0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+        } else {
+            let n: f64 = num.parse().ok()?;
+            num.clear();
+            total += n * match c {
+                's' => 1.0,
+                'm' => 60.0,
+                'h' => 3600.0,
+                _ => return None,
+            };
+        }
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Reads a declaration map; problems become diagnostics pointing into the recipe source.
+pub struct Reader<'a> {
+    pub file: PathBuf,
+    pub source: &'a str,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(file: PathBuf, source: &'a str) -> Self {
+        Self { file, source, diags: Vec::new() }
+    }
+
+    fn err(&mut self, near: &str, msg: String, help: &str) {
+        let (l, c) = find_position(self.source, near)
+            .or_else(|| find_position(self.source, "fn recipe"))
+            .unwrap_or((1, 1));
+        self.diags.push(Diagnostic::new(&self.file, msg).at(self.source, l, c).help(help));
+    }
+
+    fn string(&mut self, m: &Map, key: &str, required: bool) -> Option<String> {
+        match m.get(key) {
+            None => {
+                if required {
+                    self.err("fn recipe", format!("recipe declaration is missing `{key}`"), "add it to the map `recipe()` returns");
+                }
+                None
+            }
+            Some(v) if v.is_unit() => None,
+            Some(v) => match v.clone().into_string() {
+                Ok(s) => Some(s),
+                Err(t) => {
+                    self.err(&format!("{key}:"), format!("`{key}` must be a string, not {t}"), "e.g. `name: \"fly\"`");
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn declaration(&mut self, m: &Map) -> Option<Declaration> {
+        let name = self.string(m, "name", true)?;
+        let description = self.string(m, "description", false).unwrap_or_default();
+        let provider = self.string(m, "provider", false);
+        let kind = self.string(m, "kind", false);
+        let section = self.string(m, "section", false).unwrap_or_else(|| name.replace('-', "_"));
+        let mut fields = Vec::new();
+        match m.get("fields") {
+            None => {}
+            Some(v) if v.is_array() => {
+                for f in v.read_lock::<rhai::Array>().expect("checked is_array").iter() {
+                    if let Some(f) = self.field(f) {
+                        fields.push(f);
+                    }
+                }
+            }
+            Some(v) => self.err("fields:", format!("`fields` must be an array of maps, not {}", type_name(v)), "e.g. `fields: [#{ name: \"app\", type: \"string\" }]`"),
+        }
+        let steps = match m.get("steps") {
+            None => Vec::new(),
+            Some(v) => self.steps(v),
+        };
+        Some(Declaration { name, description, provider, kind, section, fields, steps })
+    }
+
+    fn field(&mut self, f: &Dynamic) -> Option<Field> {
+        let Some(m) = f.read_lock::<Map>().map(|m| m.clone()) else {
+            self.err("fields:", format!("each field must be a map, not {}", type_name(f)), "e.g. `#{ name: \"app\", type: \"string\" }`");
+            return None;
+        };
+        let name = self.string(&m, "name", true)?;
+        let ty_name = self.string(&m, "type", false).unwrap_or_else(|| "any".into());
+        let Some(ty) = FieldType::parse(&ty_name) else {
+            self.err(&format!("\"{ty_name}\""), format!("field `{name}` has unknown type `{ty_name}`"), "use string, int, float, bool, array, map or any");
+            return None;
+        };
+        let required = m.get("required").is_some_and(|v| v.as_bool().unwrap_or(false));
+        let secret = m.get("secret").is_some_and(|v| v.as_bool().unwrap_or(false));
+        let default = m.get("default").filter(|v| !v.is_unit()).cloned();
+        if let Some(d) = &default {
+            if !ty.accepts(d) {
+                self.err(&format!("\"{name}\""), format!("default of field `{name}` is {}, but the field is {}", type_name(d), ty.as_str()), "make the default match the type");
+            }
+        }
+        let values = m
+            .get("values")
+            .and_then(|v| v.read_lock::<rhai::Array>().map(|a| a.clone()))
+            .unwrap_or_default();
+        let description = self.string(&m, "description", false).unwrap_or_default();
+        Some(Field { name, ty, required, default, values, secret, description })
+    }
+
+    /// Steps from `steps:` in `recipe()` or from `plan(svc)`.
+    pub fn steps(&mut self, v: &Dynamic) -> Vec<Step> {
+        let Some(arr) = v.read_lock::<rhai::Array>().map(|a| a.clone()) else {
+            self.err("steps:", format!("`steps` must be an array of maps, not {}", type_name(v)), "e.g. `steps: [#{ name: \"build\", tags: [\"build\"] }]`");
+            return Vec::new();
+        };
+        let mut out: Vec<Step> = Vec::new();
+        for s in &arr {
+            let Some(m) = s.read_lock::<Map>().map(|m| m.clone()) else {
+                self.err("steps:", format!("each step must be a map, not {}", type_name(s)), "e.g. `#{ name: \"build\", tags: [\"build\"] }`");
+                continue;
+            };
+            let Some(name) = self.string(&m, "name", true) else { continue };
+            if out.iter().any(|o| o.name == name) {
+                self.err(&format!("\"{name}\""), format!("two steps are named `{name}`"), "step names must be unique within a recipe");
+                continue;
+            }
+            let mut tags: Vec<String> = match m.get("tags") {
+                None => Vec::new(),
+                Some(t) => match t.read_lock::<rhai::Array>() {
+                    Some(a) => a.iter().filter_map(|x| x.clone().into_string().ok()).collect(),
+                    None => match t.clone().into_string() {
+                        Ok(s) => vec![s],
+                        Err(_) => Vec::new(),
+                    },
+                },
+            };
+            if tags.is_empty() {
+                tags.push(name.clone());
+            }
+            let run = self.string(&m, "run", false).unwrap_or_else(|| name.clone());
+            let timeout = match m.get("timeout") {
+                None => None,
+                Some(v) if v.is_unit() => None,
+                Some(v) => {
+                    let d = parse_duration(v);
+                    if d.is_none() {
+                        self.err("timeout:", format!("step `{name}` has an invalid timeout `{v}`"), "use seconds or a duration like \"30s\", \"10m\", \"1h\"");
+                    }
+                    d
+                }
+            };
+            let retries = match m.get("retries") {
+                None => None,
+                Some(v) => match v.as_int().ok().and_then(|i| u32::try_from(i).ok()) {
+                    Some(r) => Some(r),
+                    None => {
+                        self.err("retries:", format!("step `{name}` has invalid `retries` `{v}`"), "use a whole number of extra attempts, e.g. `retries: 2`");
+                        None
+                    }
+                },
+            };
+            let dir = match self.string(&m, "dir", false).as_deref() {
+                None | Some("service") => StepDir::Service,
+                Some("root") => StepDir::Root,
+                Some(other) => {
+                    self.err("dir:", format!("step `{name}` has unknown `dir` `{other}`"), "use \"service\" or \"root\"");
+                    StepDir::Service
+                }
+            };
+            let per_region = m.get("per_region").is_some_and(|v| v.as_bool().unwrap_or(false));
+            out.push(Step { name, tags, run, timeout, retries, dir, per_region, decl: m });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration(&Dynamic::from(5_i64)), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration(&Dynamic::from("10m")), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration(&Dynamic::from("1m30s")), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration(&Dynamic::from("0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration(&Dynamic::from("soon")), None);
+    }
+}

@@ -1,0 +1,148 @@
+//! Checking a service against its recipe before anything runs: the recipe's section in
+//! `pilum.yaml` is type-checked field by field (required, type, allowed values, unknown keys),
+//! defaults are applied, and the service's steps are computed. Every problem carries the
+//! `pilum.yaml` path and line.
+
+use rhai::{Dynamic, Map};
+
+use crate::service::diagnostic::closest;
+use crate::service::{Diagnostic, Service};
+
+use super::catalog::Recipe;
+use super::declaration::Step;
+use super::value::{type_name, yaml_to_dynamic};
+
+/// A service ready to plan: validated fields (defaults applied) and its steps.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub fields: Map,
+    pub steps: Vec<Step>,
+    /// Non-fatal problems (unknown top-level keys).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The service as `plan(svc)` sees it.
+pub fn service_map(s: &Service, fields: &Map) -> Map {
+    let mut m = Map::new();
+    m.insert("name".into(), s.name.clone().into());
+    m.insert("dir".into(), s.dir.to_string_lossy().into_owned().into());
+    m.insert("fields".into(), fields.clone().into());
+    m.insert("config".into(), yaml_to_dynamic(&serde_yaml::Value::Mapping(s.config.clone())));
+    m.insert("regions".into(), s.regions.iter().cloned().map(Dynamic::from).collect::<rhai::Array>().into());
+    m
+}
+
+pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
+    let decl = &recipe.decl;
+    let section = decl.section.as_str();
+    let mut diags = Vec::new();
+    let mut warnings = Vec::new();
+    let given = match s.config.get(section) {
+        None | Some(serde_yaml::Value::Null) => Map::new(),
+        Some(serde_yaml::Value::Mapping(m)) => match yaml_to_dynamic(&serde_yaml::Value::Mapping(m.clone())).try_cast::<Map>() {
+            Some(m) => m,
+            None => Map::new(),
+        },
+        Some(other) => {
+            diags.push(
+                s.diag(&[section], format!("`{section}` must be a mapping of the `{}` recipe's fields", decl.name))
+                    .help(format!("e.g. `{section}: {{ {}: ... }}`", decl.fields.first().map_or("field", |f| f.name.as_str()))),
+            );
+            let _ = other;
+            Map::new()
+        }
+    };
+    let mut fields = Map::new();
+    for f in &decl.fields {
+        match given.get(f.name.as_str()) {
+            Some(v) if !v.is_unit() => {
+                if !f.ty.accepts(v) {
+                    diags.push(
+                        s.diag(&[section, &f.name], format!(
+                            "field `{section}.{}` must be {} {}, not {}",
+                            f.name,
+                            if f.ty.as_str().starts_with(['a', 'i']) { "an" } else { "a" },
+                            f.ty.as_str(),
+                            type_name(v)
+                        ))
+                        .help(if f.description.is_empty() { format!("see `pilum list --recipes` for the `{}` recipe's fields", decl.name) } else { f.description.clone() }),
+                    );
+                } else if !f.values.is_empty() && !f.values.iter().any(|a| a.to_string() == v.to_string()) {
+                    let allowed: Vec<String> = f.values.iter().map(|a| a.to_string()).collect();
+                    diags.push(
+                        s.diag(&[section, &f.name], format!("field `{section}.{}` is `{v}`, which is not allowed", f.name))
+                            .help(format!("use one of: {}", allowed.join(", ")))
+                            .suggest(closest(&v.to_string(), allowed.iter().map(String::as_str))),
+                    );
+                }
+                let v = if f.ty == super::declaration::FieldType::Float && v.is_int() {
+                    Dynamic::from(v.as_int().unwrap_or_default() as rhai::FLOAT)
+                } else {
+                    v.clone()
+                };
+                fields.insert(f.name.as_str().into(), v);
+            }
+            _ => {
+                if f.required {
+                    let at: &[&str] = if s.config.contains_key(section) { &[section] } else { &["name"] };
+                    diags.push(
+                        s.diag(at, format!("missing required field `{section}.{}` for recipe `{}`", f.name, decl.name))
+                            .help(format!(
+                                "add `{section}:\\n  {}: <{}>`{}",
+                                f.name,
+                                f.ty.as_str(),
+                                if f.description.is_empty() { String::new() } else { format!(" ({})", f.description) }
+                            )),
+                    );
+                }
+                fields.insert(f.name.as_str().into(), f.default.clone().unwrap_or(Dynamic::UNIT));
+            }
+        }
+    }
+    for k in given.keys() {
+        if !decl.fields.iter().any(|f| f.name == k.as_str()) {
+            diags.push(
+                s.diag(&[section, k], format!("unknown field `{section}.{k}` for recipe `{}`", decl.name))
+                    .help(format!(
+                        "the recipe's fields are: {}",
+                        decl.fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
+                    ))
+                    .suggest(closest(k, decl.fields.iter().map(|f| f.name.as_str()))),
+            );
+        }
+    }
+    for k in s.config.keys().filter_map(|k| k.as_str()) {
+        if k != section && !crate::service::config::KNOWN_KEYS.contains(&k) {
+            let mut candidates: Vec<&str> = crate::service::config::KNOWN_KEYS.to_vec();
+            candidates.push(section);
+            warnings.push(
+                s.diag(&[k], format!("unknown key `{k}` in `{}`", s.file.display()))
+                    .help(format!("pilum ignores it; the `{}` recipe reads `{section}:`", decl.name))
+                    .suggest(closest(k, candidates)),
+            );
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let steps = recipe.steps_for(service_map(s, &fields))?;
+    let mut step_diags = Vec::new();
+    for st in &steps {
+        if !recipe.ast.iter_functions().any(|f| f.name == st.run && f.params.len() == 1) {
+            step_diags.push(
+                s.diag(&[section], format!("step `{}` of `{}` runs `{}`, which the recipe does not define", st.name, s.name, st.run))
+                    .help("use a function the recipe defines"),
+            );
+        }
+        if st.per_region && s.regions.is_empty() {
+            step_diags.push(
+                s.diag(&["name"], format!("step `{}` of recipe `{}` runs once per region, but `{}` has no `region`/`regions`", st.name, decl.name, s.name))
+                    .help("add `regions: [..]` (or `region:`) to the service"),
+            );
+        }
+    }
+    if !step_diags.is_empty() {
+        return Err(step_diags);
+    }
+    Ok(Checked { fields, steps, warnings })
+}
