@@ -45,6 +45,16 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Api(args) => {
             crate::script::reference::run(args.definitions.as_deref(), args.markdown, out)
         }
+        Command::Docs(args) => crate::recipe::docs::run(
+            &crate::recipe::docs::DocsConfig {
+                root: crate::script::runner::project_root(cli.global.dir.as_deref()),
+                out: args.out,
+                check: args.check,
+                builtin_only: args.builtin,
+            },
+            out,
+        )
+        .map(|_| ()),
         Command::Scale(_cmd) => Err(Error::failure("`pilum scale` is not implemented yet")),
     }
 }
