@@ -8,7 +8,8 @@
 //!
 //! [`Command::run`] waits for the child; [`Command::spawn`] returns a [`Child`] for long-running
 //! processes that must be interrupted politely (`interrupt()` sends SIGINT to the group before
-//! anyone considers `kill()`). A [`CancelToken`] can be triggered from any thread; it signals every
+//! anyone considers `kill()`). When the command exits, whatever it left running in its group
+//! (`cmd &`) is killed: no child outlives the call that started it. A [`CancelToken`] can be triggered from any thread; it signals every
 //! process group registered with it.
 
 use std::collections::{HashMap, VecDeque};
@@ -579,7 +580,11 @@ impl Child {
     }
 
     /// Join the reader threads (the child has exited) and build the result.
+    ///
+    /// Anything the command left running in its process group (`cmd &`) is killed first: it
+    /// would otherwise outlive pilum and, holding the output pipes, block the readers forever.
     fn collect(&self) -> Finished {
+        signal_group(self.pgid, libc::SIGKILL);
         if let Some((c, id)) = &self.reg {
             c.unregister(*id);
         }
@@ -685,6 +690,15 @@ pub fn which(name: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// Running and not a zombie (a killed orphan stays a zombie until something reaps it, which
+    /// in a container without an init may be never).
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
     #[test]
     fn captures_exit_code_and_output() {
         let out = Command::new(["sh", "-c", "echo out; echo err >&2; exit 3"]).run().expect("runs");
@@ -721,9 +735,12 @@ mod tests {
         let ProcessError::TimedOut { tail, after, .. } = &err else { panic!("{err}") };
         assert_eq!(*after, Duration::from_millis(300));
         let pid: i32 = tail[0].parse().expect("pid");
-        // SAFETY: signal 0 only checks existence.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
-        assert!(!alive, "grandchild {pid} survived");
+        // SIGKILL is delivered at once but the exit itself is asynchronous.
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !alive(pid)
+        });
+        assert!(gone, "grandchild {pid} survived");
         assert!(err.to_string().contains("timed out after 300ms"), "{err}");
     }
 
