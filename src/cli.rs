@@ -69,7 +69,34 @@ pub enum Command {
     Api(ApiArgs),
 
     // -- deploy pipeline ---------------------------------------------------------------------
-    // (commands added by the deploy pipeline)
+    /// List services (and why each is selected), or recipes with `--recipes`
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Check every service against its recipe; report all problems at once
+    #[command(visible_alias = "validate")]
+    Check(SelectArgs),
+    /// Create a `pilum.yaml` for a service (interactive on a terminal)
+    Init(InitArgs),
+    /// Run the build phase
+    Build(ExecArgs),
+    /// Run the build and push phases
+    Publish(ExecArgs),
+    /// Run the push phase
+    Push(ExecArgs),
+    /// Run every phase: build, push, deploy, then custom phases
+    #[command(visible_alias = "up")]
+    Deploy(ExecArgs),
+    /// Print what `deploy` would run, running nothing
+    #[command(name = "dry-run")]
+    DryRun(ExecArgs),
+    /// Print the full plan: services, why they are selected, tasks and their order
+    Plan(ExecArgs),
+    /// Remove local deployment output (`.pilum/deployments`) of the selected services
+    Clean(SelectArgs),
+    /// Print the dependency graph
+    Graph(GraphArgs),
+    /// Print shell completions
+    Completions(CompletionsArgs),
 
     // -- recipe catalogue --------------------------------------------------------------------
     /// Write one Markdown page per recipe, generated from its declaration
@@ -142,6 +169,139 @@ pub struct ApiArgs {
 // ---------------------------------------------------------------------------------------------
 // Deploy pipeline
 // ---------------------------------------------------------------------------------------------
+
+/// Which services a command works on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectArgs {
+    /// Service names or globs (quote globs: 'api-*'); default: every service
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Only services whose recipe has this provider (repeatable)
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Vec<String>,
+
+    /// Only steps with one of these tags (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    pub only_tags: Vec<String>,
+
+    /// Skip steps with any of these tags (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    pub exclude_tags: Vec<String>,
+
+    /// Only services changed since `--since` (plus their dependents)
+    #[arg(long)]
+    pub only_changed: bool,
+
+    /// Base for `--only-changed` (default: merge base with the remote default branch, else main/master)
+    #[arg(long, value_name = "REF", requires = "only_changed")]
+    pub since: Option<String>,
+
+    /// Apply `environments.<NAME>` overrides from each pilum.yaml
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: Option<String>,
+
+    /// Extra recipe directory (repeatable); overrides built-ins and `recipes/` by name
+    #[arg(long, value_name = "DIR")]
+    pub recipe_path: Vec<PathBuf>,
+}
+
+/// Options of the commands that run steps (`build`, `deploy`, …) and `plan`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Tasks running at once (default: the number of CPUs)
+    #[arg(short = 'j', long = "max-workers", value_name = "N")]
+    pub max_workers: Option<usize>,
+
+    /// Extra attempts after a failure for every step, overriding recipes (0 = no retries)
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Delay before the first retry; doubles each attempt, with jitter
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub retry_delay: String,
+
+    /// Timeout for steps whose recipe declares none (e.g. 90s, 10m)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// After a failure, keep running later phases for services it does not affect
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Version tag (default: the short git SHA, else a timestamp)
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Print what would run instead of running it
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// List the recipes (built-in and project) instead of services
+    #[arg(long)]
+    pub recipes: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    /// Directory of the new service (default: the current directory)
+    #[arg(value_name = "DIR")]
+    pub path: Option<PathBuf>,
+
+    /// Recipe to use (default: ask on a terminal, else `local`)
+    #[arg(long, value_name = "NAME")]
+    pub recipe: Option<String>,
+
+    /// Service name (default: the directory name)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Set a recipe field: `--set key=value` (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Overwrite an existing pilum.yaml
+    #[arg(long)]
+    pub force: bool,
+
+    /// Never prompt, even on a terminal
+    #[arg(long)]
+    pub no_input: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum GraphFormat {
+    #[default]
+    Tree,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = GraphFormat::Tree)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
 
 // ---------------------------------------------------------------------------------------------
 // Recipe catalogue: `pilum docs`

@@ -5,6 +5,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, exit};
+use crate::orchestrator::commands;
 use crate::ui::output::Output;
 
 pub fn run() -> i32 {
@@ -45,6 +46,20 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Api(args) => {
             crate::script::reference::run(args.definitions.as_deref(), args.markdown, out)
         }
+        // -- deploy pipeline
+        Command::List(a) => commands::list(cli.global.dir, &a, out),
+        Command::Check(a) => commands::check(cli.global.dir, &a, out),
+        Command::Init(a) => commands::init(cli.global.dir, &a, out),
+        Command::Build(a) => commands::exec(cli.global.dir, &a, out, "build", &["build"], false),
+        Command::Publish(a) => commands::exec(cli.global.dir, &a, out, "publish", &["build", "push"], false),
+        Command::Push(a) => commands::exec(cli.global.dir, &a, out, "push", &["push"], false),
+        Command::Deploy(a) => commands::exec(cli.global.dir, &a, out, "deploy", &[], false),
+        Command::DryRun(a) => commands::exec(cli.global.dir, &a, out, "dry-run", &[], true),
+        Command::Plan(a) => commands::plan(cli.global.dir, &a, out),
+        Command::Clean(a) => commands::clean(cli.global.dir, &a, out),
+        Command::Graph(a) => commands::graph(cli.global.dir, &a, out),
+        Command::Completions(a) => commands::completions(&a),
+        // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
             &crate::recipe::docs::DocsConfig {
                 root: crate::script::runner::project_root(cli.global.dir.as_deref()),

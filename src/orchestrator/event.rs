@@ -39,6 +39,10 @@ pub enum Event {
     PhaseStarted { phase: String, tasks: usize },
     TaskStarted { task: TaskRef, attempt: u32 },
     TaskOutput { task: TaskRef, stream: Stream, line: String },
+    /// A script's `print`, `debug` or `log::…` (`level`: print, debug, info, warn, error).
+    TaskLog { task: TaskRef, level: String, message: String },
+    /// A mutating call recorded instead of executed under `--dry-run`.
+    TaskDryRun { task: TaskRef, call: String, detail: String },
     TaskRetried { task: TaskRef, attempt: u32, delay_ms: u64, error: String },
     TaskFinished {
         task: TaskRef,

@@ -9,8 +9,7 @@
 //! token) and everything not started is skipped.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rhai::Map;
@@ -18,24 +17,9 @@ use rhai::Map;
 use super::event::{Counts, Event, Failure, Sink, Summary, TaskRef, TaskStatus};
 use super::plan::{Plan, Task};
 
-/// Shared cancellation flag (Ctrl-C). Runners poll it and kill their children.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-    pub fn flag(&self) -> Arc<AtomicBool> {
-        self.0.clone()
-    }
-}
+/// Shared cancellation (Ctrl-C): the process layer's token, which also kills the process
+/// groups of running children.
+pub use crate::process::CancelToken as Cancel;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -316,11 +300,7 @@ fn worker(
                         delay_ms: delay.as_millis() as u64,
                         error: f.message.clone(),
                     });
-                    let until = Instant::now() + delay;
-                    while Instant::now() < until && !cancel.is_cancelled() {
-                        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
-                    }
-                    if cancel.is_cancelled() {
+                    if !cancel.sleep(delay) {
                         break Err(TaskFailure { message: "interrupted".into(), timed_out: false, cancelled: true, tail: Vec::new() });
                     }
                     attempt += 1;
@@ -398,7 +378,8 @@ mod tests {
     use crate::recipe::catalog::{Origin, Recipe};
     use crate::recipe::declaration::{Declaration, Step, StepDir};
     use std::path::PathBuf;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn step(name: &str, per_region: bool, retries: Option<u32>) -> Step {
         Step {
@@ -428,6 +409,7 @@ mod tests {
             origin: Origin::Builtin,
             file: PathBuf::from("t.rhai"),
             source: Arc::from(""),
+            ast_source: "t.rhai".into(),
             has_plan: false,
         })
     }

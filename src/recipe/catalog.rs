@@ -19,6 +19,15 @@ mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_recipes.rs"));
 }
 
+const BUILTIN_PREFIX: &str = "<built-in>/recipes/";
+
+/// The text of a built-in recipe by its source name (`<built-in>/recipes/local.rhai`), for
+/// error snippets.
+pub fn builtin_source(source: &str) -> Option<&'static str> {
+    let name = source.strip_prefix(BUILTIN_PREFIX)?.strip_suffix(".rhai")?;
+    builtin::RECIPES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
 /// Where a recipe comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -46,6 +55,8 @@ pub struct Recipe {
     /// The path shown in diagnostics.
     pub file: PathBuf,
     pub source: Arc<str>,
+    /// The AST's source name, for error rendering.
+    pub ast_source: String,
     /// Whether the recipe defines `fn plan(svc)` (steps depend on the service).
     pub has_plan: bool,
 }
@@ -76,6 +87,8 @@ impl Recipe {
 
 struct Entry {
     name: String,
+    /// The AST's source name: the absolute path, or the built-in name.
+    ast_source: String,
     origin: Origin,
     file: PathBuf,
     source: Arc<str>,
@@ -97,7 +110,8 @@ impl Catalog {
                 Entry {
                     name: (*name).to_string(),
                     origin: Origin::Builtin,
-                    file: PathBuf::from(format!("<built-in>/recipes/{name}.rhai")),
+                    file: PathBuf::from(format!("{BUILTIN_PREFIX}{name}.rhai")),
+                    ast_source: format!("{BUILTIN_PREFIX}{name}.rhai"),
                     source: Arc::from(*src),
                     loaded: OnceLock::new(),
                 },
@@ -133,6 +147,7 @@ impl Catalog {
                                 name,
                                 origin: Origin::File { path: shown.clone(), overrides },
                                 file: shown,
+                                ast_source: path.display().to_string(),
                                 source: Arc::from(src),
                                 loaded: OnceLock::new(),
                             },
@@ -220,7 +235,7 @@ pub enum ResolveError {
 }
 
 fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
-    let ast = host::compile(&e.source).map_err(|err| {
+    let ast = host::compile(&e.source, &e.ast_source).map_err(|err| {
         let pos = err.position();
         let d = Diagnostic::new(&e.file, format!("recipe `{}` does not compile: {}", e.name, err.err_type()))
             .help("fix the script; `pilum check` reports every recipe problem");
@@ -276,5 +291,5 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
     if !diags.is_empty() {
         return Err(diags);
     }
-    Ok(Arc::new(Recipe { decl, ast: Arc::new(ast), origin: e.origin.clone(), file: e.file.clone(), source: e.source.clone(), has_plan }))
+    Ok(Arc::new(Recipe { decl, ast: Arc::new(ast), origin: e.origin.clone(), file: e.file.clone(), source: e.source.clone(), ast_source: e.ast_source.clone(), has_plan }))
 }

@@ -1,35 +1,47 @@
-//! Where recipes meet the script host: compiling a recipe into its shared AST and evaluating
-//! its declaration (`recipe()`, `plan(svc)`) in the declaration profile, which has no process,
-//! file or network API, so reading a recipe can never run anything.
+//! Where recipes meet the script host. Recipes are compiled once by an engine of the full
+//! profile (so `exec::`, `fs::`… resolve under strict variables) and their declarations
+//! (`recipe()`, `plan(svc)`) are evaluated by an engine of the strategy profile, which has no
+//! process, file, env, git or network API: reading a recipe can never run anything. Both
+//! engines come from the one builder, `script::engine::build`.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, FuncArgs, ParseError};
 
-/// The declaration engine. Limits keep a runaway `recipe()` from hanging `pilum list`.
+use crate::script::engine::{self, Limits, Profile};
+use crate::script::{Host, NullSink};
+
+fn null_host() -> Arc<Host> {
+    Arc::new(Host::new(".", Arc::new(NullSink)))
+}
+
+/// Compiles recipes; never evaluates them (the AST runs on the run's own engine).
+fn compile_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| engine::build(&null_host(), Profile::Full(Limits::full())))
+}
+
+/// Evaluates declarations: pure data, small budget.
 fn declaration_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let mut e = Engine::new();
-        e.set_max_operations(1_000_000);
-        e.set_max_call_levels(64);
-        e.set_max_expr_depths(128, 64);
-        e.set_max_string_size(1 << 20);
-        e.set_max_array_size(100_000);
-        e.set_max_map_size(100_000);
-        e.on_print(|_| {});
-        e.on_debug(|_, _, _| {});
-        e
-    })
+    ENGINE.get_or_init(|| engine::build(&null_host(), Profile::Strategy(Limits::strategy())))
 }
 
 /// Compile a recipe's source once; the AST is shared by every task that runs the recipe.
-pub fn compile(source: &str) -> Result<AST, ParseError> {
-    declaration_engine().compile(source)
+/// `source` names it in error locations (a path, or `<built-in>/recipes/<name>.rhai`).
+pub fn compile(text: &str, source: &str) -> Result<AST, ParseError> {
+    let mut ast = compile_engine().compile(text)?;
+    ast.set_source(source);
+    Ok(ast)
 }
 
 /// Call a declaration function (`recipe`, `plan`) without running the script's top level.
 pub fn call_declaration(ast: &AST, name: &str, args: impl FuncArgs) -> Result<Dynamic, Box<EvalAltResult>> {
     let opts = rhai::CallFnOptions::new().eval_ast(false).rewind_scope(true);
     declaration_engine().call_fn_with_options(opts, &mut rhai::Scope::new(), ast, name, args)
+}
+
+/// Render a script error with its location and snippet.
+pub fn render_error(err: &EvalAltResult, source: &str) -> String {
+    crate::script::error::render(err, source)
 }

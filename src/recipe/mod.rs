@@ -5,8 +5,9 @@ pub mod catalog;
 pub mod declaration;
 pub mod docs;
 pub mod host;
+pub mod runner;
 pub mod validate;
 pub mod value;
 
 pub use catalog::{Catalog, Recipe, ResolveError};
-pub use declaration::{Step, StepDir};
+pub use declaration::Step;

@@ -31,6 +31,9 @@ pub fn source_text(source: &str) -> Option<String> {
     if let Some(name) = source.strip_prefix("<stdlib>/").and_then(|s| s.strip_suffix(".rhai")) {
         return STDLIB.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string());
     }
+    if let Some(text) = crate::recipe::catalog::builtin_source(source) {
+        return Some(text.to_string());
+    }
     std::fs::read_to_string(source).ok()
 }
 

@@ -3,3 +3,4 @@
 //! printed (colour, `NO_COLOR`, `-q`, secret redaction).
 
 pub mod output;
+pub mod render;

@@ -1,0 +1,167 @@
+//! From configuration to a valid plan: find the project, load every service, load the recipe
+//! catalogue, select services, check each selected service against its recipe, and build the
+//! plan. Every problem is collected and reported at once; nothing runs before this succeeds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::recipe::{Catalog, Recipe, ResolveError, validate};
+use crate::service::diagnostic::render_all;
+use crate::service::select::{self, Selected};
+use crate::service::{Diagnostic, Project, changed, discover};
+
+use super::plan::{Plan, PlannedService, StepFilter};
+
+/// What to select and how to plan, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub dir: Option<PathBuf>,
+    pub services: Vec<String>,
+    pub providers: Vec<String>,
+    pub only_changed: bool,
+    pub since: Option<String>,
+    pub environment: Option<String>,
+    pub recipe_paths: Vec<PathBuf>,
+    pub filter: StepFilter,
+    pub tag: Option<String>,
+    pub dry_run: bool,
+}
+
+/// A loaded project with its selection, ready to plan.
+pub struct Loaded {
+    pub project: Project,
+    pub catalog: Catalog,
+    pub selected: Vec<Selected>,
+    /// The recipe of every selected service, in selection order.
+    pub recipes: Vec<Arc<Recipe>>,
+    /// The changed-files base, when `--only-changed`.
+    pub base: Option<String>,
+}
+
+pub fn usage(diags: &[Diagnostic]) -> Error {
+    Error::usage(render_all(diags))
+}
+
+/// Load the project and catalogue and apply the selection.
+pub fn load(cfg: &Config) -> Result<Loaded, Error> {
+    let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
+    let project = Project::load(&root, cfg.environment.as_deref()).map_err(|d| usage(&d))?;
+    if project.services.is_empty() {
+        return Err(Error::usage(format!(
+            "no services found under `{}`\nhelp: a service is a directory with a `pilum.yaml`; create one with `pilum init`",
+            root.display()
+        )));
+    }
+    let catalog = Catalog::load(&root, &cfg.recipe_paths).map_err(|d| usage(&d))?;
+    // Resolve recipes first: `--provider` selects by the recipe's provider.
+    let mut resolved: Vec<Option<Arc<Recipe>>> = Vec::with_capacity(project.services.len());
+    let mut diags = Vec::new();
+    for s in &project.services {
+        match catalog.resolve(&s.recipe) {
+            Ok(r) => resolved.push(Some(r)),
+            Err(ResolveError::Unknown { what, suggestion }) => {
+                let key = if s.config.contains_key("recipe") { "recipe" } else { "provider" };
+                diags.push(
+                    s.diag(&[key], format!("service `{}`: {what}", s.name))
+                        .help("`pilum list --recipes` shows the available recipes; add your own in `recipes/<name>.rhai`")
+                        .suggest(suggestion.as_deref()),
+                );
+                resolved.push(None);
+            }
+            Err(ResolveError::Broken(d)) => {
+                for x in d {
+                    if !diags.contains(&x) {
+                        diags.push(x);
+                    }
+                }
+                resolved.push(None);
+            }
+        }
+    }
+    let provider_of = |i: usize| resolved[i].as_ref().and_then(|r| r.decl.provider.clone()).unwrap_or_default();
+    let mut selected = select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
+        .map_err(|e| Error::usage(e.0))?;
+    let mut base = None;
+    if cfg.only_changed {
+        let changes = changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?;
+        selected = select::by_changes(&project.services, &project.deps, &selected, &changes);
+        base = Some(changes.base);
+    }
+    let mut recipes = Vec::new();
+    for sel in &selected {
+        if let Some(r) = &resolved[sel.index] {
+            recipes.push(r.clone());
+        }
+    }
+    let bad: Vec<&Selected> = selected.iter().filter(|s| resolved[s.index].is_none()).collect();
+    if !bad.is_empty() || (!diags.is_empty() && selected.is_empty()) {
+        return Err(usage(&diags));
+    }
+    Ok(Loaded { project, catalog, selected, recipes, base })
+}
+
+/// Check the selected services against their recipes and build the plan.
+pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Error> {
+    let mut diags = Vec::new();
+    let mut warnings = Vec::new();
+    let mut planned = Vec::new();
+    let pos: std::collections::HashMap<usize, usize> =
+        loaded.selected.iter().enumerate().map(|(i, s)| (s.index, i)).collect();
+    for (sel, recipe) in loaded.selected.iter().zip(&loaded.recipes) {
+        let s = &loaded.project.services[sel.index];
+        match validate::check(s, recipe) {
+            Ok(c) => {
+                warnings.extend(c.warnings);
+                planned.push(PlannedService {
+                    name: s.name.clone(),
+                    dir: s.dir.to_string_lossy().into_owned(),
+                    recipe: recipe.clone(),
+                    fields: c.fields,
+                    steps: c.steps,
+                    reason: sel.reason.clone(),
+                    regions: s.regions.clone(),
+                    depends_on: loaded.project.deps[sel.index].iter().filter_map(|d| pos.get(d).copied()).collect(),
+                    project_index: sel.index,
+                });
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(usage(&diags));
+    }
+    let tag = match &cfg.tag {
+        Some(t) => t.clone(),
+        None => default_tag(&loaded.project.root),
+    };
+    Ok((Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run), warnings))
+}
+
+/// The short git SHA of `HEAD` (with `-dirty` for uncommitted changes is left to recipes), else
+/// a UTC timestamp.
+fn default_tag(root: &Path) -> String {
+    let sha = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty());
+    sha.unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d%H%M%S").to_string())
+}
+
+/// Parse a CLI duration (`90`, `90s`, `10m`, `1h`, `250ms`).
+pub fn parse_duration(s: &str) -> Result<Duration, Error> {
+    if let Some(ms) = s.strip_suffix("ms") {
+        if let Ok(n) = ms.trim().parse::<u64>() {
+            return Ok(Duration::from_millis(n));
+        }
+    }
+    crate::recipe::declaration::parse_duration(&rhai::Dynamic::from(s.to_string()))
+        .ok_or_else(|| Error::usage(format!("invalid duration `{s}`\nhelp: use seconds or a duration like `250ms`, `30s`, `10m`, `1h`")))
+}
