@@ -3,4 +3,8 @@
 //! artefacts (`dpkg-deb`, `rpm`, `ruby -c`, `sha256sum`), failure paths, the generated recipe
 //! pages, and a project-local recipe.
 
+mod containers;
 mod docs;
+mod harness;
+mod packages;
+mod snapshots;
