@@ -17,8 +17,13 @@ pub struct Case {
     pub env: Vec<(&'static str, &'static str)>,
     /// `deploy` or `publish`.
     pub command: &'static str,
-    /// Secret values that must not appear in pilum's output.
+    /// Secret values that must not appear in pilum's output nor in any fake's argv.
     pub secrets: Vec<&'static str>,
+    /// Secret values that must not appear in pilum's output, but that a tool only accepts as
+    /// an argument (expanded by a shell, so pilum never shows them); `[SECRET]` in snapshots.
+    pub argv_secrets: Vec<&'static str>,
+    /// Bare git repositories created under `remote/<name>.git` (taps, buckets).
+    pub repos: Vec<&'static str>,
 }
 
 impl Case {
@@ -30,6 +35,8 @@ impl Case {
             env: Vec::new(),
             command: "deploy",
             secrets: Vec::new(),
+            argv_secrets: Vec::new(),
+            repos: Vec::new(),
         }
     }
 
@@ -54,6 +61,18 @@ impl Case {
         self.env(k, v)
     }
 
+    /// A secret the tool can only take in its argv (see `argv_secrets`).
+    pub fn argv_secret(mut self, k: &'static str, v: &'static str) -> Self {
+        self.argv_secrets.push(v);
+        self.env(k, v)
+    }
+
+    /// A bare repository `remote/<name>.git`, with one commit on `main`.
+    pub fn repo(mut self, name: &'static str) -> Self {
+        self.repos.push(name);
+        self
+    }
+
     pub fn command(mut self, c: &'static str) -> Self {
         self.command = c;
         self
@@ -73,6 +92,9 @@ impl Case {
         for (k, v) in &self.env {
             t = t.env(*k, *v);
         }
+        for name in &self.repos {
+            bare_repo(&t, name);
+        }
         t
     }
 
@@ -91,13 +113,20 @@ impl Case {
         let dry_lines = dry_run_commands(&dry.stdout, t.path());
         assert!(!dry_lines.is_empty(), "dry-run of `{}` showed no commands:\n{}", self.name, dry.stdout);
 
-        let r = run_with(&t, &[self.command, "--tag", TAG, "-j", "1"]);
+        // `-v` streams every command's output too: secrets must not show up there either.
+        let r = run_with(&t, &[self.command, "-v", "--tag", TAG, "-j", "1"]);
         assert_eq!(r.status, 0, "`pilum {}` of `{}` failed\n{}\n{}", self.command, self.name, r.stdout, r.stderr);
         let fakes: Vec<&str> = self.fakes.iter().map(|(n, _)| *n).collect();
-        let transcript = transcript(&t, &fakes);
-        for s in &self.secrets {
+        let mut transcript = transcript(&t, &fakes);
+        for s in self.secrets.iter().chain(&self.argv_secrets) {
             assert!(!r.stdout.contains(s) && !r.stderr.contains(s), "secret leaked into pilum's output:\n{}\n{}", r.stdout, r.stderr);
             assert!(!dry.stdout.contains(s) && !dry.stderr.contains(s), "secret leaked into the dry run:\n{}", dry.stdout);
+        }
+        for s in &self.secrets {
+            assert!(!transcript.contains(s), "secret `{s}` reached a command line:\n{transcript}");
+        }
+        for s in &self.argv_secrets {
+            transcript = transcript.replace(s, "[SECRET]");
         }
 
         // The dry run shows what the deploy runs: each command of a faked program it lists

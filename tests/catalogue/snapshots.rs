@@ -31,4 +31,20 @@ recipe_tests! {
     azure_container_apps => containers::container_apps(),
     fly => containers::fly(),
     pulumi => containers::pulumi(),
+    github_release => packages::github_release(packages::GH, false),
+    homebrew => packages::homebrew(),
+    npm => packages::npm(),
+    pypi => packages::pypi_uv(),
+    crates_io => packages::crates_io(),
+    nuget => packages::nuget(),
+    deb => packages::deb(),
+    rpm => packages::rpm(),
+    scoop => packages::scoop(),
+    chocolatey => packages::chocolatey(),
+}
+
+#[test]
+fn pypi_with_twine() {
+    let (_, _, pinned) = packages::pypi_twine().run();
+    insta::assert_snapshot!("pypi-twine", pinned);
 }
