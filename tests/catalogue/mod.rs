@@ -3,6 +3,7 @@
 //! artefacts (`dpkg-deb`, `rpm`, `ruby -c`, `sha256sum`), failure paths, the generated recipe
 //! pages, and a project-local recipe.
 
+mod check;
 mod containers;
 mod docs;
 mod harness;
