@@ -5,6 +5,7 @@
 
 mod check;
 mod containers;
+mod custom;
 mod docs;
 mod harness;
 mod packages;
