@@ -41,7 +41,12 @@ fn every_builtin_recipe_passes_check_against_an_example_service() {
         recipes.push(case.name);
     }
     let r = t.args(["check"]).run().success();
-    assert!(r.stdout.contains("18 services valid") || r.stderr.contains("18 services valid"), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("18 services valid") || r.stderr.contains("18 services valid"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
 
     // Every built-in recipe (the deploy pipeline's `local` and `shell` have their own tests).
     let builtin: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/recipes"))
@@ -51,16 +56,25 @@ fn every_builtin_recipe_passes_check_against_an_example_service() {
         .filter(|n| n != "local" && n != "shell")
         .collect();
     for name in &builtin {
-        assert!(recipes.contains(&name.as_str()), "recipe `{name}` has no example service in the catalogue tests");
+        assert!(
+            recipes.contains(&name.as_str()),
+            "recipe `{name}` has no example service in the catalogue tests"
+        );
     }
 }
 
 #[test]
 fn check_reports_mistakes_against_the_declared_fields() {
     let r = Test::new()
-        .file("a/pilum.yaml", "name: a\nrecipe: gcp-cloud-run\nregion: us-central1\ncloud_run:\n  memroy: 1Gi\n")
+        .file(
+            "a/pilum.yaml",
+            "name: a\nrecipe: gcp-cloud-run\nregion: us-central1\ncloud_run:\n  memroy: 1Gi\n",
+        )
         .file("b/pilum.yaml", "name: b\nrecipe: fly\nfly:\n  app: x\n  strategy: yolo\n")
-        .file("c/pilum.yaml", "name: c\nrecipe: aws-ecs-fargate\necs:\n  account_id: 1\n  cluster: prod\n")
+        .file(
+            "c/pilum.yaml",
+            "name: c\nrecipe: aws-ecs-fargate\necs:\n  account_id: 1\n  cluster: prod\n",
+        )
         .args(["check"])
         .run()
         .code(1);
@@ -127,18 +141,33 @@ fn registry_logins_pass_tokens_on_stdin_only() {
     let argv = format!("{docker:?}");
     for secret in ["dckr_pat_SECRET", "ghp_SECRET_login", "ecr-secret-pw"] {
         assert!(!argv.contains(secret), "{argv}");
-        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "{}{}", r.stdout, r.stderr);
+        assert!(
+            !r.stdout.contains(secret) && !r.stderr.contains(secret),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
     }
     assert_eq!(
         docker,
         [
             ["login", "--username", "acme", "--password-stdin", "docker.io"],
             ["login", "--username", "ci", "--password-stdin", "ghcr.io"],
-            ["login", "--username", "AWS", "--password-stdin", "123.dkr.ecr.eu-west-1.amazonaws.com"],
+            [
+                "login",
+                "--username",
+                "AWS",
+                "--password-stdin",
+                "123.dkr.ecr.eu-west-1.amazonaws.com"
+            ],
         ]
     );
-    let stdin = std::fs::read_to_string(t.path().join(".calls/docker.stdin")).expect("stdin recorded");
+    let stdin =
+        std::fs::read_to_string(t.path().join(".calls/docker.stdin")).expect("stdin recorded");
     assert_eq!(stdin, "dckr_pat_SECRET\nghp_SECRET_login\necr-secret-pw\n");
     assert_eq!(t.calls("az"), [["acr", "login", "--name", "acme"]]);
-    assert_eq!(t.calls("gcloud"), [["auth", "configure-docker", "europe-west1-docker.pkg.dev", "--quiet"]]);
+    assert_eq!(
+        t.calls("gcloud"),
+        [["auth", "configure-docker", "europe-west1-docker.pkg.dev", "--quiet"]]
+    );
 }

@@ -62,7 +62,8 @@ esac"#
 }
 
 pub fn ecs(stuck: bool) -> Case {
-    let wait = if stuck { "  wait_timeout: 2s\n  poll_interval: 1\n" } else { "  poll_interval: 0\n" };
+    let wait =
+        if stuck { "  wait_timeout: 2s\n  poll_interval: 1\n" } else { "  poll_interval: 0\n" };
     Case::new(
         "aws-ecs-fargate",
         &format!(
@@ -133,16 +134,25 @@ fn cloud_run_builds_once_and_deploys_each_region_from_its_own_image() {
     let t = cloud_run().project();
     run_with(&t, &["deploy", "--tag", TAG]).success();
     let docker = t.calls("docker");
-    let builds: Vec<_> = docker.iter().filter(|a| a.get(1).is_some_and(|s| s == "buildx" || s == "build")).collect();
+    let builds: Vec<_> =
+        docker.iter().filter(|a| a.get(1).is_some_and(|s| s == "buildx" || s == "build")).collect();
     assert_eq!(builds.len(), 1, "{docker:?}");
-    let pushes: Vec<String> = docker.iter().filter(|a| a[0] == "push").map(|a| a[1].clone()).collect();
+    let pushes: Vec<String> =
+        docker.iter().filter(|a| a[0] == "push").map(|a| a[1].clone()).collect();
     assert_eq!(pushes.len(), 2, "{docker:?}");
-    let deploys = t.calls("gcloud").into_iter().filter(|a| a.starts_with(&["run".into(), "deploy".into()])).collect::<Vec<_>>();
+    let deploys = t
+        .calls("gcloud")
+        .into_iter()
+        .filter(|a| a.starts_with(&["run".into(), "deploy".into()]))
+        .collect::<Vec<_>>();
     assert_eq!(deploys.len(), 2);
     for region in ["us-central1", "europe-west1"] {
         let image = format!("{region}-docker.pkg.dev/acme-prod/pilum/api:{TAG}");
         assert!(pushes.contains(&image), "{pushes:?}");
-        let deploy = deploys.iter().find(|a| a.windows(2).any(|w| w[0] == "--region" && w[1] == region)).expect("deploy per region");
+        let deploy = deploys
+            .iter()
+            .find(|a| a.windows(2).any(|w| w[0] == "--region" && w[1] == region))
+            .expect("deploy per region");
         let used = deploy.windows(2).find(|w| w[0] == "--image").map(|w| w[1].clone());
         assert_eq!(used.as_deref(), Some(image.as_str()), "{deploy:?}");
         // Every push of a region happens after the single build.
@@ -159,7 +169,9 @@ fn ecs_that_never_stabilises_times_out_naming_the_service() {
     assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(
-        all.contains("ECS service `api` in cluster `prod` (eu-west-1) did not become stable within 2s"),
+        all.contains(
+            "ECS service `api` in cluster `prod` (eu-west-1) did not become stable within 2s"
+        ),
         "{all}"
     );
     assert!(all.contains("was unable to place a task"), "the latest events are shown: {all}");
@@ -173,9 +185,17 @@ fn ecs_that_never_stabilises_times_out_naming_the_service() {
 fn ecs_registers_a_revision_that_only_changes_the_image() {
     let (t, _, _) = ecs(false).run();
     let file = t.path().join(".pilum/build/ecs/api/eu-west-1-task-definition.json");
-    let td: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).expect("task definition written")).expect("JSON");
-    assert_eq!(td["containerDefinitions"][0]["image"], format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:{TAG}"));
-    assert_eq!(td["containerDefinitions"][1]["image"], "envoy:1.29", "other containers keep their image");
+    let td: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("task definition written"))
+            .expect("JSON");
+    assert_eq!(
+        td["containerDefinitions"][0]["image"],
+        format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:{TAG}")
+    );
+    assert_eq!(
+        td["containerDefinitions"][1]["image"], "envoy:1.29",
+        "other containers keep their image"
+    );
     assert_eq!(td["family"], "api");
     for read_only in ["taskDefinitionArn", "revision", "status", "compatibilities"] {
         assert!(td.get(read_only).is_none(), "`{read_only}` must not be sent back: {td}");
@@ -191,7 +211,12 @@ fn kubernetes_rollout_failure_shows_the_kubectl_output_tail() {
     let r = run_with(&t, &["deploy", "--tag", TAG]);
     assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
-    assert!(all.contains("rollout of `deployment/api` in namespace `prod` failed (kubectl exited with 1)"), "{all}");
+    assert!(
+        all.contains(
+            "rollout of `deployment/api` in namespace `prod` failed (kubectl exited with 1)"
+        ),
+        "{all}"
+    );
     assert!(all.contains(r#"error: deployment "api" exceeded its progress deadline"#), "{all}");
     assert!(all.contains("1 of 2 updated replicas are available"), "{all}");
     assert!(all.contains("kubectl rollout undo deployment/api"), "{all}");
@@ -200,11 +225,17 @@ fn kubernetes_rollout_failure_shows_the_kubectl_output_tail() {
 #[test]
 fn kubernetes_applies_a_rendered_copy_with_the_new_image() {
     let (t, _, _) = kubernetes(":").run();
-    let rendered = std::fs::read_to_string(t.path().join(".pilum/build/kubernetes/api/manifests.yaml")).expect("rendered");
+    let rendered =
+        std::fs::read_to_string(t.path().join(".pilum/build/kubernetes/api/manifests.yaml"))
+            .expect("rendered");
     assert!(rendered.contains(&format!("          image: ghcr.io/acme/api:{TAG}\n")), "{rendered}");
-    assert!(rendered.contains("image: \"envoyproxy/envoy:v1.29\""), "other images untouched: {rendered}");
+    assert!(
+        rendered.contains("image: \"envoyproxy/envoy:v1.29\""),
+        "other images untouched: {rendered}"
+    );
     assert!(rendered.contains("kind: Service"), "{rendered}");
-    let original = std::fs::read_to_string(t.path().join("svc/k8s/deployment.yaml")).expect("original");
+    let original =
+        std::fs::read_to_string(t.path().join("svc/k8s/deployment.yaml")).expect("original");
     assert!(original.contains("image: api:dev"), "the checked-in manifest is not modified");
 }
 
@@ -220,9 +251,14 @@ fn kubernetes_kustomize_gets_an_overlay_setting_the_image() {
     .fake("kubectl", ":");
     let t = case.project();
     run_with(&t, &["deploy", "--tag", TAG]).success();
-    let overlay = std::fs::read_to_string(t.path().join(".pilum/build/kubernetes/api/kustomization.yaml")).expect("overlay");
+    let overlay =
+        std::fs::read_to_string(t.path().join(".pilum/build/kubernetes/api/kustomization.yaml"))
+            .expect("overlay");
     assert!(overlay.contains("  - ../../../../svc/deploy/overlays/prod\n"), "{overlay}");
-    assert!(overlay.contains("  - name: api\n    newName: ghcr.io/acme/api\n    newTag: \"v1.2.3\"\n"), "{overlay}");
+    assert!(
+        overlay.contains("  - name: api\n    newName: ghcr.io/acme/api\n    newTag: \"v1.2.3\"\n"),
+        "{overlay}"
+    );
     let kubectl = transcript(&t, &["kubectl"]);
     assert_eq!(
         kubectl,

@@ -41,7 +41,11 @@ fn project(final_status: &str) -> Test {
     let root = t.path().display().to_string();
     let yaml = t.path().join("services/web/pilum.yaml");
     let text = std::fs::read_to_string(&yaml).expect("pilum.yaml");
-    std::fs::write(&yaml, text.replace("  registry_user: acme\n", "  registry_user: acme\n  poll_interval: 0\n")).expect("write");
+    std::fs::write(
+        &yaml,
+        text.replace("  registry_user: acme\n", "  registry_user: acme\n  poll_interval: 0\n"),
+    )
+    .expect("write");
     t.fake("docker", r#"[ "$1" = login ] && cat > /dev/null; :"#)
         .fake("curl", &curl(final_status).replace("[ROOT]", &root))
         .env("DOCKERHUB_TOKEN", "dckr_pat_SECRET")
@@ -53,7 +57,11 @@ fn the_project_recipe_is_listed_and_checked() {
     let t = project("live");
     let r = run_with(&t, &["list", "--recipes"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
-    let line = r.stdout.lines().find(|l| l.starts_with("render")).unwrap_or_else(|| panic!("{}", r.stdout));
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("render"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
     assert!(line.contains("recipes/render.rhai"), "{line}");
     run_with(&t, &["check"]).success();
 }
@@ -76,7 +84,12 @@ fn the_custom_recipe_deploys_to_render() {
     );
     for secret in ["rnd_SECRET_key", "dckr_pat_SECRET"] {
         assert!(!calls.contains(secret));
-        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "{}{}", r.stdout, r.stderr);
+        assert!(
+            !r.stdout.contains(secret) && !r.stderr.contains(secret),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
     }
 }
 
@@ -86,5 +99,10 @@ fn a_failed_render_deploy_fails_with_its_status() {
     let r = run_with(&t, &["deploy", "--tag", TAG]);
     assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
-    assert!(all.contains("Render deploy `dep-42` of service `srv-d0abc123example` ended as `update_failed`"), "{all}");
+    assert!(
+        all.contains(
+            "Render deploy `dep-42` of service `srv-d0abc123example` ended as `update_failed`"
+        ),
+        "{all}"
+    );
 }

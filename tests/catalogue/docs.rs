@@ -18,7 +18,10 @@ fn check_names_a_stale_page_and_regenerating_fixes_it() {
     let page = out.join("fly.md");
     let text = std::fs::read_to_string(&page).expect("fly page written");
     assert!(text.contains("| `app` | `string`, **required** |"), "{text}");
-    assert!(text.contains(r#"one of `"rolling"`, `"immediate"`, `"canary"`, `"bluegreen"`"#), "{text}");
+    assert!(
+        text.contains(r#"one of `"rolling"`, `"immediate"`, `"canary"`, `"bluegreen"`"#),
+        "{text}"
+    );
     std::fs::write(&page, text.replace("Fly app name", "edited by hand")).expect("edit page");
 
     let r = Test::new().args(["docs", "--builtin", "--check", "--out"]).arg(&out).run().code(1);

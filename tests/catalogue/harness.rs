@@ -104,23 +104,49 @@ impl Case {
         let t = self.project();
 
         let dry = run_with(&t, &["dry-run", "--json", "--tag", TAG, "-j", "1"]);
-        assert_eq!(dry.status, 0, "dry-run of `{}` failed\n{}\n{}", self.name, dry.stdout, dry.stderr);
+        assert_eq!(
+            dry.status, 0,
+            "dry-run of `{}` failed\n{}\n{}",
+            self.name, dry.stdout, dry.stderr
+        );
         let calls = t.path().join(".calls");
         let ran: Vec<String> = std::fs::read_dir(&calls)
-            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(ran.is_empty(), "dry-run of `{}` ran {ran:?}", self.name);
         let dry_lines = dry_run_commands(&dry.stdout, t.path());
-        assert!(!dry_lines.is_empty(), "dry-run of `{}` showed no commands:\n{}", self.name, dry.stdout);
+        assert!(
+            !dry_lines.is_empty(),
+            "dry-run of `{}` showed no commands:\n{}",
+            self.name,
+            dry.stdout
+        );
 
         // `-v` streams every command's output too: secrets must not show up there either.
         let r = run_with(&t, &[self.command, "-v", "--tag", TAG, "-j", "1"]);
-        assert_eq!(r.status, 0, "`pilum {}` of `{}` failed\n{}\n{}", self.command, self.name, r.stdout, r.stderr);
+        assert_eq!(
+            r.status, 0,
+            "`pilum {}` of `{}` failed\n{}\n{}",
+            self.command, self.name, r.stdout, r.stderr
+        );
         let fakes: Vec<&str> = self.fakes.iter().map(|(n, _)| *n).collect();
         let mut transcript = transcript(&t, &fakes);
         for s in self.secrets.iter().chain(&self.argv_secrets) {
-            assert!(!r.stdout.contains(s) && !r.stderr.contains(s), "secret leaked into pilum's output:\n{}\n{}", r.stdout, r.stderr);
-            assert!(!dry.stdout.contains(s) && !dry.stderr.contains(s), "secret leaked into the dry run:\n{}", dry.stdout);
+            assert!(
+                !r.stdout.contains(s) && !r.stderr.contains(s),
+                "secret leaked into pilum's output:\n{}\n{}",
+                r.stdout,
+                r.stderr
+            );
+            assert!(
+                !dry.stdout.contains(s) && !dry.stderr.contains(s),
+                "secret leaked into the dry run:\n{}",
+                dry.stdout
+            );
         }
         for s in &self.secrets {
             assert!(!transcript.contains(s), "secret `{s}` reached a command line:\n{transcript}");
@@ -145,13 +171,18 @@ impl Case {
             );
         }
 
-        let pinned = format!("--- pilum {} --tag {TAG}\n{transcript}\n--- pilum dry-run\n{}\n", self.command, dry_lines.join("\n"));
+        let pinned = format!(
+            "--- pilum {} --tag {TAG}\n{transcript}\n--- pilum dry-run\n{}\n",
+            self.command,
+            dry_lines.join("\n")
+        );
         (t, r, pinned)
     }
 }
 
 pub fn run_with(t: &Test, args: &[&str]) -> Run {
-    let out = t.command().args(args).stdin(std::process::Stdio::null()).output().expect("run pilum");
+    let out =
+        t.command().args(args).stdin(std::process::Stdio::null()).output().expect("run pilum");
     Run {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -179,7 +210,8 @@ pub fn transcript(t: &Test, fakes: &[&str]) -> String {
 pub fn dry_run_commands(ndjson: &str, root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for line in ndjson.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not NDJSON ({e}): {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not NDJSON ({e}): {line}"));
         if v["event"] != "task_dry_run" {
             continue;
         }
@@ -205,7 +237,9 @@ pub fn filter_root(text: &str, root: &Path) -> String {
 pub fn show(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c)) {
+            if !a.is_empty()
+                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
@@ -245,13 +279,20 @@ pub fn bare_repo(t: &Test, name: &str) -> String {
     git(&seed, &["init", "-q", "-b", "main"]);
     git(&seed, &["add", "."]);
     git(&seed, &["commit", "-q", "-m", "seed"]);
-    git(t.path(), &["clone", "-q", "--bare", seed.to_str().expect("utf-8"), bare.to_str().expect("utf-8")]);
+    git(
+        t.path(),
+        &["clone", "-q", "--bare", seed.to_str().expect("utf-8"), bare.to_str().expect("utf-8")],
+    );
     format!("file://{}", bare.display())
 }
 
 /// `git show <rev>:<path>` in a repository.
 pub fn git_show(repo: &Path, spec: &str) -> String {
-    let out = std::process::Command::new("git").args(["show", spec]).current_dir(repo).output().expect("run git");
+    let out = std::process::Command::new("git")
+        .args(["show", spec])
+        .current_dir(repo)
+        .output()
+        .expect("run git");
     assert!(out.status.success(), "git show {spec}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -24,7 +24,12 @@ fn real(tool: &str) -> String {
 
 fn run(args: &[&str], dir: &Path) -> String {
     let out = Command::new(args[0]).args(&args[1..]).current_dir(dir).output().expect("run tool");
-    assert!(out.status.success(), "{args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -109,10 +114,13 @@ pub fn crates_io() -> Case {
 }
 
 pub fn nuget() -> Case {
-    Case::new("nuget", "name: hello-net\nrecipe: nuget\nnuget:\n  project: src/Hello/Hello.csproj\n")
-        .file("svc/src/Hello/Hello.csproj", "<Project Sdk=\"Microsoft.NET.Sdk\" />\n")
-        .fake("dotnet", ":")
-        .argv_secret("NUGET_API_KEY", "oy2_SECRET_nuget_key")
+    Case::new(
+        "nuget",
+        "name: hello-net\nrecipe: nuget\nnuget:\n  project: src/Hello/Hello.csproj\n",
+    )
+    .file("svc/src/Hello/Hello.csproj", "<Project Sdk=\"Microsoft.NET.Sdk\" />\n")
+    .fake("dotnet", ":")
+    .argv_secret("NUGET_API_KEY", "oy2_SECRET_nuget_key")
 }
 
 const BUILD_HELLO: &str = "mkdir -p build && printf '#!/bin/sh\\necho hello\\n' > build/hello";
@@ -192,19 +200,24 @@ fn github_release_checksums_match_the_assets() {
 
 #[test]
 fn github_release_that_exists_is_a_clear_error_without_force() {
-    let t = github_release(r#"[ "$1 $2" = "release view" ] && echo '{"url":"x"}'; :"#, false).project();
+    let t =
+        github_release(r#"[ "$1 $2" = "release view" ] && echo '{"url":"x"}'; :"#, false).project();
     let r = run_with(&t, &["publish", "--tag", TAG]);
     assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(all.contains("release `v1.2.3` already exists in `acme/hello`"), "{all}");
-    assert!(all.contains("help: set `force: true` to upload the assets to the existing release"), "{all}");
+    assert!(
+        all.contains("help: set `force: true` to upload the assets to the existing release"),
+        "{all}"
+    );
     let gh = t.calls("gh");
     assert!(gh.iter().all(|a| a[1] == "view"), "nothing was created or uploaded: {gh:?}");
 }
 
 #[test]
 fn github_release_with_force_uploads_with_clobber_to_the_existing_release() {
-    let t = github_release(r#"[ "$1 $2" = "release view" ] && echo '{"url":"x"}'; :"#, true).project();
+    let t =
+        github_release(r#"[ "$1 $2" = "release view" ] && echo '{"url":"x"}'; :"#, true).project();
     run_with(&t, &["publish", "--tag", TAG]).success();
     let gh = t.calls("gh");
     assert_eq!(gh.len(), 2, "{gh:?}");
@@ -231,11 +244,17 @@ fn homebrew_formula_is_valid_ruby_and_points_at_the_released_archives() {
     assert_eq!(run(&["ruby", "-c", "hello-cli.rb"], t.path()).trim(), "Syntax OK");
 
     let dist = t.path().join(".pilum/build/homebrew/hello/dist");
-    for (os, arch, block) in [("darwin", "arm64", "on_arm"), ("darwin", "amd64", "on_intel"), ("linux", "arm64", "on_arm"), ("linux", "amd64", "on_intel")] {
+    for (os, arch, block) in [
+        ("darwin", "arm64", "on_arm"),
+        ("darwin", "amd64", "on_intel"),
+        ("linux", "arm64", "on_arm"),
+        ("linux", "amd64", "on_intel"),
+    ] {
         let name = format!("hello-cli-1.2.3-{os}-{arch}.tar.gz");
         let sum = sha256sum(&dist.join(&name));
         let url = format!("https://github.com/acme/hello/releases/download/{TAG}/{name}");
-        let expected = format!("    {block} do\n      url \"{url}\"\n      sha256 \"{sum}\"\n    end");
+        let expected =
+            format!("    {block} do\n      url \"{url}\"\n      sha256 \"{sum}\"\n    end");
         assert!(formula.contains(&expected), "missing\n{expected}\nin\n{formula}");
         let listing = run(&["tar", "-tzf", &name], &dist);
         assert_eq!(listing, "hello-cli\nREADME.md\n", "archive layout of {name}");
@@ -261,21 +280,32 @@ fn homebrew_class_names_follow_homebrew() {
     let r = crate::common::Test::new().file("c.rhai", script).args(["run", "c.rhai"]).run();
     assert_eq!(r.stdout, "Pilum\nPilumCli\nFooBarBaz\nFooAT12\nGtkx3\nHttpie\n");
     assert_ne!(r.status, 0);
-    assert!(r.stderr.contains("formula name `3d-tool` does not give a valid Ruby class name"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("formula name `3d-tool` does not give a valid Ruby class name"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn npm_token_is_referenced_not_written() {
     let (t, _, _) = npm().run();
-    let rc = std::fs::read_to_string(t.path().join(".pilum/build/npm/web-sdk/.npmrc")).expect("npmrc");
-    assert_eq!(rc, "registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n");
+    let rc =
+        std::fs::read_to_string(t.path().join(".pilum/build/npm/web-sdk/.npmrc")).expect("npmrc");
+    assert_eq!(
+        rc,
+        "registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n"
+    );
 }
 
 #[test]
 fn pypi_uploads_only_this_build() {
     let (t, _, _) = pypi_uv().run();
     let publish = t.calls("uv").into_iter().find(|a| a[0] == "publish").expect("published");
-    assert!(!publish.iter().any(|a| a.contains("0.9.0")), "a stale file from `dist/` was uploaded: {publish:?}");
+    assert!(
+        !publish.iter().any(|a| a.contains("0.9.0")),
+        "a stale file from `dist/` was uploaded: {publish:?}"
+    );
     assert_eq!(publish.iter().filter(|a| a.contains("1.2.3")).count(), 2, "{publish:?}");
 }
 
@@ -295,9 +325,15 @@ fn deb_passes_dpkg_deb_and_contains_the_declared_files() {
         assert!(info.contains(line), "missing {line:?} in\n{info}");
     }
     let contents = run(&["dpkg-deb", "--contents", deb.to_str().expect("utf-8")], t.path());
-    let bin = contents.lines().find(|l| l.ends_with("./usr/bin/hello")).unwrap_or_else(|| panic!("{contents}"));
+    let bin = contents
+        .lines()
+        .find(|l| l.ends_with("./usr/bin/hello"))
+        .unwrap_or_else(|| panic!("{contents}"));
     assert!(bin.starts_with("-rwxr-xr-x root/root"), "{bin}");
-    let doc = contents.lines().find(|l| l.ends_with("./usr/share/doc/hello/README.md")).unwrap_or_else(|| panic!("{contents}"));
+    let doc = contents
+        .lines()
+        .find(|l| l.ends_with("./usr/share/doc/hello/README.md"))
+        .unwrap_or_else(|| panic!("{contents}"));
     assert!(doc.starts_with("-rw-r--r-- root/root"), "{doc}");
 }
 
@@ -306,11 +342,19 @@ fn rpm_passes_rpm_query_and_contains_the_declared_files() {
     let (t, _, _) = rpm().run();
     let rpm = t.path().join("svc/dist/hello-1.2.3-1.x86_64.rpm");
     let info = run(&["rpm", "-qip", rpm.to_str().expect("utf-8")], t.path());
-    for field in ["Name        : hello", "Version     : 1.2.3", "Release     : 1", "Architecture: x86_64", "License     : MIT", "Summary     : Greets the world (100% of it)"] {
+    for field in [
+        "Name        : hello",
+        "Version     : 1.2.3",
+        "Release     : 1",
+        "Architecture: x86_64",
+        "License     : MIT",
+        "Summary     : Greets the world (100% of it)",
+    ] {
         assert!(info.contains(field), "missing {field:?} in\n{info}");
     }
     let files = run(&["rpm", "-qlvp", rpm.to_str().expect("utf-8")], t.path());
-    let bin = files.lines().find(|l| l.ends_with(" /usr/bin/hello")).unwrap_or_else(|| panic!("{files}"));
+    let bin =
+        files.lines().find(|l| l.ends_with(" /usr/bin/hello")).unwrap_or_else(|| panic!("{files}"));
     assert!(bin.starts_with("-rwxr-xr-x") && bin.contains(" root     root "), "{bin}");
     assert!(files.contains(" /usr/share/doc/hello/README.md"), "{files}");
     let requires = run(&["rpm", "-qRp", rpm.to_str().expect("utf-8")], t.path());
@@ -335,7 +379,9 @@ fn scoop_manifest_is_json_with_the_hashes_of_the_released_binaries() {
         );
         assert_eq!(
             m["autoupdate"]["architecture"][key]["url"],
-            format!("https://github.com/acme/hello/releases/download/v$version/hello-$version-windows-{arch}.exe#/hello.exe")
+            format!(
+                "https://github.com/acme/hello/releases/download/v$version/hello-$version-windows-{arch}.exe#/hello.exe"
+            )
         );
     }
 }
@@ -349,7 +395,8 @@ fn chocolatey_package_verifies_the_released_binary() {
     assert!(nuspec.contains("<description>Says &lt;hello&gt;</description>"), "{nuspec}");
     assert!(nuspec.contains("<version>1.2.3</version>"), "{nuspec}");
     assert!(nuspec.contains("<tags>cli greeting</tags>"), "{nuspec}");
-    let install = std::fs::read_to_string(work.join("tools/chocolateyinstall.ps1")).expect("install script");
+    let install =
+        std::fs::read_to_string(work.join("tools/chocolateyinstall.ps1")).expect("install script");
     let exe = t.path().join(".pilum/build/chocolatey/hello/dist/hello-1.2.3-windows-amd64.exe");
     assert!(install.contains(&format!("  Checksum64 = '{}'\n", sha256sum(&exe))), "{install}");
     assert!(install.contains(&format!(
