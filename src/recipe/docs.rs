@@ -54,23 +54,26 @@ pub fn run(cfg: &DocsConfig, out: &Output) -> Result<usize, Error> {
     }
     pages.push(("README.md".to_string(), index(&catalog, cfg.builtin_only)));
     let dir = if cfg.out.is_absolute() { cfg.out.clone() } else { cfg.root.join(&cfg.out) };
+    let rel = |file: &str| display(&dir.join(file), &cfg.root);
     if cfg.check {
         let stale: Vec<String> = pages
             .iter()
             .filter(|(file, text)| {
                 std::fs::read_to_string(dir.join(file)).ok().as_deref() != Some(text.as_str())
             })
-            .map(|(file, _)| {
-                format!(
-                    "`{}`",
-                    dir.join(file).strip_prefix(&cfg.root).unwrap_or(&dir.join(file)).display()
-                )
-            })
+            .map(|(file, _)| rel(file))
             .collect();
+        if out.json {
+            out.json_line(
+                &serde_json::json!({ "check": true, "pages": pages.len(), "stale": stale }),
+            );
+        }
         if !stale.is_empty() {
+            let names: Vec<String> = stale.iter().map(|s| format!("`{s}`")).collect();
             return Err(Error::failure(format!(
-                "recipe pages are out of date: {}\nhelp: regenerate them with `pilum docs --out {}`",
-                stale.join(", "),
+                "recipe pages are out of date: {}\nhelp: regenerate them with `pilum docs{} --out {}`",
+                names.join(", "),
+                if cfg.builtin_only { " --builtin" } else { "" },
                 cfg.out.display()
             )));
         }
@@ -83,6 +86,12 @@ pub fn run(cfg: &DocsConfig, out: &Output) -> Result<usize, Error> {
         let path = dir.join(file);
         std::fs::write(&path, text)
             .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", path.display())))?;
+    }
+    if out.json {
+        let written: Vec<String> = pages.iter().map(|(file, _)| rel(file)).collect();
+        out.json_line(
+            &serde_json::json!({ "check": false, "pages": pages.len(), "written": written }),
+        );
     }
     out.info(&format!(
         "wrote {} recipe pages and the index to {}",

@@ -23,7 +23,7 @@ pub fn cloud_run_job() -> Case {
     Case::new(
         "gcp-cloud-run-job",
         "name: migrate\nrecipe: gcp-cloud-run-job\nregion: us-central1\ncloud_run_job:\n  project: acme-prod\n  \
-         repository: jobs\n  execute: true\n  args: [migrate, --yes]\n  task_timeout: 10m\n",
+         repository: jobs\n  execute: true\n  args: [migrate, \"--only=users,orders\"]\n  task_timeout: 10m\n",
     )
     .file("svc/Dockerfile", DOCKERFILE)
     .fake("docker", DOCKER)

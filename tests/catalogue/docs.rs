@@ -26,7 +26,16 @@ fn check_names_a_stale_page_and_regenerating_fixes_it() {
 
     let r = Test::new().args(["docs", "--builtin", "--check", "--out"]).arg(&out).run().code(1);
     assert!(r.stderr.contains("fly.md"), "{}", r.stderr);
-    assert!(r.stderr.contains("help: regenerate them with `pilum docs"), "{}", r.stderr);
+    assert!(r.stderr.contains("help: regenerate them with `pilum docs --builtin"), "{}", r.stderr);
+    let json = Test::new()
+        .args(["docs", "--builtin", "--check", "--json", "--out"])
+        .arg(&out)
+        .run()
+        .code(1);
+    let v: serde_json::Value =
+        serde_json::from_str(json.stdout.trim()).expect("one JSON object on stdout");
+    assert_eq!(v["stale"].as_array().map(Vec::len), Some(1), "{v}");
+    assert!(v["stale"][0].as_str().is_some_and(|s| s.ends_with("fly.md")), "{v}");
 
     Test::new().args(["docs", "--builtin", "--out"]).arg(&out).run().success();
     Test::new().args(["docs", "--builtin", "--check", "--out"]).arg(&out).run().success();
