@@ -30,8 +30,10 @@ pub const TAIL_LINES: usize = 20;
 /// Captured output beyond this many bytes per stream is dropped (still streamed).
 const CAPTURE_LIMIT: usize = 64 << 20;
 
-/// How long a cancelled child group gets between SIGTERM and SIGKILL.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
+/// How long a stopped child group gets between SIGINT and SIGKILL: long enough for a well-behaved
+/// tool (Pulumi releases its stack lock on SIGINT) to clean up, short enough for Ctrl-C to feel
+/// immediate.
+pub const GRACE: Duration = Duration::from_secs(3);
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +59,9 @@ pub type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 // ---------------------------------------------------------------------------------------------
 
 /// A cancellation flag shared between threads. `cancel()` marks it, wakes sleepers, and sends
-/// SIGTERM (then SIGKILL after a short grace period) to every child process group currently
-/// registered, so a script blocked on a command returns promptly.
+/// SIGINT (then SIGKILL after [`GRACE`]) to every child process group currently registered, so
+/// a script blocked on a command returns promptly. SIGINT first: it is what the terminal would
+/// have sent had the children not been in their own groups.
 #[derive(Clone, Default)]
 pub struct CancelToken {
     inner: Arc<CancelInner>,
@@ -102,12 +105,12 @@ impl CancelToken {
             return;
         }
         for &pgid in &groups {
-            signal_group(pgid, libc::SIGTERM);
+            signal_group(pgid, libc::SIGINT);
         }
         let inner = self.inner.clone();
-        // Escalate for children that ignore SIGTERM; the waiter returns once they are gone.
+        // Escalate for children that ignore SIGINT; the waiter returns once they are gone.
         std::thread::spawn(move || {
-            std::thread::sleep(CANCEL_GRACE);
+            std::thread::sleep(GRACE);
             let left: Vec<i32> =
                 inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect();
             for pgid in left {
@@ -308,6 +311,7 @@ pub struct Command {
     cancel: Option<CancelToken>,
     on_line: Option<LineFn>,
     stdin: Option<Vec<u8>>,
+    grace: Duration,
 }
 
 impl fmt::Debug for Command {
@@ -331,9 +335,18 @@ impl Command {
             cancel: None,
             on_line: None,
             stdin: None,
+            grace: GRACE,
         }
     }
 
+    /// On timeout the group gets SIGINT, then SIGKILL after `grace` (default [`GRACE`]).
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub fn argv(&self) -> &[String] {
         &self.argv
     }
@@ -396,13 +409,17 @@ impl Command {
         let start = Instant::now();
         let deadline = self.effective_deadline(start);
         let cancel = self.cancel.clone();
+        let grace = self.grace;
         let child = self.spawn()?;
         let status = match deadline {
             None => child.wait_status(),
             Some((at, after)) => match child.wait_until(at) {
                 Some(status) => status,
                 None => {
-                    child.kill();
+                    child.interrupt();
+                    if child.wait_until(Instant::now() + grace).is_none() {
+                        child.kill();
+                    }
                     let _ = child.wait_status();
                     let out = child.collect();
                     return Err(ProcessError::TimedOut { argv: out.argv, after, tail: out.tail });
@@ -524,6 +541,7 @@ impl fmt::Debug for Child {
     }
 }
 
+#[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
 impl Child {
     /// The leader's pid, which is also the process group id.
     pub fn pid(&self) -> u32 {
@@ -742,6 +760,31 @@ mod tests {
         });
         assert!(gone, "grandchild {pid} survived");
         assert!(err.to_string().contains("timed out after 300ms"), "{err}");
+    }
+
+    #[test]
+    fn timeout_interrupts_first_then_kills() {
+        // The first child stops on SIGINT and says so; the second ignores SIGINT and is killed
+        // once the grace period is over.
+        let err = Command::new([
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 1' INT; while :; do sleep 0.05; done",
+        ])
+        .timeout(Some(Duration::from_millis(200)))
+        .run()
+        .expect_err("times out");
+        let ProcessError::TimedOut { tail, .. } = &err else { panic!("{err}") };
+        assert_eq!(tail, &vec!["got-int".to_string()]);
+
+        let start = Instant::now();
+        let err = Command::new(["sh", "-c", "trap '' INT; sleep 1000"])
+            .timeout(Some(Duration::from_millis(200)))
+            .grace(Duration::from_millis(300))
+            .run()
+            .expect_err("times out");
+        assert!(matches!(err, ProcessError::TimedOut { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -677,4 +677,82 @@ fn api_reference_and_definitions() {
     assert!(defs.iter().any(|d| d == "exec.d.rhai"), "{defs:?}");
     let exec = std::fs::read_to_string(t.path().join("defs/exec.d.rhai")).expect("exec defs");
     assert!(exec.contains("fn run(argv: array, options: map) -> map;"), "{exec}");
+    let docker = std::fs::read_to_string(t.path().join("defs/docker.d.rhai")).expect("docker defs");
+    assert!(docker.starts_with("module docker;\n"), "{docker}");
+    assert!(docker.contains("fn ghcr(owner, name, tag);"), "{docker}");
+}
+
+#[test]
+fn api_docs_are_current() {
+    let r = Test::new().args(["api", "--markdown"]).run().success();
+    assert!(
+        r.stdout == include_str!("../docs/api.md"),
+        "docs/api.md is stale: run `cargo run -- api --markdown > docs/api.md`"
+    );
+}
+
+#[test]
+fn ctrl_c_kills_the_running_command_and_exits_130() {
+    let t = Test::new()
+        .file("main.rhai", r#"exec::run(["sh", "-c", "echo $$ > child.pid; exec sleep 1000"]);"#)
+        .args(["run", "main.rhai"]);
+    let mut cmd = t.command();
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn pilum");
+    let pid_file = t.path().join("child.pid");
+    let mut waited = 0;
+    while std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
+        std::thread::sleep(Duration::from_millis(20));
+        waited += 1;
+        assert!(waited < 1000, "script never started its command");
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("pilum exits");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: interrupted\n");
+    let pid = std::fs::read_to_string(&pid_file).expect("pid");
+    assert!(gone(&pid), "child {pid} survived Ctrl-C");
+}
+
+#[test]
+fn modules_are_evaluated_once_and_unknown_stdlib_names_get_a_suggestion() {
+    let t = Test::new()
+        .file("lib/m.rhai", "print(\"loading m\");\nfn f() { 1 }\n")
+        .file("a.rhai", "import \"./lib/m\" as m;\nfn g() { m::f() }\n")
+        .file("main.rhai", "import \"./lib/m\" as m1;\nimport \"./a\" as a;\nimport \"lib/m\" as m2;\nprint(m1::f() + a::g() + m2::f());\n")
+        .args(["run", "main.rhai"]);
+    assert_eq!(t.run().success().stdout, "loading m\n3\n");
+
+    let t = Test::new().file("main.rhai", "import \"dokcer\" as d;\n").args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.starts_with("error: unknown stdlib module `dokcer`\n --> main.rhai:1:8\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("help: did you mean `docker`?"), "{}", r.stderr);
+}
+
+#[test]
+fn json_mode_emits_only_ndjson() {
+    let t = Test::new()
+        .file("main.rhai", "print(\"hi\");\nlog::warn(\"careful\");\nthrow \"bad\";\n")
+        .args(["--json", "run", "main.rhai"]);
+    let r = t.run().code(1);
+    let events: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).expect("NDJSON line")).collect();
+    assert_eq!(events[0], serde_json::json!({"event": "print", "label": "", "text": "hi"}));
+    assert_eq!(
+        events[1],
+        serde_json::json!({"event": "log", "label": "", "level": "warn", "message": "careful"})
+    );
+    assert_eq!(events[2]["event"], "exit");
+    assert_eq!(events[2]["code"], 1);
+    assert!(
+        events[2]["error"].as_str().expect("error text").starts_with("bad\n --> main.rhai:3:1")
+    );
 }

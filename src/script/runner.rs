@@ -41,7 +41,7 @@ pub fn project_root(dir: Option<&Path>) -> PathBuf {
     top.unwrap_or(cwd)
 }
 
-pub fn run(cfg: RunConfig, out: &Output) -> Result<(), Error> {
+pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     let script = cfg.script.canonicalize().map_err(|e| {
         Error::usage(format!(
             "cannot read script `{}`: {}\nhelp: give a path to a `.rhai` file",

@@ -3,7 +3,7 @@
 //! "did you mean", the project-root sandbox for paths, and JSON ⇄ Rhai value conversion.
 //!
 //! Every function is registered with a doc comment carrying a small rhai example; `pilum api`
-//! and the `.d.rhai` definitions are generated from that metadata.
+//! and the `.d.rhai` definitions are built from that metadata.
 
 pub mod env;
 pub mod exec;
@@ -26,11 +26,6 @@ use super::{CallCtx, Host, Stop, current};
 use crate::process::ProcessError;
 
 pub type RResult<T> = Result<T, Box<EvalAltResult>>;
-
-/// Namespaces available to every profile.
-pub const PURE_NAMESPACES: &[&str] = &["json", "yaml", "regex", "log", "time"];
-/// Namespaces only the full profile gets.
-pub const FULL_NAMESPACES: &[&str] = &["exec", "env", "fs", "git", "pulumi"];
 
 /// Register the namespaces of a profile as static modules (`exec::run(…)`).
 pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
