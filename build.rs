@@ -12,13 +12,17 @@ fn main() {
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|x| x == "rhai"));
     files.sort();
-    let mut out = String::from("/// Built-in recipes: (name, source), sorted by name.\npub static RECIPES: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Built-in recipes: (name, source), sorted by name.\npub static RECIPES: &[(&str, &str)] = &[\n",
+    );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let name = f.file_stem().and_then(|s| s.to_str()).expect("recipe file names are UTF-8");
-        writeln!(out, "    ({name:?}, include_str!({:?})),", f.display().to_string()).expect("write to string");
+        writeln!(out, "    ({name:?}, include_str!({:?})),", f.display().to_string())
+            .expect("write to string");
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_recipes.rs");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("builtin_recipes.rs");
     std::fs::write(dest, out).expect("write builtin_recipes.rs");
 }

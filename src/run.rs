@@ -51,7 +51,9 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Check(a) => commands::check(cli.global.dir, &a, out),
         Command::Init(a) => commands::init(cli.global.dir, &a, out),
         Command::Build(a) => commands::exec(cli.global.dir, &a, out, "build", &["build"], false),
-        Command::Publish(a) => commands::exec(cli.global.dir, &a, out, "publish", &["build", "push"], false),
+        Command::Publish(a) => {
+            commands::exec(cli.global.dir, &a, out, "publish", &["build", "push"], false)
+        }
         Command::Push(a) => commands::exec(cli.global.dir, &a, out, "push", &["push"], false),
         Command::Deploy(a) => commands::exec(cli.global.dir, &a, out, "deploy", &[], false),
         Command::DryRun(a) => commands::exec(cli.global.dir, &a, out, "dry-run", &[], true),

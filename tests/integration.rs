@@ -4,4 +4,5 @@
 
 mod common;
 mod catalogue;
+mod deploy;
 mod run;

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use console::{Style, Term};
 
-use crate::cli::{CompletionsArgs, ExecArgs, GraphArgs, GraphFormat, InitArgs, ListArgs, SelectArgs};
+use crate::cli::{
+    CompletionsArgs, ExecArgs, GraphArgs, GraphFormat, InitArgs, ListArgs, SelectArgs,
+};
 use crate::error::{Error, exit};
 use crate::orchestrator::event::{Event, Sink};
 use crate::orchestrator::execute::{Cancel, Options, execute};
@@ -26,9 +28,14 @@ fn config(global_dir: Option<PathBuf>, s: &SelectArgs) -> Config {
         since: s.since.clone(),
         environment: s.environment.clone(),
         recipe_paths: s.recipe_path.clone(),
-        filter: StepFilter { phases: Vec::new(), only_tags: s.only_tags.clone(), exclude_tags: s.exclude_tags.clone() },
+        filter: StepFilter {
+            phases: Vec::new(),
+            only_tags: s.only_tags.clone(),
+            exclude_tags: s.exclude_tags.clone(),
+        },
         tag: None,
         dry_run: false,
+        require_secrets: false,
     }
 }
 
@@ -50,8 +57,10 @@ fn warn_all(out: &Output, warnings: &[crate::service::Diagnostic]) {
 pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Error> {
     let cfg = config(dir, &args.select);
     if args.recipes {
-        let root = crate::service::discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
-        let catalog = crate::recipe::Catalog::load(&root, &cfg.recipe_paths).map_err(|d| pipeline::usage(&d))?;
+        let root =
+            crate::service::discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
+        let catalog = crate::recipe::Catalog::load(&root, &cfg.recipe_paths)
+            .map_err(|d| pipeline::usage(&d))?;
         let all = catalog.all();
         if out.json {
             let v: Vec<_> = all
@@ -62,7 +71,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                         "description": r.decl.description,
                         "fields": r.decl.fields.iter().map(|f| serde_json::json!({
                             "name": f.name, "type": f.ty.as_str(), "required": f.required,
-                            "default": f.default.as_ref().map(dynamic_to_json), "description": f.description,
+                            "default": f.default.as_ref().map(dynamic_to_json), "secret": f.secret, "description": f.description,
                         })).collect::<Vec<_>>(),
                         "steps": r.decl.steps.iter().map(|s| serde_json::json!({"name": s.name, "tags": s.tags})).collect::<Vec<_>>(),
                     }),
@@ -73,7 +82,13 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
             return Ok(());
         }
         let bold = Style::new().bold();
-        stdout_line(&format!("{}", bold.apply_to(format!("{:<16} {:<22} {:<32} {}", "RECIPE", "PROVIDER", "SOURCE", "DESCRIPTION"))));
+        stdout_line(&format!(
+            "{}",
+            bold.apply_to(format!(
+                "{:<16} {:<22} {:<32} {}",
+                "RECIPE", "PROVIDER", "SOURCE", "DESCRIPTION"
+            ))
+        ));
         for (name, r) in &all {
             match r {
                 Ok(r) => {
@@ -82,9 +97,16 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                         (Some(p), None) => p.clone(),
                         _ => "-".into(),
                     };
-                    stdout_line(&format!("{name:<16} {pk:<22} {:<32} {}", r.origin.label(), r.decl.description));
+                    stdout_line(&format!(
+                        "{name:<16} {pk:<22} {:<32} {}",
+                        r.origin.label(),
+                        r.decl.description
+                    ));
                 }
-                Err(d) => stdout_line(&format!("{name:<16} {:<22} {:<32} error: {}", "-", "-", d[0].message)),
+                Err(d) => stdout_line(&format!(
+                    "{name:<16} {:<22} {:<32} error: {}",
+                    "-", "-", d[0].message
+                )),
             }
         }
         return Ok(());
@@ -99,7 +121,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                 let s = &loaded.project.services[sel.index];
                 serde_json::json!({
                     "name": s.name, "dir": s.dir.to_string_lossy(), "recipe": r.decl.name,
-                    "recipe_source": r.origin.label(), "regions": s.regions, "depends_on": s.depends_on, "reason": sel.reason,
+                    "recipe_source": r.origin.label(), "regions": s.regions, "depends_on": s.depends_on, "tags": s.tags, "reason": sel.reason,
                 })
             })
             .collect();
@@ -110,7 +132,13 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
     let why = cfg.only_changed;
     stdout_line(&format!(
         "{}",
-        bold.apply_to(format!("{:<24} {:<16} {:<32} {}", "SERVICE", "RECIPE", "DIR", if why { "WHY" } else { "DEPENDS ON" }))
+        bold.apply_to(format!(
+            "{:<24} {:<16} {:<32} {}",
+            "SERVICE",
+            "RECIPE",
+            "DIR",
+            if why { "WHY" } else { "DEPENDS ON" }
+        ))
     ));
     for (sel, r) in loaded.selected.iter().zip(&loaded.recipes) {
         let s = &loaded.project.services[sel.index];
@@ -118,8 +146,13 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
         stdout_line(&format!("{:<24} {:<16} {:<32} {last}", s.name, r.decl.name, s.dir.display()));
     }
     if !out.quiet {
-        let base = loaded.base.as_ref().map(|b| format!(" changed since `{b}`")).unwrap_or_default();
-        out.info(&format!("{} of {} services{base}", loaded.selected.len(), loaded.project.services.len()));
+        let base =
+            loaded.base.as_ref().map(|b| format!(" changed since `{b}`")).unwrap_or_default();
+        out.info(&format!(
+            "{} of {} services{base}",
+            loaded.selected.len(),
+            loaded.project.services.len()
+        ));
     }
     Ok(())
 }
@@ -131,7 +164,8 @@ pub fn check(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<()
         Ok(l) => l,
         Err(e) => return Err(Error { code: exit::FAILURE, ..e }),
     };
-    let (plan, warnings) = pipeline::plan(&cfg, &loaded).map_err(|e| Error { code: exit::FAILURE, ..e })?;
+    let (plan, warnings) =
+        pipeline::plan(&cfg, &loaded).map_err(|e| Error { code: exit::FAILURE, ..e })?;
     warn_all(out, &warnings);
     if out.json {
         stdout_line(&serde_json::json!({"ok": true, "services": plan.services.len(), "tasks": plan.tasks.len()}).to_string());
@@ -152,17 +186,22 @@ fn exec_config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_run: boo
     cfg.filter.phases = phases.iter().map(|s| s.to_string()).collect();
     cfg.tag = a.tag.clone();
     cfg.dry_run = dry_run || a.dry_run;
+    cfg.require_secrets = !cfg.dry_run;
     cfg
 }
 
 /// `pilum plan`: the full plan as text or one JSON document.
 pub fn plan(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error> {
-    let cfg = exec_config(dir, a, &[], a.dry_run);
+    let mut cfg = exec_config(dir, a, &[], a.dry_run);
+    cfg.require_secrets = false;
     let loaded = pipeline::load(&cfg)?;
     let (plan, warnings) = pipeline::plan(&cfg, &loaded)?;
     warn_all(out, &warnings);
     if out.json {
-        stdout_line(&serde_json::to_string(&serde_json::json!({"event": "plan", "plan": plan.to_json()})).expect("plan serializes"));
+        stdout_line(
+            &serde_json::to_string(&serde_json::json!({"event": "plan", "plan": plan.to_json()}))
+                .expect("plan serializes"),
+        );
         return Ok(());
     }
     print_plan(&plan, loaded.base.as_deref());
@@ -182,7 +221,8 @@ fn print_plan(plan: &Plan, base: Option<&str>) {
         base.map(|b| format!(", changed since `{b}`")).unwrap_or_default()
     ));
     for s in &plan.services {
-        let deps: Vec<&str> = s.depends_on.iter().map(|&d| plan.services[d].name.as_str()).collect();
+        let deps: Vec<&str> =
+            s.depends_on.iter().map(|&d| plan.services[d].name.as_str()).collect();
         stdout_line(&format!(
             "  {:<24} {:<14} {}{}",
             s.name,
@@ -193,7 +233,11 @@ fn print_plan(plan: &Plan, base: Option<&str>) {
     }
     for (p, phase) in plan.phases.iter().enumerate() {
         let tasks: Vec<_> = plan.tasks.iter().filter(|t| t.phase == p).collect();
-        stdout_line(&format!("{} {phase} ({} tasks)", bold.apply_to(format!("phase {}:", p + 1)), tasks.len()));
+        stdout_line(&format!(
+            "{} {phase} ({} tasks)",
+            bold.apply_to(format!("phase {}:", p + 1)),
+            tasks.len()
+        ));
         for t in tasks {
             let st = plan.step(t);
             let mut extra = Vec::new();
@@ -204,21 +248,33 @@ fn print_plan(plan: &Plan, base: Option<&str>) {
                 extra.push(format!("retries {r}"));
             }
             if !t.deps.is_empty() {
-                let mut after: Vec<String> = t.deps.iter().map(|&d| plan.label(&plan.tasks[d])).collect();
+                let mut after: Vec<String> =
+                    t.deps.iter().map(|&d| plan.label(&plan.tasks[d])).collect();
                 after.truncate(4);
                 extra.push(format!("after {}", after.join(", ")));
             }
             stdout_line(&format!(
                 "  {}{}",
                 plan.label(t),
-                if extra.is_empty() { String::new() } else { format!("  {}", dim.apply_to(format!("({})", extra.join("; ")))) }
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", dim.apply_to(format!("({})", extra.join("; "))))
+                }
             ));
         }
     }
 }
 
 /// `build`, `publish`, `push`, `deploy`, `dry-run`: plan, then execute.
-pub fn exec(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: &str, phases: &[&str], dry_run: bool) -> Result<(), Error> {
+pub fn exec(
+    dir: Option<PathBuf>,
+    a: &ExecArgs,
+    out: &Output,
+    verb: &str,
+    phases: &[&str],
+    dry_run: bool,
+) -> Result<(), Error> {
     let cfg = exec_config(dir, a, phases, dry_run);
     let loaded = pipeline::load(&cfg)?;
     let (plan, warnings) = pipeline::plan(&cfg, &loaded)?;
@@ -245,7 +301,12 @@ pub fn exec(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: &str, phases
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
     }
     let renderer = std::sync::Arc::new(renderer);
-    let runner = crate::recipe::runner::RecipeRunner::new(&loaded.project, &plan, out.verbose, renderer.clone());
+    let runner = crate::recipe::runner::RecipeRunner::new(
+        &loaded.project,
+        &plan,
+        out.verbose,
+        renderer.clone(),
+    );
     let summary = execute(&plan, &runner, &opts, renderer.as_ref(), &cancel);
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
@@ -266,7 +327,8 @@ pub fn clean(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<()
         let name = &loaded.project.services[sel.index].name;
         let p = base.join(name);
         if p.exists() {
-            std::fs::remove_dir_all(&p).map_err(|e| Error::failure(format!("cannot remove `{}`: {e}", p.display())))?;
+            std::fs::remove_dir_all(&p)
+                .map_err(|e| Error::failure(format!("cannot remove `{}`: {e}", p.display())))?;
             removed.push(name.clone());
         }
     }
@@ -299,7 +361,10 @@ pub fn graph(dir: Option<PathBuf>, args: &GraphArgs, out: &Output) -> Result<(),
             for &i in &chosen {
                 stdout_line(&format!("  \"{}\";", p.services[i].name));
                 for &d in &p.deps[i] {
-                    stdout_line(&format!("  \"{}\" -> \"{}\";", p.services[i].name, p.services[d].name));
+                    stdout_line(&format!(
+                        "  \"{}\" -> \"{}\";",
+                        p.services[i].name, p.services[d].name
+                    ));
                 }
             }
             stdout_line("}");
@@ -328,7 +393,11 @@ fn tree(p: &crate::service::Project, i: usize, prefix: &str, path: &mut Vec<usiz
     let deps = &p.deps[i];
     for (k, &d) in deps.iter().enumerate() {
         let last = k + 1 == deps.len();
-        stdout_line(&format!("{prefix}{}{}", if last { "└── " } else { "├── " }, p.services[d].name));
+        stdout_line(&format!(
+            "{prefix}{}{}",
+            if last { "└── " } else { "├── " },
+            p.services[d].name
+        ));
         if !path.contains(&d) {
             path.push(d);
             tree(p, d, &format!("{prefix}{}", if last { "    " } else { "│   " }), path);
@@ -356,15 +425,22 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
     };
     let file = target.join("pilum.yaml");
     if file.exists() && !args.force {
-        return Err(Error::usage(format!("`{}` already exists\nhelp: pass `--force` to overwrite it", file.display())));
+        return Err(Error::usage(format!(
+            "`{}` already exists\nhelp: pass `--force` to overwrite it",
+            file.display()
+        )));
     }
     let root = crate::service::discover::project_root(dir.as_deref()).map_err(Error::usage)?;
     let catalog = crate::recipe::Catalog::load(&root, &[]).map_err(|d| pipeline::usage(&d))?;
     let term = Term::stderr();
     let interactive = !args.no_input && !out.json && term.is_term() && Term::stdout().is_term();
     let ask = |prompt: &str, default: &str| -> Result<String, Error> {
-        let _ = term.write_str(&format!("{prompt}{}: ", if default.is_empty() { String::new() } else { format!(" [{default}]") }));
-        let line = term.read_line().map_err(|e| Error::failure(format!("cannot read input: {e}")))?;
+        let _ = term.write_str(&format!(
+            "{prompt}{}: ",
+            if default.is_empty() { String::new() } else { format!(" [{default}]") }
+        ));
+        let line =
+            term.read_line().map_err(|e| Error::failure(format!("cannot read input: {e}")))?;
         Ok(if line.trim().is_empty() { default.to_string() } else { line.trim().to_string() })
     };
     let dir_name = target.file_name().and_then(|n| n.to_str()).unwrap_or("service").to_string();
@@ -390,7 +466,9 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
         Some(Ok(r)) => r,
         Some(Err(d)) => return Err(pipeline::usage(&d)),
         None => {
-            let mut msg = format!("unknown recipe `{recipe_name}`\nhelp: `pilum list --recipes` shows the available recipes");
+            let mut msg = format!(
+                "unknown recipe `{recipe_name}`\nhelp: `pilum list --recipes` shows the available recipes"
+            );
             if let Some(c) = crate::service::diagnostic::closest(&recipe_name, catalog.names()) {
                 msg.push_str(&format!("\ndid you mean `{c}`?"));
             }
@@ -404,7 +482,10 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
         };
         if !recipe.decl.fields.iter().any(|f| f.name == k) {
             let mut msg = format!("recipe `{}` has no field `{k}`", recipe.decl.name);
-            if let Some(c) = crate::service::diagnostic::closest(k, recipe.decl.fields.iter().map(|f| f.name.as_str())) {
+            if let Some(c) = crate::service::diagnostic::closest(
+                k,
+                recipe.decl.fields.iter().map(|f| f.name.as_str()),
+            ) {
                 msg.push_str(&format!("\ndid you mean `{c}`?"));
             }
             return Err(Error::usage(msg));
@@ -418,7 +499,16 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
         }
         if interactive {
             let default = f.default.as_ref().map(|d| d.to_string()).unwrap_or_default();
-            let v = ask(&format!("{} ({}{}) {}", f.name, f.ty.as_str(), if f.required { ", required" } else { "" }, f.description), &default)?;
+            let v = ask(
+                &format!(
+                    "{} ({}{}) {}",
+                    f.name,
+                    f.ty.as_str(),
+                    if f.required { ", required" } else { "" },
+                    f.description
+                ),
+                &default,
+            )?;
             if !v.is_empty() && Some(&v) != f.default.as_ref().map(|d| d.to_string()).as_ref() {
                 values.push((f.name.clone(), v));
             } else if v.is_empty() && f.required {
@@ -442,19 +532,26 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
         for (k, v) in &values {
             let f = recipe.decl.fields.iter().find(|f| f.name == *k).expect("checked above");
             let rendered = match f.ty {
-                crate::recipe::declaration::FieldType::Int | crate::recipe::declaration::FieldType::Float | crate::recipe::declaration::FieldType::Bool
-                    if serde_yaml::from_str::<serde_yaml::Value>(v).is_ok_and(|x| !x.is_string()) =>
+                crate::recipe::declaration::FieldType::Int
+                | crate::recipe::declaration::FieldType::Float
+                | crate::recipe::declaration::FieldType::Bool
+                    if serde_yaml::from_str::<serde_yaml::Value>(v)
+                        .is_ok_and(|x| !x.is_string()) =>
                 {
                     v.clone()
                 }
-                crate::recipe::declaration::FieldType::Array | crate::recipe::declaration::FieldType::Map | crate::recipe::declaration::FieldType::Any => v.clone(),
+                crate::recipe::declaration::FieldType::Array
+                | crate::recipe::declaration::FieldType::Map
+                | crate::recipe::declaration::FieldType::Any => v.clone(),
                 _ => yaml_scalar(v),
             };
             yaml.push_str(&format!("  {k}: {rendered}\n"));
         }
     }
-    std::fs::create_dir_all(&target).map_err(|e| Error::failure(format!("cannot create `{}`: {e}", target.display())))?;
-    std::fs::write(&file, &yaml).map_err(|e| Error::failure(format!("cannot write `{}`: {e}", file.display())))?;
+    std::fs::create_dir_all(&target)
+        .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", target.display())))?;
+    std::fs::write(&file, &yaml)
+        .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", file.display())))?;
     if out.json {
         stdout_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name}).to_string());
     } else if !out.quiet {

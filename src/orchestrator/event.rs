@@ -35,15 +35,40 @@ pub enum Stream {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Plan { plan: serde_json::Value },
-    PhaseStarted { phase: String, tasks: usize },
-    TaskStarted { task: TaskRef, attempt: u32 },
-    TaskOutput { task: TaskRef, stream: Stream, line: String },
+    Plan {
+        plan: serde_json::Value,
+    },
+    PhaseStarted {
+        phase: String,
+        tasks: usize,
+    },
+    TaskStarted {
+        task: TaskRef,
+        attempt: u32,
+    },
+    TaskOutput {
+        task: TaskRef,
+        stream: Stream,
+        line: String,
+    },
     /// A script's `print`, `debug` or `log::…` (`level`: print, debug, info, warn, error).
-    TaskLog { task: TaskRef, level: String, message: String },
+    TaskLog {
+        task: TaskRef,
+        level: String,
+        message: String,
+    },
     /// A mutating call recorded instead of executed under `--dry-run`.
-    TaskDryRun { task: TaskRef, call: String, detail: String },
-    TaskRetried { task: TaskRef, attempt: u32, delay_ms: u64, error: String },
+    TaskDryRun {
+        task: TaskRef,
+        call: String,
+        detail: String,
+    },
+    TaskRetried {
+        task: TaskRef,
+        attempt: u32,
+        delay_ms: u64,
+        error: String,
+    },
     TaskFinished {
         task: TaskRef,
         status: TaskStatus,
@@ -55,7 +80,10 @@ pub enum Event {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         tail: Vec<String>,
     },
-    TaskSkipped { task: TaskRef, reason: String },
+    TaskSkipped {
+        task: TaskRef,
+        reason: String,
+    },
     Summary(Summary),
 }
 

@@ -52,7 +52,6 @@ pub struct Attempt<'a> {
     pub outputs: Map,
     pub timeout: Option<Duration>,
     pub cancel: &'a Cancel,
-    pub emit: &'a dyn Fn(Event),
 }
 
 pub trait Runner: Sync {
@@ -90,7 +89,10 @@ impl Outputs {
                         }
                     }
                     None => {
-                        let all: Map = by_region.iter().map(|(r, v)| (r.as_str().into(), v.clone().into())).collect();
+                        let all: Map = by_region
+                            .iter()
+                            .map(|(r, v)| (r.as_str().into(), v.clone().into()))
+                            .collect();
                         m.insert(st.name.as_str().into(), all.into());
                     }
                 }
@@ -122,7 +124,13 @@ pub fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
 }
 
 /// Run the plan to the end (or cancellation) and return the summary (also emitted).
-pub fn execute(plan: &Plan, runner: &dyn Runner, opts: &Options, sink: &dyn Sink, cancel: &Cancel) -> Summary {
+pub fn execute(
+    plan: &Plan,
+    runner: &dyn Runner,
+    opts: &Options,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Summary {
     let start = Instant::now();
     let n = plan.tasks.len();
     let refs: Vec<TaskRef> = plan.tasks.iter().map(|t| task_ref(plan, t)).collect();
@@ -175,7 +183,10 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, opts: &Options, sink: &dyn Sink
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
-                    worker(plan, runner, opts, cancel, &refs, &rdeps, &shared, &wake, &outputs, &failures, &emit);
+                    worker(
+                        plan, runner, opts, cancel, &refs, &rdeps, &shared, &wake, &outputs,
+                        &failures, &emit,
+                    );
                 });
             }
         });
@@ -184,7 +195,10 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, opts: &Options, sink: &dyn Sink
             match sh.state[id] {
                 State::Pending => {
                     sh.state[id] = State::Skipped;
-                    emit(Event::TaskSkipped { task: refs[id].clone(), reason: "interrupted".into() });
+                    emit(Event::TaskSkipped {
+                        task: refs[id].clone(),
+                        reason: "interrupted".into(),
+                    });
                 }
                 State::Done(s) if s != TaskStatus::Ok => any_failed = true,
                 _ => {}
@@ -205,7 +219,8 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, opts: &Options, sink: &dyn Sink
     }
     let mut services = Counts { total: plan.services.len(), ..Counts::default() };
     for (si, s) in plan.services.iter().enumerate() {
-        let mine: Vec<&State> = plan.tasks.iter().filter(|t| t.service == si).map(|t| &sh.state[t.id]).collect();
+        let mine: Vec<&State> =
+            plan.tasks.iter().filter(|t| t.service == si).map(|t| &sh.state[t.id]).collect();
         let status = if mine.iter().any(|s| matches!(s, State::Done(st) if *st != TaskStatus::Ok)) {
             services.failed += 1;
             "failed"
@@ -235,7 +250,10 @@ fn propagate_blocked(plan: &Plan, blocked: &mut [Option<String>]) {
                 continue;
             }
             if let Some(&d) = s.depends_on.iter().find(|&&d| blocked[d].is_some()) {
-                blocked[si] = Some(format!("depends on `{}`, which failed or was skipped", plan.services[d].name));
+                blocked[si] = Some(format!(
+                    "depends on `{}`, which failed or was skipped",
+                    plan.services[d].name
+                ));
                 changed = true;
             }
         }
@@ -287,7 +305,15 @@ fn worker(
         let result = loop {
             emit(Event::TaskStarted { task: refs[id].clone(), attempt });
             let outs = outputs.lock().expect("outputs lock").for_task(plan, t);
-            let a = Attempt { plan, task: t, label: &refs[id], attempt, outputs: outs, timeout, cancel, emit };
+            let a = Attempt {
+                plan,
+                task: t,
+                label: &refs[id],
+                attempt,
+                outputs: outs,
+                timeout,
+                cancel,
+            };
             match runner.run(&a) {
                 Ok(v) => break Ok(v),
                 Err(f) if f.cancelled || cancel.is_cancelled() || attempt >= tries => break Err(f),
@@ -301,7 +327,12 @@ fn worker(
                         error: f.message.clone(),
                     });
                     if !cancel.sleep(delay) {
-                        break Err(TaskFailure { message: "interrupted".into(), timed_out: false, cancelled: true, tail: Vec::new() });
+                        break Err(TaskFailure {
+                            message: "interrupted".into(),
+                            timed_out: false,
+                            cancelled: true,
+                            tail: Vec::new(),
+                        });
                     }
                     attempt += 1;
                 }
@@ -331,9 +362,19 @@ fn worker(
             Err(f) => (Some(f.message.clone()), f.tail.clone()),
         };
         if let Some(e) = &error {
-            failures.lock().expect("failures lock").push(Failure { task: refs[id].label.clone(), error: e.clone() });
+            failures
+                .lock()
+                .expect("failures lock")
+                .push(Failure { task: refs[id].label.clone(), error: e.clone() });
         }
-        emit(Event::TaskFinished { task: refs[id].clone(), status, attempts: attempt, duration_ms, error, tail });
+        emit(Event::TaskFinished {
+            task: refs[id].clone(),
+            status,
+            attempts: attempt,
+            duration_ms,
+            error,
+            tail,
+        });
         let mut sh = shared.lock().expect("scheduler lock");
         sh.running -= 1;
         sh.state[id] = State::Done(status);
@@ -346,7 +387,11 @@ fn worker(
             }
         } else {
             let svc = &plan.services[t.service].name;
-            let why = if status == TaskStatus::Cancelled { "interrupted".to_string() } else { format!("`{}` failed", refs[id].label) };
+            let why = if status == TaskStatus::Cancelled {
+                "interrupted".to_string()
+            } else {
+                format!("`{}` failed", refs[id].label)
+            };
             if sh.blocked[t.service].is_none() {
                 sh.blocked[t.service] = Some(why.clone());
             }
@@ -358,7 +403,11 @@ fn worker(
                 }
                 sh.state[r] = State::Skipped;
                 let rs = plan.tasks[r].service;
-                let reason = if rs == t.service { why.clone() } else { format!("depends on `{svc}`, which failed") };
+                let reason = if rs == t.service {
+                    why.clone()
+                } else {
+                    format!("depends on `{svc}`, which failed")
+                };
                 if sh.blocked[rs].is_none() {
                     sh.blocked[rs] = Some(reason.clone());
                 }
@@ -455,7 +504,10 @@ mod tests {
         }
         fn span(&self, label: &str) -> (Instant, Instant) {
             let log = self.log.lock().unwrap();
-            let e = log.iter().find(|(l, _, _)| l == label).unwrap_or_else(|| panic!("{label} did not run"));
+            let e = log
+                .iter()
+                .find(|(l, _, _)| l == label)
+                .unwrap_or_else(|| panic!("{label} did not run"));
             (e.1, e.2)
         }
         fn ran(&self, label: &str) -> bool {
@@ -473,7 +525,12 @@ mod tests {
             self.running.fetch_sub(1, Ordering::SeqCst);
             self.log.lock().unwrap().push((a.label.label.clone(), start, Instant::now()));
             if self.fail.contains(&a.label.label) {
-                return Err(TaskFailure { message: "boom".into(), timed_out: false, cancelled: false, tail: vec![] });
+                return Err(TaskFailure {
+                    message: "boom".into(),
+                    timed_out: false,
+                    cancelled: false,
+                    tail: vec![],
+                });
             }
             let mut m = Map::new();
             m.insert("region".into(), a.task.region.clone().unwrap_or_default().into());
@@ -490,7 +547,13 @@ mod tests {
     }
 
     fn opts(workers: usize) -> Options {
-        Options { workers, retries: None, retry_delay: Duration::from_millis(20), keep_going: false, default_timeout: None }
+        Options {
+            workers,
+            retries: None,
+            retry_delay: Duration::from_millis(20),
+            keep_going: false,
+            default_timeout: None,
+        }
     }
 
     fn run(services: Vec<PlannedService>, fake: &Fake, o: &Options) -> (Summary, Vec<Event>) {
@@ -503,15 +566,25 @@ mod tests {
     #[test]
     fn barrier_dag_and_worker_limit() {
         let fake = Fake::new(&[], 15);
-        let services = vec![svc("a", &[], three(), &[]), svc("b", &[0], three(), &[]), svc("c", &[], three(), &[]), svc("d", &[], three(), &[])];
+        let services = vec![
+            svc("a", &[], three(), &[]),
+            svc("b", &[0], three(), &[]),
+            svc("c", &[], three(), &[]),
+            svc("d", &[], three(), &[]),
+        ];
         let (s, _) = run(services, &fake, &opts(2));
         assert!(s.ok);
         assert_eq!(s.tasks.ok, 12);
-        let last_build = ["a", "b", "c", "d"].iter().map(|n| fake.span(&format!("{n}/build")).1).max().unwrap();
-        let first_push = ["a", "b", "c", "d"].iter().map(|n| fake.span(&format!("{n}/push")).0).min().unwrap();
+        let last_build =
+            ["a", "b", "c", "d"].iter().map(|n| fake.span(&format!("{n}/build")).1).max().unwrap();
+        let first_push =
+            ["a", "b", "c", "d"].iter().map(|n| fake.span(&format!("{n}/push")).0).min().unwrap();
         assert!(first_push >= last_build, "a push started before every build finished");
         for p in ["build", "push", "deploy"] {
-            assert!(fake.span(&format!("b/{p}")).0 >= fake.span(&format!("a/{p}")).1, "b/{p} ran before its dependency a");
+            assert!(
+                fake.span(&format!("b/{p}")).0 >= fake.span(&format!("a/{p}")).1,
+                "b/{p} ran before its dependency a"
+            );
         }
         assert_eq!(fake.max_running.load(Ordering::SeqCst), 2);
     }
@@ -519,7 +592,11 @@ mod tests {
     #[test]
     fn failure_skips_dependents_and_later_phases() {
         let fake = Fake::new(&["a/build"], 5);
-        let services = vec![svc("a", &[], three(), &[]), svc("b", &[0], three(), &[]), svc("c", &[], three(), &[])];
+        let services = vec![
+            svc("a", &[], three(), &[]),
+            svc("b", &[0], three(), &[]),
+            svc("c", &[], three(), &[]),
+        ];
         let (s, events) = run(services.clone(), &fake, &opts(2));
         assert!(!s.ok);
         assert!(fake.ran("c/build") && !fake.ran("c/push") && !fake.ran("b/build"));
@@ -557,14 +634,21 @@ mod tests {
     #[test]
     fn per_region_steps_get_their_own_outputs() {
         let fake = Fake::new(&[], 0);
-        let steps = vec![step("build", false, None), step("push", true, None), step("deploy", true, None)];
+        let steps =
+            vec![step("build", false, None), step("push", true, None), step("deploy", true, None)];
         let (s, events) = run(vec![svc("a", &[], steps, &["eu", "us"])], &fake, &opts(2));
         assert!(s.ok);
         assert_eq!(s.tasks.total, 5);
         for r in ["eu", "us"] {
             assert!(fake.ran(&format!("a/push@{r}")) && fake.ran(&format!("a/deploy@{r}")));
         }
-        assert_eq!(events.iter().filter(|e| matches!(e, Event::TaskStarted { task, .. } if task.step == "build")).count(), 1);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::TaskStarted { task, .. } if task.step == "build"))
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -574,7 +658,11 @@ mod tests {
             fn run(&self, a: &Attempt<'_>) -> Result<Option<Map>, TaskFailure> {
                 let r = a.task.region.clone().unwrap_or_default();
                 if a.label.step == "deploy" {
-                    let push = a.outputs.get("push").and_then(|p| p.read_lock::<Map>().map(|m| m.clone())).unwrap();
+                    let push = a
+                        .outputs
+                        .get("push")
+                        .and_then(|p| p.read_lock::<Map>().map(|m| m.clone()))
+                        .unwrap();
                     let image = push.get("image").unwrap().to_string();
                     assert_eq!(image, format!("img-{r}"));
                     assert!(a.outputs.contains_key("build"));
@@ -584,8 +672,15 @@ mod tests {
                 Ok(Some(m))
             }
         }
-        let steps = vec![step("build", false, None), step("push", true, None), step("deploy", true, None)];
-        let plan = Plan::build(vec![svc("a", &[], steps, &["eu", "us", "asia"])], &StepFilter::default(), "t".into(), None, false);
+        let steps =
+            vec![step("build", false, None), step("push", true, None), step("deploy", true, None)];
+        let plan = Plan::build(
+            vec![svc("a", &[], steps, &["eu", "us", "asia"])],
+            &StepFilter::default(),
+            "t".into(),
+            None,
+            false,
+        );
         let sink = Collect(Mutex::new(Vec::new()));
         let s = execute(&plan, &Check, &opts(2), &sink, &Cancel::new());
         assert!(s.ok, "{:?}", s.failures);

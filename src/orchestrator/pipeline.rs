@@ -27,12 +27,13 @@ pub struct Config {
     pub filter: StepFilter,
     pub tag: Option<String>,
     pub dry_run: bool,
+    /// Fail when a service's `secrets:` are not set in the environment (real runs only).
+    pub require_secrets: bool,
 }
 
 /// A loaded project with its selection, ready to plan.
 pub struct Loaded {
     pub project: Project,
-    pub catalog: Catalog,
     pub selected: Vec<Selected>,
     /// The recipe of every selected service, in selection order.
     pub recipes: Vec<Arc<Recipe>>,
@@ -80,9 +81,11 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
             }
         }
     }
-    let provider_of = |i: usize| resolved[i].as_ref().and_then(|r| r.decl.provider.clone()).unwrap_or_default();
-    let mut selected = select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
-        .map_err(|e| Error::usage(e.0))?;
+    let provider_of =
+        |i: usize| resolved[i].as_ref().and_then(|r| r.decl.provider.clone()).unwrap_or_default();
+    let mut selected =
+        select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
+            .map_err(|e| Error::usage(e.0))?;
     let mut base = None;
     if cfg.only_changed {
         let changes = changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?;
@@ -99,7 +102,7 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     if !bad.is_empty() || (!diags.is_empty() && selected.is_empty()) {
         return Err(usage(&diags));
     }
-    Ok(Loaded { project, catalog, selected, recipes, base })
+    Ok(Loaded { project, selected, recipes, base })
 }
 
 /// Check the selected services against their recipes and build the plan.
@@ -111,6 +114,16 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Er
         loaded.selected.iter().enumerate().map(|(i, s)| (s.index, i)).collect();
     for (sel, recipe) in loaded.selected.iter().zip(&loaded.recipes) {
         let s = &loaded.project.services[sel.index];
+        if cfg.require_secrets {
+            for name in &s.secrets {
+                if std::env::var_os(name).is_none_or(|v| v.is_empty()) {
+                    diags.push(
+                        s.diag(&["secrets"], format!("secret `{name}` of service `{}` is not set", s.name))
+                            .help(format!("export `{name}` (in CI, from the secret store); `pilum plan` and `--dry-run` do not need it")),
+                    );
+                }
+            }
+        }
         match validate::check(s, recipe) {
             Ok(c) => {
                 warnings.extend(c.warnings);
@@ -122,7 +135,10 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<(Plan, Vec<Diagnostic>), Er
                     steps: c.steps,
                     reason: sel.reason.clone(),
                     regions: s.regions.clone(),
-                    depends_on: loaded.project.deps[sel.index].iter().filter_map(|d| pos.get(d).copied()).collect(),
+                    depends_on: loaded.project.deps[sel.index]
+                        .iter()
+                        .filter_map(|d| pos.get(d).copied())
+                        .collect(),
                     project_index: sel.index,
                 });
             }

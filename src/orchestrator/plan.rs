@@ -76,7 +76,13 @@ impl StepFilter {
 
 impl Plan {
     /// Build the task graph. `services` are in selection order; their `steps` are unfiltered.
-    pub fn build(mut services: Vec<PlannedService>, filter: &StepFilter, tag: String, environment: Option<String>, dry_run: bool) -> Self {
+    pub fn build(
+        mut services: Vec<PlannedService>,
+        filter: &StepFilter,
+        tag: String,
+        environment: Option<String>,
+        dry_run: bool,
+    ) -> Self {
         for s in &mut services {
             s.steps.retain(|st| filter.keeps(st));
         }
@@ -125,7 +131,11 @@ impl Plan {
                 }
             }
             for (si, s) in services.iter().enumerate() {
-                let upstream: Vec<usize> = s.depends_on.iter().flat_map(|&d| by_service_phase[d][p].iter().copied()).collect();
+                let upstream: Vec<usize> = s
+                    .depends_on
+                    .iter()
+                    .flat_map(|&d| by_service_phase[d][p].iter().copied())
+                    .collect();
                 if upstream.is_empty() {
                     continue;
                 }

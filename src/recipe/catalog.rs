@@ -33,14 +33,19 @@ pub fn builtin_source(source: &str) -> Option<&'static str> {
 pub enum Origin {
     Builtin,
     /// A project file; `overrides` when a built-in of the same name exists.
-    File { path: PathBuf, overrides: bool },
+    File {
+        path: PathBuf,
+        overrides: bool,
+    },
 }
 
 impl Origin {
     pub fn label(&self) -> String {
         match self {
             Origin::Builtin => "built-in".into(),
-            Origin::File { path, overrides: true } => format!("{} (overrides built-in)", path.display()),
+            Origin::File { path, overrides: true } => {
+                format!("{} (overrides built-in)", path.display())
+            }
             Origin::File { path, .. } => path.display().to_string(),
         }
     }
@@ -76,8 +81,11 @@ impl Recipe {
 
     fn script_error(&self, func: &str, e: &rhai::EvalAltResult) -> Diagnostic {
         let pos = e.position();
-        let d = Diagnostic::new(&self.file, format!("recipe `{}`: `{func}()` failed: {}", self.decl.name, e.to_string().trim()))
-            .help("`recipe()` and `plan()` may only build data: no commands, files or network");
+        let d = Diagnostic::new(
+            &self.file,
+            format!("recipe `{}`: `{func}()` failed: {}", self.decl.name, e.to_string().trim()),
+        )
+        .help("`recipe()` and `plan()` may only build data: no commands, files or network");
         match (pos.line(), pos.position()) {
             (Some(l), c) => d.at(&self.source, l, c.unwrap_or(1)),
             _ => d,
@@ -94,6 +102,9 @@ struct Entry {
     source: Arc<str>,
     loaded: OnceLock<Result<Arc<Recipe>, Vec<Diagnostic>>>,
 }
+
+/// A recipe, or why it cannot be used.
+pub type Loaded = Result<Arc<Recipe>, Vec<Diagnostic>>;
 
 /// Every recipe available to a project, by name.
 pub struct Catalog {
@@ -119,13 +130,18 @@ impl Catalog {
         }
         let mut diags = Vec::new();
         let mut dirs = vec![(root.join("recipes"), false)];
-        dirs.extend(extra.iter().map(|d| (if d.is_absolute() { d.clone() } else { root.join(d) }, true)));
+        dirs.extend(
+            extra.iter().map(|d| (if d.is_absolute() { d.clone() } else { root.join(d) }, true)),
+        );
         for (dir, explicit) in dirs {
             let rd = match std::fs::read_dir(&dir) {
                 Ok(rd) => rd,
                 Err(_) if !explicit => continue,
                 Err(e) => {
-                    diags.push(Diagnostic::new(&dir, format!("cannot read recipe directory `{}`: {e}", dir.display())));
+                    diags.push(Diagnostic::new(
+                        &dir,
+                        format!("cannot read recipe directory `{}`: {e}", dir.display()),
+                    ));
                     continue;
                 }
             };
@@ -136,11 +152,18 @@ impl Catalog {
                 .collect();
             files.sort();
             for path in files {
-                let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
-                let shown = path.strip_prefix(root).map_or_else(|_| path.clone(), Path::to_path_buf);
+                let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string)
+                else {
+                    continue;
+                };
+                let shown =
+                    path.strip_prefix(root).map_or_else(|_| path.clone(), Path::to_path_buf);
                 match std::fs::read_to_string(&path) {
                     Ok(src) => {
-                        let overrides = entries.get(&name).is_some_and(|e: &Entry| e.origin == Origin::Builtin || matches!(e.origin, Origin::File { overrides: true, .. }));
+                        let overrides = entries.get(&name).is_some_and(|e: &Entry| {
+                            e.origin == Origin::Builtin
+                                || matches!(e.origin, Origin::File { overrides: true, .. })
+                        });
                         entries.insert(
                             name.clone(),
                             Entry {
@@ -153,7 +176,10 @@ impl Catalog {
                             },
                         );
                     }
-                    Err(e) => diags.push(Diagnostic::new(&shown, format!("cannot read recipe `{}`: {e}", shown.display()))),
+                    Err(e) => diags.push(Diagnostic::new(
+                        &shown,
+                        format!("cannot read recipe `{}`: {e}", shown.display()),
+                    )),
                 }
             }
         }
@@ -171,8 +197,11 @@ impl Catalog {
     }
 
     /// Every recipe, loaded, with its load result.
-    pub fn all(&self) -> Vec<(&str, Result<Arc<Recipe>, Vec<Diagnostic>>)> {
-        self.entries.keys().map(|n| (n.as_str(), self.get(n).expect("listed name exists"))).collect()
+    pub fn all(&self) -> Vec<(&str, Loaded)> {
+        self.entries
+            .keys()
+            .map(|n| (n.as_str(), self.get(n).expect("listed name exists")))
+            .collect()
     }
 
     /// The recipe a service asks for.
@@ -208,16 +237,30 @@ impl Catalog {
                 match matches.len() {
                     1 => Ok(matches.remove(0)),
                     0 => {
-                        let providers: Vec<String> = self.all().into_iter().filter_map(|(_, r)| r.ok()?.decl.provider.clone()).collect();
+                        let providers: Vec<String> = self
+                            .all()
+                            .into_iter()
+                            .filter_map(|(_, r)| r.ok()?.decl.provider.clone())
+                            .collect();
                         Err(ResolveError::Unknown {
-                            what: format!("no recipe for provider `{provider}`{}", kind.as_ref().map(|k| format!(" and service `{k}`")).unwrap_or_default()),
-                            suggestion: closest(provider, providers.iter().map(String::as_str)).map(str::to_string),
+                            what: format!(
+                                "no recipe for provider `{provider}`{}",
+                                kind.as_ref()
+                                    .map(|k| format!(" and service `{k}`"))
+                                    .unwrap_or_default()
+                            ),
+                            suggestion: closest(provider, providers.iter().map(String::as_str))
+                                .map(str::to_string),
                         })
                     }
                     _ => Err(ResolveError::Unknown {
                         what: format!(
                             "provider `{provider}` has several recipes ({}); add `service:` or `recipe:`",
-                            matches.iter().map(|m| format!("`{}`", m.decl.name)).collect::<Vec<_>>().join(", ")
+                            matches
+                                .iter()
+                                .map(|m| format!("`{}`", m.decl.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                         suggestion: None,
                     }),
@@ -237,18 +280,24 @@ pub enum ResolveError {
 fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
     let ast = host::compile(&e.source, &e.ast_source).map_err(|err| {
         let pos = err.position();
-        let d = Diagnostic::new(&e.file, format!("recipe `{}` does not compile: {}", e.name, err.err_type()))
-            .help("fix the script; `pilum check` reports every recipe problem");
+        let d = Diagnostic::new(
+            &e.file,
+            format!("recipe `{}` does not compile: {}", e.name, err.err_type()),
+        )
+        .help("fix the script; `pilum check` reports every recipe problem");
         vec![match pos.line() {
             Some(l) => d.at(&e.source, l, pos.position().unwrap_or(1)),
             None => d,
         }]
     })?;
     let here = |msg: String, help: &str| {
-        let (l, c) = crate::service::diagnostic::find_position(&e.source, "fn recipe").unwrap_or((1, 1));
+        let (l, c) =
+            crate::service::diagnostic::find_position(&e.source, "fn recipe").unwrap_or((1, 1));
         Diagnostic::new(&e.file, msg).at(&e.source, l, c).help(help)
     };
-    let has = |name: &str, arity: usize| ast.iter_functions().any(|f| f.name == name && f.params.len() == arity);
+    let has = |name: &str, arity: usize| {
+        ast.iter_functions().any(|f| f.name == name && f.params.len() == arity)
+    };
     if !has("recipe", 0) {
         return Err(vec![here(
             format!("recipe `{}` has no `fn recipe()`", e.name),
@@ -257,15 +306,21 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
     }
     let v: Dynamic = host::call_declaration(&ast, "recipe", ()).map_err(|err| {
         let pos = err.position();
-        let d = Diagnostic::new(&e.file, format!("recipe `{}`: `recipe()` failed: {}", e.name, err.to_string().trim()))
-            .help("`recipe()` may only build data: no commands, files or network");
+        let d = Diagnostic::new(
+            &e.file,
+            format!("recipe `{}`: `recipe()` failed: {}", e.name, err.to_string().trim()),
+        )
+        .help("`recipe()` may only build data: no commands, files or network");
         vec![match pos.line() {
             Some(l) => d.at(&e.source, l, pos.position().unwrap_or(1)),
             None => d,
         }]
     })?;
     let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
-        return Err(vec![here(format!("`recipe()` in `{}` must return a map, not {}", e.name, v.type_name()), "return a map literal `#{ name: ..., steps: [...] }`")]);
+        return Err(vec![here(
+            format!("`recipe()` in `{}` must return a map, not {}", e.name, v.type_name()),
+            "return a map literal `#{ name: ..., steps: [...] }`",
+        )]);
     };
     let mut reader = Reader::new(e.file.clone(), &e.source);
     let decl = reader.declaration(&map);
@@ -274,22 +329,41 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
     if decl.name != e.name {
         diags.push(here(
             format!("recipe file `{}` declares the name `{}`", e.file.display(), decl.name),
-            &format!("the file name and the declared name must match: rename the file to `{}.rhai`", decl.name),
+            &format!(
+                "the file name and the declared name must match: rename the file to `{}.rhai`",
+                decl.name
+            ),
         ));
     }
     let has_plan = has("plan", 1);
     for s in &decl.steps {
         if !has(&s.run, 1) {
-            let (l, c) = crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run)).unwrap_or((1, 1));
+            let (l, c) =
+                crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
+                    .unwrap_or((1, 1));
             diags.push(
-                Diagnostic::new(&e.file, format!("step `{}` runs `{}`, but the recipe has no `fn {}(ctx)`", s.name, s.run, s.run))
-                    .at(&e.source, l, c)
-                    .help(format!("define `fn {}(ctx) {{ ... }}` or set the step's `run:`", s.run)),
+                Diagnostic::new(
+                    &e.file,
+                    format!(
+                        "step `{}` runs `{}`, but the recipe has no `fn {}(ctx)`",
+                        s.name, s.run, s.run
+                    ),
+                )
+                .at(&e.source, l, c)
+                .help(format!("define `fn {}(ctx) {{ ... }}` or set the step's `run:`", s.run)),
             );
         }
     }
     if !diags.is_empty() {
         return Err(diags);
     }
-    Ok(Arc::new(Recipe { decl, ast: Arc::new(ast), origin: e.origin.clone(), file: e.file.clone(), source: e.source.clone(), ast_source: e.ast_source.clone(), has_plan }))
+    Ok(Arc::new(Recipe {
+        decl,
+        ast: Arc::new(ast),
+        origin: e.origin.clone(),
+        file: e.file.clone(),
+        source: e.source.clone(),
+        ast_source: e.ast_source.clone(),
+        has_plan,
+    }))
 }

@@ -173,7 +173,11 @@ impl<'a> Reader<'a> {
         match m.get(key) {
             None => {
                 if required {
-                    self.err("fn recipe", format!("recipe declaration is missing `{key}`"), "add it to the map `recipe()` returns");
+                    self.err(
+                        "fn recipe",
+                        format!("recipe declaration is missing `{key}`"),
+                        "add it to the map `recipe()` returns",
+                    );
                 }
                 None
             }
@@ -181,7 +185,11 @@ impl<'a> Reader<'a> {
             Some(v) => match v.clone().into_string() {
                 Ok(s) => Some(s),
                 Err(t) => {
-                    self.err(&format!("{key}:"), format!("`{key}` must be a string, not {t}"), "e.g. `name: \"fly\"`");
+                    self.err(
+                        &format!("{key}:"),
+                        format!("`{key}` must be a string, not {t}"),
+                        "e.g. `name: \"fly\"`",
+                    );
                     None
                 }
             },
@@ -204,7 +212,11 @@ impl<'a> Reader<'a> {
                     }
                 }
             }
-            Some(v) => self.err("fields:", format!("`fields` must be an array of maps, not {}", type_name(v)), "e.g. `fields: [#{ name: \"app\", type: \"string\" }]`"),
+            Some(v) => self.err(
+                "fields:",
+                format!("`fields` must be an array of maps, not {}", type_name(v)),
+                "e.g. `fields: [#{ name: \"app\", type: \"string\" }]`",
+            ),
         }
         let steps = match m.get("steps") {
             None => Vec::new(),
@@ -215,13 +227,21 @@ impl<'a> Reader<'a> {
 
     fn field(&mut self, f: &Dynamic) -> Option<Field> {
         let Some(m) = f.read_lock::<Map>().map(|m| m.clone()) else {
-            self.err("fields:", format!("each field must be a map, not {}", type_name(f)), "e.g. `#{ name: \"app\", type: \"string\" }`");
+            self.err(
+                "fields:",
+                format!("each field must be a map, not {}", type_name(f)),
+                "e.g. `#{ name: \"app\", type: \"string\" }`",
+            );
             return None;
         };
         let name = self.string(&m, "name", true)?;
         let ty_name = self.string(&m, "type", false).unwrap_or_else(|| "any".into());
         let Some(ty) = FieldType::parse(&ty_name) else {
-            self.err(&format!("\"{ty_name}\""), format!("field `{name}` has unknown type `{ty_name}`"), "use string, int, float, bool, array, map or any");
+            self.err(
+                &format!("\"{ty_name}\""),
+                format!("field `{name}` has unknown type `{ty_name}`"),
+                "use string, int, float, bool, array, map or any",
+            );
             return None;
         };
         let required = m.get("required").is_some_and(|v| v.as_bool().unwrap_or(false));
@@ -229,7 +249,15 @@ impl<'a> Reader<'a> {
         let default = m.get("default").filter(|v| !v.is_unit()).cloned();
         if let Some(d) = &default {
             if !ty.accepts(d) {
-                self.err(&format!("\"{name}\""), format!("default of field `{name}` is {}, but the field is {}", type_name(d), ty.as_str()), "make the default match the type");
+                self.err(
+                    &format!("\"{name}\""),
+                    format!(
+                        "default of field `{name}` is {}, but the field is {}",
+                        type_name(d),
+                        ty.as_str()
+                    ),
+                    "make the default match the type",
+                );
             }
         }
         let values = m
@@ -243,18 +271,30 @@ impl<'a> Reader<'a> {
     /// Steps from `steps:` in `recipe()` or from `plan(svc)`.
     pub fn steps(&mut self, v: &Dynamic) -> Vec<Step> {
         let Some(arr) = v.read_lock::<rhai::Array>().map(|a| a.clone()) else {
-            self.err("steps:", format!("`steps` must be an array of maps, not {}", type_name(v)), "e.g. `steps: [#{ name: \"build\", tags: [\"build\"] }]`");
+            self.err(
+                "steps:",
+                format!("`steps` must be an array of maps, not {}", type_name(v)),
+                "e.g. `steps: [#{ name: \"build\", tags: [\"build\"] }]`",
+            );
             return Vec::new();
         };
         let mut out: Vec<Step> = Vec::new();
         for s in &arr {
             let Some(m) = s.read_lock::<Map>().map(|m| m.clone()) else {
-                self.err("steps:", format!("each step must be a map, not {}", type_name(s)), "e.g. `#{ name: \"build\", tags: [\"build\"] }`");
+                self.err(
+                    "steps:",
+                    format!("each step must be a map, not {}", type_name(s)),
+                    "e.g. `#{ name: \"build\", tags: [\"build\"] }`",
+                );
                 continue;
             };
             let Some(name) = self.string(&m, "name", true) else { continue };
             if out.iter().any(|o| o.name == name) {
-                self.err(&format!("\"{name}\""), format!("two steps are named `{name}`"), "step names must be unique within a recipe");
+                self.err(
+                    &format!("\"{name}\""),
+                    format!("two steps are named `{name}`"),
+                    "step names must be unique within a recipe",
+                );
                 continue;
             }
             let mut tags: Vec<String> = match m.get("tags") {
@@ -277,7 +317,11 @@ impl<'a> Reader<'a> {
                 Some(v) => {
                     let d = parse_duration(v);
                     if d.is_none() {
-                        self.err("timeout:", format!("step `{name}` has an invalid timeout `{v}`"), "use seconds or a duration like \"30s\", \"10m\", \"1h\"");
+                        self.err(
+                            "timeout:",
+                            format!("step `{name}` has an invalid timeout `{v}`"),
+                            "use seconds or a duration like \"30s\", \"10m\", \"1h\"",
+                        );
                     }
                     d
                 }
@@ -287,7 +331,11 @@ impl<'a> Reader<'a> {
                 Some(v) => match v.as_int().ok().and_then(|i| u32::try_from(i).ok()) {
                     Some(r) => Some(r),
                     None => {
-                        self.err("retries:", format!("step `{name}` has invalid `retries` `{v}`"), "use a whole number of extra attempts, e.g. `retries: 2`");
+                        self.err(
+                            "retries:",
+                            format!("step `{name}` has invalid `retries` `{v}`"),
+                            "use a whole number of extra attempts, e.g. `retries: 2`",
+                        );
                         None
                     }
                 },
@@ -296,7 +344,11 @@ impl<'a> Reader<'a> {
                 None | Some("service") => StepDir::Service,
                 Some("root") => StepDir::Root,
                 Some(other) => {
-                    self.err("dir:", format!("step `{name}` has unknown `dir` `{other}`"), "use \"service\" or \"root\"");
+                    self.err(
+                        "dir:",
+                        format!("step `{name}` has unknown `dir` `{other}`"),
+                        "use \"service\" or \"root\"",
+                    );
                     StepDir::Service
                 }
             };

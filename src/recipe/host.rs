@@ -36,7 +36,11 @@ pub fn compile(text: &str, source: &str) -> Result<AST, ParseError> {
 }
 
 /// Call a declaration function (`recipe`, `plan`) without running the script's top level.
-pub fn call_declaration(ast: &AST, name: &str, args: impl FuncArgs) -> Result<Dynamic, Box<EvalAltResult>> {
+pub fn call_declaration(
+    ast: &AST,
+    name: &str,
+    args: impl FuncArgs,
+) -> Result<Dynamic, Box<EvalAltResult>> {
     let opts = rhai::CallFnOptions::new().eval_ast(false).rewind_scope(true);
     declaration_engine().call_fn_with_options(opts, &mut rhai::Scope::new(), ast, name, args)
 }

@@ -58,12 +58,20 @@ impl crate::script::Sink for Bridge {
                 };
                 Event::TaskOutput { task: task.clone(), stream, line: line.to_string() }
             }
-            S::Print(text) => Event::TaskLog { task: task.clone(), level: "print".into(), message: text.to_string() },
+            S::Print(text) => Event::TaskLog {
+                task: task.clone(),
+                level: "print".into(),
+                message: text.to_string(),
+            },
             S::Debug(text) => {
                 if !self.verbose {
                     return;
                 }
-                Event::TaskLog { task: task.clone(), level: "debug".into(), message: text.to_string() }
+                Event::TaskLog {
+                    task: task.clone(),
+                    level: "debug".into(),
+                    message: text.to_string(),
+                }
             }
             S::Log { level, message } => Event::TaskLog {
                 task: task.clone(),
@@ -75,7 +83,11 @@ impl crate::script::Sink for Bridge {
                 .into(),
                 message: message.to_string(),
             },
-            S::DryRun { call, detail } => Event::TaskDryRun { task: task.clone(), call: call.to_string(), detail: detail.to_string() },
+            S::DryRun { call, detail } => Event::TaskDryRun {
+                task: task.clone(),
+                call: call.to_string(),
+                detail: detail.to_string(),
+            },
         };
         self.out.event(&e);
     }
@@ -92,11 +104,26 @@ pub struct RecipeRunner {
 }
 
 impl RecipeRunner {
-    pub fn new(project: &crate::service::Project, plan: &Plan, verbose: u8, out: Arc<dyn EventSink + Send + Sync>) -> Self {
+    pub fn new(
+        project: &crate::service::Project,
+        plan: &Plan,
+        verbose: u8,
+        out: Arc<dyn EventSink + Send + Sync>,
+    ) -> Self {
         let root: &Path = &project.root;
         let tasks = plan.tasks.iter().map(|t| (plan.label(t), task_ref(plan, t))).collect();
-        let bridge = Arc::new(Bridge { tasks, out, tails: Mutex::new(HashMap::new()), verbose: verbose > 0 });
-        let host = Arc::new(Host { root: root.to_path_buf(), dry_run: plan.dry_run, verbose, sink: bridge.clone() });
+        let bridge = Arc::new(Bridge {
+            tasks,
+            out,
+            tails: Mutex::new(HashMap::new()),
+            verbose: verbose > 0,
+        });
+        let host = Arc::new(Host {
+            root: root.to_path_buf(),
+            dry_run: plan.dry_run,
+            verbose,
+            sink: bridge.clone(),
+        });
         let engine = engine::build(&host, Profile::Full(Limits::full()));
         let mut base = Vec::with_capacity(plan.services.len());
         let mut env = Vec::with_capacity(plan.services.len());
@@ -108,15 +135,39 @@ impl RecipeRunner {
             m.insert("root".into(), root.display().to_string().into());
             m.insert("recipe".into(), ps.recipe.decl.name.clone().into());
             m.insert("fields".into(), ps.fields.clone().into());
-            m.insert("config".into(), yaml_to_dynamic(&serde_yaml::Value::Mapping(svc.config.clone())));
-            let env_map: Map = svc.env.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect();
+            m.insert(
+                "config".into(),
+                yaml_to_dynamic(&serde_yaml::Value::Mapping(svc.config.clone())),
+            );
+            let env_map: Map = svc
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+                .collect();
             m.insert("env".into(), env_map.into());
             m.insert("tag".into(), plan.tag.clone().into());
-            m.insert("regions".into(), ps.regions.iter().cloned().map(Dynamic::from).collect::<Array>().into());
-            m.insert("environment".into(), plan.environment.clone().map_or(Dynamic::UNIT, Dynamic::from));
+            m.insert(
+                "regions".into(),
+                ps.regions.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
+            );
+            m.insert(
+                "environment".into(),
+                plan.environment.clone().map_or(Dynamic::UNIT, Dynamic::from),
+            );
             m.insert("dry_run".into(), plan.dry_run.into());
+            // Secret values never reach the output, whichever command prints them.
+            for name in &svc.secrets {
+                if let Ok(v) = std::env::var(name) {
+                    crate::redact::register(&v);
+                }
+            }
+            m.insert(
+                "secrets".into(),
+                svc.secrets.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
+            );
             base.push(m);
-            let mut e: Vec<(String, String)> = svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut e: Vec<(String, String)> =
+                svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             e.push(("PILUM_SERVICE".into(), ps.name.clone()));
             e.push(("PILUM_TAG".into(), plan.tag.clone()));
             if let Some(envname) = &plan.environment {
@@ -158,7 +209,13 @@ impl Runner for RecipeRunner {
         // Top-level statements (imports) run before the call so functions see imported modules.
         let opts = CallFnOptions::new().eval_ast(true).rewind_scope(true);
         let result = with_call(call, || {
-            self.engine.call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), ast, &step.run, (Dynamic::from(ctx),))
+            self.engine.call_fn_with_options::<Dynamic>(
+                opts,
+                &mut Scope::new(),
+                ast,
+                &step.run,
+                (Dynamic::from(ctx),),
+            )
         });
         let tail = self.bridge.take_tail(&a.label.label);
         match result {
@@ -181,7 +238,11 @@ impl Runner for RecipeRunner {
                         true,
                         false,
                     )),
-                    _ => Err(fail(crate::recipe::host::render_error(&err, &svc.recipe.ast_source), false, false)),
+                    _ => Err(fail(
+                        crate::recipe::host::render_error(&err, &svc.recipe.ast_source),
+                        false,
+                        false,
+                    )),
                 }
             }
         }

@@ -28,7 +28,10 @@ pub fn service_map(s: &Service, fields: &Map) -> Map {
     m.insert("dir".into(), s.dir.to_string_lossy().into_owned().into());
     m.insert("fields".into(), fields.clone().into());
     m.insert("config".into(), yaml_to_dynamic(&serde_yaml::Value::Mapping(s.config.clone())));
-    m.insert("regions".into(), s.regions.iter().cloned().map(Dynamic::from).collect::<rhai::Array>().into());
+    m.insert(
+        "regions".into(),
+        s.regions.iter().cloned().map(Dynamic::from).collect::<rhai::Array>().into(),
+    );
     m
 }
 
@@ -39,14 +42,21 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     let mut warnings = Vec::new();
     let given = match s.config.get(section) {
         None | Some(serde_yaml::Value::Null) => Map::new(),
-        Some(serde_yaml::Value::Mapping(m)) => match yaml_to_dynamic(&serde_yaml::Value::Mapping(m.clone())).try_cast::<Map>() {
-            Some(m) => m,
-            None => Map::new(),
-        },
+        Some(serde_yaml::Value::Mapping(m)) => {
+            yaml_to_dynamic(&serde_yaml::Value::Mapping(m.clone()))
+                .try_cast::<Map>()
+                .unwrap_or_default()
+        }
         Some(other) => {
             diags.push(
-                s.diag(&[section], format!("`{section}` must be a mapping of the `{}` recipe's fields", decl.name))
-                    .help(format!("e.g. `{section}: {{ {}: ... }}`", decl.fields.first().map_or("field", |f| f.name.as_str()))),
+                s.diag(
+                    &[section],
+                    format!("`{section}` must be a mapping of the `{}` recipe's fields", decl.name),
+                )
+                .help(format!(
+                    "e.g. `{section}: {{ {}: ... }}`",
+                    decl.fields.first().map_or("field", |f| f.name.as_str())
+                )),
             );
             let _ = other;
             Map::new()
@@ -58,21 +68,36 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
             Some(v) if !v.is_unit() => {
                 if !f.ty.accepts(v) {
                     diags.push(
-                        s.diag(&[section, &f.name], format!(
-                            "field `{section}.{}` must be {} {}, not {}",
-                            f.name,
-                            if f.ty.as_str().starts_with(['a', 'i']) { "an" } else { "a" },
-                            f.ty.as_str(),
-                            type_name(v)
-                        ))
-                        .help(if f.description.is_empty() { format!("see `pilum list --recipes` for the `{}` recipe's fields", decl.name) } else { f.description.clone() }),
+                        s.diag(
+                            &[section, &f.name],
+                            format!(
+                                "field `{section}.{}` must be {} {}, not {}",
+                                f.name,
+                                if f.ty.as_str().starts_with(['a', 'i']) { "an" } else { "a" },
+                                f.ty.as_str(),
+                                type_name(v)
+                            ),
+                        )
+                        .help(if f.description.is_empty() {
+                            format!(
+                                "see `pilum list --recipes` for the `{}` recipe's fields",
+                                decl.name
+                            )
+                        } else {
+                            f.description.clone()
+                        }),
                     );
-                } else if !f.values.is_empty() && !f.values.iter().any(|a| a.to_string() == v.to_string()) {
+                } else if !f.values.is_empty()
+                    && !f.values.iter().any(|a| a.to_string() == v.to_string())
+                {
                     let allowed: Vec<String> = f.values.iter().map(|a| a.to_string()).collect();
                     diags.push(
-                        s.diag(&[section, &f.name], format!("field `{section}.{}` is `{v}`, which is not allowed", f.name))
-                            .help(format!("use one of: {}", allowed.join(", ")))
-                            .suggest(closest(&v.to_string(), allowed.iter().map(String::as_str))),
+                        s.diag(
+                            &[section, &f.name],
+                            format!("field `{section}.{}` is `{v}`, which is not allowed", f.name),
+                        )
+                        .help(format!("use one of: {}", allowed.join(", ")))
+                        .suggest(closest(&v.to_string(), allowed.iter().map(String::as_str))),
                     );
                 }
                 let v = if f.ty == super::declaration::FieldType::Float && v.is_int() {
@@ -84,15 +109,26 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
             }
             _ => {
                 if f.required {
-                    let at: &[&str] = if s.config.contains_key(section) { &[section] } else { &["name"] };
+                    let at: &[&str] =
+                        if s.config.contains_key(section) { &[section] } else { &["name"] };
                     diags.push(
-                        s.diag(at, format!("missing required field `{section}.{}` for recipe `{}`", f.name, decl.name))
-                            .help(format!(
-                                "add `{section}:\\n  {}: <{}>`{}",
-                                f.name,
-                                f.ty.as_str(),
-                                if f.description.is_empty() { String::new() } else { format!(" ({})", f.description) }
-                            )),
+                        s.diag(
+                            at,
+                            format!(
+                                "missing required field `{section}.{}` for recipe `{}`",
+                                f.name, decl.name
+                            ),
+                        )
+                        .help(format!(
+                            "add `{section}:\\n  {}: <{}>`{}",
+                            f.name,
+                            f.ty.as_str(),
+                            if f.description.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", f.description)
+                            }
+                        )),
                     );
                 }
                 fields.insert(f.name.as_str().into(), f.default.clone().unwrap_or(Dynamic::UNIT));
@@ -102,12 +138,19 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     for k in given.keys() {
         if !decl.fields.iter().any(|f| f.name == k.as_str()) {
             diags.push(
-                s.diag(&[section, k], format!("unknown field `{section}.{k}` for recipe `{}`", decl.name))
-                    .help(format!(
-                        "the recipe's fields are: {}",
-                        decl.fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
-                    ))
-                    .suggest(closest(k, decl.fields.iter().map(|f| f.name.as_str()))),
+                s.diag(
+                    &[section, k],
+                    format!("unknown field `{section}.{k}` for recipe `{}`", decl.name),
+                )
+                .help(format!(
+                    "the recipe's fields are: {}",
+                    decl.fields
+                        .iter()
+                        .map(|f| format!("`{}`", f.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .suggest(closest(k, decl.fields.iter().map(|f| f.name.as_str()))),
             );
         }
     }
@@ -117,7 +160,10 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
             candidates.push(section);
             warnings.push(
                 s.diag(&[k], format!("unknown key `{k}` in `{}`", s.file.display()))
-                    .help(format!("pilum ignores it; the `{}` recipe reads `{section}:`", decl.name))
+                    .help(format!(
+                        "pilum ignores it; the `{}` recipe reads `{section}:`",
+                        decl.name
+                    ))
                     .suggest(closest(k, candidates)),
             );
         }
@@ -130,8 +176,14 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     for st in &steps {
         if !recipe.ast.iter_functions().any(|f| f.name == st.run && f.params.len() == 1) {
             step_diags.push(
-                s.diag(&[section], format!("step `{}` of `{}` runs `{}`, which the recipe does not define", st.name, s.name, st.run))
-                    .help("use a function the recipe defines"),
+                s.diag(
+                    &[section],
+                    format!(
+                        "step `{}` of `{}` runs `{}`, which the recipe does not define",
+                        st.name, s.name, st.run
+                    ),
+                )
+                .help("use a function the recipe defines"),
             );
         }
         if st.per_region && s.regions.is_empty() {

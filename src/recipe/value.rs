@@ -42,7 +42,10 @@ pub fn dynamic_to_json(v: &Dynamic) -> serde_json::Value {
     } else if v.is_string() {
         J::String(v.clone().into_string().unwrap_or_default())
     } else if v.is_array() {
-        J::Array(v.read_lock::<Array>().map_or_else(Vec::new, |a| a.iter().map(dynamic_to_json).collect()))
+        J::Array(
+            v.read_lock::<Array>()
+                .map_or_else(Vec::new, |a| a.iter().map(dynamic_to_json).collect()),
+        )
     } else if v.is_map() {
         let mut out = serde_json::Map::new();
         if let Some(m) = v.read_lock::<Map>() {

@@ -42,7 +42,9 @@ impl std::fmt::Display for ChangeError {
                 f,
                 "cannot compare with `{reference}`: no such commit or no common history with `HEAD`\nhelp: pass an existing branch, tag or commit with `--since`"
             ),
-            ChangeError::Git { args, stderr } => write!(f, "`git {args}` failed: {}", stderr.trim()),
+            ChangeError::Git { args, stderr } => {
+                write!(f, "`git {args}` failed: {}", stderr.trim())
+            }
         }
     }
 }
@@ -57,7 +59,10 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ChangeError> {
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(ChangeError::Git { args: args.join(" "), stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
+        Err(ChangeError::Git {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
     }
 }
 
@@ -86,14 +91,17 @@ pub fn changed_files(root: &Path, since: Option<&str>) -> Result<Changes, Change
     let (committed, worktree, untracked) = std::thread::scope(|s| {
         let a = s.spawn(|| git(root, &["diff", "--name-only", "--no-renames", "-z", &range, "--"]));
         let b = s.spawn(|| git(root, &["diff", "--name-only", "--no-renames", "-z", "HEAD", "--"]));
-        let c = s.spawn(|| git(root, &["ls-files", "--others", "--exclude-standard", "--full-name", "-z", ":/"]));
+        let c = s.spawn(|| {
+            git(root, &["ls-files", "--others", "--exclude-standard", "--full-name", "-z", ":/"])
+        });
         (
             a.join().expect("git thread does not panic"),
             b.join().expect("git thread does not panic"),
             c.join().expect("git thread does not panic"),
         )
     });
-    let committed = committed.map_err(|_| ChangeError::UnknownRef { reference: base.clone(), shallow })?;
+    let committed =
+        committed.map_err(|_| ChangeError::UnknownRef { reference: base.clone(), shallow })?;
     // A repository without commits has no HEAD; only untracked files count then.
     let worktree = worktree.unwrap_or_default();
     let untracked = untracked?;
@@ -110,15 +118,24 @@ pub fn changed_files(root: &Path, since: Option<&str>) -> Result<Changes, Change
 /// The remote default branch (`origin/HEAD`), else `origin/main`, `origin/master`, `main`,
 /// `master` — whichever exists first, from one `git for-each-ref`.
 fn default_base(root: &Path) -> Result<String, ChangeError> {
-    const CANDIDATES: &[&str] =
-        &["refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master", "refs/heads/main", "refs/heads/master"];
+    const CANDIDATES: &[&str] = &[
+        "refs/remotes/origin/HEAD",
+        "refs/remotes/origin/main",
+        "refs/remotes/origin/master",
+        "refs/heads/main",
+        "refs/heads/master",
+    ];
     let mut args = vec!["for-each-ref", "--format=%(refname) %(symref)"];
     args.extend(CANDIDATES);
     let out = lines(&git(root, &args)?);
     for c in CANDIDATES {
         if let Some(line) = out.iter().find(|l| l.split(' ').next() == Some(c)) {
             let target = line.split(' ').nth(1).filter(|s| !s.is_empty()).unwrap_or(c);
-            return Ok(target.strip_prefix("refs/remotes/").or_else(|| target.strip_prefix("refs/heads/")).unwrap_or(target).to_string());
+            return Ok(target
+                .strip_prefix("refs/remotes/")
+                .or_else(|| target.strip_prefix("refs/heads/"))
+                .unwrap_or(target)
+                .to_string());
         }
     }
     Err(ChangeError::NoBase)
@@ -129,7 +146,8 @@ fn relative_to_root(path: &str, prefix: &str) -> String {
     if let Some(rest) = path.strip_prefix(prefix) {
         return rest.to_string();
     }
-    let mut p: Vec<&str> = prefix.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let mut p: Vec<&str> =
+        prefix.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let mut rest: &str = path;
     // Drop the common leading components, then climb out of what is left of the prefix.
     while let Some(first) = p.first() {

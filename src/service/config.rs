@@ -36,7 +36,10 @@ pub const KNOWN_KEYS: &[&str] = &[
 pub enum RecipeRef {
     Name(String),
     /// `provider:` and optional `service:` (the recipe's kind).
-    Provider { provider: String, kind: Option<String> },
+    Provider {
+        provider: String,
+        kind: Option<String>,
+    },
 }
 
 impl std::fmt::Display for RecipeRef {
@@ -87,7 +90,8 @@ pub fn load(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Service>, Vec<Diagnostic>> {
     let text: Arc<str> = Arc::from(text);
-    let here = |line: usize, col: usize, msg: String| Diagnostic::new(file, msg).at(&text, line, col);
+    let here =
+        |line: usize, col: usize, msg: String| Diagnostic::new(file, msg).at(&text, line, col);
     let root: Value = match serde_yaml::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
@@ -119,7 +123,11 @@ pub fn load(
                         Value::Null => {}
                         _ => {
                             let (l, c) = key_position(&text, &["environments", name]);
-                            diags.push(here(l, c, format!("`environments.{name}` must be a mapping")));
+                            diags.push(here(
+                                l,
+                                c,
+                                format!("`environments.{name}` must be a mapping"),
+                            ));
                         }
                     }
                 }
@@ -204,11 +212,16 @@ fn read(
     let name = match map.get("name") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(Value::String(_)) | Some(Value::Null) => {
-            diags.push(at(&["name"], "field `name` is empty".into()).help("give the service a name: `name: api`"));
+            diags.push(
+                at(&["name"], "field `name` is empty".into())
+                    .help("give the service a name: `name: api`"),
+            );
             String::new()
         }
         Some(_) => {
-            diags.push(at(&["name"], "field `name` must be a string".into()).help("e.g. `name: api`"));
+            diags.push(
+                at(&["name"], "field `name` must be a string".into()).help("e.g. `name: api`"),
+            );
             String::new()
         }
         None => {
@@ -230,11 +243,12 @@ fn read(
             }
         }
     };
-    let recipe = match (str_of("recipe", diags), str_of("provider", diags), str_of("service", diags)) {
-        (Some(r), _, _) => RecipeRef::Name(r),
-        (None, Some(p), kind) => RecipeRef::Provider { provider: p, kind },
-        (None, None, _) => RecipeRef::Name("local".into()),
-    };
+    let recipe =
+        match (str_of("recipe", diags), str_of("provider", diags), str_of("service", diags)) {
+            (Some(r), _, _) => RecipeRef::Name(r),
+            (None, Some(p), kind) => RecipeRef::Provider { provider: p, kind },
+            (None, None, _) => RecipeRef::Name("local".into()),
+        };
     let mut regions = list_of(&map, "regions", file, text, diags);
     if let Some(r) = str_of("region", diags) {
         if !regions.contains(&r) {
@@ -250,16 +264,22 @@ fn read(
         None | Some(Value::Null) => {}
         Some(Value::Mapping(m)) => {
             for (k, v) in m {
-                let key = k.as_str().map(str::to_string).unwrap_or_else(|| scalar(k).unwrap_or_default());
+                let key =
+                    k.as_str().map(str::to_string).unwrap_or_else(|| scalar(k).unwrap_or_default());
                 match scalar(v) {
                     Some(v) => {
                         env.insert(key, v);
                     }
-                    None => diags.push(at(&["env", &key], format!("`env.{key}` must be a string, number or bool"))),
+                    None => diags.push(at(
+                        &["env", &key],
+                        format!("`env.{key}` must be a string, number or bool"),
+                    )),
                 }
             }
         }
-        Some(_) => diags.push(at(&["env"], "field `env` must be a mapping of names to values".into())),
+        Some(_) => {
+            diags.push(at(&["env"], "field `env` must be a mapping of names to values".into()))
+        }
     }
     if diags.len() > before {
         return None;
@@ -296,7 +316,13 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 /// A key that may be one string or a list of strings.
-fn list_of(map: &Mapping, key: &str, file: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+fn list_of(
+    map: &Mapping,
+    key: &str,
+    file: &Path,
+    text: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<String> {
     let bad = |diags: &mut Vec<Diagnostic>| {
         let (l, c) = key_position(text, &[key]);
         diags.push(
@@ -332,11 +358,6 @@ pub fn deep_merge(base: &mut Mapping, over: &Mapping) {
             }
         }
     }
-}
-
-/// Where a service's `pilum.yaml` lives, for callers that only have a directory.
-pub fn file_in(dir: &Path) -> PathBuf {
-    dir.join("pilum.yaml")
 }
 
 #[cfg(test)]
@@ -382,17 +403,28 @@ mod tests {
 
     #[test]
     fn targets_make_one_service_each() {
-        let text = "name: cli\ntargets:\n  - recipe: local\n  - recipe: shell\n    shell: {build: make}\n";
+        let text =
+            "name: cli\ntargets:\n  - recipe: local\n  - recipe: shell\n    shell: {build: make}\n";
         let s = one(text, None).unwrap();
-        assert_eq!(s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["cli.local", "cli.shell"]);
+        assert_eq!(
+            s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["cli.local", "cli.shell"]
+        );
         assert_eq!(s[1].recipe, RecipeRef::Name("shell".into()));
         assert_eq!(s[1].base_name, "cli");
     }
 
     #[test]
     fn provider_and_kind_select_a_recipe() {
-        let s = &one("name: a\nprovider: gcp\nservice: cloud-run\nenv: {TEAM: \"${TEAM}\", N: 3}\n", None).unwrap()[0];
-        assert_eq!(s.recipe, RecipeRef::Provider { provider: "gcp".into(), kind: Some("cloud-run".into()) });
+        let s = &one(
+            "name: a\nprovider: gcp\nservice: cloud-run\nenv: {TEAM: \"${TEAM}\", N: 3}\n",
+            None,
+        )
+        .unwrap()[0];
+        assert_eq!(
+            s.recipe,
+            RecipeRef::Provider { provider: "gcp".into(), kind: Some("cloud-run".into()) }
+        );
         assert_eq!(s.env.get("TEAM").map(String::as_str), Some("core"));
         assert_eq!(s.env.get("N").map(String::as_str), Some("3"));
     }

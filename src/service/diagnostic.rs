@@ -170,9 +170,7 @@ pub fn key_position(text: &str, path: &[&str]) -> (usize, usize) {
 
 /// The 1-based line and column of the first occurrence of `needle` in `text`.
 pub fn find_position(text: &str, needle: &str) -> Option<(usize, usize)> {
-    text.lines()
-        .enumerate()
-        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
+    text.lines().enumerate().find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
 }
 
 #[cfg(test)]

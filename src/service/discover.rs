@@ -14,7 +14,10 @@ pub const FILE_NAME: &str = "pilum.yaml";
 pub fn project_root(dir: Option<&Path>) -> std::io::Result<PathBuf> {
     if let Some(d) = dir {
         return d.canonicalize().map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot open project directory `{}`: {e}", d.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot open project directory `{}`: {e}", d.display()),
+            )
         });
     }
     let cwd = std::env::current_dir()?;
@@ -52,7 +55,10 @@ pub fn find(root: &Path) -> Vec<PathBuf> {
                 if let Ok(e) = entry {
                     if e.file_name() == FILE_NAME && e.file_type().is_some_and(|t| t.is_file()) {
                         if let Ok(rel) = e.path().strip_prefix(root) {
-                            found.lock().expect("walker lock is never poisoned").push(rel.to_path_buf());
+                            found
+                                .lock()
+                                .expect("walker lock is never poisoned")
+                                .push(rel.to_path_buf());
                         }
                     }
                 }
@@ -87,6 +93,9 @@ mod tests {
         fs::write(t.path().join(".pilumignore"), "skip\n").unwrap();
         fs::write(t.path().join("a/.pilumignore"), "old/\n").unwrap();
         let found = find(t.path());
-        assert_eq!(found, vec![PathBuf::from("a/b/c/d/e/f/pilum.yaml"), PathBuf::from("a/pilum.yaml")]);
+        assert_eq!(
+            found,
+            vec![PathBuf::from("a/b/c/d/e/f/pilum.yaml"), PathBuf::from("a/pilum.yaml")]
+        );
     }
 }

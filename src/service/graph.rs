@@ -29,7 +29,9 @@ pub fn build(services: &[Service]) -> Result<Vec<Vec<usize>>, Vec<Diagnostic>> {
                 ),
             }
             if d == &s.base_name && s.base_name == s.name {
-                diags.push(s.diag(&["depends_on"], format!("service `{}` depends on itself", s.name)));
+                diags.push(
+                    s.diag(&["depends_on"], format!("service `{}` depends on itself", s.name)),
+                );
             }
         }
         deps[i].sort_unstable();
@@ -74,7 +76,10 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
                         stack.push((d, 0));
                     }
                     Mark::Active => {
-                        let pos = stack.iter().position(|&(n, _)| n == d).expect("active node is on the stack");
+                        let pos = stack
+                            .iter()
+                            .position(|&(n, _)| n == d)
+                            .expect("active node is on the stack");
                         let mut cycle: Vec<usize> = stack[pos..].iter().map(|&(n, _)| n).collect();
                         cycle.push(d);
                         return Some(cycle);

@@ -36,7 +36,10 @@ impl Project {
             let text = match std::fs::read_to_string(root.join(&rel)) {
                 Ok(t) => t,
                 Err(e) => {
-                    diags.push(Diagnostic::new(&rel, format!("cannot read `{}`: {e}", rel.display())));
+                    diags.push(Diagnostic::new(
+                        &rel,
+                        format!("cannot read `{}`: {e}", rel.display()),
+                    ));
                     continue;
                 }
             };
@@ -49,12 +52,15 @@ impl Project {
         for s in &services {
             if let Some(first) = seen.insert(&s.name, s) {
                 diags.push(
-                    s.diag(&["name"], format!(
-                        "duplicate service name `{}`: used by `{}` and `{}`",
-                        s.name,
-                        first.file.display(),
-                        s.file.display()
-                    ))
+                    s.diag(
+                        &["name"],
+                        format!(
+                            "duplicate service name `{}`: used by `{}` and `{}`",
+                            s.name,
+                            first.file.display(),
+                            s.file.display()
+                        ),
+                    )
                     .help("service names must be unique; rename one of them"),
                 );
             }
@@ -64,9 +70,5 @@ impl Project {
         }
         let deps = graph::build(&services)?;
         Ok(Self { root: root.to_path_buf(), services, deps })
-    }
-
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.services.iter().position(|s| s.name == name)
     }
 }

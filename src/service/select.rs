@@ -83,14 +83,19 @@ pub fn by_name(
 }
 
 /// Narrow `candidates` to the services touched by `changes`, plus their dependents.
-pub fn by_changes(services: &[Service], deps: &[Vec<usize>], candidates: &[Selected], changes: &Changes) -> Vec<Selected> {
+pub fn by_changes(
+    services: &[Service],
+    deps: &[Vec<usize>],
+    candidates: &[Selected],
+    changes: &Changes,
+) -> Vec<Selected> {
     // A file belongs to the deepest service directory containing it (nested services).
     let mut owners: Vec<(String, usize)> = services
         .iter()
         .enumerate()
         .map(|(i, s)| (normalize(&s.dir.to_string_lossy()), i))
         .collect();
-    owners.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    owners.sort_by_key(|o| std::cmp::Reverse(o.0.len()));
     let watches: Vec<Vec<(String, Option<GlobMatcher>)>> = services
         .iter()
         .map(|s| {
@@ -98,7 +103,10 @@ pub fn by_changes(services: &[Service], deps: &[Vec<usize>], candidates: &[Selec
                 .iter()
                 .map(|w| {
                     let p = normalize(&format!("{}/{w}", s.dir.to_string_lossy()));
-                    let g = w.contains(['*', '?', '[']).then(|| Glob::new(&p).ok().map(|g| g.compile_matcher())).flatten();
+                    let g = w
+                        .contains(['*', '?', '['])
+                        .then(|| Glob::new(&p).ok().map(|g| g.compile_matcher()))
+                        .flatten();
                     (p, g)
                 })
                 .collect()
@@ -125,7 +133,8 @@ pub fn by_changes(services: &[Service], deps: &[Vec<usize>], candidates: &[Selec
         }
         v
     };
-    let changed: Vec<usize> = (0..services.len()).filter(|&i| reason[i].is_some() && in_candidates[i]).collect();
+    let changed: Vec<usize> =
+        (0..services.len()).filter(|&i| reason[i].is_some() && in_candidates[i]).collect();
     for d in dependents(deps, &changed) {
         if reason[d].is_none() {
             let via = deps[d]

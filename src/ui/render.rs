@@ -48,7 +48,11 @@ impl Renderer {
         } else {
             Mode::Plain
         };
-        let multi = MultiProgress::with_draw_target(if mode == Mode::Tty { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() });
+        let multi = MultiProgress::with_draw_target(if mode == Mode::Tty {
+            ProgressDrawTarget::stdout()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         Self {
             mode,
             verbose: out.verbose > 0,
@@ -117,7 +121,13 @@ impl Renderer {
         if self.mode != Mode::Quiet && !s.failures.is_empty() {
             let _ = writeln!(o, "\nfailures:");
             for f in &s.failures {
-                let _ = writeln!(o, "  {} {}: {}", Style::new().red().apply_to("✗"), f.task, first_line(&f.error));
+                let _ = writeln!(
+                    o,
+                    "  {} {}: {}",
+                    Style::new().red().apply_to("✗"),
+                    f.task,
+                    first_line(&f.error)
+                );
             }
         }
         let _ = writeln!(o, "{line}");
@@ -132,7 +142,13 @@ impl Renderer {
         let mut md = format!(
             "### pilum {}: {}\n\n{} services ({} ok, {} failed, {} skipped), {} tasks ({} ok, {} failed, {} skipped) in {}\n\n| service | status |\n|---|---|\n",
             self.verb,
-            if s.ok { "ok" } else if s.interrupted { "interrupted" } else { "failed" },
+            if s.ok {
+                "ok"
+            } else if s.interrupted {
+                "interrupted"
+            } else {
+                "failed"
+            },
             s.services.total,
             s.services.ok,
             s.services.failed,
@@ -172,7 +188,10 @@ impl Sink for Renderer {
             Event::Plan { .. } => {}
             Event::PhaseStarted { phase, tasks } => {
                 if self.mode == Mode::Plain {
-                    self.line(&format!("{} {phase} ({tasks} tasks)", Style::new().bold().apply_to("==>")));
+                    self.line(&format!(
+                        "{} {phase} ({tasks} tasks)",
+                        Style::new().bold().apply_to("==>")
+                    ));
                 }
             }
             Event::TaskStarted { task, attempt } => match self.mode {
@@ -180,26 +199,50 @@ impl Sink for Renderer {
                     let mut bars = self.bars.lock().expect("bars lock");
                     let bar = bars.entry(task.id).or_insert_with(|| {
                         let b = self.multi.add(ProgressBar::new_spinner());
-                        b.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+                        b.set_style(
+                            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                                .expect("valid template"),
+                        );
                         b.enable_steady_tick(Duration::from_millis(100));
                         b
                     });
-                    bar.set_message(if *attempt > 1 { format!("{} (attempt {attempt})", task.label) } else { task.label.clone() });
+                    bar.set_message(if *attempt > 1 {
+                        format!("{} (attempt {attempt})", task.label)
+                    } else {
+                        task.label.clone()
+                    });
                 }
-                Mode::Plain => self.line(&format!("  {} started{}", task.label, if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() })),
+                Mode::Plain => self.line(&format!(
+                    "  {} started{}",
+                    task.label,
+                    if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() }
+                )),
                 _ => {}
             },
             Event::TaskOutput { task, line, .. } => {
                 if self.github {
-                    self.captured.lock().expect("capture lock").entry(task.id).or_default().push(line.clone());
+                    self.captured
+                        .lock()
+                        .expect("capture lock")
+                        .entry(task.id)
+                        .or_default()
+                        .push(line.clone());
                 }
                 if self.verbose && self.mode != Mode::Quiet {
-                    self.line(&format!("{} {line}", Style::new().dim().apply_to(format!("{} |", task.label))));
+                    self.line(&format!(
+                        "{} {line}",
+                        Style::new().dim().apply_to(format!("{} |", task.label))
+                    ));
                 }
             }
             Event::TaskLog { task, level, message } => {
                 if self.github {
-                    self.captured.lock().expect("capture lock").entry(task.id).or_default().push(message.clone());
+                    self.captured
+                        .lock()
+                        .expect("capture lock")
+                        .entry(task.id)
+                        .or_default()
+                        .push(message.clone());
                 }
                 let shown = match level.as_str() {
                     "warn" | "error" => true,
@@ -213,12 +256,19 @@ impl Sink for Renderer {
                         "debug" => "debug: ".to_string(),
                         _ => String::new(),
                     };
-                    self.line(&format!("{} {tag}{message}", Style::new().dim().apply_to(format!("{} |", task.label))));
+                    self.line(&format!(
+                        "{} {tag}{message}",
+                        Style::new().dim().apply_to(format!("{} |", task.label))
+                    ));
                 }
             }
             Event::TaskDryRun { task, call, detail } => {
                 if self.mode != Mode::Quiet {
-                    self.line(&format!("  {} {}: {call} {detail}", Style::new().cyan().apply_to("would run"), task.label));
+                    self.line(&format!(
+                        "  {} {}: {call} {detail}",
+                        Style::new().cyan().apply_to("would run"),
+                        task.label
+                    ));
                 }
             }
             Event::TaskRetried { task, attempt, delay_ms, error } => {
@@ -238,11 +288,21 @@ impl Sink for Renderer {
                     self.multi.remove(&b);
                 }
                 let d = human(Duration::from_millis(*duration_ms));
-                let tries = if *attempts > 1 { format!(", {attempts} attempts") } else { String::new() };
+                let tries =
+                    if *attempts > 1 { format!(", {attempts} attempts") } else { String::new() };
                 let ok = *status == TaskStatus::Ok;
                 if self.github {
-                    let lines = self.captured.lock().expect("capture lock").remove(&task.id).unwrap_or_default();
-                    self.line(&format!("::group::{} ({})", task.label, if ok { "ok" } else { "failed" }));
+                    let lines = self
+                        .captured
+                        .lock()
+                        .expect("capture lock")
+                        .remove(&task.id)
+                        .unwrap_or_default();
+                    self.line(&format!(
+                        "::group::{} ({})",
+                        task.label,
+                        if ok { "ok" } else { "failed" }
+                    ));
                     for l in lines.iter().chain(if ok { [].iter() } else { tail.iter() }) {
                         self.line(l);
                     }
@@ -250,7 +310,11 @@ impl Sink for Renderer {
                 }
                 if ok {
                     if self.mode != Mode::Quiet {
-                        self.line(&format!("  {} {} ({d}{tries})", Style::new().green().apply_to("✓"), task.label));
+                        self.line(&format!(
+                            "  {} {} ({d}{tries})",
+                            Style::new().green().apply_to("✓"),
+                            task.label
+                        ));
                     }
                 } else {
                     let what = match status {
@@ -259,24 +323,39 @@ impl Sink for Renderer {
                         _ => "failed",
                     };
                     let msg = error.clone().unwrap_or_default();
-                    self.err_line(&format!("  {} {} {what} ({d}{tries}): {}", Style::new().red().apply_to("✗"), task.label, first_line(&msg)));
+                    self.err_line(&format!(
+                        "  {} {} {what} ({d}{tries}): {}",
+                        Style::new().red().apply_to("✗"),
+                        task.label,
+                        first_line(&msg)
+                    ));
                     for l in msg.lines().skip(1) {
                         self.err_line(&format!("      {l}"));
                     }
                     if !tail.is_empty() && !self.verbose {
                         for l in tail.iter().filter(|l| !msg.contains(l.as_str())) {
-                            self.err_line(&format!("      {} {l}", Style::new().dim().apply_to("│")));
+                            self.err_line(&format!(
+                                "      {} {l}",
+                                Style::new().dim().apply_to("│")
+                            ));
                         }
                     }
                     if self.github {
-                        let text = format!("{what}: {}", msg).replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+                        let text = format!("{what}: {}", msg)
+                            .replace('%', "%25")
+                            .replace('\r', "%0D")
+                            .replace('\n', "%0A");
                         self.line(&format!("::error title=pilum {}::{text}", task.label));
                     }
                 }
             }
             Event::TaskSkipped { task, reason } => {
                 if matches!(self.mode, Mode::Plain | Mode::Tty) {
-                    self.line(&format!("  {} {} skipped: {reason}", Style::new().dim().apply_to("-"), task.label));
+                    self.line(&format!(
+                        "  {} {} skipped: {reason}",
+                        Style::new().dim().apply_to("-"),
+                        task.label
+                    ));
                 }
             }
             Event::Summary(s) => self.summary(s),

@@ -138,6 +138,12 @@ impl Test {
         self
     }
 
+    /// Forget the arguments given so far (to run another command in the same project).
+    pub fn clear_args(mut self) -> Self {
+        self.args.clear();
+        self
+    }
+
     pub fn env(mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> Self {
         self.env.push((k.into(), v.into()));
         self

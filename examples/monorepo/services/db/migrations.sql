@@ -1,0 +1,1 @@
+create table if not exists greetings (id integer primary key, text text not null);

@@ -1,0 +1,240 @@
+//! The deploy pipeline for scripts (`pilum run deploy.rhai`): `services()`,
+//! `changed_services(since)` and `deploy(services, options)` do what `pilum list`,
+//! `pilum list --only-changed` and `pilum deploy` do, on the project the script runs in. They are
+//! global functions (no namespace), registered with the full profile only.
+
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
+
+use super::{RResult, func, rt};
+use crate::orchestrator::event::Sink as _;
+use crate::orchestrator::execute::{Options, execute};
+use crate::orchestrator::pipeline::{self, Config, Loaded};
+use crate::recipe::value::json_to_dynamic;
+use crate::script::{Host, current};
+use crate::ui::output::Output;
+use crate::ui::render::Renderer;
+
+const DEPLOY_OPTS: &[&str] =
+    &["tags", "exclude_tags", "env", "tag", "keep_going", "max_workers", "retries", "dry_run"];
+
+pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    let mut m = Module::new();
+    let h = host.clone();
+    func!(
+        &mut m,
+        "services",
+        ["Array"],
+        r#"
+Every service of the project: maps with `name`, `dir`, `recipe`, `regions`, `depends_on`.
+
+```rhai
+for s in services() { print(`${s.name} (${s.recipe}) in ${s.dir}`); }
+```"#,
+        move |ctx: NativeCallContext| -> RResult<Array> { list(&h, &ctx, None) }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "changed_services",
+        ["since: String", "Array"],
+        r#"
+The services changed since the git ref `since` (committed, staged, unstaged and untracked files,
+`watch:` paths), plus every service depending on one of them; each map also has `reason`.
+
+```rhai
+let changed = changed_services("origin/main");
+print(`${changed.len()} changed: ${changed.map(|s| s.name)}`);
+```"#,
+        move |ctx: NativeCallContext, since: &str| -> RResult<Array> {
+            list(&h, &ctx, Some(since))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "deploy",
+        ["services: Array", "options: Map", "Map"],
+        r#"
+Plan and run the recipes of `services` (names, or maps from `services()`), exactly like
+`pilum deploy`: barriers, dependencies, retries, timeouts. Options: `tags` (only steps with these
+tags, e.g. `["build"]`), `exclude_tags`, `env` (an `environments:` name), `tag` (the version),
+`keep_going`, `max_workers`, `retries`, `dry_run` (default: `pilum run --dry-run`). Progress is
+printed as `pilum deploy` prints it. Returns the summary: `ok`, `interrupted`, `services` and
+`tasks` (counts `total`, `ok`, `failed`, `skipped`), `wall_ms`, `failures` (`task`, `error`).
+A configuration error (bad `pilum.yaml`, unknown service) raises an error; failed tasks do not.
+
+```rhai
+let r = deploy(["api", "web"], #{ tags: ["build"], tag: "v1.2.0" });
+if !r.ok { throw `build failed: ${r.failures.map(|f| f.task)}`; }
+```"#,
+        move |ctx: NativeCallContext, services: Array, opts: Map| -> RResult<Map> {
+            deploy(&h, &ctx, services, opts)
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "deploy",
+        ["services: Array", "Map"],
+        r#"
+`deploy(services, #{})`: every phase of `services`.
+
+```rhai
+deploy(services(), #{});
+```"#,
+        move |ctx: NativeCallContext, services: Array| -> RResult<Map> {
+            deploy(&h, &ctx, services, Map::new())
+        }
+    );
+    engine.register_global_module(m.into());
+}
+
+fn load(host: &Host, ctx: &NativeCallContext, cfg: &Config) -> RResult<Loaded> {
+    let _ = host;
+    pipeline::load(cfg).map_err(|e| rt(ctx, e.message))
+}
+
+fn list(host: &Host, ctx: &NativeCallContext, since: Option<&str>) -> RResult<Array> {
+    let cfg = Config {
+        dir: Some(host.root.clone()),
+        only_changed: since.is_some(),
+        since: since.map(str::to_string),
+        ..Config::default()
+    };
+    let loaded = load(host, ctx, &cfg)?;
+    Ok(loaded
+        .selected
+        .iter()
+        .zip(&loaded.recipes)
+        .map(|(sel, r)| {
+            let s = &loaded.project.services[sel.index];
+            let mut m = Map::new();
+            m.insert("name".into(), s.name.clone().into());
+            m.insert("dir".into(), s.dir.to_string_lossy().into_owned().into());
+            m.insert("recipe".into(), r.decl.name.clone().into());
+            m.insert(
+                "regions".into(),
+                s.regions.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
+            );
+            m.insert(
+                "depends_on".into(),
+                s.depends_on.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
+            );
+            if since.is_some() {
+                m.insert("reason".into(), sel.reason.clone().into());
+            }
+            Dynamic::from(m)
+        })
+        .collect())
+}
+
+fn strings(ctx: &NativeCallContext, v: &Dynamic, what: &str) -> RResult<Vec<String>> {
+    let arr = v
+        .read_lock::<Array>()
+        .ok_or_else(|| rt(ctx, format!("`{what}` must be an array of strings")))?;
+    arr.iter()
+        .map(|x| {
+            x.clone()
+                .into_string()
+                .map_err(|_| rt(ctx, format!("`{what}` must be an array of strings")))
+        })
+        .collect()
+}
+
+fn deploy(host: &Host, ctx: &NativeCallContext, services: Array, opts: Map) -> RResult<Map> {
+    for k in opts.keys() {
+        if !DEPLOY_OPTS.contains(&k.as_str()) {
+            let mut msg = format!(
+                "unknown `deploy` option `{k}`\nhelp: options are {}",
+                DEPLOY_OPTS.join(", ")
+            );
+            if let Some(c) = crate::service::diagnostic::closest(k, DEPLOY_OPTS.iter().copied()) {
+                msg.push_str(&format!("\ndid you mean `{c}`?"));
+            }
+            return Err(rt(ctx, msg));
+        }
+    }
+    let mut names = Vec::new();
+    for s in &services {
+        if let Some(m) = s.read_lock::<Map>() {
+            if let Some(n) = m.get("name").and_then(|n| n.clone().into_string().ok()) {
+                names.push(n);
+                continue;
+            }
+        }
+        match s.clone().into_string() {
+            Ok(n) => names.push(n),
+            Err(_) => {
+                return Err(rt(ctx, "`deploy` takes service names or maps from `services()`"));
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(rt(
+            ctx,
+            "`deploy` was given no services\nhelp: check for an empty selection before calling it",
+        ));
+    }
+    let get = |k: &str| opts.get(k).filter(|v| !v.is_unit());
+    let mut cfg = Config { dir: Some(host.root.clone()), services: names, ..Config::default() };
+    if let Some(v) = get("tags") {
+        cfg.filter.only_tags = strings(ctx, v, "tags")?;
+    }
+    if let Some(v) = get("exclude_tags") {
+        cfg.filter.exclude_tags = strings(ctx, v, "exclude_tags")?;
+    }
+    cfg.environment = get("env").map(|v| v.to_string());
+    cfg.tag = get("tag").map(|v| v.to_string());
+    cfg.dry_run = get("dry_run").map_or(host.dry_run, |v| v.as_bool().unwrap_or(false));
+    cfg.require_secrets = !cfg.dry_run;
+    let int = |k: &str| -> RResult<Option<u32>> {
+        match get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_int()
+                .ok()
+                .and_then(|i| u32::try_from(i).ok())
+                .map(Some)
+                .ok_or_else(|| rt(ctx, format!("`{k}` must be a whole number"))),
+        }
+    };
+    let workers = int("max_workers")?.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get()),
+        |n| n.max(1) as usize,
+    );
+    let options = Options {
+        workers,
+        retries: int("retries")?,
+        retry_delay: std::time::Duration::from_secs(1),
+        keep_going: get("keep_going").is_some_and(|v| v.as_bool().unwrap_or(false)),
+        default_timeout: None,
+    };
+    let loaded = load(host, ctx, &cfg)?;
+    let (plan, _warnings) = pipeline::plan(&cfg, &loaded).map_err(|e| rt(ctx, e.message))?;
+    let out = Output {
+        quiet: false,
+        verbose: host.verbose,
+        json: false,
+        color: console::colors_enabled(),
+    };
+    let verb = if cfg.filter.only_tags.is_empty() {
+        "deploy".to_string()
+    } else {
+        cfg.filter.only_tags.join("+")
+    };
+    let renderer = Arc::new(Renderer::new(&out, &verb));
+    renderer.event(&crate::orchestrator::event::Event::Plan { plan: plan.to_json() });
+    let runner = crate::recipe::runner::RecipeRunner::new(
+        &loaded.project,
+        &plan,
+        host.verbose,
+        renderer.clone(),
+    );
+    let cancel = current().cancel.clone();
+    let summary = execute(&plan, &runner, &options, renderer.as_ref(), &cancel);
+    let v = serde_json::to_value(&summary)
+        .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
+    Ok(json_to_dynamic(&v).try_cast::<Map>().unwrap_or_default())
+}

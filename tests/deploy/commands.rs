@@ -1,0 +1,217 @@
+//! The other commands: the README's first command on the example monorepo, `plan` and
+//! `dry-run` agreeing, `init`, `graph`, `list --recipes` with overrides, `clean`, completions.
+
+use std::path::Path;
+
+use super::{ndjson, project, shell_service};
+use crate::common::Test;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == ".pilum" || name == "dist" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn example() -> Test {
+    let t = Test::new();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo"),
+        &t.path().join("examples/monorepo"),
+    );
+    t
+}
+
+/// The README's first command, on a copy of the example without any git history.
+#[test]
+fn readme_first_command_deploys_the_example_monorepo() {
+    let t = example().args(["deploy", "-C", "examples/monorepo", "--tag", "v1"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("services: 5 ok, 0 failed, 0 skipped"), "{}", r.stdout);
+    let dep = t.path().join("examples/monorepo/.pilum/deployments");
+    for svc in ["api", "web", "worker"] {
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dep.join(svc).join("v1/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["service"], svc);
+        assert_eq!(manifest["tag"], "v1");
+        assert!(!manifest["files"].as_array().unwrap().is_empty(), "{manifest}");
+        assert_eq!(std::fs::read_to_string(dep.join(svc).join("current")).unwrap(), "v1\n");
+    }
+    let api = std::fs::read_to_string(dep.join("api/v1/dist/api.txt")).unwrap();
+    assert!(api.contains("hello from the shared greeting library"), "{api}");
+    let web = std::fs::read_to_string(dep.join("web/v1/dist/config.txt")).unwrap();
+    assert_eq!(web, "api=http://localhost:8080\n");
+    let log = std::fs::read_to_string(t.path().join("examples/monorepo/.pilum/db.log")).unwrap();
+    assert!(log.contains("applied migrations.sql to sqlite://example.db (v1)"), "{log}");
+
+    // `--env prod` changes the web build; `clean` removes the deployments.
+    let t = t.clear_args().args([
+        "deploy",
+        "-C",
+        "examples/monorepo",
+        "--env",
+        "prod",
+        "--tag",
+        "v2",
+        "-q",
+    ]);
+    t.run().success();
+    let web = std::fs::read_to_string(dep.join("web/v2/dist/config.txt")).unwrap();
+    assert_eq!(web, "api=https://api.example.com\n");
+    t.clear_args().args(["clean", "-C", "examples/monorepo"]).run().success();
+    assert!(!dep.join("api").exists());
+}
+
+#[test]
+fn plan_and_dry_run_print_the_same_plan_and_run_nothing() {
+    let t = project(0)
+        .file("a/pilum.yaml", &shell_service("a", &[]))
+        .file("b/pilum.yaml", &shell_service("b", &["a"]))
+        .args(["plan", "--json", "--tag", "t1"]);
+    let plan = ndjson(&t.run().success().stdout);
+    assert_eq!(plan.len(), 1);
+    let t = t.clear_args().args(["dry-run", "--json", "--tag", "t1"]);
+    let r = t.run().success();
+    let ev = ndjson(&r.stdout);
+    let mut expected = plan[0]["plan"].clone();
+    expected["dry_run"] = true.into();
+    assert_eq!(ev[0]["plan"], expected);
+    assert!(t.calls("step").is_empty(), "dry-run ran a command");
+    let dry: Vec<_> = ev.iter().filter(|e| e["event"] == "task_dry_run").collect();
+    assert_eq!(dry.len(), 6);
+    assert!(dry[0]["detail"].as_str().unwrap().contains("step a build"), "{}", dry[0]);
+    let tasks = plan[0]["plan"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 6);
+    let b_build = tasks.iter().find(|t| t["service"] == "b" && t["step"] == "build").unwrap();
+    let a_build = tasks.iter().find(|t| t["service"] == "a" && t["step"] == "build").unwrap();
+    assert_eq!(b_build["after"], serde_json::json!([a_build["id"]]));
+    assert_eq!(plan[0]["plan"]["phases"], serde_json::json!(["build", "push", "deploy"]));
+}
+
+#[test]
+fn custom_phases_follow_the_standard_ones_in_first_seen_order() {
+    let t = project(0)
+        .file("a/pilum.yaml", "name: a\nrecipe: shell\nshell:\n  steps:\n    - {name: smoke, run: 'true', tags: [verify]}\n    - {name: notes, run: 'true', tags: [announce]}\n    - {name: up, run: 'true', tags: [deploy]}\n    - {name: compile, run: 'true', tags: [build]}\n")
+        .args(["plan", "--json"]);
+    let v = ndjson(&t.run().success().stdout);
+    assert_eq!(
+        v[0]["plan"]["phases"],
+        serde_json::json!(["build", "deploy", "verify", "announce"])
+    );
+}
+
+#[test]
+fn only_and_exclude_tags_filter_steps() {
+    let t = project(0).file("a/pilum.yaml", &shell_service("a", &[])).args([
+        "deploy",
+        "--exclude-tags",
+        "push",
+    ]);
+    t.run().success();
+    let steps: Vec<String> = t.calls("step").into_iter().map(|c| c[1].clone()).collect();
+    assert_eq!(steps, ["build", "deploy"]);
+    let t = project(0).file("a/pilum.yaml", &shell_service("a", &[])).args(["publish"]);
+    t.run().success();
+    let steps: Vec<String> = t.calls("step").into_iter().map(|c| c[1].clone()).collect();
+    assert_eq!(steps, ["build", "push"]);
+}
+
+#[test]
+fn init_writes_a_valid_service_and_never_overwrites() {
+    let t = project(0).args([
+        "init",
+        "svc/api",
+        "--recipe",
+        "local",
+        "--set",
+        "command=make",
+        "--name",
+        "api",
+    ]);
+    t.run().success();
+    let yaml = std::fs::read_to_string(t.path().join("svc/api/pilum.yaml")).unwrap();
+    assert_eq!(yaml, "name: api\nrecipe: local\nbuild:\n  command: make\n");
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("already exists") && r.stderr.contains("--force"), "{}", r.stderr);
+    t.clear_args().args(["check"]).run().success();
+
+    let t = project(0).file("recipes/needs-app.rhai", super::NEEDS_APP).args([
+        "init",
+        "x",
+        "--recipe",
+        "needs-app",
+    ]);
+    let r = t.run().code(2);
+    assert!(
+        r.stderr.contains("requires `id`") && r.stderr.contains("--set id=<value>"),
+        "{}",
+        r.stderr
+    );
+    let t = project(0).args(["init", "x", "--recipe", "lokal"]);
+    assert!(t.run().code(2).stderr.contains("did you mean `local`?"));
+}
+
+#[test]
+fn graph_tree_dot_and_mermaid() {
+    let t = project(0)
+        .file("a/pilum.yaml", &shell_service("a", &[]))
+        .file("b/pilum.yaml", &shell_service("b", &["a"]))
+        .args(["graph"]);
+    assert_eq!(t.run().success().stdout, "a\nb\n└── a\n");
+    let t = t.clear_args().args(["graph", "--format", "dot"]);
+    assert!(t.run().success().stdout.contains("\"b\" -> \"a\";"));
+    let t = t.clear_args().args(["graph", "--format", "mermaid"]);
+    let out = t.run().success().stdout;
+    assert!(out.starts_with("graph LR\n") && out.contains("s1 --> s0"), "{out}");
+}
+
+#[test]
+fn list_recipes_shows_which_one_is_in_effect() {
+    let t = project(0)
+        .file("recipes/local.rhai", "fn recipe() { #{ name: \"local\", description: \"mine\" } }\n")
+        .args(["list", "--recipes"]);
+    let out = t.run().success().stdout;
+    let local = out.lines().find(|l| l.starts_with("local ")).unwrap();
+    assert!(
+        local.contains("recipes/local.rhai (overrides built-in)") && local.contains("mine"),
+        "{out}"
+    );
+    let shell = out.lines().find(|l| l.starts_with("shell ")).unwrap();
+    assert!(shell.contains("built-in"), "{out}");
+}
+
+#[test]
+fn completions_are_printed() {
+    let r = Test::new().args(["completions", "bash"]).run().success();
+    assert!(r.stdout.contains("pilum") && r.stdout.contains("deploy"));
+}
+
+#[test]
+fn deploy_script_drives_the_example() {
+    let t = example().file("deploy.rhai", include_str!("../../examples/deploy.rhai")).args([
+        "run",
+        "deploy.rhai",
+        "-C",
+        "examples/monorepo",
+        "--",
+        "v7",
+    ]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("5 services"), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        t.path().join("examples/monorepo/.pilum/deployments/web/v7/manifest.json").exists(),
+        "{}",
+        r.stdout
+    );
+}

@@ -1,0 +1,153 @@
+//! Bad input: each problem is reported with the file, the line, what is wrong and how to fix
+//! it, exits 2, and runs nothing.
+
+use super::{NEEDS_APP, project, shell_service};
+use crate::common::{Run, Test};
+
+#[track_caller]
+fn fails(t: Test, needles: &[&str]) -> Run {
+    let t = t.args(["deploy"]);
+    let r = t.run().code(2);
+    for n in needles {
+        assert!(r.stderr.contains(n), "missing {n:?} in:\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(t.calls("step").is_empty(), "something ran");
+    r
+}
+
+#[test]
+fn yaml_syntax_error() {
+    fails(
+        project(0).file("api/pilum.yaml", "name: api\nenv: [a,\n  b: c\n"),
+        &["invalid YAML", "api/pilum.yaml:", "help:"],
+    );
+}
+
+#[test]
+fn missing_name() {
+    fails(
+        project(0).file("api/pilum.yaml", "recipe: shell\nshell:\n  build: true\n"),
+        &[
+            "missing required field `name`",
+            "api/pilum.yaml:1:1",
+            "help: add `name: <service name>`",
+        ],
+    );
+}
+
+#[test]
+fn unknown_recipe_suggests() {
+    fails(
+        project(0).file("api/pilum.yaml", "name: api\nrecipe: shel\n"),
+        &["unknown recipe `shel`", "api/pilum.yaml:2:1", "did you mean `shell`?", "help:"],
+    );
+}
+
+#[test]
+fn wrong_field_type() {
+    fails(
+        project(0)
+            .file("api/pilum.yaml", "name: api\nbuild:\n  command: make\n  artifacts: dist\n"),
+        &[
+            "field `build.artifacts` must be an array, not string",
+            "api/pilum.yaml:4:3",
+            "  artifacts: dist",
+            "help:",
+        ],
+    );
+}
+
+#[test]
+fn missing_required_field() {
+    fails(
+        project(0)
+            .file("recipes/needs-app.rhai", NEEDS_APP)
+            .file("api/pilum.yaml", "name: api\nrecipe: needs-app\n"),
+        &[
+            "missing required field `app.id` for recipe `needs-app`",
+            "api/pilum.yaml:1:1",
+            "help: add `app:",
+        ],
+    );
+}
+
+#[test]
+fn unknown_field_in_the_recipe_section_suggests() {
+    fails(
+        project(0).file("api/pilum.yaml", "name: api\nbuild:\n  comand: make\n"),
+        &["unknown field `build.comand`", "api/pilum.yaml:3:3", "did you mean `command`?"],
+    );
+}
+
+#[test]
+fn dependency_cycle_names_the_cycle() {
+    fails(
+        project(0)
+            .file("a/pilum.yaml", &shell_service("a", &["c"]))
+            .file("b/pilum.yaml", &shell_service("b", &["a"]))
+            .file("c/pilum.yaml", &shell_service("c", &["b"])),
+        &["dependency cycle: a → c → b → a", "a/pilum.yaml:3:1", "help:"],
+    );
+}
+
+#[test]
+fn unknown_dependency_suggests() {
+    fails(
+        project(0)
+            .file("a/pilum.yaml", &shell_service("a", &["bee"]))
+            .file("b/pilum.yaml", &shell_service("be", &[])),
+        &["depends on unknown service `bee`", "did you mean `be`?"],
+    );
+}
+
+#[test]
+fn duplicate_names_name_both_files() {
+    fails(
+        project(0)
+            .file("one/pilum.yaml", &shell_service("api", &[]))
+            .file("two/pilum.yaml", &shell_service("api", &[])),
+        &[
+            "duplicate service name `api`: used by `one/pilum.yaml` and `two/pilum.yaml`",
+            "two/pilum.yaml:1:1",
+        ],
+    );
+}
+
+#[test]
+fn broken_recipe_script_has_a_location() {
+    fails(
+        project(0)
+            .file("recipes/bad.rhai", "fn recipe() {\n  #{ name: \"bad\", steps: [ }\n}\n")
+            .file("a/pilum.yaml", "name: a\nrecipe: bad\n"),
+        &["recipe `bad` does not compile", "recipes/bad.rhai:2:"],
+    );
+}
+
+#[test]
+fn declaration_cannot_run_commands() {
+    fails(
+        project(0)
+            .file("recipes/sneaky.rhai", "fn recipe() {\n  exec::run([\"step\", \"x\", \"y\"]);\n  #{ name: \"sneaky\" }\n}\n")
+            .file("a/pilum.yaml", "name: a\nrecipe: sneaky\n"),
+        &["recipe `sneaky`: `recipe()` failed", "recipes/sneaky.rhai:2:"],
+    );
+}
+
+#[test]
+fn many_problems_are_reported_at_once_by_check() {
+    let t = project(0)
+        .file("a/pilum.yaml", "name: a\nbuild:\n  artifacts: 3\n")
+        .file("b/pilum.yaml", "name: b\nrecipe: shell\nshell:\n  biuld: make\n")
+        .file("c/pilum.yaml", &shell_service("c", &[]))
+        .args(["check"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.contains("a/pilum.yaml:3:3") && r.stderr.contains("b/pilum.yaml:4:3"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("problems found"), "{}", r.stderr);
+    let t = project(0).file("c/pilum.yaml", &shell_service("c", &[])).args(["check"]);
+    assert!(t.run().success().stdout.contains("1 services valid"));
+}

@@ -1,0 +1,171 @@
+//! Selection and configuration: `--only-changed` on a real git history from a subdirectory,
+//! names and globs, `--env` overrides, `${VAR}` expansion, and the plan's reasons.
+
+use super::{project, shell_service};
+use crate::common::Test;
+
+fn names(stdout: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(stdout).expect("list --json is JSON");
+    v.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn repo() -> Test {
+    let t = project(0)
+        .file("services/a/pilum.yaml", &shell_service("a", &[]))
+        .file("services/a/src/main.txt", "a\n")
+        .file("services/b/pilum.yaml", &shell_service("b", &["a"]))
+        .file("services/c/pilum.yaml", &shell_service("c", &[]))
+        .file(
+            "services/d/pilum.yaml",
+            &format!("{}watch: [../../libs/shared]\n", shell_service("d", &[])),
+        )
+        .file("services/e/pilum.yaml", &shell_service("e", &[]))
+        .file("services/e/nested/f/pilum.yaml", &shell_service("f", &["e"]))
+        .file("libs/shared/lib.txt", "v1\n")
+        .file("libs/other/lib.txt", "v1\n");
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "base"]);
+    t.git(&["checkout", "-q", "-b", "feature"]);
+    t
+}
+
+#[test]
+fn only_changed_from_a_subdirectory_with_dependents_watch_and_untracked() {
+    let t = repo()
+        .file("services/a/src/main.txt", "a changed\n")
+        .file("libs/shared/lib.txt", "v2\n")
+        .file("libs/other/lib.txt", "v2\n");
+    t.git(&["commit", "-q", "-am", "change a and the libraries"]);
+    // Untracked file in c: counts.
+    let t = t.file("services/c/new.txt", "new\n");
+    let t = t.cwd("services/a").args(["list", "--only-changed", "--json"]);
+    let r = t.run().success();
+    assert_eq!(names(&r.stdout), ["a", "b", "c", "d"], "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let reason = |n: &str| {
+        v.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(reason("a"), "changed: services/a/src/main.txt");
+    assert_eq!(reason("b"), "depends on changed `a`");
+    assert_eq!(reason("c"), "changed: services/c/new.txt");
+    assert_eq!(reason("d"), "watch: libs/shared/lib.txt");
+}
+
+#[test]
+fn only_changed_counts_staged_and_nested_services_own_their_files() {
+    let t = repo().file("services/e/nested/f/x.txt", "x\n");
+    t.git(&["add", "services/e/nested/f/x.txt"]);
+    let t = t.args(["plan", "--only-changed", "--since", "main", "--json"]);
+    let r = t.run().success();
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let svcs: Vec<&str> = v["plan"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(svcs, ["f"], "{}", r.stdout);
+    assert_eq!(v["plan"]["services"][0]["reason"], "changed: services/e/nested/f/x.txt");
+}
+
+#[test]
+fn only_changed_with_an_unknown_base_is_actionable() {
+    let t = repo().args(["list", "--only-changed", "--since", "nope"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("cannot compare with `nope`"), "{}", r.stderr);
+    assert!(r.stderr.contains("help:"), "{}", r.stderr);
+}
+
+#[test]
+fn only_changed_outside_git_is_a_usage_error() {
+    let t =
+        project(0).file("a/pilum.yaml", &shell_service("a", &[])).args(["list", "--only-changed"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("needs a git repository"), "{}", r.stderr);
+}
+
+#[test]
+fn names_and_globs_select_and_unknown_names_suggest() {
+    let t = project(0)
+        .file("a/pilum.yaml", &shell_service("api-users", &[]))
+        .file("b/pilum.yaml", &shell_service("api-orders", &[]))
+        .file("c/pilum.yaml", &shell_service("web", &[]))
+        .args(["list", "--json", "api-*"]);
+    assert_eq!(
+        names(&t.run().success().stdout),
+        ["api-users", "api-orders"],
+        "discovery order: by path"
+    );
+    let t = Test::new().file("c/pilum.yaml", &shell_service("web", &[])).args(["list", "wbe"]);
+    let r = t.run().code(2);
+    assert!(
+        r.stderr.contains("unknown service `wbe`") && r.stderr.contains("did you mean `web`?"),
+        "{}",
+        r.stderr
+    );
+}
+
+const ENV_SERVICE: &str = "name: api
+recipe: shell
+region: ${REGION:-us-east1}
+env:
+  OWNER: ${OWNER}
+  LEVEL: debug
+shell:
+  build: echo \"$OWNER $LEVEL $PILUM_REGION\" > out.txt
+environments:
+  prod:
+    region: europe-west1
+    env:
+      LEVEL: info
+";
+
+#[test]
+fn env_overrides_and_variable_expansion_apply() {
+    let t = project(0)
+        .file("api/pilum.yaml", ENV_SERVICE)
+        .env("OWNER", "team-a")
+        .args(["build", "--env", "prod"]);
+    t.run().success();
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("api/out.txt")).unwrap(),
+        "team-a info europe-west1\n"
+    );
+    let t = project(0)
+        .file("api/pilum.yaml", ENV_SERVICE)
+        .env("OWNER", "team-b")
+        .env("REGION", "asia-east1")
+        .args(["build"]);
+    t.run().success();
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("api/out.txt")).unwrap(),
+        "team-b debug asia-east1\n"
+    );
+}
+
+#[test]
+fn an_unset_variable_is_a_clear_error() {
+    let t = project(0).file("api/pilum.yaml", ENV_SERVICE).args(["deploy"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("environment variable `OWNER` is not set"), "{}", r.stderr);
+    assert!(r.stderr.contains("api/pilum.yaml:5:10"), "{}", r.stderr);
+    assert!(r.stderr.contains("help: export `OWNER`"), "{}", r.stderr);
+    assert!(t.calls("step").is_empty());
+}
+
+#[test]
+fn ignore_files_hide_services() {
+    let t = project(0)
+        .file("a/pilum.yaml", &shell_service("a", &[]))
+        .file("node_modules/x/pilum.yaml", &shell_service("x", &[]))
+        .file("old/pilum.yaml", &shell_service("old", &[]))
+        .file("deep/1/2/3/4/5/6/7/pilum.yaml", &shell_service("deep", &[]))
+        .file(".gitignore", ".bin/\n.calls/\nnode_modules/\n")
+        .file(".pilumignore", "old/\n")
+        .args(["list", "--json"]);
+    assert_eq!(names(&t.run().success().stdout), ["a", "deep"]);
+}
