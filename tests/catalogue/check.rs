@@ -171,3 +171,18 @@ fn registry_logins_pass_tokens_on_stdin_only() {
         [["auth", "configure-docker", "europe-west1-docker.pkg.dev", "--quiet"]]
     );
 }
+
+#[test]
+fn dry_runs_need_no_credentials() {
+    for mut case in all_cases() {
+        let secrets: Vec<&str> = case.secrets.iter().chain(&case.argv_secrets).copied().collect();
+        case.env.retain(|(_, v)| !secrets.contains(v));
+        let t = case.project();
+        let r = super::harness::run_with(&t, &["dry-run", "--tag", super::harness::TAG]);
+        assert_eq!(
+            r.status, 0,
+            "dry-run of `{}` without credentials failed\n{}\n{}",
+            case.name, r.stdout, r.stderr
+        );
+    }
+}
