@@ -404,3 +404,46 @@ fn chocolatey_package_verifies_the_released_binary() {
     )), "{install}");
     assert!(install.contains("Get-ChocolateyWebFile @packageArgs"), "{install}");
 }
+
+#[test]
+fn package_mistakes_are_clear_errors() {
+    // A Debian version must start with a digit: such a tag is refused before `dpkg-deb` runs.
+    let t = deb().project();
+    let r = run_with(&t, &["publish", "--tag", "build-42"]);
+    assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("Debian version `build-42` must start with a digit"), "{all}");
+    assert!(all.contains("help: pass `--tag v1.2.3` or set `version` under `deb:`"), "{all}");
+    assert!(t.calls("dpkg-deb").is_empty());
+
+    // A `files` entry without `dest`.
+    let t = Case::new(
+        "rpm",
+        "name: x\nrecipe: rpm\nrpm:\n  summary: s\n  license: MIT\n  files:\n    - { src: a }\n",
+    )
+    .fake("rpmbuild", ":")
+    .project();
+    let r = run_with(&t, &["publish", "--tag", TAG]);
+    assert_eq!(r.status, 1);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr)
+            .contains("every entry of `files` needs `src` and `dest`"),
+        "{}",
+        r.stderr
+    );
+    assert!(t.calls("rpmbuild").is_empty());
+
+    // A platform that is not `os-arch`.
+    let t = Case::new(
+        "homebrew",
+        "name: x\nrecipe: homebrew\nhomebrew:\n  tap: a/b\n  description: d\n  homepage: https://x\n  build_command: 'true'\n  platforms: [macos]\n",
+    )
+    .project();
+    let r = run_with(&t, &["deploy", "--tag", TAG]);
+    assert_eq!(r.status, 1);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("platform `macos` is not `os-arch`"),
+        "{}",
+        r.stderr
+    );
+}
