@@ -23,7 +23,9 @@ fn real(tool: &str) -> String {
 }
 
 fn run(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).current_dir(dir).output().expect("run tool");
+    let out = Command::new(args[0]).args(&args[1..]).current_dir(dir).output().unwrap_or_else(|e| {
+        panic!("cannot run `{}` ({e}): the artefact checks need it (`apt-get install -y rpm ruby`, as `.ci/run` does)", args[0])
+    });
     assert!(
         out.status.success(),
         "{args:?} failed: {}{}",
