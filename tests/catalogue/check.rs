@@ -186,3 +186,49 @@ fn dry_runs_need_no_credentials() {
         );
     }
 }
+
+/// `pilum init` knows every catalogue recipe with its declared fields: a service created
+/// non-interactively from the required fields alone passes `pilum check`.
+#[test]
+fn init_creates_a_valid_service_for_every_recipe() {
+    let t = Test::new();
+    let list = super::harness::run_with(&t, &["list", "--recipes", "--json"]);
+    assert_eq!(list.status, 0, "{}", list.stderr);
+    let recipes: serde_json::Value =
+        serde_json::from_str(&list.stdout).expect("JSON list of recipes");
+    let recipes = recipes.as_array().expect("array");
+    assert!(recipes.len() >= 20, "{}", list.stdout);
+    for r in recipes {
+        let name = r["name"].as_str().expect("name");
+        if name == "local" || name == "shell" {
+            continue; // the deploy pipeline's recipes, tested with it
+        }
+        let mut args =
+            vec!["init".to_string(), "--no-input".into(), "--recipe".into(), name.into()];
+        for f in r["fields"].as_array().expect("fields") {
+            if f["required"] != true {
+                continue;
+            }
+            let value = match f["type"].as_str() {
+                Some("array") => "[]",
+                Some("map") => "{}",
+                Some("int") | Some("float") => "1",
+                Some("bool") => "true",
+                _ => "x",
+            };
+            args.push("--set".into());
+            args.push(format!("{}={value}", f["name"].as_str().expect("field name")));
+        }
+        args.push(format!("services/{name}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = super::harness::run_with(&t, &args);
+        assert_eq!(r.status, 0, "`pilum {}` failed:\n{}", args.join(" "), r.stderr);
+        // `init` sets recipe fields only; per-region recipes also need the service's region.
+        let yaml = t.path().join(format!("services/{name}/pilum.yaml"));
+        let text = std::fs::read_to_string(&yaml).expect("init wrote pilum.yaml");
+        assert!(text.contains(&format!("recipe: {name}\n")), "{text}");
+        std::fs::write(&yaml, format!("{text}region: us-central1\n")).expect("add region");
+    }
+    let r = super::harness::run_with(&t, &["check"]);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+}
