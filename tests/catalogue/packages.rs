@@ -449,3 +449,20 @@ fn package_mistakes_are_clear_errors() {
         r.stderr
     );
 }
+
+#[test]
+fn a_tap_url_with_credentials_is_refused_without_showing_them() {
+    let mut case = homebrew();
+    case.files[0].1 = case.files[0].1.replace(
+        "tap_url: file://[ROOT]/remote/tap.git",
+        "tap_url: https://x-access-token:ghp_SECRET_in_url@github.com/acme/homebrew-tap.git",
+    );
+    let t = case.project();
+    let r = run_with(&t, &["deploy", "--tag", TAG]);
+    assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("the repository URL contains credentials"), "{all}");
+    assert!(all.contains("`HOMEBREW_TAP_GITHUB_TOKEN`"), "{all}");
+    assert!(!all.contains("ghp_SECRET_in_url"), "{all}");
+    assert!(t.calls("git").is_empty(), "nothing was cloned or pushed");
+}
