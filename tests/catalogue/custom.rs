@@ -106,3 +106,21 @@ fn a_failed_render_deploy_fails_with_its_status() {
         "{all}"
     );
 }
+
+#[test]
+fn pilum_docs_documents_the_project_recipe_too() {
+    let t = project("live");
+    run_with(&t, &["docs", "--out", "pages"]).success();
+    let page = std::fs::read_to_string(t.path().join("pages/render.md")).expect("render page");
+    assert!(page.starts_with("# `render`\n"), "{page}");
+    assert!(page.contains("| `service_id` | `string`, **required** |"), "{page}");
+    assert!(
+        page.contains("The API key travels on curl's stdin"),
+        "the header comment is the prose: {page}"
+    );
+    let index = std::fs::read_to_string(t.path().join("pages/README.md")).expect("index");
+    assert!(
+        index.contains("[`render`](render.md)") && index.contains("[`fly`](fly.md)"),
+        "{index}"
+    );
+}
