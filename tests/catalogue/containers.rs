@@ -34,10 +34,13 @@ pub fn lambda() -> Case {
     Case::new(
         "aws-lambda",
         "name: thumbnails\nrecipe: aws-lambda\nregions: [us-east-1, eu-west-1]\nlambda:\n  stack_name: thumbnails-prod\n  \
-         parameters:\n    Stage: prod\n  version_parameter: Version\n  tags:\n    team: media\n",
+         parameters:\n    Stage: prod\n  version_parameter: Version\n  tags:\n    team: media\n  \
+         image_repository: 123456789012.dkr.ecr.{region}.amazonaws.com/thumbnails\n",
     )
     .file("svc/template.yaml", "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\n")
     .fake("sam", ":")
+    .fake("aws", "printf ecr-password")
+    .fake("docker", DOCKER)
 }
 
 /// A fake `aws` for ECS: the service runs task definition `api:7` until `update-service`,
