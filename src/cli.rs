@@ -98,6 +98,10 @@ pub enum Command {
     /// Print shell completions
     Completions(CompletionsArgs),
 
+    // -- recipe catalogue --------------------------------------------------------------------
+    /// Write one Markdown page per recipe, generated from its declaration
+    Docs(DocsArgs),
+
     // -- scaler ------------------------------------------------------------------------------
     /// The Pulumi autoscaler: webhook server, config checks, status, offline simulation
     #[command(subcommand)]
@@ -297,6 +301,25 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recipe catalogue: `pilum docs`
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// Directory for the pages (relative to the project root)
+    #[arg(long, default_value = "docs/recipes", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Compare the pages on disk with the recipes instead of writing; exit 1 when they differ
+    #[arg(long)]
+    pub check: bool,
+
+    /// Document only the built-in recipes, not the project's `recipes/`
+    #[arg(long)]
+    pub builtin: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

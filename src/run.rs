@@ -72,6 +72,17 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Clean(a) => commands::json_error(out, commands::clean(cli.global.dir, &a, out)),
         Command::Graph(a) => commands::json_error(out, commands::graph(cli.global.dir, &a, out)),
         Command::Completions(a) => commands::completions(&a),
+        // -- recipe catalogue
+        Command::Docs(args) => crate::recipe::docs::run(
+            &crate::recipe::docs::DocsConfig {
+                root: crate::script::runner::project_root(cli.global.dir.as_deref()),
+                out: args.out,
+                check: args.check,
+                builtin_only: args.builtin,
+            },
+            out,
+        )
+        .map(|_| ()),
         Command::Scale(_cmd) => Err(Error::failure("`pilum scale` is not implemented yet")),
     }
 }

@@ -2,6 +2,7 @@
 //! `pilum` binary in a temporary project; cloud CLIs are faked by scripts first on `PATH` that
 //! record their argv (see `common::Test::fake`).
 
+mod catalogue;
 mod common;
 mod deploy;
 mod run;

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod declaration;
+pub mod docs;
 pub mod host;
 pub mod runner;
 pub mod validate;

@@ -14,6 +14,11 @@ use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Share
 pub const STDLIB: &[(&str, &str)] = &[
     ("docker", include_str!("../../stdlib/docker.rhai")),
     ("retry", include_str!("../../stdlib/retry.rhai")),
+    // The recipe catalogue's shared modules.
+    ("checksum", include_str!("../../stdlib/checksum.rhai")),
+    ("github", include_str!("../../stdlib/github.rhai")),
+    ("pkg", include_str!("../../stdlib/pkg.rhai")),
+    ("registry", include_str!("../../stdlib/registry.rhai")),
 ];
 
 /// The `source` name given to a stdlib module's AST (shown in error locations).
