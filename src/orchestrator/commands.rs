@@ -96,7 +96,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
         stdout_line(&format!(
             "{}",
             bold.apply_to(format!(
-                "{:<16} {:<22} {:<32} {}",
+                "{:<22} {:<22} {:<32} {}",
                 "RECIPE", "PROVIDER", "SOURCE", "DESCRIPTION"
             ))
         ));
@@ -109,13 +109,13 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                         _ => "-".into(),
                     };
                     stdout_line(&format!(
-                        "{name:<16} {pk:<22} {:<32} {}",
+                        "{name:<22} {pk:<22} {:<32} {}",
                         r.origin.label(),
                         r.decl.description
                     ));
                 }
                 Err(d) => stdout_line(&format!(
-                    "{name:<16} {:<22} {:<32} error: {}",
+                    "{name:<22} {:<22} {:<32} error: {}",
                     "-", "-", d[0].message
                 )),
             }
@@ -145,7 +145,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
     stdout_line(&format!(
         "{}",
         bold.apply_to(format!(
-            "{:<24} {:<16} {:<32} {}",
+            "{:<24} {:<20} {:<32} {}",
             "SERVICE",
             "RECIPE",
             "DIR",
@@ -155,7 +155,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
     for (sel, r) in loaded.selected.iter().zip(&loaded.recipes) {
         let s = &loaded.project.services[sel.index];
         let last = if why { sel.reason.clone() } else { s.depends_on.join(", ") };
-        stdout_line(&format!("{:<24} {:<16} {:<32} {last}", s.name, r.decl.name, s.dir.display()));
+        stdout_line(&format!("{:<24} {:<20} {:<32} {last}", s.name, r.decl.name, s.dir.display()));
     }
     if !out.quiet {
         let base =
