@@ -238,7 +238,7 @@ exec::run(["sh", "-c", "echo failing with $DEPLOY_TOKEN >&2; exit 3"]);
 fn dry_run_prints_commands_and_runs_none() {
     let t = Test::new()
         .fake("docker", "echo built")
-        .fake("pulumi", "echo '{}'")
+        .fake("pulumi", "echo '{\"value\":\"1\",\"secret\":false}'")
         .file("Pulumi.dev.yaml", "config:\n  app:replicas: \"1\"\n")
         .file(
             "main.rhai",
@@ -253,12 +253,27 @@ fs::mkdir("dist");
 pulumi::config_set("app:replicas", 3, #{ stack: "dev" });
 pulumi::up(#{ stack: "dev", targets: ["urn:a"] });
 print(fs::read("Pulumi.dev.yaml").len() > 0);
+print(pulumi::config_get("app:replicas", #{ stack: "dev" }));
 "#,
         )
         .args(["run", "--dry-run", "main.rhai"]);
     let r = t.run().success();
     assert_eq!(t.calls("docker"), Vec::<Vec<String>>::new());
-    assert_eq!(t.calls("pulumi"), Vec::<Vec<String>>::new());
+    // Read-only calls still run: only `config get` reached the fake.
+    assert_eq!(
+        t.calls("pulumi"),
+        vec![[
+            "config",
+            "get",
+            "app:replicas",
+            "--json",
+            "--stack",
+            "dev",
+            "--non-interactive",
+            "--color",
+            "never"
+        ]]
+    );
     assert!(!t.path().join("out.txt").exists());
     assert!(!t.path().join("dist").exists());
     assert_eq!(
@@ -273,6 +288,7 @@ dry-run fs::mkdir: dist
 dry-run pulumi::config_set: pulumi config set app:replicas 3 --plaintext --stack dev --non-interactive --color never
 dry-run pulumi::up: pulumi up --yes --skip-preview --target urn:a --stack dev --non-interactive --color never
 true
+1
 "
     );
 }
@@ -754,5 +770,34 @@ fn json_mode_emits_only_ndjson() {
     assert_eq!(events[2]["code"], 1);
     assert!(
         events[2]["error"].as_str().expect("error text").starts_with("bad\n --> main.rhai:3:1")
+    );
+}
+
+#[test]
+fn git_changed_files_explains_a_shallow_clone() {
+    let src = Test::new().file("a.txt", "1\n");
+    src.git(&["init", "-q", "-b", "main"]);
+    src.git(&["add", "."]);
+    src.git(&["commit", "-qm", "one"]);
+    std::fs::write(src.path().join("a.txt"), "2\n").expect("write");
+    src.git(&["commit", "-qam", "two"]);
+    let t = Test::new()
+        .file("main.rhai", "print(git::is_shallow());\ngit::changed_files(\"origin/gone\");\n");
+    let url = format!("file://{}", src.path().display());
+    t.git(&["clone", "-q", "--depth", "1", &url, "repo"]);
+    std::fs::copy(t.path().join("main.rhai"), t.path().join("repo/main.rhai")).expect("copy");
+    let r = t.cwd("repo").args(["run", "main.rhai"]).run().code(1);
+    assert_eq!(r.stdout, "true\n");
+    assert!(
+        r.stderr.starts_with(
+            "error: cannot find the merge base of `origin/gone` and `HEAD`: this clone is shallow\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("help: fetch full history (GitHub Actions: `fetch-depth: 0`"),
+        "{}",
+        r.stderr
     );
 }
