@@ -801,3 +801,25 @@ fn git_changed_files_explains_a_shallow_clone() {
         r.stderr
     );
 }
+
+#[test]
+fn api_typos_and_wrong_arguments_get_help() {
+    let t = Test::new().file("main.rhai", "exec::rn([\"true\"]);\n").args(["run", "main.rhai"]);
+    assert_eq!(
+        t.run().code(1).stderr,
+        "error: function not found: `exec::rn (array)`
+ --> main.rhai:1:7
+  |
+1 | exec::rn([\"true\"]);
+  |       ^
+help: did you mean `exec::run`?
+"
+    );
+    let t = Test::new().file("main.rhai", "exec::run(\"true\");\n").args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.contains("help: the arguments do not match; `exec::run` is `exec::run(argv: Array) -> Map` or `exec::run(argv: Array, options: Map) -> Map`"),
+        "{}",
+        r.stderr
+    );
+}
