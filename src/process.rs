@@ -121,7 +121,7 @@ impl CancelToken {
 
     /// Sleep for `dur` unless cancelled first. Returns `false` when cancelled.
     pub fn sleep(&self, dur: Duration) -> bool {
-        let end = Instant::now() + dur;
+        let end = Instant::now() + dur.min(crate::script::FAR_FUTURE);
         let mut guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.is_cancelled() {
@@ -396,7 +396,7 @@ impl Command {
 
     /// The earliest of the timeout and the deadline, with the budget it stands for.
     fn effective_deadline(&self, start: Instant) -> Option<(Instant, Duration)> {
-        let t = self.timeout.map(|d| (start + d, d));
+        let t = self.timeout.map(|d| (start + d.min(crate::script::FAR_FUTURE), d));
         match (t, self.deadline) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -739,7 +739,7 @@ impl Child {
 
     /// Wait up to `timeout` for the child to exit; `true` if it did.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Instant::now() + timeout).is_some()
+        self.wait_until(Instant::now() + timeout.min(crate::script::FAR_FUTURE)).is_some()
     }
 
     /// Wait for the child to exit and collect its output.
