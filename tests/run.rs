@@ -823,3 +823,36 @@ help: did you mean `exec::run`?
         r.stderr
     );
 }
+
+#[test]
+fn absurd_numbers_are_errors_not_panics() {
+    for (script, needle) in [
+        ("time::sleep(1e300);", "`time::sleep` was given more than a century"),
+        (
+            r#"exec::run(["true"], #{ timeout: 1e300 });"#,
+            "option `timeout` of `exec::run` is too large",
+        ),
+        (r#"exec::run(["true"], #{ timeout: -1 });"#, "must be a positive number of seconds"),
+        ("exit(300);", "exit code `300` is out of range: use 0 to 255"),
+    ] {
+        let r = Test::new().file("main.rhai", script).args(["run", "main.rhai"]).run().code(1);
+        assert!(
+            r.stderr.starts_with(&format!("error: {needle}")) || r.stderr.contains(needle),
+            "{script}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"), "{script}: {}", r.stderr);
+    }
+    let r = Test::new()
+        .file("main.rhai", "")
+        .args(["run", "--timeout", "99999999999h", "main.rhai"])
+        .run()
+        .code(2);
+    assert!(r.stderr.contains("longer than ten years"), "{}", r.stderr);
+    let r = Test::new()
+        .file("main.rhai", "")
+        .args(["run", "--timeout", "5 parsecs", "main.rhai"])
+        .run()
+        .code(2);
+    assert!(r.stderr.contains("invalid duration unit"), "{}", r.stderr);
+}
