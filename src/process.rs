@@ -74,6 +74,8 @@ struct CancelInner {
     groups: Mutex<HashMap<u64, i32>>,
     wake: Condvar,
     wake_lock: Mutex<()>,
+    /// Tokens made with [`CancelToken::child`]: cancelled with this one.
+    children: Mutex<Vec<std::sync::Weak<CancelInner>>>,
 }
 
 impl fmt::Debug for CancelToken {
@@ -92,10 +94,43 @@ impl CancelToken {
     }
 
     /// Cancel: idempotent, callable from any thread (e.g. a Ctrl-C handler thread).
-    pub fn cancel(&self) {
-        if self.inner.cancelled.swap(true, Ordering::SeqCst) {
-            return;
+    /// A token cancelled when this one is (Ctrl-C stops every task) that can also be cancelled
+    /// on its own (one task's timeout stops only that task).
+    #[allow(dead_code, reason = "public API for the orchestrator")]
+    pub fn child(&self) -> CancelToken {
+        let child = CancelToken::new();
+        // Checked under the lock `cancel` takes to set the flag, so no child is ever missed.
+        let mut children = self.inner.children.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_cancelled() {
+            drop(children);
+            child.cancel();
+            return child;
         }
+        children.retain(|w| w.strong_count() > 0);
+        children.push(Arc::downgrade(&child.inner));
+        child
+    }
+
+    pub fn cancel(&self) {
+        Self::cancel_inner(&self.inner);
+    }
+
+    fn cancel_inner(inner: &Arc<CancelInner>) {
+        let children: Vec<_> = {
+            let mut children = inner.children.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.cancelled.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            children.drain(..).collect()
+        };
+        for c in children.iter().filter_map(std::sync::Weak::upgrade) {
+            Self::cancel_inner(&c);
+        }
+        CancelToken { inner: inner.clone() }.stop_children();
+    }
+
+    /// Wake sleepers and signal the registered process groups (the flag is already set).
+    fn stop_children(&self) {
         {
             let _guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.inner.wake.notify_all();
@@ -966,6 +1001,19 @@ mod tests {
         });
         let err = Command::new(["sleep", "1000"]).cancel(token).run().expect_err("cancelled");
         assert!(matches!(err, ProcessError::Cancelled { .. }), "{err}");
+    }
+
+    #[test]
+    fn child_tokens_follow_their_parent_but_not_the_reverse() {
+        let root = CancelToken::new();
+        let a = root.child();
+        let b = root.child();
+        let grandchild = a.child();
+        b.cancel();
+        assert!(b.is_cancelled() && !root.is_cancelled() && !a.is_cancelled());
+        root.cancel();
+        assert!(a.is_cancelled() && grandchild.is_cancelled());
+        assert!(root.child().is_cancelled());
     }
 
     #[test]
