@@ -131,6 +131,12 @@ fn symlink_escape_is_refused() {
     std::os::unix::fs::symlink("/etc", t.path().join("link")).expect("symlink");
     let r = t.run().code(1);
     assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
+    let t =
+        Test::new().file("main.rhai", r#"print(fs::glob("link/*"))"#).args(["run", "main.rhai"]);
+    std::os::unix::fs::symlink("/etc", t.path().join("link")).expect("symlink");
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
+    assert!(!r.stdout.contains("passwd"));
 }
 
 #[test]
