@@ -862,3 +862,21 @@ fn absurd_numbers_are_errors_not_panics() {
         .code(2);
     assert!(r.stderr.contains("invalid duration unit"), "{}", r.stderr);
 }
+
+#[test]
+fn rendered_error_in_an_imported_module_is_pinned() {
+    let t = Test::new()
+        .file("lib/bad.rhai", "let x = 1;\nthrow \"bad module\";\n")
+        .file("main.rhai", "\nimport \"./lib/bad\" as b;\n")
+        .args(["run", "main.rhai"]);
+    assert_eq!(
+        t.run().code(1).stderr,
+        "error: bad module
+ --> lib/bad.rhai:2:1
+  |
+2 | throw \"bad module\";
+  | ^
+  = note: in module `lib/bad.rhai`, imported from main.rhai:2:8
+"
+    );
+}

@@ -42,7 +42,7 @@ pub fn render(err: &EvalAltResult, source: &str) -> String {
             EvalAltResult::ErrorInModule(key, inner, pos) => {
                 let name = if key.starts_with("<stdlib>") { key.clone() } else { display(key) };
                 frames.push(Frame {
-                    what: format!("in module `{name}`"),
+                    what: format!("in module `{name}`, imported"),
                     source: cur_source.clone(),
                     pos: *pos,
                 });
@@ -67,7 +67,8 @@ pub fn render(err: &EvalAltResult, source: &str) -> String {
     }
     // Frames were collected outermost first; show the innermost call first, like a backtrace.
     for f in frames.iter().rev() {
-        out.push_str(&format!("\n  = note: {} called from {}", f.what, location(&f.source, f.pos)));
+        let verb = if f.what.ends_with("imported") { "" } else { " called" };
+        out.push_str(&format!("\n  = note: {}{verb} from {}", f.what, location(&f.source, f.pos)));
     }
     redact::redact(&out).into_owned()
 }
