@@ -1017,6 +1017,20 @@ mod tests {
     }
 
     #[test]
+    fn a_background_child_holding_the_pipes_does_not_block_or_survive() {
+        let start = Instant::now();
+        let out = Command::new(["sh", "-c", "sleep 1000 & echo $!"]).run().expect("runs");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(out.code, Some(0));
+        let pid: i32 = out.stdout.trim().parse().expect("pid");
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !alive(pid)
+        });
+        assert!(gone, "background child {pid} survived");
+    }
+
+    #[test]
     fn missing_program_is_named() {
         let err = Command::new(["pilum-no-such-program"]).run().expect_err("missing");
         assert!(err.to_string().contains("`pilum-no-such-program` not found"));
