@@ -455,16 +455,19 @@ impl Command {
         let mut buf = vec![0u8; 64 * 1024];
         let mut stopper = Stopper { deadline, grace, timed_out: None, kill_at: None };
         let mut leader_done = false;
+        let mut idle = false;
         while pipes.iter().any(Option::is_some) {
             stopper.tick(&child);
-            if !leader_done && child.has_exited() {
+            // Only after a quiet interval: a chatty command should not pay a waitid per chunk.
+            if idle && !leader_done && child.has_exited() {
                 // Whatever the command left in its group would hold the pipes open forever.
                 leader_done = true;
                 child.kill();
             }
             // Wake at least every 100 ms to notice a finished leader, the deadline or escalation.
             let wake = stopper.next_wake().unwrap_or(Duration::from_millis(100));
-            poll_read(&mut pipes, &mut drains, &mut buf, wake.min(Duration::from_millis(100)));
+            idle =
+                !poll_read(&mut pipes, &mut drains, &mut buf, wake.min(Duration::from_millis(100)));
         }
         // The pipes are closed, so the leader is exiting — unless it closed its output early and
         // kept running, which the deadline still covers.
@@ -684,13 +687,13 @@ fn spawn_reader(
 }
 
 /// Wait up to `wake` for output on the open pipes and feed what arrives; a pipe at EOF (or in
-/// error) is closed and set to `None`.
+/// error) is closed and set to `None`. Returns whether anything happened before `wake`.
 fn poll_read(
     pipes: &mut [Option<os_pipe::PipeReader>; 2],
     drains: &mut [Drain; 2],
     buf: &mut [u8],
     wake: Duration,
-) {
+) -> bool {
     use std::os::fd::AsRawFd;
     let mut fds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; 2];
     for (pfd, p) in fds.iter_mut().zip(pipes.iter()) {
@@ -701,7 +704,7 @@ fn poll_read(
     // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
     if n <= 0 {
-        return; // timeout or EINTR: the caller re-checks its clocks
+        return false; // timeout or EINTR: the caller re-checks its clocks
     }
     for (i, pfd) in fds.iter().enumerate() {
         if pfd.revents == 0 {
@@ -715,6 +718,7 @@ fn poll_read(
             Err(_) => pipes[i] = None,
         }
     }
+    true
 }
 
 /// A running child in its own process group.
