@@ -74,6 +74,8 @@ struct CancelInner {
     groups: Mutex<HashMap<u64, i32>>,
     wake: Condvar,
     wake_lock: Mutex<()>,
+    /// Tokens made with [`CancelToken::child`]: cancelled with this one.
+    children: Mutex<Vec<std::sync::Weak<CancelInner>>>,
 }
 
 impl fmt::Debug for CancelToken {
@@ -92,10 +94,43 @@ impl CancelToken {
     }
 
     /// Cancel: idempotent, callable from any thread (e.g. a Ctrl-C handler thread).
-    pub fn cancel(&self) {
-        if self.inner.cancelled.swap(true, Ordering::SeqCst) {
-            return;
+    /// A token cancelled when this one is (Ctrl-C stops every task) that can also be cancelled
+    /// on its own (one task's timeout stops only that task).
+    #[allow(dead_code, reason = "public API for the orchestrator")]
+    pub fn child(&self) -> CancelToken {
+        let child = CancelToken::new();
+        // Checked under the lock `cancel` takes to set the flag, so no child is ever missed.
+        let mut children = self.inner.children.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_cancelled() {
+            drop(children);
+            child.cancel();
+            return child;
         }
+        children.retain(|w| w.strong_count() > 0);
+        children.push(Arc::downgrade(&child.inner));
+        child
+    }
+
+    pub fn cancel(&self) {
+        Self::cancel_inner(&self.inner);
+    }
+
+    fn cancel_inner(inner: &Arc<CancelInner>) {
+        let children: Vec<_> = {
+            let mut children = inner.children.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.cancelled.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            children.drain(..).collect()
+        };
+        for c in children.iter().filter_map(std::sync::Weak::upgrade) {
+            Self::cancel_inner(&c);
+        }
+        CancelToken { inner: inner.clone() }.stop_children();
+    }
+
+    /// Wake sleepers and signal the registered process groups (the flag is already set).
+    fn stop_children(&self) {
         {
             let _guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.inner.wake.notify_all();
@@ -121,7 +156,7 @@ impl CancelToken {
 
     /// Sleep for `dur` unless cancelled first. Returns `false` when cancelled.
     pub fn sleep(&self, dur: Duration) -> bool {
-        let end = Instant::now() + dur;
+        let end = Instant::now() + dur.min(crate::script::FAR_FUTURE);
         let mut guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.is_cancelled() {
@@ -396,7 +431,7 @@ impl Command {
 
     /// The earliest of the timeout and the deadline, with the budget it stands for.
     fn effective_deadline(&self, start: Instant) -> Option<(Instant, Duration)> {
-        let t = self.timeout.map(|d| (start + d, d));
+        let t = self.timeout.map(|d| (start + d.min(crate::script::FAR_FUTURE), d));
         match (t, self.deadline) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -420,16 +455,19 @@ impl Command {
         let mut buf = vec![0u8; 64 * 1024];
         let mut stopper = Stopper { deadline, grace, timed_out: None, kill_at: None };
         let mut leader_done = false;
+        let mut idle = false;
         while pipes.iter().any(Option::is_some) {
             stopper.tick(&child);
-            if !leader_done && child.has_exited() {
+            // Only after a quiet interval: a chatty command should not pay a waitid per chunk.
+            if idle && !leader_done && child.has_exited() {
                 // Whatever the command left in its group would hold the pipes open forever.
                 leader_done = true;
                 child.kill();
             }
             // Wake at least every 100 ms to notice a finished leader, the deadline or escalation.
             let wake = stopper.next_wake().unwrap_or(Duration::from_millis(100));
-            poll_read(&mut pipes, &mut drains, &mut buf, wake.min(Duration::from_millis(100)));
+            idle =
+                !poll_read(&mut pipes, &mut drains, &mut buf, wake.min(Duration::from_millis(100)));
         }
         // The pipes are closed, so the leader is exiting — unless it closed its output early and
         // kept running, which the deadline still covers.
@@ -649,13 +687,13 @@ fn spawn_reader(
 }
 
 /// Wait up to `wake` for output on the open pipes and feed what arrives; a pipe at EOF (or in
-/// error) is closed and set to `None`.
+/// error) is closed and set to `None`. Returns whether anything happened before `wake`.
 fn poll_read(
     pipes: &mut [Option<os_pipe::PipeReader>; 2],
     drains: &mut [Drain; 2],
     buf: &mut [u8],
     wake: Duration,
-) {
+) -> bool {
     use std::os::fd::AsRawFd;
     let mut fds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; 2];
     for (pfd, p) in fds.iter_mut().zip(pipes.iter()) {
@@ -666,7 +704,7 @@ fn poll_read(
     // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
     let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
     if n <= 0 {
-        return; // timeout or EINTR: the caller re-checks its clocks
+        return false; // timeout or EINTR: the caller re-checks its clocks
     }
     for (i, pfd) in fds.iter().enumerate() {
         if pfd.revents == 0 {
@@ -680,6 +718,7 @@ fn poll_read(
             Err(_) => pipes[i] = None,
         }
     }
+    true
 }
 
 /// A running child in its own process group.
@@ -739,7 +778,7 @@ impl Child {
 
     /// Wait up to `timeout` for the child to exit; `true` if it did.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Instant::now() + timeout).is_some()
+        self.wait_until(Instant::now() + timeout.min(crate::script::FAR_FUTURE)).is_some()
     }
 
     /// Wait for the child to exit and collect its output.
@@ -966,6 +1005,33 @@ mod tests {
         });
         let err = Command::new(["sleep", "1000"]).cancel(token).run().expect_err("cancelled");
         assert!(matches!(err, ProcessError::Cancelled { .. }), "{err}");
+    }
+
+    #[test]
+    fn child_tokens_follow_their_parent_but_not_the_reverse() {
+        let root = CancelToken::new();
+        let a = root.child();
+        let b = root.child();
+        let grandchild = a.child();
+        b.cancel();
+        assert!(b.is_cancelled() && !root.is_cancelled() && !a.is_cancelled());
+        root.cancel();
+        assert!(a.is_cancelled() && grandchild.is_cancelled());
+        assert!(root.child().is_cancelled());
+    }
+
+    #[test]
+    fn a_background_child_holding_the_pipes_does_not_block_or_survive() {
+        let start = Instant::now();
+        let out = Command::new(["sh", "-c", "sleep 1000 & echo $!"]).run().expect("runs");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(out.code, Some(0));
+        let pid: i32 = out.stdout.trim().parse().expect("pid");
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !alive(pid)
+        });
+        assert!(gone, "background child {pid} survived");
     }
 
     #[test]

@@ -160,7 +160,14 @@ fn register_exit(engine: &mut Engine) {
         .with_params_info(["code: int", "()"])
         .with_volatility(true)
         .register_into_engine(engine, |ctx: NativeCallContext, code: INT| -> Result<(), Box<EvalAltResult>> {
-            let code = i32::try_from(code).unwrap_or(1);
+            if !(0..=255).contains(&code) {
+                return Err(EvalAltResult::ErrorRuntime(
+                    format!("exit code `{code}` is out of range: use 0 to 255").into(),
+                    ctx.call_position(),
+                )
+                .into());
+            }
+            let code = i32::try_from(code).expect("0..=255 fits in i32");
             Err(EvalAltResult::ErrorTerminated(Dynamic::from(Stop::Exit(code)), ctx.call_position()).into())
         });
     FuncRegistration::new("exit")

@@ -112,6 +112,9 @@ impl Host {
     }
 }
 
+/// Far enough to mean "never" for deadlines and sleeps, near enough for `Instant` arithmetic.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A deadline and the budget it stands for (for "timed out after 30s").
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -122,7 +125,10 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `after` from now.
     pub fn after(after: Duration) -> Self {
-        Self { at: Instant::now() + after, after }
+        // A deadline beyond any real run (or past `Instant`'s range) is no deadline pressure.
+        let now = Instant::now();
+        let at = now.checked_add(after).unwrap_or_else(|| now + FAR_FUTURE);
+        Self { at, after }
     }
 
     pub fn passed(&self) -> bool {

@@ -185,7 +185,13 @@ impl<'a> Opts<'a> {
                         ),
                     ));
                 }
-                Ok(Some(Duration::from_secs_f64(s)))
+                Duration::try_from_secs_f64(s)
+                    .ok()
+                    .filter(|d| *d <= super::FAR_FUTURE)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        rt(ctx, format!("option `{key}` of `{}` is too large", self.func))
+                    })
             }
         }
     }
