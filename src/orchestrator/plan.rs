@@ -131,11 +131,22 @@ impl Plan {
                 }
             }
             for (si, s) in services.iter().enumerate() {
-                let upstream: Vec<usize> = s
-                    .depends_on
-                    .iter()
-                    .flat_map(|&d| by_service_phase[d][p].iter().copied())
-                    .collect();
+                // A dependency without tasks in this phase passes the edge on to its own
+                // dependencies, so ordering stays transitive.
+                let mut upstream: Vec<usize> = Vec::new();
+                let mut seen = vec![false; services.len()];
+                let mut stack: Vec<usize> = s.depends_on.clone();
+                while let Some(d) = stack.pop() {
+                    if std::mem::replace(&mut seen[d], true) {
+                        continue;
+                    }
+                    if by_service_phase[d][p].is_empty() {
+                        stack.extend(&services[d].depends_on);
+                    } else {
+                        upstream.extend(&by_service_phase[d][p]);
+                    }
+                }
+                upstream.sort_unstable();
                 if upstream.is_empty() {
                     continue;
                 }
@@ -196,5 +207,95 @@ impl Plan {
             })).collect::<Vec<_>>(),
             "tasks": self.tasks.iter().map(|t| self.task_json(t)).collect::<Vec<_>>(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::catalog::{Origin, Recipe};
+    use crate::recipe::declaration::{Declaration, StepDir};
+
+    fn step(name: &str, tag: &str) -> Step {
+        Step {
+            name: name.into(),
+            tags: vec![tag.into()],
+            run: name.into(),
+            timeout: None,
+            retries: None,
+            dir: StepDir::Service,
+            per_region: false,
+            decl: Map::new(),
+        }
+    }
+
+    fn svc(name: &str, deps: &[usize], steps: Vec<Step>) -> PlannedService {
+        let recipe = Arc::new(Recipe {
+            decl: Declaration {
+                name: "t".into(),
+                description: String::new(),
+                provider: None,
+                kind: None,
+                section: "t".into(),
+                fields: Vec::new(),
+                steps: steps.clone(),
+            },
+            ast: Arc::new(rhai::AST::empty()),
+            origin: Origin::Builtin,
+            file: "t.rhai".into(),
+            source: Arc::from(""),
+            ast_source: "t.rhai".into(),
+            has_plan: false,
+        });
+        PlannedService {
+            name: name.into(),
+            dir: name.into(),
+            recipe,
+            fields: Map::new(),
+            steps,
+            reason: String::new(),
+            regions: Vec::new(),
+            depends_on: deps.to_vec(),
+            project_index: 0,
+        }
+    }
+
+    #[test]
+    fn phases_follow_tags_not_step_positions() {
+        let a = svc(
+            "a",
+            &[],
+            vec![
+                step("compile", "build"),
+                step("upload", "push"),
+                step("release", "deploy"),
+                step("smoke", "verify"),
+            ],
+        );
+        let b = svc(
+            "b",
+            &[],
+            vec![step("rollout", "deploy"), step("image", "build"), step("notes", "announce")],
+        );
+        let plan = Plan::build(vec![a, b], &StepFilter::default(), "t".into(), None, false);
+        assert_eq!(plan.phases, ["build", "push", "deploy", "verify", "announce"]);
+        let phase_of = |label: &str| {
+            let t = plan.tasks.iter().find(|t| plan.label(t) == label).unwrap();
+            plan.phases[t.phase].clone()
+        };
+        assert_eq!(phase_of("b/image"), "build");
+        assert_eq!(phase_of("b/rollout"), "deploy");
+    }
+
+    #[test]
+    fn dependencies_pass_through_services_without_tasks_in_a_phase() {
+        // c depends on b, b on a; b has no build step.
+        let a = svc("a", &[], vec![step("build", "build")]);
+        let b = svc("b", &[0], vec![step("deploy", "deploy")]);
+        let c = svc("c", &[1], vec![step("build", "build")]);
+        let plan = Plan::build(vec![a, b, c], &StepFilter::default(), "t".into(), None, false);
+        let c_build = plan.tasks.iter().find(|t| plan.label(t) == "c/build").unwrap();
+        let a_build = plan.tasks.iter().find(|t| plan.label(t) == "a/build").unwrap();
+        assert_eq!(c_build.deps, vec![a_build.id]);
     }
 }
