@@ -192,3 +192,17 @@ fn provider_filter_targets_and_unknown_key_warning() {
     let out = t.run().success().stdout;
     assert!(out.contains("d\n├── c.local\n└── c.shell\n"), "{out}");
 }
+
+#[test]
+fn a_shallow_clone_without_the_base_says_how_to_fix_it() {
+    let origin = repo().file("services/a/src/main.txt", "a changed\n");
+    origin.git(&["commit", "-q", "-am", "change a"]);
+    let t = Test::new();
+    let url = format!("file://{}", origin.path().display());
+    let dest = t.path().join("clone");
+    t.git(&["clone", "-q", "--depth", "1", "--branch", "feature", &url, dest.to_str().unwrap()]);
+    let t = t.cwd("clone").args(["list", "--only-changed", "--since", "HEAD~1"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("shallow clone"), "{}", r.stderr);
+    assert!(r.stderr.contains("fetch-depth: 0"), "{}", r.stderr);
+}
