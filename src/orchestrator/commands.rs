@@ -552,10 +552,37 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
                     v.clone()
                 }
                 crate::recipe::declaration::FieldType::Array
+                    if !serde_yaml::from_str::<serde_yaml::Value>(v)
+                        .is_ok_and(|x| x.is_sequence()) =>
+                {
+                    // `a, b` (or a single `a`) as a list.
+                    let items: Vec<String> = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(yaml_scalar)
+                        .collect();
+                    format!("[{}]", items.join(", "))
+                }
+                crate::recipe::declaration::FieldType::Array
                 | crate::recipe::declaration::FieldType::Map
                 | crate::recipe::declaration::FieldType::Any => v.clone(),
                 _ => yaml_scalar(v),
             };
+            let parsed = serde_yaml::from_str::<serde_yaml::Value>(&rendered)
+                .map(|y| crate::recipe::value::yaml_to_dynamic(&y));
+            if !parsed.as_ref().is_ok_and(|d| f.ty.accepts(d)) {
+                return Err(Error::usage(format!(
+                    "`{k}` must be {} {}, not `{v}`\nhelp: {}",
+                    if f.ty.as_str().starts_with(['a', 'i']) { "an" } else { "a" },
+                    f.ty.as_str(),
+                    if f.description.is_empty() {
+                        "see `pilum list --recipes --json`".to_string()
+                    } else {
+                        f.description.clone()
+                    }
+                )));
+            }
             yaml.push_str(&format!("  {k}: {rendered}\n"));
         }
     }
