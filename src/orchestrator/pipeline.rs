@@ -114,6 +114,24 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
             recipes.push(r.clone());
         }
     }
+    if let Some(e) = &cfg.environment {
+        let defined = selected.iter().any(|s| project.services[s.index].environments.contains(e));
+        if !defined && !selected.is_empty() {
+            let known: Vec<&str> = selected
+                .iter()
+                .flat_map(|s| project.services[s.index].environments.iter().map(String::as_str))
+                .collect();
+            let mut w = Diagnostic::new(
+                PathBuf::new(),
+                format!(
+                    "no selected service defines environment `{e}`; `--env {e}` changes nothing"
+                ),
+            )
+            .help("add `environments:` with that name to a service's `pilum.yaml`");
+            w = w.suggest(crate::service::diagnostic::closest(e, known));
+            warnings.push(w);
+        }
+    }
     let bad: Vec<&Selected> = selected.iter().filter(|s| resolved[s.index].is_none()).collect();
     if !bad.is_empty() || (!diags.is_empty() && selected.is_empty()) {
         return Err(usage(&diags));

@@ -71,6 +71,8 @@ pub struct Service {
     pub secrets: Vec<String>,
     pub watch: Vec<String>,
     pub tags: Vec<String>,
+    /// The names under `environments:` (for a warning when `--env` names none of them).
+    pub environments: Vec<String>,
     /// The whole file after `--env` overrides and expansion (without `environments:`/`targets:`).
     pub config: Mapping,
 }
@@ -154,12 +156,18 @@ pub fn load(
         );
     }
 
+    let env_names: Vec<String> = match &envs {
+        Some(Value::Mapping(m)) => {
+            m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect()
+        }
+        _ => Vec::new(),
+    };
     let targets = map.remove("targets");
     let mut services = Vec::new();
     match targets {
         None | Some(Value::Null) => {
             if let Some(s) = read(file, &text, map, None, &mut diags) {
-                services.push(s);
+                services.push(Service { environments: env_names.clone(), ..s });
             }
         }
         Some(Value::Sequence(targets)) => {
@@ -182,7 +190,7 @@ pub fn load(
                     merged.insert("name".into(), base.clone());
                 }
                 if let Some(s) = read(file, &text, merged, Some(&label), &mut diags) {
-                    services.push(s);
+                    services.push(Service { environments: env_names.clone(), ..s });
                 }
             }
         }
@@ -302,6 +310,7 @@ fn read(
         secrets,
         watch,
         tags,
+        environments: Vec::new(),
         config: map,
     })
 }

@@ -76,8 +76,10 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.message)?;
-        write!(f, "  --> {}", self.location())?;
+        write!(f, "{}", self.message)?;
+        if !self.file.as_os_str().is_empty() {
+            write!(f, "\n  --> {}", self.location())?;
+        }
         if let Some(src) = &self.source {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());

@@ -215,3 +215,13 @@ fn deploy_script_drives_the_example() {
         r.stdout
     );
 }
+
+#[test]
+fn plan_list_and_graph_of_the_example_read_well() {
+    let t = example().args(["plan", "-C", "examples/monorepo", "--tag", "v1", "--env", "prod"]);
+    insta::assert_snapshot!("example_plan", t.run().success().stdout);
+    let t = t.clear_args().args(["list", "-C", "examples/monorepo"]);
+    insta::assert_snapshot!("example_list", t.run().success().stdout);
+    let t = t.clear_args().args(["graph", "-C", "examples/monorepo", "--format", "mermaid"]);
+    insta::assert_snapshot!("example_graph_mermaid", t.run().success().stdout);
+}

@@ -206,3 +206,27 @@ fn a_shallow_clone_without_the_base_says_how_to_fix_it() {
     assert!(r.stderr.contains("shallow clone"), "{}", r.stderr);
     assert!(r.stderr.contains("fetch-depth: 0"), "{}", r.stderr);
 }
+
+#[test]
+fn an_environment_no_service_defines_is_a_warning_with_a_suggestion() {
+    let t = project(0)
+        .file("api/pilum.yaml", ENV_SERVICE)
+        .env("OWNER", "x")
+        .args(["plan", "--env", "prdo"]);
+    let r = t.run().success();
+    assert!(r.stderr.contains("no selected service defines environment `prdo`"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `prod`?"), "{}", r.stderr);
+}
+
+#[test]
+fn recipe_path_adds_and_overrides_recipes() {
+    let t = project(0)
+        .file("ops/recipes/echo.rhai", "fn recipe() { #{ name: \"echo\", steps: [#{ name: \"build\", tags: [\"build\"] }] } }\nfn build(ctx) { exec::run([\"step\", ctx.service, \"echo\"]); }\n")
+        .file("a/pilum.yaml", "name: a\nrecipe: echo\n")
+        .args(["build", "--recipe-path", "ops/recipes"]);
+    t.run().success();
+    assert_eq!(t.calls("step"), vec![vec!["a".to_string(), "echo".into()]]);
+    let t = t.clear_args().args(["build"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("unknown recipe `echo`"), "{}", r.stderr);
+}
