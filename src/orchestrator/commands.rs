@@ -17,6 +17,7 @@ use crate::orchestrator::pipeline::{self, Config};
 use crate::orchestrator::plan::{Plan, StepFilter};
 use crate::recipe::value::dynamic_to_json;
 use crate::ui::output::Output;
+use crate::redact::redact;
 use crate::ui::render::Renderer;
 
 fn config(global_dir: Option<PathBuf>, s: &SelectArgs) -> Config {
@@ -54,7 +55,7 @@ pub fn json_error(out: &Output, result: Result<(), Error>) -> Result<(), Error> 
 
 fn stdout_line(s: &str) {
     let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{s}");
+    let _ = writeln!(o, "{}", redact(s.trim_end()));
 }
 
 /// Warnings go to stderr (also under `--json`, whose stdout they never touch).
