@@ -16,8 +16,8 @@ use crate::orchestrator::execute::{Cancel, Options, execute};
 use crate::orchestrator::pipeline::{self, Config};
 use crate::orchestrator::plan::{Plan, StepFilter};
 use crate::recipe::value::dynamic_to_json;
-use crate::ui::output::Output;
 use crate::redact::redact;
+use crate::ui::output::Output;
 use crate::ui::render::Renderer;
 
 fn config(global_dir: Option<PathBuf>, s: &SelectArgs) -> Config {

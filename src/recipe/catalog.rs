@@ -19,6 +19,9 @@ mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_recipes.rs"));
 }
 
+/// Hook functions later commands will call (`status`, `logs`, `rollback`); not usable as steps.
+pub const RESERVED_HOOKS: &[&str] = &["status", "logs", "rollback"];
+
 const BUILTIN_PREFIX: &str = "<built-in>/recipes/";
 
 /// The text of a built-in recipe by its source name (`<built-in>/recipes/local.rhai`), for
@@ -350,6 +353,26 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
     }
     let has_plan = has("plan", 1);
     for s in &decl.steps {
+        if RESERVED_HOOKS.contains(&s.run.as_str()) {
+            let (l, c) =
+                crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
+                    .unwrap_or((1, 1));
+            diags.push(
+                Diagnostic::new(
+                    &e.file,
+                    format!(
+                        "step `{}` runs `{}`, a name reserved for the `{}` hook",
+                        s.name, s.run, s.run
+                    ),
+                )
+                .at(&e.source, l, c)
+                .help(format!(
+                    "name the step's function something else, e.g. `run: \"{}_step\"`",
+                    s.run
+                )),
+            );
+            continue;
+        }
         if !has(&s.run, 1) {
             let (l, c) =
                 crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))

@@ -151,3 +151,13 @@ fn many_problems_are_reported_at_once_by_check() {
     let t = project(0).file("c/pilum.yaml", &shell_service("c", &[])).args(["check"]);
     assert!(t.run().success().stdout.contains("1 services valid"));
 }
+
+#[test]
+fn reserved_hook_names_cannot_be_steps() {
+    fails(
+        project(0)
+            .file("recipes/hooky.rhai", "fn recipe() {\n  #{ name: \"hooky\", steps: [#{ name: \"undo\", run: \"rollback\" }] }\n}\nfn rollback(ctx) { }\n")
+            .file("a/pilum.yaml", "name: a\nrecipe: hooky\n"),
+        &["runs `rollback`, a name reserved for the `rollback` hook", "recipes/hooky.rhai:2:"],
+    );
+}
