@@ -225,3 +225,26 @@ fn plan_list_and_graph_of_the_example_read_well() {
     let t = t.clear_args().args(["graph", "-C", "examples/monorepo", "--format", "mermaid"]);
     insta::assert_snapshot!("example_graph_mermaid", t.run().success().stdout);
 }
+
+#[test]
+fn deploy_script_progress_stays_off_stdout_and_is_ndjson_under_json() {
+    let t = example().file("deploy.rhai", include_str!("../../examples/deploy.rhai")).args([
+        "--json",
+        "run",
+        "deploy.rhai",
+        "-C",
+        "examples/monorepo",
+        "--",
+        "v8",
+    ]);
+    let r = t.run().success();
+    let ev = ndjson(&r.stdout);
+    assert!(ev.iter().any(|e| e["event"] == "log" && e["message"].as_str().unwrap().contains("✓ web/deploy")), "{}", r.stdout);
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "print"
+                && e["text"].as_str().unwrap().starts_with("deployed 5 of 5")),
+        "{}",
+        r.stdout
+    );
+}

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 
 use super::{RResult, func, rt};
-use crate::orchestrator::event::Sink as _;
+use crate::orchestrator::event::{Event as PEvent, Sink as PSink, TaskStatus};
 use crate::orchestrator::execute::{Options, execute};
 use crate::orchestrator::pipeline::{self, Config, Loaded};
 use crate::recipe::value::json_to_dynamic;
-use crate::script::{Host, current};
-use crate::ui::output::Output;
-use crate::ui::render::Renderer;
+use crate::script::{Event, Host, LogLevel, current};
+use crate::ui::render::human;
 
 const DEPLOY_OPTS: &[&str] =
     &["tags", "exclude_tags", "env", "tag", "keep_going", "max_workers", "retries", "dry_run"];
@@ -60,9 +59,10 @@ print(`${changed.len()} changed: ${changed.map(|s| s.name)}`);
 Plan and run the recipes of `services` (names, or maps from `services()`), exactly like
 `pilum deploy`: barriers, dependencies, retries, timeouts. Options: `tags` (only steps with these
 tags, e.g. `["build"]`), `exclude_tags`, `env` (an `environments:` name), `tag` (the version),
-`keep_going`, `max_workers`, `retries`, `dry_run` (default: `pilum run --dry-run`). Progress is
-printed as `pilum deploy` prints it. Returns the summary: `ok`, `interrupted`, `services` and
-`tasks` (counts `total`, `ok`, `failed`, `skipped`), `wall_ms`, `failures` (`task`, `error`).
+`keep_going`, `max_workers`, `retries`, `dry_run` (default: `pilum run --dry-run`). Progress
+is reported as log lines (stderr; `log` events under `pilum --json run`). Returns the summary:
+`ok`, `interrupted`, `services` and `tasks` (counts `total`, `ok`, `failed`, `skipped`),
+`wall_ms`, `failures` (`task`, `error`).
 A configuration error (bad `pilum.yaml`, unknown service) raises an error; failed tasks do not.
 
 ```rhai
@@ -143,7 +143,7 @@ fn strings(ctx: &NativeCallContext, v: &Dynamic, what: &str) -> RResult<Vec<Stri
         .collect()
 }
 
-fn deploy(host: &Host, ctx: &NativeCallContext, services: Array, opts: Map) -> RResult<Map> {
+fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map) -> RResult<Map> {
     for k in opts.keys() {
         if !DEPLOY_OPTS.contains(&k.as_str()) {
             let mut msg = format!(
@@ -213,19 +213,12 @@ fn deploy(host: &Host, ctx: &NativeCallContext, services: Array, opts: Map) -> R
     };
     let loaded = load(host, ctx, &cfg)?;
     let plan = pipeline::plan(&cfg, &loaded).map_err(|e| rt(ctx, e.message))?;
-    let out = Output {
-        quiet: false,
-        verbose: host.verbose,
-        json: false,
-        color: console::colors_enabled(),
-    };
     let verb = if cfg.filter.only_tags.is_empty() {
         "deploy".to_string()
     } else {
         cfg.filter.only_tags.join("+")
     };
-    let renderer = Arc::new(Renderer::new(&out, &verb));
-    renderer.event(&crate::orchestrator::event::Event::Plan { plan: plan.to_json() });
+    let renderer = Arc::new(HostRenderer { host: host.clone(), verb });
     let runner = crate::recipe::runner::RecipeRunner::new(
         &loaded.project,
         &plan,
@@ -237,4 +230,89 @@ fn deploy(host: &Host, ctx: &NativeCallContext, services: Array, opts: Map) -> R
     let v = serde_json::to_value(&summary)
         .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
     Ok(json_to_dynamic(&v).try_cast::<Map>().unwrap_or_default())
+}
+
+/// Progress of a `deploy()` call, reported through the script host like everything else a script
+/// does: `pilum run` prints it (stderr, `-q` silences it) or, under `--json`, emits it as NDJSON
+/// `log` events, so a script's stdout stays its own.
+struct HostRenderer {
+    host: Arc<Host>,
+    verb: String,
+}
+
+impl PSink for HostRenderer {
+    fn event(&self, e: &PEvent) {
+        let log = |level: LogLevel, message: &str| self.host.emit(Event::Log { level, message });
+        match e {
+            PEvent::PhaseStarted { phase, tasks } => {
+                log(LogLevel::Info, &format!("{}: {phase} ({tasks} tasks)", self.verb))
+            }
+            PEvent::TaskFinished { task, status, duration_ms, error, .. } => {
+                let d = human(std::time::Duration::from_millis(*duration_ms));
+                match status {
+                    TaskStatus::Ok => log(LogLevel::Info, &format!("✓ {} ({d})", task.label)),
+                    _ => log(
+                        LogLevel::Error,
+                        &format!(
+                            "✗ {} ({d}): {}",
+                            task.label,
+                            error.as_deref().unwrap_or("failed")
+                        ),
+                    ),
+                }
+            }
+            PEvent::TaskRetried { task, attempt, error, .. } => log(
+                LogLevel::Warn,
+                &format!(
+                    "{} attempt {attempt} failed, retrying: {}",
+                    task.label,
+                    error.lines().next().unwrap_or("")
+                ),
+            ),
+            PEvent::TaskSkipped { task, reason } => {
+                log(LogLevel::Info, &format!("- {} skipped: {reason}", task.label))
+            }
+            PEvent::TaskOutput { stream, line, .. } => {
+                let stream = match stream {
+                    crate::orchestrator::event::Stream::Stdout => crate::process::Stream::Stdout,
+                    crate::orchestrator::event::Stream::Stderr => crate::process::Stream::Stderr,
+                };
+                self.host.emit(Event::Line { stream, line });
+            }
+            PEvent::TaskLog { task, level, message } => {
+                let level = match level.as_str() {
+                    "warn" => LogLevel::Warn,
+                    "error" => LogLevel::Error,
+                    _ => LogLevel::Info,
+                };
+                log(level, &format!("{}: {message}", task.label));
+            }
+            PEvent::TaskDryRun { call, detail, .. } => {
+                self.host.emit(Event::DryRun { call, detail })
+            }
+            PEvent::Summary(s) => log(
+                if s.ok { LogLevel::Info } else { LogLevel::Error },
+                &format!(
+                    "{}: {} · services: {} ok, {} failed, {} skipped · tasks: {} ok, {} failed, {} skipped of {} · {}",
+                    self.verb,
+                    if s.ok {
+                        "ok"
+                    } else if s.interrupted {
+                        "interrupted"
+                    } else {
+                        "failed"
+                    },
+                    s.services.ok,
+                    s.services.failed,
+                    s.services.skipped,
+                    s.tasks.ok,
+                    s.tasks.failed,
+                    s.tasks.skipped,
+                    s.tasks.total,
+                    human(std::time::Duration::from_millis(s.wall_ms))
+                ),
+            ),
+            PEvent::Plan { .. } | PEvent::TaskStarted { .. } => {}
+        }
+    }
 }
