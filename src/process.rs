@@ -210,6 +210,8 @@ pub enum ProcessError {
     Empty,
     /// The program is not on `PATH`.
     NotFound { program: String },
+    /// The working directory does not exist.
+    NoDir { program: String, dir: PathBuf },
     /// Spawning failed for another reason.
     Spawn { program: String, source: std::io::Error },
     /// The timeout (or the caller's deadline) passed; the group was killed.
@@ -227,6 +229,11 @@ impl fmt::Display for ProcessError {
             ProcessError::NotFound { program } => write!(
                 f,
                 "command `{program}` not found\nhelp: install `{program}` or add it to `PATH`"
+            ),
+            ProcessError::NoDir { program, dir } => write!(
+                f,
+                "cannot run `{program}` in `{}`: the directory does not exist",
+                dir.display()
             ),
             ProcessError::Spawn { program, source } => {
                 write!(f, "cannot start `{program}`: {source}")
@@ -508,6 +515,11 @@ impl Command {
     /// Spawn in a new process group with both output pipes handed back to the caller.
     fn start(self) -> Result<(Child, os_pipe::PipeReader, os_pipe::PipeReader), ProcessError> {
         let Some(program) = self.argv.first().cloned() else { return Err(ProcessError::Empty) };
+        if let Some(dir) = &self.dir
+            && !dir.is_dir()
+        {
+            return Err(ProcessError::NoDir { program, dir: dir.clone() });
+        }
         let (out_r, out_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
         let (err_r, err_w) = os_pipe::pipe()
@@ -1038,6 +1050,11 @@ mod tests {
     fn missing_program_is_named() {
         let err = Command::new(["pilum-no-such-program"]).run().expect_err("missing");
         assert!(err.to_string().contains("`pilum-no-such-program` not found"));
+        let err = Command::new(["true"]).dir("/pilum/no/such/dir").run().expect_err("no dir");
+        assert_eq!(
+            err.to_string(),
+            "cannot run `true` in `/pilum/no/such/dir`: the directory does not exist"
+        );
     }
 
     #[test]
