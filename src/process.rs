@@ -1,16 +1,20 @@
 //! The one way pilum runs a child process (see `DESIGN.md`).
 //!
 //! Every child gets an argv (never a shell string unless the caller builds `sh -c` itself), its
-//! own process group (so a timeout or Ctrl-C kills the whole tree, not just the leader), stdin
-//! from `/dev/null`, and both output pipes drained on threads: lines are redacted, streamed to a
+//! own process group (so a timeout or Ctrl-C reaches the whole tree, not just the leader), stdin
+//! from `/dev/null`, and both output pipes always drained: lines are redacted, streamed to a
 //! callback and captured, and the last lines are kept for error messages. A child that prints
 //! megabytes never stalls.
 //!
-//! [`Command::run`] waits for the child; [`Command::spawn`] returns a [`Child`] for long-running
-//! processes that must be interrupted politely (`interrupt()` sends SIGINT to the group before
-//! anyone considers `kill()`). When the command exits, whatever it left running in its group
-//! (`cmd &`) is killed: no child outlives the call that started it. A [`CancelToken`] can be triggered from any thread; it signals every
-//! process group registered with it.
+//! [`Command::run`] waits for the child, draining its pipes with `poll(2)` on the calling thread;
+//! [`Command::spawn`] returns a [`Child`] (pipes drained on two threads) for long-running
+//! processes that must be stopped politely: `interrupt()` sends SIGINT to the group before anyone
+//! considers `kill()`. Timeouts and cancellation do the same: SIGINT, then SIGKILL after
+//! [`GRACE`]. When a command exits, whatever it left running in its group (`cmd &`) is killed: no
+//! child outlives the call that started it. A [`CancelToken`] can be triggered from any thread.
+//!
+//! The file reads top to bottom: cancellation, errors and results, [`Command`], the timeout
+//! policy and line draining, [`Child`], Ctrl-C handling, `PATH` lookup, then the tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
