@@ -1,16 +1,20 @@
 //! The one way pilum runs a child process (see `DESIGN.md`).
 //!
 //! Every child gets an argv (never a shell string unless the caller builds `sh -c` itself), its
-//! own process group (so a timeout or Ctrl-C kills the whole tree, not just the leader), stdin
-//! from `/dev/null`, and both output pipes drained on threads: lines are redacted, streamed to a
+//! own process group (so a timeout or Ctrl-C reaches the whole tree, not just the leader), stdin
+//! from `/dev/null`, and both output pipes always drained: lines are redacted, streamed to a
 //! callback and captured, and the last lines are kept for error messages. A child that prints
 //! megabytes never stalls.
 //!
-//! [`Command::run`] waits for the child; [`Command::spawn`] returns a [`Child`] for long-running
-//! processes that must be interrupted politely (`interrupt()` sends SIGINT to the group before
-//! anyone considers `kill()`). When the command exits, whatever it left running in its group
-//! (`cmd &`) is killed: no child outlives the call that started it. A [`CancelToken`] can be triggered from any thread; it signals every
-//! process group registered with it.
+//! [`Command::run`] waits for the child, draining its pipes with `poll(2)` on the calling thread;
+//! [`Command::spawn`] returns a [`Child`] (pipes drained on two threads) for long-running
+//! processes that must be stopped politely: `interrupt()` sends SIGINT to the group before anyone
+//! considers `kill()`. Timeouts and cancellation do the same: SIGINT, then SIGKILL after
+//! [`GRACE`]. When a command exits, whatever it left running in its group (`cmd &`) is killed: no
+//! child outlives the call that started it. A [`CancelToken`] can be triggered from any thread.
+//!
+//! The file reads top to bottom: cancellation, errors and results, [`Command`], the timeout
+//! policy and line draining, [`Child`], Ctrl-C handling, `PATH` lookup, then the tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -210,6 +214,8 @@ pub enum ProcessError {
     Empty,
     /// The program is not on `PATH`.
     NotFound { program: String },
+    /// The working directory does not exist.
+    NoDir { program: String, dir: PathBuf },
     /// Spawning failed for another reason.
     Spawn { program: String, source: std::io::Error },
     /// The timeout (or the caller's deadline) passed; the group was killed.
@@ -227,6 +233,11 @@ impl fmt::Display for ProcessError {
             ProcessError::NotFound { program } => write!(
                 f,
                 "command `{program}` not found\nhelp: install `{program}` or add it to `PATH`"
+            ),
+            ProcessError::NoDir { program, dir } => write!(
+                f,
+                "cannot run `{program}` in `{}`: the directory does not exist",
+                dir.display()
             ),
             ProcessError::Spawn { program, source } => {
                 write!(f, "cannot start `{program}`: {source}")
@@ -508,6 +519,11 @@ impl Command {
     /// Spawn in a new process group with both output pipes handed back to the caller.
     fn start(self) -> Result<(Child, os_pipe::PipeReader, os_pipe::PipeReader), ProcessError> {
         let Some(program) = self.argv.first().cloned() else { return Err(ProcessError::Empty) };
+        if let Some(dir) = &self.dir
+            && !dir.is_dir()
+        {
+            return Err(ProcessError::NoDir { program, dir: dir.clone() });
+        }
         let (out_r, out_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
         let (err_r, err_w) = os_pipe::pipe()
@@ -1038,6 +1054,11 @@ mod tests {
     fn missing_program_is_named() {
         let err = Command::new(["pilum-no-such-program"]).run().expect_err("missing");
         assert!(err.to_string().contains("`pilum-no-such-program` not found"));
+        let err = Command::new(["true"]).dir("/pilum/no/such/dir").run().expect_err("no dir");
+        assert_eq!(
+            err.to_string(),
+            "cannot run `true` in `/pilum/no/such/dir`: the directory does not exist"
+        );
     }
 
     #[test]

@@ -126,8 +126,8 @@ pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
     engine.on_print(move |s| h.emit(Event::Print(&redact::redact(s))));
     let h = host.clone();
     engine.on_debug(move |s, src, pos| {
-        let text = match src {
-            Some(src) if !pos.is_none() => format!("[{src}:{pos}] {s}"),
+        let text = match (src, pos.line(), pos.position()) {
+            (Some(src), Some(l), Some(c)) => format!("{}:{l}:{c}: {s}", super::error::display(src)),
             _ => s.to_string(),
         };
         h.emit(Event::Debug(&redact::redact(&text)));

@@ -125,8 +125,12 @@ fn title(f: &FnDoc, code: bool) -> String {
 pub fn markdown() -> String {
     let mut s = String::from(
         "# Script API reference\n\nThis file is the output of `pilum api --markdown`, built from the doc comments of \
-         the native functions and the stdlib modules: edit those, not this file. Namespaced functions are called as `ns::name(…)`. Scaling strategies get only \
-         `json`, `yaml`, `regex`, `log` and `time::now*`.\n",
+         the native functions and the stdlib modules: edit those, not this file.\n\n\
+         Namespaced functions are called as `ns::name(…)`; stdlib modules are imported first \
+         (`import \"docker\" as docker;`). In `pilum run`, the constant `ARGS` holds the script \
+         arguments (an array of strings). Options are maps (`#{ dir: \"web\" }`); unknown option \
+         names are errors. Scaling strategies get only `json`, `yaml`, `regex`, `log` and \
+         `time::now*`.\n",
     );
     let mut ns = None;
     for f in functions() {

@@ -351,3 +351,41 @@ pub fn command_result(code: i64, stdout: String, stderr: String) -> Map {
     m.insert("stderr".into(), stderr.into());
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::NullSink;
+
+    #[test]
+    fn sandbox_confines_paths_to_the_root() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("a/b")).expect("mkdir");
+        let host = Host::new(&root, Arc::new(NullSink));
+        let call = CallCtx { workdir: Some("a".into()), ..CallCtx::default() };
+        assert_eq!(sandbox(&host, &call, "b/../c.txt"), Ok(root.join("a/c.txt")));
+        assert_eq!(sandbox(&host, &call, "../x"), Ok(root.join("x")));
+        assert_eq!(
+            sandbox(&host, &call, root.join("a/b").to_str().expect("utf-8")),
+            Ok(root.join("a/b"))
+        );
+        assert!(
+            sandbox(&host, &call, "../../x")
+                .expect_err("escape")
+                .contains("leaves the project root")
+        );
+        assert!(
+            sandbox(&host, &call, "/etc/passwd")
+                .expect_err("absolute")
+                .contains("outside the project")
+        );
+    }
+
+    #[test]
+    fn json_round_trips_through_rhai_values() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"a":[1,2.5,true,null,"s"],"b":{"c":-3}}"#).expect("json");
+        assert_eq!(to_json(&from_json(v.clone())), Ok(v));
+    }
+}
