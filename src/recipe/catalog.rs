@@ -83,16 +83,7 @@ impl Recipe {
     }
 
     fn script_error(&self, func: &str, e: &rhai::EvalAltResult) -> Diagnostic {
-        let pos = e.position();
-        let d = Diagnostic::new(
-            &self.file,
-            format!("recipe `{}`: `{func}()` failed: {}", self.decl.name, e.to_string().trim()),
-        )
-        .help("`recipe()` and `plan()` may only build data: no commands, files or network");
-        match (pos.line(), pos.position()) {
-            (Some(l), c) => d.at(&self.source, l, c.unwrap_or(1)),
-            _ => d,
-        }
+        declaration_error(&self.decl.name, &self.file, &self.source, &self.ast_source, func, e)
     }
 }
 
@@ -321,16 +312,7 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
         )]);
     }
     let v: Dynamic = host::call_declaration(&ast, "recipe", ()).map_err(|err| {
-        let pos = err.position();
-        let d = Diagnostic::new(
-            &e.file,
-            format!("recipe `{}`: `recipe()` failed: {}", e.name, err.to_string().trim()),
-        )
-        .help("`recipe()` may only build data: no commands, files or network");
-        vec![match pos.line() {
-            Some(l) => d.at(&e.source, l, pos.position().unwrap_or(1)),
-            None => d,
-        }]
+        vec![declaration_error(&e.name, &e.file, &e.source, &e.ast_source, "recipe", &err)]
     })?;
     let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
         return Err(vec![here(
@@ -402,4 +384,33 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
         ast_source: e.ast_source.clone(),
         has_plan,
     }))
+}
+
+/// A failed `recipe()` or `plan()`: the script error's first line, pointing at where it happened
+/// (or at the function when the error has no position, e.g. the operation limit).
+fn declaration_error(
+    name: &str,
+    file: &Path,
+    source: &str,
+    ast_source: &str,
+    func: &str,
+    err: &rhai::EvalAltResult,
+) -> Diagnostic {
+    let rendered = host::render_error(err, ast_source);
+    let first = rendered.lines().next().unwrap_or("script error").to_string();
+    let d = Diagnostic::new(file, format!("recipe `{name}`: `{func}()` failed: {first}"))
+        .help("`recipe()` and `plan()` may only build data: no commands, files or network");
+    let mut inner = err;
+    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, e, _) = inner {
+        inner = e;
+    }
+    let pos = inner.position();
+    match pos.line() {
+        Some(l) => d.at(source, l, pos.position().unwrap_or(1)),
+        None => {
+            let (l, c) = crate::service::diagnostic::find_position(source, &format!("fn {func}"))
+                .unwrap_or((1, 1));
+            d.at(source, l, c)
+        }
+    }
 }

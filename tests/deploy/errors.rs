@@ -161,3 +161,35 @@ fn reserved_hook_names_cannot_be_steps() {
         &["runs `rollback`, a name reserved for the `rollback` hook", "recipes/hooky.rhai:2:"],
     );
 }
+
+#[test]
+fn a_runaway_declaration_is_stopped() {
+    fails(
+        project(0)
+            .file("recipes/spin.rhai", "fn recipe() {\n  loop { }\n}\n")
+            .file("a/pilum.yaml", "name: a\nrecipe: spin\n"),
+        &["recipe `spin`: `recipe()` failed", "recipes/spin.rhai:"],
+    );
+}
+
+#[test]
+fn no_services_is_a_usage_error_with_help() {
+    let r = project(0).args(["deploy"]).run().code(2);
+    assert!(
+        r.stderr.contains("no services found") && r.stderr.contains("pilum init"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_failing_step_names_the_command_and_its_location() {
+    let t = project(0)
+        .file("recipes/oops.rhai", "fn recipe() { #{ name: \"oops\", steps: [#{ name: \"build\", tags: [\"build\"] }] } }\nfn build(ctx) {\n    let target = ctx.service;\n    throw `target ${target} refused the deploy`;\n}\n")
+        .file("a/pilum.yaml", "name: a\nrecipe: oops\n")
+        .args(["build"]);
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("a/build failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("target a refused the deploy"), "{}", r.stderr);
+    assert!(r.stderr.contains("recipes/oops.rhai:4:5"), "{}", r.stderr);
+}
