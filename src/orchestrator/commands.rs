@@ -308,6 +308,12 @@ pub fn exec(
     if plan.dry_run && !out.json && !out.quiet {
         print_plan(&plan, loaded.base.as_deref());
     }
+    // A run that changes things holds the project's deploy lock; dry runs do not need it.
+    let _lock = if plan.dry_run {
+        None
+    } else {
+        Some(crate::state::lock::DeployLock::acquire(&loaded.project.root).map_err(Error::usage)?)
+    };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
@@ -320,6 +326,17 @@ pub fn exec(
         renderer.clone(),
     );
     let summary = execute(&plan, &runner, &opts, renderer.as_ref(), &cancel);
+    if !plan.dry_run && !plan.tasks.is_empty() {
+        if let Err(e) = crate::state::history::record(
+            &loaded.project.root,
+            verb,
+            &plan.tag,
+            plan.environment.as_deref(),
+            &summary,
+        ) {
+            out.warn(&format!("cannot append to `.pilum/history.jsonl`: {e}"));
+        }
+    }
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
     } else if !summary.ok {

@@ -113,7 +113,8 @@ pub fn by_changes(
         })
         .collect();
     let mut reason: Vec<Option<String>> = vec![None; services.len()];
-    for f in &changes.files {
+    // pilum's own state (`.pilum/`: deployments, history, locks) is never a change.
+    for f in changes.files.iter().filter(|f| !f.starts_with(".pilum/") && !f.contains("/.pilum/")) {
         if let Some((_, i)) = owners.iter().find(|(d, _)| d.is_empty() || under(f, d)) {
             reason[*i].get_or_insert_with(|| format!("changed: {f}"));
         }

@@ -352,3 +352,41 @@ fn json_on_a_configuration_error_is_one_error_event() {
     assert!(ev[0]["message"].as_str().unwrap().contains("a/pilum.yaml:"), "{}", ev[0]);
     assert!(r.stderr.contains("invalid YAML"), "{}", r.stderr);
 }
+
+#[test]
+fn one_deploy_at_a_time_and_each_run_is_recorded() {
+    let t = project(0)
+        .file(
+            "a/pilum.yaml",
+            "name: a\nrecipe: shell\nshell:\n  build: echo started > started; exec sleep 1000\n",
+        )
+        .file("b/pilum.yaml", &shell_service("b", &[]))
+        .args(["build", "a"]);
+    let mut cmd = t.command();
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut first = cmd.spawn().expect("spawn pilum");
+    let started = t.path().join("a/started");
+    let begin = Instant::now();
+    while !started.exists() && begin.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = t.clear_args().args(["deploy", "b"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("another pilum run is deploying this project"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("(pid {})", first.id())), "{}", r.stderr);
+    // Plans and dry runs do not need the lock.
+    let t = t.clear_args().args(["dry-run", "b"]);
+    t.run().success();
+    // SIGINT: pilum kills its running step's process group and exits.
+    unsafe { libc_kill(first.id() as i32, 2) };
+    assert_eq!(first.wait().expect("wait").code(), Some(130));
+    let t = t.clear_args().args(["deploy", "b", "--tag", "v5"]);
+    t.run().success();
+    let history =
+        std::fs::read_to_string(t.path().join(".pilum/history.jsonl")).expect("history written");
+    let last: serde_json::Value = serde_json::from_str(history.lines().last().unwrap()).unwrap();
+    assert_eq!(last["command"], "deploy");
+    assert_eq!(last["tag"], "v5");
+    assert_eq!(last["summary"]["ok"], true);
+    assert_eq!(last["summary"]["tasks"]["ok"], 3);
+}

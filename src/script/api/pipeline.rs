@@ -225,8 +225,31 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
         host.verbose,
         renderer.clone(),
     );
+    let _lock = if plan.dry_run {
+        None
+    } else {
+        Some(
+            crate::state::lock::DeployLock::acquire(&loaded.project.root)
+                .map_err(|e| rt(ctx, e.to_string()))?,
+        )
+    };
     let cancel = current().cancel.clone();
     let summary = execute(&plan, &runner, &options, renderer.as_ref(), &cancel);
+    if !plan.dry_run && !plan.tasks.is_empty() {
+        let verb = if cfg.filter.only_tags.is_empty() { "deploy" } else { "deploy (script)" };
+        if let Err(e) = crate::state::history::record(
+            &loaded.project.root,
+            verb,
+            &plan.tag,
+            plan.environment.as_deref(),
+            &summary,
+        ) {
+            host.emit(Event::Log {
+                level: LogLevel::Warn,
+                message: &format!("cannot append to `.pilum/history.jsonl`: {e}"),
+            });
+        }
+    }
     let v = serde_json::to_value(&summary)
         .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
     Ok(json_to_dynamic(&v).try_cast::<Map>().unwrap_or_default())
