@@ -195,10 +195,12 @@ pub fn execute(
             match sh.state[id] {
                 State::Pending => {
                     sh.state[id] = State::Skipped;
-                    emit(Event::TaskSkipped {
-                        task: refs[id].clone(),
-                        reason: "interrupted".into(),
-                    });
+                    let reason = if cancel.is_cancelled() {
+                        "interrupted"
+                    } else {
+                        "not started: a task it waits for did not run"
+                    };
+                    emit(Event::TaskSkipped { task: refs[id].clone(), reason: reason.into() });
                 }
                 State::Done(s) if s != TaskStatus::Ok => any_failed = true,
                 _ => {}
