@@ -303,6 +303,14 @@ pub fn exec(
         keep_going: a.keep_going,
         default_timeout: a.timeout.as_deref().map(pipeline::parse_duration).transpose()?,
     };
+    if plan.services.is_empty() {
+        let why = loaded
+            .base
+            .as_ref()
+            .map(|b| format!(": no service changed since `{b}`"))
+            .unwrap_or_default();
+        out.info(&format!("nothing to {verb}{why}"));
+    }
     let renderer = Renderer::new(out, verb);
     renderer.event(&Event::Plan { plan: plan.to_json() });
     if plan.dry_run && !out.json && !out.quiet {
