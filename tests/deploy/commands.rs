@@ -248,3 +248,22 @@ fn deploy_script_progress_stays_off_stdout_and_is_ndjson_under_json() {
         r.stdout
     );
 }
+
+/// The same from a git checkout of the example, run from a service's directory: discovery reads
+/// the git index and the project root is `-C`, wherever pilum runs from.
+#[test]
+fn the_example_deploys_from_a_git_checkout() {
+    let t = example();
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "example"]);
+    let sha = t.git(&["rev-parse", "--short=12", "HEAD"]).trim().to_string();
+    let t = t.cwd("examples/monorepo/services/api").args(["deploy", "-q", "-C", "../.."]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("services: 5 ok"), "{}", r.stdout);
+    let current = t.path().join("examples/monorepo/.pilum/deployments/api/current");
+    assert_eq!(std::fs::read_to_string(current).unwrap(), format!("{sha}\n"));
+    // Nothing pilum wrote counts as a change.
+    let t = t.clear_args().args(["list", "--only-changed", "--json", "-C", "../.."]);
+    assert_eq!(t.run().success().stdout.trim(), "[]");
+}
