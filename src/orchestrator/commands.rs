@@ -2,7 +2,6 @@
 //! `dry-run`, `plan`, `clean`, `graph`, `completions`. Each turns its arguments into a
 //! [`pipeline::Config`], loads and plans, and prints through `Output` or a renderer.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use console::{Style, Term};
@@ -16,7 +15,6 @@ use crate::orchestrator::execute::{Cancel, Options, execute};
 use crate::orchestrator::pipeline::{self, Config};
 use crate::orchestrator::plan::{Plan, StepFilter};
 use crate::recipe::value::dynamic_to_json;
-use crate::redact::redact;
 use crate::ui::output::Output;
 use crate::ui::render::Renderer;
 
@@ -53,11 +51,6 @@ pub fn json_error(out: &Output, result: Result<(), Error>) -> Result<(), Error> 
     result
 }
 
-fn stdout_line(s: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "{}", redact(s.trim_end()));
-}
-
 /// Warnings go to stderr (also under `--json`, whose stdout they never touch).
 fn warn_all(out: &Output, warnings: &[crate::service::Diagnostic]) {
     for w in warnings {
@@ -90,11 +83,11 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                     Err(d) => serde_json::json!({"name": name, "error": d.iter().map(|d| d.to_json()).collect::<Vec<_>>()}),
                 })
                 .collect();
-            stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
+            out.stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
             return Ok(());
         }
         let bold = Style::new().bold();
-        stdout_line(&format!(
+        out.stdout_line(&format!(
             "{}",
             bold.apply_to(format!(
                 "{:<22} {:<22} {:<32} {}",
@@ -109,13 +102,13 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                         (Some(p), None) => p.clone(),
                         _ => "-".into(),
                     };
-                    stdout_line(&format!(
+                    out.stdout_line(&format!(
                         "{name:<22} {pk:<22} {:<32} {}",
                         r.origin.label(),
                         r.decl.description
                     ));
                 }
-                Err(d) => stdout_line(&format!(
+                Err(d) => out.stdout_line(&format!(
                     "{name:<22} {:<22} {:<32} error: {}",
                     "-", "-", d[0].message
                 )),
@@ -138,12 +131,12 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                 })
             })
             .collect();
-        stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
+        out.stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
         return Ok(());
     }
     let bold = Style::new().bold();
     let why = cfg.only_changed;
-    stdout_line(&format!(
+    out.stdout_line(&format!(
         "{}",
         bold.apply_to(format!(
             "{:<24} {:<20} {:<32} {}",
@@ -156,7 +149,9 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
     for (sel, r) in loaded.selected.iter().zip(&loaded.recipes) {
         let s = &loaded.project.services[sel.index];
         let last = if why { sel.reason.clone() } else { s.depends_on.join(", ") };
-        stdout_line(&format!("{:<24} {:<20} {:<32} {last}", s.name, r.decl.name, s.dir.display()));
+        out.stdout_line(
+            format!("{:<24} {:<20} {:<32} {last}", s.name, r.decl.name, s.dir.display()).trim_end(),
+        );
     }
     if !out.quiet {
         let base =
@@ -180,9 +175,9 @@ pub fn check(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<()
     warn_all(out, &loaded.warnings);
     let plan = pipeline::plan(&cfg, &loaded).map_err(|e| Error { code: exit::FAILURE, ..e })?;
     if out.json {
-        stdout_line(&serde_json::json!({"ok": true, "services": plan.services.len(), "tasks": plan.tasks.len()}).to_string());
+        out.stdout_line(&serde_json::json!({"ok": true, "services": plan.services.len(), "tasks": plan.tasks.len()}).to_string());
     } else if !out.quiet {
-        stdout_line(&format!(
+        out.stdout_line(&format!(
             "{} {} services valid ({} tasks in {} phases)",
             Style::new().green().apply_to("✓"),
             plan.services.len(),
@@ -210,20 +205,20 @@ pub fn plan(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Erro
     warn_all(out, &loaded.warnings);
     let plan = pipeline::plan(&cfg, &loaded)?;
     if out.json {
-        stdout_line(
+        out.stdout_line(
             &serde_json::to_string(&serde_json::json!({"event": "plan", "plan": plan.to_json()}))
                 .expect("plan serializes"),
         );
         return Ok(());
     }
-    print_plan(&plan, loaded.base.as_deref());
+    print_plan(out, &plan, loaded.base.as_deref());
     Ok(())
 }
 
-fn print_plan(plan: &Plan, base: Option<&str>) {
+fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
     let bold = Style::new().bold();
     let dim = Style::new().dim();
-    stdout_line(&format!(
+    out.stdout_line(&format!(
         "{} {} services, {} tasks, tag `{}`{}{}",
         bold.apply_to("plan:"),
         plan.services.len(),
@@ -235,7 +230,7 @@ fn print_plan(plan: &Plan, base: Option<&str>) {
     for s in &plan.services {
         let deps: Vec<&str> =
             s.depends_on.iter().map(|&d| plan.services[d].name.as_str()).collect();
-        stdout_line(&format!(
+        out.stdout_line(&format!(
             "  {:<24} {:<14} {}{}",
             s.name,
             s.recipe.decl.name,
@@ -245,7 +240,7 @@ fn print_plan(plan: &Plan, base: Option<&str>) {
     }
     for (p, phase) in plan.phases.iter().enumerate() {
         let tasks: Vec<_> = plan.tasks.iter().filter(|t| t.phase == p).collect();
-        stdout_line(&format!(
+        out.stdout_line(&format!(
             "{} {phase} ({} tasks)",
             bold.apply_to(format!("phase {}:", p + 1)),
             tasks.len()
@@ -265,7 +260,7 @@ fn print_plan(plan: &Plan, base: Option<&str>) {
                 after.truncate(4);
                 extra.push(format!("after {}", after.join(", ")));
             }
-            stdout_line(&format!(
+            out.stdout_line(&format!(
                 "  {}{}",
                 plan.label(t),
                 if extra.is_empty() {
@@ -314,7 +309,7 @@ pub fn exec(
     let renderer = Renderer::new(out, verb);
     renderer.event(&Event::Plan { plan: plan.to_json() });
     if plan.dry_run && !out.json && !out.quiet {
-        print_plan(&plan, loaded.base.as_deref());
+        print_plan(out, &plan, loaded.base.as_deref());
     }
     // A run that changes things holds the project's deploy lock; dry runs do not need it.
     let _lock = if plan.dry_run {
@@ -370,9 +365,9 @@ pub fn clean(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<()
         }
     }
     if out.json {
-        stdout_line(&serde_json::json!({"removed": removed}).to_string());
+        out.stdout_line(&serde_json::json!({"removed": removed}).to_string());
     } else if !out.quiet {
-        stdout_line(&format!("removed local deployments of {} services", removed.len()));
+        out.stdout_line(&format!("removed local deployments of {} services", removed.len()));
     }
     Ok(())
 }
@@ -388,56 +383,56 @@ pub fn graph(dir: Option<PathBuf>, args: &GraphArgs, out: &Output) -> Result<(),
             .iter()
             .map(|&i| serde_json::json!({"name": p.services[i].name, "depends_on": p.deps[i].iter().map(|&d| &p.services[d].name).collect::<Vec<_>>()}))
             .collect();
-        stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
+        out.stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
         return Ok(());
     }
     match args.format {
         GraphFormat::Dot => {
-            stdout_line("digraph pilum {");
-            stdout_line("  rankdir=LR; // an edge a -> b: a depends on b");
+            out.stdout_line("digraph pilum {");
+            out.stdout_line("  rankdir=LR; // an edge a -> b: a depends on b");
             for &i in &chosen {
-                stdout_line(&format!("  \"{}\";", p.services[i].name));
+                out.stdout_line(&format!("  \"{}\";", p.services[i].name));
                 for &d in &p.deps[i] {
-                    stdout_line(&format!(
+                    out.stdout_line(&format!(
                         "  \"{}\" -> \"{}\";",
                         p.services[i].name, p.services[d].name
                     ));
                 }
             }
-            stdout_line("}");
+            out.stdout_line("}");
         }
         GraphFormat::Mermaid => {
-            stdout_line("graph LR");
+            out.stdout_line("graph LR");
             let id = |i: usize| format!("s{i}");
             for &i in &chosen {
-                stdout_line(&format!("  {}[\"{}\"]", id(i), p.services[i].name));
+                out.stdout_line(&format!("  {}[\"{}\"]", id(i), p.services[i].name));
                 for &d in &p.deps[i] {
-                    stdout_line(&format!("  {} --> {}", id(i), id(d)));
+                    out.stdout_line(&format!("  {} --> {}", id(i), id(d)));
                 }
             }
         }
         GraphFormat::Tree => {
             for &i in &chosen {
-                stdout_line(&p.services[i].name);
-                tree(p, i, "", &mut vec![i]);
+                out.stdout_line(&p.services[i].name);
+                tree(out, p, i, "", &mut vec![i]);
             }
         }
     }
     Ok(())
 }
 
-fn tree(p: &crate::service::Project, i: usize, prefix: &str, path: &mut Vec<usize>) {
+fn tree(out: &Output, p: &crate::service::Project, i: usize, prefix: &str, path: &mut Vec<usize>) {
     let deps = &p.deps[i];
     for (k, &d) in deps.iter().enumerate() {
         let last = k + 1 == deps.len();
-        stdout_line(&format!(
+        out.stdout_line(&format!(
             "{prefix}{}{}",
             if last { "└── " } else { "├── " },
             p.services[d].name
         ));
         if !path.contains(&d) {
             path.push(d);
-            tree(p, d, &format!("{prefix}{}", if last { "    " } else { "│   " }), path);
+            tree(out, p, d, &format!("{prefix}{}", if last { "    " } else { "│   " }), path);
             path.pop();
         }
     }
@@ -617,9 +612,13 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
     std::fs::write(&file, &yaml)
         .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", file.display())))?;
     if out.json {
-        stdout_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name}).to_string());
+        out.stdout_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name}).to_string());
     } else if !out.quiet {
-        stdout_line(&format!("{} wrote {}", Style::new().green().apply_to("✓"), file.display()));
+        out.stdout_line(&format!(
+            "{} wrote {}",
+            Style::new().green().apply_to("✓"),
+            file.display()
+        ));
     }
     Ok(())
 }
