@@ -34,7 +34,9 @@ fn example() -> Test {
 /// The README's first command, on a copy of the example without any git history.
 #[test]
 fn readme_first_command_deploys_the_example_monorepo() {
-    let t = example().args(["deploy", "-C", "examples/monorepo", "--tag", "v1"]);
+    let t = example().args(["check", "-C", "examples/monorepo"]);
+    assert!(t.run().success().stdout.contains("5 services valid"));
+    let t = t.clear_args().args(["deploy", "-C", "examples/monorepo", "--tag", "v1"]);
     let r = t.run().success();
     assert!(r.stdout.contains("services: 5 ok, 0 failed, 0 skipped"), "{}", r.stdout);
     let dep = t.path().join("examples/monorepo/.pilum/deployments");
