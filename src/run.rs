@@ -33,6 +33,6 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
     match cli.command {
         Command::Run(_args) => Err(Error::failure("`pilum run` is not implemented yet")),
         Command::Api(_args) => Err(Error::failure("`pilum api` is not implemented yet")),
-        Command::Scale(_cmd) => Err(Error::failure("`pilum scale` is not implemented yet")),
+        Command::Scale(cmd) => crate::autoscale::cli::run(cmd, out),
     }
 }
