@@ -279,4 +279,8 @@ pub struct ScaleSimulateArgs {
     /// How often pools re-decide between events
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub tick: String,
+
+    /// Keep replaying ticks until this time (default: one tick after the last event)
+    #[arg(long, value_name = "DURATION")]
+    pub until: Option<String>,
 }

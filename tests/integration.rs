@@ -3,3 +3,4 @@
 //! record their argv (see `common::Test::fake`).
 
 mod common;
+mod scale;

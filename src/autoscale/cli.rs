@@ -267,8 +267,10 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
         start.insert(p, n);
     }
     let tick = duration("tick", &args.tick)?.as_secs_f64().max(0.001);
-    let decisions =
-        simulate::run(&pools, &strategies, &args.signals, &start, tick).map_err(Error::usage)?;
+    let until =
+        args.until.as_deref().map(|u| duration("until", u)).transpose()?.map(|d| d.as_secs_f64());
+    let decisions = simulate::run(&pools, &strategies, &args.signals, &start, tick, until)
+        .map_err(Error::usage)?;
     for d in &decisions {
         if out.json {
             println!("{}", serde_json::to_string(d).unwrap_or_default());

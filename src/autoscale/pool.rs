@@ -489,6 +489,9 @@ fn yaml_error(file: &Path, source: &str, e: &serde_yaml::Error) -> ConfigError {
             caps[2].split(", ").map(|s| s.trim_matches('`').trim_start_matches("or `")).collect();
         err.suggestion = suggest(word, expected.iter().map(|s| s.trim_matches('`')));
         err.help = Some(format!("remove `{word}` or use one of: {}", &caps[2]));
+        if let Some(i) = message.find(", expected") {
+            err.message = message[..i].to_string();
+        }
     } else if message.contains("missing field `min`") || message.contains("missing field `max`") {
         err.help = Some("every pool needs both `min` and `max` bounds".into());
     } else if let Some(caps) =

@@ -41,19 +41,23 @@ struct Event {
 /// One simulated decision with the virtual time it happened at.
 #[derive(Debug, serde::Serialize)]
 pub struct SimDecision {
+    /// Seconds since the start of the replay.
+    #[serde(rename = "t")]
     pub at: f64,
     #[serde(flatten)]
     pub decision: Decision,
 }
 
 /// Replay `file`; `start` gives initial values per pool (default: the pool's `min`); `tick` is
-/// how often pools re-decide between events.
+/// how often pools re-decide between events, until `until` seconds (default: one tick after
+/// the last event).
 pub fn run(
     pools: &Pools,
     strategies: &std::collections::HashMap<String, Strategy>,
     file: &Path,
     start: &BTreeMap<String, i64>,
     tick: f64,
+    until: Option<f64>,
 ) -> Result<Vec<SimDecision>, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
@@ -84,7 +88,7 @@ pub fn run(
         .collect();
     let mut books: BTreeMap<String, Book> = BTreeMap::new();
     let mut out = Vec::new();
-    let end = events.last().map_or(0.0, |e| e.1.at) + tick;
+    let end = until.unwrap_or_else(|| events.last().map_or(0.0, |e| e.1.at) + tick);
     let mut next_tick = tick;
     let mut idx = 0;
     loop {
