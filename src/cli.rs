@@ -89,6 +89,39 @@ pub struct RunArgs {
     /// Arguments passed to the script as `ARGS`
     #[arg(last = true)]
     pub args: Vec<String>,
+
+    /// Print mutating calls (commands, writes, config changes) instead of running them
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Stop the script after this many Rhai operations (runaway loops)
+    #[arg(long, value_name = "N")]
+    pub max_operations: Option<u64>,
+
+    /// Stop the script, and kill any command it runs, after this long (`90s`, `5m`, `1h`, or seconds)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `90`, `90s`, `1500ms`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration `{s}` (try `30s`, `5m`)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("duration `{s}` must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +129,10 @@ pub struct ApiArgs {
     /// Write `.d.rhai` definition files for editor support into this directory
     #[arg(long, value_name = "DIR")]
     pub definitions: Option<PathBuf>,
+
+    /// Print the reference as Markdown (as in `docs/api.md`)
+    #[arg(long, conflicts_with = "definitions")]
+    pub markdown: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,1 +1,781 @@
 //! The one way pilum runs a child process (see `DESIGN.md`).
+//!
+//! Every child gets an argv (never a shell string unless the caller builds `sh -c` itself), its
+//! own process group (so a timeout or Ctrl-C kills the whole tree, not just the leader), stdin
+//! from `/dev/null`, and both output pipes drained on threads: lines are redacted, streamed to a
+//! callback and captured, and the last lines are kept for error messages. A child that prints
+//! megabytes never stalls.
+//!
+//! [`Command::run`] waits for the child; [`Command::spawn`] returns a [`Child`] for long-running
+//! processes that must be interrupted politely (`interrupt()` sends SIGINT to the group before
+//! anyone considers `kill()`). When the command exits, whatever it left running in its group
+//! (`cmd &`) is killed: no child outlives the call that started it. A [`CancelToken`] can be triggered from any thread; it signals every
+//! process group registered with it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::redact;
+
+/// How many trailing lines of output are kept for error messages.
+pub const TAIL_LINES: usize = 20;
+
+/// Captured output beyond this many bytes per stream is dropped (still streamed).
+const CAPTURE_LIMIT: usize = 64 << 20;
+
+/// How long a cancelled child group gets between SIGTERM and SIGKILL.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Receives every output line of a child, already redacted, without the trailing newline.
+pub type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation
+// ---------------------------------------------------------------------------------------------
+
+/// A cancellation flag shared between threads. `cancel()` marks it, wakes sleepers, and sends
+/// SIGTERM (then SIGKILL after a short grace period) to every child process group currently
+/// registered, so a script blocked on a command returns promptly.
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    next_id: AtomicU64,
+    groups: Mutex<HashMap<u64, i32>>,
+    wake: Condvar,
+    wake_lock: Mutex<()>,
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken").field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Cancel: idempotent, callable from any thread (e.g. a Ctrl-C handler thread).
+    pub fn cancel(&self) {
+        if self.inner.cancelled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        {
+            let _guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.inner.wake.notify_all();
+        }
+        let groups: Vec<i32> = self.groups();
+        if groups.is_empty() {
+            return;
+        }
+        for &pgid in &groups {
+            signal_group(pgid, libc::SIGTERM);
+        }
+        let inner = self.inner.clone();
+        // Escalate for children that ignore SIGTERM; the waiter returns once they are gone.
+        std::thread::spawn(move || {
+            std::thread::sleep(CANCEL_GRACE);
+            let left: Vec<i32> =
+                inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect();
+            for pgid in left {
+                signal_group(pgid, libc::SIGKILL);
+            }
+        });
+    }
+
+    /// Sleep for `dur` unless cancelled first. Returns `false` when cancelled.
+    pub fn sleep(&self, dur: Duration) -> bool {
+        let end = Instant::now() + dur;
+        let mut guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.is_cancelled() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            guard =
+                self.inner.wake.wait_timeout(guard, end - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    fn groups(&self) -> Vec<i32> {
+        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect()
+    }
+
+    fn register(&self, pgid: i32) -> u64 {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).insert(id, pgid);
+        // Cancelled between the check and the spawn: the new group must not outlive it.
+        if self.is_cancelled() {
+            signal_group(pgid, libc::SIGKILL);
+        }
+        id
+    }
+
+    fn unregister(&self, id: u64) {
+        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+}
+
+fn signal_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: killpg only sends a signal; a stale group id yields ESRCH, which is fine.
+        unsafe {
+            libc::killpg(pgid, sig);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and results
+// ---------------------------------------------------------------------------------------------
+
+/// Why running a child failed. Wording lives in `Display`.
+#[derive(Debug)]
+pub enum ProcessError {
+    /// The argv was empty.
+    Empty,
+    /// The program is not on `PATH`.
+    NotFound { program: String },
+    /// Spawning failed for another reason.
+    Spawn { program: String, source: std::io::Error },
+    /// The timeout (or the caller's deadline) passed; the group was killed.
+    TimedOut { argv: Vec<String>, after: Duration, tail: Vec<String> },
+    /// The cancel token fired; the group was killed.
+    Cancelled { argv: Vec<String> },
+    /// The child exited unsuccessfully (only from [`Finished::check`]).
+    Failed { argv: Vec<String>, code: Option<i32>, signal: Option<i32>, tail: Vec<String> },
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessError::Empty => f.write_str("empty command: the argv array has no program"),
+            ProcessError::NotFound { program } => write!(
+                f,
+                "command `{program}` not found\nhelp: install `{program}` or add it to `PATH`"
+            ),
+            ProcessError::Spawn { program, source } => {
+                write!(f, "cannot start `{program}`: {source}")
+            }
+            ProcessError::TimedOut { argv, after, tail } => {
+                write!(f, "command `{}` timed out after {}", display_argv(argv), secs(*after))?;
+                write_tail(f, tail)
+            }
+            ProcessError::Cancelled { argv } => {
+                write!(f, "command `{}` was cancelled", display_argv(argv))
+            }
+            ProcessError::Failed { argv, code, signal, tail } => {
+                match (code, signal) {
+                    (Some(c), _) => {
+                        write!(f, "command `{}` failed with exit code {c}", display_argv(argv))?
+                    }
+                    (None, Some(s)) => {
+                        write!(f, "command `{}` was killed by signal {s}", display_argv(argv))?
+                    }
+                    (None, None) => write!(f, "command `{}` failed", display_argv(argv))?,
+                }
+                write_tail(f, tail)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProcessError {}
+
+fn write_tail(f: &mut fmt::Formatter<'_>, tail: &[String]) -> fmt::Result {
+    if tail.is_empty() {
+        return Ok(());
+    }
+    f.write_str("\n  last output lines:")?;
+    for l in tail {
+        write!(f, "\n  | {l}")?;
+    }
+    Ok(())
+}
+
+/// Human form of a duration for messages: `3s`, `1.5s`, `250ms`.
+pub fn secs(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// An argv joined for humans, quoting words that need it, secrets masked.
+pub fn display_argv(argv: &[String]) -> String {
+    let joined = argv
+        .iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    redact::redact(&joined).into_owned()
+}
+
+/// A child that ran to completion (successfully or not).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub argv: Vec<String>,
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The last lines of stderr (or of stdout when stderr was empty), redacted.
+    pub tail: Vec<String>,
+    pub duration: Duration,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// `Ok` on exit code 0, otherwise [`ProcessError::Failed`] with the tail.
+    pub fn check(self) -> Result<Finished, ProcessError> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(ProcessError::Failed {
+                argv: self.argv,
+                code: self.code,
+                signal: self.signal,
+                tail: self.tail,
+            })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command
+// ---------------------------------------------------------------------------------------------
+
+/// A child to run. Build with [`Command::new`], then [`run`](Command::run) or
+/// [`spawn`](Command::spawn).
+#[derive(Clone)]
+pub struct Command {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    dir: Option<PathBuf>,
+    timeout: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
+    cancel: Option<CancelToken>,
+    on_line: Option<LineFn>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command").field("argv", &display_argv(&self.argv)).finish()
+    }
+}
+
+impl Command {
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            dir: None,
+            timeout: None,
+            deadline: None,
+            cancel: None,
+            on_line: None,
+            stdin: None,
+        }
+    }
+
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Kill the group after this long (reported as "timed out after …").
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// An outer deadline (a task's or script's); `after` is the budget it stands for, used in
+    /// the "timed out after …" message.
+    pub fn deadline(mut self, at: Instant, after: Duration) -> Self {
+        self.deadline = Some((at, after));
+        self
+    }
+
+    pub fn cancel(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    pub fn on_line(mut self, f: LineFn) -> Self {
+        self.on_line = Some(f);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// The earliest of the timeout and the deadline, with the budget it stands for.
+    fn effective_deadline(&self, start: Instant) -> Option<(Instant, Duration)> {
+        let t = self.timeout.map(|d| (start + d, d));
+        match (t, self.deadline) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Run to completion. A non-zero exit is *not* an error here (see [`Finished::check`]);
+    /// timeouts and cancellation are.
+    pub fn run(self) -> Result<Finished, ProcessError> {
+        let start = Instant::now();
+        let deadline = self.effective_deadline(start);
+        let cancel = self.cancel.clone();
+        let child = self.spawn()?;
+        let status = match deadline {
+            None => child.wait_status(),
+            Some((at, after)) => match child.wait_until(at) {
+                Some(status) => status,
+                None => {
+                    child.kill();
+                    let _ = child.wait_status();
+                    let out = child.collect();
+                    return Err(ProcessError::TimedOut { argv: out.argv, after, tail: out.tail });
+                }
+            },
+        };
+        let mut out = child.collect();
+        out.duration = start.elapsed();
+        out.code = status.as_ref().ok().and_then(|s| s.code());
+        out.signal = status.as_ref().ok().and_then(|s| s.signal());
+        if cancel.is_some_and(|c| c.is_cancelled()) && !out.success() {
+            return Err(ProcessError::Cancelled { argv: out.argv });
+        }
+        Ok(out)
+    }
+
+    /// Start the child and return immediately. Output is drained on threads as it arrives.
+    pub fn spawn(self) -> Result<Child, ProcessError> {
+        let Some(program) = self.argv.first().cloned() else { return Err(ProcessError::Empty) };
+        let (out_r, out_w) = os_pipe::pipe()
+            .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
+        let (err_r, err_w) = os_pipe::pipe()
+            .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
+        let mut expr = duct::cmd(&program, &self.argv[1..])
+            .stdout_file(out_w)
+            .stderr_file(err_w)
+            .unchecked()
+            .before_spawn(|cmd| {
+                // Own process group: signals reach the whole tree and a terminal Ctrl-C reaches
+                // only pilum, which then decides how to stop its children.
+                cmd.process_group(0);
+                Ok(())
+            });
+        expr = match &self.stdin {
+            Some(bytes) => expr.stdin_bytes(bytes.clone()),
+            None => expr.stdin_null(),
+        };
+        if let Some(dir) = &self.dir {
+            expr = expr.dir(dir);
+        }
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        let started = expr.start();
+        // The expression owns the parent's copies of the pipe write ends; dropping it lets the
+        // reader threads see EOF when the child (and its descendants) exit.
+        drop(expr);
+        let handle = started.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ProcessError::NotFound { program: program.clone() }
+            } else {
+                ProcessError::Spawn { program: program.clone(), source }
+            }
+        })?;
+        let pgid = handle.pids().first().map(|&p| p as i32).unwrap_or(0);
+        let reg = self.cancel.as_ref().map(|c| (c.clone(), c.register(pgid)));
+        let stdout = spawn_reader(out_r, Stream::Stdout, self.on_line.clone());
+        let stderr = spawn_reader(err_r, Stream::Stderr, self.on_line.clone());
+        Ok(Child {
+            argv: self.argv,
+            handle,
+            pgid,
+            reg,
+            readers: Mutex::new(Some((stdout, stderr))),
+        })
+    }
+}
+
+struct Captured {
+    text: Vec<u8>,
+    tail: VecDeque<String>,
+}
+
+fn spawn_reader(
+    pipe: os_pipe::PipeReader,
+    stream: Stream,
+    on_line: Option<LineFn>,
+) -> JoinHandle<Captured> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+        let mut cap = Captured { text: Vec::new(), tail: VecDeque::new() };
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.by_ref().take(1 << 20).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if cap.text.len() + line.len() <= CAPTURE_LIMIT {
+                cap.text.extend_from_slice(&line);
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\n', '\r']);
+            let shown = redact::redact(text);
+            if cap.tail.len() == TAIL_LINES {
+                cap.tail.pop_front();
+            }
+            cap.tail.push_back(shown.to_string());
+            if let Some(f) = &on_line {
+                f(stream, &shown);
+            }
+        }
+        cap
+    })
+}
+
+/// A running child in its own process group.
+pub struct Child {
+    argv: Vec<String>,
+    handle: duct::Handle,
+    pgid: i32,
+    reg: Option<(CancelToken, u64)>,
+    readers: Mutex<Option<(JoinHandle<Captured>, JoinHandle<Captured>)>>,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child").field("pid", &self.pgid).finish()
+    }
+}
+
+impl Child {
+    /// The leader's pid, which is also the process group id.
+    pub fn pid(&self) -> u32 {
+        self.pgid as u32
+    }
+
+    /// SIGINT to the whole group: the polite stop (Pulumi releases its lock on SIGINT).
+    pub fn interrupt(&self) {
+        signal_group(self.pgid, libc::SIGINT);
+    }
+
+    /// SIGTERM to the whole group.
+    pub fn terminate(&self) {
+        signal_group(self.pgid, libc::SIGTERM);
+    }
+
+    /// SIGKILL to the whole group: the last resort.
+    pub fn kill(&self) {
+        signal_group(self.pgid, libc::SIGKILL);
+    }
+
+    fn wait_status(&self) -> std::io::Result<std::process::ExitStatus> {
+        self.handle.wait().map(|o| o.status)
+    }
+
+    /// Wait until `at`; `None` if still running then.
+    fn wait_until(&self, at: Instant) -> Option<std::io::Result<std::process::ExitStatus>> {
+        match self.handle.wait_deadline(at) {
+            Ok(Some(o)) => Some(Ok(o.status)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Whether the child has exited (non-blocking).
+    pub fn has_exited(&self) -> bool {
+        matches!(self.handle.try_wait(), Ok(Some(_)) | Err(_))
+    }
+
+    /// Wait up to `timeout` for the child to exit; `true` if it did.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(Instant::now() + timeout).is_some()
+    }
+
+    /// Wait for the child to exit and collect its output.
+    pub fn wait(self) -> Finished {
+        let start = Instant::now();
+        let status = self.wait_status();
+        let mut out = self.collect();
+        out.duration = start.elapsed();
+        out.code = status.as_ref().ok().and_then(|s| s.code());
+        out.signal = status.as_ref().ok().and_then(|s| s.signal());
+        out
+    }
+
+    /// Join the reader threads (the child has exited) and build the result.
+    ///
+    /// Anything the command left running in its process group (`cmd &`) is killed first: it
+    /// would otherwise outlive pilum and, holding the output pipes, block the readers forever.
+    fn collect(&self) -> Finished {
+        signal_group(self.pgid, libc::SIGKILL);
+        if let Some((c, id)) = &self.reg {
+            c.unregister(*id);
+        }
+        let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (out, err) = match readers {
+            Some((o, e)) => (
+                o.join().unwrap_or(Captured { text: Vec::new(), tail: VecDeque::new() }),
+                e.join().unwrap_or(Captured { text: Vec::new(), tail: VecDeque::new() }),
+            ),
+            None => (
+                Captured { text: Vec::new(), tail: VecDeque::new() },
+                Captured { text: Vec::new(), tail: VecDeque::new() },
+            ),
+        };
+        let tail = if err.tail.is_empty() { out.tail } else { err.tail };
+        Finished {
+            argv: self.argv.clone(),
+            code: None,
+            signal: None,
+            stdout: String::from_utf8_lossy(&out.text).into_owned(),
+            stderr: String::from_utf8_lossy(&err.text).into_owned(),
+            tail: tail.into_iter().collect(),
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some((c, id)) = &self.reg {
+            c.unregister(*id);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ctrl-C
+// ---------------------------------------------------------------------------------------------
+
+static INT_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    let fd = INT_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = 1u8;
+        // SAFETY: write(2) is async-signal-safe; the pipe outlives the process.
+        unsafe {
+            libc::write(fd, (&b as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Cancel `token` on the first SIGINT (children are in their own process groups, so the
+/// terminal's Ctrl-C reaches only pilum); a second SIGINT exits at once with code 130.
+/// Call once per process.
+pub fn cancel_on_ctrl_c(token: CancelToken) -> std::io::Result<()> {
+    let (mut r, w) = os_pipe::pipe()?;
+    use std::os::fd::IntoRawFd;
+    INT_PIPE.store(w.into_raw_fd(), Ordering::SeqCst);
+    // SAFETY: installs a handler that only calls write(2).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigint as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        let mut count = 0;
+        while r.read(&mut b).map(|n| n > 0).unwrap_or(false) {
+            count += 1;
+            if count == 1 {
+                token.cancel();
+            } else {
+                for pgid in token.groups() {
+                    signal_group(pgid, libc::SIGKILL);
+                }
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Find `name` on `PATH` (or check it directly when it contains a `/`).
+pub fn which(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &std::path::Path| {
+        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_exec(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_exec(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Running and not a zombie (a killed orphan stays a zombie until something reaps it, which
+    /// in a container without an init may be never).
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn captures_exit_code_and_output() {
+        let out = Command::new(["sh", "-c", "echo out; echo err >&2; exit 3"]).run().expect("runs");
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout, "out\n");
+        assert_eq!(out.stderr, "err\n");
+        assert_eq!(out.tail, vec!["err".to_string()]);
+        let err = out.check().expect_err("non-zero");
+        assert!(
+            err.to_string().starts_with(
+                "command `sh -c 'echo out; echo err >&2; exit 3'` failed with exit code 3"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn big_output_does_not_stall() {
+        let out = Command::new(["sh", "-c", "head -c 10000000 /dev/zero | tr '\\0' 'a'; echo"])
+            .timeout(Some(Duration::from_secs(60)))
+            .run()
+            .expect("runs");
+        assert_eq!(out.stdout.len(), 10_000_001);
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let start = Instant::now();
+        let err = Command::new(["sh", "-c", "sleep 1000 & echo $!; wait"])
+            .timeout(Some(Duration::from_millis(300)))
+            .run()
+            .expect_err("times out");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let ProcessError::TimedOut { tail, after, .. } = &err else { panic!("{err}") };
+        assert_eq!(*after, Duration::from_millis(300));
+        let pid: i32 = tail[0].parse().expect("pid");
+        // SIGKILL is delivered at once but the exit itself is asynchronous.
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !alive(pid)
+        });
+        assert!(gone, "grandchild {pid} survived");
+        assert!(err.to_string().contains("timed out after 300ms"), "{err}");
+    }
+
+    #[test]
+    fn cancel_from_another_thread_kills_the_child() {
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            t2.cancel();
+        });
+        let err = Command::new(["sleep", "1000"]).cancel(token).run().expect_err("cancelled");
+        assert!(matches!(err, ProcessError::Cancelled { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_program_is_named() {
+        let err = Command::new(["pilum-no-such-program"]).run().expect_err("missing");
+        assert!(err.to_string().contains("`pilum-no-such-program` not found"));
+    }
+
+    #[test]
+    fn interrupt_reaches_the_group() {
+        let child = Command::new([
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 7' INT; while :; do sleep 0.05; done",
+        ])
+        .spawn()
+        .expect("spawn");
+        std::thread::sleep(Duration::from_millis(200));
+        child.interrupt();
+        assert!(child.wait_timeout(Duration::from_secs(5)));
+        let out = child.wait();
+        assert_eq!(out.code, Some(7));
+        assert!(out.stdout.contains("got-int"));
+    }
+}

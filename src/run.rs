@@ -31,8 +31,20 @@ pub fn run() -> i32 {
 fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
     let _ = out;
     match cli.command {
-        Command::Run(_args) => Err(Error::failure("`pilum run` is not implemented yet")),
-        Command::Api(_args) => Err(Error::failure("`pilum api` is not implemented yet")),
+        Command::Run(args) => crate::script::runner::run(
+            crate::script::runner::RunConfig {
+                root: crate::script::runner::project_root(cli.global.dir.as_deref()),
+                script: args.script,
+                args: args.args,
+                dry_run: args.dry_run,
+                max_operations: args.max_operations,
+                timeout: args.timeout,
+            },
+            out,
+        ),
+        Command::Api(args) => {
+            crate::script::reference::run(args.definitions.as_deref(), args.markdown, out)
+        }
         Command::Scale(cmd) => crate::autoscale::cli::run(cmd, out),
     }
 }

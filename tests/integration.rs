@@ -3,4 +3,5 @@
 //! record their argv (see `common::Test::fake`).
 
 mod common;
+mod run;
 mod scale;

@@ -3,24 +3,22 @@
 //!
 //! Children run in their own process group so shutdown can interrupt the whole `pulumi` tree
 //! with SIGINT (never SIGKILL first: a killed `pulumi` leaves a lock and pending operations).
-//! This is the only file that knows Pulumi's command line for the scaler; swapping in another
-//! actuator means replacing this file.
+//! The command lines and JSON parsing come from [`crate::pulumi`], running them from
+//! [`crate::process`]; this file adds what the scaler needs on top (lock retries, interrupting
+//! in-flight updates on shutdown). Swapping in another actuator means replacing this file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Pulumi's texts for "another update holds the stack" (REFERENCE.md): the only failures that
-/// are retried immediately.
-pub fn is_lock_conflict(stderr: &str) -> bool {
-    stderr.contains("[409] Conflict: Another update is currently in progress.")
-        || regex::Regex::new(r"the stack is currently locked by \d+ lock\(s\)")
-            .expect("static regex")
-            .is_match(stderr)
-}
+use crate::process::Finished;
+use crate::pulumi::{self, Opts};
+
+pub use crate::pulumi::is_lock_conflict;
 
 /// Pending operations left by an interrupted update: acting blindly would make things worse.
 pub fn is_pending_operations(stderr: &str) -> bool {
@@ -40,7 +38,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.code {
             Some(c) => write!(f, "`{}` exited with {c}", self.command)?,
-            None => write!(f, "`{}` was interrupted", self.command)?,
+            None => write!(f, "`{}` did not finish", self.command)?,
         }
         if !self.tail.is_empty() {
             write!(f, ": {}", self.tail)?;
@@ -57,135 +55,93 @@ pub struct StackRef {
 }
 
 impl StackRef {
-    /// The committed stack config file, `Pulumi.<stack>.yaml`.
-    pub fn config_file(&self) -> PathBuf {
-        self.dir.join(format!("Pulumi.{}.yaml", self.stack))
+    fn opts(&self) -> Opts {
+        Opts { cwd: Some(self.dir.clone()), stack: Some(self.stack.clone()), ..Opts::default() }
     }
 }
 
-/// The Pulumi actuator. `running` holds the process-group id of an in-flight command so
-/// shutdown can interrupt it.
-#[derive(Debug)]
+/// The Pulumi actuator. `stop` asks in-flight commands to stop (1 = SIGINT, 2 = SIGKILL) and
+/// `running` counts them, so shutdown can interrupt an update it no longer wants to wait for.
+#[derive(Debug, Default)]
 pub struct Pulumi {
-    pub bin: String,
-    pub running: Mutex<Vec<u32>>,
+    running: Arc<AtomicUsize>,
+    stop: Arc<AtomicU8>,
 }
 
-impl Default for Pulumi {
-    fn default() -> Self {
-        Self {
-            bin: std::env::var("PILUM_PULUMI").unwrap_or_else(|_| "pulumi".into()),
-            running: Mutex::new(Vec::new()),
-        }
+/// The short name of a command for messages: `pulumi up`, `pulumi config set-all`.
+fn shown(argv: &[String]) -> String {
+    argv.iter().take_while(|a| !a.starts_with('-')).take(3).cloned().collect::<Vec<_>>().join(" ")
+}
+
+fn failure(argv: &[String], out: &Finished) -> Failure {
+    let both = format!("{}\n{}", out.stdout, out.stderr);
+    Failure {
+        command: shown(argv),
+        code: out.code,
+        tail: out.tail.iter().rev().take(5).rev().cloned().collect::<Vec<_>>().join("\n"),
+        lock: is_lock_conflict(&both),
     }
-}
-
-/// The last few lines of output, for errors.
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Pulumi {
-    fn global(stack: &StackRef) -> Vec<String> {
-        vec![
-            "--cwd".into(),
-            stack.dir.display().to_string(),
-            "--stack".into(),
-            stack.stack.clone(),
-            "--non-interactive".into(),
-            "--color".into(),
-            "never".into(),
-        ]
-    }
-
-    /// Run `pulumi <args>`, returning stdout on success.
-    async fn run(&self, args: Vec<String>) -> Result<String, Failure> {
-        let shown =
-            format!("pulumi {}", args.iter().take(3).cloned().collect::<Vec<_>>().join(" "));
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.process_group(0);
-        let child = cmd.spawn().map_err(|e| Failure {
-            command: shown.clone(),
-            code: None,
-            tail: format!(
-                "cannot start `{}`: {e} (is the Pulumi CLI installed and on PATH?)",
-                self.bin
-            ),
-            lock: false,
-        })?;
-        let pid = child.id();
-        if let Some(pid) = pid {
-            self.running.lock().expect("running list lock").push(pid);
-        }
-        let out = child.wait_with_output().await;
-        if let Some(pid) = pid {
-            self.running.lock().expect("running list lock").retain(|p| *p != pid);
-        }
-        let out = out.map_err(|e| Failure {
-            command: shown.clone(),
-            code: None,
-            tail: e.to_string(),
-            lock: false,
-        })?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.success() {
-            Ok(stdout)
-        } else {
-            let both = format!("{stdout}\n{stderr}");
-            Err(Failure {
-                command: shown,
-                code: out.status.code(),
-                tail: tail(&both, 5),
-                lock: is_lock_conflict(&both),
-            })
-        }
-    }
-
-    /// Send SIGINT to every running `pulumi` process group (graceful interrupt).
-    pub fn interrupt_all(&self) -> usize {
-        let pids = self.running.lock().expect("running list lock").clone();
-        for pid in &pids {
-            // SAFETY: killpg only sends a signal; the group was created for this child.
-            unsafe {
-                libc::killpg(*pid as libc::pid_t, libc::SIGINT);
+    /// Run an argv built by [`crate::pulumi`] through the process layer (own process group,
+    /// drained output) on a blocking thread; `Ok` carries stdout.
+    async fn run(&self, argv: Vec<String>) -> Result<String, Failure> {
+        let running = self.running.clone();
+        let stop = self.stop.clone();
+        let cmd_name = shown(&argv);
+        let joined = tokio::task::spawn_blocking(move || {
+            let child = pulumi::command(argv.clone()).spawn().map_err(|e| Failure {
+                command: shown(&argv),
+                code: None,
+                tail: format!("{e} (is the Pulumi CLI installed and on PATH?)"),
+                lock: false,
+            })?;
+            running.fetch_add(1, Ordering::SeqCst);
+            let mut sent = 0;
+            while !child.wait_timeout(Duration::from_millis(100)) {
+                let want = stop.load(Ordering::SeqCst);
+                if want > sent {
+                    if want == 1 {
+                        child.interrupt()
+                    } else {
+                        child.kill()
+                    }
+                    sent = want;
+                }
             }
-        }
-        pids.len()
+            let out = child.wait();
+            running.fetch_sub(1, Ordering::SeqCst);
+            if out.success() { Ok(out.stdout) } else { Err(failure(&argv, &out)) }
+        })
+        .await;
+        joined.unwrap_or_else(|e| {
+            Err(Failure { command: cmd_name, code: None, tail: e.to_string(), lock: false })
+        })
+    }
+
+    /// Interrupt every running `pulumi` with SIGINT to its process group (the polite stop:
+    /// Pulumi releases its lock). Returns how many were running.
+    pub fn interrupt_all(&self) -> usize {
+        self.stop.store(1, Ordering::SeqCst);
+        self.running.load(Ordering::SeqCst)
     }
 
     /// Last resort after an interrupt was ignored.
     pub fn kill_all(&self) {
-        let pids = self.running.lock().expect("running list lock").clone();
-        for pid in pids {
-            // SAFETY: as above.
-            unsafe {
-                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-            }
-        }
+        self.stop.store(2, Ordering::SeqCst);
     }
 
     /// `pulumi config get <key> --json` → the value, or None when the key is not set.
     pub async fn config_get(&self, stack: &StackRef, key: &str) -> Result<Option<String>, Failure> {
-        let mut args = vec!["config".into(), "get".into(), key.into(), "--json".into()];
-        args.extend(Self::global(stack));
-        match self.run(args).await {
-            Ok(out) => {
-                let v: Value = serde_json::from_str(out.trim()).map_err(|e| Failure {
-                    command: "pulumi config get".into(),
-                    code: Some(0),
-                    tail: format!("unexpected output ({e}): {}", tail(&out, 3)),
-                    lock: false,
-                })?;
-                Ok(v.get("value").and_then(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Null => None,
-                    other => Some(other.to_string()),
-                }))
-            }
-            Err(f) if f.tail.contains("not found") => Ok(None),
+        match self.run(pulumi::config_get_argv(key, &stack.opts())).await {
+            Ok(out) => pulumi::parse_config_get(&out).map(|v| Some(v.value)).map_err(|e| Failure {
+                command: "pulumi config get".into(),
+                code: Some(0),
+                tail: e.to_string(),
+                lock: false,
+            }),
+            Err(f) if pulumi::is_missing_key(&f.tail) => Ok(None),
             Err(f) => Err(f),
         }
     }
@@ -197,17 +153,10 @@ impl Pulumi {
         pairs: &[(String, i64)],
         config_file: Option<&Path>,
     ) -> Result<(), Failure> {
-        let mut args = vec!["config".to_string(), "set-all".to_string()];
-        for (k, v) in pairs {
-            args.push("--plaintext".into());
-            args.push(format!("{k}={v}"));
-        }
-        if let Some(f) = config_file {
-            args.push("--config-file".into());
-            args.push(f.display().to_string());
-        }
-        args.extend(Self::global(stack));
-        self.run(args).await.map(|_| ())
+        let values: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        let o = Opts { config_file: config_file.map(Path::to_path_buf), ..stack.opts() };
+        self.run(pulumi::config_set_all_argv(&values, &o)).await.map(|_| ())
     }
 
     /// `pulumi up --yes --skip-preview --target … --message …`.
@@ -217,15 +166,9 @@ impl Pulumi {
         targets: &[String],
         message: &str,
     ) -> Result<(), Failure> {
-        let mut args = vec!["up".to_string(), "--yes".into(), "--skip-preview".into()];
-        for t in targets {
-            args.push("--target".into());
-            args.push(t.clone());
-        }
-        args.push("--message".into());
-        args.push(message.into());
-        args.extend(Self::global(stack));
-        self.run(args).await.map(|_| ())
+        let o =
+            Opts { targets: targets.to_vec(), message: Some(message.to_string()), ..stack.opts() };
+        self.run(pulumi::up_argv(&o)).await.map(|_| ())
     }
 
     /// `up`, retried only on Pulumi's lock texts with jittered backoff until `deadline`.
@@ -254,61 +197,53 @@ impl Pulumi {
         }
     }
 
-    /// A dry run: copy the stack file to a temporary file, set the key there, and preview with
-    /// `--config-file`. The committed stack file is never written.
+    /// A dry run through [`pulumi::preview_with_config`]: the new values go into a temporary
+    /// copy of the stack file (`--config-file`); the committed stack file is never written.
     pub async fn preview_with(
         &self,
         stack: &StackRef,
         pairs: &[(String, i64)],
         targets: &[String],
-        tmp_dir: &Path,
     ) -> Result<Value, Failure> {
-        let io = |e: std::io::Error| Failure {
-            command: "preview".into(),
-            code: None,
-            tail: e.to_string(),
-            lock: false,
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("Pulumi.{}.", stack.stack))
-            .suffix(".yaml")
-            .tempfile_in(tmp_dir)
-            .map_err(io)?;
-        match std::fs::read(stack.config_file()) {
-            Ok(bytes) => std::fs::write(tmp.path(), bytes).map_err(io)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
-        self.config_set_all(stack, pairs, Some(tmp.path())).await?;
-        let mut args = vec!["preview".to_string(), "--json".into()];
-        for t in targets {
-            args.push("--target".into());
-            args.push(t.clone());
-        }
-        args.push("--config-file".into());
-        args.push(tmp.path().display().to_string());
-        args.extend(Self::global(stack));
-        let out = self.run(args).await?;
-        serde_json::from_str(out.trim()).map_err(|e| Failure {
-            command: "pulumi preview --json".into(),
-            code: Some(0),
-            tail: format!("output is not JSON ({e}): {}", tail(&out, 3)),
-            lock: false,
+        let values: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        let o = Opts { targets: targets.to_vec(), ..stack.opts() };
+        let dir = stack.dir.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            pulumi::preview_with_config(&values, &o, &dir, pulumi::command)
         })
+        .await;
+        let fail = |tail: String, lock: bool| Failure {
+            command: "pulumi preview".into(),
+            code: None,
+            tail,
+            lock,
+        };
+        match joined {
+            Ok(Ok(p)) => {
+                Ok(serde_json::json!({"steps": p.steps, "changeSummary": p.change_summary}))
+            }
+            Ok(Err(pulumi::PulumiError::Failed { argv, code, tail, lock_conflict })) => {
+                Err(Failure {
+                    command: shown(&argv),
+                    code,
+                    tail: tail.join("\n"),
+                    lock: lock_conflict,
+                })
+            }
+            Ok(Err(e)) => Err(fail(e.to_string(), false)),
+            Err(e) => Err(fail(e.to_string(), false)),
+        }
     }
 
     /// `pulumi config refresh`: rebuild the local stack file from the last deployment.
     pub async fn config_refresh(&self, stack: &StackRef) -> Result<(), Failure> {
-        let mut args = vec!["config".to_string(), "refresh".into()];
-        args.extend(Self::global(stack));
-        self.run(args).await.map(|_| ())
+        self.run(pulumi::config_refresh_argv(false, &stack.opts())).await.map(|_| ())
     }
 
     /// `pulumi stack output <name> --json`.
     pub async fn stack_output(&self, stack: &StackRef, name: &str) -> Result<Value, Failure> {
-        let mut args = vec!["stack".to_string(), "output".into(), name.into(), "--json".into()];
-        args.extend(Self::global(stack));
-        let out = self.run(args).await?;
+        let out = self.run(pulumi::outputs_argv(Some(name), &stack.opts())).await?;
         serde_json::from_str(out.trim()).map_err(|e| Failure {
             command: "pulumi stack output".into(),
             code: Some(0),

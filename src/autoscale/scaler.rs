@@ -102,7 +102,7 @@ pub fn compile_strategies(pools: &Pools) -> Result<HashMap<String, Strategy>, Ve
     let mut errors = Vec::new();
     for p in &pools.pools {
         match strategy::resolve(&base, &p.spec.strategy) {
-            Ok(src) => match Strategy::load(&src, &p.spec.strategy) {
+            Ok(src) => match Strategy::load(&src, &p.spec.strategy, &base) {
                 Ok(s) => {
                     out.insert(p.name.clone(), s);
                 }
@@ -707,12 +707,7 @@ impl Scaler {
         let stack = StackRef { dir: pool.project_dir.clone(), stack: pool.spec.stack.clone() };
         let preview = self
             .pulumi
-            .preview_with(
-                &stack,
-                &[(pool.spec.key.clone(), decision.clamped)],
-                &pool.spec.targets,
-                &self.settings.state_dir,
-            )
+            .preview_with(&stack, &[(pool.spec.key.clone(), decision.clamped)], &pool.spec.targets)
             .await
             .map_err(|f| (502, format!("preview failed: {f}")))?;
         Ok(json!({

@@ -55,6 +55,13 @@ pub struct Signal {
     /// The metric value that triggered it, when the payload carries one.
     pub metric: Option<f64>,
     pub since: DateTime<Utc>,
+    /// How many requests were merged into this intent (see [`Book::apply`]).
+    #[serde(default = "one")]
+    pub merged: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Signal {
@@ -70,6 +77,7 @@ impl Signal {
             "value": self.value,
             "metric": self.metric,
             "since": self.since.timestamp(),
+            "merged": self.merged,
         })
     }
 }
@@ -112,10 +120,37 @@ impl Book {
                 cleared || queued
             }
             Change::Intent(s) => {
-                self.intents.push(s);
+                self.push_intent(s);
                 true
             }
         }
+    }
+
+    /// Queue an intent, merging it with a pending one from the same source so a burst of
+    /// thousands of requests stays one small signal: deltas add up, a newer `set` replaces an
+    /// older one. Every request is still in the audit log individually.
+    fn push_intent(&mut self, s: Signal) {
+        let signed = |x: &Signal| if x.action == Action::Down { -x.step } else { x.step };
+        if let Some(last) =
+            self.intents.iter_mut().rev().find(|p| p.source == s.source && p.name == s.name)
+        {
+            match (last.action, s.action) {
+                (Action::Up | Action::Down, Action::Up | Action::Down) => {
+                    let sum = signed(last).saturating_add(signed(&s));
+                    last.action = if sum < 0 { Action::Down } else { Action::Up };
+                    last.step = sum.abs();
+                    last.merged = last.merged.saturating_add(s.merged);
+                    return;
+                }
+                (Action::Set, Action::Set) => {
+                    let merged = last.merged.saturating_add(s.merged);
+                    *last = Signal { merged, ..s };
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.intents.push(s);
     }
 
     /// The signals a decision sees: active levels, then pending intents (which the decision
@@ -151,7 +186,27 @@ mod tests {
             value: None,
             metric: None,
             since: Utc::now(),
+            merged: 1,
         }
+    }
+
+    #[test]
+    fn deltas_from_one_source_merge() {
+        let mut b = Book::default();
+        for step in [1, 1, 1] {
+            let mut i = level("k", step);
+            i.kind = Kind::Intent;
+            i.source = SourceKind::Delta;
+            b.apply(Change::Intent(i));
+        }
+        let mut down = level("k2", 5);
+        down.kind = Kind::Intent;
+        down.source = SourceKind::Delta;
+        down.action = Action::Down;
+        b.apply(Change::Intent(down));
+        let taken = b.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!((taken[0].action, taken[0].step, taken[0].merged), (Action::Down, 2, 4));
     }
 
     #[test]

@@ -154,6 +154,7 @@ fn to_change(ev: &Event, now: DateTime<Utc>) -> Result<Change, String> {
         value,
         metric: None,
         since: now,
+        merged: 1,
     };
     if let Some(d) = ev.delta {
         let action = if d >= 0 { Action::Up } else { Action::Down };

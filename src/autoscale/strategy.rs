@@ -10,9 +10,12 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use rhai::{AST, Dynamic, Engine, Map};
+
+use crate::script::engine::{Limits, Profile};
+use crate::script::{CallCtx, Deadline, Event, Host, Sink, with_call};
 use sha2::{Digest, Sha256};
 
 /// The built-in strategies shipped in the binary, from `scripts/`.
@@ -77,6 +80,7 @@ pub struct Strategy {
     /// The first 12 hex digits of the source's SHA-256, for the audit log.
     pub hash: String,
     ast: Arc<AST>,
+    engine: Arc<Engine>,
 }
 
 impl fmt::Debug for Strategy {
@@ -97,34 +101,36 @@ pub enum Proposal {
 /// signals, far too small for a runaway loop to hold up the decision loop.
 pub const OPERATION_BUDGET: u64 = 200_000;
 
-/// The strict strategy-profile engine, built once.
-///
-/// This is the single place strategies get an engine; it sets every limit explicitly and
-/// registers no host API at all (no process, file, network or module access).
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let mut e = Engine::new();
-        e.set_max_operations(OPERATION_BUDGET);
-        e.set_max_call_levels(32);
-        e.set_max_expr_depths(64, 32);
-        e.set_max_string_size(64 * 1024);
-        e.set_max_array_size(10_000);
-        e.set_max_map_size(10_000);
-        e.set_strict_variables(true);
-        e.set_optimization_level(rhai::OptimizationLevel::Simple);
-        e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
-        e.disable_symbol("eval");
-        // Strategies are pure: printing goes nowhere rather than to the server's stdout.
-        e.on_print(|_| {});
-        e.on_debug(|_, _, _| {});
-        e
-    })
+/// Wall-clock limit of one `decide` call, on top of the operation budget.
+const STRATEGY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The engine a strategy runs in: the one engine builder's strict strategy profile (no
+/// process, file, env, git, Pulumi or network API) with the scaler's operation budget. `root`
+/// confines module imports (the pools file's directory).
+fn engine(root: &Path) -> Engine {
+    let host = Arc::new(Host::new(root, Arc::new(StrategySink)));
+    let limits = Limits { max_operations: OPERATION_BUDGET, ..Limits::strategy() };
+    crate::script::engine::build(&host, Profile::Strategy(limits))
+}
+
+/// Strategy output (`print`, `log::…`) goes to stderr, prefixed, so a strategy's own notes show
+/// up in the server log without reaching stdout.
+struct StrategySink;
+
+impl Sink for StrategySink {
+    fn event(&self, label: &str, event: Event<'_>) {
+        let text = match event {
+            Event::Print(t) | Event::Debug(t) => t,
+            Event::Log { message, .. } => message,
+            _ => return,
+        };
+        eprintln!("strategy {label}: {text}");
+    }
 }
 
 impl Strategy {
     /// Load and compile a strategy from its source.
-    pub fn load(source: &Source, display: &str) -> Result<Self, StrategyError> {
+    pub fn load(source: &Source, display: &str, root: &Path) -> Result<Self, StrategyError> {
         let (text, file) = match source {
             Source::Builtin(n) => {
                 let text = BUILTINS
@@ -147,12 +153,13 @@ impl Strategy {
                 }
             },
         };
-        Self::compile(display, &file, &text)
+        Self::compile(display, &file, &text, root)
     }
 
     /// Compile strategy text; `file` is used in errors.
-    pub fn compile(name: &str, file: &str, text: &str) -> Result<Self, StrategyError> {
-        let ast = engine().compile(text).map_err(|e| {
+    pub fn compile(name: &str, file: &str, text: &str, root: &Path) -> Result<Self, StrategyError> {
+        let engine = engine(root);
+        let ast = engine.compile(text).map_err(|e| {
             let pos = e.position();
             let (line, column) = (pos.line(), pos.position());
             StrategyError {
@@ -175,16 +182,22 @@ impl Strategy {
         }
         let hash =
             Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
-        Ok(Self { name: name.to_string(), hash, ast: Arc::new(ast) })
+        Ok(Self { name: name.to_string(), hash, ast: Arc::new(ast), engine: Arc::new(engine) })
     }
 
     /// Call `decide(ctx)`. Runs synchronously: call it from a blocking thread, never from an
     /// async task that must stay responsive.
     pub fn decide(&self, ctx: &serde_json::Value) -> Result<Proposal, String> {
         let mut scope = rhai::Scope::new();
-        let out: Dynamic = engine()
-            .call_fn(&mut scope, &self.ast, "decide", (to_dynamic(ctx),))
-            .map_err(|e| e.to_string())?;
+        let call = CallCtx {
+            deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
+            label: ctx["pool"]["name"].as_str().unwrap_or("strategy").to_string(),
+            ..CallCtx::default()
+        };
+        let out: Dynamic = with_call(call, || {
+            self.engine.call_fn(&mut scope, &self.ast, "decide", (to_dynamic(ctx),))
+        })
+        .map_err(|e| e.to_string())?;
         if out.is_unit() {
             return Ok(Proposal::Hold);
         }
@@ -245,7 +258,7 @@ mod tests {
     use super::*;
 
     fn builtin(name: &'static str) -> Strategy {
-        Strategy::load(&Source::Builtin(name), name).expect("built-in compiles")
+        Strategy::load(&Source::Builtin(name), name, Path::new(".")).expect("built-in compiles")
     }
 
     fn sig(kind: &str, action: &str, step: i64, value: Option<i64>) -> serde_json::Value {
@@ -297,27 +310,49 @@ mod tests {
 
     #[test]
     fn runaway_script_hits_the_budget() {
-        let s = Strategy::compile("loop", "loop.rhai", "fn decide(ctx) { loop { } }")
-            .expect("compiles");
+        let s =
+            Strategy::compile("loop", "loop.rhai", "fn decide(ctx) { loop { } }", Path::new("."))
+                .expect("compiles");
         let err = s.decide(&ctx(1, vec![])).unwrap_err();
         assert!(err.contains("operations"), "{err}");
     }
 
     #[test]
     fn syntax_error_has_a_location() {
-        let e =
-            Strategy::compile("bad", "bad.rhai", "fn decide(ctx) {\n  let x = ;\n}").unwrap_err();
+        let e = Strategy::compile(
+            "bad",
+            "bad.rhai",
+            "fn decide(ctx) {\n  let x = ;\n}",
+            Path::new("."),
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some(2));
         assert!(e.to_string().starts_with("bad.rhai:2:"), "{e}");
     }
 
     #[test]
     fn no_file_or_process_api() {
-        let s = Strategy::compile("x", "x.rhai", "fn decide(ctx) { import \"fs\" as fs; () }");
-        let err = match s {
-            Ok(s) => s.decide(&ctx(1, vec![])).unwrap_err(),
-            Err(e) => e.to_string(),
-        };
-        assert!(err.to_lowercase().contains("module"), "{err}");
+        for body in [
+            "exec::run([\"ls\"])",
+            "fs::read(\"/etc/passwd\")",
+            "pulumi::config_get(\"k\")",
+            "env::get(\"HOME\")",
+        ] {
+            let src = format!("fn decide(ctx) {{ {body}; () }}");
+            let err = match Strategy::compile("x", "x.rhai", &src, Path::new(".")) {
+                Ok(s) => s.decide(&ctx(1, vec![])).unwrap_err(),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("Undefined module") || err.contains("not found"), "{body}: {err}");
+        }
+        // The pure helpers are there.
+        let s = Strategy::compile(
+            "j",
+            "j.rhai",
+            "fn decide(ctx) { #{ desired: json::parse(\"3\") } }",
+            Path::new("."),
+        )
+        .expect("compiles");
+        assert!(matches!(s.decide(&ctx(1, vec![])), Ok(Proposal::Desired { value: 3, .. })));
     }
 }

@@ -1,1 +1,175 @@
-//! The Rhai host: one engine builder, the native API (one namespace per file in `api/`), and the module resolver.
+//! The Rhai host: one engine builder ([`engine::build`]), the native API (one namespace per
+//! file in `api/`), the sandboxed module resolver (`modules`), and error rendering (`error`).
+//!
+//! Shared state lives in [`Host`] (one per run, `Send + Sync`, in an `Arc`); per-call state —
+//! which task is running, its cancel token, deadline, working directory and extra environment —
+//! lives in a [`CallCtx`] installed for the duration of one evaluation with [`with_call`]. That
+//! lets many threads call functions of one shared engine at once (the orchestrator runs recipe
+//! steps in parallel workers) while API functions still know whom they work for.
+
+pub mod api;
+pub mod engine;
+pub mod error;
+pub mod modules;
+pub mod reference;
+pub mod runner;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use crate::process::{CancelToken, Stream};
+
+/// Something a script did that the embedding application shows or records. Every text is
+/// already redacted.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A line of a child's output.
+    Line { stream: Stream, line: &'a str },
+    /// `print(…)` from the script.
+    Print(&'a str),
+    /// `debug(…)` from the script, with its position.
+    Debug(&'a str),
+    /// `log::info/warn/error`.
+    Log { level: LogLevel, message: &'a str },
+    /// A mutating call that `--dry-run` recorded instead of executing: `call` is the API name
+    /// (`exec::run`), `detail` what it would have done (the argv, the path…).
+    DryRun { call: &'a str, detail: &'a str },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Receives every [`Event`] of every task, tagged with the task's label (`CallCtx::label`).
+/// Implementations must be cheap and thread-safe: they are called from worker threads and from
+/// the threads draining child output.
+pub trait Sink: Send + Sync {
+    fn event(&self, label: &str, event: Event<'_>);
+}
+
+/// A sink that drops everything (tests, strategy dry evaluations).
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn event(&self, _label: &str, _event: Event<'_>) {}
+}
+
+/// State shared by every evaluation of one run. Build once, wrap in an `Arc`, hand to
+/// [`engine::build`].
+pub struct Host {
+    /// The project root: every `fs::` path and project import is confined to it.
+    pub root: PathBuf,
+    /// Record mutating calls as [`Event::DryRun`] instead of executing them.
+    pub dry_run: bool,
+    /// `-v` count: the sink decides what to show; API functions only use it for chatter.
+    pub verbose: u8,
+    /// Where output lines, prints, logs and dry-run records go.
+    pub sink: Arc<dyn Sink>,
+}
+
+impl Host {
+    pub fn new(root: impl Into<PathBuf>, sink: Arc<dyn Sink>) -> Self {
+        Self { root: root.into(), dry_run: false, verbose: 0, sink }
+    }
+
+    /// Send an event labelled with the current call's label.
+    pub fn emit(&self, event: Event<'_>) {
+        let ctx = current();
+        self.sink.event(&ctx.label, event);
+    }
+}
+
+/// A deadline and the budget it stands for (for "timed out after 30s").
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub after: Duration,
+}
+
+impl Deadline {
+    /// A deadline `after` from now.
+    pub fn after(after: Duration) -> Self {
+        Self { at: Instant::now() + after, after }
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+}
+
+/// Per-evaluation context: installed with [`with_call`] around `engine.run_ast…`/`call_fn`.
+#[derive(Debug, Clone, Default)]
+pub struct CallCtx {
+    /// Cancels the script (checked by `on_progress`) and kills children it waits on.
+    pub cancel: CancelToken,
+    /// Wall-clock limit for the whole evaluation, children included.
+    pub deadline: Option<Deadline>,
+    /// Default working directory of `exec::` (relative paths resolve against the project root);
+    /// `None` means the project root.
+    pub workdir: Option<PathBuf>,
+    /// Extra environment for every child (e.g. a service's resolved `env:`).
+    pub env: Vec<(String, String)>,
+    /// Who is running: prefixes output (`api`, `web:build`); empty for `pilum run`.
+    pub label: String,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Vec<Arc<CallCtx>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with `ctx` as the current call context on this thread (nestable). Use it around every
+/// evaluation so API functions see the task's cancel token, deadline, directory and env.
+///
+/// ```ignore
+/// let ctx = CallCtx { cancel: token.clone(), deadline: Some(Deadline::after(timeout)),
+///                     label: "web:build".into(), ..Default::default() };
+/// let r = script::with_call(ctx, || engine.call_fn::<Dynamic>(&mut scope, &ast, "build", (svc,)));
+/// ```
+pub fn with_call<R>(ctx: CallCtx, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.borrow_mut().pop());
+        }
+    }
+    CURRENT.with(|c| c.borrow_mut().push(Arc::new(ctx)));
+    let _pop = Pop;
+    f()
+}
+
+/// The current call context (a default, never-cancelled one outside [`with_call`]).
+pub fn current() -> Arc<CallCtx> {
+    CURRENT.with(|c| c.borrow().last().cloned()).unwrap_or_default()
+}
+
+/// Why an evaluation was stopped from outside; carried as the value of
+/// `EvalAltResult::ErrorTerminated` so scripts cannot catch it.
+#[derive(Debug, Clone)]
+pub enum Stop {
+    /// `exit(n)`.
+    Exit(i32),
+    /// The cancel token fired (Ctrl-C).
+    Cancelled,
+    /// The deadline passed.
+    TimedOut(Duration),
+}
+
+/// `path` relative to `base` when inside it, for messages.
+pub fn display_path(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base).unwrap_or(path).display().to_string()
+}

@@ -113,6 +113,7 @@ fn signal(kind: Kind, source: SourceKind, name: &str, key: String, d: Directive)
         value: d.value,
         metric: None,
         since: Utc::now(),
+        merged: 1,
     }
 }
 

@@ -389,6 +389,7 @@ fn intent(source: SourceKind, key: &str, action: Action, step: i64, value: Optio
         value,
         metric: None,
         since: chrono::Utc::now(),
+        merged: 1,
     }
 }
 

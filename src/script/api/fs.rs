@@ -1,0 +1,314 @@
+//! `fs::` — files, confined to the project root: every path goes through [`super::sandbox`]
+//! (relative to the call's working directory; absolute paths outside the root, `..` escapes and
+//! symlink escapes are refused). Mutating calls are recorded instead of run under `--dry-run`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Module, NativeCallContext};
+use sha2::Digest;
+
+use super::{RResult, check_live, from_json, func, rt, sandbox, string_array};
+use crate::script::{CallCtx, Event, Host, current, display_path};
+
+fn path(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<(Arc<CallCtx>, PathBuf)> {
+    let call = current();
+    let full = sandbox(host, &call, p).map_err(|e| rt(ctx, e))?;
+    Ok((call, full))
+}
+
+fn io(ctx: &NativeCallContext, what: &str, p: &str, e: std::io::Error) -> Box<rhai::EvalAltResult> {
+    let help = match e.kind() {
+        std::io::ErrorKind::NotFound => "\nhelp: paths are relative to the project root",
+        _ => "",
+    };
+    rt(ctx, format!("cannot {what} `{p}`: {}{help}", e.to_string().to_lowercase()))
+}
+
+fn dry(host: &Host, call: &str, detail: String) -> bool {
+    if host.dry_run {
+        host.emit(Event::DryRun { call, detail: &detail });
+    }
+    host.dry_run
+}
+
+/// Root-relative display with `/` separators.
+fn rel(host: &Host, p: &Path) -> String {
+    let root = host.root.canonicalize().unwrap_or_else(|_| host.root.clone());
+    display_path(p, &root)
+}
+
+pub fn module(host: &Arc<Host>) -> Module {
+    let mut m = Module::new();
+    let h = host.clone();
+    func!(
+        &mut m,
+        "read",
+        ["path: String", "String"],
+        r#"
+Read a text file inside the project.
+
+```rhai
+let version = fs::read("VERSION").trim();
+```"#,
+        move |ctx: NativeCallContext, p: &str| -> RResult<String> {
+            let (_, full) = path(&h, &ctx, p)?;
+            std::fs::read_to_string(&full).map_err(|e| io(&ctx, "read", p, e))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "read_json",
+        ["path: String", "?"],
+        r#"
+Read a JSON file into maps and arrays.
+
+```rhai
+let pkg = fs::read_json("web/package.json");
+print(pkg.version);
+```"#,
+        move |ctx: NativeCallContext, p: &str| -> RResult<Dynamic> {
+            let (_, full) = path(&h, &ctx, p)?;
+            let text = std::fs::read_to_string(&full).map_err(|e| io(&ctx, "read", p, e))?;
+            serde_json::from_str(&text)
+                .map(from_json)
+                .map_err(|e| rt(&ctx, format!("invalid JSON in `{p}`: {e}")))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "read_yaml",
+        ["path: String", "?"],
+        r#"
+Read a YAML file into maps and arrays.
+
+```rhai
+let svc = fs::read_yaml("services/api/pilum.yaml");
+print(svc.name);
+```"#,
+        move |ctx: NativeCallContext, p: &str| -> RResult<Dynamic> {
+            let (_, full) = path(&h, &ctx, p)?;
+            let text = std::fs::read_to_string(&full).map_err(|e| io(&ctx, "read", p, e))?;
+            super::yaml::parse(&text).map_err(|e| rt(&ctx, format!("{e} (in `{p}`)")))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "write",
+        ["path: String", "text: String", "()"],
+        r#"
+Write a text file (parent directories are created). Recorded, not written, under `--dry-run`.
+
+```rhai
+fs::write("dist/version.txt", git::sha());
+```"#,
+        move |ctx: NativeCallContext, p: &str, text: &str| -> RResult<()> {
+            let (_, full) = path(&h, &ctx, p)?;
+            if dry(&h, "fs::write", format!("{} ({} bytes)", rel(&h, &full), text.len())) {
+                return Ok(());
+            }
+            if let Some(parent) = full.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| io(&ctx, "create the directory of", p, e))?;
+            }
+            std::fs::write(&full, text).map_err(|e| io(&ctx, "write", p, e))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "exists",
+        ["path: String", "bool"],
+        r#"
+Whether a file or directory exists.
+
+```rhai
+if fs::exists("Dockerfile") { print("docker build"); }
+```"#,
+        move |ctx: NativeCallContext, p: &str| -> RResult<bool> {
+            let (_, full) = path(&h, &ctx, p)?;
+            Ok(full.exists())
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "mkdir",
+        ["path: String", "()"],
+        r#"
+Create a directory and its parents. Recorded under `--dry-run`.
+
+```rhai
+fs::mkdir("dist/assets");
+```"#,
+        move |ctx: NativeCallContext, p: &str| -> RResult<()> {
+            let (_, full) = path(&h, &ctx, p)?;
+            if dry(&h, "fs::mkdir", rel(&h, &full)) {
+                return Ok(());
+            }
+            std::fs::create_dir_all(&full).map_err(|e| io(&ctx, "create", p, e))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "remove",
+        ["path: String", "()"],
+        r#"
+Remove a file, or a directory with its contents. Missing paths are fine. Recorded under
+`--dry-run`. The project root itself cannot be removed.
+
+```rhai
+fs::remove("dist");
+```"#,
+        move |ctx: NativeCallContext, p: &str| -> RResult<()> {
+            let (_, full) = path(&h, &ctx, p)?;
+            let root = h.root.canonicalize().unwrap_or_else(|_| h.root.clone());
+            if full == root {
+                return Err(rt(&ctx, "refusing to remove the project root"));
+            }
+            if dry(&h, "fs::remove", rel(&h, &full)) {
+                return Ok(());
+            }
+            let r = match std::fs::symlink_metadata(&full) {
+                Err(_) => Ok(()),
+                Ok(md) if md.is_dir() => std::fs::remove_dir_all(&full),
+                Ok(_) => std::fs::remove_file(&full),
+            };
+            r.map_err(|e| io(&ctx, "remove", p, e))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "sha256",
+        ["path: String", "String"],
+        r#"
+The SHA-256 of a file, lowercase hex.
+
+```rhai
+let digest = fs::sha256("dist/app.tar.gz");
+```"#,
+        move |ctx: NativeCallContext, p: &str| -> RResult<String> {
+            let (_, full) = path(&h, &ctx, p)?;
+            let mut f = std::fs::File::open(&full).map_err(|e| io(&ctx, "read", p, e))?;
+            let mut hasher = sha2::Sha256::new();
+            std::io::copy(&mut f, &mut hasher).map_err(|e| io(&ctx, "read", p, e))?;
+            Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "glob",
+        ["pattern: String", "Array"],
+        r#"
+Files matching a glob (`*`, `**`, `?`, `{a,b}`), relative to the working directory (the project
+root by default), sorted. `.git` is skipped.
+
+```rhai
+for f in fs::glob("migrations/*.sql") { print(f); }
+```"#,
+        move |ctx: NativeCallContext, pattern: &str| -> RResult<Array> {
+            let call = check_live(&ctx)?;
+            glob(&h, &call, pattern).map_err(|e| rt(&ctx, e))
+        }
+    );
+    let h = host.clone();
+    func!(
+        &mut m,
+        "tar_gz",
+        ["files: Array", "out: String", "String"],
+        r#"
+Pack files (paths relative to the working directory) into a reproducible `.tar.gz`: sorted
+entries, zero timestamps and owners, modes kept. Returns the archive's SHA-256. Recorded under
+`--dry-run`.
+
+```rhai
+let sum = fs::tar_gz(fs::glob("dist/**"), "build/app.tar.gz");
+```"#,
+        move |ctx: NativeCallContext, files: Array, out: &str| -> RResult<String> {
+            let call = check_live(&ctx)?;
+            let files = string_array(&ctx, files, "the file list")?;
+            let (_, out_path) = path(&h, &ctx, out)?;
+            if dry(&h, "fs::tar_gz", format!("{} ({} files)", rel(&h, &out_path), files.len())) {
+                return Ok(String::new());
+            }
+            tar_gz(&h, &call, files, &out_path).map_err(|e| rt(&ctx, e))
+        }
+    );
+    m
+}
+
+fn glob(host: &Host, call: &CallCtx, pattern: &str) -> Result<Array, String> {
+    if std::path::Path::new(pattern).is_absolute() || pattern.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "glob `{pattern}` is refused: patterns are relative and stay inside the project\nhelp: write it relative to the project root, e.g. `dist/**/*.js`"
+        ));
+    }
+    let base = sandbox(host, call, ".")?;
+    let matcher = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))?
+        .compile_matcher();
+    let mut out = Vec::new();
+    let walk = walkdir::WalkDir::new(&base)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git");
+    for entry in walk.flatten() {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(&base) else { continue };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        if matcher.is_match(&rel) {
+            out.push(rel);
+        }
+    }
+    out.sort();
+    Ok(out.into_iter().map(Dynamic::from).collect())
+}
+
+fn tar_gz(host: &Host, call: &CallCtx, files: Vec<String>, out: &Path) -> Result<String, String> {
+    let mut entries = Vec::new();
+    for f in &files {
+        let full = sandbox(host, call, f)?;
+        let md = std::fs::metadata(&full).map_err(|e| format!("cannot read `{f}`: {e}"))?;
+        if md.is_file() {
+            entries.push((f.trim_start_matches("./").to_string(), full, md));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|a, b| a.0 == b.0);
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+    }
+    let file =
+        std::fs::File::create(out).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
+    let gz = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (name, full, md) in &entries {
+        use std::os::unix::fs::PermissionsExt;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(md.len());
+        header.set_mode(md.permissions().mode() & 0o7777);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        let f = std::fs::File::open(full).map_err(|e| format!("cannot read `{name}`: {e}"))?;
+        tar.append_data(&mut header, name, f).map_err(|e| format!("cannot add `{name}`: {e}"))?;
+    }
+    let gz = tar.into_inner().map_err(|e| format!("cannot write the archive: {e}"))?;
+    let mut file = gz.finish().map_err(|e| format!("cannot write the archive: {e}"))?;
+    file.flush().map_err(|e| format!("cannot write the archive: {e}"))?;
+    let bytes = std::fs::read(out).map_err(|e| format!("cannot read back the archive: {e}"))?;
+    Ok(sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,57 @@
+//! `json::` — parse and stringify JSON.
+
+use rhai::{Dynamic, Module, NativeCallContext};
+
+use super::{RResult, from_json, func, rt, to_json};
+
+pub fn module() -> Module {
+    let mut m = Module::new();
+    func!(
+        &mut m,
+        "parse",
+        ["text: String", "?"],
+        r#"
+Parse JSON text into maps, arrays, strings, numbers, bools and `()` for null.
+
+```rhai
+let v = json::parse(`{"replicas": 3}`);
+print(v.replicas);
+```"#,
+        |ctx: NativeCallContext, text: &str| -> RResult<Dynamic> {
+            serde_json::from_str(text)
+                .map(from_json)
+                .map_err(|e| rt(&ctx, format!("invalid JSON: {e}")))
+        }
+    );
+    func!(
+        &mut m,
+        "stringify",
+        ["value: ?", "String"],
+        r#"
+Compact JSON text of a value.
+
+```rhai
+let body = json::stringify(#{ service: "api", replicas: 3 });
+```"#,
+        |ctx: NativeCallContext, v: Dynamic| -> RResult<String> {
+            to_json(&v).map(|j| j.to_string()).map_err(|e| rt(&ctx, e))
+        }
+    );
+    func!(
+        &mut m,
+        "pretty",
+        ["value: ?", "String"],
+        r#"
+Indented JSON text of a value.
+
+```rhai
+fs::write("plan.json", json::pretty(plan));
+```"#,
+        |ctx: NativeCallContext, v: Dynamic| -> RResult<String> {
+            to_json(&v)
+                .and_then(|j| serde_json::to_string_pretty(&j).map_err(|e| e.to_string()))
+                .map_err(|e| rt(&ctx, e))
+        }
+    );
+    m
+}

@@ -1,0 +1,350 @@
+//! The native script API: one namespace per file, each exposing `module(host) -> Module`, plus
+//! the helpers they share — errors positioned at the call site, option-map checking with
+//! "did you mean", the project-root sandbox for paths, and JSON ⇄ Rhai value conversion.
+//!
+//! Every function is registered with a doc comment carrying a small rhai example; `pilum api`
+//! and the `.d.rhai` definitions are generated from that metadata.
+
+pub mod env;
+pub mod exec;
+pub mod fs;
+pub mod git;
+pub mod json;
+pub mod log;
+pub mod pulumi;
+pub mod regex;
+pub mod time;
+pub mod yaml;
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
+
+use super::{CallCtx, Host, Stop, current};
+use crate::process::ProcessError;
+
+pub type RResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Namespaces available to every profile.
+pub const PURE_NAMESPACES: &[&str] = &["json", "yaml", "regex", "log", "time"];
+/// Namespaces only the full profile gets.
+pub const FULL_NAMESPACES: &[&str] = &["exec", "env", "fs", "git", "pulumi"];
+
+/// Register the namespaces of a profile as static modules (`exec::run(…)`).
+pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
+    engine.register_static_module("json", json::module().into());
+    engine.register_static_module("yaml", yaml::module().into());
+    engine.register_static_module("regex", regex::module().into());
+    engine.register_static_module("log", log::module(host).into());
+    engine.register_static_module("time", time::module(full).into());
+    if full {
+        engine.register_static_module("exec", exec::module(host).into());
+        engine.register_static_module("env", env::module(host).into());
+        engine.register_static_module("fs", fs::module(host).into());
+        engine.register_static_module("git", git::module(host).into());
+        engine.register_static_module("pulumi", pulumi::module(host).into());
+    }
+}
+
+/// Turn readable doc text into Rhai doc-comment lines (`/// …`).
+pub fn doc(text: &str) -> String {
+    text.trim_matches('\n')
+        .lines()
+        .map(|l| format!("/// {l}").trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Register one documented, volatile function (never folded at compile time) in a module.
+macro_rules! func {
+    ($m:expr, $name:expr, [$($p:expr),* $(,)?], $doc:expr, $f:expr) => {
+        rhai::FuncRegistration::new($name)
+            .with_comments([$crate::script::api::doc($doc)])
+            .with_params_info([$($p),*])
+            .with_volatility(true)
+            .set_into_module($m, $f)
+    };
+}
+pub(crate) use func;
+
+/// A runtime error at the API call's position (so the caret points at the call).
+pub fn rt(ctx: &NativeCallContext, msg: impl Into<String>) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), ctx.call_position()).into()
+}
+
+/// An uncatchable stop (cancel, timeout) at the call's position.
+pub fn stop(ctx: &NativeCallContext, s: Stop) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(s), ctx.call_position()).into()
+}
+
+/// Map a process error: a cancel or the evaluation's own deadline stops the script; anything
+/// else (a command's own timeout included) is an ordinary, catchable error.
+pub fn process_err(ctx: &NativeCallContext, call: &CallCtx, e: ProcessError) -> Box<EvalAltResult> {
+    match e {
+        ProcessError::Cancelled { .. } => stop(ctx, Stop::Cancelled),
+        ProcessError::TimedOut { .. } if call.cancel.is_cancelled() => stop(ctx, Stop::Cancelled),
+        ProcessError::TimedOut { after, .. }
+            if call.deadline.is_some_and(|d| d.passed() && d.after == after) =>
+        {
+            stop(ctx, Stop::TimedOut(after))
+        }
+        other => rt(ctx, other.to_string()),
+    }
+}
+
+/// Fail if the current call was cancelled or ran out of time (checked before slow work).
+pub fn check_live(ctx: &NativeCallContext) -> RResult<Arc<CallCtx>> {
+    let call = current();
+    if call.cancel.is_cancelled() {
+        return Err(stop(ctx, Stop::Cancelled));
+    }
+    if let Some(d) = call.deadline
+        && d.passed()
+    {
+        return Err(stop(ctx, Stop::TimedOut(d.after)));
+    }
+    Ok(call)
+}
+
+/// Options given as a map: checked against the allowed keys, read with typed getters.
+pub struct Opts<'a> {
+    map: Map,
+    func: &'a str,
+}
+
+impl<'a> Opts<'a> {
+    pub fn new(
+        ctx: &NativeCallContext,
+        func: &'a str,
+        map: Map,
+        allowed: &[&str],
+    ) -> RResult<Self> {
+        for k in map.keys() {
+            if !allowed.contains(&k.as_str()) {
+                let mut msg = format!("unknown option `{k}` for `{func}`");
+                if let Some(s) = super::error::did_you_mean(k, allowed.iter().copied()) {
+                    msg.push_str(&format!("\nhelp: did you mean `{s}`?"));
+                } else {
+                    msg.push_str(&format!(
+                        "\nhelp: `{func}` accepts {}",
+                        allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                return Err(rt(ctx, msg));
+            }
+        }
+        Ok(Self { map, func })
+    }
+
+    fn bad(
+        &self,
+        ctx: &NativeCallContext,
+        key: &str,
+        want: &str,
+        got: &Dynamic,
+    ) -> Box<EvalAltResult> {
+        rt(
+            ctx,
+            format!("option `{key}` of `{}` must be {want}, not {}", self.func, got.type_name()),
+        )
+    }
+
+    pub fn str(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<String>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_unit() => Ok(None),
+            Some(v) if v.is_string() => Ok(Some(v.clone().into_string().unwrap_or_default())),
+            Some(v) => Err(self.bad(ctx, key, "a string", v)),
+        }
+    }
+
+    pub fn bool(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<bool>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_unit() => Ok(None),
+            Some(v) => v.as_bool().map(Some).map_err(|_| self.bad(ctx, key, "true or false", v)),
+        }
+    }
+
+    /// Seconds as an int or a float.
+    pub fn secs(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<Duration>> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_unit() => Ok(None),
+            Some(v) => {
+                let s = v
+                    .as_int()
+                    .map(|i| i as f64)
+                    .or_else(|_| v.as_float())
+                    .map_err(|_| self.bad(ctx, key, "a number of seconds", v))?;
+                if !(s > 0.0 && s.is_finite()) {
+                    return Err(rt(
+                        ctx,
+                        format!(
+                            "option `{key}` of `{}` must be a positive number of seconds",
+                            self.func
+                        ),
+                    ));
+                }
+                Ok(Some(Duration::from_secs_f64(s)))
+            }
+        }
+    }
+
+    pub fn strings(&self, ctx: &NativeCallContext, key: &str) -> RResult<Vec<String>> {
+        match self.map.get(key) {
+            None => Ok(Vec::new()),
+            Some(v) if v.is_unit() => Ok(Vec::new()),
+            Some(v) if v.is_string() => Ok(vec![v.clone().into_string().unwrap_or_default()]),
+            Some(v) if v.is_array() => {
+                let arr = v.clone().into_array().unwrap_or_default();
+                string_array(ctx, arr, &format!("option `{key}` of `{}`", self.func))
+            }
+            Some(v) => Err(self.bad(ctx, key, "an array of strings", v)),
+        }
+    }
+
+    /// A map of string values (numbers and bools are turned into strings).
+    pub fn string_map(&self, ctx: &NativeCallContext, key: &str) -> RResult<Vec<(String, String)>> {
+        match self.map.get(key) {
+            None => Ok(Vec::new()),
+            Some(v) if v.is_unit() => Ok(Vec::new()),
+            Some(v) if v.is_map() => {
+                let m = v.clone().cast::<Map>();
+                let mut out = Vec::new();
+                for (k, v) in m {
+                    out.push((k.to_string(), scalar_string(ctx, &v, &format!("`{key}.{k}`"))?));
+                }
+                Ok(out)
+            }
+            Some(v) => Err(self.bad(ctx, key, "a map", v)),
+        }
+    }
+}
+
+/// A string, number or bool as text (for argv, env and config values).
+pub fn scalar_string(ctx: &NativeCallContext, v: &Dynamic, what: &str) -> RResult<String> {
+    if v.is_string() || v.is_int() || v.is_float() || v.is_bool() || v.is_char() {
+        Ok(v.to_string())
+    } else {
+        Err(rt(ctx, format!("{what} must be a string, number or bool, not {}", v.type_name())))
+    }
+}
+
+/// An array whose items are strings (numbers and bools are converted).
+pub fn string_array(ctx: &NativeCallContext, arr: Array, what: &str) -> RResult<Vec<String>> {
+    arr.iter()
+        .enumerate()
+        .map(|(i, v)| scalar_string(ctx, v, &format!("item {i} of {what}")))
+        .collect()
+}
+
+/// Resolve a script-supplied path inside the project root. Relative paths start at the call's
+/// working directory (the project root unless the orchestrator set one). Absolute paths are
+/// accepted only inside the root; `..` may not leave it, and neither may a symlink.
+pub fn sandbox(host: &Host, call: &CallCtx, path: &str) -> Result<PathBuf, String> {
+    let root = host.root.canonicalize().unwrap_or_else(|_| host.root.clone());
+    let p = Path::new(path);
+    let refuse = |why: &str| {
+        format!(
+            "path `{path}` is refused: {why}\nhelp: scripts may only touch files inside the project root `{}`",
+            root.display()
+        )
+    };
+    let base = match &call.workdir {
+        Some(w) if w.is_absolute() => w.clone(),
+        Some(w) => root.join(w),
+        None => root.clone(),
+    };
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let norm = super::modules::normalize(&joined);
+    if !norm.starts_with(&root) {
+        return Err(refuse(if p.is_absolute() {
+            "it is outside the project"
+        } else {
+            "it leaves the project root"
+        }));
+    }
+    // Symlinks: the deepest existing ancestor must still be inside the root.
+    let mut probe = norm.as_path();
+    loop {
+        if let Ok(real) = probe.canonicalize() {
+            if !real.starts_with(&root) {
+                return Err(refuse("it leads outside the project through a symlink"));
+            }
+            break;
+        }
+        match probe.parent() {
+            Some(parent) => probe = parent,
+            None => break,
+        }
+    }
+    debug_assert!(!norm.components().any(|c| c == Component::ParentDir));
+    Ok(norm)
+}
+
+/// JSON → Rhai.
+pub fn from_json(v: serde_json::Value) -> Dynamic {
+    match v {
+        serde_json::Value::Null => Dynamic::UNIT,
+        serde_json::Value::Bool(b) => b.into(),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64().unwrap_or(f64::NAN).into(),
+        },
+        serde_json::Value::String(s) => s.into(),
+        serde_json::Value::Array(a) => Dynamic::from_array(a.into_iter().map(from_json).collect()),
+        serde_json::Value::Object(o) => {
+            let mut m = Map::new();
+            for (k, v) in o {
+                m.insert(k.into(), from_json(v));
+            }
+            Dynamic::from_map(m)
+        }
+    }
+}
+
+/// Rhai → JSON. Functions and custom types have no JSON form.
+pub fn to_json(v: &Dynamic) -> Result<serde_json::Value, String> {
+    if v.is_unit() {
+        return Ok(serde_json::Value::Null);
+    }
+    if let Ok(b) = v.as_bool() {
+        return Ok(b.into());
+    }
+    if let Ok(i) = v.as_int() {
+        return Ok(i.into());
+    }
+    if let Ok(f) = v.as_float() {
+        return serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| format!("{f} has no JSON form"));
+    }
+    if v.is_string() || v.is_char() {
+        return Ok(v.to_string().into());
+    }
+    if v.is_array() {
+        let a = v.read_lock::<Array>().ok_or("array is locked")?;
+        return a.iter().map(to_json).collect::<Result<Vec<_>, _>>().map(serde_json::Value::Array);
+    }
+    if v.is_map() {
+        let m = v.read_lock::<Map>().ok_or("map is locked")?;
+        let mut o = serde_json::Map::new();
+        for (k, v) in m.iter() {
+            o.insert(k.to_string(), to_json(v)?);
+        }
+        return Ok(serde_json::Value::Object(o));
+    }
+    Err(format!("a value of type `{}` has no JSON form", v.type_name()))
+}
+
+/// A result map of a command: `#{ code, stdout, stderr }`.
+pub fn command_result(code: i64, stdout: String, stderr: String) -> Map {
+    let mut m = Map::new();
+    m.insert("code".into(), code.into());
+    m.insert("stdout".into(), stdout.into());
+    m.insert("stderr".into(), stderr.into());
+    m
+}

@@ -1,0 +1,219 @@
+//! Rendering script errors for humans: the message, `--> path:line:col`, the source line with a
+//! caret, any `help:` lines, then the chain of script function calls (innermost first).
+//!
+//! Rhai wraps an error raised inside a script function in `ErrorInFunctionCall` frames (one per
+//! call, each with the call site) and errors inside an imported module in `ErrorInModule`; the
+//! innermost error's position is relative to the source of the innermost frame. API functions
+//! build their errors from `NativeCallContext::call_position()`, so they point at the call.
+
+use std::path::Path;
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+use super::{Stop, modules};
+use crate::redact;
+
+/// One frame of the call chain: `name` was called at `source:pos`.
+struct Frame {
+    what: String,
+    source: String,
+    pos: Position,
+}
+
+/// Render a runtime (or wrapped parse) error of a script whose AST source is `source`.
+pub fn render(err: &EvalAltResult, source: &str) -> String {
+    let mut frames = Vec::new();
+    let mut cur_source = source.to_string();
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, fn_src, inner, pos) => {
+                let what = if name.starts_with("anon$") {
+                    "in a closure".to_string()
+                } else {
+                    format!("in `{name}`")
+                };
+                frames.push(Frame { what, source: cur_source.clone(), pos: *pos });
+                if !fn_src.is_empty() {
+                    cur_source = fn_src.clone();
+                }
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(key, inner, pos) => {
+                let name = if key.starts_with("<stdlib>") { key.clone() } else { display(key) };
+                frames.push(Frame {
+                    what: format!("in module `{name}`"),
+                    source: cur_source.clone(),
+                    pos: *pos,
+                });
+                cur_source = key.clone();
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let message = message_of(e);
+    let pos = match e {
+        EvalAltResult::ErrorParsing(_, p) => *p,
+        other => other.position(),
+    };
+    let mut out = String::new();
+    let mut lines = message.lines();
+    out.push_str(lines.next().unwrap_or("script failed"));
+    out.push_str(&snippet(&cur_source, pos));
+    for l in lines {
+        out.push('\n');
+        out.push_str(l);
+    }
+    // Frames were collected outermost first; show the innermost call first, like a backtrace.
+    for f in frames.iter().rev() {
+        out.push_str(&format!("\n  = note: {} called from {}", f.what, location(&f.source, f.pos)));
+    }
+    redact::redact(&out).into_owned()
+}
+
+/// Render a parse error of the script whose AST source name is `source`.
+pub fn render_parse(err: &ParseError, source: &str) -> String {
+    let msg = lower_first(&err.0.to_string());
+    let out = format!("{msg}{}", snippet(source, err.1));
+    redact::redact(&out).into_owned()
+}
+
+/// The message of the innermost error, lowercase first letter, without Rhai's position suffix.
+fn message_of(e: &EvalAltResult) -> String {
+    match e {
+        EvalAltResult::ErrorRuntime(v, _) => {
+            if v.is_string() {
+                v.clone().into_string().unwrap_or_default()
+            } else if v.is_unit() {
+                "script error".to_string()
+            } else {
+                format!("script error: {v}")
+            }
+        }
+        EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
+            Some(Stop::TimedOut(d)) => format!(
+                "script timed out after {}\nhelp: raise the limit with `--timeout`",
+                crate::process::secs(d)
+            ),
+            Some(Stop::Cancelled) => "script was cancelled".to_string(),
+            Some(Stop::Exit(c)) => format!("script exited with code {c}"),
+            None => "script terminated".to_string(),
+        },
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "script exceeded its operation limit\nhelp: an endless loop? raise the limit with `--max-operations` if the work is real".to_string()
+        }
+        EvalAltResult::ErrorStackOverflow(_) => {
+            "script exceeded the maximum call depth\nhelp: is a function calling itself without end?".to_string()
+        }
+        EvalAltResult::ErrorParsing(p, _) => lower_first(&p.to_string()),
+        EvalAltResult::ErrorVariableNotFound(name, _) => format!("variable `{name}` is not defined"),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            format!("function not found: `{sig}`")
+        }
+        other => {
+            let text = other.to_string();
+            // Rhai appends " (line N, position M)"; the location is rendered separately.
+            let text = match text.rfind(" (line ") {
+                Some(i) if text.ends_with(')') => text[..i].to_string(),
+                _ => text,
+            };
+            lower_first(&text)
+        }
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) if f.is_uppercase() && c.clone().next().is_some_and(|n| n.is_lowercase()) => {
+            f.to_lowercase().chain(c).collect()
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// An AST source name for humans: stdlib names as they are, files relative to the current dir.
+pub fn display(source: &str) -> String {
+    if source.starts_with("<stdlib>") || source.is_empty() {
+        return source.to_string();
+    }
+    let cwd = std::env::current_dir().ok();
+    let cwd = cwd.as_deref().and_then(|c| c.canonicalize().ok());
+    let p = Path::new(source);
+    match cwd {
+        Some(c) => super::display_path(p, &c),
+        None => source.to_string(),
+    }
+}
+
+fn location(source: &str, pos: Position) -> String {
+    let name = if source.is_empty() { "<script>".to_string() } else { display(source) };
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{name}:{l}:{c}"),
+        (Some(l), None) => format!("{name}:{l}"),
+        _ => name,
+    }
+}
+
+/// `\n --> path:line:col` plus the source line and a caret, when known.
+fn snippet(source: &str, pos: Position) -> String {
+    if pos.is_none() {
+        return if source.is_empty() {
+            String::new()
+        } else {
+            format!("\n --> {}", display(source))
+        };
+    }
+    let mut out = format!("\n --> {}", location(source, pos));
+    let Some(line_no) = pos.line() else { return out };
+    let Some(text) = modules::source_text(source) else { return out };
+    let Some(line) = text.lines().nth(line_no - 1) else { return out };
+    let col = pos.position().unwrap_or(1).max(1);
+    let gutter = line_no.to_string();
+    let pad = " ".repeat(gutter.len());
+    // Keep tabs so the caret lines up under the same glyphs.
+    let lead: String =
+        line.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    out.push_str(&format!("\n{pad} |\n{gutter} | {line}\n{pad} | {lead}^"));
+    out
+}
+
+/// The closest candidate to `word` (edit distance at most a third of its length, minimum 1).
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names() {
+        assert_eq!(did_you_mean("dokcer", ["docker", "retry"]), Some("docker"));
+        assert_eq!(did_you_mean("zzz", ["docker", "retry"]), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! The sandboxed module resolver. `import "docker" as docker;` (a bare name) resolves a module
+//! compiled into the binary from `stdlib/`; `import "./lib/util" as util;` resolves a project
+//! file relative to the importing script (`.rhai` added when missing). Absolute paths and paths
+//! that leave the project root (through `..` or a symlink) are refused — Rhai's own
+//! `FileModuleResolver` accepts both. Each module is compiled and evaluated once and cached.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+
+/// The stdlib, embedded: `(name, source)`.
+pub const STDLIB: &[(&str, &str)] = &[
+    ("docker", include_str!("../../stdlib/docker.rhai")),
+    ("retry", include_str!("../../stdlib/retry.rhai")),
+];
+
+/// The `source` name given to a stdlib module's AST (shown in error locations).
+pub fn stdlib_source(name: &str) -> String {
+    format!("<stdlib>/{name}.rhai")
+}
+
+/// The text behind an AST source name: a stdlib module or a file on disk.
+pub fn source_text(source: &str) -> Option<String> {
+    if let Some(name) = source.strip_prefix("<stdlib>/").and_then(|s| s.strip_suffix(".rhai")) {
+        return STDLIB.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string());
+    }
+    std::fs::read_to_string(source).ok()
+}
+
+pub struct Resolver {
+    root: PathBuf,
+    cache: Mutex<HashMap<String, Shared<Module>>>,
+}
+
+thread_local! {
+    /// Modules being evaluated on this thread, to report import cycles instead of recursing.
+    static LOADING: std::cell::RefCell<HashSet<String>> = std::cell::RefCell::new(HashSet::new());
+}
+
+impl Resolver {
+    pub fn new(root: &Path) -> Self {
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        Self { root, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Where an import points: `(cache key and AST source name, text)`.
+    fn locate(&self, source: Option<&str>, path: &str) -> Result<(String, String), String> {
+        let is_path = path.starts_with("./") || path.starts_with("../") || path.contains('/');
+        if !is_path {
+            return match STDLIB.iter().find(|(n, _)| *n == path) {
+                Some((n, text)) => Ok((stdlib_source(n), text.to_string())),
+                None => {
+                    let names: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
+                    let mut msg = format!("unknown stdlib module `{path}`");
+                    if let Some(s) = crate::script::error::did_you_mean(path, names.iter().copied())
+                    {
+                        msg.push_str(&format!("\nhelp: did you mean `{s}`?"));
+                    }
+                    msg.push_str(&format!(
+                        "\nhelp: the stdlib has {}; import a project file with a relative path such as `./{path}`",
+                        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    ));
+                    Err(msg)
+                }
+            };
+        }
+        if Path::new(path).is_absolute() {
+            return Err(format!(
+                "import `{path}` is refused: absolute paths are outside the project\nhelp: import project modules relative to the importing script, e.g. `./lib/util`"
+            ));
+        }
+        let base = match source {
+            Some(s) if !s.starts_with("<stdlib>") && !s.is_empty() => {
+                Path::new(s).parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone())
+            }
+            _ => self.root.clone(),
+        };
+        let mut rel = PathBuf::from(path);
+        if rel.extension().is_none() {
+            rel.set_extension("rhai");
+        }
+        let joined = normalize(&base.join(rel));
+        let escape = || {
+            format!(
+                "import `{path}` is refused: it resolves outside the project root `{}`\nhelp: keep modules inside the project; `..` may not leave the root",
+                self.root.display()
+            )
+        };
+        if !joined.starts_with(&self.root) {
+            return Err(escape());
+        }
+        let real = joined.canonicalize().map_err(|_| {
+            format!(
+                "module `{path}` not found (looked for `{}`)\nhelp: project imports are relative to the importing script",
+                crate::script::display_path(&joined, &self.root)
+            )
+        })?;
+        if !real.starts_with(&self.root) {
+            return Err(escape());
+        }
+        let text = std::fs::read_to_string(&real)
+            .map_err(|e| format!("cannot read module `{}`: {e}", real.display()))?;
+        Ok((real.display().to_string(), text))
+    }
+}
+
+/// Resolve `.` and `..` lexically (the file may not exist yet).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let (key, text) = self
+            .locate(source, path)
+            .map_err(|msg| EvalAltResult::ErrorRuntime(msg.into(), pos))?;
+        if let Some(m) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(m.clone());
+        }
+        if !LOADING.with(|l| l.borrow_mut().insert(key.clone())) {
+            return Err(EvalAltResult::ErrorRuntime(
+                format!("import cycle: module `{path}` imports itself (directly or indirectly)")
+                    .into(),
+                pos,
+            )
+            .into());
+        }
+        let result = (|| {
+            let mut ast = engine
+                .compile(&text)
+                .map_err(|e| EvalAltResult::ErrorInModule(key.clone(), e.into(), pos))?;
+            ast.set_source(key.as_str());
+            let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+                .map_err(|e| EvalAltResult::ErrorInModule(key.clone(), e, pos))?;
+            module.set_id(key.as_str());
+            module.build_index();
+            Ok::<_, Box<EvalAltResult>>(Shared::new(module))
+        })();
+        LOADING.with(|l| l.borrow_mut().remove(&key));
+        let module = result?;
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, module.clone());
+        Ok(module)
+    }
+}

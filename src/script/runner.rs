@@ -1,0 +1,100 @@
+//! `pilum run <script> [-- args…]`: compile the script with the full API, expose `ARGS`, run it
+//! under the run's cancel token (Ctrl-C) and `--timeout`, and map the outcome to an exit code:
+//! `exit(n)` → n, an uncaught error → 1 (rendered with its location), a syntax error → 2,
+//! Ctrl-C → 130.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Scope};
+
+use super::engine::{self, Limits, Profile};
+use super::{CallCtx, CancelToken, Deadline, Host, Sink, Stop, error, with_call};
+use crate::error::{Error, exit};
+use crate::ui::output::Output;
+
+/// What `pilum run` needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub script: PathBuf,
+    pub args: Vec<String>,
+    pub root: PathBuf,
+    pub dry_run: bool,
+    pub max_operations: Option<u64>,
+    pub timeout: Option<Duration>,
+}
+
+/// The project root: `-C DIR`, else the git top level of the current directory, else the
+/// current directory.
+pub fn project_root(dir: Option<&Path>) -> PathBuf {
+    if let Some(d) = dir {
+        return d.to_path_buf();
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let top = crate::process::Command::new(["git", "rev-parse", "--show-toplevel"])
+        .dir(&cwd)
+        .run()
+        .ok()
+        .filter(|o| o.success())
+        .map(|o| PathBuf::from(o.stdout.trim_end()));
+    top.unwrap_or(cwd)
+}
+
+pub fn run(cfg: RunConfig, out: &Output) -> Result<(), Error> {
+    let script = cfg.script.canonicalize().map_err(|e| {
+        Error::usage(format!(
+            "cannot read script `{}`: {}\nhelp: give a path to a `.rhai` file",
+            cfg.script.display(),
+            e.to_string().to_lowercase()
+        ))
+    })?;
+    let text = std::fs::read_to_string(&script)
+        .map_err(|e| Error::usage(format!("cannot read script `{}`: {e}", cfg.script.display())))?;
+    let root = cfg.root.canonicalize().unwrap_or(cfg.root.clone());
+    let sink: Arc<dyn Sink> = Arc::new(out.clone());
+    let host = Arc::new(Host { root, dry_run: cfg.dry_run, verbose: out.verbose, sink });
+    let mut limits = Limits::full();
+    if let Some(n) = cfg.max_operations {
+        limits.max_operations = n;
+    }
+    let engine = engine::build(&host, Profile::Full(limits));
+
+    let mut scope = Scope::new();
+    let args: Array = cfg.args.iter().cloned().map(Dynamic::from).collect();
+    scope.push_constant("ARGS", args);
+    let source = script.display().to_string();
+    let mut ast = engine
+        .compile_with_scope(&scope, &text)
+        .map_err(|e| Error::usage(error::render_parse(&e, &source)))?;
+    ast.set_source(source.as_str());
+
+    let cancel = CancelToken::new();
+    if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
+        out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
+    }
+    let ctx = CallCtx { cancel, deadline: cfg.timeout.map(Deadline::after), ..CallCtx::default() };
+    let result = with_call(ctx, || engine.run_ast_with_scope(&mut scope, &ast));
+    let outcome = match result {
+        Ok(()) => Ok(()),
+        Err(err) => match engine::stop_of(&err) {
+            Some(Stop::Exit(0)) => Ok(()),
+            Some(Stop::Exit(code)) => Err(Error::silent(code)),
+            Some(Stop::Cancelled) => {
+                Err(Error { code: exit::INTERRUPTED, message: "interrupted".into() })
+            }
+            _ => Err(Error::failure(error::render(&err, &source))),
+        },
+    };
+    if out.json {
+        let code = outcome.as_ref().map_or_else(|e| e.code, |_| 0);
+        let mut v = serde_json::json!({"event": "exit", "code": code});
+        if let Err(e) = &outcome
+            && !e.message.is_empty()
+        {
+            v["error"] = e.message.clone().into();
+        }
+        out.json_line(&v);
+    }
+    outcome
+}

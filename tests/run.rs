@@ -1,0 +1,683 @@
+//! `pilum run` and the script API end to end: limits, timeouts and surviving children, the
+//! sandbox, command errors, secret redaction, dry runs, rendered errors, the Pulumi argv, the
+//! stdlib, git queries and `pilum api`.
+
+use std::time::Duration;
+
+use crate::common::Test;
+
+/// Running and not a zombie. A SIGKILLed process exits asynchronously, so poll for a while.
+fn gone(pid: &str) -> bool {
+    let pid = pid.trim();
+    assert!(!pid.is_empty(), "no pid recorded");
+    (0..300).any(|_| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        let alive = stat
+            .is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+        if alive {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        !alive
+    })
+}
+
+#[test]
+fn hello_example_runs() {
+    let t = Test::new().file("hello.rhai", include_str!("../examples/hello.rhai")).args([
+        "run",
+        "hello.rhai",
+        "--",
+        "world",
+    ]);
+    let r = t.run().success();
+    assert!(r.stdout.starts_with("hello, world!\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("ghcr.io/acme/api:1.2.3"));
+}
+
+#[test]
+fn args_and_exit_code() {
+    let t = Test::new()
+        .file("main.rhai", "print(ARGS.len()); print(ARGS[1]); exit(ARGS[0].parse_int());")
+        .args(["run", "main.rhai", "--", "7", "two words"]);
+    let r = t.run().code(7);
+    assert_eq!(r.stdout, "2\ntwo words\n");
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn uncaught_error_exits_1_and_syntax_error_2() {
+    Test::new().file("main.rhai", "throw \"boom\";").args(["run", "main.rhai"]).run().code(1);
+    Test::new().file("main.rhai", "let = 1;").args(["run", "main.rhai"]).run().code(2);
+    Test::new().args(["run", "missing.rhai"]).run().code(2);
+}
+
+#[test]
+fn operation_limit_stops_a_runaway_loop_and_no_child_survives() {
+    let t = Test::new()
+        .file(
+            "main.rhai",
+            r#"let r = exec::run(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"]);
+fs::write("child.pid", r.stdout);
+while true {}
+"#,
+        )
+        .args(["run", "--max-operations", "100000", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("error: script exceeded its operation limit"), "{}", r.stderr);
+    assert!(r.stderr.contains(" --> main.rhai:3:"), "{}", r.stderr);
+    let pid = std::fs::read_to_string(t.path().join("child.pid")).expect("pid recorded");
+    assert!(gone(&pid), "background child {pid} survived");
+}
+
+#[test]
+fn timeout_stops_a_blocked_command_and_kills_it() {
+    let t = Test::new()
+        .file("main.rhai", r#"exec::run(["sh", "-c", "echo $$ > child.pid; exec sleep 1000"]);"#)
+        .args(["run", "--timeout", "1s", "main.rhai"]);
+    let start = std::time::Instant::now();
+    let r = t.run().code(1);
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert!(
+        r.stderr.starts_with("error: script timed out after 1s\n --> main.rhai:1:7"),
+        "{}",
+        r.stderr
+    );
+    let pid = std::fs::read_to_string(t.path().join("child.pid")).expect("pid recorded");
+    assert!(gone(&pid), "child {pid} survived the timeout");
+}
+
+#[test]
+fn a_command_timeout_is_an_ordinary_error() {
+    let t = Test::new()
+        .file(
+            "main.rhai",
+            r#"try { exec::run(["sleep", "1000"], #{ timeout: 0.3 }); } catch (e) { print(e); }"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(r.stdout, "command `sleep 1000` timed out after 300ms\n");
+}
+
+#[test]
+fn paths_and_imports_outside_the_project_are_refused() {
+    for (script, needle) in [
+        (
+            r#"fs::read("../../etc/passwd")"#,
+            "path `../../etc/passwd` is refused: it leaves the project root",
+        ),
+        (r#"fs::read("/etc/passwd")"#, "path `/etc/passwd` is refused: it is outside the project"),
+        (
+            r#"import "/etc/x" as x;"#,
+            "import `/etc/x` is refused: absolute paths are outside the project",
+        ),
+        (
+            r#"import "../../x" as x;"#,
+            "import `../../x` is refused: it resolves outside the project root",
+        ),
+        (r#"exec::run(["ls"], #{ dir: "/" })"#, "path `/` is refused"),
+    ] {
+        let t = Test::new().file("sub/main.rhai", script).args(["run", "sub/main.rhai"]);
+        let r = t.run().code(1);
+        assert!(r.stderr.contains(needle), "{script}: {}", r.stderr);
+        assert!(!r.stdout.contains("root:"), "{script} leaked a file");
+    }
+}
+
+#[test]
+fn symlink_escape_is_refused() {
+    let t = Test::new()
+        .file("main.rhai", r#"print(fs::read("link/passwd"))"#)
+        .args(["run", "main.rhai"]);
+    std::os::unix::fs::symlink("/etc", t.path().join("link")).expect("symlink");
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
+}
+
+#[test]
+fn project_modules_resolve_relative_to_the_importer() {
+    let t = Test::new()
+        .file("lib/util.rhai", "import \"./more\" as more;\nfn greet(x) { `${more::prefix()} ${x}` }\n")
+        .file("lib/more.rhai", "fn prefix() { \"hello\" }\n")
+        .file("scripts/main.rhai", "import \"../lib/util\" as util;\nimport \"../lib/util\" as again;\nprint(util::greet(\"a\"));\nprint(again::greet(\"b\"));\n")
+        .args(["run", "scripts/main.rhai"]);
+    assert_eq!(t.run().success().stdout, "hello a\nhello b\n");
+}
+
+#[test]
+fn exec_false_fails_naming_the_command_unless_unchecked() {
+    let t = Test::new().file("main.rhai", r#"exec::run(["false"]);"#).args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.starts_with("error: command `false` failed with exit code 1\n"),
+        "{}",
+        r.stderr
+    );
+
+    let t = Test::new()
+        .file("main.rhai", r#"let r = exec::run(["false"], #{ check: false }); print(r.code);"#)
+        .args(["run", "main.rhai"]);
+    assert_eq!(t.run().success().stdout, "1\n");
+}
+
+#[test]
+fn failed_command_shows_the_tail_of_stderr() {
+    let t = Test::new()
+        .file(
+            "main.rhai",
+            r#"exec::run(["sh", "-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 4"]);"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.contains("failed with exit code 4\n  last output lines:\n  | line11\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("  | line30\n"));
+    assert!(!r.stderr.contains("| line10\n"));
+}
+
+#[test]
+fn exec_options_and_sh() {
+    let t = Test::new()
+        .file("sub/x.txt", "")
+        .file(
+            "main.rhai",
+            r#"let r = exec::run(["sh", "-c", "pwd; echo $GREETING"], #{ dir: "sub", env: #{ GREETING: "hi" } });
+print(r.stdout);
+print(exec::sh("echo a | tr a b").stdout);
+print(exec::run(["cat"], #{ stdin: "piped" }).stdout);
+print(exec::which("sh") != ());
+print(exec::which("pilum-nope") == ());
+try { exec::run(["true"], #{ dri: "x" }); } catch (e) { print(e); }"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    let root = t.path().canonicalize().expect("canonical root");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{}/sub\nhi\n\nb\n\npiped\ntrue\ntrue\nunknown option `dri` for `exec::run`\nhelp: did you mean `dir`?\n",
+            root.display()
+        )
+    );
+}
+
+#[test]
+fn secrets_never_reach_any_output() {
+    let script = r#"let t = env::secret("DEPLOY_TOKEN");
+let r = exec::run(["sh", "-c", "echo token=$DEPLOY_TOKEN; echo err=$DEPLOY_TOKEN >&2"]);
+print(r.stdout);
+log::info(`using ${t}`);
+log::warn(t);
+debug(t);
+exec::run(["sh", "-c", "echo failing with $DEPLOY_TOKEN >&2; exit 3"]);
+"#;
+    for json in [false, true] {
+        let mut t = Test::new()
+            .file("main.rhai", script)
+            .env("DEPLOY_TOKEN", "s3cr3t-VALUE-42")
+            .args(["-vv"]);
+        if json {
+            t = t.arg("--json");
+        }
+        let r = t.args(["run", "main.rhai"]).run().code(1);
+        for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            assert!(!text.contains("s3cr3t-VALUE-42"), "json={json} secret in {name}:\n{text}");
+        }
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(all.contains("token=***"), "json={json}: {all}");
+        assert!(all.contains("err=***"), "json={json}: {all}");
+        assert!(all.contains("failing with ***"), "json={json}: {all}");
+        if json {
+            for line in r.stdout.lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("stdout is NDJSON");
+            }
+        }
+    }
+}
+
+#[test]
+fn dry_run_prints_commands_and_runs_none() {
+    let t = Test::new()
+        .fake("docker", "echo built")
+        .fake("pulumi", "echo '{}'")
+        .file("Pulumi.dev.yaml", "config:\n  app:replicas: \"1\"\n")
+        .file(
+            "main.rhai",
+            r#"import "docker" as docker;
+let r = exec::run(["docker", "build", "."]);
+print(`code=${r.code} out=${r.stdout}`);
+docker::build(#{ context: "web", tags: ["ghcr.io/acme/web:1"], build_args: #{ V: "1" } });
+docker::push("ghcr.io/acme/web:1");
+exec::sh("docker system prune -f");
+fs::write("out.txt", "x");
+fs::mkdir("dist");
+pulumi::config_set("app:replicas", 3, #{ stack: "dev" });
+pulumi::up(#{ stack: "dev", targets: ["urn:a"] });
+print(fs::read("Pulumi.dev.yaml").len() > 0);
+"#,
+        )
+        .args(["run", "--dry-run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(t.calls("docker"), Vec::<Vec<String>>::new());
+    assert_eq!(t.calls("pulumi"), Vec::<Vec<String>>::new());
+    assert!(!t.path().join("out.txt").exists());
+    assert!(!t.path().join("dist").exists());
+    assert_eq!(
+        r.stdout,
+        "dry-run exec::run: docker build .
+code=0 out=
+dry-run exec::run: docker build --tag ghcr.io/acme/web:1 --build-arg V=1 web
+dry-run exec::run: docker push ghcr.io/acme/web:1
+dry-run exec::sh: sh -c 'docker system prune -f'
+dry-run fs::write: out.txt (1 bytes)
+dry-run fs::mkdir: dist
+dry-run pulumi::config_set: pulumi config set app:replicas 3 --plaintext --stack dev --non-interactive --color never
+dry-run pulumi::up: pulumi up --yes --skip-preview --target urn:a --stack dev --non-interactive --color never
+true
+"
+    );
+}
+
+#[test]
+fn rendered_parse_error_is_pinned() {
+    let t =
+        Test::new().file("main.rhai", "let a = 1;\nlet b = (a + ;\n").args(["run", "main.rhai"]);
+    let r = t.run().code(2);
+    assert_eq!(
+        r.stderr,
+        "error: expecting ')' to close the parameters list
+ --> main.rhai:2:14
+  |
+2 | let b = (a + ;
+  |              ^
+"
+    );
+}
+
+#[test]
+fn rendered_nested_runtime_error_is_pinned() {
+    let t = Test::new()
+        .file(
+            "main.rhai",
+            "fn inner(x) {\n    let y = x.missing_method();\n}\n\nfn outer() {\n    inner(1);\n}\n\nouter();\n",
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert_eq!(
+        r.stderr,
+        "error: function not found: `missing_method (i64)`
+ --> main.rhai:2:15
+  |
+2 |     let y = x.missing_method();
+  |               ^
+  = note: in `inner` called from main.rhai:6:5
+  = note: in `outer` called from main.rhai:9:1
+"
+    );
+}
+
+#[test]
+fn rendered_api_error_keeps_its_position() {
+    let t = Test::new()
+        .file("lib/steps.rhai", "fn build() {\n    exec::run([\"false\"]);\n}\n")
+        .file("main.rhai", "import \"./lib/steps\" as steps;\n\nsteps::build();\n")
+        .args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert_eq!(
+        r.stderr,
+        "error: command `false` failed with exit code 1
+ --> lib/steps.rhai:2:11
+  |
+2 |     exec::run([\"false\"]);
+  |           ^
+  = note: in `build` called from main.rhai:3:8
+"
+    );
+}
+
+#[test]
+fn pulumi_functions_produce_the_documented_argv() {
+    let t = Test::new()
+        .fake(
+            "pulumi",
+            r#"case "$1 $2" in
+  "config get") echo '{"value":"3","secret":false}' ;;
+  "preview --json") echo '{"steps":[{"op":"update","urn":"urn:a","diffReasons":["replicas"]}],"changeSummary":{"update":1,"same":2}}' ;;
+  "refresh --preview-only") echo '{"steps":[],"changeSummary":{"same":3}}' ;;
+  "stack output") echo '{"url":"https://x"}' ;;
+esac"#,
+        )
+        .file("infra/Pulumi.yaml", "name: app\n")
+        .file(
+            "main.rhai",
+            r#"let o = #{ stack: "prod", cwd: "infra" };
+print(pulumi::config_get("app:replicas", o));
+pulumi::config_set("app:replicas", 4, o);
+pulumi::config_set("app:token", "tok-123456", #{ stack: "prod", secret: true });
+pulumi::config_set_all(#{ "app:b": 2, "app:a": "x" }, #{ stack: "prod", path: true });
+pulumi::up(#{ stack: "prod", targets: ["urn:a", "urn:b"], target_dependents: true, message: "scale web" });
+let p = pulumi::preview(#{ stack: "prod", targets: ["urn:a"], config_file: "infra/alt.yaml" });
+print(p.changeSummary.update);
+print(p.steps[0].diffReasons[0]);
+print(pulumi::refresh_preview(#{ stack: "prod" }).changeSummary.same);
+print(pulumi::outputs(#{ stack: "prod" }).url);
+pulumi::config_refresh(#{ stack: "prod", force: true });
+"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(r.stdout, "3\n1\nreplicas\n3\nhttps://x\n");
+    let root = t.path().canonicalize().expect("root");
+    let infra = root.join("infra").display().to_string();
+    let alt = root.join("infra/alt.yaml").display().to_string();
+    let tail = ["--non-interactive", "--color", "never"];
+    let mk = |parts: &[&str]| -> Vec<String> {
+        parts.iter().chain(tail.iter()).map(|s| s.to_string()).collect()
+    };
+    assert_eq!(
+        t.calls("pulumi"),
+        vec![
+            mk(&["config", "get", "app:replicas", "--json", "--cwd", &infra, "--stack", "prod"]),
+            mk(&[
+                "config",
+                "set",
+                "app:replicas",
+                "4",
+                "--plaintext",
+                "--cwd",
+                &infra,
+                "--stack",
+                "prod"
+            ]),
+            mk(&["config", "set", "app:token", "tok-123456", "--secret", "--stack", "prod"]),
+            mk(&[
+                "config",
+                "set-all",
+                "--path",
+                "--plaintext",
+                "app:a=x",
+                "--plaintext",
+                "app:b=2",
+                "--stack",
+                "prod"
+            ]),
+            mk(&[
+                "up",
+                "--yes",
+                "--skip-preview",
+                "--target",
+                "urn:a",
+                "--target",
+                "urn:b",
+                "--target-dependents",
+                "--message",
+                "scale web",
+                "--stack",
+                "prod"
+            ]),
+            mk(&[
+                "preview",
+                "--json",
+                "--target",
+                "urn:a",
+                "--stack",
+                "prod",
+                "--config-file",
+                &alt
+            ]),
+            mk(&["refresh", "--preview-only", "--json", "--stack", "prod"]),
+            mk(&["stack", "output", "--json", "--stack", "prod"]),
+            mk(&["config", "refresh", "--force", "--stack", "prod"]),
+        ]
+    );
+}
+
+#[test]
+fn pulumi_preview_with_config_leaves_the_stack_file_unchanged() {
+    let stack = "config:\n  app:replicas: \"2\"\n  app:cpu: \"256\"\n";
+    let t = Test::new()
+        // The fake writes into whichever file `--config-file` names, like the real CLI.
+        .fake(
+            "pulumi",
+            r#"file=""; prev=""
+for a in "$@"; do [ "$prev" = "--config-file" ] && file="$a"; prev="$a"; done
+case "$1 $2" in
+  "config set-all") echo "  changed: true" >> "$file" ;;
+  "preview --json") grep -q changed "$file" && echo '{"steps":[],"changeSummary":{"update":1}}' ;;
+esac"#,
+        )
+        .file("infra/Pulumi.prod.yaml", stack)
+        .file(
+            "main.rhai",
+            r#"let p = pulumi::preview_with_config(#{ "app:replicas": 6 }, #{ stack: "prod", cwd: "infra" });
+print(p.changeSummary.update);"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(r.stdout, "1\n");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("infra/Pulumi.prod.yaml")).expect("stack file"),
+        stack
+    );
+    let calls = t.calls("pulumi");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0][..4], ["config", "set-all", "--plaintext", "app:replicas=6"]);
+    assert_eq!(calls[1][..2], ["preview", "--json"]);
+    let tmp = |c: &Vec<String>| {
+        c[c.iter().position(|a| a == "--config-file").expect("has --config-file") + 1].clone()
+    };
+    assert_eq!(tmp(&calls[0]), tmp(&calls[1]));
+    assert!(!tmp(&calls[0]).ends_with("Pulumi.prod.yaml"));
+    assert!(!std::path::Path::new(&tmp(&calls[0])).exists(), "temporary config file left behind");
+}
+
+#[test]
+fn pulumi_lock_conflict_is_explained() {
+    let t = Test::new()
+        .fake(
+            "pulumi",
+            "echo 'error: [409] Conflict: Another update is currently in progress.' >&2; exit 255",
+        )
+        .file("main.rhai", r#"pulumi::up(#{ stack: "prod" });"#)
+        .args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("failed with exit code 255"), "{}", r.stderr);
+    assert!(r.stderr.contains("help: another update holds the stack lock"), "{}", r.stderr);
+}
+
+#[test]
+fn docker_stdlib_builds_tags_and_pushes() {
+    let t = Test::new()
+        .fake("docker", "true")
+        .file(
+            "main.rhai",
+            r#"import "docker" as docker;
+let img = docker::artifact_registry("europe-west1", "proj", "repo", "api", "v1");
+docker::build(#{ context: "api", dockerfile: "api/Dockerfile", tags: [img], build_args: #{ B: "2", A: "1" },
+                labels: #{ "org.opencontainers.image.revision": "abc" }, platforms: ["linux/amd64", "linux/arm64"] });
+docker::tag(img, docker::gcr("proj", "api", "latest"));
+docker::push(img);
+print(docker::acr("reg", "api", "v1"));
+print(docker::docker_hub("library", "nginx", "1.27"));
+print(docker::ecr("1", "us-east-1", "api", "sha256:abc"));
+print(docker::registry_of(img));
+print(docker::registry_of("nginx:1"));
+"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(
+        r.stdout,
+        "reg.azurecr.io/api:v1\ndocker.io/library/nginx:1.27\n1.dkr.ecr.us-east-1.amazonaws.com/api@sha256:abc\neurope-west1-docker.pkg.dev\ndocker.io\n"
+    );
+    let img = "europe-west1-docker.pkg.dev/proj/repo/api:v1";
+    assert_eq!(
+        t.calls("docker"),
+        vec![
+            vec![
+                "buildx",
+                "build",
+                "--file",
+                "api/Dockerfile",
+                "--tag",
+                img,
+                "--build-arg",
+                "A=1",
+                "--build-arg",
+                "B=2",
+                "--label",
+                "org.opencontainers.image.revision=abc",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "api"
+            ],
+            vec!["tag", img, "gcr.io/proj/api:latest"],
+            vec!["push", img],
+        ]
+    );
+}
+
+#[test]
+fn retry_stdlib_retries_then_gives_up() {
+    let t = Test::new()
+        .file(
+            "main.rhai",
+            r#"import "retry" as retry;
+let n = 0;
+let v = retry::run(|| { n += 1; if n < 3 { throw "flaky"; } n }, #{ attempts: 4, base: 0.01, max: 0.02 });
+print(v);
+try { retry::run(|| throw "down", #{ attempts: 2, base: 0.01 }); } catch (e) { print(e); }
+print(retry::delay(10, 1.0, 5.0) <= 5.0);"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(r.stdout, "3\ngave up after 2 attempts: down\ntrue\n");
+    assert_eq!(r.stderr.matches("warning: attempt").count(), 3, "{}", r.stderr);
+}
+
+#[test]
+fn fs_api_round_trip() {
+    let t = Test::new()
+        .file("data/a.json", r#"{"name":"api","ports":[80,443]}"#)
+        .file("data/b.yaml", "name: web\nreplicas: 2\n")
+        .file("data/sub/c.txt", "hello\n")
+        .file(
+            "main.rhai",
+            r#"print(fs::read_json("data/a.json").ports[1]);
+print(fs::read_yaml("data/b.yaml").replicas);
+print(fs::glob("data/**/*.txt"));
+print(fs::glob("data/*"));
+fs::write("out/x.txt", "abc");
+print(fs::exists("out/x.txt"));
+print(fs::sha256("out/x.txt"));
+let sum = fs::tar_gz(["data/sub/c.txt", "data/a.json"], "out/a.tar.gz");
+print(sum == fs::sha256("out/a.tar.gz"));
+fs::remove("out/x.txt");
+print(fs::exists("out/x.txt"));
+print(json::parse(json::stringify(#{ a: [1, 2.5, true, ()] })));
+print(yaml::parse(yaml::stringify(#{ k: "v" })).k);
+print(regex::replace_all("My Service", "[^A-Za-z]+", "-"));
+print(regex::captures("v1.4.2", "^v(\\d+)\\.(\\d+)")[2]);
+print(regex::named_captures("v1.4", "^v(?<major>\\d+)").major);
+print(regex::is_match("abc", "^a"));
+print(time::now() > 1700000000);"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(
+        r.stdout,
+        "443\n2\n[\"data/sub/c.txt\"]\n[\"data/a.json\", \"data/b.yaml\"]\ntrue\nba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\ntrue\nfalse\n#{\"a\": [1, 2.5, true, ()]}\nv\nMy-Service\n4\n1\ntrue\ntrue\n"
+    );
+    // Reproducible: the same inputs give the same archive bytes.
+    let first = std::fs::read(t.path().join("out/a.tar.gz")).expect("archive");
+    std::thread::sleep(Duration::from_millis(1100));
+    let t2 = Test::new()
+        .file("data/a.json", r#"{"name":"api","ports":[80,443]}"#)
+        .file("data/sub/c.txt", "hello\n")
+        .file("main.rhai", r#"fs::tar_gz(["data/a.json", "data/sub/c.txt"], "a.tar.gz");"#)
+        .args(["run", "main.rhai"]);
+    t2.run().success();
+    assert_eq!(first, std::fs::read(t2.path().join("a.tar.gz")).expect("archive"));
+}
+
+#[test]
+fn env_api() {
+    let t = Test::new()
+        .env("PILUM_TEST_SET", "yes")
+        .file(
+            "main.rhai",
+            r#"print(env::get("PILUM_TEST_SET"));
+print(env::get("PILUM_TEST_UNSET") == ());
+print(env::get_or("PILUM_TEST_UNSET", "dflt"));
+env::require("PILUM_TEST_UNSET");"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert_eq!(r.stdout, "yes\ntrue\ndflt\n");
+    assert!(
+        r.stderr.starts_with("error: environment variable `PILUM_TEST_UNSET` is not set\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("help: export `PILUM_TEST_UNSET`"));
+}
+
+#[test]
+fn git_changed_files_from_a_subdirectory() {
+    let t = Test::new().file("services/api/main.go", "package main\n").file("README.md", "x\n");
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "."]);
+    t.git(&["commit", "-qm", "init"]);
+    t.git(&["checkout", "-qb", "feature"]);
+    std::fs::write(t.path().join("services/api/main.go"), "package main // changed\n")
+        .expect("write");
+    t.git(&["commit", "-qam", "change api"]);
+    std::fs::create_dir_all(t.path().join("services/web")).expect("mkdir");
+    std::fs::write(t.path().join("services/web/new.txt"), "untracked\n").expect("write");
+    std::fs::write(t.path().join("staged.txt"), "s\n").expect("write");
+    t.git(&["add", "staged.txt"]);
+    std::fs::write(t.path().join("README.md"), "unstaged\n").expect("write");
+    let t = t
+        .file(
+            "services/web/check.rhai",
+            r#"print(git::changed_files("main"));
+print(git::branch());
+print(git::is_shallow());
+print(git::sha().len());
+print(git::tags());
+print(git::root() == fs::read("root.txt"));"#,
+        )
+        .cwd("services/web")
+        .args(["run", "check.rhai"]);
+    std::fs::write(
+        t.path().join("root.txt"),
+        t.path().canonicalize().expect("root").display().to_string(),
+    )
+    .expect("write");
+    let r = t.run().success();
+    assert_eq!(
+        r.stdout,
+        "[\"README.md\", \"root.txt\", \"services/api/main.go\", \"services/web/check.rhai\", \"services/web/new.txt\", \"staged.txt\"]\nfeature\nfalse\n40\n[]\ntrue\n"
+    );
+}
+
+#[test]
+fn api_reference_and_definitions() {
+    let t = Test::new().args(["api"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("exec::run(argv: Array, options: Map) -> Map"), "{}", r.stdout);
+    assert!(r.stdout.contains("let r = exec::run([\"git\", \"rev-parse\", \"HEAD\"]);"));
+    assert!(r.stdout.contains("pulumi::preview_with_config("));
+    let t = Test::new().args(["api", "--definitions", "defs"]);
+    t.run().success();
+    let defs: Vec<_> = std::fs::read_dir(t.path().join("defs"))
+        .expect("defs dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(defs.iter().any(|d| d == "exec.d.rhai"), "{defs:?}");
+    let exec = std::fs::read_to_string(t.path().join("defs/exec.d.rhai")).expect("exec defs");
+    assert!(exec.contains("fn run(argv: Array, options: Map) -> Map;"), "{exec}");
+}
