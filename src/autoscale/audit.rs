@@ -16,8 +16,31 @@ pub struct Audit {
 
 enum Msg {
     Line(serde_json::Value),
+    Signal(SignalRecord),
     Flush(mpsc::Sender<()>),
 }
+
+/// The audit record of one accepted signal. Typed (not a `serde_json::Value`) because it is
+/// written once per accepted request: serialising a struct straight into the file buffer is
+/// much cheaper than building a map first.
+#[derive(Debug, serde::Serialize)]
+pub struct SignalRecord {
+    pub time: String,
+    pub event: &'static str,
+    pub pool: String,
+    pub source: &'static str,
+    pub key: String,
+    pub change: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<crate::autoscale::signal::Signal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<crate::autoscale::signal::Signal>,
+}
+
+/// How long written records may sit in the buffer before they are flushed to the file.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,17 +60,39 @@ impl Audit {
                     let _ = serde_json::to_writer(&mut *w, &v);
                     let _ = w.write_all(b"\n");
                 }
+                Msg::Signal(r) => {
+                    let _ = serde_json::to_writer(&mut *w, &r);
+                    let _ = w.write_all(b"\n");
+                }
                 Msg::Flush(done) => {
                     let _ = w.flush();
                     let _ = done.send(());
                 }
             };
-            while let Ok(msg) = rx.recv() {
-                handle(msg, &mut w);
-                while let Ok(more) = rx.try_recv() {
-                    handle(more, &mut w);
+            // Flush when the channel goes quiet, but at most every FLUSH_EVERY under load, so a
+            // burst is written in large blocks rather than one syscall per record.
+            let mut last_flush = std::time::Instant::now();
+            let mut dirty = false;
+            loop {
+                match rx.recv_timeout(FLUSH_EVERY) {
+                    Ok(msg) => {
+                        handle(msg, &mut w);
+                        dirty = true;
+                        if last_flush.elapsed() >= FLUSH_EVERY {
+                            let _ = w.flush();
+                            last_flush = std::time::Instant::now();
+                            dirty = false;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if dirty {
+                            let _ = w.flush();
+                            last_flush = std::time::Instant::now();
+                            dirty = false;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
-                let _ = w.flush();
             }
             let _ = w.flush();
         })?;
@@ -64,6 +109,11 @@ impl Audit {
             obj.insert("event".into(), event.into());
         }
         let _ = self.tx.send(Msg::Line(record));
+    }
+
+    /// Append the record of an accepted signal.
+    pub fn signal(&self, record: SignalRecord) {
+        let _ = self.tx.send(Msg::Signal(record));
     }
 
     /// Wait until everything sent so far is on disk.

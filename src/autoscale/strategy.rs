@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 pub const BUILTINS: &[(&str, &str)] = &[
     ("incremental", include_str!("../../scripts/incremental.rhai")),
     ("absolute", include_str!("../../scripts/absolute.rhai")),
+    ("target-tracking", include_str!("../../scripts/target-tracking.rhai")),
 ];
 
 /// Where a strategy's source comes from.
@@ -306,6 +307,31 @@ mod tests {
             vec![sig("level", "set", 0, Some(4)), sig("level", "set", 0, Some(7))],
         ));
         assert!(matches!(p, Ok(Proposal::Desired { value: 7, .. })), "{p:?}");
+    }
+
+    #[test]
+    fn target_tracking_follows_the_metric_with_tolerance() {
+        let s = builtin("target-tracking");
+        let with = |metric: f64, target: i64| {
+            let mut c = ctx(
+                4,
+                vec![
+                    json!({"kind": "level", "source": "cloudwatch", "name": "cpu", "action": "up", "step": 0, "value": null, "metric": metric, "since": 0}),
+                ],
+            );
+            c["pool"]["params"] = json!({"target": target});
+            s.decide(&c)
+        };
+        assert!(
+            matches!(with(90.0, 60), Ok(Proposal::Desired { value: 6, .. })),
+            "{:?}",
+            with(90.0, 60)
+        );
+        assert!(matches!(with(30.0, 60), Ok(Proposal::Desired { value: 2, .. })));
+        assert_eq!(with(63.0, 60), Ok(Proposal::Hold));
+        let mut no_target = ctx(4, vec![]);
+        no_target["pool"]["params"] = json!({});
+        assert!(s.decide(&no_target).unwrap_err().contains("params"));
     }
 
     #[test]

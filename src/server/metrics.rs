@@ -1,6 +1,8 @@
 //! Prometheus metrics (`pilum_scale_*`). Labels are bounded: pool names come from the pools
 //! file, sources and results are fixed enums — never request data.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +52,9 @@ pub struct Metrics {
     pub last_success: Family<PoolLabel, Gauge<f64, AtomicU64>>,
     pub reload_errors: Counter,
     pub reload_ok: Gauge,
+    /// `intents` counters by pool, then (source, result): the request path increments them
+    /// without allocating label sets.
+    intent_cache: RwLock<HashMap<String, HashMap<(&'static str, &'static str), Counter>>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -72,6 +77,7 @@ impl Metrics {
             last_success: Family::default(),
             reload_errors: Counter::default(),
             reload_ok: Gauge::default(),
+            intent_cache: RwLock::new(HashMap::new()),
         }
     }
 

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::autoscale::audit::SignalRecord;
 use crate::autoscale::pool::Pools;
 use crate::autoscale::scaler::{Scaler, Settings};
+use crate::autoscale::signal::Change;
 use crate::error::{Error, exit};
 use crate::server::log::Log;
 
@@ -73,25 +75,22 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 scaler.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                let detail = match &msg.change {
-                    crate::autoscale::signal::Change::Raise(s)
-                    | crate::autoscale::signal::Change::Intent(s) => {
-                        serde_json::json!({"change": "raise", "signal": s.to_json()})
-                    }
-                    crate::autoscale::signal::Change::Clear { key, then } => {
-                        serde_json::json!({"change": "clear", "level": key, "then": then.as_ref().map(|s| s.to_json())})
-                    }
+                let (change, signal, level, then) = match &msg.change {
+                    Change::Raise(s) => ("raise", Some(s.clone()), None, None),
+                    Change::Intent(s) => ("intent", Some(s.clone()), None, None),
+                    Change::Clear { key, then } => ("clear", None, Some(key.clone()), then.clone()),
                 };
-                let mut record = serde_json::json!({"pool": msg.pool, "source": msg.source.as_str(), "key": msg.key});
-                if let (Some(r), Some(d)) = (record.as_object_mut(), detail.as_object()) {
-                    r.extend(d.clone());
-                }
-                if matches!(msg.change, crate::autoscale::signal::Change::Intent(_))
-                    && let Some(r) = record.as_object_mut()
-                {
-                    r.insert("change".into(), "intent".into());
-                }
-                scaler.audit.write("signal", record);
+                scaler.audit.signal(SignalRecord {
+                    time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    event: "signal",
+                    pool: msg.pool.clone(),
+                    source: msg.source.as_str(),
+                    key: msg.key.clone(),
+                    change,
+                    signal,
+                    level,
+                    then,
+                });
                 scaler.ingest(&msg.pool, msg.change);
             }
         });

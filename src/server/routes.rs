@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::autoscale::pool::{Action, Pool};
+use crate::autoscale::pool::{Action, Pools};
 use crate::autoscale::scaler::Scaler;
 use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
 use crate::server::adapters::{self, AlarmOutcome, Refused};
@@ -92,7 +92,12 @@ async fn timeout(State(app): State<Shared>, req: Request, next: Next) -> Respons
 }
 
 /// The checks every mutating route shares: draining, auth, pool, rate limit.
-fn admit(app: &App, headers: &HeaderMap, pool: &str, source: SourceKind) -> Result<Pool, Response> {
+fn admit(
+    app: &App,
+    headers: &HeaderMap,
+    pool: &str,
+    source: SourceKind,
+) -> Result<Arc<Pools>, Response> {
     let m = &app.scaler.metrics;
     if app.scaler.draining.load(Ordering::SeqCst) {
         m.intent(pool_label(app, pool), source.as_str(), "draining");
@@ -111,7 +116,8 @@ fn admit(app: &App, headers: &HeaderMap, pool: &str, source: SourceKind) -> Resu
             return Err(error(403, "invalid token"));
         }
     }
-    let Some(p) = app.scaler.pool(pool) else {
+    let pools = app.scaler.pools();
+    let Some(p) = pools.get(pool) else {
         m.intent("unknown", source.as_str(), "unknown_pool");
         let names: Vec<String> = app.scaler.pools().names().map(str::to_string).collect();
         let hint = crate::autoscale::pool::suggest(pool, names.iter().map(String::as_str))
@@ -123,12 +129,12 @@ fn admit(app: &App, headers: &HeaderMap, pool: &str, source: SourceKind) -> Resu
         m.intent(&p.name, source.as_str(), "throttled");
         return Err(with_retry_after(error(429, "rate limit exceeded"), wait));
     }
-    Ok(p)
+    Ok(pools)
 }
 
 /// Metric label for a pool name from a URL: only configured names, so labels stay bounded.
 fn pool_label<'a>(app: &App, pool: &'a str) -> &'a str {
-    if app.scaler.pool(pool).is_some() { pool } else { "unknown" }
+    if app.scaler.states.contains_key(pool) { pool } else { "unknown" }
 }
 
 fn enqueue(
@@ -172,10 +178,11 @@ async fn cloudwatch(
     body: Bytes,
 ) -> Response {
     let src = SourceKind::Cloudwatch;
-    let p = match admit(&app, &headers, &pool, src) {
+    let pools = match admit(&app, &headers, &pool, src) {
         Ok(p) => p,
         Err(r) => return r,
     };
+    let Some(p) = pools.get(&pool) else { return error(404, format!("unknown pool `{pool}`")) };
     let msg: sns::Message = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => {
@@ -298,7 +305,7 @@ async fn cloudwatch(
                     );
                 }
             };
-            match adapters::cloudwatch(&alarm, directive, &p) {
+            match adapters::cloudwatch(&alarm, directive, p) {
                 Err(r) => refused(&app, &pool, src, r),
                 Ok(AlarmOutcome::RecordOnly(what)) => {
                     app.scaler.metrics.intent(&pool, src.as_str(), "recorded");
@@ -331,10 +338,11 @@ async fn prometheus(
     body: Bytes,
 ) -> Response {
     let src = SourceKind::Prometheus;
-    let p = match admit(&app, &headers, &pool, src) {
+    let pools = match admit(&app, &headers, &pool, src) {
         Ok(p) => p,
         Err(r) => return r,
     };
+    let Some(p) = pools.get(&pool) else { return error(404, format!("unknown pool `{pool}`")) };
     let n: adapters::Notification = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => {
@@ -350,7 +358,7 @@ async fn prometheus(
         Ok(d) => d,
         Err(r) => return refused(&app, &pool, src, r),
     };
-    let changes = match adapters::alertmanager(&n, directive, &p) {
+    let changes = match adapters::alertmanager(&n, directive, p) {
         Ok(c) => c,
         Err(r) => return refused(&app, &pool, src, r),
     };
