@@ -2,7 +2,7 @@
 # Benchmark of `pilum scale serve` against a bare axum handler, measured in the same run.
 #
 #   benches/scale.sh                 # 10 s per wrk run, 2 threads, 50 connections
-#   DURATION=30s benches/scale.sh
+#   DURATION=30s ROUNDS=5 benches/scale.sh
 #
 # Measures, for POST /webhook/{pool}/delta {"delta": 1} with a bearer token:
 #   - accepted webhooks per second (2xx only; auth, parse, dedupe, enqueue and audit included)
@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-50}
+ROUNDS=${ROUNDS:-3}
 
 command -v wrk >/dev/null || { echo "error: \`wrk\` is required (apt-get install wrk)" >&2; exit 2; }
 cargo build --quiet --release --bin pilum --example bare_axum
@@ -101,12 +102,11 @@ run_wrk() {
     END { printf "%.0f %.3f\n", (total-bad)/secs, p }'
 }
 
-# Baseline.
+# Both servers run for the whole benchmark; rounds alternate between them so machine noise
+# hits both alike, and the medians are reported.
 "$BARE" "$work/bare.addr" & pids+=($!)
 bare_addr=$(wait_ready "$work/bare.addr")
-read -r bare_rps bare_p99 < <(run_wrk "http://$bare_addr/webhook/workers/delta")
 
-# pilum.
 (cd "$work" && PATH="$work/bin:$PATH" "$PILUM" -q scale serve --listen 127.0.0.1:0 \
   --ready-file "$work/pilum.addr" --state-dir "$work/state" --token bench-token \
   --rate-limit 0 --queue-size 65536 --tick 1h 2>"$work/pilum.log") & pids+=($!)
@@ -120,17 +120,29 @@ wrk -t 2 -c "$CONNECTIONS" -d 10s -s "$work/burst.lua" "http://$pilum_addr/webho
 touch "$work/burst.done"; wait "$sampler" 2>/dev/null || true
 burst_kb=$(cat "$work/burst.peak")
 
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 peak_rss "$pilum_pid" "$work/load.done" > "$work/load.peak" & sampler=$!
-read -r pilum_rps pilum_p99 < <(run_wrk "http://$pilum_addr/webhook/workers/delta")
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS: bare axum" >&2
+  run_wrk "http://$bare_addr/webhook/workers/delta" >> "$work/bare.results"
+  echo "round $round/$ROUNDS: pilum" >&2
+  run_wrk "http://$pilum_addr/webhook/workers/delta" >> "$work/pilum.results"
+done
 touch "$work/load.done"; wait "$sampler" 2>/dev/null || true
 load_kb=$(cat "$work/load.peak")
+bare_rps=$(cut -d' ' -f1 "$work/bare.results" | median)
+bare_p99=$(cut -d' ' -f2 "$work/bare.results" | median)
+pilum_rps=$(cut -d' ' -f1 "$work/pilum.results" | median)
+pilum_p99=$(cut -d' ' -f2 "$work/pilum.results" | median)
+echo "bare rounds: $(tr '\n' ';' < "$work/bare.results")" >&2
+echo "pilum rounds: $(tr '\n' ';' < "$work/pilum.results")" >&2
 
 audit_lines=$(wc -l < "$work/state/audit.jsonl")
 
 awk -v br="$bare_rps" -v bp="$bare_p99" -v pr="$pilum_rps" -v pp="$pilum_p99" \
     -v idle="$idle_kb" -v burst="$burst_kb" -v load="$load_kb" -v audit="$audit_lines" \
-    -v d="$DURATION" -v t="$THREADS" -v c="$CONNECTIONS" 'BEGIN {
-  printf "wrk: %s threads, %s connections, %s per run; audit records written: %s\n\n", t, c, d, audit
+    -v d="$DURATION" -v t="$THREADS" -v c="$CONNECTIONS" -v r="$ROUNDS" 'BEGIN {
+  printf "wrk: %s threads, %s connections, %s per run, median of %s alternating rounds; audit records written: %s\n\n", t, c, d, r, audit
   printf "| measure | bare axum | pilum scale serve | ratio | target |\n|---|---|---|---|---|\n"
   printf "| accepted webhooks/s | %d | %d | %.0f %% | >= 75 %% |\n", br, pr, 100*pr/br
   printf "| p99 latency | %.2f ms | %.2f ms | %.2fx | <= 2x |\n", bp, pp, pp/bp

@@ -30,13 +30,24 @@ pub struct SignalRecord {
     pub pool: String,
     pub source: &'static str,
     pub key: String,
+    /// `raise`, `clear` or `intent`.
     pub change: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signal: Option<crate::autoscale::signal::Signal>,
+    /// Alarm or alert name (`delta`/`count`/`direct` for intents).
+    pub name: String,
+    /// The level key a raise or clear concerns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub then: Option<crate::autoscale::signal::Signal>,
+    pub action: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<f64>,
+    /// For a clear with `on_ok`: the intent it queued (`action step value`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<String>,
 }
 
 /// How long written records may sit in the buffer before they are flushed to the file.

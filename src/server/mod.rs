@@ -73,24 +73,54 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
     {
         let scaler = scaler.clone();
         tokio::spawn(async move {
+            // Records of one millisecond share one formatted timestamp: under a burst the
+            // formatting would otherwise cost more than the rest of the record.
+            let mut stamp = (0i64, String::new());
             while let Some(msg) = rx.recv().await {
                 scaler.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                let (change, signal, level, then) = match &msg.change {
-                    Change::Raise(s) => ("raise", Some(s.clone()), None, None),
-                    Change::Intent(s) => ("intent", Some(s.clone()), None, None),
-                    Change::Clear { key, then } => ("clear", None, Some(key.clone()), then.clone()),
-                };
-                scaler.audit.signal(SignalRecord {
-                    time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                let now = chrono::Utc::now();
+                if now.timestamp_millis() != stamp.0 {
+                    stamp = (
+                        now.timestamp_millis(),
+                        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    );
+                }
+                let mut record = SignalRecord {
+                    time: stamp.1.clone(),
                     event: "signal",
                     pool: msg.pool.clone(),
                     source: msg.source.as_str(),
-                    key: msg.key.clone(),
-                    change,
-                    signal,
-                    level,
-                    then,
-                });
+                    key: msg.key,
+                    change: "intent",
+                    name: String::new(),
+                    level: None,
+                    action: None,
+                    step: None,
+                    value: None,
+                    metric: None,
+                    then: None,
+                };
+                match &msg.change {
+                    Change::Raise(s) | Change::Intent(s) => {
+                        if matches!(msg.change, Change::Raise(_)) {
+                            record.change = "raise";
+                            record.level = Some(s.key.clone());
+                        }
+                        record.name = s.name.clone();
+                        record.action = Some(s.action.as_str());
+                        record.step = Some(s.step);
+                        record.value = s.value;
+                        record.metric = s.metric;
+                    }
+                    Change::Clear { key, then } => {
+                        record.change = "clear";
+                        record.level = Some(key.clone());
+                        record.then = then
+                            .as_ref()
+                            .map(|t| format!("{} {} {:?}", t.action.as_str(), t.step, t.value));
+                    }
+                }
+                scaler.audit.signal(record);
                 scaler.ingest(&msg.pool, msg.change);
             }
         });
