@@ -33,6 +33,12 @@ impl Seen {
         self.order.push_back(key.to_string());
         true
     }
+
+    /// Forget `key` (its request was not accepted after all, so a retry must not be a
+    /// duplicate). The order queue keeps the stale entry; it only ages out.
+    pub fn forget(&mut self, key: &str) {
+        self.set.remove(key);
+    }
 }
 
 /// One token bucket per pool.
@@ -79,6 +85,8 @@ mod tests {
         assert!(!s.insert("a"));
         assert!(s.insert("b"));
         assert!(s.insert("c"));
+        assert!(s.insert("a"));
+        s.forget("a");
         assert!(s.insert("a"));
     }
 

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::autoscale::pool::{Action, Pools};
+use crate::autoscale::pool::Action;
 use crate::autoscale::scaler::Scaler;
 use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
 use crate::server::adapters::{self, AlarmOutcome, Refused};
@@ -68,19 +68,24 @@ fn with_retry_after(mut r: Response, secs: u64) -> Response {
 /// Build the router.
 pub fn router(app: Shared) -> Router {
     let max_body = app.max_body;
-    Router::new()
+    // Routes that wait on something (certificate fetches, subscription confirmation, a
+    // preview) get the request timeout. The others never wait — they answer from memory and
+    // enqueue — so they skip the per-request timer.
+    let waiting = Router::new()
         .route("/webhook/{pool}/cloudwatch", post(cloudwatch))
+        .route("/scale/{pool}", post(scale))
+        .route_layer(middleware::from_fn_with_state(app.clone(), timeout));
+    Router::new()
         .route("/webhook/{pool}/prometheus", post(prometheus))
         .route("/webhook/{pool}/delta", post(delta))
         .route("/webhook/{pool}/count", post(count))
-        .route("/scale/{pool}", post(scale))
         .route("/pools", get(pools))
         .route("/pools/{pool}", get(pool_status))
         .route("/healthz", get(|| async { reply(200, json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(waiting)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(app.clone(), timeout))
         .with_state(app)
 }
 
@@ -92,12 +97,7 @@ async fn timeout(State(app): State<Shared>, req: Request, next: Next) -> Respons
 }
 
 /// The checks every mutating route shares: draining, auth, pool, rate limit.
-fn admit(
-    app: &App,
-    headers: &HeaderMap,
-    pool: &str,
-    source: SourceKind,
-) -> Result<Arc<Pools>, Response> {
+fn admit(app: &App, headers: &HeaderMap, pool: &str, source: SourceKind) -> Result<(), Response> {
     let m = &app.scaler.metrics;
     if app.scaler.draining.load(Ordering::SeqCst) {
         m.intent(pool_label(app, pool), source.as_str(), "draining");
@@ -116,20 +116,21 @@ fn admit(
             return Err(error(403, "invalid token"));
         }
     }
-    let pools = app.scaler.pools();
-    let Some(p) = pools.get(pool) else {
+    // The set of pools is fixed for the server's lifetime (reload cannot add or remove pools),
+    // so this check needs no lock.
+    if !app.scaler.states.contains_key(pool) {
         m.intent("unknown", source.as_str(), "unknown_pool");
         let names: Vec<String> = app.scaler.pools().names().map(str::to_string).collect();
         let hint = crate::autoscale::pool::suggest(pool, names.iter().map(String::as_str))
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
         return Err(error(404, format!("unknown pool `{pool}`{hint}")));
-    };
+    }
     if let Err(wait) = app.rate.check(pool) {
-        m.intent(&p.name, source.as_str(), "throttled");
+        m.intent(pool, source.as_str(), "throttled");
         return Err(with_retry_after(error(429, "rate limit exceeded"), wait));
     }
-    Ok(pools)
+    Ok(())
 }
 
 /// Metric label for a pool name from a URL: only configured names, so labels stay bounded.
@@ -178,10 +179,10 @@ async fn cloudwatch(
     body: Bytes,
 ) -> Response {
     let src = SourceKind::Cloudwatch;
-    let pools = match admit(&app, &headers, &pool, src) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    if let Err(r) = admit(&app, &headers, &pool, src) {
+        return r;
+    }
+    let pools = app.scaler.pools();
     let Some(p) = pools.get(&pool) else { return error(404, format!("unknown pool `{pool}`")) };
     let msg: sns::Message = match serde_json::from_slice(&body) {
         Ok(m) => m,
@@ -259,6 +260,7 @@ async fn cloudwatch(
                     reply(200, json!({"confirmed": true}))
                 }
                 Err(Reject::Forbidden(m) | Reject::Malformed(m)) => {
+                    app.sns.forget(&id);
                     refused(&app, &pool, src, Refused(403, m))
                 }
             }
@@ -321,7 +323,10 @@ async fn cloudwatch(
                             202,
                             json!({"accepted": true, "messageId": id, "state": alarm.new_state_value}),
                         ),
-                        Err(r) => r,
+                        Err(r) => {
+                            app.sns.forget(&id);
+                            r
+                        }
                     }
                 }
             }
@@ -338,10 +343,10 @@ async fn prometheus(
     body: Bytes,
 ) -> Response {
     let src = SourceKind::Prometheus;
-    let pools = match admit(&app, &headers, &pool, src) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    if let Err(r) = admit(&app, &headers, &pool, src) {
+        return r;
+    }
+    let pools = app.scaler.pools();
     let Some(p) = pools.get(&pool) else { return error(404, format!("unknown pool `{pool}`")) };
     let n: adapters::Notification = match serde_json::from_slice(&body) {
         Ok(n) => n,
@@ -411,22 +416,31 @@ async fn direct(
     if let Err(r) = admit(&app, &headers, &pool, src) {
         return r;
     }
-    let v = match parse_body(&body) {
-        Ok(v) => v,
-        Err(r) => return refused(&app, &pool, src, r),
-    };
-    let signal = if src == SourceKind::Delta {
-        match int_field(&v, "delta") {
-            Ok(0) => {
-                return refused(&app, &pool, src, Refused(422, "`delta` must not be 0".into()));
-            }
-            Ok(d) => intent(src, "", if d > 0 { Action::Up } else { Action::Down }, d.abs(), None),
-            Err(r) => return refused(&app, &pool, src, r),
+    // Typed, not a `Value`: this is the hot path of a burst.
+    #[derive(serde::Deserialize)]
+    struct Body {
+        delta: Option<i64>,
+        value: Option<i64>,
+    }
+    let field = if src == SourceKind::Delta { "delta" } else { "value" };
+    let parsed: Body = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            let m = format!("expected `{{\"{field}\": <integer>}}`: {e}");
+            return refused(&app, &pool, src, Refused(400, m));
         }
-    } else {
-        match int_field(&v, "value") {
-            Ok(n) => intent(src, "", Action::Set, 0, Some(n)),
-            Err(r) => return refused(&app, &pool, src, r),
+    };
+    let signal = match (src, parsed.delta, parsed.value) {
+        (SourceKind::Delta, Some(0), _) => {
+            return refused(&app, &pool, src, Refused(422, "`delta` must not be 0".into()));
+        }
+        (SourceKind::Delta, Some(d), _) => {
+            intent(src, "", if d > 0 { Action::Up } else { Action::Down }, d.abs(), None)
+        }
+        (SourceKind::Count, _, Some(n)) => intent(src, "", Action::Set, 0, Some(n)),
+        _ => {
+            let m = format!("expected `{{\"{field}\": <integer>}}`");
+            return refused(&app, &pool, src, Refused(400, m));
         }
     };
     let (key, given) = idempotency_key(&app, &headers);
@@ -442,10 +456,17 @@ async fn direct(
         r#"{{"accepted":true,"idempotencyKey":{}}}"#,
         serde_json::to_string(&key).unwrap_or_else(|_| "null".into())
     );
+    let dedupe_key = given.then(|| format!("{pool}\u{0}{key}"));
     match enqueue(&app, &pool, src, key, Change::Intent(signal)) {
         Ok(()) => (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body)
             .into_response(),
-        Err(r) => r,
+        Err(r) => {
+            // Not accepted: the client's retry with the same key must go through.
+            if let Some(k) = dedupe_key {
+                app.idempotency.lock().expect("idempotency lock").forget(&k);
+            }
+            r
+        }
     }
 }
 

@@ -205,6 +205,12 @@ impl SnsVerifier {
         self.seen.lock().expect("seen lock").insert(id)
     }
 
+    /// Forget a `MessageId` whose delivery was not accepted (queue full, confirmation failed),
+    /// so SNS's retry is processed.
+    pub fn forget(&self, id: &str) {
+        self.seen.lock().expect("seen lock").forget(id);
+    }
+
     /// Confirm a subscription by GETting its (validated) `SubscribeURL`.
     pub async fn confirm(&self, url: &str) -> Result<(), Reject> {
         self.check_url(url, false)?;

@@ -132,3 +132,30 @@ fn status_reads_the_state_dir() {
         (5.into(), 3.into())
     );
 }
+
+#[test]
+fn rules_can_come_from_a_stack_output() {
+    let rules = serde_json::json!({
+        "pools": {"workers": {"project": ".", "stack": "prod", "key": "infra:count",
+                              "targets": [URN], "min": 1, "max": 4}}
+    });
+    let t = Test::new()
+        .file("infra/output.json", &serde_json::to_string(&rules.to_string()).expect("json string"))
+        .fake("pulumi", "case \"$1 $2\" in \"stack output\") cat \"$PILUM_FAKE_DIR/infra/output.json\";; *) exit 1;; esac");
+    let dir = t.path().to_path_buf();
+    let t = t.env("PILUM_FAKE_DIR", &dir).args([
+        "scale",
+        "check",
+        "--rules-from-output",
+        "scaling",
+        "--rules-stack",
+        "prod",
+        "--rules-project",
+        "infra",
+    ]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("1 pool(s): workers"), "{}", r.stdout);
+    let call = &t.calls("pulumi")[0];
+    assert_eq!(&call[..4], ["stack", "output", "scaling", "--json"]);
+    assert!(call.windows(2).any(|w| w[0] == "--stack" && w[1] == "prod"), "{call:?}");
+}
