@@ -121,6 +121,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("duration `{s}` must be positive"));
     }
+    if secs > 10.0 * 365.0 * 24.0 * 3600.0 {
+        return Err(format!("duration `{s}` is longer than ten years"));
+    }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 

@@ -1,20 +1,24 @@
 //! The one way pilum runs a child process (see `DESIGN.md`).
 //!
 //! Every child gets an argv (never a shell string unless the caller builds `sh -c` itself), its
-//! own process group (so a timeout or Ctrl-C kills the whole tree, not just the leader), stdin
-//! from `/dev/null`, and both output pipes drained on threads: lines are redacted, streamed to a
+//! own process group (so a timeout or Ctrl-C reaches the whole tree, not just the leader), stdin
+//! from `/dev/null`, and both output pipes always drained: lines are redacted, streamed to a
 //! callback and captured, and the last lines are kept for error messages. A child that prints
 //! megabytes never stalls.
 //!
-//! [`Command::run`] waits for the child; [`Command::spawn`] returns a [`Child`] for long-running
-//! processes that must be interrupted politely (`interrupt()` sends SIGINT to the group before
-//! anyone considers `kill()`). When the command exits, whatever it left running in its group
-//! (`cmd &`) is killed: no child outlives the call that started it. A [`CancelToken`] can be triggered from any thread; it signals every
-//! process group registered with it.
+//! [`Command::run`] waits for the child, draining its pipes with `poll(2)` on the calling thread;
+//! [`Command::spawn`] returns a [`Child`] (pipes drained on two threads) for long-running
+//! processes that must be stopped politely: `interrupt()` sends SIGINT to the group before anyone
+//! considers `kill()`. Timeouts and cancellation do the same: SIGINT, then SIGKILL after
+//! [`GRACE`]. When a command exits, whatever it left running in its group (`cmd &`) is killed: no
+//! child outlives the call that started it. A [`CancelToken`] can be triggered from any thread.
+//!
+//! The file reads top to bottom: cancellation, errors and results, [`Command`], the timeout
+//! policy and line draining, [`Child`], Ctrl-C handling, `PATH` lookup, then the tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,8 +34,10 @@ pub const TAIL_LINES: usize = 20;
 /// Captured output beyond this many bytes per stream is dropped (still streamed).
 const CAPTURE_LIMIT: usize = 64 << 20;
 
-/// How long a cancelled child group gets between SIGTERM and SIGKILL.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
+/// How long a stopped child group gets between SIGINT and SIGKILL: long enough for a well-behaved
+/// tool (Pulumi releases its stack lock on SIGINT) to clean up, short enough for Ctrl-C to feel
+/// immediate.
+pub const GRACE: Duration = Duration::from_secs(3);
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +63,9 @@ pub type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 // ---------------------------------------------------------------------------------------------
 
 /// A cancellation flag shared between threads. `cancel()` marks it, wakes sleepers, and sends
-/// SIGTERM (then SIGKILL after a short grace period) to every child process group currently
-/// registered, so a script blocked on a command returns promptly.
+/// SIGINT (then SIGKILL after [`GRACE`]) to every child process group currently registered, so
+/// a script blocked on a command returns promptly. SIGINT first: it is what the terminal would
+/// have sent had the children not been in their own groups.
 #[derive(Clone, Default)]
 pub struct CancelToken {
     inner: Arc<CancelInner>,
@@ -71,6 +78,8 @@ struct CancelInner {
     groups: Mutex<HashMap<u64, i32>>,
     wake: Condvar,
     wake_lock: Mutex<()>,
+    /// Tokens made with [`CancelToken::child`]: cancelled with this one.
+    children: Mutex<Vec<std::sync::Weak<CancelInner>>>,
 }
 
 impl fmt::Debug for CancelToken {
@@ -89,10 +98,43 @@ impl CancelToken {
     }
 
     /// Cancel: idempotent, callable from any thread (e.g. a Ctrl-C handler thread).
-    pub fn cancel(&self) {
-        if self.inner.cancelled.swap(true, Ordering::SeqCst) {
-            return;
+    /// A token cancelled when this one is (Ctrl-C stops every task) that can also be cancelled
+    /// on its own (one task's timeout stops only that task).
+    #[allow(dead_code, reason = "public API for the orchestrator")]
+    pub fn child(&self) -> CancelToken {
+        let child = CancelToken::new();
+        // Checked under the lock `cancel` takes to set the flag, so no child is ever missed.
+        let mut children = self.inner.children.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_cancelled() {
+            drop(children);
+            child.cancel();
+            return child;
         }
+        children.retain(|w| w.strong_count() > 0);
+        children.push(Arc::downgrade(&child.inner));
+        child
+    }
+
+    pub fn cancel(&self) {
+        Self::cancel_inner(&self.inner);
+    }
+
+    fn cancel_inner(inner: &Arc<CancelInner>) {
+        let children: Vec<_> = {
+            let mut children = inner.children.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.cancelled.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            children.drain(..).collect()
+        };
+        for c in children.iter().filter_map(std::sync::Weak::upgrade) {
+            Self::cancel_inner(&c);
+        }
+        CancelToken { inner: inner.clone() }.stop_children();
+    }
+
+    /// Wake sleepers and signal the registered process groups (the flag is already set).
+    fn stop_children(&self) {
         {
             let _guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.inner.wake.notify_all();
@@ -102,12 +144,12 @@ impl CancelToken {
             return;
         }
         for &pgid in &groups {
-            signal_group(pgid, libc::SIGTERM);
+            signal_group(pgid, libc::SIGINT);
         }
         let inner = self.inner.clone();
-        // Escalate for children that ignore SIGTERM; the waiter returns once they are gone.
+        // Escalate for children that ignore SIGINT; the waiter returns once they are gone.
         std::thread::spawn(move || {
-            std::thread::sleep(CANCEL_GRACE);
+            std::thread::sleep(GRACE);
             let left: Vec<i32> =
                 inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect();
             for pgid in left {
@@ -118,7 +160,7 @@ impl CancelToken {
 
     /// Sleep for `dur` unless cancelled first. Returns `false` when cancelled.
     pub fn sleep(&self, dur: Duration) -> bool {
-        let end = Instant::now() + dur;
+        let end = Instant::now() + dur.min(crate::script::FAR_FUTURE);
         let mut guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.is_cancelled() {
@@ -172,6 +214,8 @@ pub enum ProcessError {
     Empty,
     /// The program is not on `PATH`.
     NotFound { program: String },
+    /// The working directory does not exist.
+    NoDir { program: String, dir: PathBuf },
     /// Spawning failed for another reason.
     Spawn { program: String, source: std::io::Error },
     /// The timeout (or the caller's deadline) passed; the group was killed.
@@ -189,6 +233,11 @@ impl fmt::Display for ProcessError {
             ProcessError::NotFound { program } => write!(
                 f,
                 "command `{program}` not found\nhelp: install `{program}` or add it to `PATH`"
+            ),
+            ProcessError::NoDir { program, dir } => write!(
+                f,
+                "cannot run `{program}` in `{}`: the directory does not exist",
+                dir.display()
             ),
             ProcessError::Spawn { program, source } => {
                 write!(f, "cannot start `{program}`: {source}")
@@ -308,6 +357,7 @@ pub struct Command {
     cancel: Option<CancelToken>,
     on_line: Option<LineFn>,
     stdin: Option<Vec<u8>>,
+    grace: Duration,
 }
 
 impl fmt::Debug for Command {
@@ -331,9 +381,18 @@ impl Command {
             cancel: None,
             on_line: None,
             stdin: None,
+            grace: GRACE,
         }
     }
 
+    /// On timeout the group gets SIGINT, then SIGKILL after `grace` (default [`GRACE`]).
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub fn argv(&self) -> &[String] {
         &self.argv
     }
@@ -383,7 +442,7 @@ impl Command {
 
     /// The earliest of the timeout and the deadline, with the budget it stands for.
     fn effective_deadline(&self, start: Instant) -> Option<(Instant, Duration)> {
-        let t = self.timeout.map(|d| (start + d, d));
+        let t = self.timeout.map(|d| (start + d.min(crate::script::FAR_FUTURE), d));
         match (t, self.deadline) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -396,20 +455,47 @@ impl Command {
         let start = Instant::now();
         let deadline = self.effective_deadline(start);
         let cancel = self.cancel.clone();
-        let child = self.spawn()?;
-        let status = match deadline {
-            None => child.wait_status(),
-            Some((at, after)) => match child.wait_until(at) {
-                Some(status) => status,
-                None => {
-                    child.kill();
-                    let _ = child.wait_status();
-                    let out = child.collect();
-                    return Err(ProcessError::TimedOut { argv: out.argv, after, tail: out.tail });
-                }
-            },
+        let grace = self.grace;
+        let on_line = self.on_line.clone();
+        let (child, out_r, err_r) = self.start()?;
+        // Drain both pipes on this thread with poll(2), not on helper threads: two thread spawns
+        // cost a sizeable fraction of spawning `true`, and this is the hot path of every recipe.
+        let mut drains =
+            [Drain::new(Stream::Stdout, on_line.clone()), Drain::new(Stream::Stderr, on_line)];
+        let mut pipes = [Some(out_r), Some(err_r)];
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut stopper = Stopper { deadline, grace, timed_out: None, kill_at: None };
+        let mut leader_done = false;
+        let mut idle = false;
+        while pipes.iter().any(Option::is_some) {
+            stopper.tick(&child);
+            // Only after a quiet interval: a chatty command should not pay a waitid per chunk.
+            if idle && !leader_done && child.has_exited() {
+                // Whatever the command left in its group would hold the pipes open forever.
+                leader_done = true;
+                child.kill();
+            }
+            // Wake at least every 100 ms to notice a finished leader, the deadline or escalation.
+            let wake = stopper.next_wake().unwrap_or(Duration::from_millis(100));
+            idle =
+                !poll_read(&mut pipes, &mut drains, &mut buf, wake.min(Duration::from_millis(100)));
+        }
+        // The pipes are closed, so the leader is exiting — unless it closed its output early and
+        // kept running, which the deadline still covers.
+        let status = loop {
+            let until = stopper
+                .next_wake()
+                .map_or_else(|| Instant::now() + Duration::from_secs(3600), |d| Instant::now() + d);
+            if let Some(status) = child.wait_until(until) {
+                break status;
+            }
+            stopper.tick(&child);
         };
-        let mut out = child.collect();
+        let [o, e] = drains;
+        let mut out = child.finish(Some((o.done(), e.done())));
+        if let Some(after) = stopper.timed_out {
+            return Err(ProcessError::TimedOut { argv: out.argv, after, tail: out.tail });
+        }
         out.duration = start.elapsed();
         out.code = status.as_ref().ok().and_then(|s| s.code());
         out.signal = status.as_ref().ok().and_then(|s| s.signal());
@@ -420,13 +506,39 @@ impl Command {
     }
 
     /// Start the child and return immediately. Output is drained on threads as it arrives.
+    #[allow(dead_code, reason = "public API for the autoscaler's long-running `pulumi up`")]
     pub fn spawn(self) -> Result<Child, ProcessError> {
+        let on_line = self.on_line.clone();
+        let (child, out_r, err_r) = self.start()?;
+        let stdout = spawn_reader(out_r, Stream::Stdout, on_line.clone());
+        let stderr = spawn_reader(err_r, Stream::Stderr, on_line);
+        *child.readers.lock().unwrap_or_else(|e| e.into_inner()) = Some((stdout, stderr));
+        Ok(child)
+    }
+
+    /// Spawn in a new process group with both output pipes handed back to the caller.
+    fn start(self) -> Result<(Child, os_pipe::PipeReader, os_pipe::PipeReader), ProcessError> {
         let Some(program) = self.argv.first().cloned() else { return Err(ProcessError::Empty) };
+        if let Some(dir) = &self.dir
+            && !dir.is_dir()
+        {
+            return Err(ProcessError::NoDir { program, dir: dir.clone() });
+        }
         let (out_r, out_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
         let (err_r, err_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
-        let mut expr = duct::cmd(&program, &self.argv[1..])
+        // Resolve the program on PATH here: duct passes the whole environment explicitly, which
+        // makes std fall back from posix_spawn to a full fork for bare program names — twice
+        // the cost of spawning `true` in a process of pilum's size.
+        let exe = if program.contains('/') {
+            PathBuf::from(&program)
+        } else {
+            let path = self.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+            which_in(&program, path)
+                .ok_or_else(|| ProcessError::NotFound { program: program.clone() })?
+        };
+        let mut expr = duct::cmd(&exe, &self.argv[1..])
             .stdout_file(out_w)
             .stderr_file(err_w)
             .unchecked()
@@ -459,54 +571,170 @@ impl Command {
         })?;
         let pgid = handle.pids().first().map(|&p| p as i32).unwrap_or(0);
         let reg = self.cancel.as_ref().map(|c| (c.clone(), c.register(pgid)));
-        let stdout = spawn_reader(out_r, Stream::Stdout, self.on_line.clone());
-        let stderr = spawn_reader(err_r, Stream::Stderr, self.on_line.clone());
-        Ok(Child {
-            argv: self.argv,
-            handle,
-            pgid,
-            reg,
-            readers: Mutex::new(Some((stdout, stderr))),
-        })
+        let child = Child { argv: self.argv, handle, pgid, reg, readers: Mutex::new(None) };
+        Ok((child, out_r, err_r))
     }
 }
 
+/// The timeout policy of [`Command::run`]: at the deadline SIGINT to the group, after the grace
+/// period SIGKILL.
+struct Stopper {
+    deadline: Option<(Instant, Duration)>,
+    grace: Duration,
+    timed_out: Option<Duration>,
+    kill_at: Option<Instant>,
+}
+
+impl Stopper {
+    fn tick(&mut self, child: &Child) {
+        let now = Instant::now();
+        if self.timed_out.is_none()
+            && let Some((at, after)) = self.deadline
+            && now >= at
+        {
+            child.interrupt();
+            self.timed_out = Some(after);
+            self.kill_at = Some(now + self.grace);
+        }
+        if self.kill_at.is_some_and(|k| now >= k) {
+            child.kill();
+            self.kill_at = None;
+        }
+    }
+
+    /// Time until the next thing this policy must do, if anything.
+    fn next_wake(&self) -> Option<Duration> {
+        let now = Instant::now();
+        match (self.timed_out, self.deadline, self.kill_at) {
+            (_, _, Some(k)) => Some(k.saturating_duration_since(now)),
+            (None, Some((at, _)), _) => Some(at.saturating_duration_since(now)),
+            _ => None,
+        }
+    }
+}
+
+/// What one stream produced: the captured bytes and the last lines (redacted).
 struct Captured {
     text: Vec<u8>,
     tail: VecDeque<String>,
 }
 
+/// Splits a stream into lines as bytes arrive: captures, keeps the tail, redacts and streams.
+struct Drain {
+    stream: Stream,
+    on_line: Option<LineFn>,
+    cap: Captured,
+    partial: Vec<u8>,
+}
+
+impl Drain {
+    fn new(stream: Stream, on_line: Option<LineFn>) -> Self {
+        Self {
+            stream,
+            on_line,
+            cap: Captured { text: Vec::new(), tail: VecDeque::new() },
+            partial: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.cap.text.len() + bytes.len() <= CAPTURE_LIMIT {
+            self.cap.text.extend_from_slice(bytes);
+        }
+        let mut rest = bytes;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                self.line(&rest[..i]);
+            } else {
+                self.partial.extend_from_slice(&rest[..i]);
+                let line = std::mem::take(&mut self.partial);
+                self.line(&line);
+            }
+            rest = &rest[i + 1..];
+        }
+        // A newline-free flood is emitted in 1 MiB pieces rather than buffered without bound.
+        self.partial.extend_from_slice(rest);
+        if self.partial.len() >= 1 << 20 {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+    }
+
+    fn line(&mut self, raw: &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let text = text.trim_end_matches('\r');
+        let shown = redact::redact(text);
+        if self.cap.tail.len() == TAIL_LINES {
+            self.cap.tail.pop_front();
+        }
+        self.cap.tail.push_back(shown.to_string());
+        if let Some(f) = &self.on_line {
+            f(self.stream, &shown);
+        }
+    }
+
+    fn done(mut self) -> Captured {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line);
+        }
+        self.cap
+    }
+}
+
 fn spawn_reader(
-    pipe: os_pipe::PipeReader,
+    mut pipe: os_pipe::PipeReader,
     stream: Stream,
     on_line: Option<LineFn>,
 ) -> JoinHandle<Captured> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
-        let mut cap = Captured { text: Vec::new(), tail: VecDeque::new() };
-        let mut line = Vec::new();
+        let mut drain = Drain::new(stream, on_line);
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            line.clear();
-            match reader.by_ref().take(1 << 20).read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if cap.text.len() + line.len() <= CAPTURE_LIMIT {
-                cap.text.extend_from_slice(&line);
-            }
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end_matches(['\n', '\r']);
-            let shown = redact::redact(text);
-            if cap.tail.len() == TAIL_LINES {
-                cap.tail.pop_front();
-            }
-            cap.tail.push_back(shown.to_string());
-            if let Some(f) = &on_line {
-                f(stream, &shown);
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => drain.feed(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
-        cap
+        drain.done()
     })
+}
+
+/// Wait up to `wake` for output on the open pipes and feed what arrives; a pipe at EOF (or in
+/// error) is closed and set to `None`. Returns whether anything happened before `wake`.
+fn poll_read(
+    pipes: &mut [Option<os_pipe::PipeReader>; 2],
+    drains: &mut [Drain; 2],
+    buf: &mut [u8],
+    wake: Duration,
+) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; 2];
+    for (pfd, p) in fds.iter_mut().zip(pipes.iter()) {
+        // A negative fd is ignored by poll(2).
+        pfd.fd = p.as_ref().map_or(-1, |p| p.as_raw_fd());
+    }
+    let ms = i32::try_from(wake.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n <= 0 {
+        return false; // timeout or EINTR: the caller re-checks its clocks
+    }
+    for (i, pfd) in fds.iter().enumerate() {
+        if pfd.revents == 0 {
+            continue;
+        }
+        let Some(pipe) = pipes[i].as_mut() else { continue };
+        match pipe.read(buf) {
+            Ok(0) => pipes[i] = None,
+            Ok(n) => drains[i].feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => pipes[i] = None,
+        }
+    }
+    true
 }
 
 /// A running child in its own process group.
@@ -524,6 +752,7 @@ impl fmt::Debug for Child {
     }
 }
 
+#[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
 impl Child {
     /// The leader's pid, which is also the process group id.
     pub fn pid(&self) -> u32 {
@@ -565,36 +794,38 @@ impl Child {
 
     /// Wait up to `timeout` for the child to exit; `true` if it did.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Instant::now() + timeout).is_some()
+        self.wait_until(Instant::now() + timeout.min(crate::script::FAR_FUTURE)).is_some()
     }
 
     /// Wait for the child to exit and collect its output.
     pub fn wait(self) -> Finished {
         let start = Instant::now();
         let status = self.wait_status();
-        let mut out = self.collect();
+        let mut out = self.finish(None);
         out.duration = start.elapsed();
         out.code = status.as_ref().ok().and_then(|s| s.code());
         out.signal = status.as_ref().ok().and_then(|s| s.signal());
         out
     }
 
-    /// Join the reader threads (the child has exited) and build the result.
+    /// Build the result once the child has exited: from `captured` (drained by the caller) or by
+    /// joining the reader threads.
     ///
     /// Anything the command left running in its process group (`cmd &`) is killed first: it
     /// would otherwise outlive pilum and, holding the output pipes, block the readers forever.
-    fn collect(&self) -> Finished {
+    fn finish(&self, captured: Option<(Captured, Captured)>) -> Finished {
         signal_group(self.pgid, libc::SIGKILL);
         if let Some((c, id)) = &self.reg {
             c.unregister(*id);
         }
         let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (out, err) = match readers {
-            Some((o, e)) => (
+        let (out, err) = match (captured, readers) {
+            (Some(c), _) => c,
+            (None, Some((o, e))) => (
                 o.join().unwrap_or(Captured { text: Vec::new(), tail: VecDeque::new() }),
                 e.join().unwrap_or(Captured { text: Vec::new(), tail: VecDeque::new() }),
             ),
-            None => (
+            (None, None) => (
                 Captured { text: Vec::new(), tail: VecDeque::new() },
                 Captured { text: Vec::new(), tail: VecDeque::new() },
             ),
@@ -674,6 +905,11 @@ pub fn cancel_on_ctrl_c(token: CancelToken) -> std::io::Result<()> {
 
 /// Find `name` on `PATH` (or check it directly when it contains a `/`).
 pub fn which(name: &str) -> Option<PathBuf> {
+    which_in(name, None)
+}
+
+/// [`which`] with an explicit `PATH` value (`None`: the process's own).
+fn which_in(name: &str, path: Option<&str>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &std::path::Path| {
         p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
@@ -682,8 +918,14 @@ pub fn which(name: &str) -> Option<PathBuf> {
         let p = PathBuf::from(name);
         return is_exec(&p).then_some(p);
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| is_exec(p))
+    let path = match path {
+        Some(p) => p.into(),
+        None => std::env::var_os("PATH")?,
+    };
+    std::env::split_paths(&path)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.join(name))
+        .find(|p| is_exec(p))
 }
 
 #[cfg(test)]
@@ -745,6 +987,31 @@ mod tests {
     }
 
     #[test]
+    fn timeout_interrupts_first_then_kills() {
+        // The first child stops on SIGINT and says so; the second ignores SIGINT and is killed
+        // once the grace period is over.
+        let err = Command::new([
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 1' INT; while :; do sleep 0.05; done",
+        ])
+        .timeout(Some(Duration::from_millis(200)))
+        .run()
+        .expect_err("times out");
+        let ProcessError::TimedOut { tail, .. } = &err else { panic!("{err}") };
+        assert_eq!(tail, &vec!["got-int".to_string()]);
+
+        let start = Instant::now();
+        let err = Command::new(["sh", "-c", "trap '' INT; sleep 1000"])
+            .timeout(Some(Duration::from_millis(200)))
+            .grace(Duration::from_millis(300))
+            .run()
+            .expect_err("times out");
+        assert!(matches!(err, ProcessError::TimedOut { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn cancel_from_another_thread_kills_the_child() {
         let token = CancelToken::new();
         let t2 = token.clone();
@@ -757,9 +1024,41 @@ mod tests {
     }
 
     #[test]
+    fn child_tokens_follow_their_parent_but_not_the_reverse() {
+        let root = CancelToken::new();
+        let a = root.child();
+        let b = root.child();
+        let grandchild = a.child();
+        b.cancel();
+        assert!(b.is_cancelled() && !root.is_cancelled() && !a.is_cancelled());
+        root.cancel();
+        assert!(a.is_cancelled() && grandchild.is_cancelled());
+        assert!(root.child().is_cancelled());
+    }
+
+    #[test]
+    fn a_background_child_holding_the_pipes_does_not_block_or_survive() {
+        let start = Instant::now();
+        let out = Command::new(["sh", "-c", "sleep 1000 & echo $!"]).run().expect("runs");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(out.code, Some(0));
+        let pid: i32 = out.stdout.trim().parse().expect("pid");
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !alive(pid)
+        });
+        assert!(gone, "background child {pid} survived");
+    }
+
+    #[test]
     fn missing_program_is_named() {
         let err = Command::new(["pilum-no-such-program"]).run().expect_err("missing");
         assert!(err.to_string().contains("`pilum-no-such-program` not found"));
+        let err = Command::new(["true"]).dir("/pilum/no/such/dir").run().expect_err("no dir");
+        assert_eq!(
+            err.to_string(),
+            "cannot run `true` in `/pilum/no/such/dir`: the directory does not exist"
+        );
     }
 
     #[test]

@@ -308,6 +308,7 @@ pub struct Preview {
 
 impl Preview {
     /// Whether anything would change (any op other than `same`).
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub fn has_changes(&self) -> bool {
         self.change_summary.iter().any(|(op, n)| op != "same" && *n > 0)
     }

@@ -47,11 +47,6 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Whether any secret is registered (lets hot paths skip work).
-pub fn any() -> bool {
-    !SECRETS.read().unwrap_or_else(|e| e.into_inner()).is_empty()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

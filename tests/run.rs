@@ -131,6 +131,12 @@ fn symlink_escape_is_refused() {
     std::os::unix::fs::symlink("/etc", t.path().join("link")).expect("symlink");
     let r = t.run().code(1);
     assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
+    let t =
+        Test::new().file("main.rhai", r#"print(fs::glob("link/*"))"#).args(["run", "main.rhai"]);
+    std::os::unix::fs::symlink("/etc", t.path().join("link")).expect("symlink");
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("through a symlink"), "{}", r.stderr);
+    assert!(!r.stdout.contains("passwd"));
 }
 
 #[test]
@@ -168,11 +174,8 @@ fn failed_command_shows_the_tail_of_stderr() {
         )
         .args(["run", "main.rhai"]);
     let r = t.run().code(1);
-    assert!(
-        r.stderr.contains("failed with exit code 4\n  last output lines:\n  | line11\n"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("failed with exit code 4\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("  last output lines:\n  | line11\n"), "{}", r.stderr);
     assert!(r.stderr.contains("  | line30\n"));
     assert!(!r.stderr.contains("| line10\n"));
 }
@@ -241,7 +244,7 @@ exec::run(["sh", "-c", "echo failing with $DEPLOY_TOKEN >&2; exit 3"]);
 fn dry_run_prints_commands_and_runs_none() {
     let t = Test::new()
         .fake("docker", "echo built")
-        .fake("pulumi", "echo '{}'")
+        .fake("pulumi", "echo '{\"value\":\"1\",\"secret\":false}'")
         .file("Pulumi.dev.yaml", "config:\n  app:replicas: \"1\"\n")
         .file(
             "main.rhai",
@@ -256,12 +259,27 @@ fs::mkdir("dist");
 pulumi::config_set("app:replicas", 3, #{ stack: "dev" });
 pulumi::up(#{ stack: "dev", targets: ["urn:a"] });
 print(fs::read("Pulumi.dev.yaml").len() > 0);
+print(pulumi::config_get("app:replicas", #{ stack: "dev" }));
 "#,
         )
         .args(["run", "--dry-run", "main.rhai"]);
     let r = t.run().success();
     assert_eq!(t.calls("docker"), Vec::<Vec<String>>::new());
-    assert_eq!(t.calls("pulumi"), Vec::<Vec<String>>::new());
+    // Read-only calls still run: only `config get` reached the fake.
+    assert_eq!(
+        t.calls("pulumi"),
+        vec![[
+            "config",
+            "get",
+            "app:replicas",
+            "--json",
+            "--stack",
+            "dev",
+            "--non-interactive",
+            "--color",
+            "never"
+        ]]
+    );
     assert!(!t.path().join("out.txt").exists());
     assert!(!t.path().join("dist").exists());
     assert_eq!(
@@ -276,6 +294,7 @@ dry-run fs::mkdir: dist
 dry-run pulumi::config_set: pulumi config set app:replicas 3 --plaintext --stack dev --non-interactive --color never
 dry-run pulumi::up: pulumi up --yes --skip-preview --target urn:a --stack dev --non-interactive --color never
 true
+1
 "
     );
 }
@@ -287,7 +306,7 @@ fn rendered_parse_error_is_pinned() {
     let r = t.run().code(2);
     assert_eq!(
         r.stderr,
-        "error: expecting ')' to close the parameters list
+        "error: unexpected ';'
  --> main.rhai:2:14
   |
 2 | let b = (a + ;
@@ -679,5 +698,185 @@ fn api_reference_and_definitions() {
         .collect();
     assert!(defs.iter().any(|d| d == "exec.d.rhai"), "{defs:?}");
     let exec = std::fs::read_to_string(t.path().join("defs/exec.d.rhai")).expect("exec defs");
-    assert!(exec.contains("fn run(argv: Array, options: Map) -> Map;"), "{exec}");
+    assert!(exec.contains("fn run(argv: array, options: map) -> map;"), "{exec}");
+    let docker = std::fs::read_to_string(t.path().join("defs/docker.d.rhai")).expect("docker defs");
+    assert!(docker.starts_with("module docker;\n"), "{docker}");
+    assert!(docker.contains("fn ghcr(owner, name, tag);"), "{docker}");
+}
+
+#[test]
+fn api_docs_are_current() {
+    let r = Test::new().args(["api", "--markdown"]).run().success();
+    assert!(
+        r.stdout == include_str!("../docs/api.md"),
+        "docs/api.md is stale: run `cargo run -- api --markdown > docs/api.md`"
+    );
+}
+
+#[test]
+fn ctrl_c_kills_the_running_command_and_exits_130() {
+    let t = Test::new()
+        .file("main.rhai", r#"exec::run(["sh", "-c", "echo $$ > child.pid; exec sleep 1000"]);"#)
+        .args(["run", "main.rhai"]);
+    let mut cmd = t.command();
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn pilum");
+    let pid_file = t.path().join("child.pid");
+    let mut waited = 0;
+    while std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
+        std::thread::sleep(Duration::from_millis(20));
+        waited += 1;
+        assert!(waited < 1000, "script never started its command");
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("pilum exits");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: interrupted\n");
+    let pid = std::fs::read_to_string(&pid_file).expect("pid");
+    assert!(gone(&pid), "child {pid} survived Ctrl-C");
+}
+
+#[test]
+fn modules_are_evaluated_once_and_unknown_stdlib_names_get_a_suggestion() {
+    let t = Test::new()
+        .file("lib/m.rhai", "print(\"loading m\");\nfn f() { 1 }\n")
+        .file("a.rhai", "import \"./lib/m\" as m;\nfn g() { m::f() }\n")
+        .file("main.rhai", "import \"./lib/m\" as m1;\nimport \"./a\" as a;\nimport \"lib/m\" as m2;\nprint(m1::f() + a::g() + m2::f());\n")
+        .args(["run", "main.rhai"]);
+    assert_eq!(t.run().success().stdout, "loading m\n3\n");
+
+    let t = Test::new().file("main.rhai", "import \"dokcer\" as d;\n").args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.starts_with("error: unknown stdlib module `dokcer`\n --> main.rhai:1:8\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("help: did you mean `docker`?"), "{}", r.stderr);
+}
+
+#[test]
+fn json_mode_emits_only_ndjson() {
+    let t = Test::new()
+        .file("main.rhai", "print(\"hi\");\nlog::warn(\"careful\");\nthrow \"bad\";\n")
+        .args(["--json", "run", "main.rhai"]);
+    let r = t.run().code(1);
+    let events: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).expect("NDJSON line")).collect();
+    assert_eq!(events[0], serde_json::json!({"event": "print", "label": "", "text": "hi"}));
+    assert_eq!(
+        events[1],
+        serde_json::json!({"event": "log", "label": "", "level": "warn", "message": "careful"})
+    );
+    assert_eq!(events[2]["event"], "exit");
+    assert_eq!(events[2]["code"], 1);
+    assert!(
+        events[2]["error"].as_str().expect("error text").starts_with("bad\n --> main.rhai:3:1")
+    );
+}
+
+#[test]
+fn git_changed_files_explains_a_shallow_clone() {
+    let src = Test::new().file("a.txt", "1\n");
+    src.git(&["init", "-q", "-b", "main"]);
+    src.git(&["add", "."]);
+    src.git(&["commit", "-qm", "one"]);
+    std::fs::write(src.path().join("a.txt"), "2\n").expect("write");
+    src.git(&["commit", "-qam", "two"]);
+    let t = Test::new()
+        .file("main.rhai", "print(git::is_shallow());\ngit::changed_files(\"origin/gone\");\n");
+    let url = format!("file://{}", src.path().display());
+    t.git(&["clone", "-q", "--depth", "1", &url, "repo"]);
+    std::fs::copy(t.path().join("main.rhai"), t.path().join("repo/main.rhai")).expect("copy");
+    let r = t.cwd("repo").args(["run", "main.rhai"]).run().code(1);
+    assert_eq!(r.stdout, "true\n");
+    assert!(
+        r.stderr.starts_with(
+            "error: cannot find the merge base of `origin/gone` and `HEAD`: this clone is shallow\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("help: fetch full history (GitHub Actions: `fetch-depth: 0`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn api_typos_and_wrong_arguments_get_help() {
+    let t = Test::new().file("main.rhai", "exec::rn([\"true\"]);\n").args(["run", "main.rhai"]);
+    assert_eq!(
+        t.run().code(1).stderr,
+        "error: function not found: `exec::rn (array)`
+ --> main.rhai:1:7
+  |
+1 | exec::rn([\"true\"]);
+  |       ^
+help: did you mean `exec::run`?
+"
+    );
+    let t = Test::new().file("main.rhai", "exec::run(\"true\");\n").args(["run", "main.rhai"]);
+    let r = t.run().code(1);
+    assert!(
+        r.stderr.contains("help: the arguments do not match; `exec::run` is `exec::run(argv: Array) -> Map` or `exec::run(argv: Array, options: Map) -> Map`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn absurd_numbers_are_errors_not_panics() {
+    for (script, needle) in [
+        ("time::sleep(1e300);", "`time::sleep` was given more than a century"),
+        (
+            r#"exec::run(["true"], #{ timeout: 1e300 });"#,
+            "option `timeout` of `exec::run` is too large",
+        ),
+        (r#"exec::run(["true"], #{ timeout: -1 });"#, "must be a positive number of seconds"),
+        ("exit(300);", "exit code `300` is out of range: use 0 to 255"),
+    ] {
+        let r = Test::new().file("main.rhai", script).args(["run", "main.rhai"]).run().code(1);
+        assert!(
+            r.stderr.starts_with(&format!("error: {needle}")) || r.stderr.contains(needle),
+            "{script}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"), "{script}: {}", r.stderr);
+    }
+    let r = Test::new()
+        .file("main.rhai", "")
+        .args(["run", "--timeout", "99999999999h", "main.rhai"])
+        .run()
+        .code(2);
+    assert!(r.stderr.contains("longer than ten years"), "{}", r.stderr);
+    let r = Test::new()
+        .file("main.rhai", "")
+        .args(["run", "--timeout", "5 parsecs", "main.rhai"])
+        .run()
+        .code(2);
+    assert!(r.stderr.contains("invalid duration unit"), "{}", r.stderr);
+}
+
+#[test]
+fn rendered_error_in_an_imported_module_is_pinned() {
+    let t = Test::new()
+        .file("lib/bad.rhai", "let x = 1;\nthrow \"bad module\";\n")
+        .file("main.rhai", "\nimport \"./lib/bad\" as b;\n")
+        .args(["run", "main.rhai"]);
+    assert_eq!(
+        t.run().code(1).stderr,
+        "error: bad module
+ --> lib/bad.rhai:2:1
+  |
+2 | throw \"bad module\";
+  | ^
+  = note: in module `lib/bad.rhai`, imported from main.rhai:2:8
+"
+    );
 }

@@ -56,6 +56,7 @@ impl Limits {
     }
 
     /// Defaults for scaling strategies: pure decisions over a small input.
+    #[allow(dead_code, reason = "used by the autoscaler")]
     pub const fn strategy() -> Self {
         Self {
             max_operations: 1_000_000,
@@ -78,6 +79,7 @@ pub enum Profile {
     /// The whole API.
     Full(Limits),
     /// Scaling strategies: no process, file, env, git, Pulumi or network API.
+    #[allow(dead_code, reason = "used by the autoscaler")]
     Strategy(Limits),
 }
 
@@ -124,8 +126,8 @@ pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
     engine.on_print(move |s| h.emit(Event::Print(&redact::redact(s))));
     let h = host.clone();
     engine.on_debug(move |s, src, pos| {
-        let text = match src {
-            Some(src) if !pos.is_none() => format!("[{src}:{pos}] {s}"),
+        let text = match (src, pos.line(), pos.position()) {
+            (Some(src), Some(l), Some(c)) => format!("{}:{l}:{c}: {s}", super::error::display(src)),
             _ => s.to_string(),
         };
         h.emit(Event::Debug(&redact::redact(&text)));
@@ -158,7 +160,14 @@ fn register_exit(engine: &mut Engine) {
         .with_params_info(["code: int", "()"])
         .with_volatility(true)
         .register_into_engine(engine, |ctx: NativeCallContext, code: INT| -> Result<(), Box<EvalAltResult>> {
-            let code = i32::try_from(code).unwrap_or(1);
+            if !(0..=255).contains(&code) {
+                return Err(EvalAltResult::ErrorRuntime(
+                    format!("exit code `{code}` is out of range: use 0 to 255").into(),
+                    ctx.call_position(),
+                )
+                .into());
+            }
+            let code = i32::try_from(code).expect("0..=255 fits in i32");
             Err(EvalAltResult::ErrorTerminated(Dynamic::from(Stop::Exit(code)), ctx.call_position()).into())
         });
     FuncRegistration::new("exit")
@@ -180,5 +189,203 @@ pub fn stop_of(err: &EvalAltResult) -> Option<Stop> {
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
         | EvalAltResult::ErrorInModule(_, inner, _) => stop_of(inner),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use rhai::{Dynamic, Scope};
+
+    use super::*;
+    use crate::script::{CallCtx, CancelToken, Deadline, Sink, with_call};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, String)>>);
+
+    impl Sink for Recorder {
+        fn event(&self, label: &str, event: Event<'_>) {
+            let text = match event {
+                Event::Print(t) => t.to_string(),
+                other => format!("{other:?}"),
+            };
+            self.0.lock().expect("recorder lock").push((label.to_string(), text));
+        }
+    }
+
+    fn host() -> (Arc<Host>, Arc<Recorder>) {
+        let rec = Arc::new(Recorder::default());
+        let root = std::env::temp_dir();
+        (Arc::new(Host::new(root, rec.clone())), rec)
+    }
+
+    #[test]
+    fn every_stdlib_module_and_example_compiles() {
+        let (h, _) = host();
+        let engine = build(&h, Profile::Full(Limits::full()));
+        for (name, text) in modules::STDLIB {
+            engine.compile(text).unwrap_or_else(|e| panic!("stdlib `{name}`: {e}"));
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut scope = Scope::new();
+        scope.push_constant("ARGS", rhai::Array::new());
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).expect("examples dir").flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "rhai") {
+                let text = std::fs::read_to_string(&p).expect("read example");
+                engine
+                    .compile_with_scope(&scope, &text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "examples found: {n}");
+    }
+
+    #[test]
+    fn strategy_profile_has_no_side_effect_api() {
+        let (h, _) = host();
+        let engine = build(&h, Profile::Strategy(Limits::strategy()));
+        for src in [
+            r#"exec::run(["true"])"#,
+            r#"fs::read("x")"#,
+            r#"env::get("HOME")"#,
+            "git::sha()",
+            "pulumi::outputs(#{})",
+            "time::sleep(1)",
+        ] {
+            let err = engine.eval::<Dynamic>(src).expect_err(src);
+            // Strict variables turn an unknown namespace into a compile error.
+            assert!(
+                matches!(
+                    *err,
+                    EvalAltResult::ErrorParsing(..) | EvalAltResult::ErrorFunctionNotFound(..)
+                ),
+                "{src}: {err}"
+            );
+            assert!(
+                err.to_string().contains("Undefined module")
+                    || err.to_string().contains("not found"),
+                "{src}: {err}"
+            );
+        }
+        let v = engine
+            .eval::<i64>(r#"let d = json::parse("{\"n\": 4}"); if regex::is_match("a1", "\\d") { d.n * 2 } else { 0 }"#)
+            .expect("pure API works");
+        assert_eq!(v, 8);
+        assert!(engine.eval::<i64>("time::now()").expect("now") > 0);
+        let err = engine.eval::<()>("loop {}").expect_err("runaway");
+        assert!(matches!(*err, EvalAltResult::ErrorTooManyOperations(..)));
+    }
+
+    #[test]
+    fn limits_are_explicit() {
+        let (h, _) = host();
+        let engine = build(&h, Profile::Full(Limits::full()));
+        assert_eq!(engine.max_call_levels(), 64);
+        assert_eq!(engine.max_operations(), Limits::full().max_operations);
+        assert_eq!(engine.max_string_size(), 64 << 20);
+        // Deeper than the debug-build default of 8 levels.
+        assert_eq!(
+            engine
+                .eval::<i64>("fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(40)")
+                .expect("deep"),
+            40
+        );
+        let err = engine.eval::<i64>("fn f(n) { f(n + 1) } f(0)").expect_err("too deep");
+        assert!(matches!(*err, EvalAltResult::ErrorStackOverflow(..)), "{err}");
+        let err = engine.eval::<i64>("let x = 1; y").expect_err("strict variables");
+        assert!(err.to_string().contains("Undefined variable: y"), "{err}");
+    }
+
+    #[test]
+    fn parallel_calls_share_one_engine_with_their_own_context() {
+        let (h, rec) = host();
+        let engine = Arc::new(build(&h, Profile::Full(Limits::full())));
+        let ast = Arc::new(engine.compile(r#"fn step(n) { print(`step ${n}`); exec::run(["sh", "-c", "echo $TASK"]).stdout }"#).expect("compiles"));
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let engine = engine.clone();
+                let ast = ast.clone();
+                std::thread::spawn(move || {
+                    let ctx = CallCtx {
+                        label: format!("svc{i}"),
+                        env: vec![("TASK".into(), format!("task{i}"))],
+                        ..CallCtx::default()
+                    };
+                    with_call(ctx, || {
+                        engine.call_fn::<String>(&mut Scope::new(), &ast, "step", (i as i64,))
+                    })
+                })
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.join().expect("thread").expect("step ok"), format!("task{i}\n"));
+        }
+        let events = rec.0.lock().expect("lock");
+        for i in 0..4 {
+            assert!(events.contains(&(format!("svc{i}"), format!("step {i}"))), "{events:?}");
+            assert!(
+                events
+                    .iter()
+                    .any(|(l, t)| l == &format!("svc{i}") && t.contains(&format!("task{i}"))),
+                "{events:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cancel_from_another_thread_stops_script_and_child() {
+        let (h, _) = host();
+        let engine = build(&h, Profile::Full(Limits::full()));
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            t2.cancel();
+        });
+        let start = std::time::Instant::now();
+        let ctx = CallCtx { cancel: token, ..CallCtx::default() };
+        let err = with_call(ctx, || engine.run(r#"exec::run(["sleep", "100"]);"#))
+            .expect_err("cancelled");
+        assert!(matches!(stop_of(&err), Some(Stop::Cancelled)), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+
+        // A busy loop is stopped by on_progress, a sleep by the token.
+        let token = CancelToken::new();
+        token.cancel();
+        let ctx = CallCtx { cancel: token, ..CallCtx::default() };
+        let err = with_call(ctx.clone(), || engine.run("loop {}")).expect_err("cancelled loop");
+        assert!(matches!(stop_of(&err), Some(Stop::Cancelled)));
+        let err = with_call(ctx, || engine.run("time::sleep(100)")).expect_err("cancelled sleep");
+        assert!(matches!(stop_of(&err), Some(Stop::Cancelled)));
+    }
+
+    #[test]
+    fn deadline_stops_a_sleep() {
+        let (h, _) = host();
+        let engine = build(&h, Profile::Full(Limits::full()));
+        let ctx = CallCtx {
+            deadline: Some(Deadline::after(Duration::from_millis(200))),
+            ..CallCtx::default()
+        };
+        let err = with_call(ctx, || engine.run("time::sleep(100)")).expect_err("timed out");
+        assert!(
+            matches!(stop_of(&err), Some(Stop::TimedOut(d)) if d == Duration::from_millis(200)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn optimizer_never_runs_api_calls_at_compile_time() {
+        let (h, rec) = host();
+        let engine = build(&h, Profile::Full(Limits::full()));
+        let _ast = engine
+            .compile(r#"if false { log::info("compiled"); } log::info("x");"#)
+            .expect("compiles");
+        assert!(rec.0.lock().expect("lock").is_empty());
     }
 }

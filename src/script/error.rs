@@ -42,7 +42,7 @@ pub fn render(err: &EvalAltResult, source: &str) -> String {
             EvalAltResult::ErrorInModule(key, inner, pos) => {
                 let name = if key.starts_with("<stdlib>") { key.clone() } else { display(key) };
                 frames.push(Frame {
-                    what: format!("in module `{name}`"),
+                    what: format!("in module `{name}`, imported"),
                     source: cur_source.clone(),
                     pos: *pos,
                 });
@@ -67,7 +67,8 @@ pub fn render(err: &EvalAltResult, source: &str) -> String {
     }
     // Frames were collected outermost first; show the innermost call first, like a backtrace.
     for f in frames.iter().rev() {
-        out.push_str(&format!("\n  = note: {} called from {}", f.what, location(&f.source, f.pos)));
+        let verb = if f.what.ends_with("imported") { "" } else { " called" };
+        out.push_str(&format!("\n  = note: {}{verb} from {}", f.what, location(&f.source, f.pos)));
     }
     redact::redact(&out).into_owned()
 }
@@ -109,7 +110,12 @@ fn message_of(e: &EvalAltResult) -> String {
         EvalAltResult::ErrorParsing(p, _) => lower_first(&p.to_string()),
         EvalAltResult::ErrorVariableNotFound(name, _) => format!("variable `{name}` is not defined"),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
-            format!("function not found: `{sig}`")
+            let mut msg = format!("function not found: `{sig}`");
+            if let Some(hint) = api_hint(sig) {
+                msg.push('\n');
+                msg.push_str(&hint);
+            }
+            msg
         }
         other => {
             let text = other.to_string();
@@ -121,6 +127,32 @@ fn message_of(e: &EvalAltResult) -> String {
             lower_first(&text)
         }
     }
+}
+
+/// For a namespaced call that matched nothing (`exec::rn (array)`), suggest the closest API
+/// function, or list the arities that exist when only the arguments were wrong.
+fn api_hint(sig: &str) -> Option<String> {
+    let name = sig.split([' ', '(']).next()?.trim();
+    let (ns, _) = name.split_once("::")?;
+    let known = super::reference::functions();
+    let names: Vec<String> = known
+        .iter()
+        .filter(|f| f.namespace == ns)
+        .map(|f| f.signature.split('(').next().unwrap_or_default().to_string())
+        .collect();
+    if names.iter().any(|n| n == name) {
+        let sigs: Vec<String> = known
+            .iter()
+            .filter(|f| f.signature.starts_with(&format!("{name}(")))
+            .map(|f| format!("`{}`", f.signature))
+            .collect();
+        return Some(format!(
+            "help: the arguments do not match; `{name}` is {}",
+            sigs.join(" or ")
+        ));
+    }
+    did_you_mean(name, names.iter().map(String::as_str))
+        .map(|s| format!("help: did you mean `{s}`?"))
 }
 
 fn lower_first(s: &str) -> String {
@@ -193,18 +225,28 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// Optimal string alignment distance: edits plus adjacent transpositions (`dri` → `dir` is 1).
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]

@@ -6,6 +6,23 @@
 //! lives in a [`CallCtx`] installed for the duration of one evaluation with [`with_call`]. That
 //! lets many threads call functions of one shared engine at once (the orchestrator runs recipe
 //! steps in parallel workers) while API functions still know whom they work for.
+//!
+//! Embedding, in short (the orchestrator and the autoscaler do exactly this):
+//!
+//! ```ignore
+//! let host = Arc::new(Host { root, dry_run, verbose, sink });          // once per run
+//! let engine = engine::build(&host, Profile::Full(Limits::full()));    // once, shared
+//! let mut ast = engine.compile(&text).map_err(|e| error::render_parse(&e, &path))?;
+//! ast.set_source(path.as_str());                                        // for locations
+//! let ctx = CallCtx { cancel, deadline: Some(Deadline::after(t)), workdir, env, label };
+//! match with_call(ctx, || engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, "build", (svc,))) {
+//!     Ok(v) => …,
+//!     Err(e) => match engine::stop_of(&e) {           // exit(n), Ctrl-C or the deadline
+//!         Some(stop) => …,
+//!         None => report(error::render(&e, &path)),  // path:line:col, caret, call chain
+//!     },
+//! }
+//! ```
 
 pub mod api;
 pub mod engine;
@@ -76,7 +93,8 @@ pub struct Host {
     pub root: PathBuf,
     /// Record mutating calls as [`Event::DryRun`] instead of executing them.
     pub dry_run: bool,
-    /// `-v` count: the sink decides what to show; API functions only use it for chatter.
+    /// `-v` count, for embedders; the sink decides what to show.
+    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub verbose: u8,
     /// Where output lines, prints, logs and dry-run records go.
     pub sink: Arc<dyn Sink>,
@@ -94,6 +112,9 @@ impl Host {
     }
 }
 
+/// Far enough to mean "never" for deadlines and sleeps, near enough for `Instant` arithmetic.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A deadline and the budget it stands for (for "timed out after 30s").
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -104,7 +125,10 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `after` from now.
     pub fn after(after: Duration) -> Self {
-        Self { at: Instant::now() + after, after }
+        // A deadline beyond any real run (or past `Instant`'s range) is no deadline pressure.
+        let now = Instant::now();
+        let at = now.checked_add(after).unwrap_or_else(|| now + FAR_FUTURE);
+        Self { at, after }
     }
 
     pub fn passed(&self) -> bool {
@@ -172,4 +196,38 @@ pub enum Stop {
 /// `path` relative to `base` when inside it, for messages.
 pub fn display_path(path: &Path, base: &Path) -> String {
     path.strip_prefix(base).unwrap_or(path).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        assert_send_sync::<rhai::Engine>();
+        assert_send_sync::<Host>();
+        assert_send_sync::<CancelToken>();
+        assert_send_sync::<rhai::AST>();
+    }
+
+    #[test]
+    fn call_contexts_nest_and_unwind() {
+        assert!(current().label.is_empty());
+        with_call(CallCtx { label: "outer".into(), ..CallCtx::default() }, || {
+            with_call(CallCtx { label: "inner".into(), ..CallCtx::default() }, || {
+                assert_eq!(current().label, "inner");
+            });
+            assert_eq!(current().label, "outer");
+            let r = std::panic::catch_unwind(|| {
+                with_call(CallCtx { label: "panics".into(), ..CallCtx::default() }, || {
+                    panic!("boom")
+                })
+            });
+            assert!(r.is_err());
+            assert_eq!(current().label, "outer");
+        });
+        assert!(current().label.is_empty());
+    }
 }

@@ -25,23 +25,19 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
 }
 
-/// The project root: `-C DIR`, else the git top level of the current directory, else the
-/// current directory.
+/// The project root: `-C DIR`, else the nearest ancestor of the current directory holding a
+/// `.git` (a directory, or a file in worktrees and submodules), else the current directory.
+/// Found by looking at the file system rather than running `git`, which would cost a process
+/// spawn on every `pilum run`.
 pub fn project_root(dir: Option<&Path>) -> PathBuf {
     if let Some(d) = dir {
         return d.to_path_buf();
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let top = crate::process::Command::new(["git", "rev-parse", "--show-toplevel"])
-        .dir(&cwd)
-        .run()
-        .ok()
-        .filter(|o| o.success())
-        .map(|o| PathBuf::from(o.stdout.trim_end()));
-    top.unwrap_or(cwd)
+    cwd.ancestors().find(|a| a.join(".git").exists()).map_or_else(|| cwd.clone(), Path::to_path_buf)
 }
 
-pub fn run(cfg: RunConfig, out: &Output) -> Result<(), Error> {
+pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     let script = cfg.script.canonicalize().map_err(|e| {
         Error::usage(format!(
             "cannot read script `{}`: {}\nhelp: give a path to a `.rhai` file",

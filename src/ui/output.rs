@@ -15,6 +15,7 @@ pub struct Output {
     pub quiet: bool,
     pub verbose: u8,
     pub json: bool,
+    #[allow(dead_code, reason = "for renderers that style without `console`")]
     pub color: bool,
 }
 

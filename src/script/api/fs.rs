@@ -256,8 +256,22 @@ fn glob(host: &Host, call: &CallCtx, pattern: &str) -> Result<Array, String> {
         .build()
         .map_err(|e| format!("invalid glob `{pattern}`: {e}"))?
         .compile_matcher();
+    // Walk only below the pattern's literal leading directories (`dist/assets/**` walks
+    // `dist/assets`), not the whole project; `max_depth` stops early when no `**` is involved.
+    let literal: Vec<&str> =
+        pattern.split('/').take_while(|c| !c.contains(['*', '?', '[', '{', '\\'])).collect();
+    let literal = &literal[..literal.len().min(pattern.split('/').count() - 1)];
+    // Through the sandbox: a symlinked leading directory must not list files outside the root.
+    let start =
+        if literal.is_empty() { base.clone() } else { sandbox(host, call, &literal.join("/"))? };
+    let depth = if pattern.contains("**") {
+        usize::MAX
+    } else {
+        pattern.split('/').count() - literal.len()
+    };
     let mut out = Vec::new();
-    let walk = walkdir::WalkDir::new(&base)
+    let walk = walkdir::WalkDir::new(&start)
+        .max_depth(depth)
         .follow_links(false)
         .into_iter()
         .filter_entry(|e| e.file_name() != ".git");

@@ -3,7 +3,7 @@
 //! "did you mean", the project-root sandbox for paths, and JSON ⇄ Rhai value conversion.
 //!
 //! Every function is registered with a doc comment carrying a small rhai example; `pilum api`
-//! and the `.d.rhai` definitions are generated from that metadata.
+//! and the `.d.rhai` definitions are built from that metadata.
 
 pub mod env;
 pub mod exec;
@@ -26,11 +26,6 @@ use super::{CallCtx, Host, Stop, current};
 use crate::process::ProcessError;
 
 pub type RResult<T> = Result<T, Box<EvalAltResult>>;
-
-/// Namespaces available to every profile.
-pub const PURE_NAMESPACES: &[&str] = &["json", "yaml", "regex", "log", "time"];
-/// Namespaces only the full profile gets.
-pub const FULL_NAMESPACES: &[&str] = &["exec", "env", "fs", "git", "pulumi"];
 
 /// Register the namespaces of a profile as static modules (`exec::run(…)`).
 pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
@@ -188,7 +183,13 @@ impl<'a> Opts<'a> {
                         ),
                     ));
                 }
-                Ok(Some(Duration::from_secs_f64(s)))
+                Duration::try_from_secs_f64(s)
+                    .ok()
+                    .filter(|d| *d <= super::FAR_FUTURE)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        rt(ctx, format!("option `{key}` of `{}` is too large", self.func))
+                    })
             }
         }
     }
@@ -347,4 +348,42 @@ pub fn command_result(code: i64, stdout: String, stderr: String) -> Map {
     m.insert("stdout".into(), stdout.into());
     m.insert("stderr".into(), stderr.into());
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::NullSink;
+
+    #[test]
+    fn sandbox_confines_paths_to_the_root() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("a/b")).expect("mkdir");
+        let host = Host::new(&root, Arc::new(NullSink));
+        let call = CallCtx { workdir: Some("a".into()), ..CallCtx::default() };
+        assert_eq!(sandbox(&host, &call, "b/../c.txt"), Ok(root.join("a/c.txt")));
+        assert_eq!(sandbox(&host, &call, "../x"), Ok(root.join("x")));
+        assert_eq!(
+            sandbox(&host, &call, root.join("a/b").to_str().expect("utf-8")),
+            Ok(root.join("a/b"))
+        );
+        assert!(
+            sandbox(&host, &call, "../../x")
+                .expect_err("escape")
+                .contains("leaves the project root")
+        );
+        assert!(
+            sandbox(&host, &call, "/etc/passwd")
+                .expect_err("absolute")
+                .contains("outside the project")
+        );
+    }
+
+    #[test]
+    fn json_round_trips_through_rhai_values() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"a":[1,2.5,true,null,"s"],"b":{"c":-3}}"#).expect("json");
+        assert_eq!(to_json(&from_json(v.clone())), Ok(v));
+    }
 }

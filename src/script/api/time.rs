@@ -75,7 +75,10 @@ time::sleep(1.5);
                 }
                 check_live(&ctx)?;
                 let call = current();
-                let mut dur = Duration::from_secs_f64(s);
+                let mut dur = Duration::try_from_secs_f64(s)
+                    .ok()
+                    .filter(|d| *d <= crate::script::FAR_FUTURE)
+                    .ok_or_else(|| rt(&ctx, "`time::sleep` was given more than a century"))?;
                 let mut timed_out = None;
                 if let Some(d) = call.deadline {
                     let left = d.at.saturating_duration_since(std::time::Instant::now());
