@@ -149,7 +149,7 @@ pub struct ApiArgs {
 #[derive(Debug, Subcommand)]
 pub enum ScaleCommand {
     /// Run the webhook server
-    Serve(ScaleServeArgs),
+    Serve(Box<ScaleServeArgs>),
     /// Validate a pools file and its strategy scripts
     Check(ScaleCheckArgs),
     /// Show pools: desired, applied, cooldowns, signals (from a running server or the state dir)

@@ -16,7 +16,7 @@ pub struct Audit {
 
 enum Msg {
     Line(serde_json::Value),
-    Signal(SignalRecord),
+    Signal(Box<SignalRecord>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -124,7 +124,7 @@ impl Audit {
 
     /// Append the record of an accepted signal.
     pub fn signal(&self, record: SignalRecord) {
-        let _ = self.tx.send(Msg::Signal(record));
+        let _ = self.tx.send(Msg::Signal(Box::new(record)));
     }
 
     /// Wait until everything sent so far is on disk.

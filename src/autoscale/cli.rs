@@ -18,7 +18,7 @@ use crate::ui::output::Output;
 /// Dispatch a `pilum scale` subcommand.
 pub fn run(cmd: ScaleCommand, out: &Output) -> Result<(), Error> {
     match cmd {
-        ScaleCommand::Serve(args) => serve(args, out),
+        ScaleCommand::Serve(args) => serve(*args, out),
         ScaleCommand::Check(args) => check(&args.pools, out),
         ScaleCommand::Status(args) => {
             status(args.server.as_deref(), args.state_dir.as_deref(), args.pool.as_deref(), out)

@@ -139,13 +139,12 @@ pub fn settle(
         Proposal::Delta { delta, reason } => (Some(base.saturating_add(*delta)), reason.clone()),
     };
     let mut target = proposed.unwrap_or(old);
-    if proposed.is_some() {
-        if let Some(step) = spec.max_step
-            && (target - base).abs() > step
-        {
-            target = if target > base { base + step } else { base - step };
-            guardrails.push("max_step");
-        }
+    if proposed.is_some()
+        && let Some(step) = spec.max_step
+        && (target - base).abs() > step
+    {
+        target = if target > base { base + step } else { base - step };
+        guardrails.push("max_step");
     }
     if target > spec.max {
         target = spec.max;

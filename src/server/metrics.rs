@@ -36,6 +36,9 @@ pub struct CooldownLabels {
     pub direction: String,
 }
 
+/// A pool's `intents` counters by (source, result).
+type IntentCounters = HashMap<(&'static str, &'static str), Counter>;
+
 /// Every metric the scaler exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -54,7 +57,7 @@ pub struct Metrics {
     pub reload_ok: Gauge,
     /// `intents` counters by pool, then (source, result): the request path increments them
     /// without allocating label sets.
-    intent_cache: RwLock<HashMap<String, HashMap<(&'static str, &'static str), Counter>>>,
+    intent_cache: RwLock<HashMap<String, IntentCounters>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -81,14 +84,29 @@ impl Metrics {
         }
     }
 
-    pub fn intent(&self, pool: &str, source: &str, result: &str) {
-        self.intents
-            .get_or_create(&IntentLabels {
-                pool: pool.into(),
-                source: source.into(),
-                result: result.into(),
-            })
-            .inc();
+    /// Count a received signal. `pool` must be a configured pool name or `unknown` (labels
+    /// stay bounded).
+    pub fn intent(&self, pool: &str, source: &'static str, result: &'static str) {
+        if let Some(c) = self
+            .intent_cache
+            .read()
+            .expect("metrics cache lock")
+            .get(pool)
+            .and_then(|m| m.get(&(source, result)))
+        {
+            c.inc();
+            return;
+        }
+        let labels =
+            IntentLabels { pool: pool.into(), source: source.into(), result: result.into() };
+        let counter = self.intents.get_or_create(&labels).clone();
+        counter.inc();
+        self.intent_cache
+            .write()
+            .expect("metrics cache lock")
+            .entry(pool.to_string())
+            .or_default()
+            .insert((source, result), counter);
     }
 
     /// Render the text exposition format.

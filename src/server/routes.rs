@@ -97,6 +97,8 @@ async fn timeout(State(app): State<Shared>, req: Request, next: Next) -> Respons
 }
 
 /// The checks every mutating route shares: draining, auth, pool, rate limit.
+// The error is the finished HTTP answer; it is built only when a request is refused.
+#[allow(clippy::result_large_err)]
 fn admit(app: &App, headers: &HeaderMap, pool: &str, source: SourceKind) -> Result<(), Response> {
     let m = &app.scaler.metrics;
     if app.scaler.draining.load(Ordering::SeqCst) {
@@ -138,6 +140,7 @@ fn pool_label<'a>(app: &App, pool: &'a str) -> &'a str {
     if app.scaler.states.contains_key(pool) { pool } else { "unknown" }
 }
 
+#[allow(clippy::result_large_err)]
 fn enqueue(
     app: &App,
     pool: &str,
@@ -383,12 +386,6 @@ async fn prometheus(
 
 fn parse_body(body: &Bytes) -> Result<Value, Refused> {
     serde_json::from_slice(body).map_err(|e| Refused(400, format!("body is not JSON: {e}")))
-}
-
-fn int_field(v: &Value, name: &str) -> Result<i64, Refused> {
-    v.get(name)
-        .and_then(Value::as_i64)
-        .ok_or_else(|| Refused(400, format!("expected `{{\"{name}\": <integer>}}`")))
 }
 
 fn intent(source: SourceKind, key: &str, action: Action, step: i64, value: Option<i64>) -> Signal {

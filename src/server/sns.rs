@@ -118,9 +118,8 @@ impl SnsVerifier {
         let loopback = self.trust_loopback && parsed.scheme() == "http" && host == "127.0.0.1";
         let sns_host = regex::Regex::new(r"^sns\.[a-zA-Z0-9-]{3,}\.amazonaws\.com(\.cn)?$")
             .expect("static regex");
-        if !loopback
-            && !(parsed.scheme() == "https" && sns_host.is_match(host) && parsed.port().is_none())
-        {
+        let sns = parsed.scheme() == "https" && sns_host.is_match(host) && parsed.port().is_none();
+        if !(loopback || sns) {
             return Err(Reject::Forbidden(format!("`{url}` is not an SNS endpoint")));
         }
         if cert && !parsed.path().ends_with(".pem") {
