@@ -1,18 +1,32 @@
 //! The append-only JSONL audit log: one line per accepted signal, per decision and per apply.
 //!
-//! Writes go through a channel to one thread that owns the file, so request handlers never
-//! block on disk; the file is flushed whenever the channel runs dry, so a quiet server always
-//! has everything on disk.
+//! The log is also the server's bounded ingest queue: a request is accepted only once its
+//! record is queued here ([`Audit::try_signal`]), so every accepted request is audited, and a
+//! full queue answers 503 instead of waiting. One thread owns the file; request handlers never
+//! block on disk. The buffer is flushed when the queue goes quiet and at least every 50 ms under
+//! load, so a burst is written in large blocks rather than one syscall per record.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+
+use chrono::{DateTime, Utc};
 
 /// A handle for appending audit records.
 #[derive(Debug, Clone)]
 pub struct Audit {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
+    /// Records queued and not yet written.
+    depth: Arc<AtomicUsize>,
+    /// How many signal records may wait before requests are refused.
+    capacity: usize,
 }
+
+/// The queue is full: the request is refused (503) rather than accepted unaudited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
 
 enum Msg {
     Line(serde_json::Value),
@@ -25,7 +39,8 @@ enum Msg {
 /// much cheaper than building a map first.
 #[derive(Debug, serde::Serialize)]
 pub struct SignalRecord {
-    pub time: String,
+    #[serde(serialize_with = "millis")]
+    pub time: DateTime<Utc>,
     pub event: &'static str,
     pub pool: String,
     pub source: &'static str,
@@ -50,6 +65,10 @@ pub struct SignalRecord {
     pub then: Option<String>,
 }
 
+fn millis<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&t.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+}
+
 /// How long written records may sit in the buffer before they are flushed to the file.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -60,28 +79,34 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Audit {
-    /// Open (append) `path` and start the writer thread.
-    pub fn open(path: &Path) -> std::io::Result<Self> {
+    /// Open (append) `path` and start the writer thread; `capacity` bounds the queue.
+    pub fn open(path: &Path, capacity: usize) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let (tx, rx) = mpsc::channel::<Msg>();
+        let capacity = capacity.max(1);
+        // Room above `capacity` for decision/apply records, which are never refused.
+        let (tx, rx) = mpsc::sync_channel::<Msg>(capacity + 1024);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let left = depth.clone();
         std::thread::Builder::new().name("pilum-audit".into()).spawn(move || {
-            let mut w = std::io::BufWriter::with_capacity(64 * 1024, file);
-            let handle = |msg: Msg, w: &mut std::io::BufWriter<std::fs::File>| match msg {
-                Msg::Line(v) => {
-                    let _ = serde_json::to_writer(&mut *w, &v);
-                    let _ = w.write_all(b"\n");
+            let mut w = std::io::BufWriter::with_capacity(256 * 1024, file);
+            let handle = |msg: Msg, w: &mut std::io::BufWriter<std::fs::File>| {
+                match msg {
+                    Msg::Line(v) => {
+                        let _ = serde_json::to_writer(&mut *w, &v);
+                        let _ = w.write_all(b"\n");
+                    }
+                    Msg::Signal(r) => {
+                        let _ = serde_json::to_writer(&mut *w, &r);
+                        let _ = w.write_all(b"\n");
+                    }
+                    Msg::Flush(done) => {
+                        let _ = w.flush();
+                        let _ = done.send(());
+                        return;
+                    }
                 }
-                Msg::Signal(r) => {
-                    let _ = serde_json::to_writer(&mut *w, &r);
-                    let _ = w.write_all(b"\n");
-                }
-                Msg::Flush(done) => {
-                    let _ = w.flush();
-                    let _ = done.send(());
-                }
+                left.fetch_sub(1, Ordering::Relaxed);
             };
-            // Flush when the channel goes quiet, but at most every FLUSH_EVERY under load, so a
-            // burst is written in large blocks rather than one syscall per record.
             let mut last_flush = std::time::Instant::now();
             let mut dirty = false;
             loop {
@@ -107,24 +132,42 @@ impl Audit {
             }
             let _ = w.flush();
         })?;
-        Ok(Self { tx })
+        Ok(Self { tx, depth, capacity })
     }
 
-    /// Append one record; `event` names its kind (`signal`, `decision`, `apply`, …).
+    /// Records waiting to be written.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Append one record; `event` names its kind (`decision`, `apply`, …). Never refused.
     pub fn write(&self, event: &str, mut record: serde_json::Value) {
         if let Some(obj) = record.as_object_mut() {
             obj.insert(
                 "time".into(),
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into(),
+                Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into(),
             );
             obj.insert("event".into(), event.into());
         }
-        let _ = self.tx.send(Msg::Line(record));
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Msg::Line(record)).is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
-    /// Append the record of an accepted signal.
-    pub fn signal(&self, record: SignalRecord) {
-        let _ = self.tx.send(Msg::Signal(Box::new(record)));
+    /// Queue the record of an accepted signal, or refuse when the queue is full.
+    pub fn try_signal(&self, record: SignalRecord) -> Result<(), Full> {
+        if self.depth.load(Ordering::Relaxed) >= self.capacity {
+            return Err(Full);
+        }
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Msg::Signal(Box::new(record))) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                Err(Full)
+            }
+        }
     }
 
     /// Wait until everything sent so far is on disk.

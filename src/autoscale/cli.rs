@@ -134,6 +134,7 @@ fn settings(args: &ScaleServeArgs) -> Result<Settings, Error> {
         retry_backoff: duration("retry-backoff", &args.retry_backoff)?,
         retry_max: duration("retry-max", &args.retry_max)?,
         refresh_config: args.refresh_config,
+        queue: args.queue_size,
     })
 }
 
@@ -153,7 +154,6 @@ fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
         max_body: args.max_body,
         rate: args.rate_limit,
         burst: args.rate_burst,
-        queue: args.queue_size,
         request_timeout: duration("request-timeout", &args.request_timeout)?,
         shutdown_grace: duration("shutdown-grace", &args.shutdown_grace)?,
         ready_file: args.ready_file.clone(),

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ pub struct Settings {
     pub retry_backoff: Duration,
     pub retry_max: Duration,
     pub refresh_config: bool,
+    /// Accepted signals waiting for the audit log before requests get 503.
+    pub queue: usize,
 }
 
 /// One pool's mutable state.
@@ -85,7 +87,6 @@ pub struct Scaler {
     pub blocked: Mutex<BTreeMap<String, String>>,
     /// The last rejected reload, shown in `/readyz` detail.
     pub reload_error: Mutex<Option<String>>,
-    pub queue_depth: AtomicUsize,
     stop: Notify,
 }
 
@@ -163,9 +164,10 @@ impl Scaler {
         std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
             format!("cannot create state dir `{}`: {e}", settings.state_dir.display())
         })?;
-        let audit = Audit::open(&settings.state_dir.join("audit.jsonl")).map_err(|e| {
-            format!("cannot open audit log in `{}`: {e}", settings.state_dir.display())
-        })?;
+        let audit =
+            Audit::open(&settings.state_dir.join("audit.jsonl"), settings.queue).map_err(|e| {
+                format!("cannot open audit log in `{}`: {e}", settings.state_dir.display())
+            })?;
         let pulumi = Pulumi::default();
         let mut saved_signals: BTreeMap<String, Book> =
             std::fs::read_to_string(signals_path(&settings.state_dir))
@@ -265,7 +267,6 @@ impl Scaler {
             draining: AtomicBool::new(false),
             blocked: Mutex::new(blocked),
             reload_error: Mutex::new(None),
-            queue_depth: AtomicUsize::new(0),
             stop: Notify::new(),
         }))
     }
@@ -769,7 +770,7 @@ impl Scaler {
                     .set(down);
             }
         }
-        self.metrics.queue_depth.set(self.queue_depth.load(Ordering::Relaxed) as i64);
+        self.metrics.queue_depth.set(self.audit.depth() as i64);
     }
 
     /// Reload the pools file and strategies: compile and validate first, swap only on success.

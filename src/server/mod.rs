@@ -13,16 +13,14 @@ pub mod sns;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::autoscale::audit::SignalRecord;
 use crate::autoscale::pool::Pools;
 use crate::autoscale::scaler::{Scaler, Settings};
-use crate::autoscale::signal::Change;
 use crate::error::{Error, exit};
 use crate::server::log::Log;
 
@@ -39,7 +37,6 @@ pub struct ServeOptions {
     pub max_body: usize,
     pub rate: f64,
     pub burst: f64,
-    pub queue: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     pub ready_file: Option<PathBuf>,
@@ -69,62 +66,6 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
     let scaler =
         Scaler::start(pools, opts.settings.clone(), metrics, log).await.map_err(Error::usage)?;
     let _tasks = scaler.spawn();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<routes::Ingest>(opts.queue.max(1));
-    {
-        let scaler = scaler.clone();
-        tokio::spawn(async move {
-            // Records of one millisecond share one formatted timestamp: under a burst the
-            // formatting would otherwise cost more than the rest of the record.
-            let mut stamp = (0i64, String::new());
-            while let Some(msg) = rx.recv().await {
-                scaler.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                let now = chrono::Utc::now();
-                if now.timestamp_millis() != stamp.0 {
-                    stamp = (
-                        now.timestamp_millis(),
-                        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    );
-                }
-                let mut record = SignalRecord {
-                    time: stamp.1.clone(),
-                    event: "signal",
-                    pool: msg.pool.clone(),
-                    source: msg.source.as_str(),
-                    key: msg.key,
-                    change: "intent",
-                    name: String::new(),
-                    level: None,
-                    action: None,
-                    step: None,
-                    value: None,
-                    metric: None,
-                    then: None,
-                };
-                match &msg.change {
-                    Change::Raise(s) | Change::Intent(s) => {
-                        if matches!(msg.change, Change::Raise(_)) {
-                            record.change = "raise";
-                            record.level = Some(s.key.clone());
-                        }
-                        record.name = s.name.clone();
-                        record.action = Some(s.action.as_str());
-                        record.step = Some(s.step);
-                        record.value = s.value;
-                        record.metric = s.metric;
-                    }
-                    Change::Clear { key, then } => {
-                        record.change = "clear";
-                        record.level = Some(key.clone());
-                        record.then = then
-                            .as_ref()
-                            .map(|t| format!("{} {} {:?}", t.action.as_str(), t.step, t.value));
-                    }
-                }
-                scaler.audit.signal(record);
-                scaler.ingest(&msg.pool, msg.change);
-            }
-        });
-    }
     let _watcher = if opts.watch {
         match crate::autoscale::reload::spawn(scaler.clone()) {
             Ok(h) => Some(h),
@@ -142,7 +83,6 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
         sns: sns::SnsVerifier::new(opts.sns_trust_loopback, opts.sns_max_age),
         sns_verify: opts.sns_verify,
         rate: limits::RateLimiter::new(opts.rate, opts.burst),
-        queue: tx,
         idempotency: Mutex::new(limits::Seen::new(100_000)),
         request_timeout: opts.request_timeout,
         max_body: opts.max_body,
@@ -218,13 +158,6 @@ async fn drain(scaler: &Arc<Scaler>, grace: Duration) {
             log.error("pulumi ignored SIGINT for 30s; killing it (the stack may stay locked)", &[]);
             scaler.pulumi.kill_all();
         }
-    }
-    // Signals already accepted must reach the books before they are persisted.
-    let queued = Instant::now();
-    while scaler.queue_depth.load(Ordering::Relaxed) > 0
-        && queued.elapsed() < Duration::from_secs(2)
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     scaler.persist_signals();
     scaler.audit.flush();

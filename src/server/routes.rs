@@ -15,8 +15,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
+use crate::autoscale::audit::SignalRecord;
 use crate::autoscale::pool::Action;
 use crate::autoscale::scaler::Scaler;
 use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
@@ -24,15 +24,6 @@ use crate::server::adapters::{self, AlarmOutcome, Refused};
 use crate::server::auth::{Denied, Tokens};
 use crate::server::limits::{RateLimiter, Seen};
 use crate::server::sns::{self, Reject, SnsVerifier};
-
-/// A change waiting for the ingest task.
-#[derive(Debug)]
-pub struct Ingest {
-    pub pool: String,
-    pub source: SourceKind,
-    pub key: String,
-    pub change: Change,
-}
 
 /// Shared state of the routes.
 pub struct App {
@@ -42,7 +33,6 @@ pub struct App {
     /// `--no-sns-verify`: accept unsigned SNS messages (behind a trusted proxy only).
     pub sns_verify: bool,
     pub rate: RateLimiter,
-    pub queue: mpsc::Sender<Ingest>,
     pub idempotency: Mutex<Seen>,
     pub request_timeout: Duration,
     pub max_body: usize,
@@ -140,6 +130,8 @@ fn pool_label<'a>(app: &App, pool: &'a str) -> &'a str {
     if app.scaler.states.contains_key(pool) { pool } else { "unknown" }
 }
 
+/// Accept a change: queue its audit record (the bounded queue: full → 503), then apply it to
+/// the pool's signals, which wakes the pool's decision loop.
 #[allow(clippy::result_large_err)]
 fn enqueue(
     app: &App,
@@ -148,17 +140,47 @@ fn enqueue(
     key: String,
     change: Change,
 ) -> Result<(), Response> {
-    match app.queue.try_send(Ingest { pool: pool.to_string(), source, key, change }) {
-        Ok(()) => {
-            app.scaler.queue_depth.fetch_add(1, Ordering::Relaxed);
-            app.scaler.metrics.intent(pool, source.as_str(), "accepted");
-            Ok(())
+    let mut record = SignalRecord {
+        time: chrono::Utc::now(),
+        event: "signal",
+        pool: pool.to_string(),
+        source: source.as_str(),
+        key,
+        change: "intent",
+        name: String::new(),
+        level: None,
+        action: None,
+        step: None,
+        value: None,
+        metric: None,
+        then: None,
+    };
+    match &change {
+        Change::Raise(s) | Change::Intent(s) => {
+            if matches!(change, Change::Raise(_)) {
+                record.change = "raise";
+                record.level = Some(s.key.clone());
+            }
+            record.name = s.name.clone();
+            record.action = Some(s.action.as_str());
+            record.step = Some(s.step);
+            record.value = s.value;
+            record.metric = s.metric;
         }
-        Err(_) => {
-            app.scaler.metrics.intent(pool, source.as_str(), "overloaded");
-            Err(with_retry_after(error(503, "queue full; retry later"), 1))
+        Change::Clear { key, then } => {
+            record.change = "clear";
+            record.level = Some(key.clone());
+            record.then =
+                then.as_ref().map(|t| format!("{} {} {:?}", t.action.as_str(), t.step, t.value));
         }
     }
+    if app.scaler.audit.try_signal(record).is_err() {
+        app.scaler.metrics.intent(pool, source.as_str(), "overloaded");
+        return Err(with_retry_after(error(503, "queue full; retry later"), 1));
+    }
+    app.scaler.ingest(pool, change);
+    app.scaler.metrics.intent(pool, source.as_str(), "accepted");
+    Ok(())
 }
 
 fn refused(app: &App, pool: &str, source: SourceKind, Refused(code, msg): Refused) -> Response {

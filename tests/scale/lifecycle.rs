@@ -84,6 +84,15 @@ fn sigterm_during_up_waits_for_it_refuses_new_webhooks_and_exits_zero() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let up_started = Instant::now();
+    // A firing alert (level state) arrives while `up` runs; it must survive the shutdown.
+    let alert = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/alertmanager-v4-firing.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+    .replace("\"pool\": \"worker-pool\",", "");
+    assert_eq!(server.post("/webhook/workers/prometheus?action=up&step=1", &alert).status, 202);
+    std::thread::sleep(Duration::from_millis(200));
     server.terminate();
     std::thread::sleep(Duration::from_millis(300));
     let r = server.post("/webhook/workers/delta", r#"{"delta": 1}"#);
@@ -100,6 +109,8 @@ fn sigterm_during_up_waits_for_it_refuses_new_webhooks_and_exits_zero() {
     )
     .expect("json");
     assert_eq!(rec["applied"], 4);
+    let pending = std::fs::read_to_string(t.path().join("state/signals.json")).expect("signals");
+    assert!(pending.contains("prometheus:c6e4d6b2a3f1e0d9"), "{pending}");
     // Never SIGKILL: the fake saw no interruption and finished.
     assert!(!server.logs().contains("killing"), "{}", server.logs());
 }
