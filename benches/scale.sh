@@ -109,7 +109,7 @@ bare_addr=$(wait_ready "$work/bare.addr")
 
 (cd "$work" && PATH="$work/bin:$PATH" "$PILUM" -q scale serve --listen 127.0.0.1:0 \
   --ready-file "$work/pilum.addr" --state-dir "$work/state" --token bench-token \
-  --rate-limit 0 --queue-size 65536 --tick 1h 2>"$work/pilum.log") & pids+=($!)
+  --rate-limit 0 --tick 1h 2>"$work/pilum.log") & pids+=($!)
 pilum_addr=$(wait_ready "$work/pilum.addr")
 pilum_pid=$(pgrep -n -f "$work/pilum.addr")
 sleep 1
