@@ -81,6 +81,12 @@ fn millis<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
     })
 }
 
+/// How often the writer looks for records while they keep coming.
+const POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How long without records before the writer blocks instead of polling.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How long written records may sit in the buffer before they are flushed to the file.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -119,26 +125,38 @@ impl Audit {
                 }
                 left.fetch_sub(1, Ordering::Relaxed);
             };
+            // While records keep coming, poll every millisecond instead of blocking: a blocked
+            // reader must be woken by a syscall on every send, which under a burst would cost
+            // more than writing the record. After IDLE without records, block again.
             let mut last_flush = std::time::Instant::now();
+            let mut last_record = std::time::Instant::now();
             let mut dirty = false;
             loop {
+                let mut got = false;
+                while let Ok(msg) = rx.try_recv() {
+                    handle(msg, &mut w);
+                    got = true;
+                }
+                if got {
+                    dirty = true;
+                    last_record = std::time::Instant::now();
+                }
+                if dirty && (!got || last_flush.elapsed() >= FLUSH_EVERY) {
+                    let _ = w.flush();
+                    last_flush = std::time::Instant::now();
+                    dirty = false;
+                }
+                if last_record.elapsed() < IDLE {
+                    std::thread::sleep(POLL);
+                    continue;
+                }
                 match rx.recv_timeout(FLUSH_EVERY) {
                     Ok(msg) => {
                         handle(msg, &mut w);
                         dirty = true;
-                        if last_flush.elapsed() >= FLUSH_EVERY {
-                            let _ = w.flush();
-                            last_flush = std::time::Instant::now();
-                            dirty = false;
-                        }
+                        last_record = std::time::Instant::now();
                     }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if dirty {
-                            let _ = w.flush();
-                            last_flush = std::time::Instant::now();
-                            dirty = false;
-                        }
-                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
