@@ -326,6 +326,29 @@ mod tests {
     }
 
     #[test]
+    fn ok_clears_and_runs_on_ok_only_when_configured() {
+        let mut alarm: Alarm =
+            serde_json::from_str(&fixture("cloudwatch-alarm-message.json")).expect("alarm");
+        alarm.new_state_value = "OK".into();
+        let mut p = pool();
+        let AlarmOutcome::Change(Change::Clear { key, then }) =
+            cloudwatch(&alarm, None, &p).expect("ok")
+        else {
+            panic!("expected a clear")
+        };
+        assert_eq!((key.as_str(), then.is_none()), ("cloudwatch:HighCPU", true));
+        p.spec.on_ok = Some(Directive { action: Action::Down, step: Some(1), value: None });
+        let AlarmOutcome::Change(Change::Clear { then: Some(t), .. }) =
+            cloudwatch(&alarm, None, &p).expect("ok")
+        else {
+            panic!("expected a clear with on_ok")
+        };
+        assert_eq!((t.kind, t.action, t.step), (Kind::Intent, Action::Down, 1));
+        alarm.new_state_value = "INSUFFICIENT_DATA".into();
+        assert!(matches!(cloudwatch(&alarm, None, &p), Ok(AlarmOutcome::RecordOnly(_))));
+    }
+
+    #[test]
     fn text_directives() {
         let d = text_directive("High CPU. pilum: action=set value=7").expect("ok").expect("some");
         assert_eq!((d.action, d.value), (Action::Set, Some(7)));

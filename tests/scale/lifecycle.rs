@@ -223,3 +223,23 @@ fn metrics_pass_promtool() {
         r.body
     );
 }
+
+#[test]
+fn a_failing_strategy_skips_the_decision_and_never_scales() {
+    let t = project("    strategy: strategies/broken.rhai\n", 3)
+        .file("strategies/broken.rhai", "fn decide(ctx) { throw \"no data\"; }\n");
+    let server = serve(&t, &[]);
+    assert_eq!(server.post("/webhook/workers/delta", r#"{"delta": 2}"#).status, 202);
+    let p = server.wait_pool("the strategy error", |p| !p["lastError"].is_null());
+    assert!(p["lastError"].as_str().unwrap_or("").contains("no data"), "{p:#}");
+    assert_eq!(p["desired"], 3);
+    let metrics = server.request("GET", "/metrics", &[], "").body;
+    assert!(metrics.contains("pilum_scale_strategy_errors_total{pool=\"workers\"} 1"), "{metrics}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ups(&t), 0);
+    assert!(
+        audit(&t, "decision")
+            .iter()
+            .any(|d| d["error"].as_str().is_some_and(|e| e.contains("no data")))
+    );
+}
