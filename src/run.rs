@@ -45,6 +45,6 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Api(args) => {
             crate::script::reference::run(args.definitions.as_deref(), args.markdown, out)
         }
-        Command::Scale(cmd) => crate::autoscale::cli::run(cmd, out),
+        Command::Scale(cmd) => crate::autoscale::cli::run(cmd, cli.global.dir.as_deref(), out),
     }
 }

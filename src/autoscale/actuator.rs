@@ -171,8 +171,9 @@ impl Pulumi {
         self.run(pulumi::up_argv(&o)).await.map(|_| ())
     }
 
-    /// `up`, retried only on Pulumi's lock texts with jittered backoff until `deadline`.
-    /// Returns the number of lock retries alongside the result.
+    /// `up`, retried only on Pulumi's lock texts with jittered backoff until `deadline`;
+    /// `on_lock` hears about each conflict (readiness reports it while retrying). Returns the
+    /// number of lock retries alongside the result.
     pub async fn up_with_lock_retry(
         &self,
         stack: &StackRef,
@@ -180,6 +181,7 @@ impl Pulumi {
         message: &str,
         deadline: Duration,
         initial: Duration,
+        on_lock: impl Fn(&Failure),
     ) -> (Result<(), Failure>, u32) {
         let started = Instant::now();
         let mut retries = 0;
@@ -187,6 +189,7 @@ impl Pulumi {
         loop {
             match self.up(stack, targets, message).await {
                 Err(f) if f.lock && started.elapsed() + delay < deadline => {
+                    on_lock(&f);
                     retries += 1;
                     let jitter = delay.mul_f64(fastrand::f64() * 0.5);
                     tokio::time::sleep(delay + jitter).await;

@@ -15,8 +15,14 @@ use crate::error::Error;
 use crate::server::log::{Format, Log};
 use crate::ui::output::Output;
 
-/// Dispatch a `pilum scale` subcommand.
-pub fn run(cmd: ScaleCommand, out: &Output) -> Result<(), Error> {
+/// Dispatch a `pilum scale` subcommand. `-C <dir>` makes every relative path (pools file,
+/// state dir, signals file) relative to `dir`.
+pub fn run(cmd: ScaleCommand, dir: Option<&Path>, out: &Output) -> Result<(), Error> {
+    if let Some(d) = dir {
+        std::env::set_current_dir(d).map_err(|e| {
+            Error::usage(format!("cannot change to `{}`: {e}\nhelp: check `-C`", d.display()))
+        })?;
+    }
     match cmd {
         ScaleCommand::Serve(args) => serve(*args, out),
         ScaleCommand::Check(args) => check(&args.pools, out),

@@ -621,6 +621,14 @@ impl Scaler {
                         &message,
                         self.settings.lock_deadline,
                         self.settings.lock_backoff,
+                        |f| {
+                            let reason =
+                                format!("stack `{}` is locked, retrying: {f}", lane.stack.stack);
+                            self.blocked
+                                .lock()
+                                .expect("blocked lock")
+                                .insert(lane.id.clone(), reason);
+                        },
                     )
                     .await;
                 retries = n;

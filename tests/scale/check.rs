@@ -159,3 +159,12 @@ fn rules_can_come_from_a_stack_output() {
     assert_eq!(&call[..4], ["stack", "output", "scaling", "--json"]);
     assert!(call.windows(2).any(|w| w[0] == "--stack" && w[1] == "prod"), "{call:?}");
 }
+
+#[test]
+fn dash_c_makes_paths_relative_to_the_project() {
+    let t = Test::new()
+        .file("deploy/pilum-scale.yaml", &pools_yaml(""))
+        .args(["-C", "deploy", "scale", "check"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("1 pool(s): workers"), "{}", r.stdout);
+}

@@ -9,9 +9,21 @@ fn lock_conflicts_are_retried_until_the_third_attempt_succeeds() {
     let t = project("", 3).file("up-lock", "2\n");
     let server = serve(&t, &[]);
     assert_eq!(server.post("/webhook/workers/delta", r#"{"delta": 1}"#).status, 202);
+    // While it retries, readiness says why.
+    let started = Instant::now();
+    loop {
+        let r = server.request("GET", "/readyz", &[], "");
+        if r.status == 503 {
+            assert!(r.body.contains("is locked, retrying"), "{}", r.body);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "readyz never reported the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let p = server.wait_pool("applied 4", |p| p["applied"] == 4);
     assert_eq!(p["lastResult"]["ok"], true);
     assert_eq!(ups(&t), 3);
+    assert_eq!(server.request("GET", "/readyz", &[], "").status, 200);
     let metrics = server.request("GET", "/metrics", &[], "").body;
     assert!(metrics.contains("pilum_scale_lock_retries_total{pool=\"workers\"} 2"), "{metrics}");
 }
