@@ -400,7 +400,7 @@ pub fn validate(file: &Path, source: &str, raw: PoolsFile) -> Result<Pools, Vec<
             err(
                 "strategy",
                 format!("pool `{name}`: {e}"),
-                "use `incremental`, `absolute`, `target-tracking` or a path to a `.rhai` file",
+                "use `incremental`, `absolute`, `target-tracking`, `step` or a path to a `.rhai` file",
             );
         }
         let project_dir = if spec.project.is_absolute() {

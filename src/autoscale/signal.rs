@@ -58,6 +58,10 @@ pub struct Signal {
     /// How many requests were merged into this intent (see [`Book::apply`]).
     #[serde(default = "one")]
     pub merged: u32,
+    /// The alarm's threshold, when the payload carries one (CloudWatch `Trigger.Threshold`,
+    /// an alert's `threshold` annotation): step strategies measure the breach from it.
+    #[serde(default)]
+    pub threshold: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -78,6 +82,7 @@ impl Signal {
             "metric": self.metric,
             "since": self.since.timestamp(),
             "merged": self.merged,
+            "threshold": self.threshold,
         })
     }
 }
@@ -187,6 +192,7 @@ mod tests {
             metric: None,
             since: Utc::now(),
             merged: 1,
+            threshold: None,
         }
     }
 

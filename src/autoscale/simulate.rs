@@ -4,7 +4,8 @@
 //!
 //! One event per line: `{"at": 0, "pool": "web", "alarm": "HighCPU", "state": "ALARM",
 //! "action": "up", "step": 2}` (levels: `ALARM`/`firing` raise, `OK`/`resolved` clear),
-//! `{"at": 30, "pool": "web", "delta": -1}` or `{"at": 60, "pool": "web", "count": 4}`.
+//! `{"at": 30, "pool": "web", "delta": -1}` or `{"at": 60, "pool": "web", "count": 4}`. Alarms
+//! may carry `metric` and `threshold` for the `target-tracking` and `step` strategies.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +37,10 @@ struct Event {
     delta: Option<i64>,
     #[serde(default)]
     count: Option<i64>,
+    #[serde(default)]
+    metric: Option<f64>,
+    #[serde(default)]
+    threshold: Option<f64>,
 }
 
 /// One simulated decision with the virtual time it happened at.
@@ -155,6 +160,7 @@ fn to_change(ev: &Event, now: DateTime<Utc>) -> Result<Change, String> {
         metric: None,
         since: now,
         merged: 1,
+        threshold: None,
     };
     if let Some(d) = ev.delta {
         let action = if d >= 0 { Action::Up } else { Action::Down };
@@ -189,7 +195,7 @@ fn to_change(ev: &Event, now: DateTime<Utc>) -> Result<Change, String> {
                 .as_deref()
                 .and_then(Action::parse)
                 .ok_or_else(|| format!("alarm `{alarm}` needs `action` (up, down or set)"))?;
-            Ok(Change::Raise(mk(
+            let mut s = mk(
                 Kind::Level,
                 SourceKind::Cloudwatch,
                 alarm,
@@ -197,7 +203,10 @@ fn to_change(ev: &Event, now: DateTime<Utc>) -> Result<Change, String> {
                 action,
                 ev.step.unwrap_or(0),
                 ev.value,
-            )))
+            );
+            s.metric = ev.metric;
+            s.threshold = ev.threshold;
+            Ok(Change::Raise(s))
         }
         "OK" | "resolved" => Ok(Change::Clear { key, then: None }),
         other => Err(format!("unknown state `{other}` (use ALARM/OK or firing/resolved)")),

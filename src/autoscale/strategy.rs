@@ -4,9 +4,10 @@
 //!
 //! `ctx` is a map: `pool` (`name`, `min`, `max`, `max_step`, `params`), `current`, `signals`
 //! (an array of maps: `kind` = `level`|`intent`, `source`, `name`, `action`, `step`, `value`,
-//! `metric`, `since`) and `history` (recent decisions: `at`, `from`, `to`, `reason`). The
-//! function returns `#{ desired: n, reason: "…" }`, `#{ delta: n, reason: "…" }` or `()` to
-//! hold. The core clamps whatever comes back; a script can never exceed the pool's guardrails.
+//! `metric`, `threshold`, `since`, `merged`) and `history` (recent decisions: `at`, `from`,
+//! `to`, `reason`). The function returns `#{ desired: n, reason: "…" }`,
+//! `#{ delta: n, reason: "…" }` or `()` to hold. The core clamps whatever comes back; a script
+//! can never exceed the pool's guardrails.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("incremental", include_str!("../../scripts/incremental.rhai")),
     ("absolute", include_str!("../../scripts/absolute.rhai")),
     ("target-tracking", include_str!("../../scripts/target-tracking.rhai")),
+    ("step", include_str!("../../scripts/step.rhai")),
 ];
 
 /// Where a strategy's source comes from.
@@ -332,6 +334,52 @@ mod tests {
         let mut no_target = ctx(4, vec![]);
         no_target["pool"]["params"] = json!({});
         assert!(s.decide(&no_target).unwrap_err().contains("params"));
+    }
+
+    #[test]
+    fn step_scaling_matches_breach_bounds_and_adjustment_types() {
+        let s = builtin("step");
+        let run = |metric: f64, params: serde_json::Value| {
+            let mut c = ctx(
+                10,
+                vec![
+                    json!({"kind": "level", "source": "cloudwatch", "name": "cpu", "action": "up", "step": 1, "value": null, "metric": metric, "threshold": 80.0, "since": 0}),
+                ],
+            );
+            c["pool"]["params"] = params;
+            s.decide(&c)
+        };
+        let steps = json!([{"lower": 0, "upper": 10, "adjustment": 1}, {"lower": 10, "adjustment": 3},
+                           {"upper": 0, "lower": -20, "adjustment": -1}, {"upper": -20, "adjustment": -2}]);
+        let p = |metric| run(metric, json!({"steps": steps}));
+        assert!(matches!(p(85.0), Ok(Proposal::Desired { value: 11, .. })), "{:?}", p(85.0));
+        assert!(
+            matches!(p(90.0), Ok(Proposal::Desired { value: 13, .. })),
+            "upper bound is exclusive above"
+        );
+        assert!(matches!(p(70.0), Ok(Proposal::Desired { value: 9, .. })));
+        assert!(matches!(p(61.0), Ok(Proposal::Desired { value: 9, .. })));
+        assert!(
+            matches!(p(60.0), Ok(Proposal::Desired { value: 8, .. })),
+            "upper bound is inclusive below"
+        );
+        assert!(matches!(p(50.0), Ok(Proposal::Desired { value: 8, .. })));
+        let pct = run(
+            95.0,
+            json!({"adjustment_type": "PercentChangeInCapacity", "min_adjustment_magnitude": 2,
+                                   "steps": [{"lower": 0, "adjustment": 15}]}),
+        );
+        assert!(matches!(pct, Ok(Proposal::Desired { value: 12, .. })), "{pct:?}");
+        let exact = run(
+            95.0,
+            json!({"adjustment_type": "ExactCapacity", "steps": [{"lower": 0, "adjustment": 4}]}),
+        );
+        assert!(matches!(exact, Ok(Proposal::Desired { value: 4, .. })));
+        let gap = run(
+            95.0,
+            json!({"steps": [{"lower": 0, "upper": 5, "adjustment": 1}, {"lower": 10, "adjustment": 2}]}),
+        );
+        assert!(gap.unwrap_err().contains("contiguous"));
     }
 
     #[test]

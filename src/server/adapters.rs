@@ -77,6 +77,14 @@ pub struct Alarm {
     pub new_state_value: String,
     pub new_state_reason: Option<String>,
     pub state_change_time: Option<String>,
+    pub trigger: Option<Trigger>,
+}
+
+/// The part of an alarm's `Trigger` pilum uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Trigger {
+    pub threshold: Option<f64>,
 }
 
 /// What a CloudWatch notification means for the pool.
@@ -114,6 +122,7 @@ fn signal(kind: Kind, source: SourceKind, name: &str, key: String, d: Directive)
         metric: None,
         since: Utc::now(),
         merged: 1,
+        threshold: None,
     }
 }
 
@@ -146,6 +155,7 @@ pub fn cloudwatch(
             let mut s =
                 signal(Kind::Level, SourceKind::Cloudwatch, &alarm.alarm_name, key, directive);
             s.metric = alarm.new_state_reason.as_deref().and_then(datapoint);
+            s.threshold = alarm.trigger.as_ref().and_then(|t| t.threshold);
             s.since = parse_time(alarm.state_change_time.as_deref());
             Ok(AlarmOutcome::Change(Change::Raise(s)))
         }
@@ -249,6 +259,7 @@ pub fn alertmanager(
                 })?;
                 let mut s = signal(Kind::Level, SourceKind::Prometheus, &name, key, d);
                 s.metric = a.annotations.get("value").and_then(|v| v.parse().ok());
+                s.threshold = a.annotations.get("threshold").and_then(|v| v.parse().ok());
                 s.since = parse_time(a.starts_at.as_deref());
                 out.push(Change::Raise(s));
             }
@@ -285,6 +296,7 @@ mod tests {
             panic!("expected a raise")
         };
         assert_eq!((s.action, s.step, s.metric), (Action::Up, 2, Some(91.5)));
+        assert_eq!(s.threshold, Some(80.0));
         let q = Directive { action: Action::Down, step: Some(2), value: None };
         let AlarmOutcome::Change(Change::Raise(s)) =
             cloudwatch(&alarm, Some(q), &pool()).expect("ok")

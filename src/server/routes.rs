@@ -422,6 +422,7 @@ fn intent(source: SourceKind, key: &str, action: Action, step: i64, value: Optio
         metric: None,
         since: chrono::Utc::now(),
         merged: 1,
+        threshold: None,
     }
 }
 
