@@ -332,12 +332,178 @@ pub struct DocsArgs {
 #[derive(Debug, Subcommand)]
 pub enum ScaleCommand {
     /// Run the webhook server
-    Serve(ScaleServeArgs),
+    Serve(Box<ScaleServeArgs>),
+    /// Validate a pools file and its strategy scripts
+    Check(ScaleCheckArgs),
+    /// Show pools: desired, applied, cooldowns, signals (from a running server or the state dir)
+    Status(ScaleStatusArgs),
+    /// Replay signals from a JSONL file through the strategies offline (no Pulumi calls)
+    Simulate(ScaleSimulateArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ScalePoolsArgs {
+    /// Pools file
+    #[arg(long, default_value = "pilum-scale.yaml", value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Read the pools from this Pulumi stack output instead of a file
+    #[arg(long, value_name = "NAME")]
+    pub rules_from_output: Option<String>,
+
+    /// Stack holding `--rules-from-output`
+    #[arg(long, value_name = "STACK", requires = "rules_from_output")]
+    pub rules_stack: Option<String>,
+
+    /// Pulumi project directory holding `--rules-from-output` (default: current directory)
+    #[arg(long, value_name = "DIR", requires = "rules_from_output")]
+    pub rules_project: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ScaleServeArgs {
-    /// Pools file
-    #[arg(long, default_value = "pilum-scale.yaml")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub pools: ScalePoolsArgs,
+
+    /// Address to listen on (`127.0.0.1:0` picks a free port; see `--ready-file`)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// Directory for desired-state records, pending signals and the audit log
+    #[arg(long, default_value = ".pilum/scale", value_name = "DIR")]
+    pub state_dir: PathBuf,
+
+    /// Write the bound address here once listening
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Bearer token accepted on mutating routes (repeat or comma-separate for rotation)
+    #[arg(
+        long = "token",
+        env = "PILUM_SCALE_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub tokens: Vec<String>,
+
+    /// Accept requests without a token (local experiments only)
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+
+    /// Accept SNS messages without verifying their signature (only behind a verifying proxy)
+    #[arg(long)]
+    pub no_sns_verify: bool,
+
+    /// TEST ONLY: also trust SNS certificate and subscribe URLs on http://127.0.0.1
+    #[arg(long, hide = true, env = "PILUM_SCALE_SNS_TEST_TRUST_LOOPBACK")]
+    pub sns_test_trust_loopback: bool,
+
+    /// Reject SNS messages older than this
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub sns_max_age: String,
+
+    /// Largest accepted request body in bytes (413 above)
+    #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
+    pub max_body: usize,
+
+    /// Requests per second per pool (429 with `Retry-After` above; 0 disables)
+    #[arg(long, default_value_t = 50.0, value_name = "N")]
+    pub rate_limit: f64,
+
+    /// Burst size of the rate limit
+    #[arg(long, default_value_t = 200.0, value_name = "N")]
+    pub rate_burst: f64,
+
+    /// Signals waiting for the decision loops before requests get 503
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub queue_size: usize,
+
+    /// Time limit for one request
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
+
+    /// How long shutdown waits for an in-flight `pulumi up` before interrupting it (SIGINT)
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub shutdown_grace: String,
+
+    /// How often pools re-decide without new signals (active alarms keep acting)
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub tick: String,
+
+    /// How long a decision waits for the rest of a burst
+    #[arg(long, default_value = "200ms", value_name = "DURATION")]
+    pub debounce: String,
+
+    /// Give up retrying a stack lock conflict after this long
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub lock_deadline: String,
+
+    /// First backoff after a failed apply (doubles, jittered)
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub retry_backoff: String,
+
+    /// Largest backoff between apply retries
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub retry_max: String,
+
+    /// Run `pulumi config refresh` for every stack before starting (fresh checkouts)
+    #[arg(long)]
+    pub refresh_config: bool,
+
+    /// Do not watch the pools file and strategies for changes
+    #[arg(long)]
+    pub no_watch: bool,
+
+    /// Log format
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleCheckArgs {
+    #[command(flatten)]
+    pub pools: ScalePoolsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleStatusArgs {
+    /// A running server's base URL, e.g. `http://127.0.0.1:8080`
+    #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
+    pub server: Option<String>,
+
+    /// Read the records from this state directory instead
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Only this pool
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleSimulateArgs {
+    #[command(flatten)]
+    pub pools: ScalePoolsArgs,
+
+    /// JSONL file of timed signals
+    #[arg(long, value_name = "FILE")]
+    pub signals: PathBuf,
+
+    /// Starting value of a pool, `pool=N` (repeatable; default: the pool's `min`)
+    #[arg(long = "current", value_name = "POOL=N")]
+    pub current: Vec<String>,
+
+    /// How often pools re-decide between events
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub tick: String,
+
+    /// Keep replaying ticks until this time (default: one tick after the last event)
+    #[arg(long, value_name = "DURATION")]
+    pub until: Option<String>,
 }

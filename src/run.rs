@@ -30,7 +30,6 @@ pub fn run() -> i32 {
 }
 
 fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
-    let _ = out;
     match cli.command {
         Command::Run(args) => crate::script::runner::run(
             crate::script::runner::RunConfig {
@@ -83,6 +82,6 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
             out,
         )
         .map(|_| ()),
-        Command::Scale(_cmd) => Err(Error::failure("`pilum scale` is not implemented yet")),
+        Command::Scale(cmd) => crate::autoscale::cli::run(cmd, cli.global.dir.as_deref(), out),
     }
 }

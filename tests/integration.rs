@@ -6,3 +6,4 @@ mod catalogue;
 mod common;
 mod deploy;
 mod run;
+mod scale;

@@ -1,0 +1,301 @@
+//! `pilum scale …`: turns the parsed flags into configuration and runs `serve`, `check`,
+//! `status` or `simulate`. Raw flags stop here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::autoscale::pool::{self, ConfigError, Pools, PoolsFile, parse_duration};
+use crate::autoscale::scaler::{self, Settings};
+use crate::autoscale::simulate;
+use crate::cli::{LogFormat, ScaleCommand, ScalePoolsArgs, ScaleServeArgs};
+use crate::error::Error;
+use crate::server::log::{Format, Log};
+use crate::ui::output::Output;
+
+/// Dispatch a `pilum scale` subcommand. `-C <dir>` makes every relative path (pools file,
+/// state dir, signals file) relative to `dir`.
+pub fn run(cmd: ScaleCommand, dir: Option<&Path>, out: &Output) -> Result<(), Error> {
+    if let Some(d) = dir {
+        std::env::set_current_dir(d).map_err(|e| {
+            Error::usage(format!("cannot change to `{}`: {e}\nhelp: check `-C`", d.display()))
+        })?;
+    }
+    match cmd {
+        ScaleCommand::Serve(args) => serve(*args, out),
+        ScaleCommand::Check(args) => check(&args.pools, out),
+        ScaleCommand::Status(args) => {
+            status(args.server.as_deref(), args.state_dir.as_deref(), args.pool.as_deref(), out)
+        }
+        ScaleCommand::Simulate(args) => simulate(args, out),
+    }
+}
+
+fn duration(flag: &str, text: &str) -> Result<Duration, Error> {
+    parse_duration(text).map_err(|e| Error::usage(format!("`--{flag}`: {e}")))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failure(format!("cannot start the async runtime: {e}")))
+}
+
+/// Load pools from the file or a stack output. Errors are returned as a list for `check`.
+fn load_pools(args: &ScalePoolsArgs) -> Result<Pools, Vec<ConfigError>> {
+    let Some(output) = &args.rules_from_output else {
+        let file = std::path::absolute(&args.config).unwrap_or_else(|_| args.config.clone());
+        return pool::load(&file);
+    };
+    let dir = args.rules_project.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let label = dir.join(format!("(stack output `{output}`)"));
+    let err = |m: String| {
+        vec![ConfigError {
+            file: label.clone(),
+            line: None,
+            column: None,
+            message: m,
+            help: None,
+            suggestion: None,
+            snippet: None,
+        }]
+    };
+    let Some(stack) = &args.rules_stack else {
+        return Err(err("`--rules-from-output` needs `--rules-stack <stack>`".into()));
+    };
+    let rt = runtime().map_err(|e| err(e.message))?;
+    let pulumi = crate::autoscale::actuator::Pulumi::default();
+    let stack_ref = crate::autoscale::actuator::StackRef { dir: dir.clone(), stack: stack.clone() };
+    let value = rt
+        .block_on(pulumi.stack_output(&stack_ref, output))
+        .map_err(|f| err(format!("cannot read stack output `{output}`: {f}")))?;
+    // A program may export the rules as an object or as a JSON string.
+    let value = match value {
+        serde_json::Value::String(s) => {
+            serde_json::from_str(&s).map_err(|e| err(format!("output is not JSON: {e}")))?
+        }
+        v => v,
+    };
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    let raw: PoolsFile =
+        serde_json::from_value(value).map_err(|e| err(format!("invalid rules: {e}")))?;
+    pool::validate(&label, &text, raw)
+}
+
+fn report(errors: &[String], out: &Output) {
+    for e in errors {
+        out.error(e);
+    }
+}
+
+/// `pilum scale check`.
+fn check(args: &ScalePoolsArgs, out: &Output) -> Result<(), Error> {
+    let pools = match load_pools(args) {
+        Ok(p) => p,
+        Err(errs) => {
+            if out.json {
+                let list: Vec<_> = errs
+                    .iter()
+                    .map(|e| json!({"file": e.file, "line": e.line, "column": e.column, "message": e.message, "help": e.help, "suggestion": e.suggestion}))
+                    .collect();
+                println!("{}", json!({"ok": false, "errors": list}));
+            } else {
+                report(&errs.iter().map(ToString::to_string).collect::<Vec<_>>(), out);
+            }
+            return Err(Error::silent(crate::error::exit::USAGE));
+        }
+    };
+    if let Err(errs) = scaler::compile_strategies(&pools) {
+        if out.json {
+            println!(
+                "{}",
+                json!({"ok": false, "errors": errs.iter().map(|m| json!({"message": m})).collect::<Vec<_>>()})
+            );
+        } else {
+            report(&errs, out);
+        }
+        return Err(Error::silent(crate::error::exit::USAGE));
+    }
+    let names: Vec<&str> = pools.names().collect();
+    if out.json {
+        println!("{}", json!({"ok": true, "file": pools.file, "pools": names}));
+    } else if !out.quiet {
+        println!("ok: `{}`: {} pool(s): {}", pools.file.display(), names.len(), names.join(", "));
+    }
+    Ok(())
+}
+
+fn settings(args: &ScaleServeArgs) -> Result<Settings, Error> {
+    Ok(Settings {
+        state_dir: std::path::absolute(&args.state_dir).unwrap_or_else(|_| args.state_dir.clone()),
+        tick: duration("tick", &args.tick)?,
+        debounce: duration("debounce", &args.debounce)?,
+        lock_deadline: duration("lock-deadline", &args.lock_deadline)?,
+        lock_backoff: Duration::from_millis(500)
+            .min(duration("retry-backoff", &args.retry_backoff)?),
+        retry_backoff: duration("retry-backoff", &args.retry_backoff)?,
+        retry_max: duration("retry-max", &args.retry_max)?,
+        refresh_config: args.refresh_config,
+        queue: args.queue_size,
+    })
+}
+
+/// `pilum scale serve`.
+fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
+    let pools = load_pools(&args.pools).map_err(|errs| {
+        Error::usage(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    })?;
+    let opts = crate::server::ServeOptions {
+        listen: args.listen,
+        settings: settings(&args)?,
+        tokens: args.tokens.clone(),
+        no_auth: args.insecure_no_auth,
+        sns_verify: !args.no_sns_verify,
+        sns_trust_loopback: args.sns_test_trust_loopback,
+        sns_max_age: duration("sns-max-age", &args.sns_max_age)?,
+        max_body: args.max_body,
+        rate: args.rate_limit,
+        burst: args.rate_burst,
+        request_timeout: duration("request-timeout", &args.request_timeout)?,
+        shutdown_grace: duration("shutdown-grace", &args.shutdown_grace)?,
+        ready_file: args.ready_file.clone(),
+        watch: !args.no_watch && args.pools.rules_from_output.is_none(),
+        log: Log {
+            format: if args.log_format == LogFormat::Json { Format::Json } else { Format::Human },
+            quiet: out.quiet,
+        },
+    };
+    let code = crate::server::serve(pools, opts)?;
+    if code == 0 { Ok(()) } else { Err(Error::silent(code)) }
+}
+
+/// `pilum scale status`.
+fn status(
+    server: Option<&str>,
+    state_dir: Option<&Path>,
+    only: Option<&str>,
+    out: &Output,
+) -> Result<(), Error> {
+    let pools: Vec<serde_json::Value> = if let Some(url) = server {
+        let base = url.trim_end_matches('/');
+        let rt = runtime()?;
+        let body: serde_json::Value = rt.block_on(async {
+            let resp = reqwest::get(format!("{base}/pools")).await.map_err(|e| {
+                Error::failure(format!(
+                    "cannot reach `{base}`: {e}\nhelp: is `pilum scale serve` running there?"
+                ))
+            })?;
+            if !resp.status().is_success() {
+                return Err(Error::failure(format!(
+                    "`{base}/pools` answered HTTP {}",
+                    resp.status()
+                )));
+            }
+            resp.json()
+                .await
+                .map_err(|e| Error::failure(format!("`{base}/pools` did not return JSON: {e}")))
+        })?;
+        body.get("pools").and_then(|p| p.as_array()).cloned().unwrap_or_default()
+    } else {
+        let dir = state_dir.map_or_else(|| PathBuf::from(".pilum/scale"), Path::to_path_buf);
+        if !dir.is_dir() {
+            return Err(Error::usage(format!(
+                "no state directory `{}`\nhelp: pass `--state-dir` or `--server <url>`",
+                dir.display()
+            )));
+        }
+        scaler::read_records(&dir)
+            .into_iter()
+            .map(|r| {
+                json!({"pool": r.pool, "desired": r.desired, "applied": r.applied, "generation": r.generation,
+                       "appliedGeneration": r.applied_generation, "lastResult": r.last_result})
+            })
+            .collect()
+    };
+    let pools: Vec<_> = pools.into_iter().filter(|p| only.is_none_or(|o| p["pool"] == o)).collect();
+    if let Some(o) = only
+        && pools.is_empty()
+    {
+        return Err(Error::usage(format!("unknown pool `{o}`")));
+    }
+    if out.json {
+        println!("{}", json!({"pools": pools}));
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:>8} {:>8} {:>6} {:>8}  last result",
+        "pool", "desired", "applied", "gen", "applied"
+    );
+    for p in &pools {
+        let last = p["lastResult"]
+            .as_object()
+            .map(|r| {
+                let ok = r.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
+                format!(
+                    "{} {}",
+                    if ok { "ok" } else { "failed:" },
+                    if ok { "" } else { r.get("message").and_then(|m| m.as_str()).unwrap_or("") }
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<20} {:>8} {:>8} {:>6} {:>8}  {}",
+            p["pool"].as_str().unwrap_or("?"),
+            p["desired"],
+            p["applied"],
+            p["generation"],
+            p["appliedGeneration"],
+            last.trim_end()
+        );
+    }
+    Ok(())
+}
+
+/// `pilum scale simulate`.
+fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Error> {
+    let pools = load_pools(&args.pools).map_err(|errs| {
+        Error::usage(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    })?;
+    let strategies = scaler::compile_strategies(&pools).map_err(|e| Error::usage(e.join("\n")))?;
+    let mut start = BTreeMap::new();
+    for c in &args.current {
+        let (p, n) = c
+            .split_once('=')
+            .and_then(|(p, n)| Some((p.to_string(), n.trim().parse::<i64>().ok()?)))
+            .ok_or_else(|| Error::usage(format!("`--current {c}`: expected `POOL=N`")))?;
+        if pools.get(&p).is_none() {
+            return Err(Error::usage(format!("`--current`: unknown pool `{p}`")));
+        }
+        start.insert(p, n);
+    }
+    let tick = duration("tick", &args.tick)?.as_secs_f64().max(0.001);
+    let until =
+        args.until.as_deref().map(|u| duration("until", u)).transpose()?.map(|d| d.as_secs_f64());
+    let decisions = simulate::run(&pools, &strategies, &args.signals, &start, tick, until)
+        .map_err(Error::usage)?;
+    for d in &decisions {
+        if out.json {
+            println!("{}", serde_json::to_string(d).unwrap_or_default());
+        } else {
+            let g = if d.decision.guardrails.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", d.decision.guardrails.join(", "))
+            };
+            let arrow = if d.decision.changed {
+                format!("{} → {}", d.decision.old, d.decision.clamped)
+            } else {
+                format!("{} (held)", d.decision.old)
+            };
+            println!("{:>8.1}s  {:<16} {arrow}  {}{g}", d.at, d.decision.pool, d.decision.reason);
+        }
+    }
+    if !out.json && !out.quiet && decisions.is_empty() {
+        println!("no decisions");
+    }
+    Ok(())
+}

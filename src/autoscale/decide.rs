@@ -1,0 +1,313 @@
+//! The decision: a pool's persisted desired-state [`Record`] and the guardrails the core (never
+//! the strategy) applies to a proposal — `max_step`, `min`/`max` and the cooldowns.
+//!
+//! Cooldowns follow AWS step scaling: scale-down waits for `cooldown_down` after any change;
+//! during a scale-up cooldown the strategy is evaluated from the value *before* that scale-up,
+//! so a still-firing alarm asks for the same target again (no change) while a larger step
+//! proceeds by the difference.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::autoscale::pool::PoolSpec;
+use crate::autoscale::signal::Signal;
+use crate::autoscale::strategy::Proposal;
+
+/// How many past decisions a record keeps (and strategies see as `history`).
+const HISTORY: usize = 20;
+
+/// A pool's desired state, persisted in `--state-dir/<pool>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub pool: String,
+    pub desired: i64,
+    /// Bumped on every change of `desired`.
+    pub generation: u64,
+    /// The last value `pulumi up` applied successfully.
+    pub applied: Option<i64>,
+    pub applied_generation: u64,
+    pub last_result: Option<ApplyResult>,
+    pub last_up: Option<DateTime<Utc>>,
+    pub last_down: Option<DateTime<Utc>>,
+    /// The value before the first scale-up of the current up-cooldown.
+    pub up_base: Option<i64>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApplyResult {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    pub generation: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub from: i64,
+    pub to: i64,
+    pub reason: String,
+}
+
+impl Record {
+    /// A fresh record for a pool whose config currently holds `current` (already applied).
+    pub fn new(pool: &str, current: i64) -> Self {
+        Self {
+            pool: pool.to_string(),
+            desired: current,
+            generation: 0,
+            applied: Some(current),
+            applied_generation: 0,
+            last_result: None,
+            last_up: None,
+            last_down: None,
+            up_base: None,
+            history: Vec::new(),
+        }
+    }
+
+    /// Config and infrastructure disagree: an apply is due.
+    pub fn behind(&self) -> bool {
+        self.applied_generation < self.generation
+    }
+
+    fn last_change(&self) -> Option<DateTime<Utc>> {
+        self.last_up.max(self.last_down)
+    }
+
+    /// Seconds left in each cooldown at `now`: (up, down).
+    pub fn cooldowns(&self, spec: &PoolSpec, now: DateTime<Utc>) -> (f64, f64) {
+        let left = |since: Option<DateTime<Utc>>, d: Duration| {
+            since.map_or(0.0, |t| {
+                let end = t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+                ((end - now).num_milliseconds().max(0) as f64) / 1000.0
+            })
+        };
+        (left(self.last_up, spec.cooldown_up), left(self.last_change(), spec.cooldown_down))
+    }
+
+    /// The value the strategy should start from at `now` (see the module docs).
+    pub fn evaluation_base(&self, spec: &PoolSpec, now: DateTime<Utc>) -> i64 {
+        if self.cooldowns(spec, now).0 > 0.0 {
+            self.up_base.unwrap_or(self.desired)
+        } else {
+            self.desired
+        }
+    }
+}
+
+/// The outcome of one decision, for the audit log, the response and the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub at: DateTime<Utc>,
+    pub pool: String,
+    /// `desired` before the decision.
+    pub old: i64,
+    /// What the strategy asked for, as an absolute value (None when it held).
+    pub proposed: Option<i64>,
+    /// The value after guardrails.
+    pub clamped: i64,
+    pub changed: bool,
+    pub reason: String,
+    pub guardrails: Vec<&'static str>,
+    pub generation: u64,
+    pub cooldown_up_remaining: f64,
+    pub cooldown_down_remaining: f64,
+}
+
+/// Apply guardrails to a proposal and update the record. `base` is the value the strategy was
+/// evaluated from ([`Record::evaluation_base`] at the same `now`). With `commit = false`
+/// (dry runs) the record is left untouched.
+pub fn settle(
+    record: &mut Record,
+    spec: &PoolSpec,
+    base: i64,
+    proposal: &Proposal,
+    now: DateTime<Utc>,
+    commit: bool,
+) -> Decision {
+    let old = record.desired;
+    let (up_left, down_left) = record.cooldowns(spec, now);
+    let mut guardrails = Vec::new();
+    let (proposed, reason) = match proposal {
+        Proposal::Hold => (None, "strategy held".to_string()),
+        Proposal::Desired { value, reason } => (Some(*value), reason.clone()),
+        Proposal::Delta { delta, reason } => (Some(base.saturating_add(*delta)), reason.clone()),
+    };
+    let mut target = proposed.unwrap_or(old);
+    if proposed.is_some()
+        && let Some(step) = spec.max_step
+        && (target - base).abs() > step
+    {
+        target = if target > base { base + step } else { base - step };
+        guardrails.push("max_step");
+    }
+    if target > spec.max {
+        target = spec.max;
+        guardrails.push("max");
+    }
+    if target < spec.min {
+        target = spec.min;
+        guardrails.push("min");
+    }
+    if target > old && up_left > 0.0 {
+        guardrails.push("cooldown_up_difference");
+    }
+    if target < old && down_left > 0.0 {
+        target = old;
+        guardrails.push("cooldown_down");
+    }
+    if proposed.is_some() && target == old && up_left > 0.0 && proposed > Some(old) {
+        guardrails.push("cooldown_up");
+    }
+    let changed = target != old;
+    let mut decision = Decision {
+        at: now,
+        pool: record.pool.clone(),
+        old,
+        proposed,
+        clamped: target,
+        changed,
+        reason,
+        guardrails,
+        generation: record.generation,
+        cooldown_up_remaining: up_left,
+        cooldown_down_remaining: down_left,
+    };
+    if changed && commit {
+        if target > old {
+            if up_left <= 0.0 {
+                record.up_base = Some(old);
+            }
+            record.last_up = Some(now);
+        } else {
+            record.up_base = None;
+            record.last_down = Some(now);
+        }
+        record.desired = target;
+        record.generation += 1;
+        record.history.push(HistoryEntry {
+            at: now,
+            from: old,
+            to: target,
+            reason: decision.reason.clone(),
+        });
+        if record.history.len() > HISTORY {
+            record.history.remove(0);
+        }
+        decision.generation = record.generation;
+        let (u, d) = record.cooldowns(spec, now);
+        decision.cooldown_up_remaining = u;
+        decision.cooldown_down_remaining = d;
+    }
+    decision
+}
+
+/// The strategy's `ctx` argument.
+pub fn context(
+    name: &str,
+    spec: &PoolSpec,
+    current: i64,
+    signals: &[Signal],
+    record: &Record,
+) -> serde_json::Value {
+    serde_json::json!({
+        "pool": {
+            "name": name,
+            "min": spec.min,
+            "max": spec.max,
+            "max_step": spec.max_step,
+            "params": spec.params,
+        },
+        "current": current,
+        "signals": signals.iter().map(Signal::to_json).collect::<Vec<_>>(),
+        "history": record.history.iter().map(|h| serde_json::json!({
+            "at": h.at.timestamp(), "from": h.from, "to": h.to, "reason": h.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PoolSpec {
+        serde_yaml::from_str(
+            "project: p\nstack: s\nkey: p:k\ntargets: [urn:pulumi:x]\nmin: 1\nmax: 10\nmax_step: 3\ncooldown_up: 60s\ncooldown_down: 300s\n",
+        )
+        .expect("spec")
+    }
+
+    fn delta(d: i64) -> Proposal {
+        Proposal::Delta { delta: d, reason: "t".into() }
+    }
+
+    #[test]
+    fn clamps_step_and_bounds() {
+        let s = spec();
+        let now = Utc::now();
+        let mut r = Record::new("p", 5);
+        let d = settle(&mut r, &s, 5, &delta(100), now, true);
+        assert_eq!(d.clamped, 8);
+        assert_eq!(d.guardrails, vec!["max_step"]);
+        assert_eq!(r.generation, 1);
+        let mut r = Record::new("p", 9);
+        let d = settle(&mut r, &s, 9, &delta(3), now, true);
+        assert_eq!((d.clamped, d.guardrails.clone()), (10, vec!["max"]));
+        let mut r = Record::new("p", 2);
+        let d = settle(&mut r, &s, 2, &delta(-3), now, true);
+        assert_eq!(d.clamped, 1);
+    }
+
+    #[test]
+    fn up_cooldown_allows_only_a_larger_step_by_the_difference() {
+        let s = spec();
+        let t0 = Utc::now();
+        let mut r = Record::new("p", 5);
+        let b = r.evaluation_base(&s, t0);
+        settle(&mut r, &s, b, &delta(2), t0, true);
+        assert_eq!(r.desired, 7);
+        let t1 = t0 + chrono::Duration::seconds(10);
+        let base = r.evaluation_base(&s, t1);
+        assert_eq!(base, 5);
+        let d = settle(&mut r, &s, base, &delta(2), t1, true);
+        assert!(!d.changed);
+        let d = settle(&mut r, &s, base, &delta(3), t1, true);
+        assert_eq!(d.clamped, 8);
+        assert_eq!(r.desired, 8);
+        // After the cooldown, a still-firing alarm steps again from the new value.
+        let t2 = t1 + chrono::Duration::seconds(61);
+        assert_eq!(r.evaluation_base(&s, t2), 8);
+    }
+
+    #[test]
+    fn scale_down_waits_for_its_cooldown() {
+        let s = spec();
+        let t0 = Utc::now();
+        let mut r = Record::new("p", 5);
+        settle(&mut r, &s, 5, &delta(1), t0, true);
+        let t1 = t0 + chrono::Duration::seconds(100);
+        let b = r.evaluation_base(&s, t1);
+        let d = settle(&mut r, &s, b, &delta(-2), t1, true);
+        assert!(!d.changed);
+        assert_eq!(d.guardrails, vec!["cooldown_down"]);
+        let t2 = t0 + chrono::Duration::seconds(301);
+        let b = r.evaluation_base(&s, t2);
+        let d = settle(&mut r, &s, b, &delta(-2), t2, true);
+        assert_eq!(d.clamped, 4);
+    }
+
+    #[test]
+    fn dry_run_does_not_touch_the_record() {
+        let s = spec();
+        let mut r = Record::new("p", 5);
+        let before = r.clone();
+        let d = settle(&mut r, &s, 5, &delta(1), Utc::now(), false);
+        assert_eq!(d.clamped, 6);
+        assert_eq!(r, before);
+    }
+}

@@ -1,0 +1,432 @@
+//! Scaling strategies: Rhai scripts with one function, `decide(ctx)`, compiled once and called
+//! per decision in the engine's strict strategy profile (no process, file or network API, a
+//! small operation budget).
+//!
+//! `ctx` is a map: `pool` (`name`, `min`, `max`, `max_step`, `params`), `current`, `signals`
+//! (an array of maps: `kind` = `level`|`intent`, `source`, `name`, `action`, `step`, `value`,
+//! `metric`, `threshold`, `since`, `merged`) and `history` (recent decisions: `at`, `from`,
+//! `to`, `reason`). The function returns `#{ desired: n, reason: "…" }`,
+//! `#{ delta: n, reason: "…" }` or `()` to hold. The core clamps whatever comes back; a script
+//! can never exceed the pool's guardrails.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{AST, Dynamic, Engine, Map};
+
+use crate::script::engine::{Limits, Profile};
+use crate::script::{CallCtx, Deadline, Event, Host, Sink, with_call};
+use sha2::{Digest, Sha256};
+
+/// The built-in strategies shipped in the binary, from `scripts/`.
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("incremental", include_str!("../../scripts/incremental.rhai")),
+    ("absolute", include_str!("../../scripts/absolute.rhai")),
+    ("target-tracking", include_str!("../../scripts/target-tracking.rhai")),
+    ("step", include_str!("../../scripts/step.rhai")),
+];
+
+/// Where a strategy's source comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Builtin(&'static str),
+    File(PathBuf),
+}
+
+/// Resolve a pool's `strategy` field against the pools file directory.
+pub fn resolve(base: &Path, name: &str) -> Result<Source, String> {
+    if let Some((n, _)) = BUILTINS.iter().find(|(n, _)| *n == name) {
+        return Ok(Source::Builtin(n));
+    }
+    if name.ends_with(".rhai") {
+        let p = if Path::new(name).is_absolute() { PathBuf::from(name) } else { base.join(name) };
+        return Ok(Source::File(p));
+    }
+    let names: Vec<&str> = BUILTINS.iter().map(|(n, _)| *n).collect();
+    let hint = crate::autoscale::pool::suggest(name, names.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Err(format!("unknown strategy `{name}`{hint}"))
+}
+
+/// A strategy that failed to load or compile, with its location.
+#[derive(Debug, Clone)]
+pub struct StrategyError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for StrategyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        write!(f, ": strategy does not compile: {}", self.message)?;
+        write!(f, "\nhelp: fix the script; the strategy must define `fn decide(ctx)`")?;
+        if let Some(s) = &self.snippet {
+            write!(f, "\n{s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A compiled strategy.
+#[derive(Clone)]
+pub struct Strategy {
+    /// `incremental`, or the script's path as written.
+    pub name: String,
+    /// The first 12 hex digits of the source's SHA-256, for the audit log.
+    pub hash: String,
+    ast: Arc<AST>,
+    engine: Arc<Engine>,
+}
+
+impl fmt::Debug for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Strategy").field("name", &self.name).field("hash", &self.hash).finish()
+    }
+}
+
+/// What a strategy asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Proposal {
+    Hold,
+    Desired { value: i64, reason: String },
+    Delta { delta: i64, reason: String },
+}
+
+/// The operation budget of one `decide` call: generous for arithmetic over a few hundred
+/// signals, far too small for a runaway loop to hold up the decision loop.
+pub const OPERATION_BUDGET: u64 = 200_000;
+
+/// Wall-clock limit of one `decide` call, on top of the operation budget.
+const STRATEGY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The engine a strategy runs in: the one engine builder's strict strategy profile (no
+/// process, file, env, git, Pulumi or network API) with the scaler's operation budget. `root`
+/// confines module imports (the pools file's directory).
+fn engine(root: &Path) -> Engine {
+    let host = Arc::new(Host::new(root, Arc::new(StrategySink)));
+    let limits = Limits { max_operations: OPERATION_BUDGET, ..Limits::strategy() };
+    crate::script::engine::build(&host, Profile::Strategy(limits))
+}
+
+/// Strategy output (`print`, `log::…`) goes to stderr, prefixed, so a strategy's own notes show
+/// up in the server log without reaching stdout.
+struct StrategySink;
+
+impl Sink for StrategySink {
+    fn event(&self, label: &str, event: Event<'_>) {
+        let text = match event {
+            Event::Print(t) | Event::Debug(t) => t,
+            Event::Log { message, .. } => message,
+            _ => return,
+        };
+        eprintln!("strategy {label}: {text}");
+    }
+}
+
+impl Strategy {
+    /// Load and compile a strategy from its source.
+    pub fn load(source: &Source, display: &str, root: &Path) -> Result<Self, StrategyError> {
+        let (text, file) = match source {
+            Source::Builtin(n) => {
+                let text = BUILTINS
+                    .iter()
+                    .find(|(b, _)| b == n)
+                    .map(|(_, t)| (*t).to_string())
+                    .unwrap_or_default();
+                (text, format!("scripts/{n}.rhai"))
+            }
+            Source::File(p) => match std::fs::read_to_string(p) {
+                Ok(t) => (t, p.display().to_string()),
+                Err(e) => {
+                    return Err(StrategyError {
+                        file: p.display().to_string(),
+                        line: None,
+                        column: None,
+                        message: format!("cannot read: {e}"),
+                        snippet: None,
+                    });
+                }
+            },
+        };
+        Self::compile(display, &file, &text, root)
+    }
+
+    /// Compile strategy text; `file` is used in errors.
+    pub fn compile(name: &str, file: &str, text: &str, root: &Path) -> Result<Self, StrategyError> {
+        let engine = engine(root);
+        let ast = engine.compile(text).map_err(|e| {
+            let pos = e.position();
+            let (line, column) = (pos.line(), pos.position());
+            StrategyError {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.err_type().to_string(),
+                snippet: line
+                    .and_then(|l| crate::autoscale::pool::snippet(text, l, column.unwrap_or(1))),
+            }
+        })?;
+        if !ast.iter_functions().any(|f| f.name == "decide" && f.params.len() == 1) {
+            return Err(StrategyError {
+                file: file.to_string(),
+                line: None,
+                column: None,
+                message: "no `fn decide(ctx)` found".into(),
+                snippet: None,
+            });
+        }
+        let hash =
+            Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
+        Ok(Self { name: name.to_string(), hash, ast: Arc::new(ast), engine: Arc::new(engine) })
+    }
+
+    /// Call `decide(ctx)`. Runs synchronously: call it from a blocking thread, never from an
+    /// async task that must stay responsive.
+    pub fn decide(&self, ctx: &serde_json::Value) -> Result<Proposal, String> {
+        let mut scope = rhai::Scope::new();
+        let call = CallCtx {
+            deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
+            label: ctx["pool"]["name"].as_str().unwrap_or("strategy").to_string(),
+            ..CallCtx::default()
+        };
+        let out: Dynamic = with_call(call, || {
+            self.engine.call_fn(&mut scope, &self.ast, "decide", (to_dynamic(ctx),))
+        })
+        .map_err(|e| e.to_string())?;
+        if out.is_unit() {
+            return Ok(Proposal::Hold);
+        }
+        let Some(map) = out.try_cast::<Map>() else {
+            return Err(
+                "`decide` must return a map (`#{ desired: n }` or `#{ delta: n }`) or `()`".into(),
+            );
+        };
+        let reason = map.get("reason").map(|r| r.to_string()).unwrap_or_default();
+        let int = |k: &str| -> Result<Option<i64>, String> {
+            match map.get(k) {
+                None => Ok(None),
+                Some(v) if v.is_unit() => Ok(None),
+                Some(v) => v
+                    .as_int()
+                    .map(Some)
+                    .or_else(|_| v.as_float().map(|f| Some(f.round() as i64)))
+                    .map_err(|t| format!("`{k}` must be a number, got {t}")),
+            }
+        };
+        match (int("desired")?, int("delta")?) {
+            (Some(value), None) => Ok(Proposal::Desired { value, reason }),
+            (None, Some(delta)) => Ok(Proposal::Delta { delta, reason }),
+            (None, None) => Ok(Proposal::Hold),
+            (Some(_), Some(_)) => {
+                Err("`decide` returned both `desired` and `delta`; return one".into())
+            }
+        }
+    }
+}
+
+/// Convert JSON into Rhai values (strategies see plain maps, arrays and numbers).
+pub fn to_dynamic(v: &serde_json::Value) -> Dynamic {
+    use serde_json::Value;
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => (*b).into(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64().unwrap_or(0.0).into(),
+        },
+        Value::String(s) => s.clone().into(),
+        Value::Array(a) => a.iter().map(to_dynamic).collect::<Vec<_>>().into(),
+        Value::Object(o) => {
+            let mut m = Map::new();
+            for (k, v) in o {
+                m.insert(k.as_str().into(), to_dynamic(v));
+            }
+            m.into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn builtin(name: &'static str) -> Strategy {
+        Strategy::load(&Source::Builtin(name), name, Path::new(".")).expect("built-in compiles")
+    }
+
+    fn sig(kind: &str, action: &str, step: i64, value: Option<i64>) -> serde_json::Value {
+        json!({"kind": kind, "source": "test", "name": "a", "action": action, "step": step, "value": value, "metric": null, "since": 0})
+    }
+
+    fn ctx(current: i64, signals: Vec<serde_json::Value>) -> serde_json::Value {
+        json!({"pool": {"name": "p", "min": 0, "max": 10, "max_step": null, "params": {}}, "current": current, "signals": signals, "history": []})
+    }
+
+    #[test]
+    fn incremental_takes_the_largest_up_step_over_downs() {
+        let s = builtin("incremental");
+        let p = s.decide(&ctx(
+            3,
+            vec![
+                sig("level", "up", 2, None),
+                sig("level", "up", 1, None),
+                sig("level", "down", 3, None),
+            ],
+        ));
+        assert!(matches!(p, Ok(Proposal::Delta { delta: 2, .. })), "{p:?}");
+    }
+
+    #[test]
+    fn incremental_sums_intents_and_holds_without_signals() {
+        let s = builtin("incremental");
+        let p = s.decide(&ctx(
+            3,
+            vec![
+                sig("intent", "up", 1, None),
+                sig("intent", "up", 1, None),
+                sig("intent", "down", 1, None),
+            ],
+        ));
+        assert!(matches!(p, Ok(Proposal::Delta { delta: 1, .. })), "{p:?}");
+        assert_eq!(s.decide(&ctx(3, vec![])), Ok(Proposal::Hold));
+    }
+
+    #[test]
+    fn absolute_takes_the_largest_value() {
+        let s = builtin("absolute");
+        let p = s.decide(&ctx(
+            3,
+            vec![sig("level", "set", 0, Some(4)), sig("level", "set", 0, Some(7))],
+        ));
+        assert!(matches!(p, Ok(Proposal::Desired { value: 7, .. })), "{p:?}");
+    }
+
+    #[test]
+    fn target_tracking_follows_the_metric_with_tolerance() {
+        let s = builtin("target-tracking");
+        let with = |metric: f64, target: i64| {
+            let mut c = ctx(
+                4,
+                vec![
+                    json!({"kind": "level", "source": "cloudwatch", "name": "cpu", "action": "up", "step": 0, "value": null, "metric": metric, "since": 0}),
+                ],
+            );
+            c["pool"]["params"] = json!({"target": target});
+            s.decide(&c)
+        };
+        assert!(
+            matches!(with(90.0, 60), Ok(Proposal::Desired { value: 6, .. })),
+            "{:?}",
+            with(90.0, 60)
+        );
+        assert!(matches!(with(30.0, 60), Ok(Proposal::Desired { value: 2, .. })));
+        assert_eq!(with(63.0, 60), Ok(Proposal::Hold));
+        let mut no_target = ctx(4, vec![]);
+        no_target["pool"]["params"] = json!({});
+        assert!(s.decide(&no_target).unwrap_err().contains("params"));
+    }
+
+    #[test]
+    fn step_scaling_matches_breach_bounds_and_adjustment_types() {
+        let s = builtin("step");
+        let run = |metric: f64, params: serde_json::Value| {
+            let mut c = ctx(
+                10,
+                vec![
+                    json!({"kind": "level", "source": "cloudwatch", "name": "cpu", "action": "up", "step": 1, "value": null, "metric": metric, "threshold": 80.0, "since": 0}),
+                ],
+            );
+            c["pool"]["params"] = params;
+            s.decide(&c)
+        };
+        let steps = json!([{"lower": 0, "upper": 10, "adjustment": 1}, {"lower": 10, "adjustment": 3},
+                           {"upper": 0, "lower": -20, "adjustment": -1}, {"upper": -20, "adjustment": -2}]);
+        let p = |metric| run(metric, json!({"steps": steps}));
+        assert!(matches!(p(85.0), Ok(Proposal::Desired { value: 11, .. })), "{:?}", p(85.0));
+        assert!(
+            matches!(p(90.0), Ok(Proposal::Desired { value: 13, .. })),
+            "upper bound is exclusive above"
+        );
+        assert!(matches!(p(70.0), Ok(Proposal::Desired { value: 9, .. })));
+        assert!(matches!(p(61.0), Ok(Proposal::Desired { value: 9, .. })));
+        assert!(
+            matches!(p(60.0), Ok(Proposal::Desired { value: 8, .. })),
+            "upper bound is inclusive below"
+        );
+        assert!(matches!(p(50.0), Ok(Proposal::Desired { value: 8, .. })));
+        let pct = run(
+            95.0,
+            json!({"adjustment_type": "PercentChangeInCapacity", "min_adjustment_magnitude": 2,
+                                   "steps": [{"lower": 0, "adjustment": 15}]}),
+        );
+        assert!(matches!(pct, Ok(Proposal::Desired { value: 12, .. })), "{pct:?}");
+        let exact = run(
+            95.0,
+            json!({"adjustment_type": "ExactCapacity", "steps": [{"lower": 0, "adjustment": 4}]}),
+        );
+        assert!(matches!(exact, Ok(Proposal::Desired { value: 4, .. })));
+        let gap = run(
+            95.0,
+            json!({"steps": [{"lower": 0, "upper": 5, "adjustment": 1}, {"lower": 10, "adjustment": 2}]}),
+        );
+        assert!(gap.unwrap_err().contains("contiguous"));
+    }
+
+    #[test]
+    fn runaway_script_hits_the_budget() {
+        let s =
+            Strategy::compile("loop", "loop.rhai", "fn decide(ctx) { loop { } }", Path::new("."))
+                .expect("compiles");
+        let err = s.decide(&ctx(1, vec![])).unwrap_err();
+        assert!(err.contains("operations"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_has_a_location() {
+        let e = Strategy::compile(
+            "bad",
+            "bad.rhai",
+            "fn decide(ctx) {\n  let x = ;\n}",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.to_string().starts_with("bad.rhai:2:"), "{e}");
+    }
+
+    #[test]
+    fn no_file_or_process_api() {
+        for body in [
+            "exec::run([\"ls\"])",
+            "fs::read(\"/etc/passwd\")",
+            "pulumi::config_get(\"k\")",
+            "env::get(\"HOME\")",
+        ] {
+            let src = format!("fn decide(ctx) {{ {body}; () }}");
+            let err = match Strategy::compile("x", "x.rhai", &src, Path::new(".")) {
+                Ok(s) => s.decide(&ctx(1, vec![])).unwrap_err(),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("Undefined module") || err.contains("not found"), "{body}: {err}");
+        }
+        // The pure helpers are there.
+        let s = Strategy::compile(
+            "j",
+            "j.rhai",
+            "fn decide(ctx) { #{ desired: json::parse(\"3\") } }",
+            Path::new("."),
+        )
+        .expect("compiles");
+        assert!(matches!(s.decide(&ctx(1, vec![])), Ok(Proposal::Desired { value: 3, .. })));
+    }
+}

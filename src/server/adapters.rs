@@ -1,0 +1,370 @@
+//! Adapters: turn verified webhook payloads into signal changes. Pure functions of the payload,
+//! the query and the pool; they never choose a pool (the path does) and never invent a
+//! direction — without one from the query, the alarm's description or the pool's mapping, the
+//! payload is refused (422), never treated as "+1".
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::autoscale::pool::{Action, Directive, Pool};
+use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
+
+/// A refused payload: HTTP status and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub u16, pub String);
+
+/// `action`, `step`, `value` from the query string.
+pub fn query_directive(q: &HashMap<String, String>) -> Result<Option<Directive>, Refused> {
+    let Some(action) = q.get("action") else {
+        if q.contains_key("step") || q.contains_key("value") {
+            return Err(Refused(400, "`step`/`value` given without `action`".into()));
+        }
+        return Ok(None);
+    };
+    parse_directive(action, q.get("step").map(String::as_str), q.get("value").map(String::as_str))
+        .map(Some)
+}
+
+fn parse_directive(
+    action: &str,
+    step: Option<&str>,
+    value: Option<&str>,
+) -> Result<Directive, Refused> {
+    let bad = |m: String| Refused(400, m);
+    let action = Action::parse(action)
+        .ok_or_else(|| bad(format!("unknown action `{action}` (use up, down or set)")))?;
+    let int = |name: &str, v: Option<&str>| -> Result<Option<i64>, Refused> {
+        v.map(|s| {
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| bad(format!("`{name}` must be an integer, got `{s}`")))
+        })
+        .transpose()
+    };
+    let d = Directive { action, step: int("step", step)?, value: int("value", value)? };
+    d.validate().map_err(bad)?;
+    Ok(d)
+}
+
+/// A `pilum: action=up step=2` directive inside free text (CloudWatch `AlarmDescription`).
+pub fn text_directive(text: &str) -> Result<Option<Directive>, Refused> {
+    let Some(idx) = text.find("pilum:") else { return Ok(None) };
+    let mut kv = HashMap::new();
+    for part in text[idx + "pilum:".len()..].split_whitespace() {
+        match part.split_once('=') {
+            Some((k, v)) if ["action", "step", "value"].contains(&k) => {
+                kv.insert(k.to_string(), v.trim_end_matches([',', ';', '.']).to_string());
+            }
+            _ => break,
+        }
+    }
+    let action = kv
+        .get("action")
+        .ok_or_else(|| Refused(422, "`pilum:` directive without `action=`".into()))?;
+    parse_directive(action, kv.get("step").map(String::as_str), kv.get("value").map(String::as_str))
+        .map(Some)
+        .map_err(|Refused(_, m)| Refused(422, format!("invalid `pilum:` directive: {m}")))
+}
+
+/// A CloudWatch alarm state-change message (inside the SNS `Message`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Alarm {
+    pub alarm_name: String,
+    pub alarm_description: Option<String>,
+    pub new_state_value: String,
+    pub new_state_reason: Option<String>,
+    pub state_change_time: Option<String>,
+    pub trigger: Option<Trigger>,
+}
+
+/// The part of an alarm's `Trigger` pilum uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Trigger {
+    pub threshold: Option<f64>,
+}
+
+/// What a CloudWatch notification means for the pool.
+#[derive(Debug, Clone)]
+pub enum AlarmOutcome {
+    Change(Change),
+    /// `INSUFFICIENT_DATA`, or `OK` for an alarm with nothing to clear: recorded only.
+    RecordOnly(&'static str),
+}
+
+/// The first datapoint in `NewStateReason` (`… [91.5 (07/01/26 18:00:00)] …`).
+fn datapoint(reason: &str) -> Option<f64> {
+    let start = reason.find('[')? + 1;
+    reason[start..].split_whitespace().next()?.trim_end_matches(',').parse().ok()
+}
+
+fn parse_time(text: Option<&str>) -> DateTime<Utc> {
+    text.and_then(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.3f%z"))
+            .ok()
+    })
+    .map_or_else(Utc::now, |t| t.with_timezone(&Utc))
+}
+
+fn signal(kind: Kind, source: SourceKind, name: &str, key: String, d: Directive) -> Signal {
+    Signal {
+        kind,
+        source,
+        name: name.to_string(),
+        key,
+        action: d.action,
+        step: d.step.unwrap_or(0),
+        value: d.value,
+        metric: None,
+        since: Utc::now(),
+        merged: 1,
+        threshold: None,
+    }
+}
+
+/// Interpret an alarm: `ALARM` raises the level, `OK` clears it (then `on_ok`), anything else
+/// is recorded only.
+pub fn cloudwatch(
+    alarm: &Alarm,
+    query: Option<Directive>,
+    pool: &Pool,
+) -> Result<AlarmOutcome, Refused> {
+    let key = format!("cloudwatch:{}", alarm.alarm_name);
+    match alarm.new_state_value.as_str() {
+        "ALARM" => {
+            let directive = match query {
+                Some(d) => d,
+                None => match text_directive(alarm.alarm_description.as_deref().unwrap_or(""))? {
+                    Some(d) => d,
+                    None => pool.spec.alarms.get(&alarm.alarm_name).copied().ok_or_else(|| {
+                        Refused(
+                            422,
+                            format!(
+                                "alarm `{}` has no direction: add `?action=up&step=1` to the subscription URL, \
+                                 `pilum: action=up step=1` to the alarm description, or an `alarms:` mapping to pool `{}`",
+                                alarm.alarm_name, pool.name
+                            ),
+                        )
+                    })?,
+                },
+            };
+            let mut s =
+                signal(Kind::Level, SourceKind::Cloudwatch, &alarm.alarm_name, key, directive);
+            s.metric = alarm.new_state_reason.as_deref().and_then(datapoint);
+            s.threshold = alarm.trigger.as_ref().and_then(|t| t.threshold);
+            s.since = parse_time(alarm.state_change_time.as_deref());
+            Ok(AlarmOutcome::Change(Change::Raise(s)))
+        }
+        "OK" => {
+            let then = pool.spec.on_ok.map(|d| {
+                signal(
+                    Kind::Intent,
+                    SourceKind::Cloudwatch,
+                    &alarm.alarm_name,
+                    format!("{key}:ok"),
+                    d,
+                )
+            });
+            Ok(AlarmOutcome::Change(Change::Clear { key, then }))
+        }
+        "INSUFFICIENT_DATA" => Ok(AlarmOutcome::RecordOnly("insufficient_data")),
+        other => Err(Refused(400, format!("unknown alarm state `{other}`"))),
+    }
+}
+
+/// An Alertmanager webhook notification (payload version 4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub version: String,
+    #[serde(default)]
+    pub group_key: String,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub status: String,
+    #[serde(default)]
+    pub labels: HashMap<String, String>,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub starts_at: Option<String>,
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+/// Interpret a notification: each alert is a level keyed by its fingerprint. The pool comes
+/// from the path; an alert whose `pool` label names another pool rejects the whole payload.
+pub fn alertmanager(
+    n: &Notification,
+    query: Option<Directive>,
+    pool: &Pool,
+) -> Result<Vec<Change>, Refused> {
+    if n.version != "4" {
+        return Err(Refused(
+            400,
+            format!("unsupported Alertmanager payload version `{}` (expected `4`)", n.version),
+        ));
+    }
+    let mut out = Vec::new();
+    for a in &n.alerts {
+        if let Some(label) = a.labels.get("pool")
+            && label != &pool.name
+        {
+            return Err(Refused(
+                409,
+                format!(
+                    "alert has `pool` label `{label}` but was sent to pool `{}`; the path decides the pool",
+                    pool.name
+                ),
+            ));
+        }
+        let name = a.labels.get("alertname").cloned().unwrap_or_else(|| "alert".into());
+        let fp = if a.fingerprint.is_empty() {
+            let mut labels: Vec<_> = a.labels.iter().collect();
+            labels.sort();
+            format!("{labels:?}")
+        } else {
+            a.fingerprint.clone()
+        };
+        let key = format!("prometheus:{fp}");
+        match a.status.as_str() {
+            "firing" => {
+                let from_annotations = match a.annotations.get("pilum_action") {
+                    Some(action) => Some(
+                        parse_directive(
+                            action,
+                            a.annotations.get("pilum_step").map(String::as_str),
+                            a.annotations.get("pilum_value").map(String::as_str),
+                        )
+                        .map_err(|Refused(_, m)| Refused(422, format!("alert `{name}`: {m}")))?,
+                    ),
+                    None => None,
+                };
+                let d = from_annotations.or(query).or_else(|| pool.spec.alarms.get(&name).copied()).ok_or_else(|| {
+                    Refused(
+                        422,
+                        format!(
+                            "alert `{name}` has no direction: add `pilum_action`/`pilum_step` annotations, \
+                             `?action=up&step=1` to the receiver URL, or an `alarms:` mapping to pool `{}`",
+                            pool.name
+                        ),
+                    )
+                })?;
+                let mut s = signal(Kind::Level, SourceKind::Prometheus, &name, key, d);
+                s.metric = a.annotations.get("value").and_then(|v| v.parse().ok());
+                s.threshold = a.annotations.get("threshold").and_then(|v| v.parse().ok());
+                s.since = parse_time(a.starts_at.as_deref());
+                out.push(Change::Raise(s));
+            }
+            "resolved" => out.push(Change::Clear { key, then: None }),
+            other => return Err(Refused(400, format!("unknown alert status `{other}`"))),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> Pool {
+        let src = "pools:\n  worker-pool:\n    project: p\n    stack: s\n    key: p:k\n    targets: [urn:pulumi:x]\n    min: 1\n    max: 9\n    alarms:\n      Mapped: { action: down, step: 1 }\n";
+        crate::autoscale::pool::parse(std::path::Path::new("/x/p.yaml"), src)
+            .expect("pools")
+            .pools
+            .remove(0)
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
+            .expect("fixture")
+    }
+
+    #[test]
+    fn description_directive_and_datapoint() {
+        let alarm: Alarm =
+            serde_json::from_str(&fixture("cloudwatch-alarm-message.json")).expect("alarm");
+        let AlarmOutcome::Change(Change::Raise(s)) = cloudwatch(&alarm, None, &pool()).expect("ok")
+        else {
+            panic!("expected a raise")
+        };
+        assert_eq!((s.action, s.step, s.metric), (Action::Up, 2, Some(91.5)));
+        assert_eq!(s.threshold, Some(80.0));
+        let q = Directive { action: Action::Down, step: Some(2), value: None };
+        let AlarmOutcome::Change(Change::Raise(s)) =
+            cloudwatch(&alarm, Some(q), &pool()).expect("ok")
+        else {
+            panic!("expected a raise")
+        };
+        assert_eq!((s.action, s.step), (Action::Down, 2));
+    }
+
+    #[test]
+    fn no_direction_is_422_never_plus_one() {
+        let mut alarm: Alarm =
+            serde_json::from_str(&fixture("cloudwatch-alarm-message.json")).expect("alarm");
+        alarm.alarm_description = None;
+        assert_eq!(cloudwatch(&alarm, None, &pool()).unwrap_err().0, 422);
+        alarm.alarm_name = "Mapped".into();
+        assert!(cloudwatch(&alarm, None, &pool()).is_ok());
+    }
+
+    #[test]
+    fn alertmanager_levels_and_pool_label() {
+        let n: Notification =
+            serde_json::from_str(&fixture("alertmanager-v4-firing.json")).expect("n");
+        let q = Some(Directive { action: Action::Up, step: Some(1), value: None });
+        let changes = alertmanager(&n, q, &pool()).expect("ok");
+        assert_eq!(changes.len(), 2);
+        assert_eq!(alertmanager(&n, None, &pool()).unwrap_err().0, 422);
+        let mut other = n.clone();
+        other.alerts[0].labels.insert("pool".into(), "other".into());
+        assert_eq!(alertmanager(&other, q, &pool()).unwrap_err().0, 409);
+        let r: Notification =
+            serde_json::from_str(&fixture("alertmanager-v4-resolved.json")).expect("n");
+        assert!(
+            alertmanager(&r, None, &pool())
+                .expect("ok")
+                .iter()
+                .all(|c| matches!(c, Change::Clear { .. }))
+        );
+    }
+
+    #[test]
+    fn ok_clears_and_runs_on_ok_only_when_configured() {
+        let mut alarm: Alarm =
+            serde_json::from_str(&fixture("cloudwatch-alarm-message.json")).expect("alarm");
+        alarm.new_state_value = "OK".into();
+        let mut p = pool();
+        let AlarmOutcome::Change(Change::Clear { key, then }) =
+            cloudwatch(&alarm, None, &p).expect("ok")
+        else {
+            panic!("expected a clear")
+        };
+        assert_eq!((key.as_str(), then.is_none()), ("cloudwatch:HighCPU", true));
+        p.spec.on_ok = Some(Directive { action: Action::Down, step: Some(1), value: None });
+        let AlarmOutcome::Change(Change::Clear { then: Some(t), .. }) =
+            cloudwatch(&alarm, None, &p).expect("ok")
+        else {
+            panic!("expected a clear with on_ok")
+        };
+        assert_eq!((t.kind, t.action, t.step), (Kind::Intent, Action::Down, 1));
+        alarm.new_state_value = "INSUFFICIENT_DATA".into();
+        assert!(matches!(cloudwatch(&alarm, None, &p), Ok(AlarmOutcome::RecordOnly(_))));
+    }
+
+    #[test]
+    fn text_directives() {
+        let d = text_directive("High CPU. pilum: action=set value=7").expect("ok").expect("some");
+        assert_eq!((d.action, d.value), (Action::Set, Some(7)));
+        assert!(text_directive("nothing here").expect("ok").is_none());
+        assert_eq!(text_directive("pilum: action=sideways").unwrap_err().0, 422);
+    }
+}
