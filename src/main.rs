@@ -5,6 +5,7 @@
 
 mod autoscale;
 mod cli;
+mod diagnostic;
 mod error;
 mod orchestrator;
 mod process;

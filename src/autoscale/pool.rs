@@ -12,6 +12,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::diagnostic::{closest, snippet};
+
+/// `server::routes` still suggests pool names through this path.
+pub use crate::diagnostic::closest as suggest;
+
 /// The whole pools file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,43 +222,6 @@ impl fmt::Display for ConfigError {
         }
         Ok(())
     }
-}
-
-/// Render `line` of `source` with a caret under `column` (both 1-based).
-pub fn snippet(source: &str, line: usize, column: usize) -> Option<String> {
-    let text = source.lines().nth(line.checked_sub(1)?)?;
-    let width = line.to_string().len();
-    Some(format!(
-        "{:width$} |\n{line} | {text}\n{:width$} | {}^",
-        "",
-        "",
-        " ".repeat(column.saturating_sub(1)),
-    ))
-}
-
-/// The edit distance between two short strings, for `did you mean`.
-pub fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// The closest candidate within a small distance, if any.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    candidates
-        .into_iter()
-        .map(|c| (distance(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.to_string())
 }
 
 /// A validated pool, ready for the scaler.
@@ -487,7 +455,8 @@ fn yaml_error(file: &Path, source: &str, e: &serde_yaml::Error) -> ConfigError {
         let word = &caps[1];
         let expected: Vec<&str> =
             caps[2].split(", ").map(|s| s.trim_matches('`').trim_start_matches("or `")).collect();
-        err.suggestion = suggest(word, expected.iter().map(|s| s.trim_matches('`')));
+        err.suggestion =
+            closest(word, expected.iter().map(|s| s.trim_matches('`'))).map(str::to_string);
         err.help = Some(format!("remove `{word}` or use one of: {}", &caps[2]));
         if let Some(i) = message.find(", expected") {
             err.message = message[..i].to_string();

@@ -44,7 +44,7 @@ pub fn resolve(base: &Path, name: &str) -> Result<Source, String> {
         return Ok(Source::File(p));
     }
     let names: Vec<&str> = BUILTINS.iter().map(|(n, _)| *n).collect();
-    let hint = crate::autoscale::pool::suggest(name, names.iter().copied())
+    let hint = crate::diagnostic::closest(name, names.iter().copied())
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     Err(format!("unknown strategy `{name}`{hint}"))
@@ -171,7 +171,7 @@ impl Strategy {
                 column,
                 message: e.err_type().to_string(),
                 snippet: line
-                    .and_then(|l| crate::autoscale::pool::snippet(text, l, column.unwrap_or(1))),
+                    .and_then(|l| crate::diagnostic::snippet(text, l, column.unwrap_or(1))),
             }
         })?;
         if !ast.iter_functions().any(|f| f.name == "decide" && f.params.len() == 1) {

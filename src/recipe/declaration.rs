@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Map};
 
-use crate::service::Diagnostic;
-use crate::service::diagnostic::find_position;
+use crate::diagnostic::{Diagnostic, find_position};
 
 use super::value::type_name;
 

@@ -13,8 +13,8 @@ use rhai::Dynamic;
 
 use super::catalog::{Catalog, Origin, Recipe};
 use super::declaration::{Field, FieldType, StepDir};
+use crate::diagnostic::render_all;
 use crate::error::Error;
-use crate::service::diagnostic::render_all;
 use crate::ui::output::Output;
 
 /// What `pilum docs` does.

@@ -5,8 +5,8 @@
 
 use rhai::{Dynamic, Map};
 
-use crate::service::diagnostic::closest;
-use crate::service::{Diagnostic, Service};
+use crate::diagnostic::{Diagnostic, closest};
+use crate::service::Service;
 
 use super::catalog::Recipe;
 use super::declaration::Step;

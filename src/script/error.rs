@@ -11,6 +11,7 @@ use std::path::Path;
 use rhai::{EvalAltResult, ParseError, Position};
 
 use super::{Stop, modules};
+use crate::diagnostic::{closest, snippet};
 use crate::redact;
 
 /// One frame of the call chain: `name` was called at `source:pos`.
@@ -60,7 +61,7 @@ pub fn render(err: &EvalAltResult, source: &str) -> String {
     let mut out = String::new();
     let mut lines = message.lines();
     out.push_str(lines.next().unwrap_or("script failed"));
-    out.push_str(&snippet(&cur_source, pos));
+    out.push_str(&pointer(&cur_source, pos));
     for l in lines {
         out.push('\n');
         out.push_str(l);
@@ -76,7 +77,7 @@ pub fn render(err: &EvalAltResult, source: &str) -> String {
 /// Render a parse error of the script whose AST source name is `source`.
 pub fn render_parse(err: &ParseError, source: &str) -> String {
     let msg = lower_first(&err.0.to_string());
-    let out = format!("{msg}{}", snippet(source, err.1));
+    let out = format!("{msg}{}", pointer(source, err.1));
     redact::redact(&out).into_owned()
 }
 
@@ -151,8 +152,7 @@ fn api_hint(sig: &str) -> Option<String> {
             sigs.join(" or ")
         ));
     }
-    did_you_mean(name, names.iter().map(String::as_str))
-        .map(|s| format!("help: did you mean `{s}`?"))
+    closest(name, names.iter().map(String::as_str)).map(|s| format!("help: did you mean `{s}`?"))
 }
 
 fn lower_first(s: &str) -> String {
@@ -189,7 +189,7 @@ fn location(source: &str, pos: Position) -> String {
 }
 
 /// `\n --> path:line:col` plus the source line and a caret, when known.
-fn snippet(source: &str, pos: Position) -> String {
+fn pointer(source: &str, pos: Position) -> String {
     if pos.is_none() {
         return if source.is_empty() {
             String::new()
@@ -198,64 +198,11 @@ fn snippet(source: &str, pos: Position) -> String {
         };
     }
     let mut out = format!("\n --> {}", location(source, pos));
-    let Some(line_no) = pos.line() else { return out };
+    let Some(line) = pos.line() else { return out };
     let Some(text) = modules::source_text(source) else { return out };
-    let Some(line) = text.lines().nth(line_no - 1) else { return out };
-    let col = pos.position().unwrap_or(1).max(1);
-    let gutter = line_no.to_string();
-    let pad = " ".repeat(gutter.len());
-    // Keep tabs so the caret lines up under the same glyphs.
-    let lead: String =
-        line.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-    out.push_str(&format!("\n{pad} |\n{gutter} | {line}\n{pad} | {lead}^"));
+    if let Some(s) = snippet(&text, line, pos.position().unwrap_or(1)) {
+        out.push('\n');
+        out.push_str(&s);
+    }
     out
-}
-
-/// The closest candidate to `word` (edit distance at most a third of its length, minimum 1).
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .map(|c| (levenshtein(word, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Optimal string alignment distance: edits plus adjacent transpositions (`dri` → `dir` is 1).
-fn levenshtein(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggests_close_names() {
-        assert_eq!(did_you_mean("dokcer", ["docker", "retry"]), Some("docker"));
-        assert_eq!(did_you_mean("zzz", ["docker", "retry"]), None);
-    }
 }

@@ -62,8 +62,7 @@ impl Resolver {
                 None => {
                     let names: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
                     let mut msg = format!("unknown stdlib module `{path}`");
-                    if let Some(s) = crate::script::error::did_you_mean(path, names.iter().copied())
-                    {
+                    if let Some(s) = crate::diagnostic::closest(path, names.iter().copied()) {
                         msg.push_str(&format!("\nhelp: did you mean `{s}`?"));
                     }
                     msg.push_str(&format!(

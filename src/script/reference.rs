@@ -26,6 +26,16 @@ fn engine() -> rhai::Engine {
     engine::build(&host, Profile::Full(Limits::full()))
 }
 
+/// Doc comment blocks as plain text: the `///` markers and the one space after them removed.
+fn doc_text<'a>(blocks: impl IntoIterator<Item = &'a str>) -> String {
+    blocks
+        .into_iter()
+        .flat_map(str::lines)
+        .map(|l| l.trim_start().strip_prefix("///").map_or(l, |r| r.strip_prefix(' ').unwrap_or(r)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Every pilum function (namespaced API plus globals such as `exit`), sorted.
 pub fn functions() -> Vec<FnDoc> {
     let json = engine().gen_fn_metadata_to_json(false).unwrap_or_default();
@@ -54,18 +64,7 @@ pub fn functions() -> Vec<FnDoc> {
         }
         let doc = f["docComments"]
             .as_array()
-            .map(|c| {
-                c.iter()
-                    .filter_map(|l| l.as_str())
-                    .flat_map(|block| block.lines())
-                    .map(|l| {
-                        l.trim_start()
-                            .strip_prefix("///")
-                            .map_or(l, |r| r.strip_prefix(' ').unwrap_or(r))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            .map(|c| doc_text(c.iter().filter_map(|l| l.as_str())))
             .unwrap_or_default();
         out.push(FnDoc { namespace: ns.to_string(), signature, doc, stdlib: false });
     };
@@ -87,17 +86,7 @@ pub fn functions() -> Vec<FnDoc> {
             if f.access == rhai::FnAccess::Private || f.name.starts_with("anon$") {
                 continue;
             }
-            let doc = f
-                .comments
-                .iter()
-                .flat_map(|block| block.lines())
-                .map(|l| {
-                    l.trim_start()
-                        .strip_prefix("///")
-                        .map_or(l, |r| r.strip_prefix(' ').unwrap_or(r))
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let doc = doc_text(f.comments.iter().map(|c| c.as_ref()));
             out.push(FnDoc {
                 namespace: name.to_string(),
                 signature: format!("{name}::{}({})", f.name, f.params.join(", ")),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_yaml::{Mapping, Value};
 
-use super::diagnostic::{Diagnostic, find_position, key_position};
 use super::expand::expand_value;
+use crate::diagnostic::{Diagnostic, find_position, key_position};
 
 /// Keys pilum reads itself; any other top-level key must be the recipe's section.
 pub const KNOWN_KEYS: &[&str] = &[

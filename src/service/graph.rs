@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::config::Service;
-use super::diagnostic::{Diagnostic, closest};
+use crate::diagnostic::{Diagnostic, closest};
 
 /// `deps[i]`: indices of the services service `i` depends on (sorted, deduplicated).
 pub fn build(services: &[Service]) -> Result<Vec<Vec<usize>>, Vec<Diagnostic>> {

@@ -13,8 +13,8 @@ pub mod select;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use crate::diagnostic::Diagnostic;
 pub use config::{RecipeRef, Service};
-pub use diagnostic::Diagnostic;
 
 /// Every service of a project and their dependencies.
 #[derive(Debug, Clone)]

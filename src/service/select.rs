@@ -7,8 +7,8 @@ use globset::{Glob, GlobMatcher};
 
 use super::changed::{Changes, normalize};
 use super::config::Service;
-use super::diagnostic::closest;
 use super::graph::dependents;
+use crate::diagnostic::closest;
 
 /// One selected service (index into the project's services) and why it was picked.
 #[derive(Debug, Clone, PartialEq, Eq)]

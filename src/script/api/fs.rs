@@ -26,6 +26,12 @@ fn io(ctx: &NativeCallContext, what: &str, p: &str, e: std::io::Error) -> Box<rh
     rt(ctx, format!("cannot {what} `{p}`: {}{help}", e.to_string().to_lowercase()))
 }
 
+/// The text of a project file (`read`, and the readers that parse it).
+fn read_text(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<String> {
+    let (_, full) = path(host, ctx, p)?;
+    std::fs::read_to_string(&full).map_err(|e| io(ctx, "read", p, e))
+}
+
 fn dry(host: &Host, call: &str, detail: String) -> bool {
     if host.dry_run {
         host.emit(Event::DryRun { call, detail: &detail });
@@ -52,10 +58,7 @@ Read a text file inside the project.
 ```rhai
 let version = fs::read("VERSION").trim();
 ```"#,
-        move |ctx: NativeCallContext, p: &str| -> RResult<String> {
-            let (_, full) = path(&h, &ctx, p)?;
-            std::fs::read_to_string(&full).map_err(|e| io(&ctx, "read", p, e))
-        }
+        move |ctx: NativeCallContext, p: &str| -> RResult<String> { read_text(&h, &ctx, p) }
     );
     let h = host.clone();
     func!(
@@ -70,8 +73,7 @@ let pkg = fs::read_json("web/package.json");
 print(pkg.version);
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<Dynamic> {
-            let (_, full) = path(&h, &ctx, p)?;
-            let text = std::fs::read_to_string(&full).map_err(|e| io(&ctx, "read", p, e))?;
+            let text = read_text(&h, &ctx, p)?;
             serde_json::from_str(&text)
                 .map(from_json)
                 .map_err(|e| rt(&ctx, format!("invalid JSON in `{p}`: {e}")))
@@ -90,8 +92,7 @@ let svc = fs::read_yaml("services/api/pilum.yaml");
 print(svc.name);
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<Dynamic> {
-            let (_, full) = path(&h, &ctx, p)?;
-            let text = std::fs::read_to_string(&full).map_err(|e| io(&ctx, "read", p, e))?;
+            let text = read_text(&h, &ctx, p)?;
             super::yaml::parse(&text).map_err(|e| rt(&ctx, format!("{e} (in `{p}`)")))
         }
     );

@@ -121,7 +121,7 @@ impl<'a> Opts<'a> {
         for k in map.keys() {
             if !allowed.contains(&k.as_str()) {
                 let mut msg = format!("unknown option `{k}` for `{func}`");
-                if let Some(s) = super::error::did_you_mean(k, allowed.iter().copied()) {
+                if let Some(s) = crate::diagnostic::closest(k, allowed.iter().copied()) {
                     msg.push_str(&format!("\nhelp: did you mean `{s}`?"));
                 } else {
                     msg.push_str(&format!(
