@@ -11,7 +11,7 @@ use crate::cli::{
 };
 use crate::error::{Error, exit};
 use crate::orchestrator::event::{Event, Sink};
-use crate::orchestrator::execute::{Cancel, Options, execute};
+use crate::orchestrator::execute::{Cancel, Options, execute_recorded};
 use crate::orchestrator::pipeline::{self, Config};
 use crate::orchestrator::plan::{Plan, StepFilter};
 use crate::recipe::value::dynamic_to_json;
@@ -311,12 +311,6 @@ pub fn exec(
     if plan.dry_run && !out.json && !out.quiet {
         print_plan(out, &plan, loaded.base.as_deref());
     }
-    // A run that changes things holds the project's deploy lock; dry runs do not need it.
-    let _lock = if plan.dry_run {
-        None
-    } else {
-        Some(crate::state::lock::DeployLock::acquire(&loaded.project.root).map_err(Error::usage)?)
-    };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
@@ -328,17 +322,12 @@ pub fn exec(
         out.verbose,
         renderer.clone(),
     );
-    let summary = execute(&plan, &runner, &opts, renderer.as_ref(), &cancel);
-    if !plan.dry_run && !plan.tasks.is_empty() {
-        if let Err(e) = crate::state::history::record(
-            &loaded.project.root,
-            verb,
-            &plan.tag,
-            plan.environment.as_deref(),
-            &summary,
-        ) {
-            out.warn(&format!("cannot append to `.pilum/history.jsonl`: {e}"));
-        }
+    let root = &loaded.project.root;
+    let (summary, history) =
+        execute_recorded(root, verb, &plan, &runner, &opts, renderer.as_ref(), &cancel)
+            .map_err(Error::usage)?;
+    if let Some(e) = history {
+        out.warn(&format!("cannot append to `.pilum/history.jsonl`: {e}"));
     }
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
