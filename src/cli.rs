@@ -268,7 +268,8 @@ pub struct InitArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Set a recipe field: `--set key=value` (repeatable)
+    /// Set a recipe field, or the top-level `region`/`regions` (`regions=a,b`): `--set key=value`
+    /// (repeatable)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 

@@ -11,7 +11,7 @@ use crate::cli::{
 };
 use crate::error::{Error, exit};
 use crate::orchestrator::event::{Event, Sink};
-use crate::orchestrator::execute::{Cancel, Options, execute};
+use crate::orchestrator::execute::{Cancel, Options, execute_recorded};
 use crate::orchestrator::pipeline::{self, Config};
 use crate::orchestrator::plan::{Plan, StepFilter};
 use crate::recipe::value::dynamic_to_json;
@@ -311,12 +311,6 @@ pub fn exec(
     if plan.dry_run && !out.json && !out.quiet {
         print_plan(out, &plan, loaded.base.as_deref());
     }
-    // A run that changes things holds the project's deploy lock; dry runs do not need it.
-    let _lock = if plan.dry_run {
-        None
-    } else {
-        Some(crate::state::lock::DeployLock::acquire(&loaded.project.root).map_err(Error::usage)?)
-    };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
@@ -328,17 +322,12 @@ pub fn exec(
         out.verbose,
         renderer.clone(),
     );
-    let summary = execute(&plan, &runner, &opts, renderer.as_ref(), &cancel);
-    if !plan.dry_run && !plan.tasks.is_empty() {
-        if let Err(e) = crate::state::history::record(
-            &loaded.project.root,
-            verb,
-            &plan.tag,
-            plan.environment.as_deref(),
-            &summary,
-        ) {
-            out.warn(&format!("cannot append to `.pilum/history.jsonl`: {e}"));
-        }
+    let root = &loaded.project.root;
+    let (summary, history) =
+        execute_recorded(root, verb, &plan, &runner, &opts, renderer.as_ref(), &cancel)
+            .map_err(Error::usage)?;
+    if let Some(e) = history {
+        out.warn(&format!("cannot append to `.pilum/history.jsonl`: {e}"));
     }
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
@@ -508,10 +497,31 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
         }
     };
     let mut values: Vec<(String, String)> = Vec::new();
+    // `region`/`regions` are pilum.yaml's own top-level keys, not recipe fields.
+    let mut region: Option<String> = None;
+    let mut regions: Vec<String> = Vec::new();
     for kv in &args.set {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(Error::usage(format!("`--set {kv}` must be `key=value`")));
         };
+        if k == "region" || k == "regions" {
+            let list = region_list(v);
+            if list.is_empty() {
+                return Err(Error::usage(format!(
+                    "`--set {k}=` needs a region\nhelp: e.g. `--set region=europe-west1` or `--set regions=europe-west1,us-east1`"
+                )));
+            }
+            match (k, list.as_slice()) {
+                ("region", [one]) => region = Some(one.clone()),
+                ("region", _) => {
+                    return Err(Error::usage(format!(
+                        "`region` is one region, not `{v}`\nhelp: use `--set regions={v}` for several"
+                    )));
+                }
+                _ => regions = list,
+            }
+            continue;
+        }
         if !recipe.decl.fields.iter().any(|f| f.name == k) {
             let mut msg = format!("recipe `{}` has no field `{k}`", recipe.decl.name);
             if let Some(c) = crate::service::diagnostic::closest(
@@ -550,15 +560,53 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
             missing.push(f.name.clone());
         }
     }
-    if !missing.is_empty() {
+    // `pilum check` refuses a per-region step on a service without regions, so `init` must not
+    // write such a file. A recipe with `fn plan(svc)` decides its steps per service; only its
+    // declared steps can be looked at here.
+    let per_region: Vec<String> = recipe
+        .decl
+        .steps
+        .iter()
+        .filter(|s| s.per_region)
+        .map(|s| format!("`{}`", s.name))
+        .collect();
+    if !per_region.is_empty() && region.is_none() && regions.is_empty() && interactive {
+        let answer = ask(
+            &format!("regions (comma-separated; {} run once per region)", per_region.join(", ")),
+            "",
+        )?;
+        match region_list(&answer).as_slice() {
+            [] => {}
+            [one] => region = Some(one.clone()),
+            list => regions = list.to_vec(),
+        }
+    }
+    let needs_region = !per_region.is_empty() && region.is_none() && regions.is_empty();
+    if !missing.is_empty() || needs_region {
+        let mut what: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+        let mut pass: Vec<String> =
+            missing.iter().map(|m| format!("`--set {m}=<value>`")).collect();
+        let mut or_several = "";
+        if needs_region {
+            what.push(format!("a region (steps {} run once per region)", per_region.join(", ")));
+            pass.push("`--set region=<region>`".into());
+            or_several = " (several: `--set regions=<a>,<b>`)";
+        }
         return Err(Error::usage(format!(
-            "recipe `{}` requires {}\nhelp: pass {}",
+            "recipe `{}` requires {}\nhelp: pass {}{or_several}",
             recipe.decl.name,
-            missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
-            missing.iter().map(|m| format!("`--set {m}=<value>`")).collect::<Vec<_>>().join(" ")
+            what.join(", "),
+            pass.join(" ")
         )));
     }
     let mut yaml = format!("name: {}\nrecipe: {}\n", yaml_scalar(&name), recipe.decl.name);
+    if let Some(r) = &region {
+        yaml.push_str(&format!("region: {}\n", yaml_scalar(r)));
+    }
+    if !regions.is_empty() {
+        let items: Vec<String> = regions.iter().map(|r| yaml_scalar(r)).collect();
+        yaml.push_str(&format!("regions: [{}]\n", items.join(", ")));
+    }
     if !values.is_empty() {
         yaml.push_str(&format!("{}:\n", recipe.decl.section));
         for (k, v) in &values {
@@ -612,7 +660,10 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
     std::fs::write(&file, &yaml)
         .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", file.display())))?;
     if out.json {
-        out.stdout_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name}).to_string());
+        // The regions as `pilum.yaml` reads them: `region` first, then `regions`.
+        let all: Vec<&String> =
+            region.iter().chain(regions.iter().filter(|r| Some(*r) != region.as_ref())).collect();
+        out.stdout_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name, "regions": all}).to_string());
     } else if !out.quiet {
         out.stdout_line(&format!(
             "{} wrote {}",
@@ -621,6 +672,13 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
         ));
     }
     Ok(())
+}
+
+/// `a,b`, `a, b` or `[a, b]` as a list of regions.
+fn region_list(v: &str) -> Vec<String> {
+    let v = v.trim();
+    let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+    v.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect()
 }
 
 fn yaml_scalar(s: &str) -> String {

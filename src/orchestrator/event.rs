@@ -100,6 +100,19 @@ pub struct Summary {
     pub service_status: Vec<(String, String)>,
 }
 
+impl Summary {
+    /// `ok`, `interrupted` or `failed`: the word a summary line and the step summary lead with.
+    pub fn status(&self) -> &'static str {
+        if self.ok {
+            "ok"
+        } else if self.interrupted {
+            "interrupted"
+        } else {
+            "failed"
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
     pub total: usize,

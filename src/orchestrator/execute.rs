@@ -123,6 +123,31 @@ pub fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
     }
 }
 
+/// [`execute`] as a deploy runs it, from the CLI or a script: a run that changes things holds
+/// the project's deploy lock (dry runs do not need it), and a run with tasks is appended to
+/// `.pilum/history.jsonl` as `verb`. A history that cannot be written does not fail the run; its
+/// error comes back next to the summary for the caller to warn about.
+pub fn execute_recorded(
+    root: &std::path::Path,
+    verb: &str,
+    plan: &Plan,
+    runner: &dyn Runner,
+    opts: &Options,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<(Summary, Option<std::io::Error>), crate::state::lock::LockError> {
+    let _lock =
+        if plan.dry_run { None } else { Some(crate::state::lock::DeployLock::acquire(root)?) };
+    let summary = execute(plan, runner, opts, sink, cancel);
+    let history = if !plan.dry_run && !plan.tasks.is_empty() {
+        crate::state::history::record(root, verb, &plan.tag, plan.environment.as_deref(), &summary)
+            .err()
+    } else {
+        None
+    };
+    Ok((summary, history))
+}
+
 /// Run the plan to the end (or cancellation) and return the summary (also emitted).
 pub fn execute(
     plan: &Plan,
@@ -426,10 +451,8 @@ fn worker(
 mod tests {
     use super::*;
     use crate::orchestrator::plan::{PlannedService, StepFilter};
-    use crate::recipe::catalog::{Origin, Recipe};
-    use crate::recipe::declaration::{Declaration, Step, StepDir};
-    use std::path::PathBuf;
-    use std::sync::Arc;
+    use crate::recipe::catalog::Recipe;
+    use crate::recipe::declaration::{Step, StepDir};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn step(name: &str, per_region: bool, retries: Option<u32>) -> Step {
@@ -445,31 +468,11 @@ mod tests {
         }
     }
 
-    fn recipe(steps: Vec<Step>) -> Arc<Recipe> {
-        Arc::new(Recipe {
-            decl: Declaration {
-                name: "t".into(),
-                description: String::new(),
-                provider: None,
-                kind: None,
-                section: "t".into(),
-                fields: Vec::new(),
-                steps,
-            },
-            ast: Arc::new(rhai::AST::empty()),
-            origin: Origin::Builtin,
-            file: PathBuf::from("t.rhai"),
-            source: Arc::from(""),
-            ast_source: "t.rhai".into(),
-            has_plan: false,
-        })
-    }
-
     fn svc(name: &str, deps: &[usize], steps: Vec<Step>, regions: &[&str]) -> PlannedService {
         PlannedService {
             name: name.into(),
             dir: name.into(),
-            recipe: recipe(steps.clone()),
+            recipe: Recipe::for_tests(steps.clone()),
             fields: Map::new(),
             steps,
             reason: "test".into(),

@@ -213,8 +213,8 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::catalog::{Origin, Recipe};
-    use crate::recipe::declaration::{Declaration, StepDir};
+    use crate::recipe::catalog::Recipe;
+    use crate::recipe::declaration::StepDir;
 
     fn step(name: &str, tag: &str) -> Step {
         Step {
@@ -230,23 +230,7 @@ mod tests {
     }
 
     fn svc(name: &str, deps: &[usize], steps: Vec<Step>) -> PlannedService {
-        let recipe = Arc::new(Recipe {
-            decl: Declaration {
-                name: "t".into(),
-                description: String::new(),
-                provider: None,
-                kind: None,
-                section: "t".into(),
-                fields: Vec::new(),
-                steps: steps.clone(),
-            },
-            ast: Arc::new(rhai::AST::empty()),
-            origin: Origin::Builtin,
-            file: "t.rhai".into(),
-            source: Arc::from(""),
-            ast_source: "t.rhai".into(),
-            has_plan: false,
-        });
+        let recipe = Recipe::for_tests(steps.clone());
         PlannedService {
             name: name.into(),
             dir: name.into(),

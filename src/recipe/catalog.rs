@@ -69,6 +69,30 @@ pub struct Recipe {
     pub has_plan: bool,
 }
 
+#[cfg(test)]
+impl Recipe {
+    /// A builtin recipe `t` with these steps and no code: what planning and execution tests need.
+    pub(crate) fn for_tests(steps: Vec<Step>) -> Arc<Recipe> {
+        Arc::new(Recipe {
+            decl: Declaration {
+                name: "t".into(),
+                description: String::new(),
+                provider: None,
+                kind: None,
+                section: "t".into(),
+                fields: Vec::new(),
+                steps,
+            },
+            ast: Arc::new(AST::empty()),
+            origin: Origin::Builtin,
+            file: PathBuf::from("t.rhai"),
+            source: Arc::from(""),
+            ast_source: "t.rhai".into(),
+            has_plan: false,
+        })
+    }
+}
+
 impl Recipe {
     /// The steps for one service: `plan(svc)` when defined, else the declared steps.
     pub fn steps_for(&self, svc: Map) -> Result<Vec<Step>, Vec<Diagnostic>> {
@@ -334,42 +358,34 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
         ));
     }
     let has_plan = has("plan", 1);
+    // Both problems point at the step's `run:` string in the declaration.
+    let step_diag = |s: &Step, message: String, help: String| {
+        let (l, c) =
+            crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
+                .unwrap_or((1, 1));
+        Diagnostic::new(&e.file, message).at(&e.source, l, c).help(help)
+    };
     for s in &decl.steps {
         if RESERVED_HOOKS.contains(&s.run.as_str()) {
-            let (l, c) =
-                crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
-                    .unwrap_or((1, 1));
-            diags.push(
-                Diagnostic::new(
-                    &e.file,
-                    format!(
-                        "step `{}` runs `{}`, a name reserved for the `{}` hook",
-                        s.name, s.run, s.run
-                    ),
-                )
-                .at(&e.source, l, c)
-                .help(format!(
-                    "name the step's function something else, e.g. `run: \"{}_step\"`",
-                    s.run
-                )),
-            );
+            diags.push(step_diag(
+                s,
+                format!(
+                    "step `{}` runs `{}`, a name reserved for the `{}` hook",
+                    s.name, s.run, s.run
+                ),
+                format!("name the step's function something else, e.g. `run: \"{}_step\"`", s.run),
+            ));
             continue;
         }
         if !has(&s.run, 1) {
-            let (l, c) =
-                crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
-                    .unwrap_or((1, 1));
-            diags.push(
-                Diagnostic::new(
-                    &e.file,
-                    format!(
-                        "step `{}` runs `{}`, but the recipe has no `fn {}(ctx)`",
-                        s.name, s.run, s.run
-                    ),
-                )
-                .at(&e.source, l, c)
-                .help(format!("define `fn {}(ctx) {{ ... }}` or set the step's `run:`", s.run)),
-            );
+            diags.push(step_diag(
+                s,
+                format!(
+                    "step `{}` runs `{}`, but the recipe has no `fn {}(ctx)`",
+                    s.name, s.run, s.run
+                ),
+                format!("define `fn {}(ctx) {{ ... }}` or set the step's `run:`", s.run),
+            ));
         }
     }
     if !diags.is_empty() {

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::autoscale::audit::SignalRecord;
-use crate::autoscale::pool::Action;
+use crate::autoscale::pool::{Action, Pools};
 use crate::autoscale::scaler::Scaler;
 use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
 use crate::server::adapters::{self, AlarmOutcome, Refused};
@@ -195,6 +195,28 @@ fn idempotency_key(app: &App, headers: &HeaderMap) -> (String, bool) {
     }
 }
 
+/// The start every webhook shares: admit the request, find the pool's configuration and parse
+/// the body as `T` (`what` names it in the error). The returned `Pools` holds the pool.
+#[allow(clippy::result_large_err)]
+fn webhook<T: serde::de::DeserializeOwned>(
+    app: &App,
+    headers: &HeaderMap,
+    pool: &str,
+    src: SourceKind,
+    body: &Bytes,
+    what: &str,
+) -> Result<(Arc<Pools>, T), Response> {
+    admit(app, headers, pool, src)?;
+    let pools = app.scaler.pools();
+    if pools.get(pool).is_none() {
+        return Err(error(404, format!("unknown pool `{pool}`")));
+    }
+    match serde_json::from_slice(body) {
+        Ok(t) => Ok((pools, t)),
+        Err(e) => Err(refused(app, pool, src, Refused(400, format!("body is not {what}: {e}")))),
+    }
+}
+
 /// `POST /webhook/{pool}/cloudwatch`: SNS carrying CloudWatch alarm state changes.
 async fn cloudwatch(
     State(app): State<Shared>,
@@ -204,22 +226,12 @@ async fn cloudwatch(
     body: Bytes,
 ) -> Response {
     let src = SourceKind::Cloudwatch;
-    if let Err(r) = admit(&app, &headers, &pool, src) {
-        return r;
-    }
-    let pools = app.scaler.pools();
-    let Some(p) = pools.get(&pool) else { return error(404, format!("unknown pool `{pool}`")) };
-    let msg: sns::Message = match serde_json::from_slice(&body) {
-        Ok(m) => m,
-        Err(e) => {
-            return refused(
-                &app,
-                &pool,
-                src,
-                Refused(400, format!("body is not an SNS message: {e}")),
-            );
-        }
-    };
+    let (pools, msg) =
+        match webhook::<sns::Message>(&app, &headers, &pool, src, &body, "an SNS message") {
+            Ok(w) => w,
+            Err(r) => return r,
+        };
+    let p = pools.get(&pool).expect("`webhook` found the pool");
     if let (Some(h), Some(t)) =
         (headers.get("x-amz-sns-message-type").and_then(|v| v.to_str().ok()), &msg.kind)
         && h != t
@@ -368,22 +380,18 @@ async fn prometheus(
     body: Bytes,
 ) -> Response {
     let src = SourceKind::Prometheus;
-    if let Err(r) = admit(&app, &headers, &pool, src) {
-        return r;
-    }
-    let pools = app.scaler.pools();
-    let Some(p) = pools.get(&pool) else { return error(404, format!("unknown pool `{pool}`")) };
-    let n: adapters::Notification = match serde_json::from_slice(&body) {
-        Ok(n) => n,
-        Err(e) => {
-            return refused(
-                &app,
-                &pool,
-                src,
-                Refused(400, format!("body is not an Alertmanager notification: {e}")),
-            );
-        }
+    let (pools, n) = match webhook::<adapters::Notification>(
+        &app,
+        &headers,
+        &pool,
+        src,
+        &body,
+        "an Alertmanager notification",
+    ) {
+        Ok(w) => w,
+        Err(r) => return r,
     };
+    let p = pools.get(&pool).expect("`webhook` found the pool");
     let directive = match adapters::query_directive(&q) {
         Ok(d) => d,
         Err(r) => return refused(&app, &pool, src, r),

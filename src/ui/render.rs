@@ -65,22 +65,30 @@ impl Renderer {
     }
 
     fn line(&self, s: &str) {
-        let s = &*redact(s);
-        if self.mode == Mode::Tty {
-            let _ = self.multi.println(s);
-        } else {
-            let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "{s}");
-        }
+        self.print(s, false);
     }
 
     fn err_line(&self, s: &str) {
+        self.print(s, true);
+    }
+
+    /// Keep a task's line for the GitHub step summary (only under GitHub Actions).
+    fn capture(&self, task: usize, line: &str) {
+        if self.github {
+            let mut captured = self.captured.lock().expect("capture lock");
+            captured.entry(task).or_default().push(line.to_string());
+        }
+    }
+
+    /// One redacted line; on a terminal it goes above the progress bars so they stay intact.
+    fn print(&self, s: &str, stderr: bool) {
         let s = &*redact(s);
         if self.mode == Mode::Tty {
             let _ = self.multi.println(s);
+        } else if stderr {
+            let _ = writeln!(std::io::stderr().lock(), "{s}");
         } else {
-            let mut e = std::io::stderr().lock();
-            let _ = writeln!(e, "{s}");
+            let _ = writeln!(std::io::stdout().lock(), "{s}");
         }
     }
 
@@ -95,25 +103,12 @@ impl Renderer {
         if self.mode == Mode::Json {
             return;
         }
-        let status = if s.interrupted {
-            Style::new().yellow().bold().apply_to("interrupted")
-        } else if s.ok {
-            Style::new().green().bold().apply_to("ok")
-        } else {
-            Style::new().red().bold().apply_to("failed")
+        let style = match s.status() {
+            "ok" => Style::new().green(),
+            "interrupted" => Style::new().yellow(),
+            _ => Style::new().red(),
         };
-        let line = format!(
-            "{}: {status} · services: {} ok, {} failed, {} skipped · tasks: {} ok, {} failed, {} skipped of {} · {}",
-            self.verb,
-            s.services.ok,
-            s.services.failed,
-            s.services.skipped,
-            s.tasks.ok,
-            s.tasks.failed,
-            s.tasks.skipped,
-            s.tasks.total,
-            human(Duration::from_millis(s.wall_ms))
-        );
+        let line = summary_line(&self.verb, style.bold().apply_to(s.status()), s);
         if self.mode == Mode::Tty {
             let _ = self.multi.clear();
         }
@@ -142,13 +137,7 @@ impl Renderer {
         let mut md = format!(
             "### pilum {}: {}\n\n{} services ({} ok, {} failed, {} skipped), {} tasks ({} ok, {} failed, {} skipped) in {}\n\n| service | status |\n|---|---|\n",
             self.verb,
-            if s.ok {
-                "ok"
-            } else if s.interrupted {
-                "interrupted"
-            } else {
-                "failed"
-            },
+            s.status(),
             s.services.total,
             s.services.ok,
             s.services.failed,
@@ -220,14 +209,7 @@ impl Sink for Renderer {
                 _ => {}
             },
             Event::TaskOutput { task, line, .. } => {
-                if self.github {
-                    self.captured
-                        .lock()
-                        .expect("capture lock")
-                        .entry(task.id)
-                        .or_default()
-                        .push(line.clone());
-                }
+                self.capture(task.id, line);
                 if self.verbose && self.mode != Mode::Quiet {
                     self.line(&format!(
                         "{} {line}",
@@ -236,14 +218,7 @@ impl Sink for Renderer {
                 }
             }
             Event::TaskLog { task, level, message } => {
-                if self.github {
-                    self.captured
-                        .lock()
-                        .expect("capture lock")
-                        .entry(task.id)
-                        .or_default()
-                        .push(message.clone());
-                }
+                self.capture(task.id, message);
                 let shown = match level.as_str() {
                     "warn" | "error" => true,
                     "debug" => self.verbose,
@@ -365,6 +340,22 @@ impl Sink for Renderer {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
+}
+
+/// The one-line end of a run, the same for the terminal and for `pilum run` scripts; `status`
+/// is passed in so the terminal can colour it.
+pub fn summary_line(verb: &str, status: impl std::fmt::Display, s: &Summary) -> String {
+    format!(
+        "{verb}: {status} · services: {} ok, {} failed, {} skipped · tasks: {} ok, {} failed, {} skipped of {} · {}",
+        s.services.ok,
+        s.services.failed,
+        s.services.skipped,
+        s.tasks.ok,
+        s.tasks.failed,
+        s.tasks.skipped,
+        s.tasks.total,
+        human(Duration::from_millis(s.wall_ms))
+    )
 }
 
 /// `850ms`, `2.3s`, `1m05s`.

@@ -219,15 +219,16 @@ fn init_creates_a_valid_service_for_every_recipe() {
             args.push("--set".into());
             args.push(format!("{}={value}", f["name"].as_str().expect("field name")));
         }
+        // Per-region recipes refuse to `init` without one; the others accept it as well.
+        args.push("--set".into());
+        args.push("region=us-central1".into());
         args.push(format!("services/{name}"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = super::harness::run_with(&t, &args);
         assert_eq!(r.status, 0, "`pilum {}` failed:\n{}", args.join(" "), r.stderr);
-        // `init` sets recipe fields only; per-region recipes also need the service's region.
         let yaml = t.path().join(format!("services/{name}/pilum.yaml"));
         let text = std::fs::read_to_string(&yaml).expect("init wrote pilum.yaml");
-        assert!(text.contains(&format!("recipe: {name}\n")), "{text}");
-        std::fs::write(&yaml, format!("{text}region: us-central1\n")).expect("add region");
+        assert!(text.contains(&format!("recipe: {name}\nregion: us-central1\n")), "{text}");
     }
     let r = super::harness::run_with(&t, &["check"]);
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);

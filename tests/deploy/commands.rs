@@ -164,6 +164,81 @@ fn init_writes_a_valid_service_and_never_overwrites() {
     assert!(t.run().code(2).stderr.contains("did you mean `local`?"));
 }
 
+/// `t` running `pilum init <dir> --recipe <recipe>` with `--set` for each of `sets`.
+fn init(t: Test, dir: &str, recipe: &str, sets: &[&str]) -> Test {
+    let t = t.clear_args().args(["init", dir, "--recipe", recipe]);
+    sets.iter().fold(t, |t, kv| t.args(["--set", kv]))
+}
+
+#[test]
+fn init_writes_the_region_a_per_region_recipe_needs() {
+    let t = init(project(0), "svc/api", "gcp-cloud-run", &["project=x", "region=europe-west1"]);
+    t.run().success();
+    let yaml = std::fs::read_to_string(t.path().join("svc/api/pilum.yaml")).unwrap();
+    assert_eq!(
+        yaml,
+        "name: api\nrecipe: gcp-cloud-run\nregion: europe-west1\ncloud_run:\n  project: x\n"
+    );
+    let t = t.clear_args().args(["check"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("1 services valid"), "{}", r.stdout);
+
+    let sets = ["project=x", "regions=europe-west1, us-east1"];
+    let t = init(t, "svc/jobs", "gcp-cloud-run", &sets).args(["--json"]);
+    let r = t.run().success();
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["regions"], serde_json::json!(["europe-west1", "us-east1"]));
+    let yaml = std::fs::read_to_string(t.path().join("svc/jobs/pilum.yaml")).unwrap();
+    assert!(yaml.contains("\nregions: [europe-west1, us-east1]\n"), "{yaml}");
+    // One task per region for each of the two per-region steps.
+    let t = t.clear_args().args(["plan", "--json", "jobs"]);
+    let plan = ndjson(&t.run().success().stdout);
+    let tasks = plan[0]["plan"]["tasks"].clone();
+    let regions: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["step"] == "deploy")
+        .map(|t| t["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["europe-west1", "us-east1"]);
+}
+
+#[test]
+fn init_without_a_region_for_a_per_region_recipe_says_how_to_give_one() {
+    let t = init(project(0), "svc/api", "gcp-cloud-run", &["project=x"]);
+    let r = t.run().code(2);
+    assert!(
+        r.stderr.contains("recipe `gcp-cloud-run` requires a region")
+            && r.stderr.contains("`push`, `deploy` run once per region")
+            && r.stderr.contains("help: pass `--set region=<region>`")
+            && r.stderr.contains("`--set regions=<a>,<b>`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!t.path().join("svc/api/pilum.yaml").exists());
+
+    // Missing fields and the missing region are reported together.
+    let t = init(t, "svc/api", "gcp-cloud-run", &[]);
+    let r = t.run().code(2);
+    assert!(
+        r.stderr.contains("requires `project`, a region")
+            && r.stderr.contains("`--set project=<value>` `--set region=<region>`"),
+        "{}",
+        r.stderr
+    );
+
+    let t = init(t, "svc/api", "gcp-cloud-run", &["project=x", "region=a,b"]);
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("`--set regions=a,b`"), "{}", r.stderr);
+
+    // A recipe without per-region steps needs no region (see above) and still accepts one.
+    let t = init(t, "svc/web", "local", &["command=make", "region=eu"]);
+    t.run().success();
+    let yaml = std::fs::read_to_string(t.path().join("svc/web/pilum.yaml")).unwrap();
+    assert_eq!(yaml, "name: web\nrecipe: local\nregion: eu\nbuild:\n  command: make\n");
+}
+
 #[test]
 fn graph_tree_dot_and_mermaid() {
     let t = project(0)

@@ -9,11 +9,11 @@ use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 
 use super::{RResult, func, rt};
 use crate::orchestrator::event::{Event as PEvent, Sink as PSink, TaskStatus};
-use crate::orchestrator::execute::{Options, execute};
+use crate::orchestrator::execute::{Options, execute_recorded};
 use crate::orchestrator::pipeline::{self, Config, Loaded};
 use crate::recipe::value::json_to_dynamic;
 use crate::script::{Event, Host, LogLevel, current};
-use crate::ui::render::human;
+use crate::ui::render::{human, summary_line};
 
 const DEPLOY_OPTS: &[&str] =
     &["tags", "exclude_tags", "env", "tag", "keep_going", "max_workers", "retries", "dry_run"];
@@ -225,30 +225,23 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
         host.verbose,
         renderer.clone(),
     );
-    let _lock = if plan.dry_run {
-        None
-    } else {
-        Some(
-            crate::state::lock::DeployLock::acquire(&loaded.project.root)
-                .map_err(|e| rt(ctx, e.to_string()))?,
-        )
-    };
     let cancel = current().cancel.clone();
-    let summary = execute(&plan, &runner, &options, renderer.as_ref(), &cancel);
-    if !plan.dry_run && !plan.tasks.is_empty() {
-        let verb = if cfg.filter.only_tags.is_empty() { "deploy" } else { "deploy (script)" };
-        if let Err(e) = crate::state::history::record(
-            &loaded.project.root,
-            verb,
-            &plan.tag,
-            plan.environment.as_deref(),
-            &summary,
-        ) {
-            host.emit(Event::Log {
-                level: LogLevel::Warn,
-                message: &format!("cannot append to `.pilum/history.jsonl`: {e}"),
-            });
-        }
+    let history_verb = if cfg.filter.only_tags.is_empty() { "deploy" } else { "deploy (script)" };
+    let (summary, history) = execute_recorded(
+        &loaded.project.root,
+        history_verb,
+        &plan,
+        &runner,
+        &options,
+        renderer.as_ref(),
+        &cancel,
+    )
+    .map_err(|e| rt(ctx, e.to_string()))?;
+    if let Some(e) = history {
+        host.emit(Event::Log {
+            level: LogLevel::Warn,
+            message: &format!("cannot append to `.pilum/history.jsonl`: {e}"),
+        });
     }
     let v = serde_json::to_value(&summary)
         .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
@@ -315,25 +308,7 @@ impl PSink for HostRenderer {
             }
             PEvent::Summary(s) => log(
                 if s.ok { LogLevel::Info } else { LogLevel::Error },
-                &format!(
-                    "{}: {} · services: {} ok, {} failed, {} skipped · tasks: {} ok, {} failed, {} skipped of {} · {}",
-                    self.verb,
-                    if s.ok {
-                        "ok"
-                    } else if s.interrupted {
-                        "interrupted"
-                    } else {
-                        "failed"
-                    },
-                    s.services.ok,
-                    s.services.failed,
-                    s.services.skipped,
-                    s.tasks.ok,
-                    s.tasks.failed,
-                    s.tasks.skipped,
-                    s.tasks.total,
-                    human(std::time::Duration::from_millis(s.wall_ms))
-                ),
+                &summary_line(&self.verb, s.status(), s),
             ),
             PEvent::Plan { .. } | PEvent::TaskStarted { .. } => {}
         }
