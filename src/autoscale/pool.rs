@@ -14,9 +14,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::diagnostic::{closest, snippet};
 
-/// `server::routes` still suggests pool names through this path.
-pub use crate::diagnostic::closest as suggest;
-
 /// The whole pools file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

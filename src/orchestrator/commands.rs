@@ -241,9 +241,9 @@ fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
     for (p, phase) in plan.phases.iter().enumerate() {
         let tasks: Vec<_> = plan.tasks.iter().filter(|t| t.phase == p).collect();
         out.stdout_line(&format!(
-            "{} {phase} ({} tasks)",
+            "{} {phase} ({})",
             bold.apply_to(format!("phase {}:", p + 1)),
-            tasks.len()
+            crate::ui::render::count(tasks.len(), "task")
         ));
         for t in tasks {
             let st = plan.step(t);
@@ -490,7 +490,7 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
             let mut msg = format!(
                 "unknown recipe `{recipe_name}`\nhelp: `pilum list --recipes` shows the available recipes"
             );
-            if let Some(c) = crate::service::diagnostic::closest(&recipe_name, catalog.names()) {
+            if let Some(c) = crate::diagnostic::closest(&recipe_name, catalog.names()) {
                 msg.push_str(&format!("\ndid you mean `{c}`?"));
             }
             return Err(Error::usage(msg));
@@ -524,10 +524,9 @@ pub fn init(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), E
         }
         if !recipe.decl.fields.iter().any(|f| f.name == k) {
             let mut msg = format!("recipe `{}` has no field `{k}`", recipe.decl.name);
-            if let Some(c) = crate::service::diagnostic::closest(
-                k,
-                recipe.decl.fields.iter().map(|f| f.name.as_str()),
-            ) {
+            if let Some(c) =
+                crate::diagnostic::closest(k, recipe.decl.fields.iter().map(|f| f.name.as_str()))
+            {
                 msg.push_str(&format!("\ndid you mean `{c}`?"));
             }
             return Err(Error::usage(msg));

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::diagnostic::render_all;
 use crate::error::Error;
 use crate::recipe::{Catalog, Recipe, ResolveError, validate};
-use crate::service::diagnostic::render_all;
 use crate::service::select::{self, Selected};
 use crate::service::{Diagnostic, Project, changed, discover};
 
@@ -128,7 +128,7 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
                 ),
             )
             .help("add `environments:` with that name to a service's `pilum.yaml`");
-            w = w.suggest(crate::service::diagnostic::closest(e, known));
+            w = w.suggest(crate::diagnostic::closest(e, known));
             warnings.push(w);
         }
     }

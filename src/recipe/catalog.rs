@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Dynamic, Map};
 
-use crate::service::diagnostic::closest;
+use crate::diagnostic::closest;
 use crate::service::{Diagnostic, RecipeRef};
 
 use super::declaration::{Declaration, Reader, Step};
@@ -322,8 +322,7 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
         }]
     })?;
     let here = |msg: String, help: &str| {
-        let (l, c) =
-            crate::service::diagnostic::find_position(&e.source, "fn recipe").unwrap_or((1, 1));
+        let (l, c) = crate::diagnostic::find_position(&e.source, "fn recipe").unwrap_or((1, 1));
         Diagnostic::new(&e.file, msg).at(&e.source, l, c).help(help)
     };
     let has = |name: &str, arity: usize| {
@@ -360,9 +359,8 @@ fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
     let has_plan = has("plan", 1);
     // Both problems point at the step's `run:` string in the declaration.
     let step_diag = |s: &Step, message: String, help: String| {
-        let (l, c) =
-            crate::service::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
-                .unwrap_or((1, 1));
+        let (l, c) = crate::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
+            .unwrap_or((1, 1));
         Diagnostic::new(&e.file, message).at(&e.source, l, c).help(help)
     };
     for s in &decl.steps {
@@ -424,8 +422,8 @@ fn declaration_error(
     match pos.line() {
         Some(l) => d.at(source, l, pos.position().unwrap_or(1)),
         None => {
-            let (l, c) = crate::service::diagnostic::find_position(source, &format!("fn {func}"))
-                .unwrap_or((1, 1));
+            let (l, c) =
+                crate::diagnostic::find_position(source, &format!("fn {func}")).unwrap_or((1, 1));
             d.at(source, l, c)
         }
     }

@@ -113,7 +113,7 @@ fn admit(app: &App, headers: &HeaderMap, pool: &str, source: SourceKind) -> Resu
     if !app.scaler.states.contains_key(pool) {
         m.intent("unknown", source.as_str(), "unknown_pool");
         let names: Vec<String> = app.scaler.pools().names().map(str::to_string).collect();
-        let hint = crate::autoscale::pool::suggest(pool, names.iter().map(String::as_str))
+        let hint = crate::diagnostic::closest(pool, names.iter().map(String::as_str))
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
         return Err(error(404, format!("unknown pool `{pool}`{hint}")));

@@ -4,7 +4,6 @@
 
 pub mod changed;
 pub mod config;
-pub mod diagnostic;
 pub mod discover;
 pub mod expand;
 pub mod graph;

@@ -178,8 +178,9 @@ impl Sink for Renderer {
             Event::PhaseStarted { phase, tasks } => {
                 if self.mode == Mode::Plain {
                     self.line(&format!(
-                        "{} {phase} ({tasks} tasks)",
-                        Style::new().bold().apply_to("==>")
+                        "{} {phase} ({})",
+                        Style::new().bold().apply_to("==>"),
+                        count(*tasks, "task")
                     ));
                 }
             }
@@ -344,6 +345,11 @@ fn first_line(s: &str) -> &str {
 
 /// The one-line end of a run, the same for the terminal and for `pilum run` scripts; `status`
 /// is passed in so the terminal can colour it.
+/// `1 task`, `3 tasks`: a count with its noun, for human lines.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 pub fn summary_line(verb: &str, status: impl std::fmt::Display, s: &Summary) -> String {
     format!(
         "{verb}: {status} · services: {} ok, {} failed, {} skipped · tasks: {} ok, {} failed, {} skipped of {} · {}",

@@ -150,7 +150,7 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
                 "unknown `deploy` option `{k}`\nhelp: options are {}",
                 DEPLOY_OPTS.join(", ")
             );
-            if let Some(c) = crate::service::diagnostic::closest(k, DEPLOY_OPTS.iter().copied()) {
+            if let Some(c) = crate::diagnostic::closest(k, DEPLOY_OPTS.iter().copied()) {
                 msg.push_str(&format!("\ndid you mean `{c}`?"));
             }
             return Err(rt(ctx, msg));
@@ -260,9 +260,10 @@ impl PSink for HostRenderer {
     fn event(&self, e: &PEvent) {
         let log = |level: LogLevel, message: &str| self.host.emit(Event::Log { level, message });
         match e {
-            PEvent::PhaseStarted { phase, tasks } => {
-                log(LogLevel::Info, &format!("{}: {phase} ({tasks} tasks)", self.verb))
-            }
+            PEvent::PhaseStarted { phase, tasks } => log(
+                LogLevel::Info,
+                &format!("{}: {phase} ({})", self.verb, crate::ui::render::count(*tasks, "task")),
+            ),
             PEvent::TaskFinished { task, status, duration_ms, error, .. } => {
                 let d = human(std::time::Duration::from_millis(*duration_ms));
                 match status {
