@@ -14,6 +14,8 @@ use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 
+use crate::autoscale::signal::{Change, SourceKind};
+
 /// A handle for appending audit records.
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -63,6 +65,49 @@ pub struct SignalRecord {
     /// For a clear with `on_ok`: the intent it queued (`action step value`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub then: Option<String>,
+}
+
+impl SignalRecord {
+    /// The record of an accepted change to `pool`'s signals (`key` is the idempotency key, or
+    /// the level key for changes nobody requested, such as schedule windows).
+    pub fn of_change(pool: &str, source: SourceKind, key: String, change: &Change) -> Self {
+        let mut record = SignalRecord {
+            time: chrono::Utc::now(),
+            event: "signal",
+            pool: pool.to_string(),
+            source: source.as_str(),
+            key,
+            change: "intent",
+            name: String::new(),
+            level: None,
+            action: None,
+            step: None,
+            value: None,
+            metric: None,
+            then: None,
+        };
+        match change {
+            Change::Raise(s) | Change::Intent(s) => {
+                if matches!(change, Change::Raise(_)) {
+                    record.change = "raise";
+                    record.level = Some(s.key.clone());
+                }
+                record.name = s.name.clone();
+                record.action = Some(s.action.as_str());
+                record.step = Some(s.step);
+                record.value = s.value;
+                record.metric = s.metric;
+            }
+            Change::Clear { key, then } => {
+                record.change = "clear";
+                record.level = Some(key.clone());
+                record.then = then
+                    .as_ref()
+                    .map(|t| format!("{} {} {:?}", t.action.as_str(), t.step, t.value));
+            }
+        }
+        record
+    }
 }
 
 /// RFC 3339 with milliseconds. Records of one millisecond share one formatted string: under a

@@ -225,6 +225,12 @@ pub fn context(
         },
         "current": current,
         "signals": signals.iter().map(Signal::to_json).collect::<Vec<_>>(),
+        // The highest value of the open schedule windows: the built-ins keep at least this.
+        "schedule_floor": signals
+            .iter()
+            .filter(|s| s.source == crate::autoscale::signal::SourceKind::Schedule)
+            .filter_map(|s| s.value)
+            .max(),
         "history": record.history.iter().map(|h| serde_json::json!({
             "at": h.at.timestamp(), "from": h.from, "to": h.to, "reason": h.reason,
         })).collect::<Vec<_>>(),

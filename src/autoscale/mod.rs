@@ -6,6 +6,7 @@
 //! | `pool.rs` | the pools file schema and validation (`pilum scale check`) |
 //! | `strategy.rs` | compiling and calling strategy scripts |
 //! | `signal.rs` | level signals and one-shot intents |
+//! | `schedule.rs` | cron windows (`schedules:`) evaluated into level signals |
 //! | `decide.rs` | desired-state records and guardrails |
 //! | `actuator.rs` | Pulumi config writes, targeted `up`, previews |
 //! | `scaler.rs` | the runtime: decision loops, apply lanes, recovery, reload |
@@ -20,6 +21,7 @@ pub mod decide;
 pub mod pool;
 pub mod reload;
 pub mod scaler;
+pub mod schedule;
 pub mod signal;
 pub mod simulate;
 pub mod strategy;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::autoscale::schedule::{Schedule, ScheduleSpec};
 use crate::diagnostic::{closest, snippet};
 
 /// The whole pools file.
@@ -59,6 +60,9 @@ pub struct PoolSpec {
     /// Extra SNS topics accepted for this pool.
     #[serde(default)]
     pub topics: Vec<String>,
+    /// Cron windows with a value, raised as `schedule` level signals while open.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSpec>,
 }
 
 /// A direction and size for a signal.
@@ -230,6 +234,8 @@ pub struct Pool {
     pub spec: PoolSpec,
     /// Every SNS topic this pool accepts.
     pub topics: Vec<String>,
+    /// The compiled `schedules`, in file order.
+    pub schedules: Vec<Schedule>,
 }
 
 impl Pool {
@@ -365,8 +371,36 @@ pub fn validate(file: &Path, source: &str, raw: PoolsFile) -> Result<Pools, Vec<
             err(
                 "strategy",
                 format!("pool `{name}`: {e}"),
-                "use `incremental`, `absolute`, `target-tracking`, `step` or a path to a `.rhai` file",
+                "use `incremental`, `absolute`, `target-tracking`, `step`, `schedule-floor` or a path to a `.rhai` file",
             );
+        }
+        let mut schedules = Vec::new();
+        for (i, sched) in spec.schedules.iter().enumerate() {
+            if spec.schedules[..i].iter().any(|o| o.name == sched.name) {
+                let (l, c) = find_schedule_field(source, line, &sched.name, "name")
+                    .map_or((line, None), |(l, c)| (Some(l), Some(c)));
+                errors.push(
+                    ConfigError::new(
+                        file,
+                        format!("pool `{name}` has two schedules named `{}`", sched.name),
+                    )
+                    .at(source, l, c)
+                    .help("give every schedule of a pool its own `name`"),
+                );
+                continue;
+            }
+            match Schedule::compile(sched) {
+                Ok(s) => schedules.push(s),
+                Err(e) => {
+                    let (l, c) = find_schedule_field(source, line, &sched.name, e.field.as_str())
+                        .map_or((line, None), |(l, c)| (Some(l), Some(c)));
+                    errors.push(
+                        ConfigError::new(file, format!("pool `{name}`: {}", e.message))
+                            .at(source, l, c)
+                            .help(e.help),
+                    );
+                }
+            }
         }
         let project_dir = if spec.project.is_absolute() {
             spec.project.clone()
@@ -375,7 +409,7 @@ pub fn validate(file: &Path, source: &str, raw: PoolsFile) -> Result<Pools, Vec<
         };
         let mut topics = raw.sns_topics.clone();
         topics.extend(spec.topics.iter().cloned());
-        pools.push(Pool { name, project_dir, spec, topics });
+        pools.push(Pool { name, project_dir, spec, topics, schedules });
     }
     if errors.is_empty() { Ok(Pools { file: file.to_path_buf(), pools }) } else { Err(errors) }
 }
@@ -431,6 +465,51 @@ fn find_field_line(source: &str, pool_line: Option<usize>, field: &str) -> Optio
     None
 }
 
+/// Where a schedule's field is (line, column): the schedule is found by its `name:` within
+/// the pool, block or flow style, then the field on that line or the lines after it, up to the
+/// next schedule.
+fn find_schedule_field(
+    source: &str,
+    pool_line: Option<usize>,
+    schedule: &str,
+    field: &str,
+) -> Option<(usize, usize)> {
+    let start = pool_line?;
+    let lines: Vec<&str> = source.lines().collect();
+    let pool_indent = lines.get(start - 1).map(|l| l.len() - l.trim_start().len())?;
+    let name_re = regex::Regex::new(&format!(
+        r#"(?:^|[\s{{,-])name\s*:\s*["']?{}["']?\s*(?:[,}}#]|$)"#,
+        regex::escape(schedule)
+    ))
+    .ok()?;
+    let field_re =
+        regex::Regex::new(&format!(r"(?:^|[\s{{,-]){}\s*:", regex::escape(field))).ok()?;
+    let mut found = None;
+    for (i, line) in lines.iter().enumerate().skip(start) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if line.len() - trimmed.len() <= pool_indent {
+            break;
+        }
+        if found.is_none() {
+            if name_re.is_match(line) {
+                found = Some(i);
+            } else {
+                continue;
+            }
+        } else if line.contains("name:") {
+            break;
+        }
+        if let Some(m) = field_re.find(line) {
+            let at = m.start() + m.as_str().find(field).unwrap_or(0);
+            return Some((i + 1, at + 1));
+        }
+    }
+    found.map(|i| (i + 1, lines[i].len() - lines[i].trim_start().len() + 1))
+}
+
 /// Turn a serde_yaml error into a located error with a suggestion for unknown fields.
 fn yaml_error(file: &Path, source: &str, e: &serde_yaml::Error) -> ConfigError {
     let full = e.to_string();
@@ -460,6 +539,14 @@ fn yaml_error(file: &Path, source: &str, e: &serde_yaml::Error) -> ConfigError {
         }
     } else if message.contains("missing field `min`") || message.contains("missing field `max`") {
         err.help = Some("every pool needs both `min` and `max` bounds".into());
+    } else if let Some(caps) = regex::Regex::new(r"missing field `(name|start|end|value)`")
+        .expect("static regex")
+        .captures(&message)
+    {
+        err.help = Some(format!(
+            "add `{}` to the schedule, e.g. `{{ name: office-hours, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 10 }}`",
+            &caps[1]
+        ));
     } else if let Some(caps) =
         regex::Regex::new(r"missing field `([^`]*)`").expect("static regex").captures(&message)
     {

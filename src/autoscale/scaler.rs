@@ -18,9 +18,11 @@ use tokio::sync::Notify;
 
 use crate::autoscale::actuator::{Pulumi, StackRef, is_pending_operations};
 use crate::autoscale::audit::Audit;
+use crate::autoscale::audit::SignalRecord;
 use crate::autoscale::decide::{self, ApplyResult, Decision, Record};
 use crate::autoscale::pool::{Pool, Pools};
-use crate::autoscale::signal::{Book, Change, Signal};
+use crate::autoscale::schedule;
+use crate::autoscale::signal::{Book, Change, Signal, SourceKind};
 use crate::autoscale::strategy::{self, Strategy};
 use crate::server::log::Log;
 use crate::server::metrics::{CooldownLabels, Metrics, PoolLabel, PoolResult};
@@ -113,6 +115,17 @@ pub fn compile_strategies(pools: &Pools) -> Result<HashMap<String, Strategy>, Ve
         }
     }
     if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// A schedule change for the log: `open office-hours (10)` or `close office-hours`.
+fn describe(change: &Change) -> String {
+    match change {
+        Change::Raise(s) => format!("open {} ({})", s.name, s.value.unwrap_or_default()),
+        Change::Clear { key, .. } => {
+            format!("close {}", key.strip_prefix(schedule::KEY_PREFIX).unwrap_or(key))
+        }
+        Change::Intent(s) => s.name.clone(),
+    }
 }
 
 fn record_path(dir: &Path, pool: &str) -> PathBuf {
@@ -312,7 +325,10 @@ impl Scaler {
                     lane.wake.notify_one();
                 }
             }
-            if !inner.book.is_empty() {
+            drop(inner);
+            // A window open at start raises its level now, not a tick later.
+            self.evaluate_schedules(st, Utc::now());
+            if !st.inner.lock().expect("pool lock").book.is_empty() {
                 st.wake.notify_one();
             }
         }
@@ -325,6 +341,29 @@ impl Scaler {
         let changed = st.inner.lock().expect("pool lock").book.apply(change);
         if changed {
             st.wake.notify_one();
+        }
+    }
+
+    /// Bring a pool's schedule levels in line with the clock. Windows opening or closing change
+    /// the book like an alarm raising or clearing, and are audited and counted the same way;
+    /// the caller decides next, so nothing is woken here.
+    pub fn evaluate_schedules(&self, st: &PoolState, now: chrono::DateTime<Utc>) {
+        let Some(pool) = self.pool(&st.name) else { return };
+        let mut inner = st.inner.lock().expect("pool lock");
+        for change in schedule::changes(&pool.schedules, &inner.book, now) {
+            let key = match &change {
+                Change::Raise(s) => s.key.clone(),
+                Change::Clear { key, .. } | Change::Intent(Signal { key, .. }) => key.clone(),
+            };
+            let record = SignalRecord::of_change(&st.name, SourceKind::Schedule, key, &change);
+            if self.audit.try_signal(record).is_err() {
+                // The audit queue is full: leave the book alone so the next tick retries.
+                self.metrics.intent(&st.name, SourceKind::Schedule.as_str(), "overloaded");
+                continue;
+            }
+            self.metrics.intent(&st.name, SourceKind::Schedule.as_str(), "accepted");
+            self.log.info("schedule", &[("pool", &st.name), ("change", &describe(&change))]);
+            inner.book.apply(change);
         }
     }
 
@@ -341,6 +380,7 @@ impl Scaler {
             if self.draining.load(Ordering::SeqCst) {
                 return;
             }
+            self.evaluate_schedules(&st, Utc::now());
             let _ = self.decide_once(&st.name, None, true).await;
         }
     }

@@ -27,6 +27,8 @@ pub enum SourceKind {
     Delta,
     Count,
     Direct,
+    /// A `schedules:` window of the pool.
+    Schedule,
 }
 
 impl SourceKind {
@@ -37,6 +39,7 @@ impl SourceKind {
             Self::Delta => "delta",
             Self::Count => "count",
             Self::Direct => "direct",
+            Self::Schedule => "schedule",
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! `ctx` is a map: `pool` (`name`, `min`, `max`, `max_step`, `params`), `current`, `signals`
 //! (an array of maps: `kind` = `level`|`intent`, `source`, `name`, `action`, `step`, `value`,
-//! `metric`, `threshold`, `since`, `merged`) and `history` (recent decisions: `at`, `from`,
+//! `metric`, `threshold`, `since`, `merged`), `schedule_floor` (the highest value of the open
+//! schedule windows, or `()`) and `history` (recent decisions: `at`, `from`,
 //! `to`, `reason`). The function returns `#{ desired: n, reason: "…" }`,
 //! `#{ delta: n, reason: "…" }` or `()` to hold. The core clamps whatever comes back; a script
 //! can never exceed the pool's guardrails.
@@ -25,6 +26,7 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("absolute", include_str!("../../scripts/absolute.rhai")),
     ("target-tracking", include_str!("../../scripts/target-tracking.rhai")),
     ("step", include_str!("../../scripts/step.rhai")),
+    ("schedule-floor", include_str!("../../scripts/schedule-floor.rhai")),
 ];
 
 /// Where a strategy's source comes from.
@@ -269,7 +271,75 @@ mod tests {
     }
 
     fn ctx(current: i64, signals: Vec<serde_json::Value>) -> serde_json::Value {
-        json!({"pool": {"name": "p", "min": 0, "max": 10, "max_step": null, "params": {}}, "current": current, "signals": signals, "history": []})
+        let floor = signals
+            .iter()
+            .filter(|s| s["source"] == "schedule")
+            .filter_map(|s| s["value"].as_i64())
+            .max();
+        json!({"pool": {"name": "p", "min": 0, "max": 10, "max_step": null, "params": {}}, "current": current, "signals": signals, "schedule_floor": floor, "history": []})
+    }
+
+    fn schedule(name: &str, value: i64) -> serde_json::Value {
+        json!({"kind": "level", "source": "schedule", "name": name, "action": "set", "step": 0, "value": value, "metric": null, "since": 0})
+    }
+
+    #[test]
+    fn schedule_floor_raises_to_the_highest_open_window_and_never_lowers() {
+        let s = builtin("schedule-floor");
+        let p = s.decide(&ctx(2, vec![schedule("office", 6), schedule("batch", 8)]));
+        assert!(
+            matches!(&p, Ok(Proposal::Desired { value: 8, reason }) if reason.contains("batch")),
+            "{p:?}"
+        );
+        let p = s.decide(&ctx(9, vec![schedule("office", 6)]));
+        assert!(matches!(p, Ok(Proposal::Desired { value: 9, .. })), "{p:?}");
+        // No open window: no decision, whatever else is active.
+        assert_eq!(s.decide(&ctx(9, vec![sig("level", "down", 3, None)])), Ok(Proposal::Hold));
+    }
+
+    #[test]
+    fn other_builtins_keep_the_schedule_floor() {
+        let inc = builtin("incremental");
+        // Alone, the window lifts the value; an alarm asking for more still wins.
+        let p = inc.decide(&ctx(2, vec![schedule("office", 5)]));
+        assert!(matches!(p, Ok(Proposal::Desired { value: 5, .. })), "{p:?}");
+        let p = inc.decide(&ctx(5, vec![schedule("office", 5), sig("level", "up", 2, None)]));
+        assert!(matches!(p, Ok(Proposal::Delta { delta: 2, .. })), "{p:?}");
+        let p = inc.decide(&ctx(5, vec![schedule("office", 5), sig("level", "down", 2, None)]));
+        assert!(
+            matches!(p, Ok(Proposal::Desired { value: 5, .. })),
+            "a down step stops at the floor: {p:?}"
+        );
+        assert_eq!(inc.decide(&ctx(7, vec![schedule("office", 5)])), Ok(Proposal::Hold));
+
+        let step = builtin("step");
+        let mut c = ctx(3, vec![schedule("office", 6)]);
+        c["pool"]["params"] = json!({"steps": [{"lower": 0, "adjustment": 1}]});
+        assert!(matches!(step.decide(&c), Ok(Proposal::Desired { value: 6, .. })));
+        c["current"] = json!(8);
+        assert_eq!(step.decide(&c), Ok(Proposal::Hold), "a floor below current is no capacity");
+
+        let tt = builtin("target-tracking");
+        let mut c = ctx(
+            4,
+            vec![
+                schedule("office", 6),
+                json!({"kind": "level", "source": "cloudwatch", "name": "cpu", "action": "up", "step": 0, "value": null, "metric": 30.0, "since": 0}),
+            ],
+        );
+        c["pool"]["params"] = json!({"target": 60});
+        assert!(
+            matches!(tt.decide(&c), Ok(Proposal::Desired { value: 6, .. })),
+            "{:?}",
+            tt.decide(&c)
+        );
+
+        let abs = builtin("absolute");
+        let p = abs.decide(&ctx(9, vec![schedule("office", 6)]));
+        assert!(
+            matches!(p, Ok(Proposal::Desired { value: 6, .. })),
+            "absolute runs at the value: {p:?}"
+        );
     }
 
     #[test]

@@ -140,40 +140,7 @@ fn enqueue(
     key: String,
     change: Change,
 ) -> Result<(), Response> {
-    let mut record = SignalRecord {
-        time: chrono::Utc::now(),
-        event: "signal",
-        pool: pool.to_string(),
-        source: source.as_str(),
-        key,
-        change: "intent",
-        name: String::new(),
-        level: None,
-        action: None,
-        step: None,
-        value: None,
-        metric: None,
-        then: None,
-    };
-    match &change {
-        Change::Raise(s) | Change::Intent(s) => {
-            if matches!(change, Change::Raise(_)) {
-                record.change = "raise";
-                record.level = Some(s.key.clone());
-            }
-            record.name = s.name.clone();
-            record.action = Some(s.action.as_str());
-            record.step = Some(s.step);
-            record.value = s.value;
-            record.metric = s.metric;
-        }
-        Change::Clear { key, then } => {
-            record.change = "clear";
-            record.level = Some(key.clone());
-            record.then =
-                then.as_ref().map(|t| format!("{} {} {:?}", t.action.as_str(), t.step, t.value));
-        }
-    }
+    let record = SignalRecord::of_change(pool, source, key, &change);
     if app.scaler.audit.try_signal(record).is_err() {
         app.scaler.metrics.intent(pool, source.as_str(), "overloaded");
         return Err(with_retry_after(error(503, "queue full; retry later"), 1));

@@ -1,0 +1,310 @@
+//! Schedules: KEDA-cron-like windows (`start`/`end` 5-field cron in an IANA time zone and a
+//! value) turned into level signals. A window is open while the latest `start` occurrence is
+//! more recent than the latest `end` occurrence, evaluated in the schedule's zone so daylight
+//! saving time moves the window with the wall clock. Opening raises the level
+//! `schedule:<name>` (action `set`, the schedule's value), closing clears it: the scaler and
+//! `simulate` feed these changes into a pool's signal book exactly like an alarm.
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use serde::{Deserialize, Serialize};
+
+use crate::autoscale::pool::Action;
+use crate::autoscale::signal::{Book, Change, Kind, Signal, SourceKind};
+
+/// Prefix of the level keys schedules own in a signal book.
+pub const KEY_PREFIX: &str = "schedule:";
+
+/// One schedule as written in the pools file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    pub name: String,
+    /// 5-field cron expression opening the window.
+    pub start: String,
+    /// 5-field cron expression closing the window.
+    pub end: String,
+    /// IANA time zone the expressions are read in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The value the pool should have at least while the window is open.
+    pub value: i64,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+/// A compiled schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    pub value: i64,
+    start: Cron,
+    end: Cron,
+    tz: chrono_tz::Tz,
+}
+
+/// Which field of a schedule a problem is in, for locating it in the pools file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Start,
+    End,
+    Timezone,
+}
+
+impl Field {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Start => "start",
+            Self::End => "end",
+            Self::Timezone => "timezone",
+        }
+    }
+}
+
+/// A schedule that does not compile: the field, the message and a `help:` text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleError {
+    pub field: Field,
+    pub message: String,
+    pub help: String,
+}
+
+fn parse_cron(field: Field, name: &str, text: &str) -> Result<Cron, ScheduleError> {
+    let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+    let help = "use 5 fields: minute hour day-of-month month day-of-week, e.g. `0 8 * * 1-5`";
+    let cron = parser.parse(text).map_err(|e| ScheduleError {
+        field,
+        message: format!(
+            "schedule `{name}` has an invalid `{}` cron expression `{text}`: {e}",
+            field.as_str()
+        ),
+        help: help.into(),
+    })?;
+    // A pattern such as `0 0 31 2 *` parses but never fires; such a window could never move.
+    if cron.find_next_occurrence(&Utc::now(), true).is_err() {
+        return Err(ScheduleError {
+            field,
+            message: format!(
+                "schedule `{name}`: `{}` expression `{text}` never matches a date",
+                field.as_str()
+            ),
+            help: help.into(),
+        });
+    }
+    Ok(cron)
+}
+
+impl Schedule {
+    /// Compile a schedule: both cron expressions and the time zone.
+    pub fn compile(spec: &ScheduleSpec) -> Result<Self, ScheduleError> {
+        let name = spec.name.as_str();
+        if name.trim().is_empty() {
+            return Err(ScheduleError {
+                field: Field::Name,
+                message: "a schedule has an empty `name`".into(),
+                help: "name every schedule; the name shows in signals, audit and logs".into(),
+            });
+        }
+        let start = parse_cron(Field::Start, name, &spec.start)?;
+        let end = parse_cron(Field::End, name, &spec.end)?;
+        if spec.start.split_whitespace().eq(spec.end.split_whitespace()) {
+            return Err(ScheduleError {
+                field: Field::End,
+                message: format!("schedule `{name}` has the same `start` and `end`"),
+                help: "the window would never open; give `end` a later time".into(),
+            });
+        }
+        let tz: chrono_tz::Tz = spec.timezone.parse().map_err(|_| {
+            let suggestion = crate::diagnostic::closest(
+                &spec.timezone,
+                chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()),
+            )
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+            ScheduleError {
+                field: Field::Timezone,
+                message: format!(
+                    "schedule `{name}` has an unknown time zone `{}`{suggestion}",
+                    spec.timezone
+                ),
+                help: "use an IANA time zone name such as `Europe/Paris` or `UTC`".into(),
+            }
+        })?;
+        Ok(Self { name: spec.name.clone(), value: spec.value, start, end, tz })
+    }
+
+    /// The level key of this schedule in a signal book.
+    pub fn key(&self) -> String {
+        format!("{KEY_PREFIX}{}", self.name)
+    }
+
+    /// When the window containing `now` opened, or `None` when `now` is outside the window.
+    /// Both ends are found backwards from `now` in the schedule's zone; an `end` at the very
+    /// same minute as `start` closes the window.
+    pub fn opened_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = now.with_timezone(&self.tz);
+        let start = self.start.find_previous_occurrence(&local, true).ok()?;
+        match self.end.find_previous_occurrence(&local, true) {
+            Ok(end) if end >= start => None,
+            _ => Some(start.with_timezone(&Utc)),
+        }
+    }
+
+    /// The level signal of an open window.
+    pub fn signal(&self, opened: DateTime<Utc>) -> Signal {
+        Signal {
+            kind: Kind::Level,
+            source: SourceKind::Schedule,
+            name: self.name.clone(),
+            key: self.key(),
+            action: Action::Set,
+            step: 0,
+            value: Some(self.value),
+            metric: None,
+            since: opened,
+            merged: 1,
+            threshold: None,
+        }
+    }
+}
+
+/// The changes that bring a pool's book in line with its schedules at `now`: a raise for each
+/// window that is open and not (or differently) in the book, a clear for each schedule level
+/// whose window closed or whose schedule no longer exists (after a reload).
+pub fn changes(schedules: &[Schedule], book: &Book, now: DateTime<Utc>) -> Vec<Change> {
+    let mut out = Vec::new();
+    for s in schedules {
+        let key = s.key();
+        let held = book.levels.get(&key);
+        match s.opened_at(now) {
+            Some(opened) => {
+                if held.is_none_or(|l| l.value != Some(s.value) || l.action != Action::Set) {
+                    out.push(Change::Raise(s.signal(opened)));
+                }
+            }
+            None => {
+                if held.is_some() {
+                    out.push(Change::Clear { key, then: None });
+                }
+            }
+        }
+    }
+    for key in book.levels.keys() {
+        if let Some(name) = key.strip_prefix(KEY_PREFIX)
+            && !schedules.iter().any(|s| s.name == name)
+        {
+            out.push(Change::Clear { key: key.clone(), then: None });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(start: &str, end: &str, tz: &str) -> Schedule {
+        Schedule::compile(&ScheduleSpec {
+            name: "office".into(),
+            start: start.into(),
+            end: end.into(),
+            timezone: tz.into(),
+            value: 10,
+        })
+        .expect("valid schedule")
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).expect("rfc3339").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn inside_and_outside_a_weekday_window() {
+        let s = schedule("0 8 * * 1-5", "0 18 * * 1-5", "UTC");
+        // 2026-11-18 is a Wednesday.
+        assert_eq!(s.opened_at(at("2026-11-18T09:30:00Z")), Some(at("2026-11-18T08:00:00Z")));
+        assert_eq!(s.opened_at(at("2026-11-18T08:00:00Z")), Some(at("2026-11-18T08:00:00Z")));
+        assert_eq!(s.opened_at(at("2026-11-18T07:59:00Z")), None);
+        assert_eq!(s.opened_at(at("2026-11-18T18:00:00Z")), None);
+        assert_eq!(s.opened_at(at("2026-11-18T23:00:00Z")), None);
+    }
+
+    #[test]
+    fn weekday_range_excludes_the_weekend() {
+        let s = schedule("0 8 * * 1-5", "0 18 * * 1-5", "UTC");
+        // Saturday and Sunday at noon: the last start (Friday 08:00) is older than the last
+        // end (Friday 18:00).
+        assert_eq!(s.opened_at(at("2026-11-21T12:00:00Z")), None);
+        assert_eq!(s.opened_at(at("2026-11-22T12:00:00Z")), None);
+        assert_eq!(s.opened_at(at("2026-11-23T12:00:00Z")), Some(at("2026-11-23T08:00:00Z")));
+    }
+
+    #[test]
+    fn window_across_midnight() {
+        let s = schedule("0 22 * * *", "0 6 * * *", "UTC");
+        assert_eq!(s.opened_at(at("2026-11-18T02:00:00Z")), Some(at("2026-11-17T22:00:00Z")));
+        assert_eq!(s.opened_at(at("2026-11-18T12:00:00Z")), None);
+    }
+
+    #[test]
+    fn time_zone_follows_daylight_saving() {
+        let s = schedule("0 8 * * *", "0 18 * * *", "Europe/Paris");
+        // Summer (UTC+2): 08:00 Paris is 06:00 UTC.
+        assert_eq!(s.opened_at(at("2026-07-15T06:30:00Z")), Some(at("2026-07-15T06:00:00Z")));
+        assert_eq!(s.opened_at(at("2026-07-15T16:30:00Z")), None);
+        // Winter (UTC+1): 08:00 Paris is 07:00 UTC.
+        assert_eq!(s.opened_at(at("2026-01-15T06:30:00Z")), None);
+        assert_eq!(s.opened_at(at("2026-01-15T07:30:00Z")), Some(at("2026-01-15T07:00:00Z")));
+        assert_eq!(s.opened_at(at("2026-01-15T16:30:00Z")), Some(at("2026-01-15T07:00:00Z")));
+        // The day clocks go forward (2026-03-29, 02:00 → 03:00): still 08:00 local.
+        assert_eq!(s.opened_at(at("2026-03-29T06:30:00Z")), Some(at("2026-03-29T06:00:00Z")));
+    }
+
+    #[test]
+    fn compile_errors_name_the_field() {
+        let spec = |start: &str, tz: &str| ScheduleSpec {
+            name: "x".into(),
+            start: start.into(),
+            end: "0 18 * * *".into(),
+            timezone: tz.into(),
+            value: 1,
+        };
+        let e = Schedule::compile(&spec("0 25 * * *", "UTC")).unwrap_err();
+        assert_eq!(e.field, Field::Start);
+        assert!(
+            e.message.contains("invalid `start` cron expression `0 25 * * *`"),
+            "{}",
+            e.message
+        );
+        let e = Schedule::compile(&spec("0 0 8 * * *", "UTC")).unwrap_err();
+        assert_eq!(e.field, Field::Start, "six fields are refused");
+        let e = Schedule::compile(&spec("0 8 * * *", "Europe/Pari")).unwrap_err();
+        assert_eq!(e.field, Field::Timezone);
+        assert!(e.message.contains("did you mean `Europe/Paris`"), "{}", e.message);
+        let e = Schedule::compile(&spec("0 18 * * *", "UTC")).unwrap_err();
+        assert_eq!(e.field, Field::End);
+    }
+
+    #[test]
+    fn changes_raise_then_clear() {
+        let s = schedule("0 8 * * *", "0 18 * * *", "UTC");
+        let mut book = Book::default();
+        let open = changes(std::slice::from_ref(&s), &book, at("2026-11-18T09:00:00Z"));
+        assert_eq!(open.len(), 1);
+        for c in open {
+            assert!(book.apply(c));
+        }
+        assert_eq!(book.levels["schedule:office"].value, Some(10));
+        assert!(changes(std::slice::from_ref(&s), &book, at("2026-11-18T10:00:00Z")).is_empty());
+        let close = changes(std::slice::from_ref(&s), &book, at("2026-11-18T19:00:00Z"));
+        assert!(matches!(&close[..], [Change::Clear { key, .. }] if key == "schedule:office"));
+        // A schedule removed from the file clears its level too.
+        let stale = changes(&[], &book, at("2026-11-18T09:00:00Z"));
+        assert_eq!(stale.len(), 1);
+    }
+}
