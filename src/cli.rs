@@ -507,4 +507,8 @@ pub struct ScaleSimulateArgs {
     /// Keep replaying ticks until this time (default: one tick after the last event)
     #[arg(long, value_name = "DURATION")]
     pub until: Option<String>,
+
+    /// Wall-clock time of `at: 0`, RFC 3339; schedules open and close on this virtual clock
+    #[arg(long, value_name = "TIME", default_value = "2023-11-14T22:13:20Z")]
+    pub start: String,
 }

@@ -275,7 +275,15 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
     let tick = duration("tick", &args.tick)?.as_secs_f64().max(0.001);
     let until =
         args.until.as_deref().map(|u| duration("until", u)).transpose()?.map(|d| d.as_secs_f64());
-    let decisions = simulate::run(&pools, &strategies, &args.signals, &start, tick, until)
+    let clock = chrono::DateTime::parse_from_rfc3339(&args.start)
+        .map_err(|e| {
+            Error::usage(format!(
+                "`--start {}`: {e}\nhelp: use RFC 3339, e.g. `2026-11-16T07:30:00Z`",
+                args.start
+            ))
+        })?
+        .with_timezone(&chrono::Utc);
+    let decisions = simulate::run(&pools, &strategies, &args.signals, &start, clock, tick, until)
         .map_err(Error::usage)?;
     for d in &decisions {
         if out.json {

@@ -6,6 +6,9 @@
 //! "action": "up", "step": 2}` (levels: `ALARM`/`firing` raise, `OK`/`resolved` clear),
 //! `{"at": 30, "pool": "web", "delta": -1}` or `{"at": 60, "pool": "web", "count": 4}`. Alarms
 //! may carry `metric` and `threshold` for the `target-tracking` and `step` strategies.
+//!
+//! The virtual clock starts at `clock` (`--start`), so pools' `schedules:` open and close as
+//! they would on the server: evaluated whenever a pool decides (on its events and ticks).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +18,7 @@ use serde::Deserialize;
 
 use crate::autoscale::decide::{self, Decision, Record};
 use crate::autoscale::pool::{Action, Pools};
+use crate::autoscale::schedule;
 use crate::autoscale::signal::{Book, Change, Kind, Signal, SourceKind};
 use crate::autoscale::strategy::Strategy;
 
@@ -53,14 +57,15 @@ pub struct SimDecision {
     pub decision: Decision,
 }
 
-/// Replay `file`; `start` gives initial values per pool (default: the pool's `min`); `tick` is
-/// how often pools re-decide between events, until `until` seconds (default: one tick after
-/// the last event).
+/// Replay `file`; `start` gives initial values per pool (default: the pool's `min`); `clock` is
+/// the wall-clock time of `at: 0`; `tick` is how often pools re-decide between events, until
+/// `until` seconds (default: one tick after the last event).
 pub fn run(
     pools: &Pools,
     strategies: &std::collections::HashMap<String, Strategy>,
     file: &Path,
     start: &BTreeMap<String, i64>,
+    clock: DateTime<Utc>,
     tick: f64,
     until: Option<f64>,
 ) -> Result<Vec<SimDecision>, String> {
@@ -84,8 +89,7 @@ pub fn run(
         events.push((i + 1, ev));
     }
     events.sort_by(|a, b| a.1.at.total_cmp(&b.1.at));
-    let epoch: DateTime<Utc> = DateTime::from_timestamp(1_700_000_000, 0).expect("valid epoch");
-    let at = |s: f64| epoch + chrono::Duration::milliseconds((s * 1000.0) as i64);
+    let at = |s: f64| clock + chrono::Duration::milliseconds((s * 1000.0) as i64);
     let mut records: BTreeMap<String, Record> = pools
         .pools
         .iter()
@@ -119,7 +123,11 @@ pub fn run(
         touched.dedup();
         for name in touched {
             let pool = pools.get(&name).expect("pool checked above");
-            let signals = books.entry(name.clone()).or_default().take();
+            let book = books.entry(name.clone()).or_default();
+            for change in schedule::changes(&pool.schedules, book, at(now_s)) {
+                book.apply(change);
+            }
+            let signals = book.take();
             if signals.is_empty() {
                 continue;
             }

@@ -8,6 +8,7 @@ mod cloudwatch;
 mod lifecycle;
 mod limits;
 mod prometheus;
+mod schedule;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
