@@ -345,8 +345,9 @@ impl Scaler {
     }
 
     /// Bring a pool's schedule levels in line with the clock. Windows opening or closing change
-    /// the book like an alarm raising or clearing, and are audited and counted the same way;
-    /// the caller decides next, so nothing is woken here.
+    /// the book like an alarm raising or clearing, and are audited and counted the same way.
+    /// Called at start and by every committed decision (ticks, signals, `/scale`), which then
+    /// decides on the result, so nothing is woken here.
     pub fn evaluate_schedules(&self, st: &PoolState, now: chrono::DateTime<Utc>) {
         let Some(pool) = self.pool(&st.name) else { return };
         let mut inner = st.inner.lock().expect("pool lock");
@@ -380,7 +381,6 @@ impl Scaler {
             if self.draining.load(Ordering::SeqCst) {
                 return;
             }
-            self.evaluate_schedules(&st, Utc::now());
             let _ = self.decide_once(&st.name, None, true).await;
         }
     }
@@ -403,12 +403,19 @@ impl Scaler {
             .strategy(pool_name)
             .ok_or_else(|| format!("pool `{pool_name}` has no strategy"))?;
         let now = Utc::now();
+        if commit {
+            self.evaluate_schedules(&st, now);
+        }
         let (signals, record) = {
             let mut inner = st.inner.lock().expect("pool lock");
             let mut signals = if commit {
                 inner.book.take()
             } else {
+                // A dry run sees the windows as they are now without recording the change.
                 let mut b = inner.book.clone();
+                for change in schedule::changes(&pool.schedules, &b, now) {
+                    b.apply(change);
+                }
                 b.take()
             };
             signals.extend(extra.unwrap_or_default());
