@@ -86,34 +86,31 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
             out.stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
             return Ok(());
         }
-        let bold = Style::new().bold();
-        out.stdout_line(&format!(
-            "{}",
-            bold.apply_to(format!(
-                "{:<22} {:<22} {:<32} {}",
-                "RECIPE", "PROVIDER", "SOURCE", "DESCRIPTION"
-            ))
-        ));
+        let mut rows = vec![vec![
+            "RECIPE".to_string(),
+            "PROVIDER".into(),
+            "SOURCE".into(),
+            "DESCRIPTION".into(),
+        ]];
         for (name, r) in &all {
-            match r {
+            rows.push(match r {
                 Ok(r) => {
                     let pk = match (&r.decl.provider, &r.decl.kind) {
                         (Some(p), Some(k)) => format!("{p}/{k}"),
                         (Some(p), None) => p.clone(),
                         _ => "-".into(),
                     };
-                    out.stdout_line(&format!(
-                        "{name:<22} {pk:<22} {:<32} {}",
-                        r.origin.label(),
-                        r.decl.description
-                    ));
+                    vec![name.to_string(), pk, r.origin.label(), r.decl.description.clone()]
                 }
-                Err(d) => out.stdout_line(&format!(
-                    "{name:<22} {:<22} {:<32} error: {}",
-                    "-", "-", d[0].message
-                )),
-            }
+                Err(d) => vec![
+                    name.to_string(),
+                    "-".into(),
+                    "-".into(),
+                    format!("error: {}", d[0].message),
+                ],
+            });
         }
+        print_table(out, &[22, 22, 32], &rows);
         return Ok(());
     }
     let loaded = pipeline::load(&cfg)?;
@@ -134,25 +131,19 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
         out.stdout_line(&serde_json::to_string(&v).expect("json values serialize"));
         return Ok(());
     }
-    let bold = Style::new().bold();
     let why = cfg.only_changed;
-    out.stdout_line(&format!(
-        "{}",
-        bold.apply_to(format!(
-            "{:<24} {:<20} {:<32} {}",
-            "SERVICE",
-            "RECIPE",
-            "DIR",
-            if why { "WHY" } else { "DEPENDS ON" }
-        ))
-    ));
+    let mut rows = vec![vec![
+        "SERVICE".to_string(),
+        "RECIPE".into(),
+        "DIR".into(),
+        if why { "WHY" } else { "DEPENDS ON" }.into(),
+    ]];
     for (sel, r) in loaded.selected.iter().zip(&loaded.recipes) {
         let s = &loaded.project.services[sel.index];
         let last = if why { sel.reason.clone() } else { s.depends_on.join(", ") };
-        out.stdout_line(
-            format!("{:<24} {:<20} {:<32} {last}", s.name, r.decl.name, s.dir.display()).trim_end(),
-        );
+        rows.push(vec![s.name.clone(), r.decl.name.clone(), s.dir.display().to_string(), last]);
     }
+    print_table(out, &[24, 20, 32], &rows);
     if !out.quiet {
         let base =
             loaded.base.as_ref().map(|b| format!(" changed since `{b}`")).unwrap_or_default();
@@ -682,4 +673,16 @@ fn region_list(v: &str) -> Vec<String> {
 
 fn yaml_scalar(s: &str) -> String {
     serde_yaml::to_string(s).map(|y| y.trim_end().to_string()).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+/// Print an aligned table on stdout, its first row (the header) in bold.
+fn print_table(out: &Output, min_widths: &[usize], rows: &[Vec<String>]) {
+    let bold = Style::new().bold();
+    for (i, line) in crate::ui::table::lines(min_widths, rows).iter().enumerate() {
+        if i == 0 {
+            out.stdout_line(&bold.apply_to(line).to_string());
+        } else {
+            out.stdout_line(line);
+        }
+    }
 }

@@ -4,3 +4,4 @@
 
 pub mod output;
 pub mod render;
+pub mod table;
