@@ -182,11 +182,20 @@ impl Scaler {
                 format!("cannot open audit log in `{}`: {e}", settings.state_dir.display())
             })?;
         let pulumi = Pulumi::default();
+        // Pending signals persisted at shutdown. A file that cannot be read or parsed stops the
+        // start: dropping it silently would lose alerts, and the next shutdown would overwrite it.
+        let signals_file = signals_path(&settings.state_dir);
         let mut saved_signals: BTreeMap<String, Book> =
-            std::fs::read_to_string(signals_path(&settings.state_dir))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
+            match std::fs::read_to_string(&signals_file) {
+                Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                    format!(
+                        "pending signals `{}` are corrupt: {e}\nhelp: move the file away to start without them",
+                        signals_file.display()
+                    )
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+                Err(e) => return Err(format!("cannot read `{}`: {e}", signals_file.display())),
+            };
         let mut lanes: BTreeMap<String, (StackRef, Vec<String>)> = BTreeMap::new();
         let mut states = BTreeMap::new();
         let mut blocked = BTreeMap::new();
@@ -217,6 +226,12 @@ impl Scaler {
                         record_path(&settings.state_dir, &p.name).display()
                     )
                 })?,
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!(
+                        "cannot read `{}`: {e}",
+                        record_path(&settings.state_dir, &p.name).display()
+                    ));
+                }
                 Err(_) => {
                     let current = pulumi
                         .config_get(&stack, &p.spec.key)

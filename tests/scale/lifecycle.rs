@@ -255,3 +255,29 @@ fn a_failing_strategy_skips_the_decision_and_never_scales() {
             .any(|d| d["error"].as_str().is_some_and(|e| e.contains("no data")))
     );
 }
+
+#[test]
+fn corrupt_pending_signals_stop_the_start_and_are_kept() {
+    let t = project("", 3).file("state/signals.json", "{ not json");
+    let dir = t.path().to_path_buf();
+    let t = t.env("PILUM_FAKE_DIR", dir).args([
+        "scale",
+        "serve",
+        "--config",
+        "pilum-scale.yaml",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        "state",
+        "--token",
+        TOKEN,
+    ]);
+    let r = t.run();
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("pending signals"), "{}", r.stderr);
+    assert!(r.stderr.contains("signals.json"), "{}", r.stderr);
+    assert!(r.stderr.contains("help: move the file away"), "{}", r.stderr);
+    let kept = std::fs::read_to_string(t.path().join("state/signals.json")).expect("still there");
+    assert_eq!(kept, "{ not json", "the file must not be overwritten");
+    assert_eq!(ups(&t), 0);
+}
