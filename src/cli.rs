@@ -130,32 +130,8 @@ pub struct RunArgs {
     pub max_operations: Option<u64>,
 
     /// Stop the script, and kill any command it runs, after this long (`90s`, `5m`, `1h`, or seconds)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
     pub timeout: Option<std::time::Duration>,
-}
-
-/// `90`, `90s`, `1500ms`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration `{s}` (try `30s`, `5m`)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("duration `{s}` must be positive"));
-    }
-    if secs > 10.0 * 365.0 * 24.0 * 3600.0 {
-        return Err(format!("duration `{s}` is longer than ten years"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Args)]
@@ -224,12 +200,12 @@ pub struct ExecArgs {
     pub retries: Option<u32>,
 
     /// Delay before the first retry; doubles each attempt, with jitter
-    #[arg(long, value_name = "DURATION", default_value = "1s")]
-    pub retry_delay: String,
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::duration::flag)]
+    pub retry_delay: std::time::Duration,
 
     /// Timeout for steps whose recipe declares none (e.g. 90s, 10m)
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub timeout: Option<std::time::Duration>,
 
     /// After a failure, keep running later phases for services it does not affect
     #[arg(long)]
@@ -401,8 +377,8 @@ pub struct ScaleServeArgs {
     pub sns_test_trust_loopback: bool,
 
     /// Reject SNS messages older than this
-    #[arg(long, default_value = "1h", value_name = "DURATION")]
-    pub sns_max_age: String,
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub sns_max_age: std::time::Duration,
 
     /// Largest accepted request body in bytes (413 above)
     #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
@@ -421,32 +397,32 @@ pub struct ScaleServeArgs {
     pub queue_size: usize,
 
     /// Time limit for one request
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub request_timeout: String,
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub request_timeout: std::time::Duration,
 
     /// How long shutdown waits for an in-flight `pulumi up` before interrupting it (SIGINT)
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub shutdown_grace: String,
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub shutdown_grace: std::time::Duration,
 
     /// How often pools re-decide without new signals (active alarms keep acting)
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub tick: String,
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub tick: std::time::Duration,
 
     /// How long a decision waits for the rest of a burst
-    #[arg(long, default_value = "200ms", value_name = "DURATION")]
-    pub debounce: String,
+    #[arg(long, default_value = "200ms", value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub debounce: std::time::Duration,
 
     /// Give up retrying a stack lock conflict after this long
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub lock_deadline: String,
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub lock_deadline: std::time::Duration,
 
     /// First backoff after a failed apply (doubles, jittered)
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
-    pub retry_backoff: String,
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub retry_backoff: std::time::Duration,
 
     /// Largest backoff between apply retries
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub retry_max: String,
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub retry_max: std::time::Duration,
 
     /// Run `pulumi config refresh` for every stack before starting (fresh checkouts)
     #[arg(long)]
@@ -501,12 +477,12 @@ pub struct ScaleSimulateArgs {
     pub current: Vec<String>,
 
     /// How often pools re-decide between events
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub tick: String,
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub tick: std::time::Duration,
 
     /// Keep replaying ticks until this time (default: one tick after the last event)
-    #[arg(long, value_name = "DURATION")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub until: Option<std::time::Duration>,
 
     /// Wall-clock time of `at: 0`, RFC 3339; schedules open and close on this virtual clock
     #[arg(long, value_name = "TIME", default_value = "2023-11-14T22:13:20Z")]

@@ -4,8 +4,10 @@
 //! in `run`. See `src/README.md` for a map of the source folders.
 
 mod autoscale;
+mod backoff;
 mod cli;
 mod diagnostic;
+mod duration;
 mod error;
 mod orchestrator;
 mod process;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::backoff::{Backoff, Jitter};
 use crate::process::Finished;
 use crate::pulumi::{self, Opts};
 
@@ -184,17 +185,21 @@ impl Pulumi {
         on_lock: impl Fn(&Failure),
     ) -> (Result<(), Failure>, u32) {
         let started = Instant::now();
+        let backoff = Backoff::new(initial)
+            .cap(Duration::from_secs(30))
+            .jitter(Jitter::Up(0.5))
+            .deadline(started + deadline);
         let mut retries = 0;
-        let mut delay = initial;
         loop {
             match self.up(stack, targets, message).await {
-                Err(f) if f.lock && started.elapsed() + delay < deadline => {
-                    on_lock(&f);
-                    retries += 1;
-                    let jitter = delay.mul_f64(fastrand::f64() * 0.5);
-                    tokio::time::sleep(delay + jitter).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
+                Err(f) if f.lock => match backoff.next(retries + 1) {
+                    Some(delay) => {
+                        on_lock(&f);
+                        retries += 1;
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return (Err(f), retries),
+                },
                 other => return (other, retries),
             }
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::autoscale::pool::{self, ConfigError, Pools, PoolsFile, parse_duration};
+use crate::autoscale::pool::{self, ConfigError, Pools, PoolsFile};
 use crate::autoscale::scaler::{self, Settings};
 use crate::autoscale::simulate;
 use crate::cli::{LogFormat, ScaleCommand, ScalePoolsArgs, ScaleServeArgs};
@@ -31,10 +31,6 @@ pub fn run(cmd: ScaleCommand, dir: Option<&Path>, out: &Output) -> Result<(), Er
         }
         ScaleCommand::Simulate(args) => simulate(args, out),
     }
-}
-
-fn duration(flag: &str, text: &str) -> Result<Duration, Error> {
-    parse_duration(text).map_err(|e| Error::usage(format!("`--{flag}`: {e}")))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -132,13 +128,12 @@ fn check(args: &ScalePoolsArgs, out: &Output) -> Result<(), Error> {
 fn settings(args: &ScaleServeArgs) -> Result<Settings, Error> {
     Ok(Settings {
         state_dir: std::path::absolute(&args.state_dir).unwrap_or_else(|_| args.state_dir.clone()),
-        tick: duration("tick", &args.tick)?,
-        debounce: duration("debounce", &args.debounce)?,
-        lock_deadline: duration("lock-deadline", &args.lock_deadline)?,
-        lock_backoff: Duration::from_millis(500)
-            .min(duration("retry-backoff", &args.retry_backoff)?),
-        retry_backoff: duration("retry-backoff", &args.retry_backoff)?,
-        retry_max: duration("retry-max", &args.retry_max)?,
+        tick: args.tick,
+        debounce: args.debounce,
+        lock_deadline: args.lock_deadline,
+        lock_backoff: Duration::from_millis(500).min(args.retry_backoff),
+        retry_backoff: args.retry_backoff,
+        retry_max: args.retry_max,
         refresh_config: args.refresh_config,
         queue: args.queue_size,
     })
@@ -156,12 +151,12 @@ fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
         no_auth: args.insecure_no_auth,
         sns_verify: !args.no_sns_verify,
         sns_trust_loopback: args.sns_test_trust_loopback,
-        sns_max_age: duration("sns-max-age", &args.sns_max_age)?,
+        sns_max_age: args.sns_max_age,
         max_body: args.max_body,
         rate: args.rate_limit,
         burst: args.rate_burst,
-        request_timeout: duration("request-timeout", &args.request_timeout)?,
-        shutdown_grace: duration("shutdown-grace", &args.shutdown_grace)?,
+        request_timeout: args.request_timeout,
+        shutdown_grace: args.shutdown_grace,
         ready_file: args.ready_file.clone(),
         watch: !args.no_watch && args.pools.rules_from_output.is_none(),
         log: Log {
@@ -272,9 +267,8 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
         }
         start.insert(p, n);
     }
-    let tick = duration("tick", &args.tick)?.as_secs_f64().max(0.001);
-    let until =
-        args.until.as_deref().map(|u| duration("until", u)).transpose()?.map(|d| d.as_secs_f64());
+    let tick = args.tick.as_secs_f64().max(0.001);
+    let until = args.until.map(|d| d.as_secs_f64());
     let clock = chrono::DateTime::parse_from_rfc3339(&args.start)
         .map_err(|e| {
             Error::usage(format!(

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::autoscale::schedule::{Schedule, ScheduleSpec};
 use crate::diagnostic::{closest, snippet};
@@ -38,9 +38,9 @@ pub struct PoolSpec {
     pub targets: Vec<String>,
     pub min: i64,
     pub max: i64,
-    #[serde(default, deserialize_with = "de_duration")]
+    #[serde(default, deserialize_with = "crate::duration::deserialize")]
     pub cooldown_up: Duration,
-    #[serde(default = "default_cooldown_down", deserialize_with = "de_duration")]
+    #[serde(default = "default_cooldown_down", deserialize_with = "crate::duration::deserialize")]
     pub cooldown_down: Duration,
     /// The largest change one decision may make (default: unlimited).
     #[serde(default)]
@@ -126,42 +126,6 @@ fn default_cooldown_down() -> Duration {
 
 fn default_strategy() -> String {
     "incremental".into()
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
-    }
-}
-
-/// Parse `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{text}` (expected e.g. `30s`, `5m`, `250ms`)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)"));
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration `{text}`"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A problem in the pools file, with where it is and what to do.
@@ -600,8 +564,8 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(crate::duration::parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(crate::duration::parse("5m").unwrap(), Duration::from_secs(300));
+        assert!(crate::duration::parse("5 parsecs").is_err());
     }
 }

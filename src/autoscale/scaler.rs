@@ -24,6 +24,7 @@ use crate::autoscale::pool::{Pool, Pools};
 use crate::autoscale::schedule;
 use crate::autoscale::signal::{Book, Change, Signal, SourceKind};
 use crate::autoscale::strategy::{self, Strategy};
+use crate::backoff::{Backoff, Jitter};
 use crate::server::log::Log;
 use crate::server::metrics::{CooldownLabels, Metrics, PoolLabel, PoolResult};
 
@@ -607,13 +608,11 @@ impl Scaler {
                 }
                 Some(false) => {
                     failures += 1;
-                    let backoff = self
-                        .settings
-                        .retry_backoff
-                        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
-                        .min(self.settings.retry_max);
-                    let jitter = backoff.mul_f64(fastrand::f64() * 0.2);
-                    retry_at = Some(tokio::time::Instant::now() + backoff + jitter);
+                    let delay = Backoff::new(self.settings.retry_backoff)
+                        .cap(self.settings.retry_max)
+                        .jitter(Jitter::Up(0.2))
+                        .delay(failures);
+                    retry_at = Some(tokio::time::Instant::now() + delay);
                 }
             }
         }

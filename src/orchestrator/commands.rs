@@ -285,9 +285,9 @@ pub fn exec(
     let opts = Options {
         workers,
         retries: a.retries,
-        retry_delay: pipeline::parse_duration(&a.retry_delay)?,
+        retry_delay: a.retry_delay,
         keep_going: a.keep_going,
-        default_timeout: a.timeout.as_deref().map(pipeline::parse_duration).transpose()?,
+        default_timeout: a.timeout,
     };
     if plan.services.is_empty() {
         let why = loaded

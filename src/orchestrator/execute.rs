@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 use rhai::Map;
 
+use crate::backoff::{Backoff, Jitter};
+
+/// The longest wait between two attempts of a step, however many retries are asked for.
+pub const RETRY_DELAY_CAP: Duration = Duration::from_secs(600);
+
 use super::event::{Counts, Event, Failure, Sink, Summary, TaskRef, TaskStatus};
 use super::plan::{Plan, Task};
 
@@ -26,7 +31,8 @@ pub struct Options {
     pub workers: usize,
     /// `--retries`: overrides every step's `retries` when given (0 = one attempt).
     pub retries: Option<u32>,
-    /// Delay before the first retry; doubles each attempt, plus up to 50% jitter.
+    /// Delay before the first retry; doubles each attempt (capped at [`RETRY_DELAY_CAP`]),
+    /// plus up to 50% jitter.
     pub retry_delay: Duration,
     pub keep_going: bool,
     /// Timeout for steps that declare none.
@@ -345,8 +351,10 @@ fn worker(
                 Ok(v) => break Ok(v),
                 Err(f) if f.cancelled || cancel.is_cancelled() || attempt >= tries => break Err(f),
                 Err(f) => {
-                    let base = opts.retry_delay.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
-                    let delay = Duration::from_secs_f64(base * (1.0 + fastrand::f64() * 0.5));
+                    let delay = Backoff::new(opts.retry_delay)
+                        .cap(RETRY_DELAY_CAP)
+                        .jitter(Jitter::Up(0.5))
+                        .delay(attempt);
                     emit(Event::TaskRetried {
                         task: refs[id].clone(),
                         attempt,

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::diagnostic::render_all;
 use crate::error::Error;
@@ -240,17 +239,6 @@ fn head_sha(root: &Path) -> Option<String> {
         let (sha, name) = l.split_once(' ')?;
         (name == reference && is_sha(sha)).then(|| sha.to_string())
     })
-}
-
-/// Parse a CLI duration (`90`, `90s`, `10m`, `1h`, `250ms`).
-pub fn parse_duration(s: &str) -> Result<Duration, Error> {
-    if let Some(ms) = s.strip_suffix("ms") {
-        if let Ok(n) = ms.trim().parse::<u64>() {
-            return Ok(Duration::from_millis(n));
-        }
-    }
-    crate::recipe::declaration::parse_duration(&rhai::Dynamic::from(s.to_string()))
-        .ok_or_else(|| Error::usage(format!("invalid duration `{s}`\nhelp: use seconds or a duration like `250ms`, `30s`, `10m`, `1h`")))
 }
 
 #[cfg(test)]

@@ -114,39 +114,19 @@ pub struct Declaration {
     pub steps: Vec<Step>,
 }
 
-/// Parse a duration: seconds as a number, or `"90s"`, `"10m"`, `"1h"`, `"1m30s"`.
-pub fn parse_duration(v: &Dynamic) -> Option<Duration> {
+/// A duration from a recipe value: seconds as a number, or text in the one grammar
+/// (`crate::duration`): `"90s"`, `"10m"`, `"1m30s"`.
+pub fn parse_duration(v: &Dynamic) -> Result<Duration, crate::duration::DurationError> {
     if let Some(i) = v.clone().try_cast::<rhai::INT>() {
-        return u64::try_from(i).ok().map(Duration::from_secs);
+        return crate::duration::from_secs_i64(i);
     }
     if let Some(f) = v.clone().try_cast::<rhai::FLOAT>() {
-        return (f >= 0.0).then(|| Duration::from_secs_f64(f));
+        return crate::duration::from_secs_f64(f);
     }
-    let s = v.clone().into_string().ok()?;
-    let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        return (n >= 0.0).then(|| Duration::from_secs_f64(n));
+    match v.clone().into_string() {
+        Ok(s) => crate::duration::parse(&s),
+        Err(_) => Err(crate::duration::DurationError::BadNumber { text: v.to_string() }),
     }
-    let mut total = 0.0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-        } else {
-            let n: f64 = num.parse().ok()?;
-            num.clear();
-            total += n * match c {
-                's' => 1.0,
-                'm' => 60.0,
-                'h' => 3600.0,
-                _ => return None,
-            };
-        }
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 /// Reads a declaration map; problems become diagnostics pointing into the recipe source.
@@ -314,15 +294,23 @@ impl<'a> Reader<'a> {
                 None => None,
                 Some(v) if v.is_unit() => None,
                 Some(v) => {
-                    let d = parse_duration(v);
-                    if d.is_none() {
-                        self.err(
-                            "timeout:",
-                            format!("step `{name}` has an invalid timeout `{v}`"),
-                            "use seconds or a duration like \"30s\", \"10m\", \"1h\"",
-                        );
+                    match parse_duration(v).and_then(|d| {
+                        if d.is_zero() {
+                            Err(crate::duration::DurationError::Zero { text: v.to_string() })
+                        } else {
+                            Ok(d)
+                        }
+                    }) {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            self.err(
+                                "timeout:",
+                                format!("step `{name}` has an invalid timeout: {e}"),
+                                "use a positive duration like \"30s\", \"10m\", \"1h30m\" (at most 366 days)",
+                            );
+                            None
+                        }
                     }
-                    d
                 }
             };
             let retries = match m.get("retries") {
@@ -364,10 +352,13 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration(&Dynamic::from(5_i64)), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration(&Dynamic::from("10m")), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration(&Dynamic::from("1m30s")), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration(&Dynamic::from("0.5")), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration(&Dynamic::from("soon")), None);
+        assert_eq!(parse_duration(&Dynamic::from(5_i64)), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration(&Dynamic::from("10m")), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration(&Dynamic::from("1m30s")), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration(&Dynamic::from("0.5")), Ok(Duration::from_millis(500)));
+        assert!(parse_duration(&Dynamic::from("soon")).is_err());
+        assert!(parse_duration(&Dynamic::from(f64::INFINITY)).is_err());
+        assert!(parse_duration(&Dynamic::from(i64::MAX)).is_err());
+        assert!(parse_duration(&Dynamic::from("18446744073709551615s")).is_err());
     }
 }

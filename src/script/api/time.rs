@@ -48,6 +48,31 @@ let stamp = time::iso();
 ```"#,
         || -> String { chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) }
     );
+    func!(
+        &mut m,
+        "backoff",
+        ["attempt: int", "base: ?", "max: ?", "float"],
+        r#"
+The delay in seconds before retry number `attempt` (1-based): exponential from `base`, doubling,
+capped at `max`, with full jitter (uniform in `[0, min(max, base × 2^(attempt-1))]`). The same
+backoff pilum uses for its own retries.
+
+```rhai
+let d = time::backoff(3, 0.5, 10.0);   // somewhere in [0, 2.0]
+```"#,
+        |ctx: NativeCallContext, attempt: i64, base: Dynamic, max: Dynamic| -> RResult<f64> {
+            let secs = |v: &Dynamic, what: &str| -> RResult<Duration> {
+                let f = v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|_| {
+                    rt(&ctx, format!("`time::backoff`: `{what}` must be a number of seconds"))
+                })?;
+                crate::duration::from_secs_f64(f)
+                    .map_err(|e| rt(&ctx, format!("`time::backoff`: `{what}`: {e}")))
+            };
+            let b = crate::backoff::Backoff::new(secs(&base, "base")?).cap(secs(&max, "max")?);
+            let attempt = u32::try_from(attempt.max(1)).unwrap_or(u32::MAX);
+            Ok(b.delay(attempt).as_secs_f64())
+        }
+    );
     if full {
         func!(
             &mut m,
