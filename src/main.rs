@@ -9,6 +9,7 @@ mod cli;
 mod diagnostic;
 mod duration;
 mod error;
+mod names;
 mod orchestrator;
 mod process;
 mod pulumi;
@@ -20,6 +21,7 @@ mod server;
 mod service;
 mod state;
 mod ui;
+mod yaml;
 
 fn main() {
     std::process::exit(run::run());
