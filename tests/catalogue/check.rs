@@ -2,7 +2,7 @@
 //! `pilum check` against an example service, mistakes in a service are reported against the
 //! recipe's declared fields, and every stdlib module imports and runs.
 
-use super::harness::Case;
+use super::harness::{Case, strict};
 use super::{containers, packages};
 use crate::common::Test;
 
@@ -125,14 +125,14 @@ fn registry_logins_pass_tokens_on_stdin_only() {
             r#"import "registry" as registry;
                registry::login(#{ kind: "dockerhub", username: "acme", token_env: "HUB_TOKEN" });
                registry::login(#{ kind: "ghcr", owner: "acme", username: "ci", token_env: "GHCR_TOKEN" });
-               registry::login(#{ kind: "ecr", account: "123", region: "eu-west-1" });
-               registry::login(#{ kind: "acr", name: "acme" });
+               registry::login(#{ kind: "ecr", account: "123456789012", region: "eu-west-1" });
+               registry::login(#{ kind: "acr", name: "acmecr" });
                registry::login(#{ kind: "artifact-registry", region: "europe-west1" });"#,
         )
-        .fake("docker", r#"[ "$1" = login ] && cat >> "$(dirname "$0")/../.calls/docker.stdin" && echo >> "$(dirname "$0")/../.calls/docker.stdin"; :"#)
-        .fake("aws", "printf ecr-secret-pw")
-        .fake("az", ":")
-        .fake("gcloud", ":")
+        .fake("docker", &strict("docker", r#"[ "$1" = login ] && cat >> "$(dirname "$0")/../.calls/docker.stdin" && echo >> "$(dirname "$0")/../.calls/docker.stdin"; :"#))
+        .fake("aws", &strict("aws", "printf ecr-secret-pw"))
+        .fake("az", &strict("az", ":"))
+        .fake("gcloud", &strict("gcloud", ":"))
         .env("HUB_TOKEN", "dckr_pat_SECRET")
         .env("GHCR_TOKEN", "ghp_SECRET_login")
         .args(["run", "-v", "login.rhai"]);
@@ -158,14 +158,14 @@ fn registry_logins_pass_tokens_on_stdin_only() {
                 "--username",
                 "AWS",
                 "--password-stdin",
-                "123.dkr.ecr.eu-west-1.amazonaws.com"
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
             ],
         ]
     );
     let stdin =
         std::fs::read_to_string(t.path().join(".calls/docker.stdin")).expect("stdin recorded");
     assert_eq!(stdin, "dckr_pat_SECRET\nghp_SECRET_login\necr-secret-pw\n");
-    assert_eq!(t.calls("az"), [["acr", "login", "--name", "acme"]]);
+    assert_eq!(t.calls("az"), [["acr", "login", "--name", "acmecr"]]);
     assert_eq!(
         t.calls("gcloud"),
         [["auth", "configure-docker", "europe-west1-docker.pkg.dev", "--quiet"]]

@@ -17,11 +17,6 @@ pub const GH: &str = r#"case "$1 $2" in
   "release create") echo "https://github.com/acme/hello/releases/tag/$3" ;;
 esac"#;
 
-/// A recording wrapper around the real tool of the same name (found on `PATH` without the fakes).
-fn real(tool: &str) -> String {
-    format!(r#"PATH="$(printf '%s' "$PATH" | sed 's|[ROOT]/.bin:||')" exec {tool} "$@""#)
-}
-
 fn run(args: &[&str], dir: &Path) -> String {
     let out = Command::new(args[0]).args(&args[1..]).current_dir(dir).output().unwrap_or_else(|e| {
         panic!("cannot run `{}` ({e}): the artefact checks need it (`apt-get install -y rpm ruby`, as `.ci/run` does)", args[0])
@@ -61,7 +56,7 @@ pub fn homebrew() -> Case {
     .file("svc/README.md", "# hello\n")
     .fake("go", GO)
     .fake("gh", GH)
-    .fake("git", real("git"))
+    .real("git")
     .repo("tap")
     .secret("GITHUB_TOKEN", "ghp_SECRET_release_token")
     .secret("HOMEBREW_TAP_GITHUB_TOKEN", "ghp_SECRET_tap_token")
@@ -138,7 +133,7 @@ pub fn deb() -> Case {
         ),
     )
     .file("svc/README.md", "# hello\n")
-    .fake("dpkg-deb", real("dpkg-deb"))
+    .real("dpkg-deb")
     .command("publish")
 }
 
@@ -152,7 +147,7 @@ pub fn rpm() -> Case {
         ),
     )
     .file("svc/README.md", "# hello\n")
-    .fake("rpmbuild", real("rpmbuild"))
+    .real("rpmbuild")
     .command("publish")
 }
 
@@ -165,7 +160,7 @@ pub fn scoop() -> Case {
     )
     .fake("go", GO)
     .fake("gh", GH)
-    .fake("git", real("git"))
+    .real("git")
     .repo("bucket")
     .secret("GITHUB_TOKEN", "ghp_SECRET_release_token")
     .secret("SCOOP_BUCKET_GITHUB_TOKEN", "ghp_SECRET_bucket_token")
@@ -423,7 +418,7 @@ fn package_mistakes_are_clear_errors() {
         "rpm",
         "name: x\nrecipe: rpm\nrpm:\n  summary: s\n  license: MIT\n  files:\n    - { src: a }\n",
     )
-    .fake("rpmbuild", ":")
+    .real("rpmbuild")
     .project();
     let r = run_with(&t, &["publish", "--tag", TAG]);
     assert_eq!(r.status, 1);
