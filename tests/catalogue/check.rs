@@ -233,3 +233,41 @@ fn init_creates_a_valid_service_for_every_recipe() {
     let r = super::harness::run_with(&t, &["check"]);
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
 }
+
+/// `secret: true` makes the variable a field names required for a real run: a missing one is
+/// refused before anything runs, with exit 2. `check`, `plan` and dry runs do not need it.
+#[test]
+fn a_missing_secret_is_refused_before_anything_runs() {
+    let mut case = containers::fly();
+    case.env.retain(|(k, _)| *k != "FLY_API_TOKEN");
+    let t = case.project();
+    let r = super::harness::run_with(&t, &["deploy", "--tag", super::harness::TAG]);
+    assert_eq!(r.status, 2, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains(
+            "secret `FLY_API_TOKEN` of service `edge` is not set (`fly.token_env` of recipe `fly`)"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("svc/pilum.yaml"), "{all}");
+    assert!(all.contains("help: export `FLY_API_TOKEN` before deploying"), "{all}");
+    assert!(t.calls("docker").is_empty() && t.calls("flyctl").is_empty(), "nothing ran");
+    for args in [&["check"][..], &["plan"], &["dry-run", "--tag", "v1"]] {
+        super::harness::run_with(&t, args).success();
+    }
+    // A secret field pointed at another variable names that one.
+    let t = Test::new()
+        .file(
+            "svc/pilum.yaml",
+            "name: edge\nrecipe: fly\nfly:\n  app: acme-edge\n  token_env: EDGE_FLY_TOKEN\n",
+        )
+        .file("svc/Dockerfile", "FROM scratch\n");
+    let r = super::harness::run_with(&t, &["deploy", "--tag", "v1"]);
+    assert_eq!(r.status, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("secret `EDGE_FLY_TOKEN`") && r.stderr.contains("svc/pilum.yaml:5"),
+        "{}",
+        r.stderr
+    );
+}
