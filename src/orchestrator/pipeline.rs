@@ -158,6 +158,9 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
         }
         match validate::check(s, recipe) {
             Ok(c) => {
+                if cfg.require_secrets {
+                    diags.extend(validate::missing_secrets(s, recipe, &c.fields));
+                }
                 planned.push(PlannedService {
                     name: s.name.clone(),
                     dir: s.dir.to_string_lossy().into_owned(),

@@ -1,7 +1,9 @@
 //! Checking a service against its recipe before anything runs: the recipe's section in
 //! `pilum.yaml` is type-checked field by field (required, type, allowed values, unknown keys),
-//! defaults are applied, and the service's steps are computed. Every problem carries the
-//! `pilum.yaml` path and line.
+//! defaults are applied, the recipe's own rules between fields run (`fn check_fields(fields)`),
+//! and the service's steps are computed. For a real run, the environment variables its secret
+//! fields name must be set (`missing_secrets`). Every problem carries the `pilum.yaml` path and
+//! line.
 
 use rhai::{Dynamic, Map};
 
@@ -9,6 +11,10 @@ use crate::diagnostic::{Diagnostic, closest};
 use crate::service::Service;
 
 use super::catalog::Recipe;
+use super::host;
+
+/// The recipe function holding its rules between fields.
+pub const CHECK_FIELDS: &str = "check_fields";
 use super::declaration::Step;
 use super::value::{type_name, yaml_to_dynamic};
 
@@ -151,6 +157,9 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
             );
         }
     }
+    if diags.is_empty() {
+        diags.extend(field_rules(s, recipe, &fields));
+    }
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -180,6 +189,112 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
         return Err(step_diags);
     }
     Ok(Checked { fields, steps })
+}
+
+/// The recipe's own rules between fields: `fn check_fields(fields)`, called in the declaration
+/// sandbox with the validated fields, returns an array of problems, each
+/// `#{ field, message, help }` (`help` optional). A problem is reported at the field in
+/// `pilum.yaml` (or at the recipe's section when the field is not written there) as
+/// ``field `<section>.<field>` <message>``.
+fn field_rules(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
+    if !recipe.ast.iter_functions().any(|f| f.name == CHECK_FIELDS && f.params.len() == 1) {
+        return Vec::new();
+    }
+    let section = recipe.decl.section.as_str();
+    let name = &recipe.decl.name;
+    let problems =
+        match host::call_declaration(&recipe.ast, CHECK_FIELDS, (Dynamic::from(fields.clone()),)) {
+            Ok(v) => v,
+            Err(e) => {
+                let rendered = host::render_error(&e, &recipe.ast_source);
+                let first = rendered.lines().next().unwrap_or("script error").to_string();
+                let (l, c) = crate::diagnostic::find_position(&recipe.source, "fn check_fields")
+                    .unwrap_or((1, 1));
+                return vec![
+                    Diagnostic::new(
+                        &recipe.file,
+                        format!("recipe `{name}`: `{CHECK_FIELDS}()` failed: {first}"),
+                    )
+                    .at(&recipe.source, l, c)
+                    .help("`check_fields(fields)` may only look at the fields and return problems"),
+                ];
+            }
+        };
+    let Some(list) = problems.read_lock::<rhai::Array>().map(|a| a.clone()) else {
+        return vec![Diagnostic::new(
+            &recipe.file,
+            format!(
+                "recipe `{name}`: `{CHECK_FIELDS}()` must return an array of problems, not {}",
+                type_name(&problems)
+            ),
+        )
+        .help("return `[]` when the fields are fine, else `[#{ field: \"repo\", message: \"…\" }]`")];
+    };
+    let given = |field: &str| {
+        s.config
+            .get(section)
+            .and_then(serde_yaml::Value::as_mapping)
+            .is_some_and(|m| m.contains_key(field))
+    };
+    list.iter()
+        .map(|p| {
+            let m = p.read_lock::<Map>().map(|m| m.clone()).unwrap_or_default();
+            let get = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
+            let (field, message, help) = (get("field"), get("message"), get("help"));
+            let at: Vec<&str> = if given(&field) {
+                vec![section, field.as_str()]
+            } else if s.config.contains_key(section) {
+                vec![section]
+            } else {
+                vec!["name"]
+            };
+            let d = s.diag(&at, format!("field `{section}.{field}` {message}"));
+            if help.is_empty() { d } else { d.help(help) }
+        })
+        .collect()
+}
+
+/// For a real run: the environment variables named by the service's secret fields
+/// (`secret: true`) that are not set. Each is refused before anything runs; `pilum plan`,
+/// `check` and dry runs do not call this.
+pub fn missing_secrets(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
+    let section = recipe.decl.section.as_str();
+    let mut diags = Vec::new();
+    for f in recipe.decl.fields.iter().filter(|f| f.secret) {
+        let Some(var) = fields.get(f.name.as_str()).and_then(|v| v.clone().into_string().ok())
+        else {
+            continue;
+        };
+        if var.is_empty() || std::env::var_os(&var).is_some_and(|v| !v.is_empty()) {
+            continue;
+        }
+        let written = s
+            .config
+            .get(section)
+            .and_then(serde_yaml::Value::as_mapping)
+            .is_some_and(|m| m.contains_key(f.name.as_str()));
+        let at: &[&str] = if written {
+            &[section, &f.name]
+        } else if s.config.contains_key(section) {
+            &[section]
+        } else {
+            &["name"]
+        };
+        diags.push(
+            s.diag(
+                at,
+                format!(
+                    "secret `{var}` of service `{}` is not set (`{section}.{}` of recipe `{}`)",
+                    s.name, f.name, recipe.decl.name
+                ),
+            )
+            .help(format!(
+                "export `{var}` before deploying (in CI, from the secret store), or set `{section}.{}` to the variable that holds it; `pilum plan`, `pilum check` and `--dry-run` do not need it",
+                f.name
+            )),
+        );
+    }
+    diags
 }
 
 /// Top-level keys of a `pilum.yaml` that neither pilum nor the service's recipe reads: warnings,

@@ -2,7 +2,7 @@
 //! `pilum check` against an example service, mistakes in a service are reported against the
 //! recipe's declared fields, and every stdlib module imports and runs.
 
-use super::harness::Case;
+use super::harness::{Case, strict};
 use super::{containers, packages};
 use crate::common::Test;
 
@@ -125,14 +125,14 @@ fn registry_logins_pass_tokens_on_stdin_only() {
             r#"import "registry" as registry;
                registry::login(#{ kind: "dockerhub", username: "acme", token_env: "HUB_TOKEN" });
                registry::login(#{ kind: "ghcr", owner: "acme", username: "ci", token_env: "GHCR_TOKEN" });
-               registry::login(#{ kind: "ecr", account: "123", region: "eu-west-1" });
-               registry::login(#{ kind: "acr", name: "acme" });
+               registry::login(#{ kind: "ecr", account: "123456789012", region: "eu-west-1" });
+               registry::login(#{ kind: "acr", name: "acmecr" });
                registry::login(#{ kind: "artifact-registry", region: "europe-west1" });"#,
         )
-        .fake("docker", r#"[ "$1" = login ] && cat >> "$(dirname "$0")/../.calls/docker.stdin" && echo >> "$(dirname "$0")/../.calls/docker.stdin"; :"#)
-        .fake("aws", "printf ecr-secret-pw")
-        .fake("az", ":")
-        .fake("gcloud", ":")
+        .fake("docker", &strict("docker", r#"[ "$1" = login ] && cat >> "$(dirname "$0")/../.calls/docker.stdin" && echo >> "$(dirname "$0")/../.calls/docker.stdin"; :"#))
+        .fake("aws", &strict("aws", "printf ecr-secret-pw"))
+        .fake("az", &strict("az", ":"))
+        .fake("gcloud", &strict("gcloud", ":"))
         .env("HUB_TOKEN", "dckr_pat_SECRET")
         .env("GHCR_TOKEN", "ghp_SECRET_login")
         .args(["run", "-v", "login.rhai"]);
@@ -158,14 +158,14 @@ fn registry_logins_pass_tokens_on_stdin_only() {
                 "--username",
                 "AWS",
                 "--password-stdin",
-                "123.dkr.ecr.eu-west-1.amazonaws.com"
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
             ],
         ]
     );
     let stdin =
         std::fs::read_to_string(t.path().join(".calls/docker.stdin")).expect("stdin recorded");
     assert_eq!(stdin, "dckr_pat_SECRET\nghp_SECRET_login\necr-secret-pw\n");
-    assert_eq!(t.calls("az"), [["acr", "login", "--name", "acme"]]);
+    assert_eq!(t.calls("az"), [["acr", "login", "--name", "acmecr"]]);
     assert_eq!(
         t.calls("gcloud"),
         [["auth", "configure-docker", "europe-west1-docker.pkg.dev", "--quiet"]]
@@ -232,4 +232,42 @@ fn init_creates_a_valid_service_for_every_recipe() {
     }
     let r = super::harness::run_with(&t, &["check"]);
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// `secret: true` makes the variable a field names required for a real run: a missing one is
+/// refused before anything runs, with exit 2. `check`, `plan` and dry runs do not need it.
+#[test]
+fn a_missing_secret_is_refused_before_anything_runs() {
+    let mut case = containers::fly();
+    case.env.retain(|(k, _)| *k != "FLY_API_TOKEN");
+    let t = case.project();
+    let r = super::harness::run_with(&t, &["deploy", "--tag", super::harness::TAG]);
+    assert_eq!(r.status, 2, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains(
+            "secret `FLY_API_TOKEN` of service `edge` is not set (`fly.token_env` of recipe `fly`)"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("svc/pilum.yaml"), "{all}");
+    assert!(all.contains("help: export `FLY_API_TOKEN` before deploying"), "{all}");
+    assert!(t.calls("docker").is_empty() && t.calls("flyctl").is_empty(), "nothing ran");
+    for args in [&["check"][..], &["plan"], &["dry-run", "--tag", "v1"]] {
+        super::harness::run_with(&t, args).success();
+    }
+    // A secret field pointed at another variable names that one.
+    let t = Test::new()
+        .file(
+            "svc/pilum.yaml",
+            "name: edge\nrecipe: fly\nfly:\n  app: acme-edge\n  token_env: EDGE_FLY_TOKEN\n",
+        )
+        .file("svc/Dockerfile", "FROM scratch\n");
+    let r = super::harness::run_with(&t, &["deploy", "--tag", "v1"]);
+    assert_eq!(r.status, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("secret `EDGE_FLY_TOKEN`") && r.stderr.contains("svc/pilum.yaml:5"),
+        "{}",
+        r.stderr
+    );
 }

@@ -7,6 +7,13 @@ use super::harness::{Case, TAG, run_with, transcript};
 pub const DOCKER: &str = r#"case "$1" in login) cat > /dev/null ;; esac"#;
 const DOCKERFILE: &str = "FROM scratch\nCOPY . /app\n";
 
+/// A fake `gcloud`: the Artifact Registry repository exists in every region but
+/// `europe-west1`, where `describe` answers `NOT_FOUND` as gcloud does.
+pub const GCLOUD: &str = r#"case "$*" in
+  "artifacts repositories describe "*europe-west1*) echo "ERROR: (gcloud.artifacts.repositories.describe) NOT_FOUND: Requested entity was not found." >&2; exit 1 ;;
+  "artifacts repositories describe "*) echo "projects/acme-prod/locations/x/repositories/pilum" ;;
+esac"#;
+
 pub fn cloud_run() -> Case {
     Case::new(
         "gcp-cloud-run",
@@ -16,7 +23,19 @@ pub fn cloud_run() -> Case {
     )
     .file("svc/Dockerfile", DOCKERFILE)
     .fake("docker", DOCKER)
-    .fake("gcloud", ":")
+    .fake("gcloud", GCLOUD)
+}
+
+/// A canary: the new revision is deployed without traffic under a tag, then promoted.
+pub fn cloud_run_canary() -> Case {
+    Case::new(
+        "gcp-cloud-run",
+        "name: api\nrecipe: gcp-cloud-run\nregion: us-central1\ncloud_run:\n  project: acme-prod\n  \
+         no_traffic: true\n  traffic_tag: canary\n  create_repository: false\n",
+    )
+    .file("svc/Dockerfile", DOCKERFILE)
+    .fake("docker", DOCKER)
+    .fake("gcloud", GCLOUD)
 }
 
 pub fn cloud_run_job() -> Case {
@@ -27,7 +46,7 @@ pub fn cloud_run_job() -> Case {
     )
     .file("svc/Dockerfile", DOCKERFILE)
     .fake("docker", DOCKER)
-    .fake("gcloud", ":")
+    .fake("gcloud", GCLOUD)
 }
 
 pub fn lambda() -> Case {
@@ -40,6 +59,29 @@ pub fn lambda() -> Case {
     .file("svc/template.yaml", "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\n")
     .fake("sam", ":")
     .fake("aws", "printf ecr-password")
+    .fake("docker", DOCKER)
+}
+
+/// Lambda with two image functions, one repository each, and a published alias: the stack
+/// has two functions whose `live` alias points at version 7 and 3.
+pub fn lambda_alias() -> Case {
+    Case::new(
+        "aws-lambda",
+        "name: thumbnails\nrecipe: aws-lambda\nregion: eu-west-1\nlambda:\n  stack_name: thumbnails-prod\n  \
+         image_repositories:\n    Resize: 123456789012.dkr.ecr.{region}.amazonaws.com/resize\n    \
+         Crop: 123456789012.dkr.ecr.{region}.amazonaws.com/crop\n  alias: live\n",
+    )
+    .file("svc/template.yaml", "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\n")
+    .fake("sam", ":")
+    .fake(
+        "aws",
+        r#"case "$*" in
+  "ecr get-login-password"*) printf ecr-password ;;
+  "cloudformation describe-stack-resources"*) printf '{"StackResources":[{"LogicalResourceId":"Crop","PhysicalResourceId":"thumbnails-prod-Crop-1A","ResourceType":"AWS::Lambda::Function"},{"LogicalResourceId":"CropAliaslive","PhysicalResourceId":"arn:aws:lambda:eu-west-1:123456789012:function:thumbnails-prod-Crop-1A:live","ResourceType":"AWS::Lambda::Alias"},{"LogicalResourceId":"Resize","PhysicalResourceId":"thumbnails-prod-Resize-2B","ResourceType":"AWS::Lambda::Function"}]}' ;;
+  *"--function-name thumbnails-prod-Crop-1A"*) printf '{"Name":"live","FunctionVersion":"7"}' ;;
+  *"--function-name thumbnails-prod-Resize-2B"*) printf '{"Name":"live","FunctionVersion":"3"}' ;;
+esac"#,
+    )
     .fake("docker", DOCKER)
 }
 
@@ -56,7 +98,9 @@ case "$1 $2" in
   "ecs describe-services")
     printf '{{"services":[{{"serviceName":"api","status":"ACTIVE","taskDefinition":"%s","deployments":[{{"status":"PRIMARY","taskDefinition":"%s","rolloutState":"{rollout}","desiredCount":2,"runningCount":1}}],"events":[{{"message":"(service api) has started 1 tasks: (task 1)."}},{{"message":"(service api) was unable to place a task."}}]}}],"failures":[]}}' "$td" "$td" ;;
   "ecs describe-task-definition")
-    printf '{{"taskDefinition":{{"taskDefinitionArn":"%s","family":"api","revision":7,"status":"ACTIVE","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"256","memory":"512","compatibilities":["EC2","FARGATE"],"containerDefinitions":[{{"name":"api","image":"old/api:1.2.2","essential":true}},{{"name":"envoy","image":"envoy:1.29"}}]}}}}' "$td" ;;
+    # Tags come back only when asked for, as in the ECS API.
+    tags=''; case "$*" in *"--include TAGS"*) tags=',"tags":[{{"key":"team","value":"payments"}}]' ;; esac
+    printf '{{"taskDefinition":{{"taskDefinitionArn":"%s","family":"api","revision":7,"status":"ACTIVE","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"256","memory":"512","compatibilities":["EC2","FARGATE"],"containerDefinitions":[{{"name":"api","image":"old/api:1.2.2","essential":true}},{{"name":"envoy","image":"envoy:1.29"}}]}}%s}}' "$td" "$tags" ;;
   "ecs register-task-definition")
     printf '{{"taskDefinition":{{"taskDefinitionArn":"arn:aws:ecs:eu-west-1:123456789012:task-definition/api:8","revision":8}}}}' ;;
   "ecs update-service") touch "$state"; printf '{{"service":{{"serviceName":"api"}}}}' ;;
@@ -96,26 +140,83 @@ pub fn kubernetes(rollout_body: &str) -> Case {
     .secret("GHCR_TOKEN", "ghp_SECRET_k8s_token")
 }
 
+/// A fake `az` for Container Apps with state in `.calls/aca-revisions` (`<revision> <image>`
+/// per line): `containerapp update` creates `<app>--<suffix>` and refuses a suffix that exists,
+/// as Azure does; `revision list` lists the revisions; `revision show` reports a revision
+/// provisioning on the first look and healthy after.
+pub fn aca_az() -> String {
+    r#"state=[ROOT]/.calls/aca-revisions
+arg() { want="$1"; shift; while [ $# -gt 1 ]; do [ "$1" = "$want" ] && { printf '%s' "$2"; return; }; shift; done; }
+case "$*" in
+  "containerapp revision list"*)
+    printf '['; sep=''
+    if [ -f "$state" ]; then while read -r n i; do
+      printf '%s{"name":"%s","properties":{"active":true,"template":{"containers":[{"name":"main","image":"%s"}]}}}' "$sep" "$n" "$i"; sep=','
+    done < "$state"; fi
+    printf ']' ;;
+  "containerapp revision show"*)
+    rev=$(arg --revision "$@"); seen=[ROOT]/.calls/shown-$rev
+    if [ -f "$seen" ]; then p=Provisioned; h=Healthy; r=Running; else p=Provisioning; h=None; r=Processing; : > "$seen"; fi
+    printf '{"name":"%s","properties":{"provisioningState":"%s","healthState":"%s","runningState":"%s"}}' "$rev" "$p" "$h" "$r" ;;
+  "containerapp update"*)
+    rev="$(arg --name "$@")--$(arg --revision-suffix "$@")"
+    if [ -f "$state" ] && grep -q "^$rev " "$state"; then
+      echo "ERROR: (ContainerAppRevisionAlreadyExists) A revision with suffix in '$rev' already exists. Use a different revision suffix." >&2; exit 1
+    fi
+    echo "$rev $(arg --image "$@")" >> "$state" ;;
+esac"#
+    .to_string()
+}
+
 pub fn container_apps() -> Case {
     Case::new(
         "azure-container-apps",
         "name: web\nrecipe: azure-container-apps\ncontainer_app:\n  resource_group: rg-prod\n  registry: acmecr\n  \
-         env_vars:\n    MODE: production\n  min_replicas: 1\n",
+         env_vars:\n    MODE: production\n  min_replicas: 1\n  poll_interval: 0\n",
     )
     .file("svc/Dockerfile", DOCKERFILE)
     .fake("docker", DOCKER)
-    .fake("az", ":")
+    .fake("az", aca_az())
+}
+
+/// Container Apps in multiple-revision mode, pulling with the app's identity, labelling the
+/// new revision.
+pub fn container_apps_revisions() -> Case {
+    Case::new(
+        "azure-container-apps",
+        "name: web\nrecipe: azure-container-apps\ncontainer_app:\n  resource_group: rg-prod\n  registry: acmecr\n  \
+         revision_mode: multiple\n  label: canary\n  registry_identity: system\n  poll_interval: 0\n",
+    )
+    .file("svc/Dockerfile", DOCKERFILE)
+    .fake("docker", DOCKER)
+    .fake("az", aca_az())
 }
 
 pub fn fly() -> Case {
     Case::new(
         "fly",
-        "name: edge\nrecipe: fly\nregions: [ams, iad]\nfly:\n  app: acme-edge\n  strategy: bluegreen\n",
+        "name: edge\nrecipe: fly\nregions: [ams, iad]\nfly:\n  app: acme-edge\n  strategy: rolling\n  \
+         max_unavailable: 0.25\n  process_groups: [app, worker]\n  release_command_timeout: 10m\n",
     )
     .file("svc/Dockerfile", DOCKERFILE)
     .fake("docker", DOCKER)
     .fake("flyctl", ":")
     .secret("FLY_API_TOKEN", "fo1_SECRET_fly_token")
+}
+
+/// Pulumi leaving the checkout untouched: the key is set in a copy of the stack file, first
+/// refreshed from the last deployment.
+pub fn pulumi_temp_config() -> Case {
+    Case::new(
+        "pulumi",
+        "name: api\nrecipe: pulumi\npulumi:\n  stack: acme/prod\n  config_key: api:image\n  repository: ghcr.io/acme/api\n  \
+         config_file: temp\n  refresh_config: true\n",
+    )
+    .file("svc/Dockerfile", DOCKERFILE)
+    .file("infra/Pulumi.yaml", "name: acme\nruntime: yaml\n")
+    .file("infra/Pulumi.prod.yaml", "config:\n  api:image: ghcr.io/acme/api:v1.2.2\n")
+    .fake("docker", DOCKER)
+    .fake("pulumi", ":")
 }
 
 pub fn pulumi() -> Case {
@@ -267,4 +368,168 @@ fn kubernetes_kustomize_gets_an_overlay_setting_the_image() {
         kubectl,
         "kubectl apply -k [ROOT]/.pilum/build/kubernetes/api\nkubectl rollout status deployment/api --timeout 5m"
     );
+}
+
+/// A 40-character SHA tag with an app name of 20 characters: the suffix is cut so that the
+/// revision name `<app>--<suffix>` stays within Azure's 54 characters, and stays valid.
+#[test]
+fn container_apps_fit_the_revision_suffix_to_the_app_name() {
+    let mut case = container_apps();
+    case.files[0].1 = case.files[0]
+        .1
+        .replace("  registry: acmecr\n", "  registry: acmecr\n  app: checkout-frontend-eu\n");
+    let t = case.project();
+    let sha = "3F2A9C1D4E5F60718293A4B5C6D7E8F90A1B2C3D";
+    run_with(&t, &["deploy", "--tag", sha]).success();
+    let update = t
+        .calls("az")
+        .into_iter()
+        .find(|a| a[..2] == ["containerapp", "update"])
+        .expect("containerapp update ran");
+    let suffix = update.windows(2).find(|w| w[0] == "--revision-suffix").map(|w| w[1].clone());
+    let suffix = suffix.expect("a revision suffix");
+    assert!("checkout-frontend-eu--".len() + suffix.len() <= 54, "{suffix}");
+    assert!(suffix.starts_with("r3f2a9c1d4e5"), "derived from the tag: {suffix}");
+    let valid = regex::Regex::new("^[a-z]([a-z0-9]|-[a-z0-9])*$").expect("regex");
+    assert!(valid.is_match(&suffix), "{suffix}");
+}
+
+/// Deploying the same tag again finds its revision and reports it up to date; a revision of
+/// that suffix running another image gets a new, unique suffix instead of Azure's "already
+/// exists".
+#[test]
+fn container_apps_redeploys_of_a_tag_are_up_to_date_or_get_a_new_suffix() {
+    let t = container_apps().project();
+    run_with(&t, &["deploy", "--tag", TAG]).success();
+    let again = run_with(&t, &["deploy", "--tag", TAG]).success();
+    let updates = |t: &crate::common::Test| {
+        t.calls("az")
+            .into_iter()
+            .filter(|a| a[..2] == ["containerapp", "update"])
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(updates(&t).len(), 1, "the second deploy updated nothing: {:?}", t.calls("az"));
+    let all = format!("{}{}", again.stdout, again.stderr);
+    assert!(
+        all.contains("revision `web--v1-2-3` already runs `acmecr.azurecr.io/web:v1.2.3`"),
+        "{all}"
+    );
+
+    // The revision of that suffix now runs another image (the tag was pushed elsewhere).
+    let state = t.path().join(".calls/aca-revisions");
+    std::fs::write(&state, "web--v1-2-3 acmecr.azurecr.io/old/web:v1.2.3\n").expect("write state");
+    run_with(&t, &["deploy", "--tag", TAG]).success();
+    let last = updates(&t).pop().expect("an update");
+    assert!(last.windows(2).any(|w| w == ["--revision-suffix", "v1-2-3-2"]), "{last:?}");
+}
+
+/// The deploy waits until Azure reports the new revision provisioned and healthy.
+#[test]
+fn container_apps_wait_for_the_new_revision_to_be_healthy() {
+    let t = container_apps().project();
+    run_with(&t, &["deploy", "--tag", TAG]).success();
+    let shows: Vec<_> = t
+        .calls("az")
+        .into_iter()
+        .filter(|a| a[..3] == ["containerapp", "revision", "show"])
+        .collect();
+    assert_eq!(shows.len(), 2, "provisioning, then healthy: {shows:?}");
+    assert!(shows[0].windows(2).any(|w| w == ["--revision", "web--v1-2-3"]), "{shows:?}");
+}
+
+/// Without `allow_unauthenticated`, neither flag is sent: the service's access is left as it
+/// is and the deploy needs no permission to change IAM.
+#[test]
+fn cloud_run_leaves_public_access_alone_unless_the_field_is_set() {
+    let mut case = cloud_run();
+    case.files[0].1 = case.files[0].1.replace("  allow_unauthenticated: true\n", "");
+    let t = case.project();
+    run_with(&t, &["deploy", "--tag", TAG]).success();
+    for deploy in t.calls("gcloud").into_iter().filter(|a| a[..2] == ["run", "deploy"]) {
+        assert!(!deploy.iter().any(|a| a.contains("allow-unauthenticated")), "{deploy:?}");
+    }
+    let mut case = cloud_run();
+    case.files[0].1 =
+        case.files[0].1.replace("allow_unauthenticated: true", "allow_unauthenticated: false");
+    let t = case.project();
+    run_with(&t, &["deploy", "--tag", TAG]).success();
+    let deploys: Vec<_> =
+        t.calls("gcloud").into_iter().filter(|a| a[..2] == ["run", "deploy"]).collect();
+    assert!(
+        deploys.iter().all(|d| d.contains(&"--no-allow-unauthenticated".to_string())),
+        "{deploys:?}"
+    );
+}
+
+/// China regions are in the `aws-cn` partition: ECR is `<account>.dkr.ecr.<region>.amazonaws.com.cn`
+/// (the strict `docker` refuses a host of the wrong partition).
+#[test]
+fn ecs_in_a_china_region_pushes_to_the_amazonaws_com_cn_registry() {
+    let mut case = ecs(false);
+    case.files[0].1 = case.files[0].1.replace("region: eu-west-1", "region: cn-north-1");
+    let t = case.project();
+    run_with(&t, &["deploy", "--tag", TAG]).success();
+    let docker = transcript(&t, &["docker"]);
+    assert!(
+        docker.contains("docker push 123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/api:v1.2.3"),
+        "{docker}"
+    );
+}
+
+/// `register-task-definition` does not copy tags: they are read with `--include TAGS` and
+/// sent back, so the new revision keeps them.
+#[test]
+fn ecs_new_task_definitions_keep_the_old_ones_tags() {
+    let (t, _, _) = ecs(false).run();
+    let file = t.path().join(".pilum/build/ecs/api/eu-west-1-task-definition.json");
+    let td: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("task definition written"))
+            .expect("JSON");
+    assert_eq!(td["tags"], serde_json::json!([{ "key": "team", "value": "payments" }]), "{td}");
+}
+
+/// `flyctl auth docker` tokens last five minutes: the login comes right before each push,
+/// a retried push included.
+#[test]
+fn fly_logs_in_to_its_registry_right_before_every_push() {
+    let case = fly().fake(
+        "docker",
+        r#"case "$1" in push) [ -f [ROOT]/.calls/pushed-once ] || { : > [ROOT]/.calls/pushed-once; echo 'unauthorized: token expired' >&2; exit 1; } ;; esac"#,
+    );
+    let mut case = case;
+    case.fakes.retain(|(n, b)| *n != "docker" || b.contains("pushed-once"));
+    let t = case.project();
+    run_with(&t, &["deploy", "--tag", TAG]).success();
+    let calls = transcript(&t, &["docker", "flyctl"]);
+    let lines: Vec<&str> = calls.lines().collect();
+    let pushes: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("docker push"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(pushes.len(), 2, "{calls}");
+    for i in pushes {
+        assert_eq!(lines[i - 1], "flyctl auth docker", "{calls}");
+    }
+}
+
+/// `config_file: temp` sets the key in a copy of the stack file and leaves the checkout's
+/// `Pulumi.<stack>.yaml` as it is.
+#[test]
+fn pulumi_with_a_temporary_config_file_leaves_the_checkout_untouched() {
+    let (t, _, _) = pulumi_temp_config().run();
+    let committed =
+        std::fs::read_to_string(t.path().join("infra/Pulumi.prod.yaml")).expect("stack file");
+    assert_eq!(committed, "config:\n  api:image: ghcr.io/acme/api:v1.2.2\n");
+    let copy = std::fs::read_to_string(t.path().join(".pilum/build/pulumi/api/Pulumi.prod.yaml"))
+        .expect("copy");
+    assert_eq!(copy, committed, "the copy starts from the committed file");
+    for call in t.calls("pulumi").iter().filter(|a| a[0] != "whoami") {
+        assert!(
+            call.windows(2).any(|w| w[0] == "--config-file"
+                && w[1].ends_with(".pilum/build/pulumi/api/Pulumi.prod.yaml")),
+            "{call:?}"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::harness::{TAG, run_with, transcript};
+use super::harness::{TAG, run_with, strict, transcript};
 use crate::common::Test;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/custom-recipe");
@@ -46,8 +46,8 @@ fn project(final_status: &str) -> Test {
         text.replace("  registry_user: acme\n", "  registry_user: acme\n  poll_interval: 0\n"),
     )
     .expect("write");
-    t.fake("docker", r#"[ "$1" = login ] && cat > /dev/null; :"#)
-        .fake("curl", &curl(final_status).replace("[ROOT]", &root))
+    t.fake("docker", &strict("docker", r#"[ "$1" = login ] && cat > /dev/null; :"#))
+        .fake("curl", &strict("curl", &curl(final_status).replace("[ROOT]", &root)))
         .env("DOCKERHUB_TOKEN", "dckr_pat_SECRET")
         .env("RENDER_API_KEY", "rnd_SECRET_key")
 }

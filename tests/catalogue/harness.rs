@@ -1,8 +1,9 @@
-//! Running one recipe end to end: a fixture project, fake CLIs that record their argv, a
+//! Running one recipe end to end: a fixture project, fake CLIs that record their argv and
+//! check it against the real tool's contract (`tests/fakes/contracts/`), a
 //! `pilum dry-run --json` that must run nothing, then the real command; the merged, time-ordered
 //! argv transcript of every fake (temp paths filtered) is what gets pinned.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::{Run, Test};
 
@@ -14,6 +15,8 @@ pub struct Case {
     pub name: &'static str,
     pub files: Vec<(&'static str, String)>,
     pub fakes: Vec<(&'static str, String)>,
+    /// Recording wrappers around real tools on this machine (`git`, `dpkg-deb`, `rpmbuild`).
+    pub reals: Vec<&'static str>,
     pub env: Vec<(&'static str, &'static str)>,
     /// `deploy` or `publish`.
     pub command: &'static str,
@@ -32,6 +35,7 @@ impl Case {
             name,
             files: vec![("svc/pilum.yaml", pilum_yaml.to_string())],
             fakes: Vec::new(),
+            reals: Vec::new(),
             env: Vec::new(),
             command: "deploy",
             secrets: Vec::new(),
@@ -45,9 +49,17 @@ impl Case {
         self
     }
 
-    /// A fake that records its argv and then runs `body`.
+    /// A fake that records its argv, refuses it as the real tool would (its contract), and
+    /// then runs `body`.
     pub fn fake(mut self, name: &'static str, body: impl Into<String>) -> Self {
         self.fakes.push((name, body.into()));
+        self
+    }
+
+    /// A recording wrapper around the real tool of that name (found on `PATH` without the
+    /// fakes); the real tool checks its own arguments.
+    pub fn real(mut self, name: &'static str) -> Self {
+        self.reals.push(name);
         self
     }
 
@@ -87,6 +99,10 @@ impl Case {
         }
         for (name, body) in &self.fakes {
             let body = body.replace("[ROOT]", &t.path().display().to_string());
+            t = t.fake(name, &strict(name, &body));
+        }
+        for name in &self.reals {
+            let body = real(name).replace("[ROOT]", &t.path().display().to_string());
             t = t.fake(name, &body);
         }
         for (k, v) in &self.env {
@@ -133,7 +149,8 @@ impl Case {
             "`pilum {}` of `{}` failed\n{}\n{}",
             self.command, self.name, r.stdout, r.stderr
         );
-        let fakes: Vec<&str> = self.fakes.iter().map(|(n, _)| *n).collect();
+        let fakes: Vec<&str> =
+            self.fakes.iter().map(|(n, _)| *n).chain(self.reals.iter().copied()).collect();
         let mut transcript = transcript(&t, &fakes);
         for s in self.secrets.iter().chain(&self.argv_secrets) {
             assert!(
@@ -178,6 +195,45 @@ impl Case {
         );
         (t, r, pinned)
     }
+}
+
+/// The strict fake (`tests/fakes/strict.rs`), built next to the test binary as the example
+/// `strict_fake` by `cargo test` and `cargo nextest`.
+pub fn strict_fake() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("examples").join("strict_fake"))
+        .expect("the test binary lives in <target>/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "the strict fake CLI `{}` is not built: `cargo test` and `cargo nextest run` build it; \
+         alone, run `cargo build --example strict_fake`",
+        bin.display()
+    );
+    bin
+}
+
+/// The contracts of the fake CLIs.
+pub const CONTRACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes/contracts");
+
+/// A fake's script body: check the argv against `name`'s contract (exit as the real tool
+/// would when it refuses), then run `body` for the canned output.
+pub fn strict(name: &str, body: &str) -> String {
+    let contract = Path::new(CONTRACTS).join(format!("{name}.yaml"));
+    assert!(
+        contract.exists(),
+        "the fake `{name}` has no contract: write {} from the tool's reference",
+        contract.display()
+    );
+    format!("'{}' '{CONTRACTS}' {name} \"$@\" || exit $?\n{body}", strict_fake().display())
+}
+
+/// A recording wrapper around the real tool of the same name (found on `PATH` without the
+/// fakes).
+pub fn real(tool: &str) -> String {
+    format!(r#"PATH="$(printf '%s' "$PATH" | sed 's|[ROOT]/.bin:||')" exec {tool} "$@""#)
 }
 
 pub fn run_with(t: &Test, args: &[&str]) -> Run {

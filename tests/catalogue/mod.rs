@@ -7,6 +7,7 @@ mod check;
 mod containers;
 mod custom;
 mod docs;
+mod fakes;
 mod harness;
 mod packages;
 mod snapshots;

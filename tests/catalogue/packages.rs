@@ -11,16 +11,14 @@ use super::harness::{Case, TAG, git_show, run_with, sha256sum};
 const GO: &str = r#"out=""; while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out="$2"; shift; done
 printf '#!/bin/sh\necho "hello %s/%s"\n' "$GOOS" "$GOARCH" > "$out" && chmod +x "$out""#;
 
-/// A fake `gh`: no release exists yet; `create` prints the release URL like gh does.
+/// A fake `gh`: the tag is on the remote, no release exists yet; `create` prints the release
+/// URL like gh does.
 pub const GH: &str = r#"case "$1 $2" in
   "release view") echo 'release not found' >&2; exit 1 ;;
   "release create") echo "https://github.com/acme/hello/releases/tag/$3" ;;
+  "api repos/acme/hello/git/ref/tags/v1.2.3") printf '{"ref":"refs/tags/v1.2.3","object":{"sha":"0123456789abcdef0123456789abcdef01234567","type":"commit"}}' ;;
+  api*) printf '{"message":"Not Found","status":"404"}'; echo 'gh: Not Found (HTTP 404)' >&2; exit 1 ;;
 esac"#;
-
-/// A recording wrapper around the real tool of the same name (found on `PATH` without the fakes).
-fn real(tool: &str) -> String {
-    format!(r#"PATH="$(printf '%s' "$PATH" | sed 's|[ROOT]/.bin:||')" exec {tool} "$@""#)
-}
 
 fn run(args: &[&str], dir: &Path) -> String {
     let out = Command::new(args[0]).args(&args[1..]).current_dir(dir).output().unwrap_or_else(|e| {
@@ -61,7 +59,7 @@ pub fn homebrew() -> Case {
     .file("svc/README.md", "# hello\n")
     .fake("go", GO)
     .fake("gh", GH)
-    .fake("git", real("git"))
+    .real("git")
     .repo("tap")
     .secret("GITHUB_TOKEN", "ghp_SECRET_release_token")
     .secret("HOMEBREW_TAP_GITHUB_TOKEN", "ghp_SECRET_tap_token")
@@ -105,13 +103,26 @@ pub fn pypi_twine() -> Case {
     .secret("PYPI_TOKEN", "pypi-SECRET-token")
 }
 
+/// A fake `cargo`: `--locked` without a `Cargo.lock` (here or above, up to the project root)
+/// fails as cargo does; `publish` needs the token cargo reads for the registry
+/// (`CARGO_REGISTRY_TOKEN` for crates.io, `CARGO_REGISTRIES_<NAME>_TOKEN` for `--registry`);
+/// `metadata` describes the crate of `svc/Cargo.toml`.
+pub const CARGO: &str = r#"case " $* " in *" --locked "*)
+  d=$(pwd); while [ ! -f "$d/Cargo.lock" ] && [ "$d" != "[ROOT]" ] && [ "$d" != / ]; do d=$(dirname "$d"); done
+  [ -f "$d/Cargo.lock" ] || { echo "error: cannot create the lock file $(pwd)/Cargo.lock because --locked was passed to prevent this" >&2; exit 101; } ;;
+esac
+case "$1" in
+  metadata) v=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml)
+    printf '{"packages":[{"name":"hello-core","version":"%s","manifest_path":"%s/Cargo.toml"}],"workspace_root":"%s"}' "$v" "$(pwd)" "$(pwd)" ;;
+  publish) var=CARGO_REGISTRY_TOKEN; prev=''
+    for a in "$@"; do [ "$prev" = --registry ] && var="CARGO_REGISTRIES_$(printf '%s' "$a" | tr 'a-z-' 'A-Z_')_TOKEN"; prev=$a; done
+    eval "tok=\${$var:-}"; [ "$tok" = "cio_SECRET_token" ] || { echo "error: no token found for the registry, please run \`cargo login\` or set $var" >&2; exit 101; } ;;
+esac"#;
+
 pub fn crates_io() -> Case {
     Case::new("crates-io", "name: hello-rs\nrecipe: crates-io\ncrates_io:\n  package: hello-core\n  features: [cli, json]\n")
         .file("svc/Cargo.toml", "[package]\nname = \"hello-core\"\nversion = \"1.2.3\"\n")
-        .fake(
-            "cargo",
-            r#"[ "$1" = publish ] && { [ "$CARGO_REGISTRY_TOKEN" = "cio_SECRET_token" ] || { echo "no token" >&2; exit 1; }; }; :"#,
-        )
+        .fake("cargo", CARGO)
         .secret("CARGO_REGISTRY_TOKEN", "cio_SECRET_token")
 }
 
@@ -138,7 +149,7 @@ pub fn deb() -> Case {
         ),
     )
     .file("svc/README.md", "# hello\n")
-    .fake("dpkg-deb", real("dpkg-deb"))
+    .real("dpkg-deb")
     .command("publish")
 }
 
@@ -152,7 +163,7 @@ pub fn rpm() -> Case {
         ),
     )
     .file("svc/README.md", "# hello\n")
-    .fake("rpmbuild", real("rpmbuild"))
+    .real("rpmbuild")
     .command("publish")
 }
 
@@ -165,7 +176,7 @@ pub fn scoop() -> Case {
     )
     .fake("go", GO)
     .fake("gh", GH)
-    .fake("git", real("git"))
+    .real("git")
     .repo("bucket")
     .secret("GITHUB_TOKEN", "ghp_SECRET_release_token")
     .secret("SCOOP_BUCKET_GITHUB_TOKEN", "ghp_SECRET_bucket_token")
@@ -195,7 +206,7 @@ fn github_release_checksums_match_the_assets() {
     std::fs::copy(&sums, t.path().join("svc/dist/checksums.txt")).expect("copy");
     let ok = run(&["sha256sum", "-c", "checksums.txt"], &t.path().join("svc/dist"));
     assert_eq!(ok, "hello-darwin.tar.gz: OK\nhello-linux.tar.gz: OK\n");
-    let create = &t.calls("gh")[1];
+    let create = t.calls("gh").into_iter().find(|a| a[1] == "create").expect("created");
     assert_eq!(create[..3], ["release", "create", TAG]);
     assert!(create.iter().any(|a| a.ends_with("/checksums.txt")), "{create:?}");
 }
@@ -213,7 +224,10 @@ fn github_release_that_exists_is_a_clear_error_without_force() {
         "{all}"
     );
     let gh = t.calls("gh");
-    assert!(gh.iter().all(|a| a[1] == "view"), "nothing was created or uploaded: {gh:?}");
+    assert!(
+        gh.iter().all(|a| a[0] == "api" || a[1] == "view"),
+        "nothing was created or uploaded: {gh:?}"
+    );
 }
 
 #[test]
@@ -221,7 +235,7 @@ fn github_release_with_force_uploads_with_clobber_to_the_existing_release() {
     let t =
         github_release(r#"[ "$1 $2" = "release view" ] && echo '{"url":"x"}'; :"#, true).project();
     run_with(&t, &["publish", "--tag", TAG]).success();
-    let gh = t.calls("gh");
+    let gh: Vec<_> = t.calls("gh").into_iter().filter(|a| a[0] != "api").collect();
     assert_eq!(gh.len(), 2, "{gh:?}");
     let upload = &gh[1];
     assert_eq!(upload[..3], ["release", "upload", TAG]);
@@ -423,7 +437,7 @@ fn package_mistakes_are_clear_errors() {
         "rpm",
         "name: x\nrecipe: rpm\nrpm:\n  summary: s\n  license: MIT\n  files:\n    - { src: a }\n",
     )
-    .fake("rpmbuild", ":")
+    .real("rpmbuild")
     .project();
     let r = run_with(&t, &["publish", "--tag", TAG]);
     assert_eq!(r.status, 1);
@@ -465,4 +479,152 @@ fn a_tap_url_with_credentials_is_refused_without_showing_them() {
     assert!(all.contains("`HOMEBREW_TAP_GITHUB_TOKEN`"), "{all}");
     assert!(!all.contains("ghp_SECRET_in_url"), "{all}");
     assert!(t.calls("git").is_empty(), "nothing was cloned or pushed");
+}
+
+/// `registry:` publishes to another registry: cargo reads its token from
+/// `CARGO_REGISTRIES_<NAME>_TOKEN` (`CARGO_REGISTRY_TOKEN` is crates.io's only).
+#[test]
+fn crates_io_publishes_to_another_registry_with_that_registrys_token() {
+    let t = Case::new(
+        "crates-io",
+        "name: hello-rs\nrecipe: crates-io\ncrates_io:\n  registry: acme-internal\n  token_env: ACME_CARGO_TOKEN\n",
+    )
+    .file("svc/Cargo.toml", "[package]\nname = \"hello-core\"\nversion = \"1.2.3\"\n")
+    .fake("cargo", CARGO)
+    .secret("ACME_CARGO_TOKEN", "cio_SECRET_token")
+    .project();
+    run_with(&t, &["publish", "--tag", TAG]).success();
+    let publish = t.calls("cargo").into_iter().find(|a| a[0] == "publish").expect("published");
+    assert!(publish.windows(2).any(|w| w == ["--registry", "acme-internal"]), "{publish:?}");
+}
+
+/// `--locked` only when a `Cargo.lock` exists (libraries often commit none).
+#[test]
+fn crates_io_verifies_with_locked_only_when_there_is_a_lockfile() {
+    let t = crates_io().project();
+    run_with(&t, &["publish", "--tag", TAG]).success();
+    assert!(
+        t.calls("cargo").iter().all(|a| !a.contains(&"--locked".to_string())),
+        "{:?}",
+        t.calls("cargo")
+    );
+
+    let t = crates_io().file("svc/Cargo.lock", "version = 4\n").project();
+    run_with(&t, &["publish", "--tag", TAG]).success();
+    for a in t.calls("cargo").iter().filter(|a| a[0] == "package" || a[0] == "publish") {
+        assert!(a.contains(&"--locked".to_string()), "{a:?}");
+    }
+}
+
+/// `skip_existing` with uv checks the repository's simple index (`…/simple/`), not its
+/// upload URL (the strict `uv` refuses an upload URL there).
+#[test]
+fn pypi_skip_existing_checks_the_simple_index_of_the_repository() {
+    let mut case = pypi_uv();
+    case.files[0].1 = case.files[0].1.replace(
+        "  skip_existing: true\n",
+        "  skip_existing: true\n  repository_url: https://test.pypi.org/legacy/\n",
+    );
+    let t = case.project();
+    run_with(&t, &["publish", "--tag", TAG]).success();
+    let publish = t.calls("uv").into_iter().find(|a| a[0] == "publish").expect("published");
+    assert!(
+        publish.windows(2).any(|w| w == ["--publish-url", "https://test.pypi.org/legacy/"]),
+        "{publish:?}"
+    );
+    assert!(
+        publish.windows(2).any(|w| w == ["--check-url", "https://test.pypi.org/simple/"]),
+        "{publish:?}"
+    );
+}
+
+/// A prerelease tag becomes `1.2.3~rc.1`, which dpkg sorts before `1.2.3` (with `-`, dpkg
+/// would read revision `rc.1` of `1.2.3`, sorting after the release).
+#[test]
+fn deb_prereleases_sort_before_the_release() {
+    let t = deb().project();
+    run_with(&t, &["publish", "--tag", "v1.2.3-rc.1"]).success();
+    let deb = t.path().join("svc/dist/hello_1.2.3~rc.1_amd64.deb");
+    let version = run(&["dpkg-deb", "--field", deb.to_str().expect("utf-8"), "Version"], t.path());
+    assert_eq!(version.trim(), "1.2.3~rc.1");
+    let lt = Command::new("dpkg")
+        .args(["--compare-versions", version.trim(), "lt", "1.2.3"])
+        .status()
+        .expect("run dpkg (apt-get install dpkg)");
+    assert!(lt.success(), "`{}` must sort before 1.2.3", version.trim());
+}
+
+/// `release: false` without `repo` would write `https://github.com//releases/…` URLs: `check`
+/// refuses it and names the field to set.
+#[test]
+fn scoop_and_chocolatey_without_a_release_need_the_repository() {
+    for (recipe, section, rest) in [
+        (
+            "scoop",
+            "scoop",
+            "  bucket: a/b\n  description: d\n  homepage: https://x\n  license: MIT\n  build_command: 'true'\n",
+        ),
+        (
+            "chocolatey",
+            "chocolatey",
+            "  authors: a\n  description: d\n  project_url: https://x\n  build_command: 'true'\n",
+        ),
+    ] {
+        let yaml = format!("name: hello\nrecipe: {recipe}\n{section}:\n  release: false\n{rest}");
+        let r = crate::common::Test::new().file("svc/pilum.yaml", &yaml).args(["check"]).run();
+        assert_ne!(r.status, 0, "{recipe}: {}{}", r.stdout, r.stderr);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(all.contains(&format!("`{section}.repo`")), "{recipe}: {all}");
+        assert!(all.contains("svc/pilum.yaml"), "{recipe}: {all}");
+
+        // With the repository set it is valid.
+        let yaml = yaml.replace("  release: false\n", "  release: false\n  repo: acme/hello\n");
+        crate::common::Test::new().file("svc/pilum.yaml", &yaml).args(["check"]).run().success();
+    }
+}
+
+/// A tag that was never pushed: `gh release create` would create it from the default branch,
+/// so the release would point at another commit than the one built. The release is refused
+/// before anything is built, and `--verify-tag` guards the create itself.
+#[test]
+fn a_release_of_a_tag_missing_on_the_remote_is_refused_before_building() {
+    let t = homebrew().project();
+    let r = run_with(&t, &["deploy", "--tag", "v9.9.9"]);
+    assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("tag `v9.9.9` is not on the remote repository `acme/hello`"), "{all}");
+    assert!(all.contains("help: push the tag first (`git push origin v9.9.9`)"), "{all}");
+    assert!(t.calls("go").is_empty(), "nothing was built");
+    assert!(t.calls("gh").iter().all(|a| a[0] == "api"), "{:?}", t.calls("gh"));
+
+    let (t, _, _) = homebrew().run();
+    let create =
+        t.calls("gh").into_iter().find(|a| a[..2] == ["release", "create"]).expect("created");
+    assert!(create.contains(&"--verify-tag".to_string()), "{create:?}");
+}
+
+/// npm, PyPI and crates.io check that the manifest's version is the one being released,
+/// before building.
+#[test]
+fn packages_refuse_a_tag_that_is_not_the_manifest_version() {
+    for (case, manifest, program) in [
+        (npm(), "package.json", "npm"),
+        (pypi_uv(), "pyproject.toml", "uv"),
+        (crates_io(), "Cargo.toml", "cargo"),
+    ] {
+        let name = case.name;
+        let t = case.project();
+        let r = run_with(&t, &["publish", "--tag", "v1.3.0"]);
+        assert_eq!(r.status, 1, "{name}: {}\n{}", r.stdout, r.stderr);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains(&format!(
+                "{manifest} has version `1.2.3`, but the tag `v1.3.0` releases `1.3.0`"
+            )),
+            "{name}: {all}"
+        );
+        assert!(all.contains("check_version: false"), "{name}: {all}");
+        let built = t.calls(program);
+        assert!(built.iter().all(|a| a[0] == "metadata"), "{name}: nothing was built: {built:?}");
+    }
 }

@@ -48,3 +48,23 @@ fn pypi_with_twine() {
     let (_, _, pinned) = packages::pypi_twine().run();
     insta::assert_snapshot!("pypi-twine", pinned);
 }
+
+/// Options beyond each recipe's main case, pinned under their own names.
+macro_rules! variant_tests {
+    ($($test:ident => $snapshot:literal, $case:expr,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                let (_, _, pinned) = $case.run();
+                insta::assert_snapshot!($snapshot, pinned);
+            }
+        )*
+    };
+}
+
+variant_tests! {
+    gcp_cloud_run_canary => "gcp-cloud-run-canary", containers::cloud_run_canary(),
+    aws_lambda_alias => "aws-lambda-alias", containers::lambda_alias(),
+    azure_container_apps_revisions => "azure-container-apps-revisions", containers::container_apps_revisions(),
+    pulumi_temp_config => "pulumi-temp-config", containers::pulumi_temp_config(),
+}
