@@ -8,6 +8,7 @@ mod backoff;
 mod cli;
 mod diagnostic;
 mod duration;
+mod embedded;
 mod error;
 mod names;
 mod orchestrator;
