@@ -129,31 +129,6 @@ pub fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
     }
 }
 
-/// [`execute`] as a deploy runs it, from the CLI or a script: a run that changes things holds
-/// the project's deploy lock (dry runs do not need it), and a run with tasks is appended to
-/// `.pilum/history.jsonl` as `verb`. A history that cannot be written does not fail the run; its
-/// error comes back next to the summary for the caller to warn about.
-pub fn execute_recorded(
-    root: &std::path::Path,
-    verb: &str,
-    plan: &Plan,
-    runner: &dyn Runner,
-    opts: &Options,
-    sink: &dyn Sink,
-    cancel: &Cancel,
-) -> Result<(Summary, Option<std::io::Error>), crate::state::lock::LockError> {
-    let _lock =
-        if plan.dry_run { None } else { Some(crate::state::lock::DeployLock::acquire(root)?) };
-    let summary = execute(plan, runner, opts, sink, cancel);
-    let history = if !plan.dry_run && !plan.tasks.is_empty() {
-        crate::state::history::record(root, verb, &plan.tag, plan.environment.as_deref(), &summary)
-            .err()
-    } else {
-        None
-    };
-    Ok((summary, history))
-}
-
 /// Run the plan to the end (or cancellation) and return the summary (also emitted).
 pub fn execute(
     plan: &Plan,

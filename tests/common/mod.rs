@@ -84,10 +84,15 @@ impl Test {
 
     /// Write a file relative to the project root, creating parent directories.
     pub fn file(self, rel: &str, contents: &str) -> Self {
+        self.write(rel, contents);
+        self
+    }
+
+    /// [`Test::file`] on a borrowed test: change a file between two runs.
+    pub fn write(&self, rel: &str, contents: &str) {
         let p = self.path().join(rel);
         fs::create_dir_all(p.parent().expect("file has a parent")).expect("create parent dirs");
         fs::write(&p, contents).expect("write file");
-        self
     }
 
     /// Install a fake executable `name` first on PATH. It appends one line to
@@ -178,6 +183,33 @@ impl Test {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// Run `shell` (a POSIX sh command line) under a pseudo-terminal, with `$PILUM` naming the
+    /// pilum binary, the test's environment, `TERM=xterm` and no `NO_COLOR`: what a user at a
+    /// terminal gets. The terminal's output (whatever the command did not redirect) is `stdout`.
+    /// Needs `script` from util-linux.
+    pub fn in_terminal(&self, shell: &str) -> Run {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", shell, "/dev/null"]);
+        let pilum = self.command();
+        cmd.current_dir(pilum.get_current_dir().expect("pilum runs in a directory"));
+        for (k, v) in pilum.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env_remove("NO_COLOR").env("TERM", "xterm").env("PILUM", env!("CARGO_BIN_EXE_pilum"));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = cmd.output().unwrap_or_else(|e| {
+            panic!("cannot run `script` (util-linux), needed for terminal tests: {e}")
+        });
+        Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     pub fn run(&self) -> Run {

@@ -390,3 +390,53 @@ fn one_deploy_at_a_time_and_each_run_is_recorded() {
     assert_eq!(last["summary"]["ok"], true);
     assert_eq!(last["summary"]["tasks"]["ok"], 3);
 }
+
+/// A script's `deploy()` takes the CLI's retry delay and step timeout, with the CLI's defaults.
+#[test]
+fn script_deploy_takes_the_retry_delay_and_timeout() {
+    let failing = "name: a\nrecipe: shell\nshell:\n  build: step a build; exit 1\n";
+    let script = r#"
+let r = deploy(["a"], #{ retries: 1, retry_delay: ARGS[0] });
+print(`ok=${r.ok} tasks=${r.tasks.failed}`);
+"#;
+    let t = project(0).file("a/pilum.yaml", failing).file("d.rhai", script);
+    let t = t.args(["run", "d.rhai", "--", "20ms"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("ok=false tasks=1"), "{}", r.stdout);
+    assert!(r.stderr.contains("attempt 1 failed, retrying in "), "{}", r.stderr);
+    let delay = |stderr: &str| -> u64 {
+        let at = stderr.find("retrying in ").expect("a retry line") + "retrying in ".len();
+        let text: String = stderr[at..].chars().take_while(|c| *c != ':').collect();
+        let ms = if let Some(ms) = text.strip_suffix("ms") {
+            ms.parse::<f64>()
+        } else {
+            text.trim_end_matches('s').parse::<f64>().map(|s| s * 1000.0)
+        };
+        ms.unwrap_or_else(|e| panic!("not a delay: {text:?} ({e})")) as u64
+    };
+    // Jitter adds up to half the delay.
+    assert!((20..=30).contains(&delay(&r.stderr)), "{}", r.stderr);
+    assert_eq!(t.calls("step").len(), 2);
+
+    // Without `retry_delay`, the first retry waits about a second, as with `pilum deploy`.
+    let t = t.clear_args().args(["run", "d.rhai", "--", "()"]);
+    let t = t.file("d.rhai", &script.replace("retry_delay: ARGS[0]", "retry_delay: ()"));
+    let r = t.run().success();
+    assert!((1000..=1500).contains(&delay(&r.stderr)), "{}", r.stderr);
+
+    // `timeout` applies to steps that declare none.
+    let slow = "name: a\nrecipe: shell\nshell:\n  build: step a build; exec sleep 1000\n";
+    let script = r#"
+let r = deploy(["a"], #{ timeout: "1s" });
+print(r.failures[0].error);
+"#;
+    let t =
+        t.file("a/pilum.yaml", slow).file("d.rhai", script).clear_args().args(["run", "d.rhai"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("timed out after 1"), "{}\n{}", r.stdout, r.stderr);
+    for bad in ["\"0s\"", "\"soon\"", "-1"] {
+        t.write("d.rhai", &format!("deploy([\"a\"], #{{ timeout: {bad} }});"));
+        let r = t.run().code(1);
+        assert!(r.stderr.contains("`timeout`"), "{bad}: {}", r.stderr);
+    }
+}
