@@ -5,5 +5,6 @@
 mod catalogue;
 mod common;
 mod deploy;
+mod layering;
 mod run;
 mod scale;
