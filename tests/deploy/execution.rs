@@ -131,10 +131,32 @@ fn retries_back_off_and_zero_means_one_try() {
     let r = t.run().code(1);
     let times: Vec<u128> = t.timed_calls("step").into_iter().map(|(ts, _)| ts).collect();
     assert_eq!(times.len(), 4, "{}", r.stderr);
-    let gaps: Vec<u128> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps[0] >= 100_000_000, "{gaps:?}");
-    assert!(gaps[1] > gaps[0] && gaps[2] > gaps[1], "delays do not grow: {gaps:?}");
     assert!(r.stderr.contains("attempt 1 failed"), "{}", r.stderr);
+    // What the backoff promises, whatever the machine's load: the announced delays follow the
+    // doubling schedule from `--retry-delay` (plus at most 50% jitter), and no attempt starts
+    // before the delay announced after the previous one.
+    let delays: Vec<u128> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("; retrying in ").nth(1))
+        .map(|d| d.strip_suffix("ms").and_then(|ms| ms.parse().ok()).expect("a delay in ms"))
+        .collect();
+    assert_eq!(delays.len(), 3, "{}", r.stderr);
+    for (i, d) in delays.iter().enumerate() {
+        let scheduled = 100 << i;
+        assert!(
+            (scheduled..=scheduled * 3 / 2).contains(d),
+            "retry {}: {d}ms, scheduled {scheduled}ms",
+            i + 1
+        );
+    }
+    let gaps: Vec<u128> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, d) in gaps.iter().zip(&delays) {
+        assert!(
+            *gap >= d * 1_000_000,
+            "an attempt started {gap}ns after the last, before its {d}ms delay"
+        );
+    }
 
     let t = project(0).file("a/pilum.yaml", body).args(["build", "--retries", "0"]);
     t.run().code(1);
