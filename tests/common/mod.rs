@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Environment variables removed from every test run so a developer's real credentials or CI
 /// settings never leak into a test.
@@ -247,4 +248,72 @@ impl Test {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// Wait until `cond` holds, checking every 10 ms; fail the test, naming `what`, if it does
+/// not within `within`.
+#[track_caller]
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` is running (a zombie counts as ended).
+pub fn alive(pid: &str) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+    stat.is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+}
+
+/// Whether process `pid` ends within a few seconds. A SIGKILLed process exits
+/// asynchronously, so this polls.
+#[track_caller]
+pub fn gone(pid: &str) -> bool {
+    let pid = pid.trim();
+    assert!(!pid.is_empty(), "no pid recorded");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Copy the tree `from` into `to`, leaving out entries named in `skip` at any depth.
+pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
+    fs::create_dir_all(to).expect("create dir");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &dest, skip);
+        } else {
+            fs::copy(entry.path(), dest).expect("copy file");
+        }
+    }
+}
+
+/// argv as pilum displays it (`process::display_argv`): words with only safe characters as
+/// they are, anything else single-quoted.
+pub fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

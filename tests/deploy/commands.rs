@@ -4,29 +4,14 @@
 use std::path::Path;
 
 use super::{ndjson, project, shell_service};
-use crate::common::Test;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == ".pilum" || name == "dist" {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
+use crate::common::{Test, copy_dir};
 
 fn example() -> Test {
     let t = Test::new();
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo"),
         &t.path().join("examples/monorepo"),
+        &[".pilum", "dist"],
     );
     t
 }

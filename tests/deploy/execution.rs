@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{events, fake, ndjson, project, shell_service, spans};
-use crate::common::Test;
+use crate::common::{Test, gone, wait_until};
 
 #[test]
 fn barriers_dag_and_worker_limit() {
@@ -169,11 +169,6 @@ fn retries_back_off_and_zero_means_one_try() {
     assert_eq!(t.calls("step").len(), 2);
 }
 
-fn alive(pid: &str) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
-    stat.is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
-}
-
 #[test]
 fn timeout_kills_the_process_tree() {
     let t = project(0)
@@ -190,14 +185,7 @@ fn timeout_kills_the_process_tree() {
     let pids = std::fs::read_to_string(t.path().join("a/pids")).expect("pids written");
     assert_eq!(pids.lines().count(), 2);
     for pid in pids.lines() {
-        let gone = (0..300).any(|_| {
-            let a = alive(pid);
-            if a {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            !a
-        });
-        assert!(gone, "process {pid} survived the timeout");
+        assert!(gone(pid), "process {pid} survived the timeout");
     }
 }
 
@@ -312,11 +300,9 @@ fn ctrl_c_kills_children_prints_the_summary_and_exits_130() {
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = cmd.spawn().expect("spawn pilum");
     let pid_file = t.path().join("a/pid");
-    let start = Instant::now();
-    while !pid_file.exists() && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    // The step has written its pid: it runs, and pilum is past installing its Ctrl-C handler.
+    let pid_written = || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
+    wait_until("the step to write its pid", Duration::from_secs(20), pid_written);
     // SAFETY: sending SIGINT to the child we spawned.
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().expect("wait");
@@ -324,16 +310,7 @@ fn ctrl_c_kills_children_prints_the_summary_and_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("deploy: interrupted"), "{stdout}");
     let pid = std::fs::read_to_string(pid_file).unwrap();
-    assert!(
-        (0..300).any(|_| {
-            let a = alive(&pid);
-            if a {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            !a
-        }),
-        "the running step survived Ctrl-C"
-    );
+    assert!(gone(&pid), "the running step survived Ctrl-C");
     assert!(t.calls("step").is_empty(), "a task started after Ctrl-C");
 }
 
@@ -388,10 +365,7 @@ fn one_deploy_at_a_time_and_each_run_is_recorded() {
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut first = cmd.spawn().expect("spawn pilum");
     let started = t.path().join("a/started");
-    let begin = Instant::now();
-    while !started.exists() && begin.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the first run's step to start", Duration::from_secs(20), || started.exists());
     let t = t.clear_args().args(["deploy", "b"]);
     let r = t.run().code(2);
     assert!(r.stderr.contains("another pilum run is deploying this project"), "{}", r.stderr);
