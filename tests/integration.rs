@@ -8,3 +8,4 @@ mod deploy;
 mod layering;
 mod run;
 mod scale;
+mod shipped;
