@@ -53,27 +53,22 @@ fn colour_is_decided_for_each_stream() {
         .file("a/pilum.yaml", "name: a\nrecipe: shell\nshel: {}\nshell:\n  build: 'true'\n");
     let esc = '\u{1b}';
 
-    // stdout to a file, stderr on the terminal.
-    let r = t.in_terminal("\"$PILUM\" list > out.txt");
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
-    let file = std::fs::read_to_string(t.path().join("out.txt")).expect("out.txt written");
-    assert!(file.contains("SERVICE") && !file.contains(esc), "escape codes in the file: {file:?}");
-    assert!(
-        r.stdout.contains("warning") && r.stdout.contains(esc),
-        "no colour on the terminal: {:?}",
-        r.stdout
-    );
-
-    // stderr to a file, stdout on the terminal.
-    let r = t.in_terminal("\"$PILUM\" list 2> err.txt");
-    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
-    let file = std::fs::read_to_string(t.path().join("err.txt")).expect("err.txt written");
-    assert!(file.contains("warning") && !file.contains(esc), "escape codes in the file: {file:?}");
-    assert!(
-        r.stdout.contains("SERVICE") && r.stdout.contains(esc),
-        "no colour on the terminal: {:?}",
-        r.stdout
-    );
+    // One stream to a file, the other on the terminal: (redirect, file, what the file holds,
+    // what the terminal shows).
+    for (redirect, file, in_file, on_terminal) in [
+        ("> out.txt", "out.txt", "SERVICE", "warning"),
+        ("2> err.txt", "err.txt", "warning", "SERVICE"),
+    ] {
+        let r = t.in_terminal(&format!("\"$PILUM\" list {redirect}"));
+        assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+        let text = std::fs::read_to_string(t.path().join(file)).expect("redirected output");
+        assert!(text.contains(in_file) && !text.contains(esc), "escape codes in {file}: {text:?}");
+        assert!(
+            r.stdout.contains(on_terminal) && r.stdout.contains(esc),
+            "no colour on the terminal with `{redirect}`: {:?}",
+            r.stdout
+        );
+    }
 
     // `--color never` and `NO_COLOR` win over the terminal.
     let r = t.in_terminal("\"$PILUM\" --color never list");
