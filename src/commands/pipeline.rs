@@ -65,13 +65,13 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     };
     let project =
         Project::load_files(&root, cfg.environment.as_deref(), files).map_err(|d| usage(&d))?;
-    register_secrets(&project);
     if project.services.is_empty() {
         return Err(Error::usage(format!(
             "no services found under `{}`\nhelp: a service is a directory with a `pilum.yaml`; create one with `pilum init`",
             root.display()
         )));
     }
+    register_secrets(&project);
     let catalog = Catalog::load(&root, &cfg.recipe_paths).map_err(|d| usage(&d))?;
     // Resolve recipes first: `--provider` selects by the recipe's provider.
     let mut resolved: Vec<Option<Arc<Recipe>>> = Vec::with_capacity(project.services.len());
