@@ -212,7 +212,7 @@ pub struct ExecArgs {
     pub keep_going: bool,
 
     /// Version tag (default: the short git SHA, else a timestamp)
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", value_parser = crate::names::flag)]
     pub tag: Option<String>,
 
     /// Print what would run instead of running it

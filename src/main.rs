@@ -6,11 +6,14 @@
 mod autoscale;
 mod backoff;
 mod cli;
+mod commands;
 mod diagnostic;
 mod duration;
+mod embedded;
 mod error;
 mod names;
 mod orchestrator;
+mod output;
 mod process;
 mod pulumi;
 mod recipe;

@@ -5,5 +5,7 @@
 mod catalogue;
 mod common;
 mod deploy;
+mod layering;
 mod run;
 mod scale;
+mod shipped;

@@ -4,22 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::Test;
-
-/// Running and not a zombie. A SIGKILLed process exits asynchronously, so poll for a while.
-fn gone(pid: &str) -> bool {
-    let pid = pid.trim();
-    assert!(!pid.is_empty(), "no pid recorded");
-    (0..300).any(|_| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-        let alive = stat
-            .is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
-        if alive {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        !alive
-    })
-}
+use crate::common::{Test, gone};
 
 #[test]
 fn hello_example_runs() {

@@ -12,8 +12,8 @@ use crate::autoscale::scaler::{self, Settings};
 use crate::autoscale::simulate;
 use crate::cli::{LogFormat, ScaleCommand, ScalePoolsArgs, ScaleServeArgs};
 use crate::error::Error;
+use crate::output::Output;
 use crate::server::log::{Format, Log};
-use crate::ui::output::Output;
 
 /// Dispatch a `pilum scale` subcommand. `-C <dir>` makes every relative path (pools file,
 /// state dir, signals file) relative to `dir`.

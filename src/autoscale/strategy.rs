@@ -21,13 +21,7 @@ use crate::script::{CallCtx, Deadline, Event, Host, Sink, with_call};
 use sha2::{Digest, Sha256};
 
 /// The built-in strategies shipped in the binary, from `scripts/`.
-pub const BUILTINS: &[(&str, &str)] = &[
-    ("incremental", include_str!("../../scripts/incremental.rhai")),
-    ("absolute", include_str!("../../scripts/absolute.rhai")),
-    ("target-tracking", include_str!("../../scripts/target-tracking.rhai")),
-    ("step", include_str!("../../scripts/step.rhai")),
-    ("schedule-floor", include_str!("../../scripts/schedule-floor.rhai")),
-];
+pub use crate::embedded::STRATEGIES as BUILTINS;
 
 /// Where a strategy's source comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -108,8 +108,10 @@ impl Outputs {
     }
 }
 
+/// What the workers share, behind the scheduler's one lock.
 struct Shared {
     state: Vec<State>,
+    /// Per task: dependencies not finished yet.
     remaining: Vec<usize>,
     ready: VecDeque<usize>,
     running: usize,
@@ -129,31 +131,6 @@ pub fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
     }
 }
 
-/// [`execute`] as a deploy runs it, from the CLI or a script: a run that changes things holds
-/// the project's deploy lock (dry runs do not need it), and a run with tasks is appended to
-/// `.pilum/history.jsonl` as `verb`. A history that cannot be written does not fail the run; its
-/// error comes back next to the summary for the caller to warn about.
-pub fn execute_recorded(
-    root: &std::path::Path,
-    verb: &str,
-    plan: &Plan,
-    runner: &dyn Runner,
-    opts: &Options,
-    sink: &dyn Sink,
-    cancel: &Cancel,
-) -> Result<(Summary, Option<std::io::Error>), crate::state::lock::LockError> {
-    let _lock =
-        if plan.dry_run { None } else { Some(crate::state::lock::DeployLock::acquire(root)?) };
-    let summary = execute(plan, runner, opts, sink, cancel);
-    let history = if !plan.dry_run && !plan.tasks.is_empty() {
-        crate::state::history::record(root, verb, &plan.tag, plan.environment.as_deref(), &summary)
-            .err()
-    } else {
-        None
-    };
-    Ok((summary, history))
-}
-
 /// Run the plan to the end (or cancellation) and return the summary (also emitted).
 pub fn execute(
     plan: &Plan,
@@ -162,116 +139,358 @@ pub fn execute(
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Summary {
-    let start = Instant::now();
-    let n = plan.tasks.len();
-    let refs: Vec<TaskRef> = plan.tasks.iter().map(|t| task_ref(plan, t)).collect();
-    let mut rdeps = vec![Vec::new(); n];
-    for t in &plan.tasks {
-        for &d in &t.deps {
-            rdeps[d].push(t.id);
+    Scheduler::new(plan, runner, opts, sink, cancel).run()
+}
+
+/// One run: the phases in order, each on a pool of worker threads that take ready tasks,
+/// attempt them (with retries), record their outcome and release or skip what waits on them.
+struct Scheduler<'a> {
+    plan: &'a Plan,
+    runner: &'a dyn Runner,
+    opts: &'a Options,
+    sink: &'a dyn Sink,
+    cancel: &'a Cancel,
+    refs: Vec<TaskRef>,
+    /// Per task: the tasks that depend on it.
+    rdeps: Vec<Vec<usize>>,
+    shared: Mutex<Shared>,
+    /// Signalled when a task finishes (new ready tasks, or the phase may be over).
+    wake: Condvar,
+    outputs: Mutex<Outputs>,
+    failures: Mutex<Vec<Failure>>,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(
+        plan: &'a Plan,
+        runner: &'a dyn Runner,
+        opts: &'a Options,
+        sink: &'a dyn Sink,
+        cancel: &'a Cancel,
+    ) -> Self {
+        let n = plan.tasks.len();
+        let mut rdeps = vec![Vec::new(); n];
+        for t in &plan.tasks {
+            for &d in &t.deps {
+                rdeps[d].push(t.id);
+            }
+        }
+        Self {
+            plan,
+            runner,
+            opts,
+            sink,
+            cancel,
+            refs: plan.tasks.iter().map(|t| task_ref(plan, t)).collect(),
+            rdeps,
+            shared: Mutex::new(Shared {
+                state: vec![State::Pending; n],
+                remaining: plan.tasks.iter().map(|t| t.deps.len()).collect(),
+                ready: VecDeque::new(),
+                running: 0,
+                blocked: vec![None; plan.services.len()],
+            }),
+            wake: Condvar::new(),
+            outputs: Mutex::new(Outputs::default()),
+            failures: Mutex::new(Vec::new()),
         }
     }
-    let shared = Mutex::new(Shared {
-        state: vec![State::Pending; n],
-        remaining: plan.tasks.iter().map(|t| t.deps.len()).collect(),
-        ready: VecDeque::new(),
-        running: 0,
-        blocked: vec![None; plan.services.len()],
-    });
-    let wake = Condvar::new();
-    let outputs = Mutex::new(Outputs::default());
-    let failures = Mutex::new(Vec::new());
-    let mut any_failed = false;
-    let emit = |e: Event| sink.event(&e);
 
-    for (p, phase) in plan.phases.iter().enumerate() {
-        let ids: Vec<usize> = plan.tasks.iter().filter(|t| t.phase == p).map(|t| t.id).collect();
-        {
-            let mut sh = shared.lock().expect("scheduler lock");
-            propagate_blocked(plan, &mut sh.blocked);
-            for &id in &ids {
-                let t = &plan.tasks[id];
-                let reason = if cancel.is_cancelled() {
-                    Some("interrupted".to_string())
-                } else if any_failed && !opts.keep_going {
-                    Some("not started: an earlier phase failed (use --keep-going to continue other services)".to_string())
-                } else {
-                    sh.blocked[t.service].clone()
-                };
-                if let Some(r) = reason {
-                    sh.state[id] = State::Skipped;
-                    emit(Event::TaskSkipped { task: refs[id].clone(), reason: r });
-                } else if sh.remaining[id] == 0 {
-                    sh.ready.push_back(id);
-                }
-            }
-            if ids.iter().all(|&id| sh.state[id] == State::Skipped) {
+    fn emit(&self, e: Event) {
+        self.sink.event(&e);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().expect("scheduler lock")
+    }
+
+    fn run(self) -> Summary {
+        let start = Instant::now();
+        let mut any_failed = false;
+        for p in 0..self.plan.phases.len() {
+            let ids: Vec<usize> =
+                self.plan.tasks.iter().filter(|t| t.phase == p).map(|t| t.id).collect();
+            if !self.start_phase(&ids, any_failed) {
                 continue;
             }
+            self.emit(Event::PhaseStarted { phase: self.plan.phases[p].clone(), tasks: ids.len() });
+            let workers = self.opts.workers.max(1).min(ids.len().max(1));
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| self.worker());
+                }
+            });
+            any_failed |= self.finish_phase(&ids);
         }
-        emit(Event::PhaseStarted { phase: phase.clone(), tasks: ids.len() });
-        let workers = opts.workers.max(1).min(ids.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    worker(
-                        plan, runner, opts, cancel, &refs, &rdeps, &shared, &wake, &outputs,
-                        &failures, &emit,
-                    );
-                });
+        self.summary(start)
+    }
+
+    /// Skip what cannot start (cancelled, an earlier phase failed, a blocked service) and queue
+    /// the tasks without dependencies. False when nothing of the phase is left to run.
+    fn start_phase(&self, ids: &[usize], any_failed: bool) -> bool {
+        let mut sh = self.lock();
+        propagate_blocked(self.plan, &mut sh.blocked);
+        for &id in ids {
+            let t = &self.plan.tasks[id];
+            let reason = if self.cancel.is_cancelled() {
+                Some("interrupted".to_string())
+            } else if any_failed && !self.opts.keep_going {
+                Some("not started: an earlier phase failed (use --keep-going to continue other services)".to_string())
+            } else {
+                sh.blocked[t.service].clone()
+            };
+            if let Some(r) = reason {
+                sh.state[id] = State::Skipped;
+                self.emit(Event::TaskSkipped { task: self.refs[id].clone(), reason: r });
+            } else if sh.remaining[id] == 0 {
+                sh.ready.push_back(id);
             }
-        });
-        let mut sh = shared.lock().expect("scheduler lock");
-        for &id in &ids {
+        }
+        !ids.iter().all(|&id| sh.state[id] == State::Skipped)
+    }
+
+    /// After the phase's workers stopped: skip what never started; true when a task failed.
+    fn finish_phase(&self, ids: &[usize]) -> bool {
+        let mut failed = false;
+        let mut sh = self.lock();
+        for &id in ids {
             match sh.state[id] {
                 State::Pending => {
                     sh.state[id] = State::Skipped;
-                    let reason = if cancel.is_cancelled() {
+                    let reason = if self.cancel.is_cancelled() {
                         "interrupted"
                     } else {
                         "not started: a task it waits for did not run"
                     };
-                    emit(Event::TaskSkipped { task: refs[id].clone(), reason: reason.into() });
+                    self.emit(Event::TaskSkipped {
+                        task: self.refs[id].clone(),
+                        reason: reason.into(),
+                    });
                 }
-                State::Done(s) if s != TaskStatus::Ok => any_failed = true,
+                State::Done(s) if s != TaskStatus::Ok => failed = true,
                 _ => {}
             }
         }
         sh.ready.clear();
+        failed
     }
 
-    let sh = shared.into_inner().expect("scheduler lock");
-    let mut summary = Summary { interrupted: cancel.is_cancelled(), ..Summary::default() };
-    summary.tasks.total = n;
-    for st in &sh.state {
-        match st {
-            State::Done(TaskStatus::Ok) => summary.tasks.ok += 1,
-            State::Done(_) => summary.tasks.failed += 1,
-            State::Skipped | State::Pending => summary.tasks.skipped += 1,
+    /// Take ready tasks until the phase is done (nothing ready, nothing running) or cancelled.
+    fn worker(&self) {
+        while let Some(id) = self.next() {
+            let started = Instant::now();
+            let (result, attempts) = self.attempt(id);
+            self.finish(id, result, attempts, started.elapsed());
         }
     }
-    let mut services = Counts { total: plan.services.len(), ..Counts::default() };
-    for (si, s) in plan.services.iter().enumerate() {
-        let mine: Vec<&State> =
-            plan.tasks.iter().filter(|t| t.service == si).map(|t| &sh.state[t.id]).collect();
-        let status = if mine.iter().any(|s| matches!(s, State::Done(st) if *st != TaskStatus::Ok)) {
-            services.failed += 1;
-            "failed"
-        } else if mine.iter().all(|s| **s == State::Done(TaskStatus::Ok)) {
-            services.ok += 1;
-            "ok"
-        } else {
-            services.skipped += 1;
-            "skipped"
-        };
-        summary.service_status.push((s.name.clone(), status.to_string()));
+
+    /// The next ready task, waiting while others run; `None` when the phase is over.
+    fn next(&self) -> Option<usize> {
+        let mut sh = self.lock();
+        loop {
+            if self.cancel.is_cancelled() {
+                self.wake.notify_all();
+                return None;
+            }
+            if let Some(id) = sh.ready.pop_front() {
+                sh.running += 1;
+                return Some(id);
+            }
+            if sh.running == 0 {
+                self.wake.notify_all();
+                return None;
+            }
+            sh = self.wake.wait_timeout(sh, Duration::from_millis(50)).expect("scheduler lock").0;
+        }
     }
-    summary.services = services;
-    summary.failures = failures.into_inner().expect("failures lock");
-    summary.ok = summary.tasks.failed == 0 && !summary.interrupted;
-    summary.wall_ms = start.elapsed().as_millis() as u64;
-    emit(Event::Summary(summary.clone()));
-    summary
+
+    /// Run a task's attempts: retried after the backoff delay until it succeeds, the tries
+    /// are used up, or the run is cancelled. Returns the outcome and the attempts made.
+    fn attempt(&self, id: usize) -> (Result<Option<Map>, TaskFailure>, u32) {
+        let t = &self.plan.tasks[id];
+        let step = self.plan.step(t);
+        let tries = 1 + self.opts.retries.unwrap_or(step.retries.unwrap_or(0));
+        let timeout = step.timeout.or(self.opts.default_timeout);
+        let mut attempt = 1;
+        loop {
+            self.emit(Event::TaskStarted { task: self.refs[id].clone(), attempt });
+            let outputs = self.outputs.lock().expect("outputs lock").for_task(self.plan, t);
+            let a = Attempt {
+                plan: self.plan,
+                task: t,
+                label: &self.refs[id],
+                attempt,
+                outputs,
+                timeout,
+                cancel: self.cancel,
+            };
+            match self.runner.run(&a) {
+                Ok(v) => return (Ok(v), attempt),
+                Err(f) if f.cancelled || self.cancel.is_cancelled() || attempt >= tries => {
+                    return (Err(f), attempt);
+                }
+                Err(f) => {
+                    let delay = retry_delay(self.opts.retry_delay, attempt);
+                    self.emit(Event::TaskRetried {
+                        task: self.refs[id].clone(),
+                        attempt,
+                        delay_ms: delay.as_millis() as u64,
+                        error: f.message.clone(),
+                    });
+                    if !self.cancel.sleep(delay) {
+                        let interrupted = TaskFailure {
+                            message: "interrupted".into(),
+                            timed_out: false,
+                            cancelled: true,
+                            tail: Vec::new(),
+                        };
+                        return (Err(interrupted), attempt);
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Record a finished task: its outputs, its failure, its event; then release the tasks
+    /// waiting on it, or skip them (transitively, within the phase) when it failed.
+    fn finish(
+        &self,
+        id: usize,
+        result: Result<Option<Map>, TaskFailure>,
+        attempts: u32,
+        took: Duration,
+    ) {
+        let t = &self.plan.tasks[id];
+        let status = match &result {
+            Ok(_) => TaskStatus::Ok,
+            Err(f) if f.cancelled => TaskStatus::Cancelled,
+            Err(f) if f.timed_out => TaskStatus::TimedOut,
+            Err(_) => TaskStatus::Failed,
+        };
+        let (error, tail) = match result {
+            Ok(Some(map)) => {
+                let mut o = self.outputs.lock().expect("outputs lock");
+                let key = (t.service, self.plan.step(t).name.clone());
+                match &t.region {
+                    Some(r) => {
+                        o.regional.entry(key).or_default().insert(r.clone(), map);
+                    }
+                    None => {
+                        o.base.insert(key, map);
+                    }
+                }
+                (None, Vec::new())
+            }
+            Ok(None) => (None, Vec::new()),
+            Err(f) => {
+                self.failures
+                    .lock()
+                    .expect("failures lock")
+                    .push(Failure { task: self.refs[id].label.clone(), error: f.message.clone() });
+                (Some(f.message), f.tail)
+            }
+        };
+        self.emit(Event::TaskFinished {
+            task: self.refs[id].clone(),
+            status,
+            attempts,
+            duration_ms: took.as_millis() as u64,
+            error,
+            tail,
+        });
+        let mut sh = self.lock();
+        sh.running -= 1;
+        sh.state[id] = State::Done(status);
+        if status == TaskStatus::Ok {
+            for &r in &self.rdeps[id] {
+                sh.remaining[r] -= 1;
+                if sh.remaining[r] == 0 && sh.state[r] == State::Pending {
+                    sh.ready.push_back(r);
+                }
+            }
+        } else {
+            self.skip_dependents(&mut sh, id, status);
+        }
+        drop(sh);
+        self.wake.notify_all();
+    }
+
+    /// Block the failed task's service and skip everything in this phase that waits on it.
+    fn skip_dependents(&self, sh: &mut Shared, id: usize, status: TaskStatus) {
+        let t = &self.plan.tasks[id];
+        let svc = &self.plan.services[t.service].name;
+        let why = if status == TaskStatus::Cancelled {
+            "interrupted".to_string()
+        } else {
+            format!("`{}` failed", self.refs[id].label)
+        };
+        if sh.blocked[t.service].is_none() {
+            sh.blocked[t.service] = Some(why.clone());
+        }
+        let mut stack = self.rdeps[id].clone();
+        while let Some(r) = stack.pop() {
+            if sh.state[r] != State::Pending {
+                continue;
+            }
+            sh.state[r] = State::Skipped;
+            let rs = self.plan.tasks[r].service;
+            let reason = if rs == t.service {
+                why.clone()
+            } else {
+                format!("depends on `{svc}`, which failed")
+            };
+            if sh.blocked[rs].is_none() {
+                sh.blocked[rs] = Some(reason.clone());
+            }
+            self.emit(Event::TaskSkipped { task: self.refs[r].clone(), reason });
+            stack.extend(self.rdeps[r].iter().copied());
+        }
+    }
+
+    /// Count what happened, per task and per service; emit and return the summary.
+    fn summary(self, start: Instant) -> Summary {
+        let plan = self.plan;
+        let sh = self.shared.into_inner().expect("scheduler lock");
+        let mut summary = Summary { interrupted: self.cancel.is_cancelled(), ..Summary::default() };
+        summary.tasks.total = plan.tasks.len();
+        for st in &sh.state {
+            match st {
+                State::Done(TaskStatus::Ok) => summary.tasks.ok += 1,
+                State::Done(_) => summary.tasks.failed += 1,
+                State::Skipped | State::Pending => summary.tasks.skipped += 1,
+            }
+        }
+        let mut services = Counts { total: plan.services.len(), ..Counts::default() };
+        for (si, s) in plan.services.iter().enumerate() {
+            let mine: Vec<&State> =
+                plan.tasks.iter().filter(|t| t.service == si).map(|t| &sh.state[t.id]).collect();
+            let status =
+                if mine.iter().any(|s| matches!(s, State::Done(st) if *st != TaskStatus::Ok)) {
+                    services.failed += 1;
+                    "failed"
+                } else if mine.iter().all(|s| **s == State::Done(TaskStatus::Ok)) {
+                    services.ok += 1;
+                    "ok"
+                } else {
+                    services.skipped += 1;
+                    "skipped"
+                };
+            summary.service_status.push((s.name.clone(), status.to_string()));
+        }
+        summary.services = services;
+        summary.failures = self.failures.into_inner().expect("failures lock");
+        summary.ok = summary.tasks.failed == 0 && !summary.interrupted;
+        summary.wall_ms = start.elapsed().as_millis() as u64;
+        self.sink.event(&Event::Summary(summary.clone()));
+        summary
+    }
+}
+
+/// The wait before retry number `attempt` (1-based): `base` doubling each attempt, capped at
+/// [`RETRY_DELAY_CAP`], plus up to 50% jitter.
+fn retry_delay(base: Duration, attempt: u32) -> Duration {
+    Backoff::new(base).cap(RETRY_DELAY_CAP).jitter(Jitter::Up(0.5)).delay(attempt)
 }
 
 /// A service whose dependency is blocked is blocked too.
@@ -293,165 +512,6 @@ fn propagate_blocked(plan: &Plan, blocked: &mut [Option<String>]) {
         if !changed {
             break;
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn worker(
-    plan: &Plan,
-    runner: &dyn Runner,
-    opts: &Options,
-    cancel: &Cancel,
-    refs: &[TaskRef],
-    rdeps: &[Vec<usize>],
-    shared: &Mutex<Shared>,
-    wake: &Condvar,
-    outputs: &Mutex<Outputs>,
-    failures: &Mutex<Vec<Failure>>,
-    emit: &dyn Fn(Event),
-) {
-    loop {
-        let id = {
-            let mut sh = shared.lock().expect("scheduler lock");
-            loop {
-                if cancel.is_cancelled() {
-                    wake.notify_all();
-                    return;
-                }
-                if let Some(id) = sh.ready.pop_front() {
-                    sh.running += 1;
-                    break id;
-                }
-                if sh.running == 0 {
-                    wake.notify_all();
-                    return;
-                }
-                sh = wake.wait_timeout(sh, Duration::from_millis(50)).expect("scheduler lock").0;
-            }
-        };
-        let t = &plan.tasks[id];
-        let step = plan.step(t);
-        let tries = 1 + opts.retries.unwrap_or(step.retries.unwrap_or(0));
-        let timeout = step.timeout.or(opts.default_timeout);
-        let started = Instant::now();
-        let mut attempt = 1;
-        let result = loop {
-            emit(Event::TaskStarted { task: refs[id].clone(), attempt });
-            let outs = outputs.lock().expect("outputs lock").for_task(plan, t);
-            let a = Attempt {
-                plan,
-                task: t,
-                label: &refs[id],
-                attempt,
-                outputs: outs,
-                timeout,
-                cancel,
-            };
-            match runner.run(&a) {
-                Ok(v) => break Ok(v),
-                Err(f) if f.cancelled || cancel.is_cancelled() || attempt >= tries => break Err(f),
-                Err(f) => {
-                    let delay = Backoff::new(opts.retry_delay)
-                        .cap(RETRY_DELAY_CAP)
-                        .jitter(Jitter::Up(0.5))
-                        .delay(attempt);
-                    emit(Event::TaskRetried {
-                        task: refs[id].clone(),
-                        attempt,
-                        delay_ms: delay.as_millis() as u64,
-                        error: f.message.clone(),
-                    });
-                    if !cancel.sleep(delay) {
-                        break Err(TaskFailure {
-                            message: "interrupted".into(),
-                            timed_out: false,
-                            cancelled: true,
-                            tail: Vec::new(),
-                        });
-                    }
-                    attempt += 1;
-                }
-            }
-        };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let status = match &result {
-            Ok(_) => TaskStatus::Ok,
-            Err(f) if f.cancelled => TaskStatus::Cancelled,
-            Err(f) if f.timed_out => TaskStatus::TimedOut,
-            Err(_) => TaskStatus::Failed,
-        };
-        if let Ok(Some(map)) = &result {
-            let mut o = outputs.lock().expect("outputs lock");
-            let key = (t.service, step.name.clone());
-            match &t.region {
-                Some(r) => {
-                    o.regional.entry(key).or_default().insert(r.clone(), map.clone());
-                }
-                None => {
-                    o.base.insert(key, map.clone());
-                }
-            }
-        }
-        let (error, tail) = match &result {
-            Ok(_) => (None, Vec::new()),
-            Err(f) => (Some(f.message.clone()), f.tail.clone()),
-        };
-        if let Some(e) = &error {
-            failures
-                .lock()
-                .expect("failures lock")
-                .push(Failure { task: refs[id].label.clone(), error: e.clone() });
-        }
-        emit(Event::TaskFinished {
-            task: refs[id].clone(),
-            status,
-            attempts: attempt,
-            duration_ms,
-            error,
-            tail,
-        });
-        let mut sh = shared.lock().expect("scheduler lock");
-        sh.running -= 1;
-        sh.state[id] = State::Done(status);
-        if status == TaskStatus::Ok {
-            for &r in &rdeps[id] {
-                sh.remaining[r] -= 1;
-                if sh.remaining[r] == 0 && sh.state[r] == State::Pending {
-                    sh.ready.push_back(r);
-                }
-            }
-        } else {
-            let svc = &plan.services[t.service].name;
-            let why = if status == TaskStatus::Cancelled {
-                "interrupted".to_string()
-            } else {
-                format!("`{}` failed", refs[id].label)
-            };
-            if sh.blocked[t.service].is_none() {
-                sh.blocked[t.service] = Some(why.clone());
-            }
-            // Skip everything in this phase that waits on the failed task, transitively.
-            let mut stack = rdeps[id].clone();
-            while let Some(r) = stack.pop() {
-                if sh.state[r] != State::Pending {
-                    continue;
-                }
-                sh.state[r] = State::Skipped;
-                let rs = plan.tasks[r].service;
-                let reason = if rs == t.service {
-                    why.clone()
-                } else {
-                    format!("depends on `{svc}`, which failed")
-                };
-                if sh.blocked[rs].is_none() {
-                    sh.blocked[rs] = Some(reason.clone());
-                }
-                emit(Event::TaskSkipped { task: refs[r].clone(), reason });
-                stack.extend(rdeps[r].iter().copied());
-            }
-        }
-        drop(sh);
-        wake.notify_all();
     }
 }
 
@@ -635,9 +695,22 @@ mod tests {
         assert!(!s.ok);
         let times = fake.attempts.lock().unwrap()["a/build"].clone();
         assert_eq!(times.len(), 4);
-        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(gaps[1] > gaps[0] && gaps[2] > gaps[1], "{gaps:?}");
-        assert_eq!(events.iter().filter(|e| matches!(e, Event::TaskRetried { .. })).count(), 3);
+        let delays: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TaskRetried { delay_ms, .. } => Some(*delay_ms),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delays.len(), 3);
+        // The doubling schedule from 20ms plus at most 50% jitter; each attempt waits its delay.
+        for (i, d) in delays.iter().enumerate() {
+            let scheduled = 20 << i;
+            assert!((scheduled..=scheduled * 3 / 2).contains(d), "retry {}: {d}ms", i + 1);
+        }
+        for (w, d) in times.windows(2).zip(&delays) {
+            assert!(w[1] - w[0] >= Duration::from_millis(*d), "{:?} < {d}ms", w[1] - w[0]);
+        }
 
         let fake = Fake::new(&["a/build"], 0);
         run(vec![svc("a", &[], steps, &[])], &fake, &Options { retries: Some(0), ..opts(1) });
@@ -697,5 +770,212 @@ mod tests {
         let sink = Collect(Mutex::new(Vec::new()));
         let s = execute(&plan, &Check, &opts(2), &sink, &Cancel::new());
         assert!(s.ok, "{:?}", s.failures);
+    }
+
+    /// Invariants of the executor over random plans: services with random steps in the
+    /// standard and custom phases (some per region), a random dependency DAG in a random
+    /// order, random failing tasks and retries, any worker count, with and without
+    /// `keep_going`. Times are a global sequence of start and end marks, never clocks.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashSet;
+
+        const PHASES: &[&str] = &["build", "push", "deploy", "smoke"];
+
+        /// A service: its steps as (phase, per region, retries) and the earlier services it
+        /// depends on.
+        #[derive(Debug, Clone)]
+        struct Spec {
+            steps: Vec<(usize, bool, u32)>,
+            deps: Vec<usize>,
+            regions: usize,
+        }
+
+        fn specs() -> impl Strategy<Value = Vec<Spec>> {
+            (1usize..7).prop_flat_map(|n| {
+                let one = |i: usize| {
+                    (
+                        prop::collection::vec((0..PHASES.len(), any::<bool>(), 0u32..3), 1..4),
+                        prop::collection::vec(0..i.max(1), 0..3),
+                        0usize..3,
+                    )
+                        .prop_map(move |(steps, deps, regions)| Spec {
+                            steps,
+                            deps: if i == 0 { Vec::new() } else { deps },
+                            regions,
+                        })
+                };
+                let all: Vec<_> = (0..n).map(one).collect();
+                (all, Just((0..n).collect::<Vec<usize>>()).prop_shuffle())
+                    .prop_map(|(specs, order)| shuffle(specs, &order))
+            })
+        }
+
+        /// Put service `i` at position `order[i]`, dependencies renumbered: the DAG stays a
+        /// DAG, the plan sees it in any order.
+        fn shuffle(specs: Vec<Spec>, order: &[usize]) -> Vec<Spec> {
+            let mut out = vec![None; specs.len()];
+            for (i, mut s) in specs.into_iter().enumerate() {
+                s.deps =
+                    s.deps.iter().map(|&d| order[d]).collect::<HashSet<_>>().into_iter().collect();
+                s.deps.sort_unstable();
+                out[order[i]] = Some(s);
+            }
+            out.into_iter().map(|s| s.expect("a permutation")).collect()
+        }
+
+        fn plan(specs: &[Spec]) -> Plan {
+            let services = specs
+                .iter()
+                .enumerate()
+                .map(|(i, sp)| {
+                    let steps: Vec<Step> = sp
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &(phase, per_region, retries))| Step {
+                            name: format!("s{k}"),
+                            tags: vec![PHASES[phase].to_string()],
+                            run: format!("s{k}"),
+                            timeout: None,
+                            retries: Some(retries),
+                            dir: StepDir::Service,
+                            per_region,
+                            decl: Map::new(),
+                        })
+                        .collect();
+                    let regions: Vec<String> = (0..sp.regions).map(|r| format!("r{r}")).collect();
+                    let regions: Vec<&str> = regions.iter().map(String::as_str).collect();
+                    svc(&format!("svc{i}"), &sp.deps, steps, &regions)
+                })
+                .collect();
+            Plan::build(services, &StepFilter::default(), "t".into(), None, false)
+        }
+
+        /// Marks every attempt's start and end on one sequence; fails the tasks in `fail`
+        /// every time and those in `flaky` on their first attempt.
+        struct Marks {
+            seq: AtomicUsize,
+            marks: Mutex<Vec<(usize, bool, usize)>>,
+            running: AtomicUsize,
+            max_running: AtomicUsize,
+            fail: HashSet<usize>,
+            flaky: HashSet<usize>,
+        }
+
+        impl Runner for Marks {
+            fn run(&self, a: &Attempt<'_>) -> Result<Option<Map>, TaskFailure> {
+                let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max_running.fetch_max(now, Ordering::SeqCst);
+                let start = self.seq.fetch_add(1, Ordering::SeqCst);
+                self.marks.lock().unwrap().push((a.task.id, true, start));
+                std::thread::yield_now();
+                let failed = self.fail.contains(&a.task.id)
+                    || (a.attempt == 1 && self.flaky.contains(&a.task.id));
+                self.running.fetch_sub(1, Ordering::SeqCst);
+                let end = self.seq.fetch_add(1, Ordering::SeqCst);
+                self.marks.lock().unwrap().push((a.task.id, false, end));
+                if failed {
+                    return Err(TaskFailure {
+                        message: "boom".into(),
+                        timed_out: false,
+                        cancelled: false,
+                        tail: vec![],
+                    });
+                }
+                Ok(None)
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+            #[test]
+            fn barriers_dag_order_worker_bound_and_one_end_per_task(
+                specs in specs(),
+                workers in 1usize..5,
+                keep_going in any::<bool>(),
+                fail in prop::collection::hash_set(0usize..40, 0..4),
+                flaky in prop::collection::hash_set(0usize..40, 0..4),
+            ) {
+                let plan = plan(&specs);
+                let n = plan.tasks.len();
+                let runner = Marks {
+                    seq: AtomicUsize::new(0),
+                    marks: Mutex::new(Vec::new()),
+                    running: AtomicUsize::new(0),
+                    max_running: AtomicUsize::new(0),
+                    fail: fail.into_iter().filter(|&t| t < n).collect(),
+                    flaky: flaky.into_iter().filter(|&t| t < n).collect(),
+                };
+                let o = Options {
+                    workers,
+                    retries: None,
+                    retry_delay: Duration::ZERO,
+                    keep_going,
+                    default_timeout: None,
+                };
+                let sink = Collect(Mutex::new(Vec::new()));
+                let summary = execute(&plan, &runner, &o, &sink, &Cancel::new());
+                let events = sink.0.into_inner().unwrap();
+                let marks = runner.marks.into_inner().unwrap();
+
+                // The worker bound is never exceeded.
+                prop_assert!(runner.max_running.load(Ordering::SeqCst) <= workers);
+
+                // Every task ends exactly once: finished (if it ran) or skipped (if not).
+                let mut ends = vec![0; n];
+                let mut status = vec![None; n];
+                for e in &events {
+                    match e {
+                        Event::TaskFinished { task, status: s, attempts, .. } => {
+                            ends[task.id] += 1;
+                            status[task.id] = Some(*s);
+                            let tried = marks.iter().filter(|m| m.0 == task.id && m.1).count();
+                            prop_assert_eq!(tried, *attempts as usize);
+                        }
+                        Event::TaskSkipped { task, .. } => {
+                            ends[task.id] += 1;
+                            prop_assert!(!marks.iter().any(|m| m.0 == task.id), "a skipped task ran");
+                        }
+                        _ => {}
+                    }
+                }
+                prop_assert!(ends.iter().all(|&e| e == 1), "ends per task: {:?}", ends);
+
+                let first_start = |t: usize| marks.iter().filter(|m| m.0 == t && m.1).map(|m| m.2).min();
+                let last_end = |t: usize| marks.iter().filter(|m| m.0 == t && !m.1).map(|m| m.2).max();
+                for t in &plan.tasks {
+                    let Some(start) = first_start(t.id) else { continue };
+                    // DAG order: a task starts after each of its dependencies succeeded.
+                    for &d in &t.deps {
+                        prop_assert_eq!(status[d], Some(TaskStatus::Ok), "{} ran after a dependency that did not succeed", t.id);
+                        prop_assert!(last_end(d).is_some_and(|e| e < start), "{} started before its dependency {} ended", t.id, d);
+                    }
+                    // Barriers: nothing of a phase starts before every task of the phases before
+                    // it ended.
+                    for u in plan.tasks.iter().filter(|u| u.phase < t.phase) {
+                        if let Some(end) = last_end(u.id) {
+                            prop_assert!(end < start, "{} (phase {}) started before {} (phase {}) ended", t.id, t.phase, u.id, u.phase);
+                        }
+                    }
+                    // Without `keep_going`, no phase starts after one with a failure.
+                    if !keep_going {
+                        let earlier_failed = plan.tasks.iter().any(|u| {
+                            u.phase < t.phase && status[u.id].is_some_and(|s| s != TaskStatus::Ok)
+                        });
+                        prop_assert!(!earlier_failed, "{} ran after an earlier phase failed", t.id);
+                    }
+                }
+
+                // The summary counts what happened.
+                let ok = status.iter().filter(|s| **s == Some(TaskStatus::Ok)).count();
+                let failed = status.iter().filter(|s| s.is_some_and(|s| s != TaskStatus::Ok)).count();
+                prop_assert_eq!((summary.tasks.total, summary.tasks.ok, summary.tasks.failed), (n, ok, failed));
+                prop_assert_eq!(summary.tasks.skipped, n - ok - failed);
+                prop_assert_eq!(summary.ok, failed == 0);
+            }
+        }
     }
 }

@@ -1,9 +1,9 @@
-//! The deploy orchestrator: build a plan (services × steps) and run it with barriers, a DAG,
-//! workers, retries, timeouts and cancellation, emitting events. `pipeline` turns configuration
-//! into a valid plan; `commands` are the CLI entry points.
+//! The deploy orchestrator: a plan (services × steps, grouped into phases) and its execution
+//! with barriers, a DAG, workers, retries, timeouts and cancellation, emitting events. `runner`
+//! is the real task runner (recipe step functions); the wiring from configuration to a plan
+//! and a rendered run is the app layer's (`crate::commands`).
 
-pub mod commands;
 pub mod event;
 pub mod execute;
-pub mod pipeline;
 pub mod plan;
+pub mod runner;

@@ -15,21 +15,10 @@ use crate::service::{Diagnostic, RecipeRef};
 use super::declaration::{Declaration, Reader, Step};
 use super::host;
 
-mod builtin {
-    include!(concat!(env!("OUT_DIR"), "/builtin_recipes.rs"));
-}
+use crate::embedded::{self as builtin, RECIPE_PREFIX as BUILTIN_PREFIX};
 
 /// Hook functions later commands will call (`status`, `logs`, `rollback`); not usable as steps.
 pub const RESERVED_HOOKS: &[&str] = &["status", "logs", "rollback"];
-
-const BUILTIN_PREFIX: &str = "<built-in>/recipes/";
-
-/// The text of a built-in recipe by its source name (`<built-in>/recipes/local.rhai`), for
-/// error snippets.
-pub fn builtin_source(source: &str) -> Option<&'static str> {
-    let name = source.strip_prefix(BUILTIN_PREFIX)?.strip_suffix(".rhai")?;
-    builtin::RECIPES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
-}
 
 /// Where a recipe comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use super::catalog::{Catalog, Origin, Recipe};
 use super::declaration::{Field, FieldType, StepDir};
 use crate::diagnostic::render_all;
 use crate::error::Error;
-use crate::ui::output::Output;
+use crate::output::Output;
 
 /// What `pilum docs` does.
 pub struct DocsConfig {

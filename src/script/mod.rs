@@ -27,6 +27,7 @@
 pub mod api;
 pub mod engine;
 pub mod error;
+pub mod extension;
 pub mod modules;
 pub mod reference;
 pub mod runner;

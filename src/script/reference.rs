@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::engine::{self, Limits, Profile};
 use super::{Host, NullSink};
 use crate::error::Error;
-use crate::ui::output::Output;
+use crate::output::Output;
 
 /// One documented function.
 #[derive(Debug, Clone)]

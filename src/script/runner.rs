@@ -12,7 +12,7 @@ use rhai::{Array, Dynamic, Scope};
 use super::engine::{self, Limits, Profile};
 use super::{CallCtx, CancelToken, Deadline, Host, Sink, Stop, error, with_call};
 use crate::error::{Error, exit};
-use crate::ui::output::Output;
+use crate::output::Output;
 
 /// What `pilum run` needs, resolved from the command line.
 #[derive(Debug, Clone)]

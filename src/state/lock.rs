@@ -1,11 +1,14 @@
 //! The deploy lock: `.pilum/deploy.lock`, held with `flock(2)` for the whole run so two
 //! `pilum deploy` runs in one checkout cannot interleave their steps. The kernel releases it
 //! when the process ends, however it ends; the file keeps the holder's pid for the message.
+//! The path is checked by [`guard::pilum_path`] before it is opened.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+
+use super::guard::{self, Escape};
 
 /// Held until dropped.
 #[derive(Debug)]
@@ -16,8 +19,12 @@ pub struct DeployLock {
 /// Why the lock could not be taken.
 #[derive(Debug)]
 pub enum LockError {
-    Busy { pid: Option<u32> },
+    Busy {
+        pid: Option<u32>,
+    },
     Io(std::io::Error),
+    /// `.pilum/deploy.lock` resolves outside `.pilum/` (a symlink).
+    Outside(Escape),
 }
 
 impl std::fmt::Display for LockError {
@@ -29,6 +36,7 @@ impl std::fmt::Display for LockError {
                 pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
             ),
             LockError::Io(e) => write!(f, "cannot take the deploy lock `.pilum/deploy.lock`: {e}"),
+            LockError::Outside(e) => write!(f, "cannot take the deploy lock: {e}"),
         }
     }
 }
@@ -36,14 +44,14 @@ impl std::fmt::Display for LockError {
 impl DeployLock {
     /// Take the lock without waiting.
     pub fn acquire(root: &Path) -> Result<Self, LockError> {
-        let dir = root.join(".pilum");
-        std::fs::create_dir_all(&dir).map_err(LockError::Io)?;
+        let path = guard::pilum_path(root, "deploy.lock").map_err(LockError::Outside)?;
+        std::fs::create_dir_all(root.join(".pilum")).map_err(LockError::Io)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(dir.join("deploy.lock"))
+            .open(path)
             .map_err(LockError::Io)?;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -77,5 +85,16 @@ mod tests {
         }
         drop(first);
         DeployLock::acquire(t.path()).unwrap();
+    }
+
+    #[test]
+    fn a_lock_file_pointing_outside_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside.txt");
+        std::fs::write(&outside, "keep").unwrap();
+        std::fs::create_dir_all(t.path().join("p/.pilum")).unwrap();
+        std::os::unix::fs::symlink(&outside, t.path().join("p/.pilum/deploy.lock")).unwrap();
+        assert!(matches!(DeployLock::acquire(&t.path().join("p")), Err(LockError::Outside(_))));
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
     }
 }

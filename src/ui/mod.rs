@@ -1,7 +1,7 @@
-//! Renderers of orchestrator events: spinners (TTY), plain lines (CI), NDJSON (`--json`), GitHub
-//! Actions annotations and the summary; plus [`output::Output`], the one place human text is
-//! printed (colour, `NO_COLOR`, `-q`, secret redaction).
+//! Renderers: of orchestrator events (`render`: spinners, plain lines, NDJSON, GitHub Actions
+//! annotations and the summary), of script events (`script`: `pilum run`), and aligned tables
+//! (`table`). Every byte goes out through [`crate::output::Output`].
 
-pub mod output;
 pub mod render;
+pub mod script;
 pub mod table;

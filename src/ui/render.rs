@@ -12,8 +12,7 @@ use console::{Style, Term};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::orchestrator::event::{Event, Sink, Summary, TaskStatus};
-use crate::redact::redact;
-use crate::ui::output::Output;
+use crate::output::Output;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -24,6 +23,7 @@ enum Mode {
 }
 
 pub struct Renderer {
+    out: Output,
     mode: Mode,
     verbose: bool,
     github: bool,
@@ -54,6 +54,7 @@ impl Renderer {
             ProgressDrawTarget::hidden()
         });
         Self {
+            out: out.clone(),
             mode,
             verbose: out.verbose > 0,
             github,
@@ -80,22 +81,21 @@ impl Renderer {
         }
     }
 
-    /// One redacted line; on a terminal it goes above the progress bars so they stay intact.
-    fn print(&self, s: &str, stderr: bool) {
-        let s = &*redact(s);
-        if self.mode == Mode::Tty {
-            let _ = self.multi.println(s);
-        } else if stderr {
-            let _ = writeln!(std::io::stderr().lock(), "{s}");
-        } else {
-            let _ = writeln!(std::io::stdout().lock(), "{s}");
-        }
+    /// A style for a line going to stdout, or to stderr when `stderr` (on a terminal every
+    /// line goes above the progress bars, on stdout).
+    fn style(&self, stderr: bool) -> Style {
+        if stderr && self.mode != Mode::Tty { Output::err_style() } else { Output::style() }
     }
 
-    fn json(&self, e: &Event) {
-        let mut o = std::io::stdout().lock();
-        if let Ok(s) = serde_json::to_string(e) {
-            let _ = writeln!(o, "{}", redact(&s));
+    /// One line, secrets masked; on a terminal it goes above the progress bars so they stay
+    /// intact.
+    fn print(&self, s: &str, stderr: bool) {
+        if self.mode == Mode::Tty {
+            let _ = self.multi.println(Output::clean(s));
+        } else if stderr {
+            self.out.stderr_line(s);
+        } else {
+            self.out.stdout_line(s);
         }
     }
 
@@ -112,20 +112,18 @@ impl Renderer {
         if self.mode == Mode::Tty {
             let _ = self.multi.clear();
         }
-        let mut o = std::io::stdout().lock();
         if self.mode != Mode::Quiet && !s.failures.is_empty() {
-            let _ = writeln!(o, "\nfailures:");
+            self.out.stdout_line("\nfailures:");
             for f in &s.failures {
-                let _ = writeln!(
-                    o,
+                self.out.stdout_line(&format!(
                     "  {} {}: {}",
                     Style::new().red().apply_to("✗"),
                     f.task,
                     first_line(&f.error)
-                );
+                ));
             }
         }
-        let _ = writeln!(o, "{line}");
+        self.out.stdout_line(&line);
         if self.github {
             self.step_summary(s);
         }
@@ -160,7 +158,7 @@ impl Renderer {
             md.push_str(&format!("\n**`{}`**: {}\n", f.task, first_line(&f.error)));
         }
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = f.write_all(md.as_bytes());
+            let _ = f.write_all(Output::clean(&md).as_bytes());
         }
     }
 }
@@ -169,7 +167,7 @@ impl Sink for Renderer {
     fn event(&self, e: &Event) {
         if self.mode == Mode::Json {
             if !matches!(e, Event::TaskOutput { .. }) || self.verbose {
-                self.json(e);
+                self.out.json_line(e);
             }
             return;
         }
@@ -251,7 +249,7 @@ impl Sink for Renderer {
                 if self.mode != Mode::Quiet {
                     self.err_line(&format!(
                         "  {} {} attempt {attempt} failed: {}; retrying in {}",
-                        Style::new().yellow().apply_to("↻"),
+                        self.style(true).yellow().apply_to("↻"),
                         task.label,
                         first_line(error),
                         human(Duration::from_millis(*delay_ms))
@@ -301,7 +299,7 @@ impl Sink for Renderer {
                     let msg = error.clone().unwrap_or_default();
                     self.err_line(&format!(
                         "  {} {} {what} ({d}{tries}): {}",
-                        Style::new().red().apply_to("✗"),
+                        self.style(true).red().apply_to("✗"),
                         task.label,
                         first_line(&msg)
                     ));
@@ -312,7 +310,7 @@ impl Sink for Renderer {
                         for l in tail.iter().filter(|l| !msg.contains(l.as_str())) {
                             self.err_line(&format!(
                                 "      {} {l}",
-                                Style::new().dim().apply_to("│")
+                                self.style(true).dim().apply_to("│")
                             ));
                         }
                     }

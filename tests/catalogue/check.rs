@@ -41,12 +41,8 @@ fn every_builtin_recipe_passes_check_against_an_example_service() {
         recipes.push(case.name);
     }
     let r = t.args(["check"]).run().success();
-    assert!(
-        r.stdout.contains("18 services valid") || r.stderr.contains("18 services valid"),
-        "{}{}",
-        r.stdout,
-        r.stderr
-    );
+    let valid = format!("{} services valid", recipes.len());
+    assert!(r.stdout.contains(&valid) || r.stderr.contains(&valid), "{}{}", r.stdout, r.stderr);
 
     // Every built-in recipe (the deploy pipeline's `local` and `shell` have their own tests).
     let builtin: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/recipes"))

@@ -8,19 +8,6 @@ use crate::common::Test;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/custom-recipe");
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read example") {
-        let entry = entry.expect("entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).expect("copy file");
-        }
-    }
-}
-
 /// A fake Render API: checks the key arrived on stdin, then answers the deploy and two status
 /// polls (`update_in_progress`, then `final`).
 fn curl(final_status: &str) -> String {
@@ -37,7 +24,7 @@ esac"#
 
 fn project(final_status: &str) -> Test {
     let t = Test::new();
-    copy_dir(Path::new(EXAMPLE), t.path());
+    crate::common::copy_dir(Path::new(EXAMPLE), t.path(), &[]);
     let root = t.path().display().to_string();
     let yaml = t.path().join("services/web/pilum.yaml");
     let text = std::fs::read_to_string(&yaml).expect("pilum.yaml");

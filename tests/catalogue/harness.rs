@@ -289,21 +289,8 @@ pub fn filter_root(text: &str, root: &Path) -> String {
     s.replace(&root.display().to_string(), "[ROOT]")
 }
 
-/// argv as pilum displays it (`process::display_argv`).
-pub fn show(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%^".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+/// argv as pilum displays it.
+pub use crate::common::display_argv as show;
 
 /// SHA-256 of a file, by the system's `sha256sum` (an independent implementation).
 pub fn sha256sum(path: &Path) -> String {

@@ -4,29 +4,14 @@
 use std::path::Path;
 
 use super::{ndjson, project, shell_service};
-use crate::common::Test;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == ".pilum" || name == "dist" {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
+use crate::common::{Test, copy_dir};
 
 fn example() -> Test {
     let t = Test::new();
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo"),
         &t.path().join("examples/monorepo"),
+        &[".pilum", "dist"],
     );
     t
 }
@@ -343,4 +328,42 @@ fn the_example_deploys_from_a_git_checkout() {
     // Nothing pilum wrote counts as a change.
     let t = t.clear_args().args(["list", "--only-changed", "--json", "-C", "../.."]);
     assert_eq!(t.run().success().stdout.trim(), "[]");
+}
+
+#[test]
+fn clean_does_not_follow_a_symlink_out_of_pilum() {
+    let t = project(0).file("a/pilum.yaml", &shell_service("a", &[]));
+    let outside = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(outside.path().join("a")).expect("mkdir");
+    std::fs::write(outside.path().join("a/keep.txt"), "precious").expect("write");
+    std::fs::create_dir_all(t.path().join(".pilum")).expect("mkdir");
+    std::os::unix::fs::symlink(outside.path(), t.path().join(".pilum/deployments"))
+        .expect("symlink");
+    let r = t.args(["clean"]).run().code(1);
+    assert!(r.stderr.contains("outside the project's `.pilum/` directory"), "{}", r.stderr);
+    assert!(
+        outside.path().join("a/keep.txt").exists(),
+        "clean deleted a directory outside .pilum/"
+    );
+}
+
+#[test]
+fn a_tag_that_could_climb_out_of_a_directory_is_refused() {
+    let mut t = project(0).file("a/pilum.yaml", &shell_service("a", &[]));
+    for args in
+        [&["deploy", "--tag", "../x"][..], &["plan", "--tag", "a/b"], &["build", "--tag", ".."]]
+    {
+        t = t.clear_args().args(args);
+        let r = t.run().code(2);
+        assert!(r.stderr.contains("--tag"), "{}", r.stderr);
+    }
+    assert!(t.calls("step").is_empty());
+    // A script's `deploy()` is held to the same rule.
+    let t = t
+        .file("d.rhai", "deploy([\"a\"], #{ tag: \"../x\" });")
+        .clear_args()
+        .args(["run", "d.rhai"]);
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("tag `../x`"), "{}", r.stderr);
+    assert!(t.calls("step").is_empty());
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{events, fake, ndjson, project, shell_service, spans};
-use crate::common::Test;
+use crate::common::{Test, gone, wait_until};
 
 #[test]
 fn barriers_dag_and_worker_limit() {
@@ -131,10 +131,32 @@ fn retries_back_off_and_zero_means_one_try() {
     let r = t.run().code(1);
     let times: Vec<u128> = t.timed_calls("step").into_iter().map(|(ts, _)| ts).collect();
     assert_eq!(times.len(), 4, "{}", r.stderr);
-    let gaps: Vec<u128> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps[0] >= 100_000_000, "{gaps:?}");
-    assert!(gaps[1] > gaps[0] && gaps[2] > gaps[1], "delays do not grow: {gaps:?}");
     assert!(r.stderr.contains("attempt 1 failed"), "{}", r.stderr);
+    // What the backoff promises, whatever the machine's load: the announced delays follow the
+    // doubling schedule from `--retry-delay` (plus at most 50% jitter), and no attempt starts
+    // before the delay announced after the previous one.
+    let delays: Vec<u128> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("; retrying in ").nth(1))
+        .map(|d| d.strip_suffix("ms").and_then(|ms| ms.parse().ok()).expect("a delay in ms"))
+        .collect();
+    assert_eq!(delays.len(), 3, "{}", r.stderr);
+    for (i, d) in delays.iter().enumerate() {
+        let scheduled = 100 << i;
+        assert!(
+            (scheduled..=scheduled * 3 / 2).contains(d),
+            "retry {}: {d}ms, scheduled {scheduled}ms",
+            i + 1
+        );
+    }
+    let gaps: Vec<u128> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, d) in gaps.iter().zip(&delays) {
+        assert!(
+            *gap >= d * 1_000_000,
+            "an attempt started {gap}ns after the last, before its {d}ms delay"
+        );
+    }
 
     let t = project(0).file("a/pilum.yaml", body).args(["build", "--retries", "0"]);
     t.run().code(1);
@@ -145,11 +167,6 @@ fn retries_back_off_and_zero_means_one_try() {
     let t = project(0).file("a/pilum.yaml", body).args(["build", "--retry-delay", "10ms"]);
     t.run().code(1);
     assert_eq!(t.calls("step").len(), 2);
-}
-
-fn alive(pid: &str) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
-    stat.is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
 
 #[test]
@@ -168,14 +185,7 @@ fn timeout_kills_the_process_tree() {
     let pids = std::fs::read_to_string(t.path().join("a/pids")).expect("pids written");
     assert_eq!(pids.lines().count(), 2);
     for pid in pids.lines() {
-        let gone = (0..300).any(|_| {
-            let a = alive(pid);
-            if a {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            !a
-        });
-        assert!(gone, "process {pid} survived the timeout");
+        assert!(gone(pid), "process {pid} survived the timeout");
     }
 }
 
@@ -290,11 +300,9 @@ fn ctrl_c_kills_children_prints_the_summary_and_exits_130() {
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = cmd.spawn().expect("spawn pilum");
     let pid_file = t.path().join("a/pid");
-    let start = Instant::now();
-    while !pid_file.exists() && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    // The step has written its pid: it runs, and pilum is past installing its Ctrl-C handler.
+    let pid_written = || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
+    wait_until("the step to write its pid", Duration::from_secs(20), pid_written);
     // SAFETY: sending SIGINT to the child we spawned.
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().expect("wait");
@@ -302,16 +310,7 @@ fn ctrl_c_kills_children_prints_the_summary_and_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("deploy: interrupted"), "{stdout}");
     let pid = std::fs::read_to_string(pid_file).unwrap();
-    assert!(
-        (0..300).any(|_| {
-            let a = alive(&pid);
-            if a {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            !a
-        }),
-        "the running step survived Ctrl-C"
-    );
+    assert!(gone(&pid), "the running step survived Ctrl-C");
     assert!(t.calls("step").is_empty(), "a task started after Ctrl-C");
 }
 
@@ -366,10 +365,7 @@ fn one_deploy_at_a_time_and_each_run_is_recorded() {
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut first = cmd.spawn().expect("spawn pilum");
     let started = t.path().join("a/started");
-    let begin = Instant::now();
-    while !started.exists() && begin.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the first run's step to start", Duration::from_secs(20), || started.exists());
     let t = t.clear_args().args(["deploy", "b"]);
     let r = t.run().code(2);
     assert!(r.stderr.contains("another pilum run is deploying this project"), "{}", r.stderr);
@@ -389,4 +385,54 @@ fn one_deploy_at_a_time_and_each_run_is_recorded() {
     assert_eq!(last["tag"], "v5");
     assert_eq!(last["summary"]["ok"], true);
     assert_eq!(last["summary"]["tasks"]["ok"], 3);
+}
+
+/// A script's `deploy()` takes the CLI's retry delay and step timeout, with the CLI's defaults.
+#[test]
+fn script_deploy_takes_the_retry_delay_and_timeout() {
+    let failing = "name: a\nrecipe: shell\nshell:\n  build: step a build; exit 1\n";
+    let script = r#"
+let r = deploy(["a"], #{ retries: 1, retry_delay: ARGS[0] });
+print(`ok=${r.ok} tasks=${r.tasks.failed}`);
+"#;
+    let t = project(0).file("a/pilum.yaml", failing).file("d.rhai", script);
+    let t = t.args(["run", "d.rhai", "--", "20ms"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("ok=false tasks=1"), "{}", r.stdout);
+    assert!(r.stderr.contains("attempt 1 failed, retrying in "), "{}", r.stderr);
+    let delay = |stderr: &str| -> u64 {
+        let at = stderr.find("retrying in ").expect("a retry line") + "retrying in ".len();
+        let text: String = stderr[at..].chars().take_while(|c| *c != ':').collect();
+        let ms = if let Some(ms) = text.strip_suffix("ms") {
+            ms.parse::<f64>()
+        } else {
+            text.trim_end_matches('s').parse::<f64>().map(|s| s * 1000.0)
+        };
+        ms.unwrap_or_else(|e| panic!("not a delay: {text:?} ({e})")) as u64
+    };
+    // Jitter adds up to half the delay.
+    assert!((20..=30).contains(&delay(&r.stderr)), "{}", r.stderr);
+    assert_eq!(t.calls("step").len(), 2);
+
+    // Without `retry_delay`, the first retry waits about a second, as with `pilum deploy`.
+    let t = t.clear_args().args(["run", "d.rhai", "--", "()"]);
+    let t = t.file("d.rhai", &script.replace("retry_delay: ARGS[0]", "retry_delay: ()"));
+    let r = t.run().success();
+    assert!((1000..=1500).contains(&delay(&r.stderr)), "{}", r.stderr);
+
+    // `timeout` applies to steps that declare none.
+    let slow = "name: a\nrecipe: shell\nshell:\n  build: step a build; exec sleep 1000\n";
+    let script = r#"
+let r = deploy(["a"], #{ timeout: "1s" });
+print(r.failures[0].error);
+"#;
+    let t =
+        t.file("a/pilum.yaml", slow).file("d.rhai", script).clear_args().args(["run", "d.rhai"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("timed out after 1"), "{}\n{}", r.stdout, r.stderr);
+    for bad in ["\"0s\"", "\"soon\"", "-1"] {
+        t.write("d.rhai", &format!("deploy([\"a\"], #{{ timeout: {bad} }});"));
+        let r = t.run().code(1);
+        assert!(r.stderr.contains("`timeout`"), "{bad}: {}", r.stderr);
+    }
 }

@@ -4,6 +4,7 @@
 mod commands;
 mod errors;
 mod execution;
+mod output;
 mod selection;
 
 use crate::common::Test;

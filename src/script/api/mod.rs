@@ -11,7 +11,6 @@ pub mod fs;
 pub mod git;
 pub mod json;
 pub mod log;
-pub mod pipeline;
 pub mod pulumi;
 pub mod regex;
 pub mod time;
@@ -41,7 +40,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
         engine.register_static_module("fs", fs::module(host).into());
         engine.register_static_module("git", git::module(host).into());
         engine.register_static_module("pulumi", pulumi::module(host).into());
-        pipeline::register(engine, host);
+        super::extension::apply(engine, host);
     }
 }
 

@@ -1,22 +1,34 @@
 //! The deploy pipeline for scripts (`pilum run deploy.rhai`): `services()`,
 //! `changed_services(since)` and `deploy(services, options)` do what `pilum list`,
-//! `pilum list --only-changed` and `pilum deploy` do, on the project the script runs in. They are
-//! global functions (no namespace), registered with the full profile only.
+//! `pilum list --only-changed` and `pilum deploy` do, on the project the script runs in;
+//! `deploy()` is [`deploy::run`], the CLI's own path. They are global functions (no namespace),
+//! added to full-profile engines through the script extension hook (`commands::install`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
 
-use super::{RResult, func, rt};
+use super::deploy::{self, Options, Watch};
+use super::pipeline::{self, Config, Loaded};
 use crate::orchestrator::event::{Event as PEvent, Sink as PSink, TaskStatus};
-use crate::orchestrator::execute::{Options, execute_recorded};
-use crate::orchestrator::pipeline::{self, Config, Loaded};
 use crate::recipe::value::json_to_dynamic;
+use crate::script::api::{RResult, func, rt};
 use crate::script::{Event, Host, LogLevel, current};
-use crate::ui::render::{human, summary_line};
+use crate::ui::render::{count, human, summary_line};
 
-const DEPLOY_OPTS: &[&str] =
-    &["tags", "exclude_tags", "env", "tag", "keep_going", "max_workers", "retries", "dry_run"];
+const DEPLOY_OPTS: &[&str] = &[
+    "tags",
+    "exclude_tags",
+    "env",
+    "tag",
+    "keep_going",
+    "max_workers",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "dry_run",
+];
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     let mut m = Module::new();
@@ -59,7 +71,9 @@ print(`${changed.len()} changed: ${changed.map(|s| s.name)}`);
 Plan and run the recipes of `services` (names, or maps from `services()`), exactly like
 `pilum deploy`: barriers, dependencies, retries, timeouts. Options: `tags` (only steps with these
 tags, e.g. `["build"]`), `exclude_tags`, `env` (an `environments:` name), `tag` (the version),
-`keep_going`, `max_workers`, `retries`, `dry_run` (default: `pilum run --dry-run`). Progress
+`keep_going`, `max_workers`, `retries`, `retry_delay` (default `1s`) and `timeout` (for steps
+declaring none), as durations (`"500ms"`, `"2m"`) or seconds, `dry_run` (default:
+`pilum run --dry-run`). Progress
 is reported as log lines (stderr; `log` events under `pilum --json run`). Returns the summary:
 `ok`, `interrupted`, `services` and `tasks` (counts `total`, `ok`, `failed`, `skipped`),
 `wall_ms`, `failures` (`task`, `error`).
@@ -91,8 +105,7 @@ deploy(services(), #{});
     engine.register_global_module(m.into());
 }
 
-fn load(host: &Host, ctx: &NativeCallContext, cfg: &Config) -> RResult<Loaded> {
-    let _ = host;
+fn load(ctx: &NativeCallContext, cfg: &Config) -> RResult<Loaded> {
     pipeline::load(cfg).map_err(|e| rt(ctx, e.message))
 }
 
@@ -103,7 +116,7 @@ fn list(host: &Host, ctx: &NativeCallContext, since: Option<&str>) -> RResult<Ar
         since: since.map(str::to_string),
         ..Config::default()
     };
-    let loaded = load(host, ctx, &cfg)?;
+    let loaded = load(ctx, &cfg)?;
     Ok(loaded
         .selected
         .iter()
@@ -200,49 +213,48 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
                 .ok_or_else(|| rt(ctx, format!("`{k}` must be a whole number"))),
         }
     };
-    let workers = int("max_workers")?.map_or_else(
-        || std::thread::available_parallelism().map_or(2, |n| n.get()),
-        |n| n.max(1) as usize,
-    );
-    let options = Options {
-        workers,
-        retries: int("retries")?,
-        retry_delay: std::time::Duration::from_secs(1),
-        keep_going: get("keep_going").is_some_and(|v| v.as_bool().unwrap_or(false)),
-        default_timeout: None,
+    // Durations as the CLI and files write them: `"90s"`, `"1m30s"`, or a number of seconds.
+    let duration = |k: &str| -> RResult<Option<Duration>> {
+        let Some(v) = get(k) else { return Ok(None) };
+        let parsed = if v.is_string() {
+            crate::duration::parse(&v.to_string())
+        } else {
+            match v.as_float().or_else(|_| v.as_int().map(|i| i as f64)) {
+                Ok(secs) => crate::duration::from_secs_f64(secs),
+                Err(_) => {
+                    return Err(rt(
+                        ctx,
+                        format!(
+                            "`{k}` must be a duration such as `\"90s\"`, or a number of seconds"
+                        ),
+                    ));
+                }
+            }
+        };
+        parsed.map(Some).map_err(|e| rt(ctx, format!("`{k}`: {e}")))
     };
-    let loaded = load(host, ctx, &cfg)?;
-    let plan = pipeline::plan(&cfg, &loaded).map_err(|e| rt(ctx, e.message))?;
+    let timeout = duration("timeout")?;
+    if timeout.is_some_and(|d| d.is_zero()) {
+        return Err(rt(ctx, "`timeout` must be greater than zero"));
+    }
+    let options = Options {
+        record_as: if cfg.filter.only_tags.is_empty() { "deploy" } else { "deploy (script)" }
+            .to_string(),
+        workers: int("max_workers")?.map(|n| n as usize),
+        retries: int("retries")?,
+        retry_delay: duration("retry_delay")?.unwrap_or(deploy::DEFAULT_RETRY_DELAY),
+        keep_going: get("keep_going").is_some_and(|v| v.as_bool().unwrap_or(false)),
+        timeout,
+        verbose: host.verbose,
+    };
     let verb = if cfg.filter.only_tags.is_empty() {
         "deploy".to_string()
     } else {
         cfg.filter.only_tags.join("+")
     };
-    let renderer = Arc::new(HostRenderer { host: host.clone(), verb });
-    let runner = crate::recipe::runner::RecipeRunner::new(
-        &loaded.project,
-        &plan,
-        host.verbose,
-        renderer.clone(),
-    );
-    let cancel = current().cancel.clone();
-    let history_verb = if cfg.filter.only_tags.is_empty() { "deploy" } else { "deploy (script)" };
-    let (summary, history) = execute_recorded(
-        &loaded.project.root,
-        history_verb,
-        &plan,
-        &runner,
-        &options,
-        renderer.as_ref(),
-        &cancel,
-    )
-    .map_err(|e| rt(ctx, e.to_string()))?;
-    if let Some(e) = history {
-        host.emit(Event::Log {
-            level: LogLevel::Warn,
-            message: &format!("cannot append to `.pilum/history.jsonl`: {e}"),
-        });
-    }
+    let watch = Arc::new(HostRenderer { host: host.clone(), verb });
+    let summary =
+        deploy::run(&cfg, &options, watch, &current().cancel).map_err(|e| rt(ctx, e.message))?;
     let v = serde_json::to_value(&summary)
         .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
     Ok(json_to_dynamic(&v).try_cast::<Map>().unwrap_or_default())
@@ -260,10 +272,9 @@ impl PSink for HostRenderer {
     fn event(&self, e: &PEvent) {
         let log = |level: LogLevel, message: &str| self.host.emit(Event::Log { level, message });
         match e {
-            PEvent::PhaseStarted { phase, tasks } => log(
-                LogLevel::Info,
-                &format!("{}: {phase} ({})", self.verb, crate::ui::render::count(*tasks, "task")),
-            ),
+            PEvent::PhaseStarted { phase, tasks } => {
+                log(LogLevel::Info, &format!("{}: {phase} ({})", self.verb, count(*tasks, "task")))
+            }
             PEvent::TaskFinished { task, status, duration_ms, error, .. } => {
                 let d = human(std::time::Duration::from_millis(*duration_ms));
                 match status {
@@ -278,11 +289,12 @@ impl PSink for HostRenderer {
                     ),
                 }
             }
-            PEvent::TaskRetried { task, attempt, error, .. } => log(
+            PEvent::TaskRetried { task, attempt, delay_ms, error } => log(
                 LogLevel::Warn,
                 &format!(
-                    "{} attempt {attempt} failed, retrying: {}",
+                    "{} attempt {attempt} failed, retrying in {}: {}",
                     task.label,
+                    human(std::time::Duration::from_millis(*delay_ms)),
                     error.lines().next().unwrap_or("")
                 ),
             ),
@@ -313,5 +325,14 @@ impl PSink for HostRenderer {
             ),
             PEvent::Plan { .. } | PEvent::TaskStarted { .. } => {}
         }
+    }
+}
+
+impl Watch for HostRenderer {
+    fn history_failed(&self, e: &std::io::Error) {
+        self.host.emit(Event::Log {
+            level: LogLevel::Warn,
+            message: &format!("cannot append to `.pilum/history.jsonl`: {e}"),
+        });
     }
 }

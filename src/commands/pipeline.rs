@@ -1,6 +1,8 @@
-//! From configuration to a valid plan: find the project, load every service, load the recipe
-//! catalogue, select services, check each selected service against its recipe, and build the
-//! plan. Every problem is collected and reported at once; nothing runs before this succeeds.
+//! From configuration to a valid plan, for every command: find the project, load every
+//! service, load the recipe catalogue, select services, check each selected service against its
+//! recipe, and build the plan. Every problem is collected and reported at once; nothing runs
+//! before this succeeds. The values of the services' `secrets:` are registered for masking as
+//! soon as the project is loaded, before anything is printed (the plan's fields included).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use crate::recipe::{Catalog, Recipe, ResolveError, validate};
 use crate::service::select::{self, Selected};
 use crate::service::{Diagnostic, Project, changed, discover};
 
-use super::plan::{Plan, PlannedService, StepFilter};
+use crate::orchestrator::plan::{Plan, PlannedService, StepFilter};
 
 /// What to select and how to plan, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +71,7 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
             root.display()
         )));
     }
+    register_secrets(&project);
     let catalog = Catalog::load(&root, &cfg.recipe_paths).map_err(|d| usage(&d))?;
     // Resolve recipes first: `--provider` selects by the recipe's provider.
     let mut resolved: Vec<Option<Arc<Recipe>>> = Vec::with_capacity(project.services.len());
@@ -138,6 +141,18 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     Ok(Loaded { project, selected, recipes, base, warnings })
 }
 
+/// Mask the value of every service's `secrets:` in everything printed from now on: a step's
+/// fields may hold `${API_TOKEN}`, and `plan --json` prints the fields.
+fn register_secrets(project: &Project) {
+    for s in &project.services {
+        for name in &s.secrets {
+            if let Ok(v) = std::env::var(name) {
+                crate::redact::register(&v);
+            }
+        }
+    }
+}
+
 /// Check the selected services against their recipes and build the plan.
 pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     let mut diags = Vec::new();
@@ -183,7 +198,9 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
         return Err(usage(&diags));
     }
     let tag = match &cfg.tag {
-        Some(t) => t.clone(),
+        // The tag may end up in paths (`.pilum/deployments/<service>/<tag>`); `--tag` is
+        // checked by clap, a script's `deploy(…, #{ tag })` here.
+        Some(t) => crate::names::flag(t).map_err(|e| Error::usage(format!("tag {e}")))?,
         None => default_tag(&loaded.project.root),
     };
     Ok(Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run))

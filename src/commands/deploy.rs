@@ -1,0 +1,250 @@
+//! `pilum build`, `publish`, `push`, `deploy` and `dry-run`, and the one deploy path they share
+//! with a script's `deploy()`: [`run`] loads and plans, takes the deploy lock (not for dry
+//! runs), executes, and appends the run to `.pilum/history.jsonl`. What is shown, and where,
+//! is the caller's [`Watch`]: the terminal renderer for the CLI, log lines for a script.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::pipeline::{self, Config};
+use super::{plan::print_plan, select_config, warn_all};
+use crate::cli::ExecArgs;
+use crate::error::{Error, exit};
+use crate::orchestrator::event::{Event, Sink, Summary};
+use crate::orchestrator::execute::{self, Cancel};
+use crate::orchestrator::plan::Plan;
+use crate::orchestrator::runner::RecipeRunner;
+use crate::output::Output;
+use crate::service::Diagnostic;
+use crate::ui::render::Renderer;
+
+/// The delay before a step's first retry when none is given (`--retry-delay`'s default).
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The commands that run steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Build,
+    Publish,
+    Push,
+    Deploy,
+    DryRun,
+}
+
+impl Verb {
+    /// What the run is called in its summary and in the history.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Build => "build",
+            Verb::Publish => "publish",
+            Verb::Push => "push",
+            Verb::Deploy => "deploy",
+            Verb::DryRun => "dry-run",
+        }
+    }
+
+    /// The phases it runs (empty: all).
+    fn phases(self) -> &'static [&'static str] {
+        match self {
+            Verb::Build => &["build"],
+            Verb::Publish => &["build", "push"],
+            Verb::Push => &["push"],
+            Verb::Deploy | Verb::DryRun => &[],
+        }
+    }
+}
+
+/// How to run a plan: the same settings, with the same defaults, for the CLI and for scripts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What the run is recorded as in `.pilum/history.jsonl`.
+    pub record_as: String,
+    /// Tasks running at once; `None`: the number of CPUs. Zero is refused.
+    pub workers: Option<usize>,
+    /// Overrides every step's `retries` when given (0 = one attempt).
+    pub retries: Option<u32>,
+    /// Delay before the first retry; doubles each attempt.
+    pub retry_delay: Duration,
+    /// After a failure, keep running later phases for services it does not affect.
+    pub keep_going: bool,
+    /// Timeout for steps that declare none.
+    pub timeout: Option<Duration>,
+    /// `-v` count: debug lines of scripts are kept with one.
+    pub verbose: u8,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            record_as: Verb::Deploy.name().to_string(),
+            workers: None,
+            retries: None,
+            retry_delay: DEFAULT_RETRY_DELAY,
+            keep_going: false,
+            timeout: None,
+            verbose: 0,
+        }
+    }
+}
+
+/// Whoever watches a deploy: every orchestrator event, plus the moments around the run that
+/// the terminal shows and a script does not.
+pub trait Watch: Sink + Send + Sync {
+    /// Non-fatal problems of the selected services (unknown keys).
+    fn warnings(&self, _warnings: &[Diagnostic]) {}
+    /// The plan is complete and valid; nothing has run yet. `base`: the `--only-changed` base.
+    fn planned(&self, _plan: &Plan, _base: Option<&str>) {}
+    /// `.pilum/history.jsonl` could not be appended to (the run itself is not failed for it).
+    fn history_failed(&self, error: &std::io::Error);
+}
+
+/// Plan and run: the one deploy path of `pilum deploy` (and `build`, …) and of `deploy()` in
+/// scripts. A configuration problem or a held deploy lock is an error; failed tasks are not
+/// (they are in the summary).
+pub fn run<W: Watch + 'static>(
+    config: &Config,
+    options: &Options,
+    watch: Arc<W>,
+    cancel: &Cancel,
+) -> Result<Summary, Error> {
+    let loaded = pipeline::load(config)?;
+    watch.warnings(&loaded.warnings);
+    let plan = pipeline::plan(config, &loaded)?;
+    let workers = match options.workers {
+        Some(0) => {
+            return Err(Error::usage(
+                "the number of workers (`--max-workers`, `max_workers`) must be at least 1",
+            ));
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let opts = execute::Options {
+        workers,
+        retries: options.retries,
+        retry_delay: options.retry_delay,
+        keep_going: options.keep_going,
+        default_timeout: options.timeout,
+    };
+    watch.planned(&plan, loaded.base.as_deref());
+    watch.event(&Event::Plan { plan: plan.to_json() });
+    let runner = RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone());
+    let root = &loaded.project.root;
+    // A run that changes things holds the project's deploy lock; dry runs do not need it.
+    let _lock = if plan.dry_run {
+        None
+    } else {
+        Some(crate::state::lock::DeployLock::acquire(root).map_err(Error::usage)?)
+    };
+    let summary = execute::execute(&plan, &runner, &opts, watch.as_ref(), cancel);
+    if !plan.dry_run && !plan.tasks.is_empty() {
+        if let Err(e) = record(root, &options.record_as, &plan, &summary) {
+            watch.history_failed(&e);
+        }
+    }
+    Ok(summary)
+}
+
+/// Append the run to `.pilum/history.jsonl`, after checking the path stays inside `.pilum/`.
+fn record(
+    root: &std::path::Path,
+    verb: &str,
+    plan: &Plan,
+    summary: &Summary,
+) -> std::io::Result<()> {
+    crate::state::guard::pilum_path(root, "history.jsonl").map_err(std::io::Error::other)?;
+    crate::state::history::record(root, verb, &plan.tag, plan.environment.as_deref(), summary)
+}
+
+/// The configuration of a command that runs steps (and of `pilum plan`).
+pub(super) fn config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_run: bool) -> Config {
+    let mut cfg = select_config(dir, &a.select);
+    cfg.filter.phases = phases.iter().map(|s| s.to_string()).collect();
+    cfg.tag = a.tag.clone();
+    cfg.dry_run = dry_run || a.dry_run;
+    cfg.require_secrets = !cfg.dry_run;
+    cfg
+}
+
+/// The terminal as a [`Watch`]: events go to the renderer, the rest through `Output`.
+struct Terminal {
+    out: Output,
+    renderer: Renderer,
+    verb: &'static str,
+}
+
+impl Sink for Terminal {
+    fn event(&self, e: &Event) {
+        self.renderer.event(e);
+    }
+}
+
+impl Watch for Terminal {
+    fn warnings(&self, warnings: &[Diagnostic]) {
+        warn_all(&self.out, warnings);
+    }
+
+    fn planned(&self, plan: &Plan, base: Option<&str>) {
+        if plan.services.is_empty() {
+            let why = base.map(|b| format!(": no service changed since `{b}`")).unwrap_or_default();
+            self.out.info(&format!("nothing to {}{why}", self.verb));
+        }
+        if plan.dry_run && !self.out.json && !self.out.quiet {
+            print_plan(&self.out, plan, base);
+        }
+    }
+
+    fn history_failed(&self, e: &std::io::Error) {
+        self.out.warn(&format!("cannot append to `.pilum/history.jsonl`: {e}"));
+    }
+}
+
+/// `build`, `publish`, `push`, `deploy`, `dry-run`: plan, then execute; exit 1 when a task
+/// failed, 130 when interrupted.
+pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> Result<(), Error> {
+    let cfg = config(dir, a, verb.phases(), verb == Verb::DryRun);
+    let options = Options {
+        record_as: verb.name().to_string(),
+        workers: a.max_workers,
+        retries: a.retries,
+        retry_delay: a.retry_delay,
+        keep_going: a.keep_going,
+        timeout: a.timeout,
+        verbose: out.verbose,
+    };
+    let cancel = Cancel::new();
+    if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
+        out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
+    }
+    let terminal = Arc::new(Terminal {
+        out: out.clone(),
+        renderer: Renderer::new(out, verb.name()),
+        verb: verb.name(),
+    });
+    let summary = run(&cfg, &options, terminal, &cancel)?;
+    if summary.interrupted {
+        Err(Error::silent(exit::INTERRUPTED))
+    } else if !summary.ok {
+        Err(Error::silent(exit::FAILURE))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `--retry-delay`'s default and a script's `deploy()` default are the same value.
+    #[test]
+    fn the_cli_and_scripts_share_the_defaults() {
+        let cli = crate::cli::Cli::try_parse_from(["pilum", "deploy"]).expect("parses");
+        let crate::cli::Command::Deploy(a) = cli.command else { panic!("not deploy") };
+        assert_eq!(a.retry_delay, Options::default().retry_delay);
+        assert_eq!(a.timeout, Options::default().timeout);
+        assert_eq!(a.max_workers, Options::default().workers);
+        assert_eq!(a.retries, Options::default().retries);
+    }
+}

@@ -1,0 +1,86 @@
+//! `pilum plan`: the full plan (services, why each is selected, tasks by phase and their order)
+//! as text, or one JSON document with `--json`. `--dry-run` runs print the same text.
+
+use std::path::PathBuf;
+
+use console::Style;
+
+use super::{deploy, pipeline, warn_all};
+use crate::cli::ExecArgs;
+use crate::error::Error;
+use crate::orchestrator::plan::Plan;
+use crate::output::Output;
+use crate::ui::render::{count, human};
+
+/// `pilum plan`: the full plan as text or one JSON document.
+pub fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error> {
+    let mut cfg = deploy::config(dir, a, &[], a.dry_run);
+    cfg.require_secrets = false;
+    let loaded = pipeline::load(&cfg)?;
+    warn_all(out, &loaded.warnings);
+    let plan = pipeline::plan(&cfg, &loaded)?;
+    if out.json {
+        out.json_line(&serde_json::json!({"event": "plan", "plan": plan.to_json()}));
+        return Ok(());
+    }
+    print_plan(out, &plan, loaded.base.as_deref());
+    Ok(())
+}
+
+pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
+    let bold = Style::new().bold();
+    let dim = Style::new().dim();
+    out.stdout_line(&format!(
+        "{} {} services, {} tasks, tag `{}`{}{}",
+        bold.apply_to("plan:"),
+        plan.services.len(),
+        plan.tasks.len(),
+        plan.tag,
+        plan.environment.as_ref().map(|e| format!(", env `{e}`")).unwrap_or_default(),
+        base.map(|b| format!(", changed since `{b}`")).unwrap_or_default()
+    ));
+    for s in &plan.services {
+        let deps: Vec<&str> =
+            s.depends_on.iter().map(|&d| plan.services[d].name.as_str()).collect();
+        out.stdout_line(&format!(
+            "  {:<24} {:<14} {}{}",
+            s.name,
+            s.recipe.decl.name,
+            dim.apply_to(&s.reason),
+            if deps.is_empty() { String::new() } else { format!(" · after {}", deps.join(", ")) }
+        ));
+    }
+    for (p, phase) in plan.phases.iter().enumerate() {
+        let tasks: Vec<_> = plan.tasks.iter().filter(|t| t.phase == p).collect();
+        out.stdout_line(&format!(
+            "{} {phase} ({})",
+            bold.apply_to(format!("phase {}:", p + 1)),
+            count(tasks.len(), "task")
+        ));
+        for t in tasks {
+            let st = plan.step(t);
+            let mut extra = Vec::new();
+            if let Some(d) = st.timeout {
+                extra.push(format!("timeout {}", human(d)));
+            }
+            if let Some(r) = st.retries {
+                extra.push(format!("retries {r}"));
+            }
+            if !t.deps.is_empty() {
+                let mut after: Vec<String> =
+                    t.deps.iter().map(|&d| plan.label(&plan.tasks[d])).collect();
+                after.truncate(4);
+                extra.push(format!("after {}", after.join(", ")));
+            }
+            out.stdout_line(&format!(
+                "  {}{}",
+                plan.label(t),
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", dim.apply_to(format!("({})", extra.join("; "))))
+                }
+            ));
+        }
+    }
+}

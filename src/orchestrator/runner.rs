@@ -1,0 +1,204 @@
+//! The real [`Runner`]: a task is a call of its recipe step through
+//! [`recipe::runner::StepRunner`](crate::recipe::runner::StepRunner), with the step context
+//! `ctx` built from the plan. Script events (command output, prints, logs, dry-run records)
+//! carry the task's label and are turned into orchestrator [`Event`]s for that task; the last
+//! lines of output are kept for the failure report.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Array, Dynamic, Map};
+
+use super::event::{Event, Sink as EventSink, Stream, TaskRef};
+use super::execute::{Attempt, Runner, TaskFailure, task_ref};
+use super::plan::Plan;
+use crate::recipe::declaration::StepDir;
+use crate::recipe::runner::{StepError, StepRunner};
+use crate::recipe::value::yaml_to_dynamic;
+use crate::script::{CallCtx, Deadline, LogLevel};
+
+/// How many output lines of a task are kept for its failure report.
+const TAIL: usize = 20;
+
+/// Routes script events to the orchestrator's event stream by task label.
+struct Bridge {
+    tasks: HashMap<String, TaskRef>,
+    out: Arc<dyn EventSink + Send + Sync>,
+    tails: Mutex<HashMap<String, VecDeque<String>>>,
+    verbose: bool,
+}
+
+impl Bridge {
+    fn keep(&self, label: &str, line: &str) {
+        let mut tails = self.tails.lock().expect("tail lock");
+        let t = tails.entry(label.to_string()).or_default();
+        if t.len() == TAIL {
+            t.pop_front();
+        }
+        t.push_back(line.to_string());
+    }
+
+    fn take_tail(&self, label: &str) -> Vec<String> {
+        self.tails.lock().expect("tail lock").remove(label).map(Vec::from).unwrap_or_default()
+    }
+}
+
+impl crate::script::Sink for Bridge {
+    fn event(&self, label: &str, event: crate::script::Event<'_>) {
+        use crate::script::Event as S;
+        let Some(task) = self.tasks.get(label) else { return };
+        let e = match event {
+            S::Line { stream, line } => {
+                self.keep(label, line);
+                let stream = match stream {
+                    crate::process::Stream::Stdout => Stream::Stdout,
+                    crate::process::Stream::Stderr => Stream::Stderr,
+                };
+                Event::TaskOutput { task: task.clone(), stream, line: line.to_string() }
+            }
+            S::Print(text) => Event::TaskLog {
+                task: task.clone(),
+                level: "print".into(),
+                message: text.to_string(),
+            },
+            S::Debug(text) => {
+                if !self.verbose {
+                    return;
+                }
+                Event::TaskLog {
+                    task: task.clone(),
+                    level: "debug".into(),
+                    message: text.to_string(),
+                }
+            }
+            S::Log { level, message } => Event::TaskLog {
+                task: task.clone(),
+                level: match level {
+                    LogLevel::Info => "info",
+                    LogLevel::Warn => "warn",
+                    LogLevel::Error => "error",
+                }
+                .into(),
+                message: message.to_string(),
+            },
+            S::DryRun { call, detail } => Event::TaskDryRun {
+                task: task.clone(),
+                call: call.to_string(),
+                detail: detail.to_string(),
+            },
+        };
+        self.out.event(&e);
+    }
+}
+
+pub struct RecipeRunner {
+    steps: StepRunner,
+    bridge: Arc<Bridge>,
+    root: PathBuf,
+    /// Per planned service: the parts of `ctx` that do not change between its tasks.
+    base: Vec<Map>,
+    /// Per planned service: the environment of its commands.
+    env: Vec<Vec<(String, String)>>,
+}
+
+impl RecipeRunner {
+    pub fn new(
+        project: &crate::service::Project,
+        plan: &Plan,
+        verbose: u8,
+        out: Arc<dyn EventSink + Send + Sync>,
+    ) -> Self {
+        let root = project.root.clone();
+        let tasks = plan.tasks.iter().map(|t| (plan.label(t), task_ref(plan, t))).collect();
+        let bridge = Arc::new(Bridge {
+            tasks,
+            out,
+            tails: Mutex::new(HashMap::new()),
+            verbose: verbose > 0,
+        });
+        let steps = StepRunner::new(&root, plan.dry_run, verbose, bridge.clone());
+        let mut base = Vec::with_capacity(plan.services.len());
+        let mut env = Vec::with_capacity(plan.services.len());
+        for ps in &plan.services {
+            let svc = &project.services[ps.project_index];
+            let mut m = Map::new();
+            m.insert("service".into(), ps.name.clone().into());
+            m.insert("dir".into(), ps.dir.clone().into());
+            m.insert("root".into(), root.display().to_string().into());
+            m.insert("recipe".into(), ps.recipe.decl.name.clone().into());
+            m.insert("fields".into(), ps.fields.clone().into());
+            m.insert(
+                "config".into(),
+                yaml_to_dynamic(&serde_yaml::Value::Mapping(svc.config.clone())),
+            );
+            let env_map: Map = svc
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+                .collect();
+            m.insert("env".into(), env_map.into());
+            m.insert("tag".into(), plan.tag.clone().into());
+            m.insert(
+                "regions".into(),
+                ps.regions.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
+            );
+            m.insert(
+                "environment".into(),
+                plan.environment.clone().map_or(Dynamic::UNIT, Dynamic::from),
+            );
+            m.insert("dry_run".into(), plan.dry_run.into());
+            m.insert(
+                "secrets".into(),
+                svc.secrets.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
+            );
+            base.push(m);
+            let mut e: Vec<(String, String)> =
+                svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            e.push(("PILUM_SERVICE".into(), ps.name.clone()));
+            e.push(("PILUM_TAG".into(), plan.tag.clone()));
+            if let Some(envname) = &plan.environment {
+                e.push(("PILUM_ENV".into(), envname.clone()));
+            }
+            env.push(e);
+        }
+        Self { steps, bridge, root, base, env }
+    }
+}
+
+impl Runner for RecipeRunner {
+    fn run(&self, a: &Attempt<'_>) -> Result<Option<Map>, TaskFailure> {
+        let svc = &a.plan.services[a.task.service];
+        let step = a.plan.step(a.task);
+        let mut ctx = self.base[a.task.service].clone();
+        let region = a.task.region.clone().or_else(|| svc.regions.first().cloned());
+        ctx.insert("region".into(), region.clone().map_or(Dynamic::UNIT, Dynamic::from));
+        ctx.insert("outputs".into(), a.outputs.clone().into());
+        ctx.insert("step".into(), step.decl.clone().into());
+        ctx.insert("attempt".into(), Dynamic::from(rhai::INT::from(a.attempt)));
+        let mut env = self.env[a.task.service].clone();
+        if let Some(r) = &region {
+            env.push(("PILUM_REGION".into(), r.clone()));
+        }
+        let workdir = match step.dir {
+            StepDir::Service => self.root.join(&svc.dir),
+            StepDir::Root => self.root.clone(),
+        };
+        let call = CallCtx {
+            cancel: a.cancel.clone(),
+            deadline: a.timeout.map(Deadline::after),
+            workdir: Some(workdir),
+            env,
+            label: a.label.label.clone(),
+        };
+        self.bridge.take_tail(&a.label.label);
+        let result = self.steps.call(&svc.recipe, &step.run, ctx, call);
+        let tail = self.bridge.take_tail(&a.label.label);
+        result.map_err(|e| TaskFailure {
+            message: e.to_string(),
+            timed_out: matches!(e, StepError::TimedOut(_)),
+            cancelled: e == StepError::Cancelled,
+            tail,
+        })
+    }
+}
