@@ -82,6 +82,6 @@ fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
             out,
         )
         .map(|_| ()),
-        Command::Scale(cmd) => crate::autoscale::cli::run(cmd, cli.global.dir.as_deref(), out),
+        Command::Scale(cmd) => crate::server::cli::run(cmd, cli.global.dir.as_deref(), out),
     }
 }

@@ -1,7 +1,8 @@
 //! Adapters: turn verified webhook payloads into signal changes. Pure functions of the payload,
 //! the query and the pool; they never choose a pool (the path does) and never invent a
 //! direction — without one from the query, the alarm's description or the pool's mapping, the
-//! payload is refused (422), never treated as "+1".
+//! payload is refused (422), never treated as "+1". Every number is bounded on the way in
+//! (steps, values, metrics, thresholds): out of bounds is 422 with the limit named.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::autoscale::pool::{Action, Directive, Pool};
-use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
+use crate::autoscale::signal::{Change, Kind, Signal, SourceKind, bounded_metric};
+
+/// A metric or threshold from a payload: finite and bounded, or 422 naming the field.
+fn metric(field: &'static str, value: Option<f64>) -> Result<Option<f64>, Refused> {
+    value.map(|v| bounded_metric(field, v).map_err(|e| Refused(422, e.to_string()))).transpose()
+}
 
 /// A refused payload: HTTP status and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +50,8 @@ fn parse_directive(
         .transpose()
     };
     let d = Directive { action, step: int("step", step)?, value: int("value", value)? };
-    d.validate().map_err(bad)?;
+    // Complete but out of bounds (or missing a part) is a well-formed request refused: 422.
+    d.validate().map_err(|m| Refused(422, m))?;
     Ok(d)
 }
 
@@ -111,19 +118,7 @@ fn parse_time(text: Option<&str>) -> DateTime<Utc> {
 }
 
 fn signal(kind: Kind, source: SourceKind, name: &str, key: String, d: Directive) -> Signal {
-    Signal {
-        kind,
-        source,
-        name: name.to_string(),
-        key,
-        action: d.action,
-        step: d.step.unwrap_or(0),
-        value: d.value,
-        metric: None,
-        since: Utc::now(),
-        merged: 1,
-        threshold: None,
-    }
+    Signal::new(kind, source, name, key, d.action, d.step.unwrap_or(0), d.value, Utc::now())
 }
 
 /// Interpret an alarm: `ALARM` raises the level, `OK` clears it (then `on_ok`), anything else
@@ -154,8 +149,10 @@ pub fn cloudwatch(
             };
             let mut s =
                 signal(Kind::Level, SourceKind::Cloudwatch, &alarm.alarm_name, key, directive);
-            s.metric = alarm.new_state_reason.as_deref().and_then(datapoint);
-            s.threshold = alarm.trigger.as_ref().and_then(|t| t.threshold);
+            s.metric =
+                metric("NewStateReason", alarm.new_state_reason.as_deref().and_then(datapoint))?;
+            s.threshold =
+                metric("Trigger.Threshold", alarm.trigger.as_ref().and_then(|t| t.threshold))?;
             s.since = parse_time(alarm.state_change_time.as_deref());
             Ok(AlarmOutcome::Change(Change::Raise(s)))
         }
@@ -258,8 +255,13 @@ pub fn alertmanager(
                     )
                 })?;
                 let mut s = signal(Kind::Level, SourceKind::Prometheus, &name, key, d);
-                s.metric = a.annotations.get("value").and_then(|v| v.parse().ok());
-                s.threshold = a.annotations.get("threshold").and_then(|v| v.parse().ok());
+                // Unparsable text (a templated `91.5%`) is ignored; a number must be bounded.
+                s.metric =
+                    metric("value", a.annotations.get("value").and_then(|v| v.parse().ok()))?;
+                s.threshold = metric(
+                    "threshold",
+                    a.annotations.get("threshold").and_then(|v| v.parse().ok()),
+                )?;
                 s.since = parse_time(a.starts_at.as_deref());
                 out.push(Change::Raise(s));
             }
@@ -366,5 +368,31 @@ mod tests {
         assert_eq!((d.action, d.value), (Action::Set, Some(7)));
         assert!(text_directive("nothing here").expect("ok").is_none());
         assert_eq!(text_directive("pilum: action=sideways").unwrap_err().0, 422);
+    }
+
+    #[test]
+    fn numbers_out_of_bounds_are_422_with_the_limit() {
+        let n: Notification =
+            serde_json::from_str(&fixture("alertmanager-v4-firing.json")).expect("n");
+        let mut huge = n.clone();
+        huge.alerts[0].labels.remove("pool");
+        huge.alerts[0].annotations.insert("pilum_action".into(), "up".into());
+        huge.alerts[0].annotations.insert("pilum_step".into(), "9223372036854775807".into());
+        let e = alertmanager(&huge, None, &pool()).unwrap_err();
+        assert_eq!(e.0, 422, "{e:?}");
+        assert!(e.1.contains("between 1 and 1000000"), "{e:?}");
+        let mut inf = n.clone();
+        inf.alerts[0].labels.remove("pool");
+        inf.alerts[0].annotations.insert("value".into(), "inf".into());
+        let q = Some(Directive { action: Action::Up, step: Some(1), value: None });
+        let e = alertmanager(&inf, q, &pool()).unwrap_err();
+        assert!(e.1.contains("`value` must be a finite number"), "{e:?}");
+        let mut alarm: Alarm =
+            serde_json::from_str(&fixture("cloudwatch-alarm-message.json")).expect("alarm");
+        alarm.new_state_reason = Some("Threshold Crossed: [1e999 (x)]".into());
+        assert_eq!(cloudwatch(&alarm, None, &pool()).unwrap_err().0, 422);
+        let e = parse_directive("up", Some("9223372036854775807"), None).unwrap_err();
+        assert_eq!(e.0, 422);
+        assert_eq!(parse_directive("set", None, Some("-5")).unwrap_err().0, 422);
     }
 }
