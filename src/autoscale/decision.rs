@@ -119,6 +119,7 @@ impl Scaler {
             lock(&st.inner).down = Some(reason);
             let delay = crate::backoff::Backoff::new(Duration::from_secs(1))
                 .cap(Duration::from_secs(30))
+                .jitter(crate::backoff::Jitter::Up(0.2))
                 .delay(crashes);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}

@@ -373,17 +373,22 @@ fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Opt
         p.at(&at, format!("{what} is not a map"), "give the pool its fields, e.g. `min: 1`");
         return None;
     };
-    let mut ok = p.unknown_keys::<PoolSpec>(map, &at, &what);
+    // Unknown keys are reported but do not stop the other checks of the pool.
+    p.unknown_keys::<PoolSpec>(map, &at, &what);
+    let known: serde_yaml::Mapping = map
+        .iter()
+        .filter(|(k, _)| k.as_str().is_some_and(|f| fields_of::<PoolSpec>().contains(&f)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut ok = true;
     let required = ["project", "stack", "key", "targets", "min", "max"];
-    ok &= p.missing_keys(map, &required, &at, &what, |f| match f {
+    ok &= p.missing_keys(&known, &required, &at, &what, |f| match f {
         "min" | "max" => "every pool needs both `min` and `max` bounds".to_string(),
         "targets" => "list the URNs `pulumi up --target` should update".to_string(),
         f => format!("add `{f}` to the pool"),
     });
-    for (k, v) in map {
-        let Some(field) = k.as_str().filter(|f| fields_of::<PoolSpec>().contains(f)) else {
-            continue;
-        };
+    for (k, v) in &known {
+        let Some(field) = k.as_str() else { continue };
         let path = [Key("pools"), Key(name), Key(field)];
         match field {
             "alarms" if v.is_mapping() => {
@@ -442,7 +447,7 @@ fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Opt
     if !ok {
         return None;
     }
-    match serde_yaml::from_value::<PoolSpec>(value.clone()) {
+    match serde_yaml::from_value::<PoolSpec>(serde_yaml::Value::Mapping(known)) {
         Ok(spec) => Some(spec),
         Err(e) => {
             // Only a missing field is left (every present one was checked above).

@@ -340,9 +340,10 @@ impl Book {
         self.deciding = None;
     }
 
-    /// Drop intents a recorded decision already consumed (after a restart).
+    /// Drop intents a recorded decision already consumed (after a restart). Intents without a
+    /// sequence number (saved by an older version) are pending by definition and kept.
     pub fn forget_consumed(&mut self, seq: u64) {
-        self.intents.retain(|s| s.seq > seq);
+        self.intents.retain(|s| s.seq == 0 || s.seq > seq);
     }
 
     pub fn is_empty(&self) -> bool {
