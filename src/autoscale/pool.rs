@@ -201,11 +201,17 @@ pub fn parse(file: &Path, source: &str) -> Result<Pools, Vec<Diagnostic>> {
     }
     let value: serde_yaml::Value = serde_yaml::from_str(source).map_err(|e| {
         let loc = e.location();
-        let (line, col) = loc.as_ref().map_or((0, 0), |l| (l.line(), l.column()));
+        // Some errors (a second document) come without a position: the start of the file.
+        let (line, col) = loc.as_ref().map_or((1, 1), |l| (l.line(), l.column()));
         // serde_yaml appends the location it also returns; it is shown as `-->` instead.
         let text = e.to_string();
-        let suffix = format!(" at line {line} column {col}");
-        let message = text.strip_suffix(&suffix).unwrap_or(&text);
+        let message = match &loc {
+            Some(l) => {
+                let suffix = format!(" at line {} column {}", l.line(), l.column());
+                text.strip_suffix(&suffix).unwrap_or(&text).to_string()
+            }
+            None => text.clone(),
+        };
         vec![
             Diagnostic::new(file, format!("invalid YAML: {message}"))
                 .at(source, line, col)
@@ -255,7 +261,9 @@ struct Problems<'a> {
 impl Problems<'_> {
     fn at(&mut self, path: &[Seg<'_>], message: String, help: &str) -> &mut Diagnostic {
         let mut d = Diagnostic::new(self.file, message).help(help);
-        if let Some((line, col)) = locate::position(self.source, path) {
+        // Not found (a missing key of the top level): the start of the file.
+        let fallback = (!self.source.trim().is_empty()).then_some((1, 1));
+        if let Some((line, col)) = locate::position(self.source, path).or(fallback) {
             d = d.at(self.source, line, col);
         }
         self.list.push(d);
@@ -786,6 +794,122 @@ mod tests {
         let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
         assert!(errs[0].message.contains("nested too deeply"), "{}", errs[0]);
         assert_eq!(errs[0].line, 1);
+    }
+
+    /// The committed inputs that once failed (panicked, hung or were accepted): each is
+    /// rejected, quickly, with every problem located.
+    #[test]
+    fn the_corpus_is_rejected_with_locations() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/pools");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("corpus file");
+            let started = std::time::Instant::now();
+            let errs = parse(Path::new("/x/pilum-scale.yaml"), &text)
+                .expect_err(&format!("{} must be rejected", path.display()));
+            assert!(started.elapsed() < Duration::from_secs(5), "{} took too long", path.display());
+            for e in &errs {
+                assert!(
+                    e.line >= 1 || text.trim().is_empty(),
+                    "{}: unlocated: {e}",
+                    path.display()
+                );
+                assert!(e.help.is_some(), "{}: no help: {e}", path.display());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "the corpus is missing ({seen} files)");
+    }
+
+    mod props {
+        use std::path::Path;
+        use std::time::Duration;
+
+        use proptest::prelude::*;
+
+        use crate::autoscale::pool::parse;
+
+        /// A complete pools file the mutations start from.
+        const FULL: &str = "sns_topics: [\"arn:aws:sns:us-east-1:123456789012:t\"]\npools:\n  workers:\n    project: infra\n    stack: prod\n    key: infra:count\n    targets: [\"urn:pulumi:prod::infra::aws:x::w\"]\n    min: 1\n    max: 5\n    cooldown_up: 30s\n    cooldown_down: 5m\n    max_step: 2\n    alarms:\n      High: { action: up, step: 2 }\n    on_ok: { action: down, step: 1 }\n    schedules:\n      - { name: office, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 3 }\n";
+
+        const TOKENS: &[&str] = &[
+            ".inf",
+            "1e300",
+            "-1",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "[",
+            "{",
+            "]",
+            "}",
+            ":",
+            "- ",
+            "\n",
+            "  ",
+            "\"",
+            "'",
+            "#",
+            "&a ",
+            "*a",
+            "!!str ",
+            "~",
+            ",",
+            "cooldwon_up: 1\n",
+            "schedules: [{name: x}]",
+            "\t",
+            "0x10",
+            "NaN",
+            "999999999999999999h",
+        ];
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Insert(prop::sample::Index, usize),
+            Delete(prop::sample::Index, usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                (any::<prop::sample::Index>(), 0..TOKENS.len())
+                    .prop_map(|(i, t)| Edit::Insert(i, t)),
+                (any::<prop::sample::Index>(), 1..20usize).prop_map(|(i, n)| Edit::Delete(i, n)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Mutated pools files never panic, finish quickly, and every rejection is
+            /// located with a `help:`.
+            #[test]
+            fn mutated_files_never_panic_and_rejections_are_located(edits in prop::collection::vec(edit(), 0..6)) {
+                let mut text = FULL.to_string();
+                for e in edits {
+                    match e {
+                        Edit::Insert(at, t) => {
+                            let i = at.index(text.len() + 1);
+                            text.insert_str(i, TOKENS[t]);
+                        }
+                        Edit::Delete(at, n) => {
+                            let i = at.index(text.len().max(1)).min(text.len());
+                            let end = (i + n).min(text.len());
+                            text.replace_range(i..end, "");
+                        }
+                    }
+                }
+                let started = std::time::Instant::now();
+                let result = parse(Path::new("/x/pilum-scale.yaml"), &text);
+                prop_assert!(started.elapsed() < Duration::from_secs(5));
+                if let Err(errs) = result {
+                    prop_assert!(!errs.is_empty());
+                    for e in &errs {
+                        prop_assert!(e.line >= 1 || text.trim().is_empty(), "unlocated: {} in\n{}", e, text);
+                        prop_assert!(e.help.is_some(), "no help: {}", e);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -304,4 +304,46 @@ mod tests {
         let stale = changes(&[], &book, at("2026-11-18T09:00:00Z"));
         assert_eq!(stale.len(), 1);
     }
+
+    mod props {
+        use chrono::{DateTime, Utc};
+        use proptest::prelude::*;
+
+        use crate::autoscale::schedule::{Schedule, ScheduleSpec};
+
+        fn cron() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("0 8 * * 1-5".to_string()),
+                Just("* * * * *".to_string()),
+                Just("0 0 31 2 *".to_string()),
+                "[0-9*,/ -]{0,24}",
+                "(([0-9]{1,3}|\\*)(/[0-9]{1,3})? ){4}([0-9]{1,3}|\\*|MON-FRI)",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any expressions and time zone: compiling never panics; a compiled schedule
+            /// answers for any moment of this century without panicking, and a rejection
+            /// names its field and says what to do.
+            #[test]
+            fn schedules_never_panic(
+                start in cron(),
+                end in cron(),
+                tz in prop_oneof![Just("UTC".to_string()), Just("Europe/Paris".to_string()), ".{0,16}"],
+                value in any::<i64>(),
+                at in 946_684_800i64..4_102_444_800,
+            ) {
+                let spec = ScheduleSpec { name: "s".into(), start, end, timezone: tz, value };
+                match Schedule::compile(&spec) {
+                    Ok(s) => {
+                        let now: DateTime<Utc> = DateTime::from_timestamp(at, 0).expect("in range");
+                        let _ = s.opened_at(now);
+                    }
+                    Err(e) => prop_assert!(e.1.help.is_some() && !e.1.message.is_empty()),
+                }
+            }
+        }
+    }
 }

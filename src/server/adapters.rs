@@ -395,4 +395,99 @@ mod tests {
         assert_eq!(e.0, 422);
         assert_eq!(parse_directive("set", None, Some("-5")).unwrap_err().0, 422);
     }
+
+    /// The committed payloads that once got through (or could panic) are refused.
+    #[test]
+    fn the_corpus_is_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/corpus/alertmanager");
+        let q = Some(Directive { action: Action::Up, step: Some(1), value: None });
+        for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("corpus file");
+            let refused = match serde_json::from_str::<Notification>(&text) {
+                Err(e) => e.line() > 0,
+                Ok(n) => alertmanager(&n, q, &pool()).is_err_and(|r| (400..500).contains(&r.0)),
+            };
+            assert!(refused, "{} was not refused", path.display());
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use crate::autoscale::pool::{Action, Directive};
+        use crate::server::adapters::{
+            Alarm, AlarmOutcome, Notification, alertmanager, cloudwatch,
+        };
+
+        /// Number-like text, from the ordinary to the hostile.
+        fn number() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_map(|f| f.to_string()),
+                Just("inf".to_string()),
+                Just("NaN".to_string()),
+                Just("1e999".to_string()),
+                Just("-0".to_string()),
+                "[0-9.eE+-]{0,12}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Whatever the annotations and query say, an Alertmanager payload is refused with
+            /// a 4xx and a message, or becomes changes whose numbers are all in bounds.
+            #[test]
+            fn alertmanager_payloads_are_bounded_or_refused(
+                action in prop_oneof![Just("up"), Just("down"), Just("set"), Just("sideways")],
+                step in number(),
+                value in number(),
+                metric in number(),
+                status in prop_oneof![Just("firing"), Just("resolved"), Just("odd")],
+                query_step in proptest::option::of(any::<i64>()),
+            ) {
+                let payload = serde_json::json!({
+                    "version": "4", "groupKey": "g",
+                    "alerts": [{"status": status, "labels": {"alertname": "High"}, "fingerprint": "f",
+                                "annotations": {"pilum_action": action, "pilum_step": step, "pilum_value": value, "value": metric, "threshold": metric}}]
+                });
+                let n: Notification = serde_json::from_value(payload).expect("well-formed");
+                let q = query_step.map(|s| Directive { action: Action::Up, step: Some(s), value: None });
+                match alertmanager(&n, q, &super::pool()) {
+                    Ok(changes) => {
+                        for c in changes {
+                            prop_assert!(c.check_bounds().is_ok(), "{c:?}");
+                        }
+                    }
+                    Err(r) => prop_assert!((400..500).contains(&r.0) && !r.1.is_empty(), "{r:?}"),
+                }
+            }
+
+            /// The same for CloudWatch alarms: the datapoint, threshold and description
+            /// directive are bounded or the alarm is refused.
+            #[test]
+            fn cloudwatch_alarms_are_bounded_or_refused(
+                datapoint in number(),
+                threshold in any::<f64>(),
+                step in number(),
+                state in prop_oneof![Just("ALARM"), Just("OK"), Just("INSUFFICIENT_DATA"), Just("odd")],
+            ) {
+                let alarm = Alarm {
+                    alarm_name: "High".into(),
+                    alarm_description: Some(format!("pilum: action=up step={step}")),
+                    new_state_value: state.into(),
+                    new_state_reason: Some(format!("Threshold Crossed: [{datapoint} (01/01/26 00:00:00)]")),
+                    state_change_time: Some("2026-01-01T00:00:00.000+0000".into()),
+                    trigger: Some(super::Trigger { threshold: Some(threshold) }),
+                };
+                match cloudwatch(&alarm, None, &super::pool()) {
+                    Ok(AlarmOutcome::Change(c)) => prop_assert!(c.check_bounds().is_ok(), "{c:?}"),
+                    Ok(AlarmOutcome::RecordOnly(_)) => {}
+                    Err(r) => prop_assert!((400..500).contains(&r.0) && !r.1.is_empty(), "{r:?}"),
+                }
+            }
+        }
+    }
 }
