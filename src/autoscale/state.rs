@@ -316,12 +316,18 @@ impl StateDir {
                 out.dropped += 1;
                 continue;
             }
-            if matches!(e.change, Change::Intent(_)) && e.seq <= consumed(&e.pool) {
-                continue;
+            let mut change = e.change;
+            if e.seq <= consumed(&e.pool) {
+                // A recorded decision consumed this entry's intent; a level change stays.
+                match &mut change {
+                    Change::Intent(_) => continue,
+                    Change::Clear { then, .. } => *then = None,
+                    Change::Raise(_) => {}
+                }
             }
-            if let Err(err) = e.change.check_bounds() {
+            if let Err(err) = change.check_bounds() {
                 if let Change::Raise(s) | Change::Intent(s) | Change::Clear { then: Some(s), .. } =
-                    e.change
+                    change
                 {
                     out.quarantined.push(Quarantined {
                         pool: e.pool,
@@ -332,7 +338,7 @@ impl StateDir {
                 continue;
             }
             out.replayed += 1;
-            out.books.entry(e.pool).or_default().apply(e.change);
+            out.books.entry(e.pool).or_default().apply(change);
         }
         let record_max = records.values().map(|r| r.signals_seq).max().unwrap_or(0);
         out.next_seq = max_seq.max(record_max) + 1;
@@ -403,6 +409,61 @@ mod tests {
         assert!(text.contains("help: stop that server"), "{text}");
         drop(first);
         StateDir::open(dir.path()).expect("free again");
+    }
+
+    #[test]
+    fn recovery_replays_the_journal_and_skips_consumed_intents() {
+        use crate::autoscale::pool::Action;
+        use crate::autoscale::signal::{Kind, SourceKind};
+        let dir = tempfile::tempdir().expect("tmp");
+        let state = StateDir::open(dir.path()).expect("open");
+        let pools = crate::autoscale::pool::parse(
+            &dir.path().join("p.yaml"),
+            "pools:\n  w:\n    project: i\n    stack: s\n    key: i:k\n    targets: [urn:pulumi:x]\n    min: 0\n    max: 9\n",
+        )
+        .expect("pools");
+        let now = chrono::Utc::now();
+        let intent = |key: &str| {
+            Change::Intent(Signal::new(
+                Kind::Intent,
+                SourceKind::Delta,
+                "delta",
+                key.into(),
+                Action::Up,
+                1,
+                None,
+                now,
+            ))
+        };
+        let level = Change::Raise(Signal::new(
+            Kind::Level,
+            SourceKind::Prometheus,
+            "a",
+            "prometheus:f".into(),
+            Action::Up,
+            1,
+            None,
+            now,
+        ));
+        let mut lines = String::new();
+        for (seq, mut change) in
+            [(1, intent("k1")), (2, intent("k2")), (3, intent("k3")), (4, level)]
+        {
+            change.set_seq(seq);
+            let e = Entry { seq, pool: "w".into(), change };
+            lines.push_str(&serde_json::to_string(&e).expect("json"));
+            lines.push('\n');
+        }
+        lines.push_str("{\"seq\": 5, \"pool\": \"w\", \"chan");
+        std::fs::write(state.journal_path(), lines).expect("journal");
+        let mut record = Record::new("w", 3);
+        record.signals_seq = 2;
+        let records = BTreeMap::from([("w".to_string(), record)]);
+        let r = state.recover(&pools, &records).expect("recover");
+        let book = &r.books["w"];
+        assert_eq!(book.intents.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(book.levels.len(), 1);
+        assert_eq!((r.next_seq, r.torn, r.replayed), (5, 1, 2));
     }
 
     #[test]
