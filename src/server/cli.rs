@@ -254,8 +254,14 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
             .split_once('=')
             .and_then(|(p, n)| Some((p.to_string(), n.trim().parse::<i64>().ok()?)))
             .ok_or_else(|| Error::usage(format!("`--current {c}`: expected `POOL=N`")))?;
-        if pools.get(&p).is_none() {
+        let Some(pool) = pools.get(&p) else {
             return Err(Error::usage(format!("`--current`: unknown pool `{p}`")));
+        };
+        if !(pool.spec.min..=pool.spec.max).contains(&n) {
+            return Err(Error::usage(format!(
+                "`--current {c}`: {n} is outside pool `{p}`'s bounds [{}, {}]",
+                pool.spec.min, pool.spec.max
+            )));
         }
         start.insert(p, n);
     }
