@@ -396,9 +396,25 @@ pub struct ScaleServeArgs {
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub queue_size: usize,
 
-    /// Time limit for one request
+    /// Time limit for one request, body included
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
     pub request_timeout: std::time::Duration,
+
+    /// Time limit for a request's headers; also closes idle keep-alive connections
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub header_timeout: std::time::Duration,
+
+    /// Connections served at once (more are closed at once)
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
+
+    /// Dry-run previews allowed to wait per stack while one runs (more get 429)
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1024))]
+    pub preview_queue: u32,
+
+    /// TEST ONLY: inject one fault (`decide-panic`, `reload-panic`)
+    #[arg(long, hide = true, value_name = "FAULT", value_parser = ["decide-panic", "reload-panic"])]
+    pub test_fault: Option<String>,
 
     /// How long shutdown waits for an in-flight `pulumi up` before interrupting it (SIGINT)
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::duration::positive_flag)]

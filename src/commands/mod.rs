@@ -78,7 +78,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
             out,
         )
         .map(|_| ()),
-        Command::Scale(cmd) => crate::autoscale::cli::run(cmd, dir.as_deref(), out),
+        Command::Scale(cmd) => crate::server::cli::run(cmd, dir.as_deref(), out),
     }
 }
 
