@@ -24,6 +24,17 @@ use super::progress::Progress;
 use crate::orchestrator::event::{Counts, Event, Location, Sink, Summary, TaskStatus};
 use crate::output::Output;
 
+/// The most lines of output a task's GitHub group keeps: the last ones.
+const GROUP_LINES: usize = 50_000;
+
+/// A task's output kept for its GitHub group.
+#[derive(Default)]
+struct Captured {
+    lines: std::collections::VecDeque<String>,
+    /// Earlier lines dropped beyond [`GROUP_LINES`].
+    dropped: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Json,
@@ -46,7 +57,7 @@ pub struct Renderer {
     root: Option<PathBuf>,
     progress: Option<Progress>,
     /// Output lines per task, kept for its GitHub group.
-    captured: Mutex<HashMap<usize, Vec<String>>>,
+    captured: Mutex<HashMap<usize, Captured>>,
 }
 
 impl Renderer {
@@ -116,7 +127,13 @@ impl Renderer {
 
     /// Keep a task's line for its GitHub group.
     fn capture(&self, task: usize, line: String) {
-        self.captured.lock().expect("capture lock").entry(task).or_default().push(line);
+        let mut captured = self.captured.lock().expect("capture lock");
+        let c = captured.entry(task).or_default();
+        if c.lines.len() == GROUP_LINES {
+            c.lines.pop_front();
+            c.dropped += 1;
+        }
+        c.lines.push_back(line);
     }
 
     fn summary(&self, s: &Summary) {
@@ -175,11 +192,14 @@ impl Renderer {
         };
         let mut lines = Vec::new();
         if self.grouped() {
-            let output = self.captured.lock().expect("capture lock").remove(&task.id);
-            lines.push(github::group(
-                &format!("{} ({what})", task.label),
-                &output.unwrap_or_default(),
-            ));
+            let c =
+                self.captured.lock().expect("capture lock").remove(&task.id).unwrap_or_default();
+            let mut output = Vec::with_capacity(c.lines.len() + 1);
+            if c.dropped > 0 {
+                output.push(format!("(the first {} lines are left out)", c.dropped));
+            }
+            output.extend(c.lines);
+            lines.push(github::group(&format!("{} ({what})", task.label), &output));
         }
         if status == TaskStatus::Ok {
             if self.mode != Mode::Quiet {
