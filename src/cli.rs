@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "pilum",
-    version,
+    version = env!("PILUM_VERSION"),
     about = "Ship and scale services from a monorepo",
     long_about = "Ship and scale services from a monorepo.\n\nDiscover services (directories with a \
                   `pilum.yaml`), run their Rhai recipes in parallel with step barriers and \
@@ -96,6 +96,7 @@ pub enum Command {
     /// Print the dependency graph
     Graph(GraphArgs),
     /// Print shell completions
+    #[command(after_long_help = COMPLETIONS_HELP, after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
 
     // -- recipe catalogue --------------------------------------------------------------------
@@ -218,6 +219,11 @@ pub struct ExecArgs {
     /// Print what would run instead of running it
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Publish (`deploy`, `publish`, `push`) from a work tree with uncommitted changes; the
+    /// default tag becomes `<sha>-dirty`
+    #[arg(long)]
+    pub allow_dirty: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -275,6 +281,15 @@ pub struct GraphArgs {
     #[arg(long, value_enum, default_value_t = GraphFormat::Tree)]
     pub format: GraphFormat,
 }
+
+/// How to install the completion script, for `pilum completions --help`.
+const COMPLETIONS_HELP: &str = "\
+Install them:
+  bash  pilum completions bash > ~/.local/share/bash-completion/completions/pilum
+  zsh   pilum completions zsh > ~/.zfunc/_pilum
+        (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
+  fish  pilum completions fish > ~/.config/fish/completions/pilum.fish
+Open a new shell afterwards.";
 
 #[derive(Debug, Args, Clone)]
 pub struct CompletionsArgs {
