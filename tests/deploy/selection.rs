@@ -171,9 +171,9 @@ fn ignore_files_hide_services() {
 }
 
 #[test]
-fn provider_filter_targets_and_unknown_key_warning() {
+fn provider_filter_and_targets() {
     let t = project(0)
-        .file("a/pilum.yaml", "name: a\nbuild:\n  command: 'true'\nregoin: eu\n")
+        .file("a/pilum.yaml", "name: a\nbuild:\n  command: 'true'\nregion: eu\n")
         .file("b/pilum.yaml", &shell_service("b", &[]))
         .file(
             "c/pilum.yaml",
@@ -183,14 +183,43 @@ fn provider_filter_targets_and_unknown_key_warning() {
         .args(["list", "--json", "--provider", "local"]);
     let r = t.run().success();
     assert_eq!(names(&r.stdout), ["a", "c.local"]);
-    assert!(
-        r.stderr.contains("unknown key `regoin`") && r.stderr.contains("did you mean `region`?"),
-        "{}",
-        r.stderr
-    );
     let t = t.clear_args().args(["graph"]);
     let out = t.run().success().stdout;
     assert!(out.contains("d\n├── c.local\n└── c.shell\n"), "{out}");
+}
+
+#[test]
+fn unknown_keys_are_errors_with_a_suggestion() {
+    // A typo of `build:` used to deploy nothing and say ok.
+    let mut t = project(0)
+        .file("a/pilum.yaml", "name: a\nbuidl:\n  command: step a build\nregoin: eu\n")
+        .file("b/pilum.yaml", &shell_service("b", &[]));
+    for cmd in ["check", "deploy", "plan", "list"] {
+        t = t.clear_args().args([cmd]);
+        let r = t.run();
+        assert_ne!(r.status, 0, "{cmd}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("unknown key `buidl` in `a/pilum.yaml`")
+                && r.stderr.contains("a/pilum.yaml:2:1")
+                && r.stderr.contains("did you mean `build`?")
+                && r.stderr.contains("unknown key `regoin`")
+                && r.stderr.contains("did you mean `region`?"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    assert!(t.calls("step").is_empty(), "nothing ran");
+    // In a target or an environment override, the key is reported where it is written.
+    let t = project(0).file(
+        "c/pilum.yaml",
+        "name: c\ntargets:\n  - recipe: local\n    shel: {}\nenvironments:\n  prod:\n    regoin: eu\n",
+    );
+    let r = t.args(["check", "--env", "prod"]).run().code(1);
+    assert!(
+        r.stderr.contains("c/pilum.yaml:4:5") && r.stderr.contains("c/pilum.yaml:7:5"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
