@@ -103,6 +103,11 @@ pub enum Problem {
     Cycle {
         names: Vec<String>,
     },
+    /// A named service's dependencies that the selection leaves out (a note).
+    LeftOut {
+        service: String,
+        missing: Vec<String>,
+    },
 }
 
 /// Why an `env:` key or a `secrets:` entry is not a usable environment variable name.
@@ -177,6 +182,16 @@ impl fmt::Display for Problem {
             }
             Self::SelfDependency { service } => write!(f, "service `{service}` depends on itself"),
             Self::Cycle { names } => write!(f, "dependency cycle: {}", names.join(" → ")),
+            Self::LeftOut { service, missing } => {
+                let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+                let (they, are, them) =
+                    if missing.len() == 1 { ("it", "is", "it") } else { ("they", "are", "them") };
+                write!(
+                    f,
+                    "`{service}` depends on {}, which {are} not selected: {they} will not run, and `{service}` will not wait for {them}",
+                    list.join(", ")
+                )
+            }
         }
     }
 }
@@ -224,6 +239,9 @@ impl Problem {
             }
             Self::SelfDependency { .. } => "remove the service's own name from `depends_on`".into(),
             Self::Cycle { .. } => "remove one of these `depends_on` entries to break the cycle".into(),
+            Self::LeftOut { service, .. } => format!(
+                "select `{service}...` to include what it depends on (and `...{service}` for what depends on it)"
+            ),
         })
     }
 }

@@ -64,7 +64,7 @@ impl Project {
             })
         };
         let mut services = Vec::new();
-        let mut diags = Vec::new();
+        let mut diags: Vec<Diagnostic> = discover::check_marker(root).into_iter().collect();
         for r in results {
             match r {
                 Ok(s) => services.extend(s),

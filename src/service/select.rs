@@ -13,7 +13,7 @@ use globset::{Glob, GlobMatcher};
 use super::changed::{Changes, normalize};
 use super::config::Service;
 use super::graph::{dependencies, dependents};
-use crate::diagnostic::{Diagnostic, closest, did_you_mean};
+use crate::diagnostic::{Diagnostic, Problem, closest, did_you_mean};
 
 /// One selected service (index into the project's services) and why it was picked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,23 +185,13 @@ pub fn left_out(
         let missing: Vec<String> = dependencies(deps, &[sel.index])
             .into_iter()
             .filter(|&d| !chosen[d])
-            .map(|d| format!("`{}`", services[d].name))
+            .map(|d| services[d].name.clone())
             .collect();
         if missing.is_empty() {
             continue;
         }
-        let name = &services[sel.index].name;
-        let (them, are) = if missing.len() == 1 { ("it", "is") } else { ("they", "are") };
-        out.push(
-            Diagnostic::new(
-                "",
-                format!(
-                    "`{name}` depends on {}, which {are} not selected: {them} will not run, and `{name}` does not wait for {them}",
-                    missing.join(", ")
-                ),
-            )
-            .help(format!("select `{name}...` to include what it depends on (and `...{name}` for what depends on it)")),
-        );
+        let service = services[sel.index].name.clone();
+        out.push(Diagnostic::of("", Problem::LeftOut { service, missing }));
     }
     out
 }

@@ -259,3 +259,103 @@ fn recipe_path_adds_and_overrides_recipes() {
     let r = t.run().code(2);
     assert!(r.stderr.contains("unknown recipe `echo`"), "{}", r.stderr);
 }
+
+fn app() -> Test {
+    project(0)
+        .file("db/pilum.yaml", &shell_service("db", &[]))
+        .file("api/pilum.yaml", &shell_service("api", &["db"]))
+        .file("web/pilum.yaml", &shell_service("web", &["api"]))
+        .file("docs/pilum.yaml", &shell_service("docs", &[]))
+}
+
+#[test]
+fn naming_a_service_says_what_was_left_out_and_graph_syntax_adds_it() {
+    let r = app().args(["plan", "web"]).run().success();
+    assert!(
+        r.stderr.contains("`web` depends on `api`, `db`, which are not selected")
+            && r.stderr.contains("help: select `web...`"),
+        "{}",
+        r.stderr
+    );
+    let r = app().args(["list", "--json", "web..."]).run().success();
+    assert_eq!(names(&r.stdout), ["api", "db", "web"]);
+    assert!(r.stderr.is_empty(), "nothing left out: {}", r.stderr);
+    let r = app().args(["list", "--json", "...api"]).run().success();
+    assert_eq!(names(&r.stdout), ["api", "web"]);
+    let r = app().args(["list", "--json", "web^..."]).run().success();
+    assert_eq!(names(&r.stdout), ["api", "db"]);
+    let r = app().args(["plan", "--json", "web..."]).run().success();
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["plan"]["services"][0]["reason"], "dependency of `web`");
+}
+
+#[test]
+fn declared_artefacts_never_count_as_a_change() {
+    let t = project(0)
+        .file(".gitignore", ".bin/\n.calls/\n")
+        .file(
+            "a/pilum.yaml",
+            "name: a\nbuild:\n  command: 'true'\n  artifacts: [dist/*, out.bin]\n",
+        )
+        .file("b/pilum.yaml", &shell_service("b", &[]));
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "base"]);
+    t.git(&["checkout", "-q", "-b", "feature"]);
+    let t = t.file("b/change.txt", "x\n");
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "change b"]);
+    // A build wrote its artefacts (not ignored) and pilum its state.
+    let t = t
+        .file("a/dist/app.js", "built\n")
+        .file("a/out.bin", "built\n")
+        .file(".pilum/history.jsonl", "{}\n")
+        .args(["list", "--json", "--only-changed", "--since", "main"]);
+    assert_eq!(names(&t.run().success().stdout), ["b"]);
+    let t = t.file("a/src.txt", "a real change\n");
+    assert_eq!(names(&t.run().success().stdout), ["a", "b"]);
+}
+
+#[test]
+fn a_marked_directory_is_its_own_project_root() {
+    // Inside one repository: two projects that both have a `web`.
+    let t = project(0)
+        .file("examples/demo/pilum-project.yaml", "# a project of its own\n")
+        .file("examples/demo/services/web/pilum.yaml", &shell_service("web", &[]))
+        .file("examples/demo/services/api/pilum.yaml", &shell_service("api", &[]))
+        .file("examples/demo/services/api/jobs/pilum.yaml", &shell_service("jobs", &[]))
+        .file("examples/demo/services/api-users/pilum.yaml", &shell_service("api-users", &[]))
+        .file("apps/web/pilum.yaml", &shell_service("web", &[]));
+    t.git(&["init", "-q", "-b", "main"]);
+    let t = t.cwd("examples/demo/services").args(["list", "--json"]);
+    let r = t.run().success();
+    // Parents before their subdirectories.
+    assert_eq!(names(&r.stdout), ["api", "jobs", "api-users", "web"], "{}", r.stderr);
+    // From the repository's top, the nested project is not part of the outer one.
+    let t = t.cwd(".");
+    assert_eq!(names(&t.run().success().stdout), ["web"]);
+    // The marker holds no settings yet: a key in it is an error.
+    let t = t
+        .file("examples/demo/pilum-project.yaml", "services: [a]\n")
+        .cwd("examples/demo")
+        .clear_args()
+        .args(["check"]);
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("unknown key `services` in `pilum-project.yaml`"), "{}", r.stderr);
+}
+
+#[test]
+fn the_example_monorepo_works_from_its_own_directory() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/monorepo");
+    let r = Test::new().cwd(".").args(["list", "--json", "-C"]).arg(&dir).run().success();
+    assert_eq!(names(&r.stdout), ["api", "db", "docs", "web", "worker"]);
+    // Without -C, from inside the example in this repository (whose top level has other
+    // services, one of them also named `web`).
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pilum"));
+    let out = cmd.args(["list", "--json"]).current_dir(dir.join("services/web")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        names(&String::from_utf8_lossy(&out.stdout)),
+        ["api", "db", "docs", "web", "worker"]
+    );
+}
