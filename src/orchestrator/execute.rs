@@ -146,12 +146,32 @@ pub fn execute_recorded(
         if plan.dry_run { None } else { Some(crate::state::lock::DeployLock::acquire(root)?) };
     let summary = execute(plan, runner, opts, sink, cancel);
     let history = if !plan.dry_run && !plan.tasks.is_empty() {
-        crate::state::history::record(root, verb, &plan.tag, plan.environment.as_deref(), &summary)
-            .err()
+        let entry = crate::state::history::Entry {
+            command: verb,
+            tag: &plan.tag,
+            environment: plan.environment.as_deref(),
+            complete: verb == "deploy" && covers_project(plan),
+            summary: serde_json::to_value(&summary).unwrap_or_default(),
+        };
+        crate::state::history::append(root, &entry).err()
     } else {
         None
     };
     Ok((summary, history))
+}
+
+/// Whether `plan` deploys everything the project needed: every step of every service, picked
+/// by a selection that leaves nothing out (all services, or `--only-changed`).
+fn covers_project(plan: &Plan) -> bool {
+    let steps: usize = plan
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.steps.iter().map(|st| if st.per_region { s.regions.len().max(1) } else { 1 })
+        })
+        .sum();
+    plan.tasks.len() == steps
+        && plan.services.iter().all(|s| crate::service::select::covers_project(&s.reason))
 }
 
 /// Run the plan to the end (or cancellation) and return the summary (also emitted).

@@ -51,7 +51,11 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
     // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
     let changes = if cfg.only_changed {
-        Some(changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?)
+        let (last, notes) = crate::state::history::base_commit(&root, cfg.environment.as_deref());
+        let mut c = changed::changed_files(&root, cfg.since.as_deref(), last.as_deref())
+            .map_err(Error::usage)?;
+        c.notes.extend(notes);
+        Some(c)
     } else {
         None
     };
@@ -109,6 +113,9 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     )
     .map_err(Error::usage)?;
     let mut warnings = select::left_out(&project.services, &project.deps, &selected);
+    if let Some(c) = &changes {
+        warnings.extend(c.notes.iter().map(|n| Diagnostic::new(PathBuf::new(), n.clone())));
+    }
     let section_of =
         |i: usize| resolved[i].as_ref().map(|r| (r.decl.section.clone(), r.decl.name.clone()));
     let mut base = None;
@@ -218,7 +225,7 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
 /// The short git SHA of `HEAD`, else a UTC timestamp. The SHA is read from `.git` directly
 /// (no process for the common case), with `git rev-parse` as the fallback.
 fn default_tag(root: &Path) -> String {
-    if let Some(sha) = head_sha(root) {
+    if let Some(sha) = changed::head_sha(root) {
         return sha[..12.min(sha.len())].to_string();
     }
     let sha = std::process::Command::new("git")
@@ -232,76 +239,4 @@ fn default_tag(root: &Path) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty());
     sha.unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d%H%M%S").to_string())
-}
-
-/// `HEAD`'s full SHA from the git directory: a detached SHA, a loose ref, or `packed-refs`.
-/// `None` for anything unusual (the caller asks git).
-fn head_sha(root: &Path) -> Option<String> {
-    let dot_git = root.ancestors().map(|d| d.join(".git")).find(|p| p.exists())?;
-    let git_dir = if dot_git.is_file() {
-        // A linked worktree or submodule: `gitdir: <path>`.
-        let text = std::fs::read_to_string(&dot_git).ok()?;
-        let p = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
-        if p.is_absolute() { p } else { dot_git.parent()?.join(p) }
-    } else {
-        dot_git
-    };
-    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
-    let head = head.trim();
-    let is_sha = |s: &str| s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let Some(reference) = head.strip_prefix("ref:").map(str::trim) else {
-        return is_sha(head).then(|| head.to_string());
-    };
-    // Refs live in the common directory of a linked worktree.
-    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
-        Ok(c) => git_dir.join(c.trim()),
-        Err(_) => git_dir.clone(),
-    };
-    for dir in [&git_dir, &common] {
-        if let Ok(sha) = std::fs::read_to_string(dir.join(reference)) {
-            let sha = sha.trim();
-            return is_sha(sha).then(|| sha.to_string());
-        }
-    }
-    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
-    packed.lines().find_map(|l| {
-        let (sha, name) = l.split_once(' ')?;
-        (name == reference && is_sha(sha)).then(|| sha.to_string())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_sha_matches_git() {
-        let t = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let o = std::process::Command::new("git")
-                .arg("-C")
-                .arg(t.path())
-                .args(args)
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com")
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "git {args:?}");
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        };
-        assert_eq!(head_sha(t.path()), None);
-        git(&["init", "-q", "-b", "main"]);
-        assert_eq!(head_sha(t.path()), None, "no commit yet");
-        git(&["commit", "-q", "--allow-empty", "-m", "one"]);
-        let want = git(&["rev-parse", "HEAD"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        git(&["pack-refs", "--all"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        git(&["checkout", "-q", "--detach"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        std::fs::create_dir_all(t.path().join("sub")).unwrap();
-        assert_eq!(head_sha(&t.path().join("sub")).as_deref(), Some(want.as_str()));
-    }
 }

@@ -96,6 +96,20 @@ fn pattern(text: &str) -> Pattern<'_> {
 /// The reason of a service picked because the user named it (or matched it with a glob).
 const NAMED: &str = "named";
 
+/// The reason when nothing narrows the selection.
+const ALL: &str = "all services";
+
+/// Whether a service selected for `reason` was picked by a selection that covers the whole
+/// project's needs: every service, or every service `--only-changed` found. A run whose
+/// services all have such reasons leaves nothing behind, so its commit can be the next
+/// `--only-changed` base.
+pub fn covers_project(reason: &str) -> bool {
+    reason == ALL
+        || reason.starts_with("changed: ")
+        || reason.starts_with("watch: ")
+        || reason.starts_with("depends on changed `")
+}
+
 /// Select by name patterns (empty = all) and provider (empty = any).
 pub fn by_name(
     services: &[Service],
@@ -106,8 +120,13 @@ pub fn by_name(
 ) -> Result<Vec<Selected>, SelectError> {
     let mut picked: Vec<Option<String>> = vec![None; services.len()];
     if patterns.is_empty() {
+        let why = match providers {
+            [] => ALL.to_string(),
+            [p] => format!("provider `{p}`"),
+            ps => format!("providers `{}`", ps.join("`, `")),
+        };
         for p in &mut picked {
-            *p = Some("all services".into());
+            *p = Some(why.clone());
         }
     }
     for text in patterns {

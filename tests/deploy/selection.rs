@@ -359,3 +359,145 @@ fn the_example_monorepo_works_from_its_own_directory() {
         ["api", "db", "docs", "web", "worker"]
     );
 }
+
+/// A repository on `main` with two commits: `base` (a, b depending on a, c) and `change a`.
+/// Returns the test and the two SHAs.
+fn pushed_to_main() -> (Test, String, String) {
+    let t = project(0)
+        .file("a/pilum.yaml", &shell_service("a", &[]))
+        .file("b/pilum.yaml", &shell_service("b", &["a"]))
+        .file("c/pilum.yaml", &shell_service("c", &[]));
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "base"]);
+    let first = t.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let t = t.file("a/src.txt", "changed\n");
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "change a"]);
+    let second = t.git(&["rev-parse", "HEAD"]).trim().to_string();
+    (t, first, second)
+}
+
+/// A GitHub event fixture with its placeholder SHAs rewritten, written into the project.
+fn event(t: &Test, fixture: &str, edit: &dyn Fn(&mut serde_json::Value)) -> String {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ci").join(fixture);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON");
+    edit(&mut v);
+    let out = t.path().join(".calls").join(fixture);
+    std::fs::write(&out, v.to_string()).unwrap();
+    out.display().to_string()
+}
+
+#[test]
+fn only_changed_on_the_default_branch_uses_the_ci_event_and_never_deploys_nothing() {
+    let (t, first, second) = pushed_to_main();
+    // Without any range, the base (main) is HEAD itself: an error, not "nothing changed".
+    let t = t.args(["list", "--json", "--only-changed"]);
+    let r = t.run().code(2);
+    assert!(
+        r.stderr.contains("the base `main` (from the default branch) is `HEAD` itself"),
+        "{}",
+        r.stderr
+    );
+    // A push event's `before` is the base.
+    let path = event(&t, "github-push-event.json", &|v| {
+        v["before"] = first.clone().into();
+        v["after"] = second.clone().into();
+    });
+    let t = t.env("GITHUB_ACTIONS", "true").env("GITHUB_EVENT_PATH", &path);
+    let r = t.run().success();
+    assert_eq!(names(&r.stdout), ["a", "b"], "{}", r.stderr);
+    let t = t.clear_args().args(["list", "--only-changed"]);
+    let r = t.run().success();
+    let since = format!("2 of 3 services changed since `{} (GitHub push event)`", &first[..12]);
+    assert!(r.stderr.contains(&since), "{}", r.stderr);
+    // `PILUM_SINCE` comes before the event, `--since` before both.
+    let t = t.clear_args().args(["list", "--json", "--only-changed"]).env("PILUM_SINCE", "HEAD");
+    assert_eq!(names(&t.run().success().stdout), Vec::<String>::new());
+    let t = t.arg("--since").arg(&first);
+    assert_eq!(names(&t.run().success().stdout), ["a", "b"]);
+}
+
+#[test]
+fn a_new_branch_push_falls_through_and_a_pull_request_uses_its_base() {
+    let (t, first, second) = pushed_to_main();
+    let path =
+        event(&t, "github-push-event-new-branch.json", &|v| v["after"] = second.clone().into());
+    let t = t.env("GITHUB_EVENT_PATH", &path).args(["list", "--json", "--only-changed"]);
+    // Forty zeros: no range; on main the fallback is HEAD itself.
+    let r = t.run().code(2);
+    assert!(r.stderr.contains("is `HEAD` itself"), "{}", r.stderr);
+    let path = event(&t, "github-pull-request-event.json", &|v| {
+        v["pull_request"]["base"]["sha"] = first.clone().into();
+        v["pull_request"]["head"]["sha"] = second.clone().into();
+    });
+    let t = t.env("GITHUB_EVENT_PATH", &path);
+    assert_eq!(names(&t.run().success().stdout), ["a", "b"]);
+    // GitLab: the merge request's base, else the push's before.
+    let (t, first, _) = pushed_to_main();
+    let t = t.env("GITLAB_CI", "true").env("CI_COMMIT_BEFORE_SHA", &first);
+    let t = t.args(["list", "--json", "--only-changed"]);
+    assert_eq!(names(&t.run().success().stdout), ["a", "b"]);
+    // The merge request's base comes first (here `HEAD`: nothing new since, truthfully).
+    let t = t.env("CI_MERGE_REQUEST_DIFF_BASE_SHA", "HEAD");
+    assert_eq!(names(&t.run().success().stdout), Vec::<String>::new());
+}
+
+#[test]
+fn only_changed_compares_with_the_last_successful_deploy() {
+    let (t, _, deployed) = pushed_to_main();
+    let t = t.args(["deploy"]);
+    t.run().success();
+    let line = std::fs::read_to_string(t.path().join(".pilum/history.jsonl")).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (rec["commit"].as_str(), rec["complete"].as_bool()),
+        (Some(deployed.as_str()), Some(true))
+    );
+    let t = t.file("c/src.txt", "changed\n");
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "change c"]);
+    // A crash left a torn line: it is skipped and reported, and the next record starts afresh.
+    let history = t.path().join(".pilum/history.jsonl");
+    let mut text = std::fs::read_to_string(&history).unwrap();
+    text.push_str("{\"command\":\"dep");
+    std::fs::write(&history, text).unwrap();
+    let t = t.clear_args().args(["list", "--json", "--only-changed"]);
+    let r = t.run().success();
+    assert_eq!(names(&r.stdout), ["c"], "{}", r.stderr);
+    assert!(
+        r.stderr.contains("skipped unreadable lines of `.pilum/history.jsonl`")
+            && r.stderr.contains("line 2"),
+        "{}",
+        r.stderr
+    );
+    // A named deploy is not a base: it left the others behind.
+    let t = t.clear_args().args(["deploy", "c"]);
+    t.run().success();
+    let text = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(text.lines().count(), 3, "the torn line was terminated: {text}");
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["complete"], false);
+}
+
+#[test]
+fn a_shallow_clone_without_the_event_base_says_so() {
+    let (origin, first, second) = pushed_to_main();
+    let t = Test::new();
+    let src = format!("file://{}", origin.path().display());
+    t.git(&["clone", "-q", "--depth", "1", &src, "clone"]);
+    let path = event(&origin, "github-push-event.json", &|v| {
+        v["before"] = first.clone().into();
+        v["after"] = second.clone().into();
+    });
+    let t = t.cwd("clone").env("GITHUB_EVENT_PATH", &path).args(["list", "--only-changed"]);
+    let r = t.run().code(2);
+    assert!(
+        r.stderr.contains("shallow clone without that commit")
+            && r.stderr.contains("fetch-depth: 0"),
+        "{}",
+        r.stderr
+    );
+}
