@@ -10,7 +10,8 @@ use std::sync::{Arc, OnceLock};
 use rhai::{AST, Dynamic, Map};
 
 use crate::diagnostic::closest;
-use crate::service::{Diagnostic, RecipeRef};
+use crate::service::{Diagnostic, RecipeRef, Service};
+use crate::yaml::SegBuf;
 
 use super::declaration::{Declaration, Reader, Step};
 use super::host;
@@ -94,8 +95,10 @@ impl Recipe {
 }
 
 impl Recipe {
-    /// The steps for one service: `plan(svc)` when defined, else the declared steps.
-    pub fn steps_for(&self, svc: Map) -> Result<Vec<Step>, Vec<Diagnostic>> {
+    /// The steps for service `s`: `plan(svc)` when defined, else the declared steps. A problem
+    /// in a step that `plan(svc)` built from the service's own fields (a `shell.steps` entry's `timeout`, the section's default
+    /// `timeout`) is reported where the service wrote the value, in its `pilum.yaml`.
+    pub fn steps_for_service(&self, s: &Service, svc: Map) -> Result<Vec<Step>, Vec<Diagnostic>> {
         if !self.has_plan {
             return Ok(self.decl.steps.clone());
         }
@@ -103,12 +106,71 @@ impl Recipe {
             .map_err(|e| vec![self.script_error("plan", &e)])?;
         let mut r = Reader::new(self.file.clone(), &self.source);
         let steps = r.steps(&v);
-        if r.diags.is_empty() { Ok(steps) } else { Err(r.diags) }
+        if r.diags.is_empty() {
+            return Ok(steps);
+        }
+        let section = self.decl.section.as_str();
+        for (i, step, key) in &r.step_keys {
+            if let Some(path) = written_at(&s.config, section, step, key) {
+                let d = &r.diags[*i];
+                let (line, col) = s.position(&crate::yaml::segs(&path), true);
+                let mut moved = Diagnostic::new(&s.file, d.message.clone()).at(&s.text, line, col);
+                moved.help = d.help.clone();
+                r.diags[*i] = moved;
+            }
+        }
+        Err(r.diags)
     }
 
     fn script_error(&self, func: &str, e: &rhai::EvalAltResult) -> Diagnostic {
         declaration_error(&self.decl.name, &self.file, &self.source, &self.ast_source, func, e)
     }
+}
+
+/// Where in a service's configuration `key` of step `step` was written: a mapping under the
+/// recipe's `section` with `name: <step>` and that key, else the section's own `key` (the
+/// default of its steps).
+fn written_at(
+    config: &serde_yaml::Mapping,
+    section: &str,
+    step: &str,
+    key: &str,
+) -> Option<Vec<SegBuf>> {
+    fn find(v: &serde_yaml::Value, step: &str, key: &str, path: &mut Vec<SegBuf>) -> bool {
+        match v {
+            serde_yaml::Value::Mapping(m) => {
+                if m.get("name").and_then(|n| n.as_str()) == Some(step) && m.contains_key(key) {
+                    path.push(SegBuf::Key(key.to_string()));
+                    return true;
+                }
+                for (k, x) in m {
+                    path.push(SegBuf::Key(crate::service::expand::key_text(k)));
+                    if find(x, step, key, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+                false
+            }
+            serde_yaml::Value::Sequence(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    path.push(SegBuf::Index(i));
+                    if find(x, step, key, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+    let top = config.get(section)?;
+    let mut path = vec![SegBuf::Key(section.to_string())];
+    if find(top, step, key, &mut path) {
+        return Some(path);
+    }
+    top.get(key).map(|_| vec![SegBuf::Key(section.to_string()), SegBuf::Key(key.to_string())])
 }
 
 struct Entry {

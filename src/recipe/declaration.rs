@@ -134,11 +134,19 @@ pub struct Reader<'a> {
     pub file: PathBuf,
     pub source: &'a str,
     pub diags: Vec<Diagnostic>,
+    /// For a problem with one key of one step: its index in `diags`, the step and the key, so
+    /// a step `plan(svc)` built from a service's own fields can be reported in its `pilum.yaml`.
+    pub step_keys: Vec<(usize, String, &'static str)>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(file: PathBuf, source: &'a str) -> Self {
-        Self { file, source, diags: Vec::new() }
+        Self { file, source, diags: Vec::new(), step_keys: Vec::new() }
+    }
+
+    fn step_err(&mut self, step: &str, key: &'static str, msg: String, help: &str) {
+        self.step_keys.push((self.diags.len(), step.to_string(), key));
+        self.err(&format!("{key}:"), msg, help);
     }
 
     fn err(&mut self, near: &str, msg: String, help: &str) {
@@ -303,9 +311,20 @@ impl<'a> Reader<'a> {
                     }) {
                         Ok(d) => Some(d),
                         Err(e) => {
-                            self.err(
-                                "timeout:",
-                                format!("step `{name}` has an invalid timeout: {e}"),
+                            use crate::duration::DurationError as E;
+                            // The value itself is in the snippet; `1e300` as digits is not.
+                            let why = match e {
+                                E::TooLong { .. } => {
+                                    "is longer than the maximum of 366 days".into()
+                                }
+                                E::Negative { .. } => "is negative".into(),
+                                E::Zero { .. } => "must be greater than zero".into(),
+                                other => format!("is not a duration: {other}"),
+                            };
+                            self.step_err(
+                                &name,
+                                "timeout",
+                                format!("the timeout of step `{name}` {why}"),
                                 "use a positive duration like \"30s\", \"10m\", \"1h30m\" (at most 366 days)",
                             );
                             None
@@ -318,8 +337,9 @@ impl<'a> Reader<'a> {
                 Some(v) => match v.as_int().ok().and_then(|i| u32::try_from(i).ok()) {
                     Some(r) => Some(r),
                     None => {
-                        self.err(
-                            "retries:",
+                        self.step_err(
+                            &name,
+                            "retries",
                             format!("step `{name}` has invalid `retries` `{v}`"),
                             "use a whole number of extra attempts, e.g. `retries: 2`",
                         );
@@ -331,8 +351,9 @@ impl<'a> Reader<'a> {
                 None | Some("service") => StepDir::Service,
                 Some("root") => StepDir::Root,
                 Some(other) => {
-                    self.err(
-                        "dir:",
+                    self.step_err(
+                        &name,
+                        "dir",
                         format!("step `{name}` has unknown `dir` `{other}`"),
                         "use \"service\" or \"root\"",
                     );

@@ -154,7 +154,7 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     if !diags.is_empty() {
         return Err(diags);
     }
-    let steps = recipe.steps_for(service_map(s, &fields))?;
+    let steps = recipe.steps_for_service(s, service_map(s, &fields))?;
     let mut step_diags = Vec::new();
     for st in &steps {
         if !recipe.ast.iter_functions().any(|f| f.name == st.run && f.params.len() == 1) {

@@ -317,3 +317,45 @@ fn check_reports_graph_problems_and_field_problems_together() {
         assert!(r.stderr.contains(needle), "missing {needle:?} in:\n{}", r.stderr);
     }
 }
+
+#[test]
+fn hostile_timeouts_are_located_errors_never_a_panic() {
+    for v in [
+        ".inf",
+        "1e300",
+        "\"999999999999999999h\"",
+        "\"18446744073709551615s\"",
+        "9223372036854775807",
+        "0",
+        "-1",
+    ] {
+        let yaml = format!(
+            "name: a\nrecipe: shell\nshell:\n  build: 'true'\n  steps:\n    - name: x\n      run: step a x\n      timeout: {v}\n"
+        );
+        let t = project(0).file("a/pilum.yaml", &yaml);
+        let t = t.args(["check"]);
+        let r = t.run().code(1);
+        assert!(
+            r.stderr.contains("the timeout of step `x`") && r.stderr.contains("a/pilum.yaml:8:16"),
+            "{v}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("help:") && !r.stderr.contains("panicked"), "{v}: {}", r.stderr);
+        let t = t.clear_args().args(["plan"]);
+        assert!(t.run().code(2).stderr.contains("a/pilum.yaml:8:16"), "{v}");
+    }
+    // The section's default timeout, and a recipe's own step timeout.
+    fails(
+        project(0).file(
+            "a/pilum.yaml",
+            "name: a\nrecipe: shell\nshell:\n  build: 'true'\n  timeout: 0\n",
+        ),
+        &["the timeout of step `build` must be greater than zero", "a/pilum.yaml:5:12"],
+    );
+    fails(
+        project(0)
+            .file("recipes/slow.rhai", "fn recipe() {\n  #{ name: \"slow\",\n     steps: [#{ name: \"build\", timeout: 1e300 }] }\n}\nfn build(ctx) { }\n")
+            .file("a/pilum.yaml", "name: a\nrecipe: slow\n"),
+        &["the timeout of step `build` is longer than the maximum of 366 days", "recipes/slow.rhai:3:"],
+    );
+}
