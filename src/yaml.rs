@@ -432,13 +432,20 @@ mod libyaml {
                     col: before.rsplit('\n').next().unwrap_or("").chars().count() + 1,
                 };
             }
+            // A mark past the last line (the end of the text) becomes the end of the last line.
+            let last = text.lines().last().unwrap_or("");
+            let end = Mark { line: lines, col: last.chars().count() + 1 };
+            let clamp = |m: Mark| if m.line > lines { end } else { m };
             let at_end = at.line > lines;
             if at_end && self.context.is_none() {
-                // Nothing open to point at: the end of the last line.
-                let last = text.lines().last().unwrap_or("");
-                at = Mark { line: lines, col: last.chars().count() + 1 };
+                at = end;
             }
-            SyntaxError { problem: self.problem, mark: at, context: self.context, at_end }
+            SyntaxError {
+                problem: self.problem,
+                mark: clamp(at),
+                context: self.context.map(|(c, m)| (c, clamp(m))),
+                at_end,
+            }
         }
     }
 

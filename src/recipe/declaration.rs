@@ -382,4 +382,31 @@ mod tests {
         assert!(parse_duration(&Dynamic::from(i64::MAX)).is_err());
         assert!(parse_duration(&Dynamic::from("18446744073709551615s")).is_err());
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any number or text a recipe or a `pilum.yaml` can hold is a duration within the
+            /// bound or an error: never a panic, never an overflow.
+            #[test]
+            fn durations_are_bounded_or_refused(i in any::<i64>(), f in any::<f64>(), text in "[0-9.a-z -]{0,24}") {
+                for v in [Dynamic::from(i), Dynamic::from(f), Dynamic::from(text.clone())] {
+                    if let Ok(d) = parse_duration(&v) {
+                        prop_assert!(d <= crate::duration::MAX, "{v}: {d:?}");
+                    }
+                }
+            }
+
+            #[test]
+            fn formatted_durations_read_back(ms in 0u64..=crate::duration::MAX.as_millis() as u64) {
+                let d = Duration::from_millis(ms);
+                let text = crate::duration::format(d);
+                prop_assert_eq!(crate::duration::parse(&text), Ok(d), "{}", text);
+            }
+        }
+    }
 }

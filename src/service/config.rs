@@ -499,6 +499,17 @@ fn read(
     };
     if let Some(t) = target {
         if let Err(error) = crate::names::check(&t.label) {
+            // The label as written, when it came from `${VAR}`.
+            let written = t.label_key.and_then(|k| {
+                ctx.templates.iter().find_map(|(p, tpl)| {
+                    let here = [
+                        SegBuf::Key("targets".into()),
+                        SegBuf::Index(t.index),
+                        SegBuf::Key(k.into()),
+                    ];
+                    (p.as_slice() == here).then(|| tpl.clone())
+                })
+            });
             let mut path = vec![Seg::Key("targets"), Seg::Index(t.index)];
             if let Some(k) = t.label_key {
                 path.push(Seg::Key(k));
@@ -507,7 +518,11 @@ fn read(
             diags.push(
                 Diagnostic::of(
                     file,
-                    Problem::BadName { what: "target name", value: t.label.clone(), error },
+                    Problem::BadName {
+                        what: "target name",
+                        value: written.unwrap_or_else(|| t.label.clone()),
+                        error,
+                    },
                 )
                 .at(text, l, c),
             );
@@ -679,7 +694,7 @@ fn secrets_of(
                 out.push(name);
             }
             Err(why) => {
-                let value = scalar(v).unwrap_or_else(|| "…".into());
+                let value = s.shown(&path, &scalar(v).unwrap_or_else(|| "…".into()));
                 diags.push(s.report_value(&path, Problem::BadSecretName { value, why }));
             }
         }
@@ -907,5 +922,140 @@ mod tests {
         );
         assert_eq!(s.env.get("TEAM").map(String::as_str), Some("core"));
         assert_eq!(s.env.get("N").map(String::as_str), Some("3"));
+    }
+
+    /// Run `f` on its own thread and wait for it with a deadline: the loader must answer in
+    /// bounded time (a quadratic or runaway parse fails here instead of hanging the suite).
+    fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the loader answered within the deadline (and did not panic)")
+    }
+
+    /// Every rejection points at a line of the file (or the file itself), with a message.
+    fn check_located(text: &str, result: &Result<Vec<Service>, Vec<Diagnostic>>) {
+        let lines = text.lines().count().max(1);
+        if let Err(diags) = result {
+            assert!(!diags.is_empty());
+            for d in diags {
+                assert_eq!(d.file, Path::new("svc/pilum.yaml"));
+                assert!(d.line >= 1 && d.line <= lines, "line {} of {lines}: {d}", d.line);
+                assert!(d.col >= 1, "{d}");
+                assert!(!d.message.is_empty());
+                assert!(!d.to_string().contains("ghp_loadersecret42"), "a value leaked: {d}");
+            }
+        }
+    }
+
+    fn load_checked(text: String) {
+        let t = text.clone();
+        let result = within_deadline(move || one(&t, Some("prod")));
+        check_located(&text, &result);
+    }
+
+    /// Inputs that once crashed, hung or misreported the loader, replayed on every run.
+    #[test]
+    fn the_corpus_of_past_failures_loads_or_is_rejected_with_a_location() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/pilum-yaml");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("the corpus directory exists") {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            load_checked(String::from_utf8_lossy(&bytes).into_owned());
+            n += 1;
+        }
+        assert!(n >= 10, "corpus has {n} files");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SEED: &str = "name: api\nrecipe: shell\nregions: [eu, us]\ndepends_on: [db]\nenv:\n  A: \"${TEAM}\"\nsecrets: [TOKEN]\nshell:\n  build: make\n  steps:\n    - {name: x, timeout: 5m}\ntargets:\n  - recipe: shell\nenvironments:\n  prod:\n    region: eu\n";
+
+        /// Pieces a mutation inserts: YAML syntax, variables, odd characters.
+        fn piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "[",
+                    "]",
+                    "{",
+                    "}",
+                    ":",
+                    ": ",
+                    "- ",
+                    ",",
+                    "\"",
+                    "'",
+                    "#",
+                    "&a ",
+                    "*a",
+                    "!tag ",
+                    "|",
+                    ">",
+                    "\n",
+                    "\n  ",
+                    "\t",
+                    "? ",
+                    "${TOKEN}",
+                    "${NOPE}",
+                    "$${X}",
+                    "..",
+                    "/",
+                    "=",
+                    "~",
+                    "1e300",
+                    ".inf",
+                    "-1",
+                    "\u{0}",
+                    "\u{7}",
+                    "é",
+                    "targets:",
+                    "environments:",
+                    "env:",
+                    "secrets:",
+                    "name:",
+                    "<<: ",
+                ])
+                .prop_map(str::to_string),
+                "[a-z_]{1,8}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+            #[test]
+            fn the_loader_never_panics_and_locates_every_rejection(
+                edits in prop::collection::vec((any::<prop::sample::Index>(), piece(), 0usize..4), 1..8)
+            ) {
+                let mut text = SEED.to_string();
+                for (at, piece, cut) in edits {
+                    let mut i = at.index(text.len() + 1);
+                    while !text.is_char_boundary(i) {
+                        i -= 1;
+                    }
+                    let mut end = (i + cut).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.replace_range(i..end, &piece);
+                }
+                load_checked(text);
+            }
+
+            #[test]
+            fn nesting_of_any_depth_is_answered(depth in 0usize..5000, flow in any::<bool>()) {
+                let text = if flow {
+                    format!("name: a\nx: {}1{}\n", "[".repeat(depth), "]".repeat(depth))
+                } else {
+                    format!("name: a\nx: {}1\n", "- ".repeat(depth))
+                };
+                load_checked(text);
+            }
+        }
     }
 }

@@ -164,4 +164,27 @@ mod tests {
         );
         assert_eq!(v["a"][1].as_str(), Some("ghp_secret"));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Expansion never panics, leaves text without `$` alone, and an unset variable is
+            /// reported by a name that appears in the input.
+            #[test]
+            fn expansion_is_total(s in "([a-z ]|\\$|\\{|\\}|:-|REGION|NOPE|EMPTY|TOKEN){0,40}") {
+                match expand(&s, &env) {
+                    Ok(out) => {
+                        if !s.contains('$') {
+                            prop_assert_eq!(out, s);
+                        }
+                    }
+                    Err(name) => prop_assert!(s.contains(&format!("${{{name}")), "{name} in {s}"),
+                }
+            }
+        }
+    }
 }
