@@ -108,6 +108,36 @@ pub enum Problem {
         service: String,
         missing: Vec<String>,
     },
+    BadPattern {
+        pattern: String,
+        error: String,
+    },
+    NoServiceMatches {
+        pattern: String,
+    },
+    UnknownService {
+        name: String,
+    },
+    /// `--only-changed` outside a git work tree.
+    NotARepo {
+        dir: String,
+    },
+    NoBase,
+    NoCommit,
+    /// A base commit git does not know; `source` says where it came from.
+    UnknownBase {
+        reference: String,
+        source: String,
+        shallow: bool,
+    },
+    BaseIsHead {
+        reference: String,
+        source: String,
+    },
+    Git {
+        args: String,
+        stderr: String,
+    },
 }
 
 /// Why an `env:` key or a `secrets:` entry is not a usable environment variable name.
@@ -182,6 +212,35 @@ impl fmt::Display for Problem {
             }
             Self::SelfDependency { service } => write!(f, "service `{service}` depends on itself"),
             Self::Cycle { names } => write!(f, "dependency cycle: {}", names.join(" → ")),
+            Self::BadPattern { pattern, error } => {
+                write!(f, "invalid pattern `{pattern}`: {error}")
+            }
+            Self::NoServiceMatches { pattern } => write!(f, "no service matches `{pattern}`"),
+            Self::UnknownService { name } => write!(f, "unknown service `{name}`"),
+            Self::NotARepo { dir } => {
+                write!(f, "`--only-changed` needs a git repository, and `{dir}` is not inside one")
+            }
+            Self::NoBase => write!(
+                f,
+                "cannot find a base to compare against: no `--since`, `PILUM_SINCE`, CI event, deploy history, `origin/HEAD`, `main` or `master`"
+            ),
+            Self::NoCommit => write!(
+                f,
+                "`--only-changed` needs a commit to compare with, and this repository has none yet"
+            ),
+            Self::UnknownBase { reference, source, shallow: true } => write!(
+                f,
+                "cannot compare with `{reference}` (from {source}): this is a shallow clone without that commit"
+            ),
+            Self::UnknownBase { reference, source, shallow: false } => write!(
+                f,
+                "cannot compare with `{reference}` (from {source}): no such commit or no common history with `HEAD`"
+            ),
+            Self::BaseIsHead { reference, source } => write!(
+                f,
+                "the base `{reference}` (from {source}) is `HEAD` itself, so nothing could count as changed; refusing to deploy nothing"
+            ),
+            Self::Git { args, stderr } => write!(f, "`git {args}` failed: {}", stderr.trim()),
             Self::LeftOut { service, missing } => {
                 let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
                 let (they, are, them) =
@@ -239,6 +298,27 @@ impl Problem {
             }
             Self::SelfDependency { .. } => "remove the service's own name from `depends_on`".into(),
             Self::Cycle { .. } => "remove one of these `depends_on` entries to break the cycle".into(),
+            Self::BadPattern { .. } => "globs use `*`, `?` and `[...]`; quote them in the shell".into(),
+            Self::NoServiceMatches { .. } | Self::UnknownService { .. } => {
+                "`pilum list` shows every service".into()
+            }
+            Self::NotARepo { .. } => {
+                "run it in a git checkout, or select services by name instead".into()
+            }
+            Self::NoBase => "pass one with `--since <ref>`".into(),
+            Self::NoCommit => "commit first, or select services by name".into(),
+            Self::UnknownBase { shallow: true, .. } => {
+                "fetch full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
+                    .into()
+            }
+            Self::UnknownBase { shallow: false, .. } => {
+                "pass an existing branch, tag or commit with `--since`".into()
+            }
+            Self::BaseIsHead { .. } => {
+                "on the default branch, pass the previous deploy's commit with `--since` (or `PILUM_SINCE`), or select services by name"
+                    .into()
+            }
+            Self::Git { .. } => return None,
             Self::LeftOut { service, .. } => format!(
                 "select `{service}...` to include what it depends on (and `...{service}` for what depends on it)"
             ),

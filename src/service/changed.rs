@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::diagnostic::{Diagnostic, Problem};
+
 /// Where the base of `--only-changed` came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BaseSource {
@@ -71,49 +73,11 @@ pub struct Changes {
     pub notes: Vec<String>,
 }
 
-/// Why changes could not be computed; every variant is a usage problem (exit 2).
-#[derive(Debug)]
-pub enum ChangeError {
-    NotARepo(String),
-    NoBase,
-    NoCommit,
-    UnknownRef { reference: String, source: BaseSource, shallow: bool },
-    BaseIsHead { reference: String, source: BaseSource },
-    Git { args: String, stderr: String },
-}
+/// Why changes could not be computed: a usage problem (exit 2), as a [`Diagnostic`].
+pub type ChangeError = Box<Diagnostic>;
 
-impl std::fmt::Display for ChangeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChangeError::NotARepo(dir) => write!(
-                f,
-                "`--only-changed` needs a git repository, and `{dir}` is not inside one\nhelp: run it in a git checkout, or select services by name instead"
-            ),
-            ChangeError::NoBase => write!(
-                f,
-                "cannot find a base to compare against: no `--since`, `PILUM_SINCE`, CI event, deploy history, `origin/HEAD`, `main` or `master`\nhelp: pass one with `--since <ref>`"
-            ),
-            ChangeError::NoCommit => write!(
-                f,
-                "`--only-changed` needs a commit to compare with, and this repository has none yet\nhelp: commit first, or select services by name"
-            ),
-            ChangeError::UnknownRef { reference, source, shallow: true } => write!(
-                f,
-                "cannot compare with `{reference}` (from {source}): this is a shallow clone without that commit\nhelp: fetch full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
-            ),
-            ChangeError::UnknownRef { reference, source, shallow: false } => write!(
-                f,
-                "cannot compare with `{reference}` (from {source}): no such commit or no common history with `HEAD`\nhelp: pass an existing branch, tag or commit with `--since`"
-            ),
-            ChangeError::BaseIsHead { reference, source } => write!(
-                f,
-                "the base `{reference}` (from {source}) is `HEAD` itself, so nothing could count as changed; refusing to deploy nothing\nhelp: on the default branch, pass the previous deploy's commit with `--since` (or `PILUM_SINCE`), or select services by name"
-            ),
-            ChangeError::Git { args, stderr } => {
-                write!(f, "`git {args}` failed: {}", stderr.trim())
-            }
-        }
-    }
+fn fail(problem: Problem) -> ChangeError {
+    Box::new(Diagnostic::of("", problem))
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ChangeError> {
@@ -122,14 +86,14 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ChangeError> {
         .arg(root)
         .args(args)
         .output()
-        .map_err(|e| ChangeError::Git { args: args.join(" "), stderr: e.to_string() })?;
+        .map_err(|e| fail(Problem::Git { args: args.join(" "), stderr: e.to_string() }))?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(ChangeError::Git {
+        Err(fail(Problem::Git {
             args: args.join(" "),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        }))
     }
 }
 
@@ -161,7 +125,7 @@ pub fn changed_files_with(
     // One call for where the root sits in the repository, whether history is shallow and
     // which commit `HEAD` is.
     let info = git(root, &["rev-parse", "--show-prefix", "--is-shallow-repository"])
-        .map_err(|_| ChangeError::NotARepo(root.display().to_string()))?;
+        .map_err(|_| fail(Problem::NotARepo { dir: root.display().to_string() }))?;
     let info = lines(&info);
     let prefix = info.first().cloned().unwrap_or_default();
     let shallow = info.get(1).is_some_and(|s| s == "true");
@@ -205,20 +169,26 @@ fn committed_since(
     shallow: bool,
 ) -> Result<Committed, ChangeError> {
     let head =
-        git(root, &["rev-parse", "--verify", "-q", "HEAD"]).map_err(|_| ChangeError::NoCommit)?;
+        git(root, &["rev-parse", "--verify", "-q", "HEAD"]).map_err(|_| fail(Problem::NoCommit))?;
     let head = String::from_utf8_lossy(&head).trim().to_string();
     let mut notes = Vec::new();
     let (reference, source) = match base(root, since, last_deploy, env, &mut notes, shallow)? {
         Some(b) => b,
         None => (default_base(root)?, BaseSource::DefaultBranch),
     };
-    let unknown = || ChangeError::UnknownRef { reference: reference.clone(), source, shallow };
+    let unknown = || {
+        fail(Problem::UnknownBase {
+            reference: reference.clone(),
+            source: source.to_string(),
+            shallow,
+        })
+    };
     let merge_base = git(root, &["merge-base", &reference, "HEAD"]).map_err(|_| unknown())?;
     let merge_base = String::from_utf8_lossy(&merge_base).trim().to_string();
     // Only the fallback can be `HEAD` without meaning it: a deploy or CI range that ends at
     // `HEAD` says "nothing new since", truthfully.
     if merge_base == head && source == BaseSource::DefaultBranch {
-        return Err(ChangeError::BaseIsHead { reference, source });
+        return Err(fail(Problem::BaseIsHead { reference, source: source.to_string() }));
     }
     let diff =
         git(root, &["diff", "--name-only", "--no-renames", "-z", &merge_base, "HEAD", "--"])?;
@@ -255,11 +225,11 @@ fn base(
             return Ok(Some((commit.to_string(), BaseSource::LastDeploy)));
         }
         if shallow {
-            return Err(ChangeError::UnknownRef {
+            return Err(fail(Problem::UnknownBase {
                 reference: commit.to_string(),
-                source: BaseSource::LastDeploy,
+                source: BaseSource::LastDeploy.to_string(),
                 shallow,
-            });
+            }));
         }
         notes.push(format!(
             "the last deployed commit `{commit}` is not in this repository (rewritten history?); comparing with the default branch"
@@ -331,7 +301,7 @@ fn default_base(root: &Path) -> Result<String, ChangeError> {
                 .to_string());
         }
     }
-    Err(ChangeError::NoBase)
+    Err(fail(Problem::NoBase))
 }
 
 /// `HEAD`'s full SHA from the git directory: a detached SHA, a loose ref, or `packed-refs`.

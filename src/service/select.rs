@@ -6,14 +6,12 @@
 //! The reason is kept for `plan` and `list --only-changed`; [`left_out`] says which
 //! dependencies a named selection leaves out.
 
-use std::fmt;
-
 use globset::{Glob, GlobMatcher};
 
 use super::changed::{Changes, normalize};
 use super::config::Service;
 use super::graph::{dependencies, dependents};
-use crate::diagnostic::{Diagnostic, Problem, closest, did_you_mean};
+use crate::diagnostic::{Diagnostic, Problem, closest};
 
 /// One selected service (index into the project's services) and why it was picked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,41 +20,12 @@ pub struct Selected {
     pub reason: String,
 }
 
-/// A selection problem; a usage error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SelectError {
-    BadPattern { pattern: String, error: String },
-    NoMatch { pattern: String, suggestion: Option<String> },
-    UnknownService { name: String, suggestion: Option<String> },
-}
+/// A selection problem (a usage error): a bad glob, or a name no service has.
+pub type SelectError = Box<Diagnostic>;
 
-impl fmt::Display for SelectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let suggestion = match self {
-            Self::BadPattern { pattern, error } => {
-                return write!(
-                    f,
-                    "invalid pattern `{pattern}`: {error}\nhelp: globs use `*`, `?` and `[...]`; quote them in the shell"
-                );
-            }
-            Self::NoMatch { pattern, suggestion } => {
-                write!(f, "no service matches `{pattern}`")?;
-                suggestion
-            }
-            Self::UnknownService { name, suggestion } => {
-                write!(f, "unknown service `{name}`")?;
-                suggestion
-            }
-        };
-        write!(f, "\nhelp: `pilum list` shows every service")?;
-        if let Some(c) = suggestion {
-            write!(f, "\n{}", did_you_mean(c))?;
-        }
-        Ok(())
-    }
+fn select_error(problem: Problem, suggestion: Option<&str>) -> SelectError {
+    Box::new(Diagnostic::of("", problem).suggest(suggestion))
 }
-
-impl std::error::Error for SelectError {}
 
 /// A pattern with the graph syntax taken off.
 struct Pattern<'a> {
@@ -135,9 +104,9 @@ pub fn by_name(
         let is_glob = core.contains(['*', '?', '[']);
         let hits: Vec<usize> = if is_glob {
             let m = Glob::new(core)
-                .map_err(|e| SelectError::BadPattern {
-                    pattern: text.clone(),
-                    error: e.to_string(),
+                .map_err(|e| {
+                    let p = Problem::BadPattern { pattern: text.clone(), error: e.to_string() };
+                    select_error(p, None)
                 })?
                 .compile_matcher();
             (0..services.len())
@@ -149,13 +118,15 @@ pub fn by_name(
                 .collect()
         };
         if hits.is_empty() {
-            let suggestion =
-                closest(core, services.iter().map(|s| s.name.as_str())).map(str::to_string);
-            return Err(if is_glob {
-                SelectError::NoMatch { pattern: text.clone(), suggestion }
-            } else {
-                SelectError::UnknownService { name: text.clone(), suggestion }
-            });
+            let suggestion = closest(core, services.iter().map(|s| s.name.as_str()));
+            return Err(select_error(
+                if is_glob {
+                    Problem::NoServiceMatches { pattern: text.clone() }
+                } else {
+                    Problem::UnknownService { name: text.clone() }
+                },
+                suggestion,
+            ));
         }
         let label = if is_glob { format!("matches `{core}`") } else { NAMED.to_string() };
         if pat.itself {
