@@ -25,7 +25,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// What went wrong, as data. Every message and every default `help:` of the configuration
-/// loaders is written here, in [`fmt::Display`] and [`Problem::help`].
+/// loaders is written here, in [`fmt::Display`] and [`Problem::help`]. Variants are grouped by
+/// loader: `pilum.yaml`, the graph and selection, `--only-changed`, recipe declarations, the
+/// recipe catalogue. A loader that still words its own errors uses [`Problem::Other`] through
+/// [`Diagnostic::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// Free text from a loader not converted to variants yet.
@@ -138,6 +141,86 @@ pub enum Problem {
         args: String,
         stderr: String,
     },
+
+    // -- recipe declarations (what `recipe()` and `plan(svc)` return)
+    DeclarationMissing {
+        key: String,
+    },
+    DeclarationNotString {
+        key: String,
+        ty: String,
+    },
+    /// `fields` or `steps` is not an array.
+    DeclarationNotList {
+        key: &'static str,
+        ty: String,
+    },
+    /// An entry of `fields` or `steps` (`what`) is not a map.
+    DeclarationItemNotMap {
+        what: &'static str,
+        ty: String,
+    },
+    UnknownFieldType {
+        field: String,
+        ty: String,
+    },
+    DefaultType {
+        field: String,
+        default: String,
+        ty: &'static str,
+    },
+    DuplicateStep {
+        step: String,
+    },
+    StepTimeout {
+        step: String,
+        error: crate::duration::DurationError,
+    },
+    StepRetries {
+        step: String,
+        value: String,
+    },
+    StepDir {
+        step: String,
+        value: String,
+    },
+
+    // -- the recipe catalogue
+    /// A recipe file or directory (`what`) that cannot be read.
+    UnreadableRecipe {
+        what: &'static str,
+        path: String,
+        error: String,
+    },
+    RecipeDoesNotCompile {
+        recipe: String,
+        error: String,
+    },
+    NoRecipeFunction {
+        recipe: String,
+    },
+    RecipeNotAMap {
+        recipe: String,
+        ty: String,
+    },
+    RecipeNameMismatch {
+        file: String,
+        declared: String,
+    },
+    ReservedStepFunction {
+        step: String,
+        run: String,
+    },
+    MissingStepFunction {
+        step: String,
+        run: String,
+    },
+    /// `recipe()` or `plan()` (`func`) threw; `error` is the script error's first line.
+    DeclarationFailed {
+        recipe: String,
+        func: String,
+        error: String,
+    },
 }
 
 /// Why an `env:` key or a `secrets:` entry is not a usable environment variable name.
@@ -241,6 +324,62 @@ impl fmt::Display for Problem {
                 "the base `{reference}` (from {source}) is `HEAD` itself, so nothing could count as changed; refusing to deploy nothing"
             ),
             Self::Git { args, stderr } => write!(f, "`git {args}` failed: {}", stderr.trim()),
+            Self::DeclarationMissing { key } => write!(f, "recipe declaration is missing `{key}`"),
+            Self::DeclarationNotString { key, ty } => {
+                write!(f, "`{key}` must be a string, not {ty}")
+            }
+            Self::DeclarationNotList { key, ty } => {
+                write!(f, "`{key}` must be an array of maps, not {ty}")
+            }
+            Self::DeclarationItemNotMap { what, ty } => {
+                write!(f, "each {what} must be a map, not {ty}")
+            }
+            Self::UnknownFieldType { field, ty } => {
+                write!(f, "field `{field}` has unknown type `{ty}`")
+            }
+            Self::DefaultType { field, default, ty } => {
+                write!(f, "default of field `{field}` is {default}, but the field is {ty}")
+            }
+            Self::DuplicateStep { step } => write!(f, "two steps are named `{step}`"),
+            Self::StepTimeout { step, error } => {
+                use crate::duration::DurationError as E;
+                // The value itself is in the snippet; `1e300` spelled out in digits is not.
+                write!(f, "the timeout of step `{step}` ")?;
+                match error {
+                    E::TooLong { .. } => write!(f, "is longer than the maximum of 366 days"),
+                    E::Negative { .. } => write!(f, "is negative"),
+                    E::Zero { .. } => write!(f, "must be greater than zero"),
+                    other => write!(f, "is not a duration: {other}"),
+                }
+            }
+            Self::StepRetries { step, value } => {
+                write!(f, "step `{step}` has invalid `retries` `{value}`")
+            }
+            Self::StepDir { step, value } => write!(f, "step `{step}` has unknown `dir` `{value}`"),
+            Self::UnreadableRecipe { what, path, error } => {
+                write!(f, "cannot read {what} `{path}`: {error}")
+            }
+            Self::RecipeDoesNotCompile { recipe, error } => {
+                write!(f, "recipe `{recipe}` does not compile: {error}")
+            }
+            Self::NoRecipeFunction { recipe } => {
+                write!(f, "recipe `{recipe}` has no `fn recipe()`")
+            }
+            Self::RecipeNotAMap { recipe, ty } => {
+                write!(f, "`recipe()` in `{recipe}` must return a map, not {ty}")
+            }
+            Self::RecipeNameMismatch { file, declared } => {
+                write!(f, "recipe file `{file}` declares the name `{declared}`")
+            }
+            Self::ReservedStepFunction { step, run } => {
+                write!(f, "step `{step}` runs `{run}`, a name reserved for the `{run}` hook")
+            }
+            Self::MissingStepFunction { step, run } => {
+                write!(f, "step `{step}` runs `{run}`, but the recipe has no `fn {run}(ctx)`")
+            }
+            Self::DeclarationFailed { recipe, func, error } => {
+                write!(f, "recipe `{recipe}`: `{func}()` failed: {error}")
+            }
             Self::LeftOut { service, missing } => {
                 let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
                 let (they, are, them) =
@@ -319,6 +458,46 @@ impl Problem {
                     .into()
             }
             Self::Git { .. } => return None,
+            Self::DeclarationMissing { .. } => "add it to the map `recipe()` returns".into(),
+            Self::DeclarationNotString { .. } => "e.g. `name: \"fly\"`".into(),
+            Self::DeclarationNotList { key: "fields", .. } => {
+                "e.g. `fields: [#{ name: \"app\", type: \"string\" }]`".into()
+            }
+            Self::DeclarationNotList { .. } => {
+                "e.g. `steps: [#{ name: \"build\", tags: [\"build\"] }]`".into()
+            }
+            Self::DeclarationItemNotMap { what: "field", .. } => {
+                "e.g. `#{ name: \"app\", type: \"string\" }`".into()
+            }
+            Self::DeclarationItemNotMap { .. } => "e.g. `#{ name: \"build\", tags: [\"build\"] }`".into(),
+            Self::UnknownFieldType { .. } => "use string, int, float, bool, array, map or any".into(),
+            Self::DefaultType { .. } => "make the default match the type".into(),
+            Self::DuplicateStep { .. } => "step names must be unique within a recipe".into(),
+            Self::StepTimeout { .. } => {
+                "use a positive duration like \"30s\", \"10m\", \"1h30m\" (at most 366 days)".into()
+            }
+            Self::StepRetries { .. } => {
+                "use a whole number of extra attempts, e.g. `retries: 2`".into()
+            }
+            Self::StepDir { .. } => "use \"service\" or \"root\"".into(),
+            Self::UnreadableRecipe { .. } => return None,
+            Self::RecipeDoesNotCompile { .. } => {
+                "fix the script; `pilum check` reports every recipe problem".into()
+            }
+            Self::NoRecipeFunction { .. } => "declare the recipe: `fn recipe() { #{ name: \"...\", steps: [...] } }` (see docs/recipes.md)".into(),
+            Self::RecipeNotAMap { .. } => "return a map literal `#{ name: ..., steps: [...] }`".into(),
+            Self::RecipeNameMismatch { declared, .. } => format!(
+                "the file name and the declared name must match: rename the file to `{declared}.rhai`"
+            ),
+            Self::ReservedStepFunction { run, .. } => {
+                format!("name the step's function something else, e.g. `run: \"{run}_step\"`")
+            }
+            Self::MissingStepFunction { run, .. } => {
+                format!("define `fn {run}(ctx) {{ ... }}` or set the step's `run:`")
+            }
+            Self::DeclarationFailed { .. } => {
+                "`recipe()` and `plan()` may only build data: no commands, files or network".into()
+            }
             Self::LeftOut { service, .. } => format!(
                 "select `{service}...` to include what it depends on (and `...{service}` for what depends on it)"
             ),

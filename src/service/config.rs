@@ -9,6 +9,11 @@
 //! Names that end up in paths (the service name, target names, regions, environment names) pass
 //! [`crate::names::check`]; `env:` keys and `secrets:` entries must be usable environment
 //! variable names; the values of listed `secrets:` are registered for masking as they are read.
+//!
+//! In this file: [`Service`] and where its values were written ([`Service::position`]);
+//! [`load`] (depth, syntax, `environments:`, expansion, `targets:`); `read` (one service's own
+//! keys); [`unknown_keys`]; then the tests: examples, the corpus of past failures
+//! (`tests/fixtures/corpus/pilum-yaml/`) and property tests over mutated files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
