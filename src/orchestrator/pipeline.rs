@@ -134,8 +134,12 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
         }
     }
     // A broken recipe counts for the services that use it, or for all when none is selected.
+    let mut chosen = vec![selected.is_empty(); project.services.len()];
+    for &i in &picked {
+        chosen[i] = true;
+    }
     for (i, bad) in unresolved.iter().enumerate() {
-        if selected.is_empty() || picked.contains(&i) {
+        if chosen[i] {
             for d in bad {
                 if !diags.contains(d) {
                     diags.push(d.clone());

@@ -295,11 +295,10 @@ pub fn load(
         if KNOWN_KEYS.contains(&k.as_str()) {
             continue;
         }
-        let mut path = env_prefix.clone();
         // A key only in the override is reported there; one in the base, in the base.
-        let in_base = base_has(&text, &k, &outline);
-        if in_base {
-            path.clear();
+        let mut path = Vec::new();
+        if override_env.is_some() && !base_has(&text, &k, &outline) {
+            path = env_prefix.clone();
         }
         path.push(SegBuf::Key(k.clone()));
         base_extra.push(ExtraKey { key: k, path, in_target: false });
@@ -717,7 +716,7 @@ pub fn unknown_keys(
     section_of: &dyn Fn(usize) -> Option<(String, String)>,
 ) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
-    let mut done: Vec<(&Path, &[SegBuf])> = Vec::new();
+    let mut done: std::collections::HashSet<(&Path, &[SegBuf])> = Default::default();
     for &i in selected {
         let s = &services[i];
         let Some((section, recipe)) = section_of(i) else { continue };
@@ -725,15 +724,17 @@ pub fn unknown_keys(
             if extra.key == section || done.contains(&(s.file.as_path(), extra.path.as_slice())) {
                 continue;
             }
-            if !extra.in_target {
-                // Read by a sibling target's recipe?
-                let siblings =
-                    services.iter().enumerate().filter(|(j, o)| *j != i && o.file == s.file);
-                if siblings.filter_map(|(j, _)| section_of(j)).any(|(sec, _)| sec == extra.key) {
+            if !extra.in_target && s.target.is_some() {
+                // Read by a sibling target's recipe? A file's targets are loaded side by side.
+                let same = |j: &usize| services[*j].file == s.file;
+                let before = (0..i).rev().take_while(same);
+                let after = (i + 1..services.len()).take_while(same);
+                let read_by = |j: usize| section_of(j).is_some_and(|(sec, _)| sec == extra.key);
+                if before.chain(after).any(read_by) {
                     continue;
                 }
             }
-            done.push((s.file.as_path(), extra.path.as_slice()));
+            done.insert((s.file.as_path(), extra.path.as_slice()));
             let mut candidates: Vec<&str> = KNOWN_KEYS.to_vec();
             candidates.push(&section);
             let (l, c) = crate::yaml::position(&s.text, &segs(&extra.path));

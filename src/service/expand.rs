@@ -73,35 +73,52 @@ pub fn expand_tree(v: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Ex
     out
 }
 
-fn walk(
-    v: &mut Value,
+/// One step of the path being walked, borrowed until a value needs recording.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Key(&'a Value),
+    Index(usize),
+}
+
+fn owned(path: &[At]) -> Vec<SegBuf> {
+    path.iter()
+        .map(|a| match a {
+            At::Key(k) => SegBuf::Key(key_text(k)),
+            At::Index(i) => SegBuf::Index(*i),
+        })
+        .collect()
+}
+
+fn walk<'a>(
+    v: &'a mut Value,
     lookup: &dyn Fn(&str) -> Option<String>,
-    path: &mut Vec<SegBuf>,
+    path: &mut Vec<At<'a>>,
     out: &mut Expansion,
 ) {
     match v {
+        Value::String(s) if !s.contains('$') => {}
         Value::String(s) => match expand(s, lookup) {
             Ok(e) => {
                 if e != *s {
-                    out.templates.push((path.clone(), std::mem::replace(s, e)));
+                    out.templates.push((owned(path), std::mem::replace(s, e)));
                 }
             }
             Err(name) => {
                 if !out.missing.iter().any(|(n, _)| *n == name) {
-                    out.missing.push((name, path.clone()));
+                    out.missing.push((name, owned(path)));
                 }
             }
         },
         Value::Sequence(seq) => {
             for (i, x) in seq.iter_mut().enumerate() {
-                path.push(SegBuf::Index(i));
+                path.push(At::Index(i));
                 walk(x, lookup, path, out);
                 path.pop();
             }
         }
         Value::Mapping(m) => {
             for (k, x) in m.iter_mut() {
-                path.push(SegBuf::Key(key_text(k)));
+                path.push(At::Key(k));
                 walk(x, lookup, path, out);
                 path.pop();
             }
