@@ -111,7 +111,8 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
         &cfg.providers,
         &provider_of,
     )
-    .map_err(Error::usage)?;
+    // A name that is unknown because its file did not load: the file's problem says why.
+    .map_err(|e| if diags.is_empty() { Error::usage(e) } else { usage(&diags) })?;
     let mut warnings = select::left_out(&project.services, &project.deps, &selected);
     if let Some(c) = &changes {
         warnings.extend(c.notes.iter().map(|n| Diagnostic::new(PathBuf::new(), n.clone())));

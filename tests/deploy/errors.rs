@@ -359,3 +359,18 @@ fn hostile_timeouts_are_located_errors_never_a_panic() {
         &["the timeout of step `build` is longer than the maximum of 366 days", "recipes/slow.rhai:3:"],
     );
 }
+
+#[test]
+fn naming_a_service_whose_file_is_broken_reports_the_file() {
+    let t = project(0)
+        .file("api/pilum.yaml", "name: api\nenv: [a,\n")
+        .file("web/pilum.yaml", &shell_service("web", &[]))
+        .args(["deploy", "api"]);
+    let r = t.run().code(2);
+    assert!(
+        r.stderr.contains("invalid YAML") && r.stderr.contains("api/pilum.yaml:"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("unknown service"), "{}", r.stderr);
+}
