@@ -173,7 +173,7 @@ pub struct SelectArgs {
     #[arg(long)]
     pub only_changed: bool,
 
-    /// Base for `--only-changed` (default: merge base with the remote default branch, else main/master)
+    /// Base for `--only-changed` (default: PILUM_SINCE, the CI event, the last deploy, the default branch)
     #[arg(long, value_name = "REF", requires = "only_changed")]
     pub since: Option<String>,
 

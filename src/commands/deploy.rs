@@ -168,17 +168,32 @@ fn record(
     plan: &Plan,
     summary: &Summary,
 ) -> std::io::Result<()> {
-    crate::state::guard::pilum_path(root, "history.jsonl").map_err(std::io::Error::other)?;
     let commit = plan.commit.as_ref();
-    crate::state::history::record(
-        root,
-        verb,
-        &plan.tag,
-        commit.map(|c| c.sha.as_str()),
-        commit.is_some_and(|c| c.dirty()),
-        plan.environment.as_deref(),
-        summary,
-    )
+    let entry = crate::state::history::Entry {
+        command: verb,
+        tag: &plan.tag,
+        environment: plan.environment.as_deref(),
+        commit: commit.map(|c| c.sha.as_str()),
+        dirty: commit.is_some_and(|c| c.dirty()),
+        complete: verb == "deploy" && covers_project(plan),
+        summary: serde_json::to_value(summary).unwrap_or_default(),
+    };
+    crate::state::history::append(root, &entry)
+}
+
+/// Whether `plan` deploys everything the project needed: every step of every service, picked
+/// by a selection that leaves nothing out (all services, or `--only-changed`), so its commit
+/// can be the next `--only-changed` base.
+fn covers_project(plan: &Plan) -> bool {
+    let steps: usize = plan
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.steps.iter().map(|st| if st.per_region { s.regions.len().max(1) } else { 1 })
+        })
+        .sum();
+    plan.tasks.len() == steps
+        && plan.services.iter().all(|s| crate::service::select::covers_project(&s.reason))
 }
 
 /// A dry run's warning for the refusal a real run would get.

@@ -52,7 +52,11 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
     // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
     let changes = if cfg.only_changed {
-        Some(changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?)
+        let (last, notes) = crate::state::history::base_commit(&root, cfg.environment.as_deref());
+        let mut c = changed::changed_files(&root, cfg.since.as_deref(), last.as_deref())
+            .map_err(Error::usage)?;
+        c.notes.extend(notes);
+        Some(c)
     } else {
         None
     };
@@ -62,9 +66,14 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
         }
         None => discover::find(&root),
     };
-    let project =
-        Project::load_files(&root, cfg.environment.as_deref(), files).map_err(|d| usage(&d))?;
+    // Project-level problems (a file that does not parse, unknown dependencies, cycles,
+    // duplicate names) fail every command, but only after the field problems of every
+    // selected service are collected too, so `check` reports everything at once.
+    let (project, mut diags) = Project::load(&root, cfg.environment.as_deref(), files);
     if project.services.is_empty() {
+        if !diags.is_empty() {
+            return Err(usage(&diags));
+        }
         return Err(Error::usage(format!(
             "no services found under `{}`\nhelp: a service is a directory with a `pilum.yaml`; create one with `pilum init`",
             root.display()
@@ -74,13 +83,14 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     let catalog = Catalog::load(&root, &cfg.recipe_paths).map_err(|d| usage(&d))?;
     // Resolve recipes first: `--provider` selects by the recipe's provider.
     let mut resolved: Vec<Option<Arc<Recipe>>> = Vec::with_capacity(project.services.len());
-    let mut diags = Vec::new();
+    let mut unresolved: Vec<Vec<Diagnostic>> = Vec::with_capacity(project.services.len());
     for s in &project.services {
+        let mut bad = Vec::new();
         match catalog.resolve(&s.recipe) {
             Ok(r) => resolved.push(Some(r)),
             Err(ResolveError::Unknown { what, suggestion }) => {
                 let key = if s.config.contains_key("recipe") { "recipe" } else { "provider" };
-                diags.push(
+                bad.push(
                     s.diag(&[key], format!("service `{}`: {what}", s.name))
                         .help("`pilum list --recipes` shows the available recipes; add your own in `recipes/<name>.rhai`")
                         .suggest(suggestion.as_deref()),
@@ -88,31 +98,56 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
                 resolved.push(None);
             }
             Err(ResolveError::Broken(d)) => {
-                for x in d {
-                    if !diags.contains(&x) {
-                        diags.push(x);
-                    }
-                }
+                bad.extend(d);
                 resolved.push(None);
             }
         }
+        unresolved.push(bad);
     }
     let provider_of =
         |i: usize| resolved[i].as_ref().and_then(|r| r.decl.provider.clone()).unwrap_or_default();
-    let mut selected =
-        select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
-            .map_err(|e| Error::usage(e.0))?;
+    let mut selected = select::by_name(
+        &project.services,
+        &project.deps,
+        &cfg.services,
+        &cfg.providers,
+        &provider_of,
+    )
+    // A name that is unknown because its file did not load: the file's problem says why.
+    .map_err(|e| if diags.is_empty() { Error::usage(e) } else { usage(&diags) })?;
+    let mut warnings = select::left_out(&project.services, &project.deps, &selected);
+    if let Some(c) = &changes {
+        warnings.extend(c.notes.iter().map(|n| Diagnostic::new(PathBuf::new(), n.clone())));
+    }
+    let section_of =
+        |i: usize| resolved[i].as_ref().map(|r| (r.decl.section.clone(), r.decl.name.clone()));
     let mut base = None;
     if let Some(changes) = changes {
-        selected = select::by_changes(&project.services, &project.deps, &selected, &changes);
+        let artifacts = |i: usize| select::artifacts(&project.services[i], section_of(i));
+        selected =
+            select::by_changes(&project.services, &project.deps, &selected, &changes, &artifacts);
         base = Some(changes.base);
     }
+    let picked: Vec<usize> = selected.iter().map(|s| s.index).collect();
+    diags.extend(crate::service::config::unknown_keys(&project.services, &picked, &section_of));
     let mut recipes = Vec::new();
-    let mut warnings = Vec::new();
     for sel in &selected {
         if let Some(r) = &resolved[sel.index] {
-            warnings.extend(validate::unknown_keys(&project.services[sel.index], r));
             recipes.push(r.clone());
+        }
+    }
+    // A broken recipe counts for the services that use it, or for all when none is selected.
+    let mut chosen = vec![selected.is_empty(); project.services.len()];
+    for &i in &picked {
+        chosen[i] = true;
+    }
+    for (i, bad) in unresolved.iter().enumerate() {
+        if chosen[i] {
+            for d in bad {
+                if !diags.contains(d) {
+                    diags.push(d.clone());
+                }
+            }
         }
     }
     if let Some(e) = &cfg.environment {
@@ -133,8 +168,14 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
             warnings.push(w);
         }
     }
-    let bad: Vec<&Selected> = selected.iter().filter(|s| resolved[s.index].is_none()).collect();
-    if !bad.is_empty() || (!diags.is_empty() && selected.is_empty()) {
+    if !diags.is_empty() {
+        for sel in &selected {
+            if let Some(r) = &resolved[sel.index] {
+                if let Err(d) = validate::check(&project.services[sel.index], r) {
+                    diags.extend(d);
+                }
+            }
+        }
         return Err(usage(&diags));
     }
     Ok(Loaded { project, selected, recipes, base, warnings })

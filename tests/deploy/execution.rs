@@ -448,7 +448,7 @@ fn json_on_a_configuration_error_is_one_error_event_per_problem() {
         at,
         [("a/pilum.yaml".into(), 2.into(), 1.into()), ("b/pilum.yaml".into(), 2.into(), 1.into())]
     );
-    assert_eq!(ev[1]["did_you_mean"], "did you mean `local`?");
+    assert_eq!(ev[1]["did_you_mean"], "local");
     assert!(ev.iter().all(|e| e["event"] == "error" && e["help"].is_string()), "{ev:?}");
 
     // An error without a place is one event with the message.

@@ -52,9 +52,11 @@ fn listed_secrets_are_masked_in_every_output_mode() {
 
 #[test]
 fn colour_is_decided_for_each_stream() {
-    // An unknown key makes a warning on stderr; the table header on stdout is bold.
+    // Naming a service without its dependency makes a warning on stderr; the table header on
+    // stdout is bold.
     let t = project(0)
-        .file("a/pilum.yaml", "name: a\nrecipe: shell\nshel: {}\nshell:\n  build: 'true'\n");
+        .file("a/pilum.yaml", "name: a\nrecipe: shell\ndepends_on: [b]\nshell:\n  build: 'true'\n")
+        .file("b/pilum.yaml", "name: b\nrecipe: shell\nshell:\n  build: 'true'\n");
     let esc = '\u{1b}';
 
     // One stream to a file, the other on the terminal: (redirect, file, what the file holds,
@@ -63,7 +65,7 @@ fn colour_is_decided_for_each_stream() {
         ("> out.txt", "out.txt", "SERVICE", "warning"),
         ("2> err.txt", "err.txt", "warning", "SERVICE"),
     ] {
-        let r = t.in_terminal(&format!("\"$PILUM\" list {redirect}"));
+        let r = t.in_terminal(&format!("\"$PILUM\" list a {redirect}"));
         assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
         let text = std::fs::read_to_string(t.path().join(file)).expect("redirected output");
         assert!(text.contains(in_file) && !text.contains(esc), "escape codes in {file}: {text:?}");
