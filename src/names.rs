@@ -24,7 +24,11 @@ impl fmt::Display for NameError {
             Self::Empty => write!(f, "is empty"),
             Self::TooLong { len } => write!(f, "is {len} characters long (at most {MAX_LEN})"),
             Self::BadStart { first } => {
-                write!(f, "starts with `{}` (it must start with a letter or digit)", first.escape_default())
+                write!(
+                    f,
+                    "starts with `{}` (it must start with a letter or digit)",
+                    first.escape_default()
+                )
             }
             Self::BadChar { ch } => write!(
                 f,
@@ -53,7 +57,9 @@ pub fn check(name: &str) -> Result<(), NameError> {
     if !first.is_ascii_alphanumeric() {
         return Err(NameError::BadStart { first });
     }
-    if let Some(ch) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(ch) =
+        name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(NameError::BadChar { ch });
     }
     if name.contains("..") {
@@ -80,7 +86,9 @@ mod tests {
 
     #[test]
     fn refuses_anything_that_could_be_a_path() {
-        for bad in ["", "../x", "..", ".", "a/b", "a\\b", "-rf", ".hidden", "a..b", "a b", "x\n", "é"] {
+        for bad in
+            ["", "../x", "..", ".", "a/b", "a\\b", "-rf", ".hidden", "a..b", "a b", "x\n", "é"]
+        {
             assert!(check(bad).is_err(), "{bad:?}");
         }
         assert_eq!(check(&"a".repeat(129)), Err(NameError::TooLong { len: 129 }));

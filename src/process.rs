@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use crate::redact;
 
+/// Far enough to mean "never" for deadlines and sleeps, near enough for `Instant` arithmetic.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// How many trailing lines of output are kept for error messages.
 pub const TAIL_LINES: usize = 20;
 
@@ -100,7 +103,7 @@ impl CancelToken {
     /// Cancel: idempotent, callable from any thread (e.g. a Ctrl-C handler thread).
     /// A token cancelled when this one is (Ctrl-C stops every task) that can also be cancelled
     /// on its own (one task's timeout stops only that task).
-    #[allow(dead_code, reason = "public API for the orchestrator")]
+    #[cfg_attr(not(test), expect(dead_code, reason = "public API for the orchestrator"))]
     pub fn child(&self) -> CancelToken {
         let child = CancelToken::new();
         // Checked under the lock `cancel` takes to set the flag, so no child is ever missed.
@@ -160,7 +163,7 @@ impl CancelToken {
 
     /// Sleep for `dur` unless cancelled first. Returns `false` when cancelled.
     pub fn sleep(&self, dur: Duration) -> bool {
-        let end = Instant::now() + dur.min(crate::script::FAR_FUTURE);
+        let end = Instant::now() + dur.min(FAR_FUTURE);
         let mut guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.is_cancelled() {
@@ -386,15 +389,10 @@ impl Command {
     }
 
     /// On timeout the group gets SIGINT, then SIGKILL after `grace` (default [`GRACE`]).
-    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
+    #[cfg_attr(not(test), expect(dead_code, reason = "public API for the orchestrator"))]
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
-    }
-
-    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
-    pub fn argv(&self) -> &[String] {
-        &self.argv
     }
 
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -442,7 +440,7 @@ impl Command {
 
     /// The earliest of the timeout and the deadline, with the budget it stands for.
     fn effective_deadline(&self, start: Instant) -> Option<(Instant, Duration)> {
-        let t = self.timeout.map(|d| (start + d.min(crate::script::FAR_FUTURE), d));
+        let t = self.timeout.map(|d| (start + d.min(FAR_FUTURE), d));
         match (t, self.deadline) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -506,7 +504,6 @@ impl Command {
     }
 
     /// Start the child and return immediately. Output is drained on threads as it arrives.
-    #[allow(dead_code, reason = "public API for the autoscaler's long-running `pulumi up`")]
     pub fn spawn(self) -> Result<Child, ProcessError> {
         let on_line = self.on_line.clone();
         let (child, out_r, err_r) = self.start()?;
@@ -752,21 +749,10 @@ impl fmt::Debug for Child {
     }
 }
 
-#[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
 impl Child {
-    /// The leader's pid, which is also the process group id.
-    pub fn pid(&self) -> u32 {
-        self.pgid as u32
-    }
-
     /// SIGINT to the whole group: the polite stop (Pulumi releases its lock on SIGINT).
     pub fn interrupt(&self) {
         signal_group(self.pgid, libc::SIGINT);
-    }
-
-    /// SIGTERM to the whole group.
-    pub fn terminate(&self) {
-        signal_group(self.pgid, libc::SIGTERM);
     }
 
     /// SIGKILL to the whole group: the last resort.
@@ -794,7 +780,7 @@ impl Child {
 
     /// Wait up to `timeout` for the child to exit; `true` if it did.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Instant::now() + timeout.min(crate::script::FAR_FUTURE)).is_some()
+        self.wait_until(Instant::now() + timeout.min(FAR_FUTURE)).is_some()
     }
 
     /// Wait for the child to exit and collect its output.

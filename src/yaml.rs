@@ -128,7 +128,8 @@ fn scan_flow(
         let word = tail.rsplit([' ', '\t']).next().unwrap_or("");
         let indicator = word.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
         (indicator == "|" || indicator == ">")
-            && (tail.len() == word.len() || tail[..tail.len() - word.len()].trim_end().ends_with([':', '-']))
+            && (tail.len() == word.len()
+                || tail[..tail.len() - word.len()].trim_end().ends_with([':', '-']))
     };
     Ok((flow, opens_scalar))
 }

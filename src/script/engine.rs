@@ -56,7 +56,6 @@ impl Limits {
     }
 
     /// Defaults for scaling strategies: pure decisions over a small input.
-    #[allow(dead_code, reason = "used by the autoscaler")]
     pub const fn strategy() -> Self {
         Self {
             max_operations: 1_000_000,
@@ -79,7 +78,6 @@ pub enum Profile {
     /// The whole API.
     Full(Limits),
     /// Scaling strategies: no process, file, env, git, Pulumi or network API.
-    #[allow(dead_code, reason = "used by the autoscaler")]
     Strategy(Limits),
 }
 

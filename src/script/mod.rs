@@ -94,7 +94,6 @@ pub struct Host {
     /// Record mutating calls as [`Event::DryRun`] instead of executing them.
     pub dry_run: bool,
     /// `-v` count, for embedders; the sink decides what to show.
-    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub verbose: u8,
     /// Where output lines, prints, logs and dry-run records go.
     pub sink: Arc<dyn Sink>,
@@ -112,8 +111,7 @@ impl Host {
     }
 }
 
-/// Far enough to mean "never" for deadlines and sleeps, near enough for `Instant` arithmetic.
-pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub use crate::process::FAR_FUTURE;
 
 /// A deadline and the budget it stands for (for "timed out after 30s").
 #[derive(Debug, Clone, Copy)]

@@ -103,7 +103,8 @@ mod tests {
         std::fs::create_dir_all(t.path().join("p/.pilum")).unwrap();
         std::os::unix::fs::symlink(&outside, t.path().join("p/.pilum/deployments")).unwrap();
         assert!(pilum_path(&t.path().join("p"), "deployments/web").is_err());
-        std::os::unix::fs::symlink(outside.join("nope"), t.path().join("p/.pilum/dangling")).unwrap();
+        std::os::unix::fs::symlink(outside.join("nope"), t.path().join("p/.pilum/dangling"))
+            .unwrap();
         assert!(pilum_path(&t.path().join("p"), "dangling").is_err());
     }
 }
