@@ -14,7 +14,6 @@ use crate::orchestrator::event::{Event, Sink};
 use crate::orchestrator::execute::{Cancel, Options, execute_recorded};
 use crate::orchestrator::pipeline::{self, Config};
 use crate::orchestrator::plan::{Plan, StepFilter};
-use crate::recipe::value::dynamic_to_json;
 use crate::ui::output::Output;
 use crate::ui::render::Renderer;
 
@@ -76,7 +75,7 @@ pub fn list(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), E
                         "description": r.decl.description,
                         "fields": r.decl.fields.iter().map(|f| serde_json::json!({
                             "name": f.name, "type": f.ty.as_str(), "required": f.required,
-                            "default": f.default.as_ref().map(dynamic_to_json), "secret": f.secret, "description": f.description,
+                            "default": f.default.as_ref().map(|d| crate::script::value::to_json(d).unwrap_or_default()), "secret": f.secret, "description": f.description,
                         })).collect::<Vec<_>>(),
                         "steps": r.decl.steps.iter().map(|s| serde_json::json!({"name": s.name, "tags": s.tags})).collect::<Vec<_>>(),
                     }),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Module, NativeCallContext};
 use sha2::Digest;
 
-use super::{RResult, check_live, from_json, func, rt, sandbox, string_array};
+use super::{RResult, check_live, func, rt, sandbox, string_array};
 use crate::script::{CallCtx, Event, Host, current, display_path};
 
 fn path(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<(Arc<CallCtx>, PathBuf)> {
@@ -74,8 +74,7 @@ print(pkg.version);
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<Dynamic> {
             let text = read_text(&h, &ctx, p)?;
-            serde_json::from_str(&text)
-                .map(from_json)
+            serde_json::from_str::<Dynamic>(&text)
                 .map_err(|e| rt(&ctx, format!("invalid JSON in `{p}`: {e}")))
         }
     );

@@ -1,6 +1,6 @@
 //! The native script API: one namespace per file, each exposing `module(host) -> Module`, plus
 //! the helpers they share — errors positioned at the call site, option-map checking with
-//! "did you mean", the project-root sandbox for paths, and JSON ⇄ Rhai value conversion.
+//! "did you mean", and the project-root sandbox for paths.
 //!
 //! Every function is registered with a doc comment carrying a small rhai example; `pilum api`
 //! and the `.d.rhai` definitions are built from that metadata.
@@ -288,61 +288,6 @@ pub fn sandbox(host: &Host, call: &CallCtx, path: &str) -> Result<PathBuf, Strin
     Ok(norm)
 }
 
-/// JSON → Rhai.
-pub fn from_json(v: serde_json::Value) -> Dynamic {
-    match v {
-        serde_json::Value::Null => Dynamic::UNIT,
-        serde_json::Value::Bool(b) => b.into(),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => i.into(),
-            None => n.as_f64().unwrap_or(f64::NAN).into(),
-        },
-        serde_json::Value::String(s) => s.into(),
-        serde_json::Value::Array(a) => Dynamic::from_array(a.into_iter().map(from_json).collect()),
-        serde_json::Value::Object(o) => {
-            let mut m = Map::new();
-            for (k, v) in o {
-                m.insert(k.into(), from_json(v));
-            }
-            Dynamic::from_map(m)
-        }
-    }
-}
-
-/// Rhai → JSON. Functions and custom types have no JSON form.
-pub fn to_json(v: &Dynamic) -> Result<serde_json::Value, String> {
-    if v.is_unit() {
-        return Ok(serde_json::Value::Null);
-    }
-    if let Ok(b) = v.as_bool() {
-        return Ok(b.into());
-    }
-    if let Ok(i) = v.as_int() {
-        return Ok(i.into());
-    }
-    if let Ok(f) = v.as_float() {
-        return serde_json::Number::from_f64(f)
-            .map(serde_json::Value::Number)
-            .ok_or_else(|| format!("{f} has no JSON form"));
-    }
-    if v.is_string() || v.is_char() {
-        return Ok(v.to_string().into());
-    }
-    if v.is_array() {
-        let a = v.read_lock::<Array>().ok_or("array is locked")?;
-        return a.iter().map(to_json).collect::<Result<Vec<_>, _>>().map(serde_json::Value::Array);
-    }
-    if v.is_map() {
-        let m = v.read_lock::<Map>().ok_or("map is locked")?;
-        let mut o = serde_json::Map::new();
-        for (k, v) in m.iter() {
-            o.insert(k.to_string(), to_json(v)?);
-        }
-        return Ok(serde_json::Value::Object(o));
-    }
-    Err(format!("a value of type `{}` has no JSON form", v.type_name()))
-}
-
 /// A result map of a command: `#{ code, stdout, stderr }`.
 pub fn command_result(code: i64, stdout: String, stderr: String) -> Map {
     let mut m = Map::new();
@@ -380,12 +325,5 @@ mod tests {
                 .expect_err("absolute")
                 .contains("outside the project")
         );
-    }
-
-    #[test]
-    fn json_round_trips_through_rhai_values() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{"a":[1,2.5,true,null,"s"],"b":{"c":-3}}"#).expect("json");
-        assert_eq!(to_json(&from_json(v.clone())), Ok(v));
     }
 }

@@ -11,7 +11,6 @@ use super::{RResult, func, rt};
 use crate::orchestrator::event::{Event as PEvent, Sink as PSink, TaskStatus};
 use crate::orchestrator::execute::{Options, execute_recorded};
 use crate::orchestrator::pipeline::{self, Config, Loaded};
-use crate::recipe::value::json_to_dynamic;
 use crate::script::{Event, Host, LogLevel, current};
 use crate::ui::render::{human, summary_line};
 
@@ -243,9 +242,9 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
             message: &format!("cannot append to `.pilum/history.jsonl`: {e}"),
         });
     }
-    let v = serde_json::to_value(&summary)
+    let v = crate::script::value::to_dynamic(&summary)
         .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
-    Ok(json_to_dynamic(&v).try_cast::<Map>().unwrap_or_default())
+    Ok(v.try_cast::<Map>().unwrap_or_default())
 }
 
 /// Progress of a `deploy()` call, reported through the script host like everything else a script
