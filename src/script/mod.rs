@@ -30,6 +30,7 @@ pub mod error;
 pub mod modules;
 pub mod reference;
 pub mod runner;
+pub mod sandbox;
 pub mod value;
 
 use std::cell::RefCell;

@@ -1,14 +1,19 @@
 //! The sandboxed module resolver. `import "docker" as docker;` (a bare name) resolves a module
 //! compiled into the binary from `stdlib/`; `import "./lib/util" as util;` resolves a project
-//! file relative to the importing script (`.rhai` added when missing). Absolute paths and paths
-//! that leave the project root (through `..` or a symlink) are refused — Rhai's own
-//! `FileModuleResolver` accepts both. Each module is compiled and evaluated once and cached.
+//! file relative to the importing script (`.rhai` added when missing), read through the one
+//! project sandbox (`sandbox.rs`). Absolute paths and paths that leave the project root —
+//! through `..` or through a symlink, dangling or not — are refused, saying which symlink
+//! points where; Rhai's own `FileModuleResolver` accepts both. Each module is compiled and
+//! evaluated once and cached.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+
+use super::sandbox::{self, How, Refusal, Sandbox};
 
 /// The stdlib, embedded: `(name, source)`.
 pub const STDLIB: &[(&str, &str)] = &[
@@ -38,7 +43,7 @@ pub fn source_text(source: &str) -> Option<String> {
 }
 
 pub struct Resolver {
-    root: PathBuf,
+    sandbox: Sandbox,
     cache: Mutex<HashMap<String, Shared<Module>>>,
 }
 
@@ -49,8 +54,7 @@ thread_local! {
 
 impl Resolver {
     pub fn new(root: &Path) -> Self {
-        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        Self { root, cache: Mutex::new(HashMap::new()) }
+        Self { sandbox: Sandbox::new(root), cache: Mutex::new(HashMap::new()) }
     }
 
     /// Where an import points: `(cache key and AST source name, text)`.
@@ -78,54 +82,46 @@ impl Resolver {
                 "import `{path}` is refused: absolute paths are outside the project\nhelp: import project modules relative to the importing script, e.g. `./lib/util`"
             ));
         }
+        let root = self.sandbox.root();
         let base = match source {
             Some(s) if !s.starts_with("<stdlib>") && !s.is_empty() => {
-                Path::new(s).parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone())
+                Path::new(s).parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf())
             }
-            _ => self.root.clone(),
+            _ => root.to_path_buf(),
         };
         let mut rel = PathBuf::from(path);
         if rel.extension().is_none() {
             rel.set_extension("rhai");
         }
-        let joined = normalize(&base.join(rel));
-        let escape = || {
+        let refuse = |why: Refusal| {
+            let help = match why {
+                Refusal::Symlink { .. } | Refusal::Absolute { .. } | Refusal::Loop { .. } => {
+                    "a symlink may only point inside it"
+                }
+                _ => "`..` may not leave it",
+            };
             format!(
-                "import `{path}` is refused: it resolves outside the project root `{}`\nhelp: keep modules inside the project; `..` may not leave the root",
-                self.root.display()
+                "import `{path}` is refused: {why}\nhelp: keep modules inside the project (`{}`); {help}",
+                root.display()
             )
         };
-        if !joined.starts_with(&self.root) {
-            return Err(escape());
-        }
-        let real = joined.canonicalize().map_err(|_| {
-            format!(
-                "module `{path}` not found (looked for `{}`)\nhelp: project imports are relative to the importing script",
-                crate::script::display_path(&joined, &self.root)
-            )
-        })?;
-        if !real.starts_with(&self.root) {
-            return Err(escape());
-        }
-        let text = std::fs::read_to_string(&real)
-            .map_err(|e| format!("cannot read module `{}`: {e}", real.display()))?;
-        Ok((real.display().to_string(), text))
-    }
-}
-
-/// Resolve `.` and `..` lexically (the file may not exist yet).
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
+        let rel = rel.to_string_lossy();
+        let full = self.sandbox.lexical(&base, &rel).map_err(refuse)?;
+        let shown = crate::script::display_path(&full, root);
+        let mut text = String::new();
+        let read = self
+            .sandbox
+            .open(&full, How::Read)
+            .and_then(|mut f| f.read_to_string(&mut text).map_err(sandbox::Error::Io));
+        match read {
+            Ok(_) => Ok((full.display().to_string(), text)),
+            Err(sandbox::Error::Refused(why)) => Err(refuse(why)),
+            Err(sandbox::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "module `{path}` not found (looked for `{shown}`)\nhelp: project imports are relative to the importing script"
+            )),
+            Err(sandbox::Error::Io(e)) => Err(format!("cannot read module `{shown}`: {e}")),
         }
     }
-    out
 }
 
 impl ModuleResolver for Resolver {

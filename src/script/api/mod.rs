@@ -17,12 +17,13 @@ pub mod regex;
 pub mod time;
 pub mod yaml;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
+use super::sandbox::{self, Refusal, Sandbox};
 use super::{CallCtx, Host, Stop, current};
 use crate::process::ProcessError;
 
@@ -244,48 +245,44 @@ pub fn string_array(ctx: &NativeCallContext, arr: Array, what: &str) -> RResult<
         .collect()
 }
 
-/// Resolve a script-supplied path inside the project root. Relative paths start at the call's
-/// working directory (the project root unless the orchestrator set one). Absolute paths are
-/// accepted only inside the root; `..` may not leave it, and neither may a symlink.
+/// The sandbox of the run and the lexical form of a script-supplied path: relative paths start
+/// at the call's working directory (the project root unless the orchestrator set one);
+/// absolute paths are accepted only inside the root and `..` may not leave it. Files are then
+/// opened through [`Sandbox`], which follows symlinks only while they stay inside.
+pub fn confine(host: &Host, call: &CallCtx, path: &str) -> Result<(Sandbox, PathBuf), String> {
+    let sb = Sandbox::new(&host.root);
+    let base = call.workdir.clone().unwrap_or_default();
+    let full = sb.lexical(&base, path).map_err(|why| refused(&sb, path, &why))?;
+    Ok((sb, full))
+}
+
+/// A path handed on to someone else (a command's directory, a file for a CLI): confined, and
+/// whatever of it exists stays inside the root, symlinks included.
 pub fn sandbox(host: &Host, call: &CallCtx, path: &str) -> Result<PathBuf, String> {
-    let root = host.root.canonicalize().unwrap_or_else(|_| host.root.clone());
-    let p = Path::new(path);
-    let refuse = |why: &str| {
-        format!(
-            "path `{path}` is refused: {why}\nhelp: scripts may only touch files inside the project root `{}`",
-            root.display()
-        )
-    };
-    let base = match &call.workdir {
-        Some(w) if w.is_absolute() => w.clone(),
-        Some(w) => root.join(w),
-        None => root.clone(),
-    };
-    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-    let norm = super::modules::normalize(&joined);
-    if !norm.starts_with(&root) {
-        return Err(refuse(if p.is_absolute() {
-            "it is outside the project"
-        } else {
-            "it leaves the project root"
-        }));
-    }
-    // Symlinks: the deepest existing ancestor must still be inside the root.
-    let mut probe = norm.as_path();
-    loop {
-        if let Ok(real) = probe.canonicalize() {
-            if !real.starts_with(&root) {
-                return Err(refuse("it leads outside the project through a symlink"));
-            }
-            break;
-        }
-        match probe.parent() {
-            Some(parent) => probe = parent,
-            None => break,
+    let (sb, full) = confine(host, call, path)?;
+    sb.check(&full).map_err(|e| fs_error(&sb, "use", path, e))?;
+    Ok(full)
+}
+
+fn refused(sb: &Sandbox, path: &str, why: &Refusal) -> String {
+    format!(
+        "path `{path}` is refused: {why}\nhelp: scripts may only touch files inside the project root `{}`",
+        sb.root().display()
+    )
+}
+
+/// The message for a failed sandboxed file operation (`what`: "read", "write"…).
+pub fn fs_error(sb: &Sandbox, what: &str, path: &str, e: sandbox::Error) -> String {
+    match e {
+        sandbox::Error::Refused(why) => refused(sb, path, &why),
+        sandbox::Error::Io(e) => {
+            let help = match e.kind() {
+                std::io::ErrorKind::NotFound => "\nhelp: paths are relative to the project root",
+                _ => "",
+            };
+            format!("cannot {what} `{path}`: {}{help}", e.to_string().to_lowercase())
         }
     }
-    debug_assert!(!norm.components().any(|c| c == Component::ParentDir));
-    Ok(norm)
 }
 
 /// A result map of a command: `#{ code, stdout, stderr }`.
