@@ -521,6 +521,11 @@ impl Command {
         {
             return Err(ProcessError::NoDir { program, dir: dir.clone() });
         }
+        // A secret handed to a child in a variable named like one (`API_TOKEN`) is masked in
+        // whatever the child prints, even when no script read it through `env::`.
+        for (k, v) in &self.env {
+            redact::register_if_secret(k, v);
+        }
         let (out_r, out_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
         let (err_r, err_w) = os_pipe::pipe()

@@ -299,6 +299,75 @@ try { exec::run(["true"], #{ dri: "x" }); } catch (e) { print(e); }"#,
     );
 }
 
+/// A throwaway PEM-shaped key (random base64, no key material).
+const PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj
+MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu
+NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ
+-----END PRIVATE KEY-----
+";
+
+/// Every line of a multi-line secret long enough to be masked on its own.
+fn secret_lines(secret: &str) -> impl Iterator<Item = &str> {
+    secret.lines().map(str::trim).filter(|l| l.len() >= 8)
+}
+
+#[test]
+fn multi_line_secrets_are_masked_line_by_line_everywhere() {
+    let credentials = "{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"4f1c0a9e7b2d4c6e8a0b\",\n  \"client_email\": \"deploy@acme-prod.iam.example.com\"\n}\n";
+    let script = r#"let key = env::secret("SIGNING_CERT");
+exec::run(["sh", "-c", "printf '%s\n' \"$SIGNING_CERT\"; printf 'err %s\n' \"$SIGNING_CERT\" >&2; cat \"$CREDS_FILE\""]);
+print(key);
+log::warn(`key is ${key}`);
+throw `cannot sign with ${key}`;
+"#;
+    let t = Test::new()
+        .file("main.rhai", script)
+        .file("creds.json", credentials)
+        .env("SIGNING_CERT", PEM)
+        .env("GOOGLE_CREDENTIALS", credentials)
+        .args(["-v", "run", "main.rhai"]);
+    let creds = t.path().join("creds.json");
+    let t = t.env("CREDS_FILE", creds);
+    let r = t.run().code(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    for line in secret_lines(PEM).chain(secret_lines(credentials)) {
+        assert!(!all.contains(line), "`{line}` leaked:\n{all}");
+    }
+    assert!(r.stdout.contains("***"), "{}", r.stdout);
+    assert!(all.contains("err ***"), "{all}");
+    // The rendered error puts the message's first line before the location and the rest
+    // after it: both halves are masked.
+    assert!(r.stderr.contains("error: cannot sign with ***"), "{}", r.stderr);
+    assert!(r.stderr.contains("--> main.rhai:5:1"), "{}", r.stderr);
+}
+
+#[test]
+fn variables_named_like_secrets_are_masked_when_read_or_inherited() {
+    let script = r#"print(env::get("AWS_SECRET_ACCESS_KEY"));
+print(env::get_or("STRIPE_API_KEY", ""));
+print(env::get("CACHE_KEY"));
+print(env::get("REGION_NAME"));
+print(exec::run(["sh", "-c", "echo child sees $GITHUB_TOKEN"]).stdout);
+"#;
+    let t = Test::new()
+        .file("main.rhai", script)
+        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+        .env("STRIPE_API_KEY", "sk_test_4eC39HqLyjWDarjtT1zdp7dc")
+        .env("CACHE_KEY", "true")
+        .env("REGION_NAME", "eu-west-1-extra")
+        .env("GITHUB_TOKEN", "ghp_16C7e42F292c6912E7710c838347Ae178B4a")
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(r.stdout, "***\n***\ntrue\neu-west-1-extra\nchild sees ***\n\n", "{}", r.stderr);
+    // The opt-out names the variables that are not secret after all.
+    let r = t.env("PILUM_NO_AUTO_MASK", "aws_secret_access_key, GITHUB_TOKEN").run().success();
+    assert_eq!(
+        r.stdout,
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n***\ntrue\neu-west-1-extra\nchild sees ghp_16C7e42F292c6912E7710c838347Ae178B4a\n\n"
+    );
+}
+
 #[test]
 fn secrets_never_reach_any_output() {
     let script = r#"let t = env::secret("DEPLOY_TOKEN");

@@ -101,6 +101,10 @@ impl Profile {
 /// let engine = script::engine::build(&host, Profile::Full(Limits::full()));
 /// ```
 pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
+    // Children inherit pilum's environment: mask its secret-looking variables before any
+    // script can run one.
+    static SECRET_ENV: std::sync::Once = std::sync::Once::new();
+    SECRET_ENV.call_once(redact::register_secret_environment);
     let mut engine = Engine::new();
     let l = profile.limits();
     engine
