@@ -1042,3 +1042,23 @@ fn rendered_error_in_an_imported_module_is_pinned() {
 "
     );
 }
+
+#[test]
+fn long_lists_maps_and_strings_build_in_linear_time() {
+    // Rhai's own size limits re-measured the whole list on every push (6.9 s for this loop);
+    // pilum bounds memory instead (`script::engine` tests run into that bound). No timing
+    // here: `benches/run.sh` measures the cost.
+    let t = Test::new()
+        .file(
+            "main.rhai",
+            r#"let a = []; for i in 0..100000 { a.push(i); }
+let m = #{}; for i in 0..20000 { m[`k${i}`] = i; }
+let s = ""; for i in 0..100000 { s += "x"; }
+print(`${a.len()} ${m.len()} ${s.len()}`);"#,
+        )
+        .args(["run", "main.rhai"]);
+    let r = t.run().success();
+    assert_eq!(r.stdout, "100000 20000 100000\n");
+    let help = t.clear_args().args(["run", "--help"]).run().success();
+    assert!(help.stdout.contains("default 1h"), "{}", help.stdout);
+}

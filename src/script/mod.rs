@@ -27,6 +27,7 @@
 pub mod api;
 pub mod engine;
 pub mod error;
+pub mod memory;
 pub mod modules;
 pub mod reference;
 pub mod runner;
@@ -173,6 +174,7 @@ pub fn with_call<R>(ctx: CallCtx, f: impl FnOnce() -> R) -> R {
     }
     CURRENT.with(|c| c.borrow_mut().push(Arc::new(ctx)));
     let _pop = Pop;
+    let _memory = memory::begin();
     f()
 }
 
@@ -191,6 +193,8 @@ pub enum Stop {
     Cancelled,
     /// The deadline passed.
     TimedOut(Duration),
+    /// The evaluation held more than this many bytes (`Limits::max_memory`).
+    OutOfMemory(usize),
 }
 
 /// `path` relative to `base` when inside it, for messages.

@@ -76,7 +76,10 @@ pub fn functions() -> Vec<FnDoc> {
         }
     }
     for f in v["functions"].as_array().into_iter().flatten() {
-        push("", f);
+        // Rhai's own `pad`, `blob`, `replace`, re-registered with a memory check: not pilum's.
+        if !super::memory::CHECKED.contains(&f["name"].as_str().unwrap_or_default()) {
+            push("", f);
+        }
     }
     let engine = engine();
     for (name, text) in super::modules::STDLIB {

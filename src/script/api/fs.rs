@@ -13,6 +13,7 @@ use rhai::{Array, Dynamic, Module, NativeCallContext};
 use sha2::Digest;
 
 use super::{RResult, check_live, confine, fs_error, func, rt, sandbox, string_array};
+use crate::script::memory;
 use crate::script::sandbox::{How, Sandbox};
 use crate::script::{CallCtx, Event, Host, current, display_path};
 
@@ -42,10 +43,11 @@ fn open(
 
 /// The text of a project file (`read`, and the readers that parse it).
 fn read_text(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<String> {
-    let mut text = String::new();
-    open(host, ctx, p, How::Read, "read")?
-        .read_to_string(&mut text)
-        .map_err(|e| io(ctx, "read", p, e))?;
+    let mut f = open(host, ctx, p, How::Read, "read")?;
+    let len = f.metadata().map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+    memory::check_room(len, &format!("reading `{p}`")).map_err(|e| rt(ctx, e))?;
+    let mut text = String::with_capacity(len);
+    f.read_to_string(&mut text).map_err(|e| io(ctx, "read", p, e))?;
     Ok(text)
 }
 
@@ -91,8 +93,7 @@ print(pkg.version);
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<Dynamic> {
             let text = read_text(&h, &ctx, p)?;
-            serde_json::from_str::<Dynamic>(&text)
-                .map_err(|e| rt(&ctx, format!("invalid JSON in `{p}`: {e}")))
+            super::json::parse(&text).map_err(|e| rt(&ctx, format!("{e} (in `{p}`)")))
         }
     );
     let h = host.clone();

@@ -3,7 +3,14 @@
 use rhai::{Dynamic, Module, NativeCallContext};
 
 use super::{RResult, func, rt};
+use crate::script::memory;
 use crate::script::value::to_json;
+
+/// Parse JSON text into a Rhai value (shared with `fs::read_json`).
+pub fn parse(text: &str) -> Result<Dynamic, String> {
+    memory::check_room(text.len().saturating_mul(memory::PARSED_PER_BYTE), "parsing this JSON")?;
+    serde_json::from_str::<Dynamic>(text).map_err(|e| format!("invalid JSON: {e}"))
+}
 
 pub fn module() -> Module {
     let mut m = Module::new();
@@ -19,8 +26,7 @@ let v = json::parse(`{"replicas": 3}`);
 print(v.replicas);
 ```"#,
         |ctx: NativeCallContext, text: &str| -> RResult<Dynamic> {
-            serde_json::from_str::<Dynamic>(text)
-                .map_err(|e| rt(&ctx, format!("invalid JSON: {e}")))
+            parse(text).map_err(|e| rt(&ctx, e))
         }
     );
     func!(

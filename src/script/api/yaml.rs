@@ -8,6 +8,10 @@ use crate::script::value::{from_yaml, to_json};
 /// Parse YAML text into a Rhai value (shared with `fs::read_yaml`).
 pub fn parse(text: &str) -> Result<Dynamic, String> {
     crate::yaml::check_depth(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    crate::script::memory::check_room(
+        text.len().saturating_mul(crate::script::memory::PARSED_PER_BYTE),
+        "parsing this YAML",
+    )?;
     serde_yaml::from_str::<serde_yaml::Value>(text)
         .map(|v| from_yaml(&v))
         .map_err(|e| format!("invalid YAML: {e}"))
