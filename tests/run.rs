@@ -1062,3 +1062,292 @@ print(`${a.len()} ${m.len()} ${s.len()}`);"#,
     let help = t.clear_args().args(["run", "--help"]).run().success();
     assert!(help.stdout.contains("default 1h"), "{}", help.stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every example in the docs runs
+// ---------------------------------------------------------------------------------------------
+
+/// The ```rhai blocks of a Markdown file.
+fn rhai_blocks(md: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut block: Option<String> = None;
+    for line in md.lines() {
+        match (&mut block, line.trim_start()) {
+            (None, l) if l.starts_with("```rhai") => block = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => out.extend(block.take()),
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+/// A line split at its `//` comment (outside string literals).
+fn split_comment(line: &str) -> (&str, Option<&str>) {
+    let bytes = line.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == b'\\' && q != b'`' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'`' || b == b'\'' => quote = Some(b),
+            None if b == b'/' && bytes.get(i + 1) == Some(&b'/') => {
+                return (&line[..i], Some(line[i + 2..].trim()));
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    (line, None)
+}
+
+/// A comment that states a value (`// "a, b"`, `// 90`): the Rhai literal.
+fn stated_value(comment: &str) -> Option<&str> {
+    let c = comment.trim();
+    let literal = c.starts_with('"')
+        || c.starts_with(|ch: char| ch.is_ascii_digit())
+        || c == "true"
+        || c == "false";
+    literal.then_some(c)
+}
+
+/// An example turned into a script that fails when the example does not do what it says:
+/// a value stated in a trailing comment is compared, a `print(…);  // "x"` must print `x`, and
+/// no top-level `let` may be left holding `()` (what `fs::read(p).trim()` gives: Rhai's `trim`
+/// works in place). Returns the script and the lines it must print.
+fn checked_example(example: &str) -> (String, Vec<String>) {
+    let mut code = Vec::new();
+    let mut printed = Vec::new();
+    let mut last_value = None;
+    let mut lets = Vec::new();
+    for line in example.lines() {
+        let (c, comment) = split_comment(line);
+        let value = comment.and_then(stated_value);
+        let c = c.trim_end();
+        if let Some(v) = value {
+            if c.trim_start().starts_with("print(") && c.ends_with(';') {
+                let text = v.trim_matches('"').replace("\\\\", "\\");
+                printed.push(text);
+            } else {
+                last_value = Some(v.to_string());
+            }
+        }
+        if let Some(rest) = c.strip_prefix("let ") {
+            let name: String =
+                rest.chars().take_while(|ch| ch.is_alphanumeric() || *ch == '_').collect();
+            lets.push(name);
+        }
+        // `print(())` prints an empty line; the checked print refuses `()`.
+        code.push(c.replace("print(", "checked_print("));
+    }
+    let body = code.join("\n");
+    let trimmed = body.trim_end();
+    let mut script = match last_value {
+        Some(v) if !trimmed.ends_with(';') && !trimmed.ends_with('}') => format!(
+            "let __got = ({trimmed});\nlet __want = {v};\nif __got != __want {{ throw `the example gives ${{__got}}; its comment says ${{__want}}`; }}\n"
+        ),
+        _ => format!("{body}\n"),
+    };
+    for name in lets {
+        script.push_str(&format!(
+            "if type_of({name}) == \"()\" {{ throw \"the example leaves `{name}` holding ()\"; }}\n"
+        ));
+    }
+    (script, printed)
+}
+
+/// The project the examples run in: two `shell` services, the files the examples name, a git
+/// history with `origin/main` and a tag, and fake cloud CLIs.
+fn examples_project() -> Test {
+    let shell = |name: &str| {
+        format!(
+            "name: {name}\nrecipe: shell\nshell:\n  build: \"true\"\n  push: \"true\"\n  deploy: \"true\"\n"
+        )
+    };
+    let t = Test::new()
+        .file(".gitignore", ".bin/\n.calls/\n.pilum/\n")
+        .file("VERSION", "1.2.3\n")
+        .file("web/package.json", r#"{"name": "web", "version": "1.0.0"}"#)
+        .file("services/api/pilum.yaml", &shell("api"))
+        .file("services/web/pilum.yaml", &shell("web"))
+        .file("Dockerfile", "FROM scratch\n")
+        .file("migrations/001.sql", "select 1;\n")
+        .file("dist/app.tar.gz", "archive\n")
+        .file("dist/a.tar.gz", "a\n")
+        .file("dist/b.tar.gz", "b\n")
+        .file("native/Makefile", "all:\n")
+        .file("infra/Pulumi.yaml", "name: infra\n")
+        .fake("docker", "exit 0")
+        .fake("make", "exit 0")
+        .fake("gh", "echo acme/tool")
+        .fake(
+            "pulumi",
+            r#"case "$1 $2" in
+  "config get") echo '{"value":"3","secret":false}' ;;
+  "preview --json") echo '{"steps":[],"changeSummary":{"update":1,"same":2}}' ;;
+  "refresh --preview-only") echo '{"steps":[],"changeSummary":{"same":3}}' ;;
+  "stack output") echo '{"url":"https://example.com"}' ;;
+esac"#,
+        );
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "base"]);
+    t.git(&["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    t.git(&["tag", "v1.0.0"]);
+    std::fs::write(t.path().join("services/api/main.txt"), "changed\n").expect("write");
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "change api"]);
+    t
+}
+
+/// A copy of the examples project, with the environment the examples read.
+fn example_run(template: &Test) -> Test {
+    let t = Test::new();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(template.path().join("."))
+        .arg(t.path())
+        .status()
+        .expect("cp runs");
+    assert!(status.success(), "copy the examples project");
+    t.env("AWS_REGION", "eu-west-1")
+        .env("GCP_PROJECT", "acme-prod")
+        .env("REGISTRY_TOKEN", "registry-token-123")
+        .env("DOCKERHUB_TOKEN", "dockerhub-token-123")
+        .env("GHCR_TOKEN", "ghcr-token-123")
+        .env("GITHUB_TOKEN", "github-token-123")
+}
+
+/// The stdlib modules an example may call without importing them (the reference documents
+/// them under their namespace).
+const STDLIB: [&str; 6] = ["checksum", "docker", "github", "pkg", "registry", "retry"];
+
+/// A print that refuses `()`, and what a fixture variable holds when an example uses one it
+/// does not define.
+const EXAMPLE_PRELUDE: &str = r#"let ctx = #{ dry_run: false, root: ARGS[0], dir: "", service: "api", recipe: "shell", tag: "v1.2.0",
+             region: (), regions: [], fields: #{ memory: (), token_env: "REGISTRY_TOKEN" } };
+let plan = #{ services: ["api"] };
+let urn = "urn:pulumi:prod::infra::aws:ecs/service:Service::web";
+let tag = "v1.4.2";
+let name = "api";
+fn checked_print(x) {
+    if type_of(x) == "()" { throw "the example prints ()"; }
+    print(x);
+}
+"#;
+
+#[test]
+fn every_script_example_in_the_docs_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut examples = Vec::new();
+    for doc in ["docs/api.md", "docs/pipeline.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).expect("read docs");
+        examples.extend(rhai_blocks(&text).into_iter().map(|b| (doc, b)));
+    }
+    assert!(examples.len() > 70, "examples found: {}", examples.len());
+    let template = examples_project();
+    // Two at a time: each example is a `pilum run` in its own copy of the project.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let (left, right) = examples.split_at(examples.len() / 2);
+        let run_all = |part: &[(&str, String)]| -> Vec<String> {
+            part.iter().filter_map(|(doc, example)| run_example(&template, doc, example)).collect()
+        };
+        let other = scope.spawn(move || run_all(right));
+        let mut failures = run_all(left);
+        failures.extend(other.join().expect("examples thread"));
+        failures
+    });
+    assert!(failures.is_empty(), "{} examples fail:\n\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Run one example; what went wrong, if anything.
+fn run_example(template: &Test, doc: &str, example: &str) -> Option<String> {
+    let t = example_run(template);
+    let (body, printed) = checked_example(example);
+    let imports: String = STDLIB
+        .iter()
+        .filter(|m| example.contains(&format!("{m}::")))
+        .map(|m| format!("import \"{m}\" as {m};\n"))
+        .collect();
+    let script = format!("{imports}{EXAMPLE_PRELUDE}{body}");
+    std::fs::write(t.path().join("example.rhai"), &script).expect("write example");
+    let here = t.path().canonicalize().expect("root").display().to_string();
+    let r = t.args(["run", "example.rhai", "--"]).arg(here).run();
+    let mut wrong = Vec::new();
+    if r.status != 0 {
+        wrong.push(format!("exit code {}", r.status));
+    }
+    for line in &printed {
+        if !r.stdout.lines().any(|l| l == line) {
+            wrong.push(format!("did not print `{line}`"));
+        }
+    }
+    if wrong.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{doc}:\n{example}--- {}\n--- stdout\n{}--- stderr\n{}",
+        wrong.join(", "),
+        r.stdout,
+        r.stderr
+    ))
+}
+
+#[test]
+fn every_recipe_and_strategy_example_in_the_docs_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut recipes = 0;
+    for doc in ["README.md", "docs/recipes.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).expect("read docs");
+        for block in rhai_blocks(&text).into_iter().filter(|b| b.contains("fn recipe()")) {
+            recipes += 1;
+            let name = block
+                .split("name: \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("a recipe example declares its name");
+            let t = Test::new()
+                .file(&format!("recipes/{name}.rhai"), &block)
+                .file(
+                    "web/pilum.yaml",
+                    &format!("name: web\nrecipe: {name}\nregion: iad\n{name}:\n  app: web-app\n"),
+                )
+                .file("web/Dockerfile", "FROM scratch\n")
+                .fake("docker", "exit 0")
+                .fake("flyctl", "exit 0")
+                .args(["deploy", "--tag", "v1.0.0"]);
+            let r = t.run();
+            assert_eq!(r.status, 0, "{doc}:\n{block}\n{}{}", r.stdout, r.stderr);
+            let deploys = t.calls("flyctl");
+            assert_eq!(deploys.len(), 1, "{doc}: {deploys:?}");
+            assert!(deploys[0].iter().any(|a| a == "web-app"), "{doc}: {deploys:?}");
+        }
+    }
+    assert_eq!(recipes, 2, "recipe examples in README.md and docs/recipes.md");
+
+    // The strategy example, in place of the example project's own.
+    let text = std::fs::read_to_string(root.join("docs/scaling.md")).expect("read docs");
+    let strategy =
+        rhai_blocks(&text).into_iter().find(|b| b.contains("fn decide(ctx)")).expect("strategy");
+    let scaling = root.join("examples/scaling");
+    let read = |f: &str| std::fs::read_to_string(scaling.join(f)).expect("read example");
+    // 1800 messages at 500 per replica: 4 consumers.
+    let t = Test::new()
+        .file("pilum-scale.yaml", &read("pilum-scale.yaml"))
+        .file(
+            "signals.jsonl",
+            // A backlog for the pool the strategy sizes.
+            "{\"at\": 0, \"pool\": \"consumers\", \"alarm\": \"Backlog\", \"state\": \"ALARM\", \"action\": \"up\", \"metric\": 1800.0}\n",
+        )
+        .file("strategies/queue-depth.rhai", &strategy)
+        .args(["scale", "simulate", "--config", "pilum-scale.yaml", "--signals", "signals.jsonl"]);
+    let r = t.run();
+    assert_eq!(r.status, 0, "docs/scaling.md:\n{strategy}\n{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("→ 4  backlog 1800"), "decided from the backlog: {}", r.stdout);
+}

@@ -75,7 +75,8 @@ pub fn module(host: &Arc<Host>) -> Module {
 Read a text file inside the project.
 
 ```rhai
-let version = fs::read("VERSION").trim();
+let version = fs::read("VERSION");
+version.trim();      // in place: `fs::read(…).trim()` would be ()
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<String> { read_text(&h, &ctx, p) }
     );
