@@ -730,11 +730,23 @@ let n = 0;
 let v = retry::run(|| { n += 1; if n < 3 { throw "flaky"; } n }, #{ attempts: 4, base: 0.01, max: 0.02 });
 print(v);
 try { retry::run(|| throw "down", #{ attempts: 2, base: 0.01 }); } catch (e) { print(e); }
-print(retry::delay(10, 1.0, 5.0) <= 5.0);"#,
+// pilum's one backoff (`time::backoff`): full jitter in [0, min(max, base × 2^(n-1))].
+let within = true;
+let spread = false;
+for n in 1..=7 {
+    let cap = min(5.0, 2.0 ** (n - 1).to_float());
+    let first = retry::delay(n, 1.0, 5.0);
+    for i in 0..50 {
+        let d = retry::delay(n, 1.0, 5.0);
+        if d < 0.0 || d > cap { within = false; }
+        if d != first { spread = true; }
+    }
+}
+print(`${within} ${spread}`);"#,
         )
         .args(["run", "main.rhai"]);
     let r = t.run().success();
-    assert_eq!(r.stdout, "3\ngave up after 2 attempts: down\ntrue\n");
+    assert_eq!(r.stdout, "3\ngave up after 2 attempts: down\ntrue true\n");
     assert_eq!(r.stderr.matches("warning: attempt").count(), 3, "{}", r.stderr);
 }
 
@@ -1148,10 +1160,18 @@ fn checked_example(example: &str) -> (String, Vec<String>) {
     }
     let body = code.join("\n");
     let trimmed = body.trim_end();
+    let ends_in_expression = !trimmed.ends_with(';') && !trimmed.ends_with('}');
     let mut script = match last_value {
-        Some(v) if !trimmed.ends_with(';') && !trimmed.ends_with('}') => format!(
-            "let __got = ({trimmed});\nlet __want = {v};\nif __got != __want {{ throw `the example gives ${{__got}}; its comment says ${{__want}}`; }}\n"
-        ),
+        Some(v) if ends_in_expression => {
+            // The statements before the final expression, then the expression checked.
+            let (before, expr) = trimmed.rsplit_once(';').map_or(("", trimmed), |(b, e)| (b, e));
+            let before = if before.is_empty() { String::new() } else { format!("{before};\n") };
+            format!(
+                "{before}let __got = ({});\nlet __want = {v};\nif __got != __want {{ throw `the example gives ${{__got}}; its comment says ${{__want}}`; }}\n",
+                expr.trim()
+            )
+        }
+        _ if ends_in_expression => format!("{trimmed};\n"),
         _ => format!("{body}\n"),
     };
     for name in lets {
@@ -1185,7 +1205,8 @@ fn examples_project() -> Test {
         .file("infra/Pulumi.yaml", "name: infra\n")
         .fake("docker", "exit 0")
         .fake("make", "exit 0")
-        .fake("gh", "echo acme/tool")
+        .fake("gh", "case \"$1 $2\" in\n  \"repo view\") echo acme/tool ;;\n  \"release view\") echo 'release not found' >&2; exit 1 ;;\nesac")
+        .fake("aws", "echo aws-password")
         .fake(
             "pulumi",
             r#"case "$1 $2" in
@@ -1246,7 +1267,7 @@ fn checked_print(x) {
 fn every_script_example_in_the_docs_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut examples = Vec::new();
-    for doc in ["docs/api.md", "docs/pipeline.md"] {
+    for doc in ["docs/api.md", "docs/pipeline.md", "docs/recipes/stdlib.md"] {
         let text = std::fs::read_to_string(root.join(doc)).expect("read docs");
         examples.extend(rhai_blocks(&text).into_iter().map(|b| (doc, b)));
     }
