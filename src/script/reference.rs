@@ -122,7 +122,9 @@ pub fn markdown() -> String {
          (`import \"docker\" as docker;`). In `pilum run`, the constant `ARGS` holds the script \
          arguments (an array of strings). Options are maps (`#{ dir: \"web\" }`); unknown option \
          names are errors. Scaling strategies get only `json`, `yaml`, `regex`, `log` and \
-         `time::now*`.\n",
+         `time::now*`. Paths stay inside the project root (symlinks included), and every \
+         evaluation is bounded in operations, call depth and memory held (512 MiB; `pilum run` \
+         also stops after an hour without `--timeout`): see `docs/security.md`.\n",
     );
     let mut ns = None;
     for f in functions() {
