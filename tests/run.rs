@@ -186,6 +186,25 @@ fn writes_through_symlinks_out_of_the_project_are_refused() {
 }
 
 #[test]
+fn a_fifo_in_the_project_never_hangs_a_read_or_a_write() {
+    for (script, needle) in [
+        (r#"fs::read("pipe")"#, "cannot read `pipe`: it is not a regular file"),
+        (r#"fs::sha256("pipe")"#, "cannot read `pipe`: it is not a regular file"),
+        (r#"fs::read("sub")"#, "cannot read `sub`: it is a directory"),
+        (r#"fs::write("pipe", "x")"#, "cannot write `pipe`"),
+    ] {
+        let t = Test::new().file("sub/x", "").file("main.rhai", script).args(["run", "main.rhai"]);
+        let made = std::process::Command::new("mkfifo")
+            .arg(t.path().join("pipe"))
+            .status()
+            .expect("mkfifo (coreutils) is installed");
+        assert!(made.success(), "mkfifo");
+        let r = t.run().code(1);
+        assert!(r.stderr.contains(needle), "{script}: {}", r.stderr);
+    }
+}
+
+#[test]
 fn symlinks_inside_the_project_keep_working() {
     let t = Test::new()
         .file("real/VERSION", "1.2.3\n")

@@ -130,9 +130,13 @@ impl Sandbox {
     pub fn open(&self, full: &Path, how: How) -> Result<File, Error> {
         let root = self.root_fd()?;
         let rel = self.rel(full);
+        // `O_NONBLOCK`: a FIFO in the project must not hang a read or a write (regular files
+        // ignore the flag).
         let (flags, mode) = match how {
-            How::Read => (libc::O_RDONLY, 0),
-            How::Write => (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o666),
+            How::Read => (libc::O_RDONLY | libc::O_NONBLOCK, 0),
+            How::Write => {
+                (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NONBLOCK, 0o666)
+            }
             How::Probe => (PROBE, 0),
         };
         let fd = match beneath(root.as_fd(), rel, flags, mode) {

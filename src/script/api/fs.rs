@@ -41,9 +41,19 @@ fn open(
     sb.open(&full, how).map_err(|e| rt(ctx, fs_error(&sb, what, p, e)))
 }
 
+/// `f` if it is a regular file (not a directory, FIFO or socket).
+fn regular(ctx: &NativeCallContext, p: &str, f: std::fs::File) -> RResult<std::fs::File> {
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        Ok(m) if m.is_dir() => Err(rt(ctx, format!("cannot read `{p}`: it is a directory"))),
+        Ok(_) => Err(rt(ctx, format!("cannot read `{p}`: it is not a regular file"))),
+        Err(e) => Err(io(ctx, "read", p, e)),
+    }
+}
+
 /// The text of a project file (`read`, and the readers that parse it).
 fn read_text(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<String> {
-    let mut f = open(host, ctx, p, How::Read, "read")?;
+    let mut f = regular(ctx, p, open(host, ctx, p, How::Read, "read")?)?;
     let len = f.metadata().map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
     memory::check_room(len, &format!("reading `{p}`")).map_err(|e| rt(ctx, e))?;
     let mut text = String::with_capacity(len);
@@ -205,7 +215,7 @@ The SHA-256 of a file, lowercase hex.
 let digest = fs::sha256("dist/app.tar.gz");
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<String> {
-            let mut f = open(&h, &ctx, p, How::Read, "read")?;
+            let mut f = regular(&ctx, p, open(&h, &ctx, p, How::Read, "read")?)?;
             let mut hasher = sha2::Sha256::new();
             std::io::copy(&mut f, &mut hasher).map_err(|e| io(&ctx, "read", p, e))?;
             Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
