@@ -130,7 +130,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_operations: Option<u64>,
 
-    /// Stop the script, and kill any command it runs, after this long (`90s`, `5m`, `1h`, or seconds)
+    /// Stop the script, and kill any command it runs, after this long (`90s`, `5m`, `1h`, or seconds; default 1h)
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
     pub timeout: Option<std::time::Duration>,
 }

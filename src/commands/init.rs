@@ -450,7 +450,7 @@ fn yaml_flow(d: &rhai::Dynamic) -> String {
             other => other.to_string(),
         }
     }
-    flow(&crate::recipe::value::dynamic_to_json(d))
+    flow(&crate::script::value::to_json(d).unwrap_or_default())
 }
 
 /// A value given on the command line as YAML for a field of type `ty`: numbers and booleans

@@ -12,7 +12,6 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext
 use super::deploy::{self, Options, Watch};
 use super::pipeline::{self, Config, Loaded};
 use crate::orchestrator::event::{Event as PEvent, Sink as PSink, TaskStatus};
-use crate::recipe::value::json_to_dynamic;
 use crate::script::api::{RResult, func, rt};
 use crate::script::{Event, Host, LogLevel, Stop, current};
 use crate::ui::render::{count, human, summary_line};
@@ -266,9 +265,9 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
         )
         .into());
     }
-    let v = serde_json::to_value(&summary)
+    let v = crate::script::value::to_dynamic(&summary)
         .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
-    Ok(json_to_dynamic(&v).try_cast::<Map>().unwrap_or_default())
+    Ok(v.try_cast::<Map>().unwrap_or_default())
 }
 
 /// Progress of a `deploy()` call, reported through the script host like everything else a script

@@ -227,7 +227,7 @@ impl Plan {
                 "recipe": s.recipe.decl.name,
                 "reason": s.reason,
                 "depends_on": s.depends_on.iter().map(|&d| &self.services[d].name).collect::<Vec<_>>(),
-                "fields": crate::recipe::value::dynamic_to_json(&s.fields.clone().into()),
+                "fields": crate::script::value::to_json(&s.fields.clone().into()).unwrap_or_default(),
             })).collect::<Vec<_>>(),
             "tasks": self.tasks.iter().map(|t| self.task_json(t)).collect::<Vec<_>>(),
         })

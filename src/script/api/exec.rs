@@ -30,7 +30,9 @@ stderr, unless `check: false`. Options: `dir` (inside the project), `env` (map),
 
 ```rhai
 let r = exec::run(["git", "rev-parse", "HEAD"]);
-print(r.stdout.trim());
+let sha = r.stdout;
+sha.trim();          // Rhai's `trim` changes the string in place and returns ()
+print(sha);
 ```"#,
         move |ctx: NativeCallContext, argv: Array| run(&h, &ctx, "exec::run", argv, Map::new())
     );
