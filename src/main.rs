@@ -11,6 +11,7 @@ mod diagnostic;
 mod duration;
 mod embedded;
 mod error;
+mod http;
 mod names;
 mod orchestrator;
 mod output;

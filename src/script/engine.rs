@@ -81,12 +81,14 @@ pub enum Profile {
     /// Scaling strategies: no process, file, env, git, Pulumi or network API.
     #[allow(dead_code, reason = "used by the autoscaler")]
     Strategy(Limits),
+    /// Notifiers: the pure API plus `http`; no process, file, env, git or Pulumi API.
+    Notifier(Limits),
 }
 
 impl Profile {
     pub fn limits(&self) -> Limits {
         match self {
-            Profile::Full(l) | Profile::Strategy(l) => *l,
+            Profile::Full(l) | Profile::Strategy(l) | Profile::Notifier(l) => *l,
         }
     }
 
@@ -149,6 +151,9 @@ pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
 
     register_exit(&mut engine);
     api::register(&mut engine, host, profile.is_full());
+    if matches!(profile, Profile::Notifier(_)) {
+        engine.register_static_module("http", api::http::module(host).into());
+    }
     engine
 }
 

@@ -119,7 +119,7 @@ pub fn markdown() -> String {
          (`import \"docker\" as docker;`). In `pilum run`, the constant `ARGS` holds the script \
          arguments (an array of strings). Options are maps (`#{ dir: \"web\" }`); unknown option \
          names are errors. Scaling strategies get only `json`, `yaml`, `regex`, `log` and \
-         `time::now*`.\n",
+         `time::now*`; notifiers (`docs/notifications.md`) get those and `http`.\n",
     );
     let mut ns = None;
     for f in functions() {
