@@ -5,6 +5,7 @@
 
 mod autoscale;
 mod backoff;
+mod ci;
 mod cli;
 mod commands;
 mod diagnostic;
@@ -13,6 +14,7 @@ mod embedded;
 mod error;
 mod http;
 mod names;
+mod notify;
 mod orchestrator;
 mod output;
 mod process;

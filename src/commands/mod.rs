@@ -7,7 +7,9 @@
 //! subsystems (`script::runner`, `script::reference`, `recipe::docs`, `autoscale::cli`);
 //! [`dispatch`] hands them their configuration.
 
+pub mod approve;
 pub mod check;
+pub mod ci;
 pub mod clean;
 pub mod completions;
 pub mod deploy;
@@ -16,7 +18,10 @@ pub mod init;
 pub mod list;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod script_api;
+pub mod settings;
+pub mod shard;
 
 use std::path::PathBuf;
 
@@ -67,6 +72,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Clean(a) => json_error(out, clean::run(dir, &a, out)),
         Command::Graph(a) => json_error(out, graph::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
+        Command::Ci(c) => json_error(out, ci::run(&c, out)),
         // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
             &crate::recipe::docs::DocsConfig {
@@ -100,6 +106,7 @@ fn select_config(dir: Option<PathBuf>, s: &SelectArgs) -> Config {
         tag: None,
         dry_run: false,
         require_secrets: false,
+        shard: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Config {
     pub dry_run: bool,
     /// Fail when a service's `secrets:` are not set in the environment (real runs only).
     pub require_secrets: bool,
+    /// `--shard I/N`: plan only that shard (`commands::shard`).
+    pub shard: Option<String>,
 }
 
 /// A loaded project with its selection, ready to plan.
@@ -203,6 +205,9 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
         Some(t) => crate::names::flag(t).map_err(|e| Error::usage(format!("tag {e}")))?,
         None => default_tag(&loaded.project.root),
     };
+    if let Some(s) = super::shard::parse(cfg.shard.as_deref())? {
+        planned = super::shard::select(planned, s, &loaded.project.root);
+    }
     Ok(Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run))
 }
 
