@@ -3,6 +3,7 @@
 //! API, CI detection per provider, the approval gate, matrix shards, and the Action and the
 //! example workflows of `docs/ci.md`.
 
+mod action;
 mod approve;
 mod detect;
 mod github;
