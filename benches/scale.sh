@@ -3,12 +3,15 @@
 #
 #   benches/scale.sh                 # 10 s per wrk run, 2 threads, 50 connections
 #   DURATION=30s ROUNDS=5 benches/scale.sh
+#   BEFORE=/path/to/older/pilum benches/scale.sh   # also measure another build, same run
 #
 # Measures, for POST /webhook/{pool}/delta {"delta": 1} with a bearer token:
 #   - accepted webhooks per second (2xx only; auth, parse, dedupe, enqueue and audit included)
 #     and p99 latency, for pilum and for benches/baseline/bare_axum.rs, and their ratios;
 #   - pilum's resident memory when idle, at peak during a 1,000-webhook burst, and at peak
-#     during the sustained wrk run.
+#     during the sustained wrk run;
+#   - with BEFORE, the same for that build, and pilum's ratios to it (e.g. the cost of the
+#     durable accept: every 2xx waits for the journal's fdatasync, shared by a batch).
 # Needs `wrk` (Debian: apt-get install wrk). Pulumi is faked (instant `up`), so only the
 # server is measured. Results go to stdout as a Markdown table for docs/performance.md.
 set -euo pipefail
@@ -26,9 +29,15 @@ BARE=$PWD/target/release/examples/bare_axum
 
 work=$(mktemp -d)
 pids=()
+# Stop every server by its own pid (each is started with `exec`, so `$!` is the server, not a
+# subshell), then make sure nothing started here is left.
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if left=$(pgrep -f "$work"); then
+    echo "error: processes left running after the benchmark: $left" >&2
+    kill -9 $left 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -107,11 +116,18 @@ run_wrk() {
 "$BARE" "$work/bare.addr" & pids+=($!)
 bare_addr=$(wait_ready "$work/bare.addr")
 
-(cd "$work" && PATH="$work/bin:$PATH" "$PILUM" -q scale serve --listen 127.0.0.1:0 \
-  --ready-file "$work/pilum.addr" --state-dir "$work/state" --token bench-token \
-  --rate-limit 0 --tick 1h 2>"$work/pilum.log") & pids+=($!)
-pilum_addr=$(wait_ready "$work/pilum.addr")
-pilum_pid=$(pgrep -n -f "$work/pilum.addr")
+# `start_pilum NAME BINARY`: a server on its own state dir; sets NAME_addr and NAME_pid.
+start_pilum() {
+  local name=$1 bin=$2
+  (cd "$work" && PATH="$work/bin:$PATH" exec "$bin" -q scale serve --listen 127.0.0.1:0 \
+    --ready-file "$work/$name.addr" --state-dir "$work/state-$name" --token bench-token \
+    --rate-limit 0 --tick 1h 2>"$work/$name.log") &
+  pids+=($!)
+  printf -v "${name}_pid" '%s' "$!"
+  printf -v "${name}_addr" '%s' "$(wait_ready "$work/$name.addr")"
+}
+start_pilum pilum "$PILUM"
+[ -n "${BEFORE:-}" ] && start_pilum before "$BEFORE"
 sleep 1
 idle_kb=$(rss_kb "$pilum_pid")
 
@@ -125,6 +141,10 @@ peak_rss "$pilum_pid" "$work/load.done" > "$work/load.peak" & sampler=$!
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS: bare axum" >&2
   run_wrk "http://$bare_addr/webhook/workers/delta" >> "$work/bare.results"
+  if [ -n "${BEFORE:-}" ]; then
+    echo "round $round/$ROUNDS: pilum before" >&2
+    run_wrk "http://$before_addr/webhook/workers/delta" >> "$work/before.results"
+  fi
   echo "round $round/$ROUNDS: pilum" >&2
   run_wrk "http://$pilum_addr/webhook/workers/delta" >> "$work/pilum.results"
 done
@@ -136,10 +156,17 @@ pilum_rps=$(cut -d' ' -f1 "$work/pilum.results" | median)
 pilum_p99=$(cut -d' ' -f2 "$work/pilum.results" | median)
 echo "bare rounds: $(tr '\n' ';' < "$work/bare.results")" >&2
 echo "pilum rounds: $(tr '\n' ';' < "$work/pilum.results")" >&2
+before_rps=0 before_p99=0
+if [ -n "${BEFORE:-}" ]; then
+  before_rps=$(cut -d' ' -f1 "$work/before.results" | median)
+  before_p99=$(cut -d' ' -f2 "$work/before.results" | median)
+  echo "before rounds: $(tr '\n' ';' < "$work/before.results")" >&2
+fi
 
-audit_lines=$(wc -l < "$work/state/audit.jsonl")
+audit_lines=$(wc -l < "$work/state-pilum/audit.jsonl")
 
 awk -v br="$bare_rps" -v bp="$bare_p99" -v pr="$pilum_rps" -v pp="$pilum_p99" \
+    -v fr="$before_rps" -v fp="$before_p99" \
     -v idle="$idle_kb" -v burst="$burst_kb" -v load="$load_kb" -v audit="$audit_lines" \
     -v d="$DURATION" -v t="$THREADS" -v c="$CONNECTIONS" -v r="$ROUNDS" 'BEGIN {
   printf "wrk: %s threads, %s connections, %s per run, median of %s alternating rounds; audit records written: %s\n\n", t, c, d, r, audit
@@ -149,4 +176,9 @@ awk -v br="$bare_rps" -v bp="$bare_p99" -v pr="$pilum_rps" -v pp="$pilum_p99" \
   printf "| RSS idle | | %.1f MB | | < 15 MB |\n", idle/1024
   printf "| RSS peak, 1,000-webhook burst | | %.1f MB | | < 50 MB |\n", burst/1024
   printf "| RSS peak, sustained wrk run | | %.1f MB | | |\n", load/1024
+  if (fr > 0) {
+    printf "\n| measure | pilum before | pilum now | now / before |\n|---|---|---|---|\n"
+    printf "| accepted webhooks/s | %d | %d | %.0f %% |\n", fr, pr, 100*pr/fr
+    printf "| p99 latency | %.2f ms | %.2f ms | %.2fx |\n", fp, pp, pp/fp
+  }
 }'

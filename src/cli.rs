@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "pilum",
-    version,
+    version = env!("PILUM_VERSION"),
     about = "Ship and scale services from a monorepo",
     long_about = "Ship and scale services from a monorepo.\n\nDiscover services (directories with a \
                   `pilum.yaml`), run their Rhai recipes in parallel with step barriers and \
@@ -99,6 +99,7 @@ pub enum Command {
     #[command(subcommand)]
     Ci(CiCommand),
     /// Print shell completions
+    #[command(after_long_help = COMPLETIONS_HELP, after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
 
     // -- recipe catalogue --------------------------------------------------------------------
@@ -222,6 +223,11 @@ pub struct ExecArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Publish (`deploy`, `publish`, `push`) from a work tree with uncommitted changes; the
+    /// default tag becomes `<sha>-dirty`
+    #[arg(long)]
+    pub allow_dirty: bool,
+
     #[command(flatten)]
     pub ci: CiArgs,
 }
@@ -338,6 +344,15 @@ pub enum CiCommand {
     /// Name the CI provider, the event, refs, run URL and actor, and the defaults applied
     Detect,
 }
+
+/// How to install the completion script, for `pilum completions --help`.
+const COMPLETIONS_HELP: &str = "\
+Install them:
+  bash  pilum completions bash > ~/.local/share/bash-completion/completions/pilum
+  zsh   pilum completions zsh > ~/.zfunc/_pilum
+        (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
+  fish  pilum completions fish > ~/.config/fish/completions/pilum.fish
+Open a new shell afterwards.";
 
 #[derive(Debug, Args, Clone)]
 pub struct CompletionsArgs {
@@ -459,9 +474,25 @@ pub struct ScaleServeArgs {
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub queue_size: usize,
 
-    /// Time limit for one request
+    /// Time limit for one request, body included
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
     pub request_timeout: std::time::Duration,
+
+    /// Time limit for a request's headers; also closes idle keep-alive connections
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub header_timeout: std::time::Duration,
+
+    /// Connections served at once (more are closed at once)
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
+
+    /// Dry-run previews allowed to wait per stack while one runs (more get 429)
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1024))]
+    pub preview_queue: u32,
+
+    /// TEST ONLY: inject one fault (`decide-panic`, `reload-panic`)
+    #[arg(long, hide = true, value_name = "FAULT", value_parser = ["decide-panic", "reload-panic"])]
+    pub test_fault: Option<String>,
 
     /// How long shutdown waits for an in-flight `pulumi up` before interrupting it (SIGINT)
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = crate::duration::positive_flag)]

@@ -289,8 +289,16 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
-/// An argv joined for humans, quoting words that need it, secrets masked.
+/// An argv joined for humans, quoting words that need it, secrets masked. A shell line that
+/// is itself a `sh -c …` command is shown as written, not quoted inside a second `sh -c`.
 pub fn display_argv(argv: &[String]) -> String {
+    if let [sh, c, line] = argv
+        && sh == "sh"
+        && c == "-c"
+        && line.trim_start().starts_with("sh -c ")
+    {
+        return redact::redact(line.trim()).into_owned();
+    }
     let joined = argv
         .iter()
         .map(|a| {

@@ -1,22 +1,21 @@
 //! The actuator: how a decision reaches infrastructure. Writes the pool's Pulumi config key and
 //! runs a targeted `pulumi up`; previews with a temporary `--config-file` for dry runs.
 //!
-//! Children run in their own process group so shutdown can interrupt the whole `pulumi` tree
-//! with SIGINT (never SIGKILL first: a killed `pulumi` leaves a lock and pending operations).
-//! The command lines and JSON parsing come from [`crate::pulumi`], running them from
-//! [`crate::process`]; this file adds what the scaler needs on top (lock retries, interrupting
-//! in-flight updates on shutdown). Swapping in another actuator means replacing this file.
+//! Children run in their own process group, registered on the actuator's [`CancelToken`], so
+//! shutdown interrupts the whole `pulumi` tree with SIGINT (and SIGKILL only after the process
+//! layer's grace: a killed `pulumi` leaves a lock and pending operations). The command lines
+//! and JSON parsing come from [`crate::pulumi`], running them from [`crate::process`]; this
+//! file adds what the scaler needs on top (lock retries, previews off the async workers).
+//! Swapping in another actuator means replacing this file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::backoff::{Backoff, Jitter};
-use crate::process::Finished;
+use crate::process::{CancelToken, Finished, ProcessError};
 use crate::pulumi::{self, Opts};
 
 pub use crate::pulumi::is_lock_conflict;
@@ -61,12 +60,11 @@ impl StackRef {
     }
 }
 
-/// The Pulumi actuator. `stop` asks in-flight commands to stop (1 = SIGINT, 2 = SIGKILL) and
-/// `running` counts them, so shutdown can interrupt an update it no longer wants to wait for.
+/// The Pulumi actuator. Every command it runs is registered on `cancel`, so shutdown can
+/// interrupt an update it no longer wants to wait for.
 #[derive(Debug, Default)]
 pub struct Pulumi {
-    running: Arc<AtomicUsize>,
-    stop: Arc<AtomicU8>,
+    cancel: CancelToken,
 }
 
 /// The short name of a command for messages: `pulumi up`, `pulumi config set-all`.
@@ -86,33 +84,20 @@ fn failure(argv: &[String], out: &Finished) -> Failure {
 
 impl Pulumi {
     /// Run an argv built by [`crate::pulumi`] through the process layer (own process group,
-    /// drained output) on a blocking thread; `Ok` carries stdout.
+    /// drained output, cancellation) on a blocking thread; `Ok` carries stdout.
     async fn run(&self, argv: Vec<String>) -> Result<String, Failure> {
-        let running = self.running.clone();
-        let stop = self.stop.clone();
+        let cancel = self.cancel.clone();
         let cmd_name = shown(&argv);
         let joined = tokio::task::spawn_blocking(move || {
-            let child = pulumi::command(argv.clone()).spawn().map_err(|e| Failure {
-                command: shown(&argv),
-                code: None,
-                tail: format!("{e} (is the Pulumi CLI installed and on PATH?)"),
-                lock: false,
-            })?;
-            running.fetch_add(1, Ordering::SeqCst);
-            let mut sent = 0;
-            while !child.wait_timeout(Duration::from_millis(100)) {
-                let want = stop.load(Ordering::SeqCst);
-                if want > sent {
-                    if want == 1 {
-                        child.interrupt()
-                    } else {
-                        child.kill()
+            let out = pulumi::command(argv.clone()).cancel(cancel).run().map_err(|e| {
+                let tail = match &e {
+                    ProcessError::NotFound { .. } => {
+                        format!("{e} (is the Pulumi CLI installed and on PATH?)")
                     }
-                    sent = want;
-                }
-            }
-            let out = child.wait();
-            running.fetch_sub(1, Ordering::SeqCst);
+                    _ => e.to_string(),
+                };
+                Failure { command: shown(&argv), code: None, tail, lock: false }
+            })?;
             if out.success() { Ok(out.stdout) } else { Err(failure(&argv, &out)) }
         })
         .await;
@@ -121,16 +106,11 @@ impl Pulumi {
         })
     }
 
-    /// Interrupt every running `pulumi` with SIGINT to its process group (the polite stop:
-    /// Pulumi releases its lock). Returns how many were running.
-    pub fn interrupt_all(&self) -> usize {
-        self.stop.store(1, Ordering::SeqCst);
-        self.running.load(Ordering::SeqCst)
-    }
-
-    /// Last resort after an interrupt was ignored.
-    pub fn kill_all(&self) {
-        self.stop.store(2, Ordering::SeqCst);
+    /// Interrupt every running `pulumi`: SIGINT to its process group (the polite stop: Pulumi
+    /// releases its lock), SIGKILL after the process layer's grace if it ignores that. Commands
+    /// started afterwards are stopped at once.
+    pub fn interrupt_all(&self) {
+        self.cancel.cancel();
     }
 
     /// `pulumi config get <key> --json` → the value, or None when the key is not set.
@@ -217,8 +197,11 @@ impl Pulumi {
             pairs.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
         let o = Opts { targets: targets.to_vec(), ..stack.opts() };
         let dir = stack.dir.clone();
+        let cancel = self.cancel.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            pulumi::preview_with_config(&values, &o, &dir, pulumi::command)
+            pulumi::preview_with_config(&values, &o, &dir, |argv| {
+                pulumi::command(argv).cancel(cancel.clone())
+            })
         })
         .await;
         let fail = |tail: String, lock: bool| Failure {

@@ -1,39 +1,89 @@
-//! The append-only JSONL audit log: one line per accepted signal, per decision and per apply.
+//! The append-only JSONL audit log and the durable signal journal, written by one thread.
 //!
-//! The log is also the server's bounded ingest queue: a request is accepted only once its
-//! record is queued here ([`Audit::try_signal`]), so every accepted request is audited, and a
-//! full queue answers 503 instead of waiting. One thread owns the file; request handlers never
-//! block on disk. The buffer is flushed when the queue goes quiet and at least every 50 ms under
-//! load, so a burst is written in large blocks rather than one syscall per record.
+//! Accepting a signal is *durable*: a request is answered 2xx only after its change is in the
+//! journal (`signals.journal`) and `fdatasync` returned. The writer takes every accepted change
+//! that is waiting, gives each the next sequence number, writes them and syncs once (group
+//! commit: the cost of one sync is shared by the whole batch), writes their audit records, then
+//! applies the changes to the pools' books in sequence order and answers every waiting request.
+//! The queue is bounded: a full queue answers 503 instead of waiting.
+//!
+//! Both files survive a torn last line (a crash mid-write): opening one that does not end with
+//! a newline terminates that line first, so the next record starts on its own line, and readers
+//! skip unparsable lines and report how many they skipped. Audit write errors never stop the
+//! server; they are counted and shown in `/readyz` and `pilum_scale_audit_write_errors_total`.
 
 use std::io::Write;
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::autoscale::signal::{Change, SourceKind};
 
-/// A handle for appending audit records.
+/// A handle for appending audit records and accepting signals.
 #[derive(Debug, Clone)]
 pub struct Audit {
     tx: mpsc::SyncSender<Msg>,
-    /// Records queued and not yet written.
+    /// Accepted signals queued and not yet durable.
     depth: Arc<AtomicUsize>,
-    /// How many signal records may wait before requests are refused.
+    /// How many signals may wait before requests are refused.
     capacity: usize,
+    health: Arc<Health>,
 }
 
-/// The queue is full: the request is refused (503) rather than accepted unaudited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+/// Write errors of the audit log and the journal, for `/readyz` and the metrics.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub errors: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn failed(&self, what: &str, e: &std::io::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{what}: {e}"));
+    }
+}
+
+/// Why a signal was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The queue is full: 503, retry later.
+    Full,
+    /// The journal could not be written or synced: 503, nothing was accepted.
+    NotDurable(String),
+}
+
+/// One accepted change on its way to the journal.
+#[derive(Debug)]
+struct Accept {
+    pool: String,
+    change: Change,
+    record: SignalRecord,
+    done: tokio::sync::oneshot::Sender<Result<u64, String>>,
+}
 
 enum Msg {
     Line(serde_json::Value),
-    Signal(Box<SignalRecord>),
+    Record(Box<SignalRecord>),
+    Accept(Box<Accept>),
     Flush(mpsc::Sender<()>),
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+/// One journal line: an accepted change with its sequence number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub pool: String,
+    pub change: Change,
 }
 
 /// The audit record of one accepted signal. Typed (not a `serde_json::Value`) because it is
@@ -47,6 +97,9 @@ pub struct SignalRecord {
     pub pool: String,
     pub source: &'static str,
     pub key: String,
+    /// The journal sequence number (0 for changes nobody requested, such as schedules).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub seq: u64,
     /// `raise`, `clear` or `intent`.
     pub change: &'static str,
     /// Alarm or alert name (`delta`/`count`/`direct` for intents).
@@ -67,6 +120,10 @@ pub struct SignalRecord {
     pub then: Option<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl SignalRecord {
     /// The record of an accepted change to `pool`'s signals (`key` is the idempotency key, or
     /// the level key for changes nobody requested, such as schedule windows).
@@ -77,6 +134,7 @@ impl SignalRecord {
             pool: pool.to_string(),
             source: source.as_str(),
             key,
+            seq: 0,
             change: "intent",
             name: String::new(),
             level: None,
@@ -126,97 +184,204 @@ fn millis<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
     })
 }
 
-/// How often the writer looks for records while they keep coming.
-const POLL: std::time::Duration = std::time::Duration::from_millis(1);
+/// Open `path` for appending, first terminating a torn last line (a crash mid-write) so the
+/// next record starts on a line of its own.
+pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    let len = file.metadata()?.len();
+    if len > 0 {
+        file.seek(SeekFrom::Start(len - 1))?;
+        let mut last = [0u8; 1];
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")?;
+            file.sync_data()?;
+        }
+    }
+    Ok(file)
+}
 
-/// How long without records before the writer blocks instead of polling.
-const IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+/// The parsed lines of a JSONL file and how many lines did not parse (torn or damaged).
+pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<(Vec<T>, usize)> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    let mut torn = 0;
+    for line in text.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice(line) {
+            Ok(v) => out.push(v),
+            Err(_) => torn += 1,
+        }
+    }
+    Ok((out, torn))
+}
 
-/// How long written records may sit in the buffer before they are flushed to the file.
-const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// What the writer does with accepted changes once they are durable (apply them to the books,
+/// in sequence order).
+pub type Apply = Box<dyn Fn(&str, u64, Change) + Send>;
 
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Msg")
+/// The most records one batch takes before it is written.
+const BATCH: usize = 4096;
+
+/// The writer thread's files and state.
+struct Writer {
+    audit: std::fs::File,
+    journal: std::fs::File,
+    journal_path: PathBuf,
+    next_seq: u64,
+    audit_buf: Vec<u8>,
+    journal_buf: Vec<u8>,
+    health: Arc<Health>,
+    depth: Arc<AtomicUsize>,
+    apply: Apply,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut batch: Vec<Msg> = Vec::with_capacity(BATCH);
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.write_batch(&mut batch);
+        }
+    }
+
+    fn write_batch(&mut self, batch: &mut Vec<Msg>) {
+        let mut accepted: Vec<Accept> = Vec::new();
+        let mut flushes = Vec::new();
+        for msg in batch.drain(..) {
+            match msg {
+                Msg::Line(v) => {
+                    let _ = serde_json::to_writer(&mut self.audit_buf, &v);
+                    self.audit_buf.push(b'\n');
+                }
+                Msg::Record(r) => {
+                    let _ = serde_json::to_writer(&mut self.audit_buf, &r);
+                    self.audit_buf.push(b'\n');
+                }
+                Msg::Accept(mut a) => {
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    a.change.set_seq(seq);
+                    a.record.seq = seq;
+                    let entry = EntryRef { seq, pool: &a.pool, change: &a.change };
+                    let _ = serde_json::to_writer(&mut self.journal_buf, &entry);
+                    self.journal_buf.push(b'\n');
+                    let _ = serde_json::to_writer(&mut self.audit_buf, &a.record);
+                    self.audit_buf.push(b'\n');
+                    accepted.push(*a);
+                }
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        let durable = if self.journal_buf.is_empty() {
+            Ok(())
+        } else {
+            let r =
+                self.journal.write_all(&self.journal_buf).and_then(|()| self.journal.sync_data());
+            self.journal_buf.clear();
+            r
+        };
+        if let Err(e) = &durable {
+            self.health.failed(&format!("`{}`", self.journal_path.display()), e);
+        }
+        if !self.audit_buf.is_empty() {
+            if let Err(e) = self.audit.write_all(&self.audit_buf) {
+                self.health.failed("audit log", &e);
+            }
+            self.audit_buf.clear();
+        }
+        self.depth.fetch_sub(accepted.len(), Ordering::Relaxed);
+        for a in accepted {
+            let seq = a.record.seq;
+            let answer = match &durable {
+                Ok(()) => {
+                    (self.apply)(&a.pool, seq, a.change);
+                    Ok(seq)
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = a.done.send(answer);
+        }
+        if !flushes.is_empty() {
+            if let Err(e) = self.audit.sync_data() {
+                self.health.failed("audit log", &e);
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
+/// [`Entry`] borrowing its parts, for writing.
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    seq: u64,
+    pool: &'a str,
+    change: &'a Change,
+}
+
 impl Audit {
-    /// Open (append) `path` and start the writer thread; `capacity` bounds the queue.
-    pub fn open(path: &Path, capacity: usize) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    /// Open (append) the audit log and the journal and start the writer thread. `next_seq` is
+    /// the first sequence number to hand out; `capacity` bounds the queue of accepted signals;
+    /// `apply` receives every durable change in order.
+    pub fn open(
+        audit_path: &Path,
+        journal_path: &Path,
+        next_seq: u64,
+        capacity: usize,
+        apply: Apply,
+    ) -> std::io::Result<Self> {
+        let audit = open_append(audit_path)?;
+        let journal = open_append(journal_path)?;
         let capacity = capacity.max(1);
         // Room above `capacity` for decision/apply records, which are never refused.
         let (tx, rx) = mpsc::sync_channel::<Msg>(capacity + 1024);
         let depth = Arc::new(AtomicUsize::new(0));
-        let left = depth.clone();
-        std::thread::Builder::new().name("pilum-audit".into()).spawn(move || {
-            let mut w = std::io::BufWriter::with_capacity(256 * 1024, file);
-            let handle = |msg: Msg, w: &mut std::io::BufWriter<std::fs::File>| {
-                match msg {
-                    Msg::Line(v) => {
-                        let _ = serde_json::to_writer(&mut *w, &v);
-                        let _ = w.write_all(b"\n");
-                    }
-                    Msg::Signal(r) => {
-                        let _ = serde_json::to_writer(&mut *w, &r);
-                        let _ = w.write_all(b"\n");
-                    }
-                    Msg::Flush(done) => {
-                        let _ = w.flush();
-                        let _ = done.send(());
-                        return;
-                    }
-                }
-                left.fetch_sub(1, Ordering::Relaxed);
-            };
-            // While records keep coming, poll every millisecond instead of blocking: a blocked
-            // reader must be woken by a syscall on every send, which under a burst would cost
-            // more than writing the record. After IDLE without records, block again.
-            let mut last_flush = std::time::Instant::now();
-            let mut last_record = std::time::Instant::now();
-            let mut dirty = false;
-            loop {
-                let mut got = false;
-                while let Ok(msg) = rx.try_recv() {
-                    handle(msg, &mut w);
-                    got = true;
-                }
-                if got {
-                    dirty = true;
-                    last_record = std::time::Instant::now();
-                }
-                if dirty && (!got || last_flush.elapsed() >= FLUSH_EVERY) {
-                    let _ = w.flush();
-                    last_flush = std::time::Instant::now();
-                    dirty = false;
-                }
-                if last_record.elapsed() < IDLE {
-                    std::thread::sleep(POLL);
-                    continue;
-                }
-                match rx.recv_timeout(FLUSH_EVERY) {
-                    Ok(msg) => {
-                        handle(msg, &mut w);
-                        dirty = true;
-                        last_record = std::time::Instant::now();
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            let _ = w.flush();
-        })?;
-        Ok(Self { tx, depth, capacity })
+        let health = Arc::new(Health::default());
+        let writer = Writer {
+            audit,
+            journal,
+            journal_path: journal_path.to_path_buf(),
+            next_seq: next_seq.max(1),
+            audit_buf: Vec::with_capacity(256 * 1024),
+            journal_buf: Vec::with_capacity(256 * 1024),
+            health: health.clone(),
+            depth: depth.clone(),
+            apply,
+        };
+        std::thread::Builder::new().name("pilum-audit".into()).spawn(move || writer.run(rx))?;
+        Ok(Self { tx, depth, capacity, health })
     }
 
-    /// Records waiting to be written.
+    /// Accepted signals waiting to become durable.
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
     }
 
+    /// Write errors so far.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// Append one record; `event` names its kind (`decision`, `apply`, …). Never refused.
-    pub fn write(&self, event: &str, mut record: serde_json::Value) {
+    pub fn write(&self, event: &str, record: impl Serialize) {
+        let mut record = serde_json::to_value(record).unwrap_or_else(
+            |e| serde_json::json!({"error": format!("cannot serialise the record: {e}")}),
+        );
         if let Some(obj) = record.as_object_mut() {
             obj.insert(
                 "time".into(),
@@ -224,32 +389,110 @@ impl Audit {
             );
             obj.insert("event".into(), event.into());
         }
-        self.depth.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Line(record)).is_err() {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
+            self.health.failed("audit log", &std::io::Error::other("the writer thread stopped"));
         }
     }
 
-    /// Queue the record of an accepted signal, or refuse when the queue is full.
-    pub fn try_signal(&self, record: SignalRecord) -> Result<(), Full> {
+    /// Audit a change nobody requested (a schedule window): not journalled, since it is
+    /// recomputed from the clock on start. Refused when the queue is full.
+    pub fn record(&self, record: SignalRecord) -> Result<(), Refusal> {
+        if self.depth() >= self.capacity {
+            return Err(Refusal::Full);
+        }
+        self.tx.try_send(Msg::Record(Box::new(record))).map_err(|_| Refusal::Full)
+    }
+
+    /// Accept a change for `pool`: journal it durably, audit it, apply it, then return its
+    /// sequence number. Refused at once when the queue is full.
+    pub async fn accept(
+        &self,
+        pool: &str,
+        change: Change,
+        record: SignalRecord,
+    ) -> Result<u64, Refusal> {
         if self.depth.load(Ordering::Relaxed) >= self.capacity {
-            return Err(Full);
+            return Err(Refusal::Full);
         }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let msg = Msg::Accept(Box::new(Accept { pool: pool.to_string(), change, record, done }));
         self.depth.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Msg::Signal(Box::new(record))) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                Err(Full)
-            }
+        if self.tx.try_send(msg).is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::Full);
+        }
+        match wait.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(e)) => Err(Refusal::NotDurable(e)),
+            Err(_) => Err(Refusal::NotDurable("the journal writer stopped".into())),
         }
     }
 
-    /// Wait until everything sent so far is on disk.
+    /// Wait until everything sent so far is written and synced (bounded: 5 s).
     pub fn flush(&self) {
         let (done, wait) = mpsc::channel();
         if self.tx.send(Msg::Flush(done)).is_ok() {
             let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_tail_is_terminated_before_appending_and_skipped_by_readers() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":").expect("write");
+        let mut f = open_append(&path).expect("open");
+        f.write_all(b"{\"a\":3}\n").expect("append");
+        drop(f);
+        let (lines, torn) = read_lines::<serde_json::Value>(&path).expect("read");
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[1]["a"], 3);
+        assert_eq!(torn, 1);
+        // A file that ends cleanly is left alone.
+        let before = std::fs::read(&path).expect("read");
+        drop(open_append(&path).expect("open"));
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+    }
+
+    #[tokio::test]
+    async fn accepted_changes_are_journalled_before_they_are_answered() {
+        use crate::autoscale::pool::Action;
+        use crate::autoscale::signal::{Kind, Signal};
+        let dir = tempfile::tempdir().expect("tmp");
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let seen = applied.clone();
+        let audit = Audit::open(
+            &dir.path().join("audit.jsonl"),
+            &dir.path().join("signals.journal"),
+            7,
+            16,
+            Box::new(move |pool, _seq, c| seen.lock().expect("lock").push((pool.to_string(), c))),
+        )
+        .expect("open");
+        let s = Signal::new(
+            Kind::Intent,
+            SourceKind::Delta,
+            "delta",
+            "k1".into(),
+            Action::Up,
+            1,
+            None,
+            Utc::now(),
+        );
+        let change = Change::Intent(s);
+        let record = SignalRecord::of_change("p", SourceKind::Delta, "k1".into(), &change);
+        let seq = audit.accept("p", change, record).await.expect("accepted");
+        assert_eq!(seq, 7);
+        let (entries, torn) =
+            read_lines::<Entry>(&dir.path().join("signals.journal")).expect("read");
+        assert_eq!((entries.len(), torn), (1, 0));
+        assert_eq!(entries[0].seq, 7);
+        let applied = applied.lock().expect("lock");
+        assert!(matches!(&applied[0].1, Change::Intent(s) if s.seq == 7));
     }
 }

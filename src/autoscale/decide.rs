@@ -35,6 +35,10 @@ pub struct Record {
     pub up_base: Option<i64>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The journal sequence number up to which this pool's intents were consumed by recorded
+    /// decisions: a replay after a crash skips them.
+    #[serde(default)]
+    pub signals_seq: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,7 +71,40 @@ impl Record {
             last_down: None,
             up_base: None,
             history: Vec::new(),
+            signals_seq: 0,
         }
+    }
+
+    /// The first value outside the pool's bounds, as `(field, value, min, max)`: `desired`
+    /// and `up_base` must be within `min..=max`, `applied` between 0 and
+    /// [`MAX_MAGNITUDE`](crate::autoscale::signal::MAX_MAGNITUDE), and the applied generation
+    /// cannot be ahead of the generation.
+    pub fn out_of_bounds(&self, spec: &PoolSpec) -> Option<(&'static str, i64, i64, i64)> {
+        let max = crate::autoscale::signal::MAX_MAGNITUDE;
+        let in_pool = |v: i64| (spec.min..=spec.max).contains(&v);
+        if !in_pool(self.desired) {
+            return Some(("desired", self.desired, spec.min, spec.max));
+        }
+        if let Some(a) = self.applied
+            && !(0..=max).contains(&a)
+        {
+            return Some(("applied", a, 0, max));
+        }
+        if let Some(b) = self.up_base
+            && !(0..=max).contains(&b)
+        {
+            return Some(("up_base", b, 0, max));
+        }
+        if self.applied_generation > self.generation {
+            let g = i64::try_from(self.applied_generation).unwrap_or(i64::MAX);
+            return Some((
+                "applied_generation",
+                g,
+                0,
+                i64::try_from(self.generation).unwrap_or(i64::MAX),
+            ));
+        }
+        None
     }
 
     /// Config and infrastructure disagree: an apply is due.
@@ -81,10 +118,12 @@ impl Record {
 
     /// Seconds left in each cooldown at `now`: (up, down).
     pub fn cooldowns(&self, spec: &PoolSpec, now: DateTime<Utc>) -> (f64, f64) {
+        // Checked: a cooldown is at most `duration::MAX`, but a record's times come from disk.
         let left = |since: Option<DateTime<Utc>>, d: Duration| {
             since.map_or(0.0, |t| {
-                let end = t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                ((end - now).num_milliseconds().max(0) as f64) / 1000.0
+                let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+                let Some(end) = t.checked_add_signed(d) else { return f64::MAX };
+                (end.signed_duration_since(now).num_milliseconds().max(0) as f64) / 1000.0
             })
         };
         (left(self.last_up, spec.cooldown_up), left(self.last_change(), spec.cooldown_down))
@@ -138,12 +177,13 @@ pub fn settle(
         Proposal::Desired { value, reason } => (Some(*value), reason.clone()),
         Proposal::Delta { delta, reason } => (Some(base.saturating_add(*delta)), reason.clone()),
     };
+    // Saturating throughout: the proposal comes from a script and may be anything.
     let mut target = proposed.unwrap_or(old);
     if proposed.is_some()
         && let Some(step) = spec.max_step
-        && (target - base).abs() > step
+        && target.abs_diff(base) > step.unsigned_abs()
     {
-        target = if target > base { base + step } else { base - step };
+        target = if target > base { base.saturating_add(step) } else { base.saturating_sub(step) };
         guardrails.push("max_step");
     }
     if target > spec.max {
@@ -189,7 +229,7 @@ pub fn settle(
             record.last_down = Some(now);
         }
         record.desired = target;
-        record.generation += 1;
+        record.generation = record.generation.saturating_add(1);
         record.history.push(HistoryEntry {
             at: now,
             from: old,
@@ -315,5 +355,33 @@ mod tests {
         let d = settle(&mut r, &s, 5, &delta(1), Utc::now(), false);
         assert_eq!(d.clamped, 6);
         assert_eq!(r, before);
+    }
+
+    #[test]
+    fn extreme_proposals_saturate_instead_of_overflowing() {
+        let s = spec();
+        let now = Utc::now();
+        for p in [
+            delta(i64::MAX),
+            delta(i64::MIN),
+            Proposal::Desired { value: i64::MIN, reason: "x".into() },
+            Proposal::Desired { value: i64::MAX, reason: "x".into() },
+        ] {
+            let mut r = Record::new("p", 5);
+            let d = settle(&mut r, &s, 5, &p, now, true);
+            assert!((1..=10).contains(&d.clamped), "{p:?} gave {}", d.clamped);
+        }
+    }
+
+    #[test]
+    fn records_out_of_bounds_are_named() {
+        let s = spec();
+        let mut r = Record::new("p", 5);
+        assert_eq!(r.out_of_bounds(&s), None);
+        r.desired = 99_999;
+        assert_eq!(r.out_of_bounds(&s), Some(("desired", 99_999, 1, 10)));
+        r.desired = 5;
+        r.applied = Some(-5);
+        assert_eq!(r.out_of_bounds(&s).map(|b| b.0), Some("applied"));
     }
 }

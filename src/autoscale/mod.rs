@@ -4,24 +4,37 @@
 //! | file | owns |
 //! |---|---|
 //! | `pool.rs` | the pools file schema and validation (`pilum scale check`) |
+//! | `locate.rs` | positions of values in the pools file, by path |
 //! | `strategy.rs` | compiling and calling strategy scripts |
-//! | `signal.rs` | level signals and one-shot intents |
+//! | `signal.rs` | level signals and one-shot intents, and the bounds on their numbers |
 //! | `schedule.rs` | cron windows (`schedules:`) evaluated into level signals |
 //! | `decide.rs` | desired-state records and guardrails |
 //! | `actuator.rs` | Pulumi config writes, targeted `up`, previews |
-//! | `scaler.rs` | the runtime: decision loops, apply lanes, recovery, reload |
-//! | `audit.rs` | the JSONL audit log |
+//! | `scaler.rs` | the runtime: shared state, start, reload, status, drain |
+//! | `decision.rs` | the supervised decision loop, one decision, quarantine, dry runs |
+//! | `apply.rs` | apply lanes: one `pulumi up` per stack for every due pool |
+//! | `state.rs` | the state directory: its lock, records, the signals snapshot and recovery |
+//! | `audit.rs` | the JSONL audit log and the durable signal journal (group commit) |
 //! | `reload.rs` | file watching for hot reload |
 //! | `simulate.rs` | offline replay |
+//! | `log.rs`, `metrics.rs` | the server log and the Prometheus metrics |
+//!
+//! `autoscale` never imports `server`: the server (HTTP, adapters, the `scale` commands) sits
+//! above it.
 
 pub mod actuator;
+pub mod apply;
 pub mod audit;
-pub mod cli;
 pub mod decide;
+pub mod decision;
+pub mod locate;
+pub mod log;
+pub mod metrics;
 pub mod pool;
 pub mod reload;
 pub mod scaler;
 pub mod schedule;
 pub mod signal;
 pub mod simulate;
+pub mod state;
 pub mod strategy;

@@ -2,22 +2,28 @@
 //!
 //! A pool is one scaled value: a Pulumi config key in one stack, the resources a targeted
 //! `pulumi up` touches, hard bounds, cooldowns, a maximum step and the strategy that proposes
-//! values. Loading never panics: every problem becomes a [`ConfigError`] with the file, line and
-//! column, a `help:` line and, for misspelt keys, a suggestion.
+//! values. Loading never panics and reports every problem at once: each is a [`Diagnostic`] with
+//! the file, line and column (found by the field's path, see `locate.rs`), a `help:` line and,
+//! for misspelt keys, a suggestion. The file is parsed into a YAML value first (after the
+//! nesting check), then checked field by field, so one bad field never hides another.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::autoscale::locate::{self, Seg};
 use crate::autoscale::schedule::{Schedule, ScheduleSpec};
-use crate::diagnostic::{closest, snippet};
+use crate::autoscale::signal::MAX_MAGNITUDE;
+use crate::autoscale::strategy::Strategy;
+use crate::diagnostic::{Diagnostic, closest};
 
-/// The whole pools file.
+/// The whole pools file. The loader reads the top level field by field (so every problem is
+/// reported); this struct is its schema, and gives the known keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "the schema of the top level, read for its field names")]
 pub struct PoolsFile {
     /// SNS topics every pool accepts (a pool may add its own with `topics`).
     #[serde(default)]
@@ -104,16 +110,29 @@ impl Action {
 }
 
 impl Directive {
-    /// Check that the directive is complete: `up`/`down` need a positive step, `set` a value.
+    /// Check that the directive is complete and bounded: `up`/`down` need a step between 1 and
+    /// [`MAX_MAGNITUDE`], `set` a value between 0 and [`MAX_MAGNITUDE`].
     pub fn validate(&self) -> Result<(), String> {
+        let bounded = |field, v| {
+            crate::autoscale::signal::bounded(field, v, i64::from(field == "step"), MAX_MAGNITUDE)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        // Every number given is bounded, whether or not this action reads it: a signal keeps
+        // both, and a strategy may look at either.
+        if let Some(s) = self.step {
+            bounded("step", s)?;
+        }
+        if let Some(v) = self.value {
+            bounded("value", v)?;
+        }
         match self.action {
             Action::Up | Action::Down => match self.step {
-                Some(s) if s > 0 => Ok(()),
-                Some(s) => Err(format!("`step` must be positive, got {s}")),
+                Some(s) => bounded("step", s),
                 None => Err(format!("action `{}` needs a `step`", self.action.as_str())),
             },
             Action::Set => match self.value {
-                Some(_) => Ok(()),
+                Some(v) => bounded("value", v),
                 None => Err("action `set` needs a `value`".into()),
             },
         }
@@ -128,67 +147,6 @@ fn default_strategy() -> String {
     "incremental".into()
 }
 
-/// A problem in the pools file, with where it is and what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-    pub help: Option<String>,
-    pub suggestion: Option<String>,
-    pub snippet: Option<String>,
-}
-
-impl ConfigError {
-    fn new(file: &Path, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            message: message.into(),
-            help: None,
-            suggestion: None,
-            snippet: None,
-        }
-    }
-
-    fn at(mut self, source: &str, line: Option<usize>, column: Option<usize>) -> Self {
-        self.line = line;
-        self.column = column;
-        self.snippet = line.and_then(|l| snippet(source, l, column.unwrap_or(1)));
-        self
-    }
-
-    fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(l) = self.line {
-            write!(f, ":{l}")?;
-            if let Some(c) = self.column {
-                write!(f, ":{c}")?;
-            }
-        }
-        write!(f, ": {}", self.message)?;
-        if let Some(h) = &self.help {
-            write!(f, "\nhelp: {h}")?;
-        }
-        if let Some(s) = &self.suggestion {
-            write!(f, "\ndid you mean `{s}`?")?;
-        }
-        if let Some(s) = &self.snippet {
-            write!(f, "\n{s}")?;
-        }
-        Ok(())
-    }
-}
-
 /// A validated pool, ready for the scaler.
 #[derive(Debug, Clone)]
 pub struct Pool {
@@ -200,6 +158,8 @@ pub struct Pool {
     pub topics: Vec<String>,
     /// The compiled `schedules`, in file order.
     pub schedules: Vec<Schedule>,
+    /// The compiled strategy.
+    pub strategy: Strategy,
 }
 
 impl Pool {
@@ -226,12 +186,12 @@ impl Pools {
     }
 }
 
-/// Read and validate a pools file. Errors are all the problems found (structure errors stop at
-/// the first, since the YAML parser does).
-pub fn load(file: &Path) -> Result<Pools, Vec<ConfigError>> {
+/// Read and validate a pools file, compiling every strategy. Errors are every problem found,
+/// each located in the file.
+pub fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
     let source = std::fs::read_to_string(file).map_err(|e| {
         vec![
-            ConfigError::new(file, format!("cannot read pools file: {e}"))
+            Diagnostic::new(file, format!("cannot read pools file: {e}"))
                 .help("pass the pools file with `--config <file>` (default `pilum-scale.yaml`)"),
         ]
     })?;
@@ -239,288 +199,529 @@ pub fn load(file: &Path) -> Result<Pools, Vec<ConfigError>> {
 }
 
 /// Validate pools file text (`file` is used for locations and relative paths).
-pub fn parse(file: &Path, source: &str) -> Result<Pools, Vec<ConfigError>> {
-    let raw: PoolsFile =
-        serde_yaml::from_str(source).map_err(|e| vec![yaml_error(file, source, &e)])?;
-    validate(file, source, raw)
+pub fn parse(file: &Path, source: &str) -> Result<Pools, Vec<Diagnostic>> {
+    if let Err(deep) = crate::yaml::check_depth(source) {
+        return Err(vec![
+            Diagnostic::new(file, format!("the pools file is nested too deeply: {deep}"))
+                .at(source, deep.line, deep.col)
+                .help("a pools file needs a few levels; flatten this value"),
+        ]);
+    }
+    let value: serde_yaml::Value = serde_yaml::from_str(source).map_err(|e| {
+        let loc = e.location();
+        // Some errors (a second document) come without a position: the start of the file.
+        let (line, col) = loc.as_ref().map_or((1, 1), |l| (l.line(), l.column()));
+        // serde_yaml appends the location it also returns; it is shown as `-->` instead.
+        let text = e.to_string();
+        let message = match &loc {
+            Some(l) => {
+                let suffix = format!(" at line {} column {}", l.line(), l.column());
+                text.strip_suffix(&suffix).unwrap_or(&text).to_string()
+            }
+            None => text.clone(),
+        };
+        vec![
+            Diagnostic::new(file, format!("invalid YAML: {message}"))
+                .at(source, line, col)
+                .help("see docs/scaling.md for the pools file format"),
+        ]
+    })?;
+    validate(file, source, &value)
 }
 
-/// Validate an already-deserialised file (used by `--rules-from-output`, where `source` is the
-/// JSON text of the stack output).
-pub fn validate(file: &Path, source: &str, raw: PoolsFile) -> Result<Pools, Vec<ConfigError>> {
-    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut errors = Vec::new();
-    let mut pools = Vec::new();
-    if raw.pools.is_empty() {
-        errors.push(
-            ConfigError::new(file, "no pools defined")
-                .help("add at least one pool under `pools:`; see docs/scaling.md"),
-        );
+/// The names of a struct's fields, straight from its `Deserialize` derive: the candidates for
+/// "did you mean" and the known keys for unknown-key errors.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+    struct Names<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Names<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(Self::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
     }
-    for (name, spec) in raw.pools {
-        let line = find_pool_line(source, &name);
-        let field_at = |field: &str| find_field_line(source, line, field);
-        let mut err = |field: &str, message: String, help: &str| {
-            let (l, c) = field_at(field).map_or((line, None), |(l, c)| (Some(l), Some(c)));
-            errors.push(ConfigError::new(file, message).at(source, l, c).help(help));
-        };
-        if !valid_name(&name) {
-            err(
-                "",
-                format!("pool name `{name}` is not valid"),
-                "use letters, digits, `-` and `_` (it appears in URLs and metric labels)",
-            );
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Names(&mut fields));
+    fields
+}
+
+/// Collects the problems of one file, each located by its path in the text.
+struct Problems<'a> {
+    file: &'a Path,
+    source: &'a str,
+    list: Vec<Diagnostic>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, path: &[Seg<'_>], message: String, help: &str) -> &mut Diagnostic {
+        let mut d = Diagnostic::new(self.file, message).help(help);
+        // Not found (a missing key of the top level): the start of the file.
+        let fallback = (!self.source.trim().is_empty()).then_some((1, 1));
+        if let Some((line, col)) = locate::position(self.source, path).or(fallback) {
+            d = d.at(self.source, line, col);
         }
-        if spec.min > spec.max {
-            err(
-                "min",
-                format!("pool `{name}` has `min` ({}) greater than `max` ({})", spec.min, spec.max),
-                "swap the bounds or lower `min`",
-            );
-        }
-        if spec.min < 0 {
-            err(
-                "min",
-                format!("pool `{name}` has a negative `min` ({})", spec.min),
-                "use 0 or more",
-            );
-        }
-        if let Some(step) = spec.max_step
-            && step <= 0
-        {
-            err(
-                "max_step",
-                format!("pool `{name}` has `max_step` {step}"),
-                "use a positive step or remove it",
-            );
-        }
-        if spec.targets.is_empty() {
-            err(
-                "targets",
-                format!("pool `{name}` has no `targets`"),
-                "list the URNs `pulumi up --target` should update (see `pulumi stack --show-urns`)",
-            );
-        }
-        for t in &spec.targets {
-            if !t.starts_with("urn:pulumi:") {
-                err(
-                    "targets",
-                    format!("pool `{name}` target `{t}` is not a Pulumi URN"),
-                    "URNs start with `urn:pulumi:`",
-                );
-            }
-        }
-        if spec.key.trim().is_empty() {
-            err(
-                "key",
-                format!("pool `{name}` has an empty `key`"),
-                "name the Pulumi config key, e.g. `infra:workers`",
-            );
-        }
-        for (alarm, d) in &spec.alarms {
-            if let Err(m) = d.validate() {
-                err(
-                    "alarms",
-                    format!("pool `{name}` alarm `{alarm}`: {m}"),
-                    "e.g. `{ action: up, step: 2 }`",
-                );
-            }
-        }
-        if let Some(d) = &spec.on_ok
-            && let Err(m) = d.validate()
-        {
-            err("on_ok", format!("pool `{name}` `on_ok`: {m}"), "e.g. `{ action: down, step: 1 }`");
-        }
-        if let Err(e) = crate::autoscale::strategy::resolve(&base, &spec.strategy) {
-            err(
-                "strategy",
-                format!("pool `{name}`: {e}"),
-                "use `incremental`, `absolute`, `target-tracking`, `step`, `schedule-floor` or a path to a `.rhai` file",
-            );
-        }
-        let mut schedules = Vec::new();
-        for (i, sched) in spec.schedules.iter().enumerate() {
-            if spec.schedules[..i].iter().any(|o| o.name == sched.name) {
-                let (l, c) = find_schedule_field(source, line, &sched.name, "name")
-                    .map_or((line, None), |(l, c)| (Some(l), Some(c)));
-                errors.push(
-                    ConfigError::new(
-                        file,
-                        format!("pool `{name}` has two schedules named `{}`", sched.name),
-                    )
-                    .at(source, l, c)
-                    .help("give every schedule of a pool its own `name`"),
-                );
+        self.list.push(d);
+        self.list.last_mut().expect("just pushed")
+    }
+
+    /// Report keys of `map` that `T` does not have, with the closest known key.
+    fn unknown_keys<T: serde::de::DeserializeOwned>(
+        &mut self,
+        map: &serde_yaml::Mapping,
+        path: &[Seg<'_>],
+        what: &str,
+    ) -> bool {
+        let known = fields_of::<T>();
+        let mut ok = true;
+        for k in map.keys() {
+            let Some(name) = k.as_str() else {
+                self.at(path, format!("{what} has a key that is not text"), "keys are names");
+                ok = false;
+                continue;
+            };
+            if known.contains(&name) {
                 continue;
             }
-            match Schedule::compile(sched) {
-                Ok(s) => schedules.push(s),
-                Err(e) => {
-                    let (l, c) = find_schedule_field(source, line, &sched.name, e.field.as_str())
-                        .map_or((line, None), |(l, c)| (Some(l), Some(c)));
-                    errors.push(
-                        ConfigError::new(file, format!("pool `{name}`: {}", e.message))
-                            .at(source, l, c)
-                            .help(e.help),
-                    );
+            ok = false;
+            let mut at: Vec<Seg<'_>> = path.to_vec();
+            at.push(Seg::Key(name));
+            let help = format!(
+                "remove `{name}` or use one of: {}",
+                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            );
+            let d = self.at(&at, format!("{what} has an unknown field `{name}`"), &help);
+            d.did_you_mean =
+                closest(name, known.iter().copied()).map(|c| format!("did you mean `{c}`?"));
+        }
+        ok
+    }
+
+    /// Report each of `required` that `map` lacks, at `path`.
+    fn missing_keys(
+        &mut self,
+        map: &serde_yaml::Mapping,
+        required: &[&str],
+        path: &[Seg<'_>],
+        what: &str,
+        help: impl Fn(&str) -> String,
+    ) -> bool {
+        let mut ok = true;
+        for field in required {
+            if !map.contains_key(*field) {
+                self.at(path, format!("{what} is missing field `{field}`"), &help(field));
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    /// Deserialize `value` as `T`, reporting a failure at `path`.
+    fn typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        value: &serde_yaml::Value,
+        path: &[Seg<'_>],
+        what: &str,
+        help: &str,
+    ) -> Option<T> {
+        match serde_yaml::from_value::<T>(value.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.at(path, format!("{what}: {e}"), help);
+                None
+            }
+        }
+    }
+}
+
+/// A value that fills every required field of a pool, so one field at a time can be checked.
+fn probe_base() -> serde_yaml::Mapping {
+    let mut m = serde_yaml::Mapping::new();
+    for (k, v) in [
+        ("project", serde_yaml::Value::from(".")),
+        ("stack", "s".into()),
+        ("key", "k".into()),
+        ("targets", serde_yaml::Value::Sequence(vec!["urn:pulumi:x".into()])),
+        ("min", 0.into()),
+        ("max", 1.into()),
+    ] {
+        m.insert(k.into(), v);
+    }
+    m
+}
+
+/// Help for a field that does not have the right type.
+fn field_help(field: &str) -> &'static str {
+    match field {
+        "cooldown_up" | "cooldown_down" => {
+            "use a duration such as `30s`, `5m` or `1h30m` (at most 366 days)"
+        }
+        "min" | "max" | "max_step" => "use a whole number",
+        "targets" | "topics" => "use a list of text values",
+        "alarms" => "map alarm names to `{ action: up|down|set, step: n, value: n }`",
+        "on_ok" => "e.g. `{ action: down, step: 1 }`",
+        "schedules" => "use a list of `{ name, start, end, timezone, value }` windows",
+        "params" => "use a map of parameters",
+        _ => "see docs/scaling.md for the pools file format",
+    }
+}
+
+/// Check one pool's structure field by field, so every bad field is reported with its path
+/// (not serde's first error only). Returns the typed spec when everything is right.
+fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Option<PoolSpec> {
+    use Seg::Key;
+    let at = [Key("pools"), Key(name)];
+    let what = format!("pool `{name}`");
+    let Some(map) = value.as_mapping() else {
+        p.at(&at, format!("{what} is not a map"), "give the pool its fields, e.g. `min: 1`");
+        return None;
+    };
+    // Unknown keys are reported but do not stop the other checks of the pool.
+    p.unknown_keys::<PoolSpec>(map, &at, &what);
+    let known: serde_yaml::Mapping = map
+        .iter()
+        .filter(|(k, _)| k.as_str().is_some_and(|f| fields_of::<PoolSpec>().contains(&f)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut ok = true;
+    let required = ["project", "stack", "key", "targets", "min", "max"];
+    ok &= p.missing_keys(&known, &required, &at, &what, |f| match f {
+        "min" | "max" => "every pool needs both `min` and `max` bounds".to_string(),
+        "targets" => "list the URNs `pulumi up --target` should update".to_string(),
+        f => format!("add `{f}` to the pool"),
+    });
+    for (k, v) in &known {
+        let Some(field) = k.as_str() else { continue };
+        let path = [Key("pools"), Key(name), Key(field)];
+        match field {
+            "alarms" if v.is_mapping() => {
+                for (alarm, d) in v.as_mapping().into_iter().flatten() {
+                    let alarm = alarm.as_str().unwrap_or("?");
+                    let path = [Key("pools"), Key(name), Key("alarms"), Key(alarm)];
+                    let what = format!("{what} alarm `{alarm}`");
+                    if let Some(m) = d.as_mapping() {
+                        ok &= p.unknown_keys::<Directive>(m, &path, &what);
+                    }
+                    ok &= p
+                        .typed::<Directive>(d, &path, &what, "e.g. `{ action: up, step: 2 }`")
+                        .is_some();
+                }
+            }
+            "schedules" if v.is_sequence() => {
+                for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
+                    let path = [Key("pools"), Key(name), Key("schedules"), Seg::Index(i)];
+                    let what = format!("{what} schedule {}", i + 1);
+                    if let Some(m) = item.as_mapping() {
+                        ok &= p.unknown_keys::<ScheduleSpec>(m, &path, &what);
+                        let help = |f: &str| {
+                            format!(
+                                "add `{f}` to the schedule, e.g. `{{ name: office-hours, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 10 }}`"
+                            )
+                        };
+                        if !p.missing_keys(
+                            m,
+                            &["name", "start", "end", "value"],
+                            &path,
+                            &what,
+                            help,
+                        ) {
+                            ok = false;
+                            continue;
+                        }
+                    }
+                    ok &= p
+                        .typed::<ScheduleSpec>(item, &path, &what, "add `name`, `start`, `end` and `value` to the schedule, e.g. `{ name: office-hours, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 10 }`")
+                        .is_some();
+                }
+            }
+            _ => {
+                // The field alone on top of a valid pool: its own error, with its path.
+                let mut probe = probe_base();
+                probe.insert(k.clone(), v.clone());
+                if let Err(e) =
+                    serde_yaml::from_value::<PoolSpec>(serde_yaml::Value::Mapping(probe))
+                {
+                    p.at(&path, format!("{what} field `{field}`: {e}"), field_help(field));
+                    ok = false;
                 }
             }
         }
+    }
+    if !ok {
+        return None;
+    }
+    match serde_yaml::from_value::<PoolSpec>(serde_yaml::Value::Mapping(known)) {
+        Ok(spec) => Some(spec),
+        Err(e) => {
+            // Only a missing field is left (every present one was checked above).
+            p.at(&at, format!("{what}: {e}"), "every pool needs `project`, `stack`, `key`, `targets` and both `min` and `max` bounds");
+            None
+        }
+    }
+}
+
+/// Whether `arn` looks like an SNS topic ARN: `arn:<partition>:sns:<region>:<account>:<name>`.
+fn is_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "sns"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && !parts[5].is_empty()
+}
+
+/// Validate a parsed pools file (also used by `--rules-from-output`, where `source` is the JSON
+/// text of the stack output). Every problem is reported; strategies are compiled too.
+pub fn validate(
+    file: &Path,
+    source: &str,
+    value: &serde_yaml::Value,
+) -> Result<Pools, Vec<Diagnostic>> {
+    use Seg::Key;
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut p = Problems { file, source, list: Vec::new() };
+    let Some(top) = value.as_mapping() else {
+        p.at(&[], "the pools file is not a map".into(), "start with `pools:`; see docs/scaling.md");
+        return Err(p.list);
+    };
+    p.unknown_keys::<PoolsFile>(top, &[], "the pools file");
+    let sns_topics: Vec<String> = match top.get("sns_topics") {
+        Some(v) => p
+            .typed(v, &[Key("sns_topics")], "`sns_topics`", "use a list of SNS topic ARNs")
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for (i, t) in sns_topics.iter().enumerate() {
+        if !is_topic_arn(t) {
+            p.at(
+                &[Key("sns_topics"), Seg::Index(i)],
+                format!("`{t}` is not an SNS topic ARN"),
+                "use `arn:aws:sns:<region>:<account>:<topic>`, e.g. `arn:aws:sns:us-east-1:123456789012:scaling-alarms`",
+            );
+        }
+    }
+    let raw_pools = match top.get("pools") {
+        Some(serde_yaml::Value::Mapping(m)) if !m.is_empty() => m.clone(),
+        Some(serde_yaml::Value::Mapping(_)) | None => {
+            p.at(
+                &[Key("pools")],
+                "no pools defined".into(),
+                "add at least one pool under `pools:`; see docs/scaling.md",
+            );
+            return Err(p.list);
+        }
+        Some(_) => {
+            p.at(
+                &[Key("pools")],
+                "`pools` is not a map".into(),
+                "map pool names to pools, e.g. `pools: { workers: { … } }`",
+            );
+            return Err(p.list);
+        }
+    };
+    let mut pools: Vec<Pool> = Vec::new();
+    let mut seen_keys: BTreeMap<(PathBuf, String, String), String> = BTreeMap::new();
+    for (k, v) in &raw_pools {
+        let Some(name) = k.as_str() else {
+            p.at(&[Key("pools")], "a pool name is not text".into(), "name pools with text keys");
+            continue;
+        };
+        let at = |field: &'static str| [Key("pools"), Key(name), Key(field)];
+        if let Err(e) = crate::names::check(name) {
+            p.at(&[Key("pools"), Key(name)], format!("pool name `{name}` {e}"), crate::names::RULE);
+        }
+        let Some(spec) = pool_spec(&mut p, name, v) else { continue };
+        check_spec(&mut p, name, &spec);
         let project_dir = if spec.project.is_absolute() {
             spec.project.clone()
         } else {
             base.join(&spec.project)
         };
-        let mut topics = raw.sns_topics.clone();
-        topics.extend(spec.topics.iter().cloned());
-        pools.push(Pool { name, project_dir, spec, topics, schedules });
-    }
-    if errors.is_empty() { Ok(Pools { file: file.to_path_buf(), pools }) } else { Err(errors) }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// The line of `  <name>:` under `pools:` (1-based), if present in the text.
-fn find_pool_line(source: &str, name: &str) -> Option<usize> {
-    let mut in_pools = false;
-    for (i, line) in source.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if line.starts_with("pools:") {
-            in_pools = true;
-            continue;
+        let shared = (project_dir.clone(), spec.stack.clone(), spec.key.clone());
+        if let Some(other) = seen_keys.get(&shared) {
+            p.at(
+                &at("key"),
+                format!(
+                    "pools `{other}` and `{name}` both scale `{}` on stack `{}`",
+                    spec.key, spec.stack
+                ),
+                "each config key belongs to one pool; they would undo each other's changes",
+            );
+        } else {
+            seen_keys.insert(shared, name.to_string());
         }
-        if in_pools && !line.starts_with(' ') && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            in_pools = false;
-        }
-        if in_pools
-            && let Some(rest) =
-                trimmed.strip_prefix(name).or_else(|| trimmed.strip_prefix(&format!("\"{name}\"")))
-            && rest.trim_start().starts_with(':')
-            && line.len() - trimmed.len() > 0
-        {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
-/// The first `<field>:` line after a pool's line, before the next pool (line, column).
-fn find_field_line(source: &str, pool_line: Option<usize>, field: &str) -> Option<(usize, usize)> {
-    let start = pool_line?;
-    if field.is_empty() {
-        return None;
-    }
-    let pool_indent = source.lines().nth(start - 1).map(|l| l.len() - l.trim_start().len())?;
-    for (i, line) in source.lines().enumerate().skip(start) {
-        let indent = line.len() - line.trim_start().len();
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if indent <= pool_indent {
-            break;
-        }
-        if trimmed.strip_prefix(field).is_some_and(|r| r.trim_start().starts_with(':')) {
-            return Some((i + 1, indent + 1));
-        }
-    }
-    None
-}
-
-/// Where a schedule's field is (line, column): the schedule is found by its `name:` within
-/// the pool, block or flow style, then the field on that line or the lines after it, up to the
-/// next schedule.
-fn find_schedule_field(
-    source: &str,
-    pool_line: Option<usize>,
-    schedule: &str,
-    field: &str,
-) -> Option<(usize, usize)> {
-    let start = pool_line?;
-    let lines: Vec<&str> = source.lines().collect();
-    let pool_indent = lines.get(start - 1).map(|l| l.len() - l.trim_start().len())?;
-    let name_re = regex::Regex::new(&format!(
-        r#"(?:^|[\s{{,-])name\s*:\s*["']?{}["']?\s*(?:[,}}#]|$)"#,
-        regex::escape(schedule)
-    ))
-    .ok()?;
-    let field_re =
-        regex::Regex::new(&format!(r"(?:^|[\s{{,-]){}\s*:", regex::escape(field))).ok()?;
-    let mut found = None;
-    for (i, line) in lines.iter().enumerate().skip(start) {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if line.len() - trimmed.len() <= pool_indent {
-            break;
-        }
-        if found.is_none() {
-            if name_re.is_match(line) {
-                found = Some(i);
-            } else {
+        let mut schedules = Vec::new();
+        for (i, sched) in spec.schedules.iter().enumerate() {
+            let item = |field: &'static str| {
+                [Key("pools"), Key(name), Key("schedules"), Seg::Index(i), Key(field)]
+            };
+            if spec.schedules[..i].iter().any(|o| o.name == sched.name) {
+                p.at(
+                    &item("name"),
+                    format!("pool `{name}` has two schedules named `{}`", sched.name),
+                    "give every schedule of a pool its own `name`",
+                );
                 continue;
             }
-        } else if line.contains("name:") {
-            break;
+            if !(spec.min..=spec.max).contains(&sched.value) {
+                p.at(
+                    &item("value"),
+                    format!(
+                        "pool `{name}`: schedule `{}` has `value` {} outside the pool's bounds [{}, {}]",
+                        sched.name, sched.value, spec.min, spec.max
+                    ),
+                    "use a value between the pool's `min` and `max`",
+                );
+            }
+            match Schedule::compile(sched) {
+                Ok(s) => schedules.push(s),
+                Err(e) => {
+                    let (field, d) = *e;
+                    let mut d2 = Diagnostic::new(file, format!("pool `{name}`: {}", d.message));
+                    d2.help = d.help;
+                    d2.did_you_mean = d.did_you_mean;
+                    if let Some((l, c)) = locate::position(source, &item(field.as_str())) {
+                        d2 = d2.at(source, l, c);
+                    }
+                    p.list.push(d2);
+                }
+            }
         }
-        if let Some(m) = field_re.find(line) {
-            let at = m.start() + m.as_str().find(field).unwrap_or(0);
-            return Some((i + 1, at + 1));
-        }
+        let strategy = match crate::autoscale::strategy::resolve(&base, &spec.strategy) {
+            Err(suggestion) => {
+                let d = p.at(
+                    &at("strategy"),
+                    format!("pool `{name}`: unknown strategy `{}`", spec.strategy),
+                    "use `incremental`, `absolute`, `target-tracking`, `step`, `schedule-floor` or a path to a `.rhai` file",
+                );
+                d.did_you_mean = suggestion.map(|c| format!("did you mean `{c}`?"));
+                None
+            }
+            Ok(src) => match Strategy::load(&src, &spec.strategy, &base) {
+                Ok(s) => Some(s),
+                Err(mut d) => {
+                    d.message = format!("pool `{name}`: {}", d.message);
+                    p.list.push(*d);
+                    None
+                }
+            },
+        };
+        let Some(strategy) = strategy else { continue };
+        let mut topics = sns_topics.clone();
+        topics.extend(spec.topics.iter().cloned());
+        pools.push(Pool { name: name.to_string(), project_dir, spec, topics, schedules, strategy });
     }
-    found.map(|i| (i + 1, lines[i].len() - lines[i].trim_start().len() + 1))
+    if p.list.is_empty() { Ok(Pools { file: file.to_path_buf(), pools }) } else { Err(p.list) }
 }
 
-/// Turn a serde_yaml error into a located error with a suggestion for unknown fields.
-fn yaml_error(file: &Path, source: &str, e: &serde_yaml::Error) -> ConfigError {
-    let full = e.to_string();
-    // serde_yaml appends " at line L column C"; the location is shown separately.
-    let message = match full.find(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full.clone(),
-    };
-    let loc = e.location();
-    let mut err = ConfigError::new(file, message.clone()).at(
-        source,
-        loc.as_ref().map(|l| l.line()),
-        loc.as_ref().map(|l| l.column()),
-    );
-    if let Some(caps) = regex::Regex::new(r"unknown field `([^`]*)`, expected (?:one of )?(.*)")
-        .expect("static regex")
-        .captures(&message)
-    {
-        let word = &caps[1];
-        let expected: Vec<&str> =
-            caps[2].split(", ").map(|s| s.trim_matches('`').trim_start_matches("or `")).collect();
-        err.suggestion =
-            closest(word, expected.iter().map(|s| s.trim_matches('`'))).map(str::to_string);
-        err.help = Some(format!("remove `{word}` or use one of: {}", &caps[2]));
-        if let Some(i) = message.find(", expected") {
-            err.message = message[..i].to_string();
-        }
-    } else if message.contains("missing field `min`") || message.contains("missing field `max`") {
-        err.help = Some("every pool needs both `min` and `max` bounds".into());
-    } else if let Some(caps) = regex::Regex::new(r"missing field `(name|start|end|value)`")
-        .expect("static regex")
-        .captures(&message)
-    {
-        err.help = Some(format!(
-            "add `{}` to the schedule, e.g. `{{ name: office-hours, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 10 }}`",
-            &caps[1]
-        ));
-    } else if let Some(caps) =
-        regex::Regex::new(r"missing field `([^`]*)`").expect("static regex").captures(&message)
-    {
-        err.help = Some(format!("add `{}` to the pool", &caps[1]));
-    } else {
-        err.help = Some("see docs/scaling.md for the pools file format".into());
+/// The checks on one typed pool: bounds, steps, names, directions.
+fn check_spec(p: &mut Problems<'_>, name: &str, spec: &PoolSpec) {
+    use Seg::Key;
+    let at = |field: &'static str| [Key("pools"), Key(name), Key(field)];
+    let limit = MAX_MAGNITUDE;
+    if spec.min > spec.max {
+        p.at(
+            &at("min"),
+            format!("pool `{name}` has `min` ({}) greater than `max` ({})", spec.min, spec.max),
+            "swap the bounds or lower `min`",
+        );
     }
-    err
+    if spec.min < 0 {
+        p.at(
+            &at("min"),
+            format!("pool `{name}` has a negative `min` ({})", spec.min),
+            "use 0 or more",
+        );
+    }
+    if spec.max > limit {
+        p.at(
+            &at("max"),
+            format!("pool `{name}` has `max` {} above the limit of {limit}", spec.max),
+            "use a smaller `max`",
+        );
+    }
+    if let Some(step) = spec.max_step
+        && !(1..=limit).contains(&step)
+    {
+        p.at(
+            &at("max_step"),
+            format!("pool `{name}` has `max_step` {step}"),
+            "use a positive step (at most 1000000) or remove it",
+        );
+    }
+    if spec.targets.is_empty() {
+        p.at(
+            &at("targets"),
+            format!("pool `{name}` has no `targets`"),
+            "list the URNs `pulumi up --target` should update (see `pulumi stack --show-urns`)",
+        );
+    }
+    for (i, t) in spec.targets.iter().enumerate() {
+        if !t.starts_with("urn:pulumi:") {
+            p.at(
+                &[Key("pools"), Key(name), Key("targets"), Seg::Index(i)],
+                format!("pool `{name}` target `{t}` is not a Pulumi URN"),
+                "URNs start with `urn:pulumi:`",
+            );
+        }
+    }
+    for (field, v) in [("stack", &spec.stack), ("key", &spec.key)] {
+        if v.trim().is_empty() {
+            p.at(
+                &at(field),
+                format!("pool `{name}` has an empty `{field}`"),
+                if field == "stack" {
+                    "name the Pulumi stack, e.g. `prod`"
+                } else {
+                    "name the Pulumi config key, e.g. `infra:workers`"
+                },
+            );
+        }
+    }
+    for (i, t) in spec.topics.iter().enumerate() {
+        if !is_topic_arn(t) {
+            p.at(
+                &[Key("pools"), Key(name), Key("topics"), Seg::Index(i)],
+                format!("pool `{name}`: `{t}` is not an SNS topic ARN"),
+                "use `arn:aws:sns:<region>:<account>:<topic>`",
+            );
+        }
+    }
+    for (alarm, d) in &spec.alarms {
+        if let Err(m) = d.validate() {
+            p.at(
+                &[Key("pools"), Key(name), Key("alarms"), Key(alarm)],
+                format!("pool `{name}` alarm `{alarm}`: {m}"),
+                "e.g. `{ action: up, step: 2 }`",
+            );
+        }
+    }
+    if let Some(d) = &spec.on_ok
+        && let Err(m) = d.validate()
+    {
+        p.at(
+            &at("on_ok"),
+            format!("pool `{name}` `on_ok`: {m}"),
+            "e.g. `{ action: down, step: 1 }`",
+        );
+    }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,8 +742,8 @@ mod tests {
     fn unknown_key_is_located_with_a_suggestion() {
         let src = GOOD.replace("    min: 1\n", "    mni: 1\n    min: 1\n");
         let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
-        assert_eq!(errs[0].line, Some(7));
-        assert_eq!(errs[0].suggestion.as_deref(), Some("min"));
+        assert_eq!(errs[0].line, 7);
+        assert_eq!(errs[0].did_you_mean.as_deref(), Some("did you mean `min`?"));
         assert!(errs[0].to_string().contains("unknown field `mni`"), "{}", errs[0]);
     }
 
@@ -550,7 +751,7 @@ mod tests {
     fn min_above_max_points_at_min() {
         let src = GOOD.replace("min: 1", "min: 9");
         let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
-        assert_eq!(errs[0].line, Some(7));
+        assert_eq!(errs[0].line, 7);
         assert!(errs[0].message.contains("greater than `max`"));
     }
 
@@ -559,7 +760,164 @@ mod tests {
         let src = GOOD.replace("    max: 5\n", "");
         let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
         assert!(errs[0].message.contains("missing field `max`"), "{}", errs[0]);
-        assert!(errs[0].line.is_some());
+        assert_eq!(errs[0].line, 2);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_field() {
+        let src = format!(
+            "sns_topics: [not-an-arn]\n{}  other:\n    project: infra\n    stack: \"\"\n    key: infra:count\n    targets: [\"urn:pulumi:x\"]\n    min: 1\n    max: 5\n    cooldown_up: -1\n    cooldown_down: .inf\n    schedules:\n      - {{ name: s, start: \"0 8 * * *\", end: \"0 9 * * *\", value: 50 }}\n",
+            GOOD.replace("stack: prod", "stack: \"\"")
+        );
+        let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
+        let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        let has = |part: &str| assert!(all.iter().any(|e| e.contains(part)), "{part} in {all:#?}");
+        has("`not-an-arn` is not an SNS topic ARN");
+        has("field `cooldown_up`: duration `-1` is negative");
+        has("field `cooldown_down`");
+        // The typed checks of `other` stop at its bad fields; `workers` goes on.
+        has("pool `workers` has an empty `stack`");
+        for e in &errs {
+            assert!(e.line > 0, "every problem has a line: {e}");
+        }
+        let fixed = src
+            .replace("cooldown_up: -1", "cooldown_up: 1s")
+            .replace("cooldown_down: .inf", "cooldown_down: 1s")
+            .replace("stack: \"\"", "stack: prod");
+        let errs = parse(Path::new("p.yaml"), &fixed).unwrap_err();
+        let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(
+            all.iter().any(|e| e.contains("both scale `infra:count` on stack `prod`")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter().any(|e| e.contains("`value` 50 outside the pool's bounds [1, 5]")),
+            "{all:#?}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let src = format!("pools: {}1{}\n", "[".repeat(30_000), "]".repeat(30_000));
+        let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
+        assert!(errs[0].message.contains("nested too deeply"), "{}", errs[0]);
+        assert_eq!(errs[0].line, 1);
+    }
+
+    /// The committed inputs that once failed (panicked, hung or were accepted): each is
+    /// rejected, quickly, with every problem located.
+    #[test]
+    fn the_corpus_is_rejected_with_locations() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/pools");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("corpus file");
+            let started = std::time::Instant::now();
+            let errs = parse(Path::new("/x/pilum-scale.yaml"), &text)
+                .expect_err(&format!("{} must be rejected", path.display()));
+            assert!(started.elapsed() < Duration::from_secs(5), "{} took too long", path.display());
+            for e in &errs {
+                assert!(
+                    e.line >= 1 || text.trim().is_empty(),
+                    "{}: unlocated: {e}",
+                    path.display()
+                );
+                assert!(e.help.is_some(), "{}: no help: {e}", path.display());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "the corpus is missing ({seen} files)");
+    }
+
+    mod props {
+        use std::path::Path;
+        use std::time::Duration;
+
+        use proptest::prelude::*;
+
+        use crate::autoscale::pool::parse;
+
+        /// A complete pools file the mutations start from.
+        const FULL: &str = "sns_topics: [\"arn:aws:sns:us-east-1:123456789012:t\"]\npools:\n  workers:\n    project: infra\n    stack: prod\n    key: infra:count\n    targets: [\"urn:pulumi:prod::infra::aws:x::w\"]\n    min: 1\n    max: 5\n    cooldown_up: 30s\n    cooldown_down: 5m\n    max_step: 2\n    alarms:\n      High: { action: up, step: 2 }\n    on_ok: { action: down, step: 1 }\n    schedules:\n      - { name: office, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 3 }\n";
+
+        const TOKENS: &[&str] = &[
+            ".inf",
+            "1e300",
+            "-1",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "[",
+            "{",
+            "]",
+            "}",
+            ":",
+            "- ",
+            "\n",
+            "  ",
+            "\"",
+            "'",
+            "#",
+            "&a ",
+            "*a",
+            "!!str ",
+            "~",
+            ",",
+            "cooldwon_up: 1\n",
+            "schedules: [{name: x}]",
+            "\t",
+            "0x10",
+            "NaN",
+            "999999999999999999h",
+        ];
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Insert(prop::sample::Index, usize),
+            Delete(prop::sample::Index, usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                (any::<prop::sample::Index>(), 0..TOKENS.len())
+                    .prop_map(|(i, t)| Edit::Insert(i, t)),
+                (any::<prop::sample::Index>(), 1..20usize).prop_map(|(i, n)| Edit::Delete(i, n)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Mutated pools files never panic, finish quickly, and every rejection is
+            /// located with a `help:`.
+            #[test]
+            fn mutated_files_never_panic_and_rejections_are_located(edits in prop::collection::vec(edit(), 0..6)) {
+                let mut text = FULL.to_string();
+                for e in edits {
+                    match e {
+                        Edit::Insert(at, t) => {
+                            let i = at.index(text.len() + 1);
+                            text.insert_str(i, TOKENS[t]);
+                        }
+                        Edit::Delete(at, n) => {
+                            let i = at.index(text.len().max(1)).min(text.len());
+                            let end = (i + n).min(text.len());
+                            text.replace_range(i..end, "");
+                        }
+                    }
+                }
+                let started = std::time::Instant::now();
+                let result = parse(Path::new("/x/pilum-scale.yaml"), &text);
+                prop_assert!(started.elapsed() < Duration::from_secs(5));
+                if let Err(errs) = result {
+                    prop_assert!(!errs.is_empty());
+                    for e in &errs {
+                        prop_assert!(e.line >= 1 || text.trim().is_empty(), "unlocated: {} in\n{}", e, text);
+                        prop_assert!(e.help.is_some(), "no help: {}", e);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Hot reload: watch the directories holding the pools file and strategy scripts (editors save
 //! by rename, so watching the file itself loses it), turn events into messages on a channel,
-//! debounce, and ask the scaler to reload — which compiles first and swaps only on success.
+//! debounce, and ask the scaler to reload — which compiles first and swaps only on success
+//! (and survives a panic while reloading: see [`Scaler::reload`]).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -25,9 +26,10 @@ pub fn spawn(scaler: Arc<Scaler>) -> Result<tokio::task::JoinHandle<()>, String>
     })
     .map_err(|e| format!("cannot start the file watcher: {e}"))?;
     let mut dirs = BTreeSet::new();
-    let watch_all = |watcher: &mut notify::RecommendedWatcher,
-                     dirs: &mut BTreeSet<PathBuf>,
-                     files: &[PathBuf]| {
+    let log = scaler.log;
+    let watch_all = move |watcher: &mut notify::RecommendedWatcher,
+                          dirs: &mut BTreeSet<PathBuf>,
+                          files: &[PathBuf]| {
         for f in files {
             let dir = f.parent().map(|d| {
                 if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() }
@@ -36,7 +38,10 @@ pub fn spawn(scaler: Arc<Scaler>) -> Result<tokio::task::JoinHandle<()>, String>
                 && dirs.insert(d.clone())
                 && let Err(e) = watcher.watch(&d, RecursiveMode::NonRecursive)
             {
-                scaler_log_warn(&d, &e);
+                log.warn(
+                    "cannot watch for hot reload",
+                    &[("dir", &d.display().to_string()), ("error", &e.to_string())],
+                );
             }
         }
     };
@@ -65,8 +70,4 @@ fn normalize(p: &std::path::Path) -> PathBuf {
         (Some(d), Some(n)) => d.join(n),
         _ => p.to_path_buf(),
     }
-}
-
-fn scaler_log_warn(dir: &std::path::Path, e: &notify::Error) {
-    eprintln!("warn: cannot watch `{}` for hot reload: {e}", dir.display());
 }

@@ -1,32 +1,34 @@
-//! The scaler runtime: per-pool signal books and desired-state records, one decision loop per
-//! pool, one apply lane per stack, recovery on start and draining on shutdown.
+//! The scaler runtime: per-pool signal books and desired-state records, one supervised decision
+//! loop per pool (`decision.rs`), one apply lane per stack (`apply.rs`), recovery on start and
+//! draining on shutdown.
 //!
-//! Organisation: [`Scaler`] holds the shared state; `spawn_*` start its tasks; `ingest`
-//! applies adapter changes; `decide_once` is the decision path (also used by dry runs with
-//! `commit = false`); `apply_lane` writes config and runs `pulumi up` for every due pool of a
-//! stack; `reload` swaps pools and strategies after compiling them.
+//! Organisation: [`Scaler`] holds the shared state; [`Scaler::start`] opens the state directory,
+//! recovers records and signals, and opens the journal; [`Scaler::spawn`] starts the lanes and
+//! the supervisors of the decision loops; `apply_durable` is where accepted changes reach the
+//! books; `reload` swaps pools and strategies after compiling them (a panic while reloading
+//! keeps the old ones). Locks are held only for in-memory work; a poisoned lock (a panic while
+//! it was held) is recovered, since every critical section leaves the state consistent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::autoscale::actuator::{Pulumi, StackRef, is_pending_operations};
-use crate::autoscale::audit::Audit;
-use crate::autoscale::audit::SignalRecord;
-use crate::autoscale::decide::{self, ApplyResult, Decision, Record};
+use crate::autoscale::audit::{Audit, SignalRecord};
+use crate::autoscale::decide::{Decision, Record};
+use crate::autoscale::log::Log;
+use crate::autoscale::metrics::{CooldownLabels, Metrics, PoolLabel};
 use crate::autoscale::pool::{Pool, Pools};
 use crate::autoscale::schedule;
 use crate::autoscale::signal::{Book, Change, Signal, SourceKind};
+use crate::autoscale::state::{Quarantined, StateDir};
 use crate::autoscale::strategy::{self, Strategy};
-use crate::backoff::{Backoff, Jitter};
-use crate::server::log::Log;
-use crate::server::metrics::{CooldownLabels, Metrics, PoolLabel, PoolResult};
 
 /// Runtime settings of the scaler (from `pilum scale serve` flags).
 #[derive(Debug, Clone)]
@@ -43,9 +45,16 @@ pub struct Settings {
     pub retry_backoff: Duration,
     pub retry_max: Duration,
     pub refresh_config: bool,
-    /// Accepted signals waiting for the audit log before requests get 503.
+    /// Accepted signals waiting for the journal before requests get 503.
     pub queue: usize,
+    /// Previews (`?dryRun=true`) allowed to wait per stack while one runs; more get 429.
+    pub preview_queue: usize,
+    /// Test-only fault injection (`--test-fault`): `decide-panic` or `reload-panic`.
+    pub fault: Option<String>,
 }
+
+/// How many quarantined signals a pool keeps for `GET /pools/{pool}`.
+const QUARANTINE_KEPT: usize = 50;
 
 /// One pool's mutable state.
 #[derive(Debug)]
@@ -54,6 +63,8 @@ pub struct PoolState {
     pub lane: String,
     pub inner: Mutex<PoolInner>,
     pub wake: Notify,
+    /// Serialises writes of this pool's record file (taken before the record is copied).
+    pub writing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -62,6 +73,10 @@ pub struct PoolInner {
     pub book: Book,
     pub last_decision: Option<Decision>,
     pub last_error: Option<String>,
+    /// Signals that made the strategy fail, newest last.
+    pub quarantined: Vec<Quarantined>,
+    /// Why the pool cannot decide right now (its decision loop crashed); webhooks get 503.
+    pub down: Option<String>,
 }
 
 /// One apply lane (one stack).
@@ -71,7 +86,9 @@ pub struct Lane {
     pub stack: StackRef,
     pub pools: Vec<String>,
     pub wake: Notify,
-    pub busy: AtomicBool,
+    /// Previews running or waiting on this stack.
+    pub previews: tokio::sync::Semaphore,
+    pub preview_waiting: AtomicU32,
 }
 
 /// The shared scaler.
@@ -79,18 +96,25 @@ pub struct Scaler {
     pub settings: Settings,
     pools: RwLock<Arc<Pools>>,
     strategies: RwLock<HashMap<String, Strategy>>,
-    pub states: BTreeMap<String, Arc<PoolState>>,
+    /// Every pool's state; the set of pools is fixed for the server's life.
+    pub states: Arc<BTreeMap<String, Arc<PoolState>>>,
     pub lanes: BTreeMap<String, Arc<Lane>>,
+    pub state: Arc<StateDir>,
     pub audit: Audit,
     pub metrics: Arc<Metrics>,
     pub pulumi: Pulumi,
     pub log: Log,
     pub draining: AtomicBool,
+    stop: watch::Sender<bool>,
     /// Reasons `/readyz` fails (stale locks, pending operations), keyed by lane.
     pub blocked: Mutex<BTreeMap<String, String>>,
     /// The last rejected reload, shown in `/readyz` detail.
     pub reload_error: Mutex<Option<String>>,
-    stop: Notify,
+    /// Held by the journal writer while it applies a batch, and by snapshots while they copy
+    /// the books: the value is the last sequence number applied.
+    pub applied_seq: Arc<Mutex<u64>>,
+    /// A one-shot test fault still to fire.
+    pub(crate) fault: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Scaler {
@@ -99,23 +123,31 @@ impl std::fmt::Debug for Scaler {
     }
 }
 
-/// Compile every pool's strategy; errors carry their location.
-pub fn compile_strategies(pools: &Pools) -> Result<HashMap<String, Strategy>, Vec<String>> {
-    let base = pools.file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut out = HashMap::new();
-    let mut errors = Vec::new();
-    for p in &pools.pools {
-        match strategy::resolve(&base, &p.spec.strategy) {
-            Ok(src) => match Strategy::load(&src, &p.spec.strategy, &base) {
-                Ok(s) => {
-                    out.insert(p.name.clone(), s);
-                }
-                Err(e) => errors.push(format!("pool `{}`: {e}", p.name)),
-            },
-            Err(e) => errors.push(format!("pool `{}`: {e}", p.name)),
-        }
-    }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+/// Lock `m`, recovering it if a panic poisoned it (see the module docs).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The pools' compiled strategies, by pool.
+pub fn strategies_of(pools: &Pools) -> HashMap<String, Strategy> {
+    pools.pools.iter().map(|p| (p.name.clone(), p.strategy.clone())).collect()
 }
 
 /// A schedule change for the log: `open office-hours (10)` or `close office-hours`.
@@ -129,205 +161,172 @@ fn describe(change: &Change) -> String {
     }
 }
 
-fn record_path(dir: &Path, pool: &str) -> PathBuf {
-    dir.join(format!("{pool}.json"))
-}
-
-fn signals_path(dir: &Path) -> PathBuf {
-    dir.join("signals.json")
-}
-
-/// Write `bytes` to `path` atomically (temp file + rename), so a crash never leaves half a
-/// record.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
-}
-
-/// Load every persisted record in a state dir (for `pilum scale status` without a server).
-pub fn read_records(dir: &Path) -> Vec<Record> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json")
-                && p.file_name().is_some_and(|n| n != "signals.json")
-                && let Ok(text) = std::fs::read_to_string(&p)
-                && let Ok(r) = serde_json::from_str::<Record>(&text)
-            {
-                out.push(r);
-            }
-        }
-    }
-    out.sort_by(|a, b| a.pool.cmp(&b.pool));
-    out
-}
-
 impl Scaler {
-    /// Build the scaler: compile strategies, load records (reading the current config value
-    /// for pools without one) and persisted signals.
+    /// Build the scaler: lock the state directory, read or create every pool's record, recover
+    /// pending signals, open the journal.
     pub async fn start(
         pools: Pools,
         settings: Settings,
         metrics: Arc<Metrics>,
         log: Log,
     ) -> Result<Arc<Self>, String> {
-        let strategies = compile_strategies(&pools).map_err(|e| e.join("\n"))?;
-        std::fs::create_dir_all(&settings.state_dir).map_err(|e| {
-            format!("cannot create state dir `{}`: {e}", settings.state_dir.display())
-        })?;
-        let audit =
-            Audit::open(&settings.state_dir.join("audit.jsonl"), settings.queue).map_err(|e| {
-                format!("cannot open audit log in `{}`: {e}", settings.state_dir.display())
-            })?;
+        let state = Arc::new(StateDir::open(&settings.state_dir).map_err(|e| e.to_string())?);
         let pulumi = Pulumi::default();
-        // Pending signals persisted at shutdown. A file that cannot be read or parsed stops the
-        // start: dropping it silently would lose alerts, and the next shutdown would overwrite it.
-        let signals_file = signals_path(&settings.state_dir);
-        let mut saved_signals: BTreeMap<String, Book> =
-            match std::fs::read_to_string(&signals_file) {
-                Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                    format!(
-                        "pending signals `{}` are corrupt: {e}\nhelp: move the file away to start without them",
-                        signals_file.display()
-                    )
-                })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-                Err(e) => return Err(format!("cannot read `{}`: {e}", signals_file.display())),
-            };
-        let mut lanes: BTreeMap<String, (StackRef, Vec<String>)> = BTreeMap::new();
-        let mut states = BTreeMap::new();
         let mut blocked = BTreeMap::new();
-        let mut refreshed = std::collections::HashSet::new();
+        refresh_configs(&pools, &settings, &pulumi, &log, &mut blocked).await?;
+        let mut records = BTreeMap::new();
+        for p in &pools.pools {
+            let record = match state.load_record(p).map_err(|e| e.to_string())? {
+                Some(r) => r,
+                None => Record::new(&p.name, initial_value(&pulumi, p).await?),
+            };
+            records.insert(p.name.clone(), record);
+        }
+        let mut recovered = state.recover(&pools, &records).map_err(|e| e.to_string())?;
+        if recovered.torn > 0 || recovered.replayed > 0 || recovered.dropped > 0 {
+            log.info(
+                "recovered signals",
+                &[
+                    ("replayed", &recovered.replayed.to_string()),
+                    ("torn_lines_skipped", &recovered.torn.to_string()),
+                    ("dropped_unknown_pools", &recovered.dropped.to_string()),
+                ],
+            );
+        }
+        // The journal's entries are now in the books: write them as a snapshot and start an
+        // empty journal, so it only ever holds what arrived since the last start.
+        state.save_snapshot(recovered.next_seq - 1, &recovered.books, true).map_err(|e| {
+            format!("cannot write `{}`: {e}", state.path().join("signals.json").display())
+        })?;
+        let mut states = BTreeMap::new();
+        let mut lanes: BTreeMap<String, (StackRef, Vec<String>)> = BTreeMap::new();
         for p in &pools.pools {
             let stack = StackRef { dir: p.project_dir.clone(), stack: p.spec.stack.clone() };
-            lanes
-                .entry(p.stack_id())
-                .or_insert_with(|| (stack.clone(), Vec::new()))
-                .1
-                .push(p.name.clone());
-            if settings.refresh_config && refreshed.insert(p.stack_id()) {
-                log.info("config refresh", &[("stack", &p.spec.stack)]);
-                if let Err(f) = pulumi.config_refresh(&stack).await {
-                    let reason =
-                        format!("`pulumi config refresh` failed for stack `{}`: {f}", p.spec.stack);
-                    if f.lock || is_pending_operations(&f.tail) {
-                        blocked.insert(p.stack_id(), reason);
-                    } else {
-                        return Err(reason);
-                    }
-                }
-            }
-            let record = match std::fs::read_to_string(record_path(&settings.state_dir, &p.name)) {
-                Ok(text) => serde_json::from_str::<Record>(&text).map_err(|e| {
-                    format!(
-                        "state record `{}` is corrupt: {e}\nhelp: move it away to start this pool from the current config",
-                        record_path(&settings.state_dir, &p.name).display()
-                    )
-                })?,
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(format!(
-                        "cannot read `{}`: {e}",
-                        record_path(&settings.state_dir, &p.name).display()
-                    ));
-                }
-                Err(_) => {
-                    let current = pulumi
-                        .config_get(&stack, &p.spec.key)
-                        .await
-                        .map_err(|f| format!("cannot read `{}` for pool `{}`: {f}", p.spec.key, p.name))?;
-                    let value = match current {
-                        Some(v) => v.trim().parse::<i64>().map_err(|_| {
-                            format!("pool `{}`: config `{}` is `{v}`, not an integer", p.name, p.spec.key)
-                        })?,
-                        None => p.spec.min,
-                    };
-                    Record::new(&p.name, value)
-                }
-            };
-            metrics.desired.get_or_create(&PoolLabel { pool: p.name.clone() }).set(record.desired);
+            lanes.entry(p.stack_id()).or_insert_with(|| (stack, Vec::new())).1.push(p.name.clone());
+            let record = records.remove(&p.name).expect("a record was made for every pool");
+            let label = PoolLabel { pool: p.name.clone() };
+            metrics.desired.get_or_create(&label).set(record.desired);
             if let Some(a) = record.applied {
-                metrics.applied.get_or_create(&PoolLabel { pool: p.name.clone() }).set(a);
+                metrics.applied.get_or_create(&label).set(a);
             }
-            let book = saved_signals.remove(&p.name).unwrap_or_default();
+            let quarantined: Vec<Quarantined> =
+                recovered.quarantined.iter().filter(|q| q.pool == p.name).cloned().collect();
+            let inner = PoolInner {
+                record,
+                book: recovered.books.remove(&p.name).unwrap_or_default(),
+                last_decision: None,
+                last_error: None,
+                quarantined,
+                down: None,
+            };
             states.insert(
                 p.name.clone(),
                 Arc::new(PoolState {
                     name: p.name.clone(),
                     lane: p.stack_id(),
-                    inner: Mutex::new(PoolInner {
-                        record,
-                        book,
-                        last_decision: None,
-                        last_error: None,
-                    }),
+                    inner: Mutex::new(inner),
                     wake: Notify::new(),
+                    writing: tokio::sync::Mutex::new(()),
                 }),
             );
+        }
+        let states = Arc::new(states);
+        let applied_seq = Arc::new(Mutex::new(recovered.next_seq - 1));
+        let audit =
+            open_audit(&state, &settings, recovered.next_seq, states.clone(), applied_seq.clone())?;
+        for q in &recovered.quarantined {
+            audit.write(
+                "quarantine",
+                json!({"pool": q.pool, "signal": q.signal, "reason": q.reason, "at": "start"}),
+            );
+            log.warn("signal quarantined at start", &[("pool", &q.pool), ("reason", &q.reason)]);
         }
         let lanes = lanes
             .into_iter()
             .map(|(id, (stack, pools))| {
-                (
-                    id.clone(),
-                    Arc::new(Lane {
-                        id,
-                        stack,
-                        pools,
-                        wake: Notify::new(),
-                        busy: AtomicBool::new(false),
-                    }),
-                )
+                let lane = Lane {
+                    id: id.clone(),
+                    stack,
+                    pools,
+                    wake: Notify::new(),
+                    previews: tokio::sync::Semaphore::new(1),
+                    preview_waiting: AtomicU32::new(0),
+                };
+                (id, Arc::new(lane))
             })
             .collect();
         metrics.reload_ok.set(1);
+        let strategies = strategies_of(&pools);
+        let fault = settings.fault.clone();
         Ok(Arc::new(Self {
             settings,
             pools: RwLock::new(Arc::new(pools)),
             strategies: RwLock::new(strategies),
             states,
             lanes,
+            state,
             audit,
             metrics,
             pulumi,
             log,
             draining: AtomicBool::new(false),
+            stop: watch::channel(false).0,
             blocked: Mutex::new(blocked),
             reload_error: Mutex::new(None),
-            stop: Notify::new(),
+            applied_seq,
+            fault: Mutex::new(fault),
         }))
     }
 
     pub fn pools(&self) -> Arc<Pools> {
-        self.pools.read().expect("pools lock").clone()
+        read(&self.pools).clone()
     }
 
     pub fn pool(&self, name: &str) -> Option<Pool> {
         self.pools().get(name).cloned()
     }
 
-    fn strategy(&self, pool: &str) -> Option<Strategy> {
-        self.strategies.read().expect("strategies lock").get(pool).cloned()
+    pub(crate) fn strategy(&self, pool: &str) -> Option<Strategy> {
+        read(&self.strategies).get(pool).cloned()
     }
 
-    /// Start the decision loops and apply lanes; pools whose applied generation is behind are
-    /// re-applied once on start (recovery).
-    pub fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut handles = Vec::new();
+    /// The state of a configured pool. Every pool in the file has one (the set is fixed).
+    pub(crate) fn state_of(&self, pool: &str) -> Option<&Arc<PoolState>> {
+        self.states.get(pool)
+    }
+
+    /// Resolves once shutdown has begun.
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// Whether a one-shot test fault named `what` is armed; disarms it.
+    pub(crate) fn fault(&self, what: &str) -> bool {
+        let mut f = lock(&self.fault);
+        if f.as_deref() == Some(what) {
+            *f = None;
+            return true;
+        }
+        false
+    }
+
+    /// Start the apply lanes and the supervised decision loops; pools whose applied generation
+    /// is behind are re-applied once (recovery). The handles are awaited on shutdown.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinSet<()> {
+        let mut tasks = tokio::task::JoinSet::new();
         for lane in self.lanes.values() {
             let me = self.clone();
             let lane = lane.clone();
-            handles.push(tokio::spawn(async move { me.apply_lane(lane).await }));
+            tasks.spawn(async move { me.apply_lane(lane).await });
         }
         for st in self.states.values() {
             let me = self.clone();
             let st = st.clone();
-            handles.push(tokio::spawn(async move { me.decision_loop(st).await }));
+            tasks.spawn(async move { me.supervise(st).await });
         }
         for st in self.states.values() {
-            let inner = st.inner.lock().expect("pool lock");
+            let inner = lock(&st.inner);
             if inner.record.behind() {
                 self.log.info(
                     "recovering",
@@ -344,20 +343,16 @@ impl Scaler {
             drop(inner);
             // A window open at start raises its level now, not a tick later.
             self.evaluate_schedules(st, Utc::now());
-            if !st.inner.lock().expect("pool lock").book.is_empty() {
+            if !lock(&st.inner).book.is_empty() {
                 st.wake.notify_one();
             }
         }
-        handles
+        tasks
     }
 
-    /// Apply an adapter's change to a pool (called by the ingest task).
-    pub fn ingest(&self, pool: &str, change: Change) {
-        let Some(st) = self.states.get(pool) else { return };
-        let changed = st.inner.lock().expect("pool lock").book.apply(change);
-        if changed {
-            st.wake.notify_one();
-        }
+    /// Why `pool` cannot take signals now (its decision loop is down), if it cannot.
+    pub fn unavailable(&self, pool: &str) -> Option<String> {
+        self.states.get(pool).and_then(|st| lock(&st.inner).down.clone())
     }
 
     /// Bring a pool's schedule levels in line with the clock. Windows opening or closing change
@@ -366,14 +361,11 @@ impl Scaler {
     /// decides on the result, so nothing is woken here.
     pub fn evaluate_schedules(&self, st: &PoolState, now: chrono::DateTime<Utc>) {
         let Some(pool) = self.pool(&st.name) else { return };
-        let mut inner = st.inner.lock().expect("pool lock");
+        let mut inner = lock(&st.inner);
         for change in schedule::changes(&pool.schedules, &inner.book, now) {
-            let key = match &change {
-                Change::Raise(s) => s.key.clone(),
-                Change::Clear { key, .. } | Change::Intent(Signal { key, .. }) => key.clone(),
-            };
+            let key = change.key().to_string();
             let record = SignalRecord::of_change(&st.name, SourceKind::Schedule, key, &change);
-            if self.audit.try_signal(record).is_err() {
+            if self.audit.record(record).is_err() {
                 // The audit queue is full: leave the book alone so the next tick retries.
                 self.metrics.intent(&st.name, SourceKind::Schedule.as_str(), "overloaded");
                 continue;
@@ -384,424 +376,64 @@ impl Scaler {
         }
     }
 
-    async fn decision_loop(self: Arc<Self>, st: Arc<PoolState>) {
-        loop {
-            tokio::select! {
-                _ = st.wake.notified() => {
-                    // Let the rest of a burst arrive: many signals, one decision.
-                    tokio::time::sleep(self.settings.debounce).await;
-                }
-                _ = tokio::time::sleep(self.settings.tick) => {}
-                _ = self.stop.notified() => return,
-            }
-            if self.draining.load(Ordering::SeqCst) {
-                return;
-            }
-            let _ = self.decide_once(&st.name, None, true).await;
-        }
-    }
-
-    /// The decision path. `extra` adds signals for this decision only (dry runs); with
-    /// `commit = false` nothing is consumed or changed.
-    pub async fn decide_once(
-        self: &Arc<Self>,
-        pool_name: &str,
-        extra: Option<Vec<Signal>>,
-        commit: bool,
-    ) -> Result<Option<Decision>, String> {
-        let st = self
-            .states
-            .get(pool_name)
-            .ok_or_else(|| format!("unknown pool `{pool_name}`"))?
-            .clone();
-        let pool = self.pool(pool_name).ok_or_else(|| format!("unknown pool `{pool_name}`"))?;
-        let strategy = self
-            .strategy(pool_name)
-            .ok_or_else(|| format!("pool `{pool_name}` has no strategy"))?;
-        let now = Utc::now();
-        if commit {
-            self.evaluate_schedules(&st, now);
-        }
-        let (signals, record) = {
-            let mut inner = st.inner.lock().expect("pool lock");
-            let mut signals = if commit {
-                inner.book.take()
-            } else {
-                // A dry run sees the windows as they are now without recording the change.
-                let mut b = inner.book.clone();
-                for change in schedule::changes(&pool.schedules, &b, now) {
-                    b.apply(change);
-                }
-                b.take()
-            };
-            signals.extend(extra.unwrap_or_default());
-            (signals, inner.record.clone())
-        };
-        if signals.is_empty() && commit {
-            return Ok(None);
-        }
-        let base = record.evaluation_base(&pool.spec, now);
-        let ctx = decide::context(pool_name, &pool.spec, base, &signals, &record);
-        let strat = strategy.clone();
-        let proposal = tokio::task::spawn_blocking(move || strat.decide(&ctx))
-            .await
-            .map_err(|e| format!("strategy task failed: {e}"))?;
-        let signal_snapshot: Vec<_> = signals.iter().map(Signal::to_json).collect();
-        let keys: Vec<&str> = signals.iter().map(|s| s.key.as_str()).collect();
-        let mut sources: Vec<&str> = signals.iter().map(|s| s.source.as_str()).collect();
-        sources.sort_unstable();
-        sources.dedup();
-        let proposal = match proposal {
-            Ok(p) => p,
-            Err(e) => {
-                self.metrics
-                    .strategy_errors
-                    .get_or_create(&PoolLabel { pool: pool_name.into() })
-                    .inc();
-                self.metrics
-                    .decisions
-                    .get_or_create(&PoolResult { pool: pool_name.into(), result: "error".into() })
-                    .inc();
-                self.log.warn(
-                    "strategy failed; decision skipped",
-                    &[("pool", pool_name), ("error", &e)],
-                );
-                if commit {
-                    self.audit.write(
-                        "decision",
-                        json!({
-                            "pool": pool_name, "sources": sources, "idempotency_keys": keys,
-                            "signals": signal_snapshot, "strategy": strategy.name, "script_hash": strategy.hash,
-                            "old": record.desired, "error": e,
-                        }),
-                    );
-                    st.inner.lock().expect("pool lock").last_error = Some(e.clone());
-                }
-                return Err(format!("strategy `{}` failed: {e}", strategy.name));
-            }
-        };
-        let decision = {
-            let mut inner = st.inner.lock().expect("pool lock");
-            let d = decide::settle(&mut inner.record, &pool.spec, base, &proposal, now, commit);
-            if commit {
-                inner.last_decision = Some(d.clone());
-                inner.last_error = None;
-                if d.changed {
-                    self.persist_record(&inner.record);
-                }
-            }
-            d
-        };
-        if commit {
-            let result = if decision.changed { "changed" } else { "unchanged" };
-            self.metrics
-                .decisions
-                .get_or_create(&PoolResult { pool: pool_name.into(), result: result.into() })
-                .inc();
-            self.metrics
-                .desired
-                .get_or_create(&PoolLabel { pool: pool_name.into() })
-                .set(decision.clamped);
-            self.audit.write(
-                "decision",
-                json!({
-                    "pool": pool_name, "sources": sources, "idempotency_keys": keys,
-                    "signals": signal_snapshot, "strategy": strategy.name, "script_hash": strategy.hash,
-                    "old": decision.old, "desired": decision.proposed, "clamped": decision.clamped,
-                    "changed": decision.changed, "reason": decision.reason, "guardrails": decision.guardrails,
-                    "generation": decision.generation,
-                }),
-            );
-            if decision.changed {
-                self.log.info(
-                    "decision",
-                    &[
-                        ("pool", pool_name),
-                        ("from", &decision.old.to_string()),
-                        ("to", &decision.clamped.to_string()),
-                        ("reason", &decision.reason),
-                    ],
-                );
-                if let Some(lane) = self.lanes.get(&st.lane) {
-                    lane.wake.notify_one();
-                }
-            }
-        }
-        Ok(Some(decision))
-    }
-
-    fn persist_record(&self, record: &Record) {
-        let path = record_path(&self.settings.state_dir, &record.pool);
-        match serde_json::to_vec_pretty(record) {
-            Ok(bytes) => {
-                if let Err(e) = write_atomic(&path, &bytes) {
-                    self.log.error(
-                        "cannot persist state record",
-                        &[("path", &path.display().to_string()), ("error", &e.to_string())],
-                    );
-                }
-            }
-            Err(e) => self.log.error("cannot serialise state record", &[("error", &e.to_string())]),
-        }
-    }
-
-    /// Persist every pool's pending signals (on shutdown) so a restart continues from them.
-    pub fn persist_signals(&self) {
-        let books: BTreeMap<&str, Book> = self
-            .states
-            .iter()
-            .map(|(n, st)| (n.as_str(), st.inner.lock().expect("pool lock").book.clone()))
-            .filter(|(_, b)| !b.is_empty())
-            .collect();
-        let path = signals_path(&self.settings.state_dir);
-        match serde_json::to_vec_pretty(&books) {
-            Ok(bytes) => {
-                if let Err(e) = write_atomic(&path, &bytes) {
-                    self.log.error("cannot persist signals", &[("error", &e.to_string())]);
-                }
-            }
-            Err(e) => self.log.error("cannot serialise signals", &[("error", &e.to_string())]),
-        }
-        for st in self.states.values() {
-            self.persist_record(&st.inner.lock().expect("pool lock").record);
-        }
-    }
-
-    async fn apply_lane(self: Arc<Self>, lane: Arc<Lane>) {
-        let mut failures = 0u32;
-        let mut retry_at: Option<tokio::time::Instant> = None;
-        loop {
-            let sleep_retry = async {
-                match retry_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = lane.wake.notified() => {}
-                _ = sleep_retry => { retry_at = None; }
-                _ = self.stop.notified() => return,
-            }
-            if self.draining.load(Ordering::SeqCst) {
-                return;
-            }
-            if retry_at.is_some_and(|t| t > tokio::time::Instant::now()) {
-                // A failure is backing off; a new decision joins the retry instead of storming.
-                continue;
-            }
-            lane.busy.store(true, Ordering::SeqCst);
-            let ok = self.apply_due(&lane).await;
-            lane.busy.store(false, Ordering::SeqCst);
-            match ok {
-                None => {}
-                Some(true) => {
-                    failures = 0;
-                    retry_at = None;
-                    // Decisions made while `up` ran may be due already.
-                    if lane
-                        .pools
-                        .iter()
-                        .any(|p| self.states[p].inner.lock().expect("pool lock").record.behind())
-                    {
-                        lane.wake.notify_one();
-                    }
-                }
-                Some(false) => {
-                    failures += 1;
-                    let delay = Backoff::new(self.settings.retry_backoff)
-                        .cap(self.settings.retry_max)
-                        .jitter(Jitter::Up(0.2))
-                        .delay(failures);
-                    retry_at = Some(tokio::time::Instant::now() + delay);
-                }
-            }
-        }
-    }
-
-    /// Apply every due pool of a lane in one `pulumi up`. None when nothing was due.
-    async fn apply_due(&self, lane: &Lane) -> Option<bool> {
-        let pools = self.pools();
-        let mut due = Vec::new();
-        for name in &lane.pools {
-            let inner = self.states[name].inner.lock().expect("pool lock");
-            if inner.record.behind()
-                && let Some(p) = pools.get(name)
-            {
-                due.push((
-                    p.clone(),
-                    inner.record.generation,
-                    inner.record.desired,
-                    inner.record.applied,
-                ));
-            }
-        }
-        if due.is_empty() {
-            return None;
-        }
-        let started = Instant::now();
-        let pairs: Vec<(String, i64)> =
-            due.iter().map(|(p, _, d, _)| (p.spec.key.clone(), *d)).collect();
-        let mut targets: Vec<String> =
-            due.iter().flat_map(|(p, ..)| p.spec.targets.iter().cloned()).collect();
-        targets.sort();
-        targets.dedup();
-        let message = format!(
-            "pilum: {}",
-            due.iter()
-                .map(|(p, _, d, a)| {
-                    let reason = self.states[&p.name]
-                        .inner
-                        .lock()
-                        .expect("pool lock")
-                        .record
-                        .history
-                        .last()
-                        .map(|h| h.reason.clone())
-                        .unwrap_or_else(|| "recovery".into());
-                    format!(
-                        "{} {}→{} ({reason})",
-                        p.name,
-                        a.map_or("?".into(), |a| a.to_string()),
-                        d
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        let names: Vec<&str> = due.iter().map(|(p, ..)| p.name.as_str()).collect();
-        self.log.info("applying", &[("pools", &names.join(",")), ("stack", &lane.stack.stack)]);
-        let mut retries = 0;
-        let result = match self.pulumi.config_set_all(&lane.stack, &pairs, None).await {
-            Err(f) => Err(f),
-            Ok(()) => {
-                let (r, n) = self
-                    .pulumi
-                    .up_with_lock_retry(
-                        &lane.stack,
-                        &targets,
-                        &message,
-                        self.settings.lock_deadline,
-                        self.settings.lock_backoff,
-                        |f| {
-                            let reason =
-                                format!("stack `{}` is locked, retrying: {f}", lane.stack.stack);
-                            self.blocked
-                                .lock()
-                                .expect("blocked lock")
-                                .insert(lane.id.clone(), reason);
-                        },
-                    )
-                    .await;
-                retries = n;
-                r
-            }
-        };
-        let elapsed = started.elapsed().as_secs_f64();
-        let now = Utc::now();
-        let ok = result.is_ok();
-        let (text, result_label) = match &result {
-            Ok(()) => ("ok".to_string(), "success"),
-            Err(f) if f.lock => (f.to_string(), "locked"),
-            Err(f) => (f.to_string(), "failure"),
-        };
-        {
-            let mut blocked = self.blocked.lock().expect("blocked lock");
-            match &result {
-                Err(f) if f.lock || is_pending_operations(&f.tail) => {
-                    blocked.insert(lane.id.clone(), format!("stack `{}`: {f}", lane.stack.stack));
-                }
-                _ => {
-                    blocked.remove(&lane.id);
-                }
-            }
-        }
-        for (p, generation, desired, _) in &due {
-            let label = PoolLabel { pool: p.name.clone() };
-            self.metrics
-                .updates
-                .get_or_create(&PoolResult { pool: p.name.clone(), result: result_label.into() })
-                .inc();
-            self.metrics.update_duration.get_or_create(&label).observe(elapsed);
-            for _ in 0..retries {
-                self.metrics.lock_retries.get_or_create(&label).inc();
-            }
-            let mut inner = self.states[&p.name].inner.lock().expect("pool lock");
-            if ok {
-                inner.record.applied = Some(*desired);
-                inner.record.applied_generation = inner.record.applied_generation.max(*generation);
-                self.metrics.applied.get_or_create(&label).set(*desired);
-                self.metrics
-                    .last_success
-                    .get_or_create(&label)
-                    .set(now.timestamp_millis() as f64 / 1000.0);
-            }
-            inner.record.last_result =
-                Some(ApplyResult { at: now, ok, generation: *generation, message: text.clone() });
-            self.persist_record(&inner.record);
-            self.audit.write(
-                "apply",
-                json!({
-                    "pool": p.name, "generation": generation, "value": desired, "targets": p.spec.targets,
-                    "result": result_label, "message": text, "duration_seconds": elapsed, "lock_retries": retries,
-                    "up_message": message,
-                }),
-            );
-        }
-        if ok {
-            self.log.info(
-                "applied",
-                &[("pools", &names.join(",")), ("seconds", &format!("{elapsed:.2}"))],
-            );
-        } else {
+    /// Set signals aside that make the strategy fail: out of the book, audited, listed in the
+    /// pool's status.
+    pub(crate) fn quarantine(&self, st: &PoolState, signals: Vec<Signal>, reason: &str) {
+        let mut inner = lock(&st.inner);
+        for s in signals {
+            inner.book.levels.remove(&s.key);
+            inner.book.intents.retain(|i| !(i.seq == s.seq && i.key == s.key));
+            self.audit.write("quarantine", json!({"pool": st.name, "signal": s, "reason": reason}));
+            self.metrics.quarantined.get_or_create(&PoolLabel { pool: st.name.clone() }).inc();
             self.log.warn(
-                "apply failed; will retry with backoff",
-                &[("pools", &names.join(",")), ("error", &text)],
+                "signal quarantined",
+                &[("pool", &st.name), ("key", &s.key), ("reason", reason)],
             );
+            inner.quarantined.push(Quarantined {
+                pool: st.name.clone(),
+                signal: s,
+                reason: reason.to_string(),
+            });
         }
-        Some(ok)
+        let excess = inner.quarantined.len().saturating_sub(QUARANTINE_KEPT);
+        inner.quarantined.drain(..excess);
     }
 
-    /// A dry run: the real decision path without committing, then a preview with the new
-    /// value through a temporary config file.
-    pub async fn dry_run(
-        self: &Arc<Self>,
-        pool_name: &str,
-        extra: Vec<Signal>,
-    ) -> Result<serde_json::Value, (u16, String)> {
-        let pool = self.pool(pool_name).ok_or((404, format!("unknown pool `{pool_name}`")))?;
-        let decision = self
-            .decide_once(pool_name, Some(extra), false)
-            .await
-            .map_err(|e| (422, e))?
-            .ok_or((422, "nothing to decide".to_string()))?;
-        let stack = StackRef { dir: pool.project_dir.clone(), stack: pool.spec.stack.clone() };
-        let preview = self
-            .pulumi
-            .preview_with(&stack, &[(pool.spec.key.clone(), decision.clamped)], &pool.spec.targets)
-            .await
-            .map_err(|f| (502, format!("preview failed: {f}")))?;
-        Ok(json!({
-            "pool": pool_name,
-            "dryRun": true,
-            "current": decision.old,
-            "target": decision.proposed,
-            "clamped": decision.clamped,
-            "changed": decision.changed,
-            "reason": decision.reason,
-            "guardrails": decision.guardrails,
-            "cooldownRemaining": {"up": decision.cooldown_up_remaining, "down": decision.cooldown_down_remaining},
-            "changeSummary": preview.get("changeSummary").cloned().unwrap_or(json!({})),
-            "steps": preview.get("steps").cloned().unwrap_or(json!([])),
-        }))
+    /// Write a pool's record file off the async workers and outside the pool lock. Writes of one
+    /// pool are serialised and each copies the record when it starts, so the newest state wins.
+    pub(crate) async fn persist(&self, st: &PoolState) {
+        let _writing = st.writing.lock().await;
+        let record = lock(&st.inner).record.clone();
+        let state = self.state.clone();
+        let pool = record.pool.clone();
+        let result = tokio::task::spawn_blocking(move || state.save_record(&record)).await;
+        let error = match result {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the writer task failed: {e}"),
+        };
+        self.audit.health().errors.fetch_add(1, Ordering::Relaxed);
+        self.log.error("cannot persist state record", &[("pool", &pool), ("error", &error)]);
+    }
+
+    /// Persist every pool's pending signals (on shutdown) so a restart continues from them; the
+    /// journal keeps its entries, which the snapshot's sequence number tells a restart to skip.
+    pub fn persist_signals(&self) {
+        let applied = lock(&self.applied_seq);
+        let books: BTreeMap<String, Book> =
+            self.states.iter().map(|(n, st)| (n.clone(), lock(&st.inner).book.clone())).collect();
+        if let Err(e) = self.state.save_snapshot(*applied, &books, false) {
+            self.log.error("cannot persist signals", &[("error", &e.to_string())]);
+        }
     }
 
     /// The status of one pool (for `GET /pools/{pool}`).
     pub fn status(&self, name: &str) -> Option<serde_json::Value> {
         let st = self.states.get(name)?;
         let pool = self.pool(name)?;
-        let inner = st.inner.lock().expect("pool lock");
-        let (up, down) = inner.record.cooldowns(&pool.spec, Utc::now());
         let strategy = self.strategy(name);
+        let inner = lock(&st.inner);
+        let (up, down) = inner.record.cooldowns(&pool.spec, Utc::now());
         Some(json!({
             "pool": name,
             "stack": pool.spec.stack,
@@ -818,6 +450,8 @@ impl Scaler {
             "lastResult": inner.record.last_result,
             "lastDecision": inner.last_decision,
             "lastError": inner.last_error,
+            "quarantined": inner.quarantined.iter().map(|q| json!({"signal": q.signal.to_json(), "reason": q.reason})).collect::<Vec<_>>(),
+            "down": inner.down,
             "strategy": strategy.map(|s| json!({"name": s.name, "hash": s.hash})),
         }))
     }
@@ -826,50 +460,50 @@ impl Scaler {
     pub fn refresh_gauges(&self) {
         let pools = self.pools();
         let now = Utc::now();
-        for (name, st) in &self.states {
+        for (name, st) in self.states.iter() {
             if let Some(p) = pools.get(name) {
-                let (up, down) = st.inner.lock().expect("pool lock").record.cooldowns(&p.spec, now);
-                self.metrics
-                    .cooldown
-                    .get_or_create(&CooldownLabels { pool: name.clone(), direction: "up".into() })
-                    .set(up);
-                self.metrics
-                    .cooldown
-                    .get_or_create(&CooldownLabels { pool: name.clone(), direction: "down".into() })
-                    .set(down);
+                let (up, down) = lock(&st.inner).record.cooldowns(&p.spec, now);
+                for (direction, v) in [("up", up), ("down", down)] {
+                    self.metrics
+                        .cooldown
+                        .get_or_create(&CooldownLabels {
+                            pool: name.clone(),
+                            direction: direction.into(),
+                        })
+                        .set(v);
+                }
             }
         }
         self.metrics.queue_depth.set(self.audit.depth() as i64);
+        let errors = self.audit.health().errors.load(Ordering::Relaxed);
+        self.metrics.audit_errors.inc_by(errors.saturating_sub(self.metrics.audit_errors.get()));
     }
 
     /// Reload the pools file and strategies: compile and validate first, swap only on success.
-    /// Adding or removing pools, or moving one to another stack, needs a restart.
+    /// Adding or removing pools, or moving one to another stack, needs a restart. A panic while
+    /// reloading is reported like any rejected reload and keeps the previous version.
     pub fn reload(&self) -> Result<(), String> {
         let file = self.pools().file.clone();
-        let result = crate::autoscale::pool::load(&file)
-            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-            .and_then(|pools| {
-                let same_shape = pools.pools.len() == self.states.len()
-                    && pools
-                        .pools
-                        .iter()
-                        .all(|p| self.states.get(&p.name).is_some_and(|s| s.lane == p.stack_id()));
-                if !same_shape {
-                    return Err(
-                        "adding, removing or moving pools to another stack needs a restart"
-                            .to_string(),
-                    );
-                }
-                let strategies = compile_strategies(&pools).map_err(|e| e.join("\n"))?;
-                Ok((pools, strategies))
-            });
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if self.fault("reload-panic") {
+                panic!("test fault: reload-panic");
+            }
+            self.load_for_reload(&file)
+        }));
+        let result = attempt.unwrap_or_else(|payload| {
+            Err(format!(
+                "reload panicked: {} (this is a bug; please report it)",
+                panic_message(&*payload)
+            ))
+        });
         match result {
-            Ok((pools, strategies)) => {
+            Ok(pools) => {
+                let strategies = strategies_of(&pools);
                 let hashes: Vec<String> =
                     strategies.iter().map(|(p, s)| format!("{p}={}", s.hash)).collect();
-                *self.pools.write().expect("pools lock") = Arc::new(pools);
-                *self.strategies.write().expect("strategies lock") = strategies;
-                *self.reload_error.lock().expect("reload lock") = None;
+                *write(&self.pools) = Arc::new(pools);
+                *write(&self.strategies) = strategies;
+                *lock(&self.reload_error) = None;
                 self.metrics.reload_ok.set(1);
                 self.log.info("reloaded", &[("strategies", &hashes.join(","))]);
                 Ok(())
@@ -877,11 +511,25 @@ impl Scaler {
             Err(e) => {
                 self.metrics.reload_errors.inc();
                 self.metrics.reload_ok.set(0);
-                *self.reload_error.lock().expect("reload lock") = Some(e.clone());
+                *lock(&self.reload_error) = Some(e.clone());
                 self.log.error("reload rejected; keeping the previous version", &[("error", &e)]);
                 Err(e)
             }
         }
+    }
+
+    fn load_for_reload(&self, file: &Path) -> Result<Pools, String> {
+        let pools = crate::autoscale::pool::load(file)
+            .map_err(|errs| crate::diagnostic::render_all(&errs))?;
+        let same_shape = pools.pools.len() == self.states.len()
+            && pools
+                .pools
+                .iter()
+                .all(|p| self.states.get(&p.name).is_some_and(|s| s.lane == p.stack_id()));
+        if !same_shape {
+            return Err("adding, removing or moving pools to another stack needs a restart".into());
+        }
+        Ok(pools)
     }
 
     /// The files hot reload watches: the pools file and every strategy script.
@@ -897,14 +545,88 @@ impl Scaler {
         out
     }
 
-    /// Start draining: `/readyz` fails, webhooks get 503, no new `up` starts.
+    /// Start draining: `/readyz` fails, webhooks get 503, decision loops stop, lanes finish
+    /// the update they are running and stop.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
-        self.stop.notify_waiters();
+        let _ = self.stop.send(true);
     }
+}
 
-    /// Whether any lane is running an update.
-    pub fn busy(&self) -> bool {
-        self.lanes.values().any(|l| l.busy.load(Ordering::SeqCst))
+/// `--refresh-config`: `pulumi config refresh` once per stack. A lock or pending operations
+/// block the stack (readiness reports it); any other failure stops the start.
+async fn refresh_configs(
+    pools: &Pools,
+    settings: &Settings,
+    pulumi: &Pulumi,
+    log: &Log,
+    blocked: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    if !settings.refresh_config {
+        return Ok(());
     }
+    let mut refreshed = std::collections::HashSet::new();
+    for p in &pools.pools {
+        if !refreshed.insert(p.stack_id()) {
+            continue;
+        }
+        log.info("config refresh", &[("stack", &p.spec.stack)]);
+        let stack = StackRef { dir: p.project_dir.clone(), stack: p.spec.stack.clone() };
+        if let Err(f) = pulumi.config_refresh(&stack).await {
+            let reason =
+                format!("`pulumi config refresh` failed for stack `{}`: {f}", p.spec.stack);
+            if f.lock || is_pending_operations(&f.tail) {
+                blocked.insert(p.stack_id(), reason);
+            } else {
+                return Err(reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value a pool without a record starts from: its config key, or `min` when unset.
+async fn initial_value(pulumi: &Pulumi, p: &Pool) -> Result<i64, String> {
+    let stack = StackRef { dir: p.project_dir.clone(), stack: p.spec.stack.clone() };
+    let current = pulumi
+        .config_get(&stack, &p.spec.key)
+        .await
+        .map_err(|f| format!("cannot read `{}` for pool `{}`: {f}", p.spec.key, p.name))?;
+    match current {
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+            format!("pool `{}`: config `{}` is `{v}`, not an integer", p.name, p.spec.key)
+        }),
+        None => Ok(p.spec.min),
+    }
+}
+
+/// Open the journal and audit log; durable changes are applied to the books in order, under
+/// the `applied_seq` lock, by the writer thread.
+fn open_audit(
+    state: &StateDir,
+    settings: &Settings,
+    next_seq: u64,
+    states: Arc<BTreeMap<String, Arc<PoolState>>>,
+    applied_seq: Arc<Mutex<u64>>,
+) -> Result<Audit, String> {
+    let apply = move |pool: &str, seq: u64, change: Change| {
+        let mut applied = lock(&applied_seq);
+        if let Some(st) = states.get(pool) {
+            let changed = lock(&st.inner).book.apply(change);
+            if changed {
+                st.wake.notify_one();
+            }
+        }
+        *applied = (*applied).max(seq);
+    };
+    Audit::open(
+        &state.audit_path(),
+        &state.journal_path(),
+        next_seq,
+        settings.queue,
+        Box::new(apply),
+    )
+    .map_err(|e| {
+        format!("cannot open the audit log and journal in `{}`: {e}", state.path().display())
+    })
 }

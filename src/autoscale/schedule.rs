@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoscale::pool::Action;
 use crate::autoscale::signal::{Book, Change, Kind, Signal, SourceKind};
+use crate::diagnostic::Diagnostic;
 
 /// Prefix of the level keys schedules own in a signal book.
 pub const KEY_PREFIX: &str = "schedule:";
@@ -66,35 +67,37 @@ impl Field {
     }
 }
 
-/// A schedule that does not compile: the field, the message and a `help:` text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleError {
-    pub field: Field,
-    pub message: String,
-    pub help: String,
+/// A schedule that does not compile: the field it is about and the problem, as a
+/// [`Diagnostic`] without a file yet (the pools file loader locates it).
+pub type ScheduleError = Box<(Field, Diagnostic)>;
+
+fn problem(field: Field, message: String, help: &str) -> ScheduleError {
+    Box::new((field, Diagnostic::new("", message).help(help)))
 }
 
 fn parse_cron(field: Field, name: &str, text: &str) -> Result<Cron, ScheduleError> {
     let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
     let help = "use 5 fields: minute hour day-of-month month day-of-week, e.g. `0 8 * * 1-5`";
-    let cron = parser.parse(text).map_err(|e| ScheduleError {
-        field,
-        message: format!(
-            "schedule `{name}` has an invalid `{}` cron expression `{text}`: {e}",
-            field.as_str()
-        ),
-        help: help.into(),
+    let cron = parser.parse(text).map_err(|e| {
+        problem(
+            field,
+            format!(
+                "schedule `{name}` has an invalid `{}` cron expression `{text}`: {e}",
+                field.as_str()
+            ),
+            help,
+        )
     })?;
     // A pattern such as `0 0 31 2 *` parses but never fires; such a window could never move.
     if cron.find_next_occurrence(&Utc::now(), true).is_err() {
-        return Err(ScheduleError {
+        return Err(problem(
             field,
-            message: format!(
+            format!(
                 "schedule `{name}`: `{}` expression `{text}` never matches a date",
                 field.as_str()
             ),
-            help: help.into(),
-        });
+            help,
+        ));
     }
     Ok(cron)
 }
@@ -104,36 +107,33 @@ impl Schedule {
     pub fn compile(spec: &ScheduleSpec) -> Result<Self, ScheduleError> {
         let name = spec.name.as_str();
         if name.trim().is_empty() {
-            return Err(ScheduleError {
-                field: Field::Name,
-                message: "a schedule has an empty `name`".into(),
-                help: "name every schedule; the name shows in signals, audit and logs".into(),
-            });
+            return Err(problem(
+                Field::Name,
+                "a schedule has an empty `name`".into(),
+                "name every schedule; the name shows in signals, audit and logs",
+            ));
         }
         let start = parse_cron(Field::Start, name, &spec.start)?;
         let end = parse_cron(Field::End, name, &spec.end)?;
         if spec.start.split_whitespace().eq(spec.end.split_whitespace()) {
-            return Err(ScheduleError {
-                field: Field::End,
-                message: format!("schedule `{name}` has the same `start` and `end`"),
-                help: "the window would never open; give `end` a later time".into(),
-            });
+            return Err(problem(
+                Field::End,
+                format!("schedule `{name}` has the same `start` and `end`"),
+                "the window would never open; give `end` a later time",
+            ));
         }
         let tz: chrono_tz::Tz = spec.timezone.parse().map_err(|_| {
             let suggestion = crate::diagnostic::closest(
                 &spec.timezone,
                 chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()),
-            )
-            .map(|s| format!(" (did you mean `{s}`?)"))
-            .unwrap_or_default();
-            ScheduleError {
-                field: Field::Timezone,
-                message: format!(
-                    "schedule `{name}` has an unknown time zone `{}`{suggestion}",
-                    spec.timezone
-                ),
-                help: "use an IANA time zone name such as `Europe/Paris` or `UTC`".into(),
-            }
+            );
+            let mut p = problem(
+                Field::Timezone,
+                format!("schedule `{name}` has an unknown time zone `{}`", spec.timezone),
+                "use an IANA time zone name such as `Europe/Paris` or `UTC`",
+            );
+            p.1.did_you_mean = suggestion.map(|c| format!("did you mean `{c}`?"));
+            p
         })?;
         Ok(Self { name: spec.name.clone(), value: spec.value, start, end, tz })
     }
@@ -157,19 +157,16 @@ impl Schedule {
 
     /// The level signal of an open window.
     pub fn signal(&self, opened: DateTime<Utc>) -> Signal {
-        Signal {
-            kind: Kind::Level,
-            source: SourceKind::Schedule,
-            name: self.name.clone(),
-            key: self.key(),
-            action: Action::Set,
-            step: 0,
-            value: Some(self.value),
-            metric: None,
-            since: opened,
-            merged: 1,
-            threshold: None,
-        }
+        Signal::new(
+            Kind::Level,
+            SourceKind::Schedule,
+            &self.name,
+            self.key(),
+            Action::Set,
+            0,
+            Some(self.value),
+            opened,
+        )
     }
 }
 
@@ -274,20 +271,20 @@ mod tests {
             timezone: tz.into(),
             value: 1,
         };
-        let e = Schedule::compile(&spec("0 25 * * *", "UTC")).unwrap_err();
-        assert_eq!(e.field, Field::Start);
+        let (field, e) = *Schedule::compile(&spec("0 25 * * *", "UTC")).unwrap_err();
+        assert_eq!(field, Field::Start);
         assert!(
             e.message.contains("invalid `start` cron expression `0 25 * * *`"),
             "{}",
             e.message
         );
-        let e = Schedule::compile(&spec("0 0 8 * * *", "UTC")).unwrap_err();
-        assert_eq!(e.field, Field::Start, "six fields are refused");
-        let e = Schedule::compile(&spec("0 8 * * *", "Europe/Pari")).unwrap_err();
-        assert_eq!(e.field, Field::Timezone);
-        assert!(e.message.contains("did you mean `Europe/Paris`"), "{}", e.message);
-        let e = Schedule::compile(&spec("0 18 * * *", "UTC")).unwrap_err();
-        assert_eq!(e.field, Field::End);
+        let (field, _) = *Schedule::compile(&spec("0 0 8 * * *", "UTC")).unwrap_err();
+        assert_eq!(field, Field::Start, "six fields are refused");
+        let (field, e) = *Schedule::compile(&spec("0 8 * * *", "Europe/Pari")).unwrap_err();
+        assert_eq!(field, Field::Timezone);
+        assert_eq!(e.did_you_mean.as_deref(), Some("did you mean `Europe/Paris`?"));
+        let (field, _) = *Schedule::compile(&spec("0 18 * * *", "UTC")).unwrap_err();
+        assert_eq!(field, Field::End);
     }
 
     #[test]
@@ -306,5 +303,47 @@ mod tests {
         // A schedule removed from the file clears its level too.
         let stale = changes(&[], &book, at("2026-11-18T09:00:00Z"));
         assert_eq!(stale.len(), 1);
+    }
+
+    mod props {
+        use chrono::{DateTime, Utc};
+        use proptest::prelude::*;
+
+        use crate::autoscale::schedule::{Schedule, ScheduleSpec};
+
+        fn cron() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("0 8 * * 1-5".to_string()),
+                Just("* * * * *".to_string()),
+                Just("0 0 31 2 *".to_string()),
+                "[0-9*,/ -]{0,24}",
+                "(([0-9]{1,3}|\\*)(/[0-9]{1,3})? ){4}([0-9]{1,3}|\\*|MON-FRI)",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any expressions and time zone: compiling never panics; a compiled schedule
+            /// answers for any moment of this century without panicking, and a rejection
+            /// names its field and says what to do.
+            #[test]
+            fn schedules_never_panic(
+                start in cron(),
+                end in cron(),
+                tz in prop_oneof![Just("UTC".to_string()), Just("Europe/Paris".to_string()), ".{0,16}"],
+                value in any::<i64>(),
+                at in 946_684_800i64..4_102_444_800,
+            ) {
+                let spec = ScheduleSpec { name: "s".into(), start, end, timezone: tz, value };
+                match Schedule::compile(&spec) {
+                    Ok(s) => {
+                        let now: DateTime<Utc> = DateTime::from_timestamp(at, 0).expect("in range");
+                        let _ = s.opened_at(now);
+                    }
+                    Err(e) => prop_assert!(e.1.help.is_some() && !e.1.message.is_empty()),
+                }
+            }
+        }
     }
 }

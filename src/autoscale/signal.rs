@@ -1,6 +1,12 @@
 //! Signals: what adapters turn webhooks into. Alarms and alerts are *level* state (active until
 //! cleared, keyed by alarm name or alert fingerprint); direct calls are one-shot *intents*
 //! consumed by the next decision. Re-sent or duplicated notifications therefore change nothing.
+//!
+//! Every number a signal carries is bounded on the way in ([`MAX_MAGNITUDE`], [`MAX_METRIC`]):
+//! adapters refuse larger ones with 422, so no request can make the core overflow. Accepted
+//! changes get a sequence number from the durable signal journal (`state.rs`); a decision
+//! consumes the intents up to a sequence number and records it, so a replay after a crash never
+//! applies an intent twice.
 
 use std::collections::BTreeMap;
 
@@ -44,6 +50,52 @@ impl SourceKind {
     }
 }
 
+/// The largest step, delta or value a signal may carry (and the largest `min`/`max` a pool may
+/// have): far above any real capacity, far below where arithmetic could overflow.
+pub const MAX_MAGNITUDE: i64 = 1_000_000;
+
+/// The largest metric or threshold magnitude accepted from a payload.
+pub const MAX_METRIC: f64 = 1e15;
+
+/// A number outside its bound; `Display` names the field and the limit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutOfBounds {
+    Int { field: &'static str, value: i64, min: i64, max: i64 },
+    Metric { field: &'static str, value: f64 },
+}
+
+impl std::fmt::Display for OutOfBounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Int { field, value, min, max } => {
+                write!(f, "`{field}` must be between {min} and {max}, got {value}")
+            }
+            Self::Metric { field, value } => write!(
+                f,
+                "`{field}` must be a finite number of magnitude at most {MAX_METRIC:e}, got {value}"
+            ),
+        }
+    }
+}
+
+/// Check that `value` is in `min..=max`.
+pub fn bounded(field: &'static str, value: i64, min: i64, max: i64) -> Result<i64, OutOfBounds> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(OutOfBounds::Int { field, value, min, max })
+    }
+}
+
+/// Check that a metric or threshold is finite and at most [`MAX_METRIC`] in magnitude.
+pub fn bounded_metric(field: &'static str, value: f64) -> Result<f64, OutOfBounds> {
+    if value.is_finite() && value.abs() <= MAX_METRIC {
+        Ok(value)
+    } else {
+        Err(OutOfBounds::Metric { field, value })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     pub kind: Kind,
@@ -65,6 +117,13 @@ pub struct Signal {
     /// an alert's `threshold` annotation): step strategies measure the breach from it.
     #[serde(default)]
     pub threshold: Option<f64>,
+    /// The journal sequence number of the (latest) request behind this signal.
+    #[serde(default)]
+    pub seq: u64,
+    /// Every idempotency key merged into this intent after the first (`key`), so each accepted
+    /// request can be traced to the decision that consumed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_keys: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -72,6 +131,56 @@ fn one() -> u32 {
 }
 
 impl Signal {
+    /// A signal with no metric, threshold or sequence number yet.
+    #[allow(clippy::too_many_arguments, reason = "a plain constructor of a plain record")]
+    pub fn new(
+        kind: Kind,
+        source: SourceKind,
+        name: &str,
+        key: String,
+        action: Action,
+        step: i64,
+        value: Option<i64>,
+        since: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            kind,
+            source,
+            name: name.to_string(),
+            key,
+            action,
+            step,
+            value,
+            metric: None,
+            since,
+            merged: 1,
+            threshold: None,
+            seq: 0,
+            more_keys: Vec::new(),
+        }
+    }
+
+    /// Check every number against its bound (signals read back from disk, or built by code
+    /// that did not check them).
+    pub fn check_bounds(&self) -> Result<(), OutOfBounds> {
+        bounded("step", self.step, 0, MAX_MAGNITUDE)?;
+        if let Some(v) = self.value {
+            bounded("value", v, 0, MAX_MAGNITUDE)?;
+        }
+        if let Some(m) = self.metric {
+            bounded_metric("metric", m)?;
+        }
+        if let Some(t) = self.threshold {
+            bounded_metric("threshold", t)?;
+        }
+        Ok(())
+    }
+
+    /// Every idempotency key behind this signal.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.key.as_str()).chain(self.more_keys.iter().map(String::as_str))
+    }
+
     /// The strategy's view of the signal.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -91,7 +200,8 @@ impl Signal {
 }
 
 /// A change to a pool's signals.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Change {
     /// Raise (or refresh) a level.
     Raise(Signal),
@@ -101,11 +211,44 @@ pub enum Change {
     Intent(Signal),
 }
 
+impl Change {
+    /// Set the journal sequence number on the signals this change carries.
+    pub fn set_seq(&mut self, seq: u64) {
+        match self {
+            Self::Raise(s) | Self::Intent(s) | Self::Clear { then: Some(s), .. } => s.seq = seq,
+            Self::Clear { then: None, .. } => {}
+        }
+    }
+
+    /// The level key a change concerns, or the intent's idempotency key.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Raise(s) | Self::Intent(s) => &s.key,
+            Self::Clear { key, .. } => key,
+        }
+    }
+
+    /// Check the numbers of the signals this change carries.
+    pub fn check_bounds(&self) -> Result<(), OutOfBounds> {
+        match self {
+            Self::Raise(s) | Self::Intent(s) | Self::Clear { then: Some(s), .. } => {
+                s.check_bounds()
+            }
+            Self::Clear { then: None, .. } => Ok(()),
+        }
+    }
+}
+
 /// A pool's signals.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Book {
     pub levels: BTreeMap<String, Signal>,
     pub intents: Vec<Signal>,
+    /// While a decision is running: the highest intent sequence number it took. Intents up to
+    /// it stay in the book (and in snapshots) until the decision is recorded, and no new
+    /// request merges into them.
+    #[serde(skip)]
+    pub deciding: Option<u64>,
 }
 
 impl Book {
@@ -139,20 +282,30 @@ impl Book {
     /// older one. Every request is still in the audit log individually.
     fn push_intent(&mut self, s: Signal) {
         let signed = |x: &Signal| if x.action == Action::Down { -x.step } else { x.step };
-        if let Some(last) =
-            self.intents.iter_mut().rev().find(|p| p.source == s.source && p.name == s.name)
+        let frozen = self.deciding;
+        if let Some(last) = self
+            .intents
+            .iter_mut()
+            .rev()
+            .find(|p| p.source == s.source && p.name == s.name)
+            .filter(|p| frozen.is_none_or(|f| p.seq > f))
         {
             match (last.action, s.action) {
                 (Action::Up | Action::Down, Action::Up | Action::Down) => {
-                    let sum = signed(last).saturating_add(signed(&s));
+                    // Bounded like one request: a burst can never step further than one
+                    // request could.
+                    let sum = signed(last)
+                        .saturating_add(signed(&s))
+                        .clamp(-MAX_MAGNITUDE, MAX_MAGNITUDE);
                     last.action = if sum < 0 { Action::Down } else { Action::Up };
                     last.step = sum.abs();
-                    last.merged = last.merged.saturating_add(s.merged);
+                    Self::merge_meta(last, s);
                     return;
                 }
                 (Action::Set, Action::Set) => {
-                    let merged = last.merged.saturating_add(s.merged);
-                    *last = Signal { merged, ..s };
+                    last.value = s.value;
+                    last.since = s.since;
+                    Self::merge_meta(last, s);
                     return;
                 }
                 _ => {}
@@ -161,12 +314,36 @@ impl Book {
         self.intents.push(s);
     }
 
-    /// The signals a decision sees: active levels, then pending intents (which the decision
-    /// consumes).
-    pub fn take(&mut self) -> Vec<Signal> {
+    fn merge_meta(last: &mut Signal, s: Signal) {
+        last.merged = last.merged.saturating_add(s.merged);
+        last.seq = last.seq.max(s.seq);
+        last.more_keys.push(s.key);
+        last.more_keys.extend(s.more_keys);
+    }
+
+    /// The signals a decision sees: active levels, then pending intents. With `commit`, the
+    /// intents are marked as being decided (see [`Book::consume`]); the highest sequence
+    /// number taken is returned with them.
+    pub fn take(&mut self, commit: bool) -> (Vec<Signal>, u64) {
         let mut out: Vec<Signal> = self.levels.values().cloned().collect();
-        out.append(&mut self.intents);
-        out
+        out.extend(self.intents.iter().cloned());
+        let seq = self.intents.iter().map(|s| s.seq).max().unwrap_or(0);
+        if commit {
+            self.deciding = Some(seq);
+        }
+        (out, seq)
+    }
+
+    /// The decision that took intents up to `seq` is recorded: drop them.
+    pub fn consume(&mut self, seq: u64) {
+        self.intents.retain(|s| s.seq > seq);
+        self.deciding = None;
+    }
+
+    /// Drop intents a recorded decision already consumed (after a restart). Intents without a
+    /// sequence number (saved by an older version) are pending by definition and kept.
+    pub fn forget_consumed(&mut self, seq: u64) {
+        self.intents.retain(|s| s.seq == 0 || s.seq > seq);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,19 +361,16 @@ mod tests {
     use super::*;
 
     fn level(key: &str, step: i64) -> Signal {
-        Signal {
-            kind: Kind::Level,
-            source: SourceKind::Prometheus,
-            name: "HighLoad".into(),
-            key: key.into(),
-            action: Action::Up,
+        Signal::new(
+            Kind::Level,
+            SourceKind::Prometheus,
+            "HighLoad",
+            key.into(),
+            Action::Up,
             step,
-            value: None,
-            metric: None,
-            since: Utc::now(),
-            merged: 1,
-            threshold: None,
-        }
+            None,
+            Utc::now(),
+        )
     }
 
     #[test]
@@ -213,9 +387,52 @@ mod tests {
         down.source = SourceKind::Delta;
         down.action = Action::Down;
         b.apply(Change::Intent(down));
-        let taken = b.take();
+        let (taken, _) = b.take(false);
         assert_eq!(taken.len(), 1);
         assert_eq!((taken[0].action, taken[0].step, taken[0].merged), (Action::Down, 2, 4));
+        assert_eq!(taken[0].keys().count(), 4, "every request's key is kept");
+    }
+
+    #[test]
+    fn a_huge_burst_stays_bounded() {
+        let mut b = Book::default();
+        for _ in 0..3 {
+            let mut i = level("k", MAX_MAGNITUDE);
+            i.kind = Kind::Intent;
+            b.apply(Change::Intent(i));
+        }
+        assert_eq!(b.take(false).0[0].step, MAX_MAGNITUDE);
+    }
+
+    #[test]
+    fn intents_being_decided_are_kept_apart_until_consumed() {
+        let mut b = Book::default();
+        let intent = |seq| {
+            let mut i = level("k", 1);
+            i.kind = Kind::Intent;
+            i.seq = seq;
+            Change::Intent(i)
+        };
+        b.apply(intent(1));
+        let (_, upto) = b.take(true);
+        assert_eq!(upto, 1);
+        // Arrives while the decision runs: not merged into the intent being decided.
+        b.apply(intent(2));
+        assert_eq!(b.intents.len(), 2);
+        b.consume(upto);
+        assert_eq!(b.intents.len(), 1);
+        assert_eq!(b.intents[0].seq, 2);
+    }
+
+    #[test]
+    fn bounds_name_the_field_and_the_limit() {
+        let e = bounded("delta", i64::MAX, -MAX_MAGNITUDE, MAX_MAGNITUDE).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`delta` must be between -1000000 and 1000000, got 9223372036854775807"
+        );
+        assert!(bounded_metric("metric", f64::INFINITY).is_err());
+        assert!(bounded_metric("metric", 91.5).is_ok());
     }
 
     #[test]
@@ -235,7 +452,9 @@ mod tests {
         let mut i = level("k", 1);
         i.kind = Kind::Intent;
         b.apply(Change::Intent(i));
-        assert_eq!(b.take().len(), 2);
-        assert_eq!(b.take().len(), 1);
+        let (taken, seq) = b.take(true);
+        assert_eq!(taken.len(), 2);
+        b.consume(seq);
+        assert_eq!(b.take(true).0.len(), 1);
     }
 }

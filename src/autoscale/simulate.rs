@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::autoscale::decide::{self, Decision, Record};
 use crate::autoscale::pool::{Action, Pools};
 use crate::autoscale::schedule;
-use crate::autoscale::signal::{Book, Change, Kind, Signal, SourceKind};
+use crate::autoscale::signal::{Book, Change, Kind, MAX_MAGNITUDE, Signal, SourceKind};
 use crate::autoscale::strategy::Strategy;
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +46,12 @@ struct Event {
     #[serde(default)]
     threshold: Option<f64>,
 }
+
+/// The latest event time accepted (the longest duration pilum accepts anywhere).
+const MAX_SECONDS: f64 = 366.0 * 86_400.0;
+
+/// The most ticks one replay may run: bounded work whatever the flags say.
+const MAX_TICKS: f64 = 1e6;
 
 /// One simulated decision with the virtual time it happened at.
 #[derive(Debug, serde::Serialize)]
@@ -86,7 +92,22 @@ pub fn run(
         if pools.get(&ev.pool).is_none() {
             return Err(format!("{}:{}: unknown pool `{}`", file.display(), i + 1, ev.pool));
         }
+        if !(ev.at.is_finite() && (0.0..=MAX_SECONDS).contains(&ev.at)) {
+            return Err(format!(
+                "{}:{}: `at` must be between 0 and {MAX_SECONDS} seconds, got {}",
+                file.display(),
+                i + 1,
+                ev.at
+            ));
+        }
         events.push((i + 1, ev));
+    }
+    let horizon = until.unwrap_or(0.0).max(events.last().map_or(0.0, |e| e.1.at));
+    if horizon / tick > MAX_TICKS {
+        return Err(format!(
+            "the replay would take {:.0} ticks (more than {MAX_TICKS:.0})\nhelp: use a longer `--tick` or a shorter `--until`",
+            horizon / tick
+        ));
     }
     events.sort_by(|a, b| a.1.at.total_cmp(&b.1.at));
     let at = |s: f64| clock + chrono::Duration::milliseconds((s * 1000.0) as i64);
@@ -109,8 +130,9 @@ pub fn run(
         };
         let mut touched = Vec::new();
         while let Some((line, ev)) = events.get(idx).filter(|e| e.1.at == now_s) {
-            let change =
-                to_change(ev, at(now_s)).map_err(|m| format!("{}:{line}: {m}", file.display()))?;
+            let change = to_change(ev, at(now_s))
+                .and_then(|c| c.check_bounds().map(|()| c).map_err(|e| e.to_string()))
+                .map_err(|m| format!("{}:{line}: {m}", file.display()))?;
             books.entry(ev.pool.clone()).or_default().apply(change);
             touched.push(ev.pool.clone());
             idx += 1;
@@ -127,7 +149,8 @@ pub fn run(
             for change in schedule::changes(&pool.schedules, book, at(now_s)) {
                 book.apply(change);
             }
-            let signals = book.take();
+            let (signals, seq) = book.take(true);
+            book.consume(seq);
             if signals.is_empty() {
                 continue;
             }
@@ -157,20 +180,12 @@ pub fn run(
 }
 
 fn to_change(ev: &Event, now: DateTime<Utc>) -> Result<Change, String> {
-    let mk = |kind, source, name: &str, key: String, action, step, value| Signal {
-        kind,
-        source,
-        name: name.to_string(),
-        key,
-        action,
-        step,
-        value,
-        metric: None,
-        since: now,
-        merged: 1,
-        threshold: None,
+    let mk = |kind, source, name: &str, key: String, action, step, value| {
+        Signal::new(kind, source, name, key, action, step, value, now)
     };
     if let Some(d) = ev.delta {
+        crate::autoscale::signal::bounded("delta", d, -MAX_MAGNITUDE, MAX_MAGNITUDE)
+            .map_err(|e| e.to_string())?;
         let action = if d >= 0 { Action::Up } else { Action::Down };
         return Ok(Change::Intent(mk(
             Kind::Intent,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use rhai::{AST, Dynamic, Engine, Map};
 
+use crate::diagnostic::Diagnostic;
 use crate::script::engine::{Limits, Profile};
 use crate::script::{CallCtx, Deadline, Event, Host, Sink, with_call};
 use sha2::{Digest, Sha256};
@@ -30,8 +31,9 @@ pub enum Source {
     File(PathBuf),
 }
 
-/// Resolve a pool's `strategy` field against the pools file directory.
-pub fn resolve(base: &Path, name: &str) -> Result<Source, String> {
+/// Resolve a pool's `strategy` field against the pools file directory. An unknown name is an
+/// error carrying the closest built-in name, if any is close.
+pub fn resolve(base: &Path, name: &str) -> Result<Source, Option<&'static str>> {
     if let Some((n, _)) = BUILTINS.iter().find(|(n, _)| *n == name) {
         return Ok(Source::Builtin(n));
     }
@@ -39,37 +41,11 @@ pub fn resolve(base: &Path, name: &str) -> Result<Source, String> {
         let p = if Path::new(name).is_absolute() { PathBuf::from(name) } else { base.join(name) };
         return Ok(Source::File(p));
     }
-    let names: Vec<&str> = BUILTINS.iter().map(|(n, _)| *n).collect();
-    let hint = crate::diagnostic::closest(name, names.iter().copied())
-        .map(|s| format!(" (did you mean `{s}`?)"))
-        .unwrap_or_default();
-    Err(format!("unknown strategy `{name}`{hint}"))
+    Err(crate::diagnostic::closest(name, BUILTINS.iter().map(|(n, _)| *n)))
 }
 
-/// A strategy that failed to load or compile, with its location.
-#[derive(Debug, Clone)]
-pub struct StrategyError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-    pub snippet: Option<String>,
-}
-
-impl fmt::Display for StrategyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let (Some(l), Some(c)) = (self.line, self.column) {
-            write!(f, ":{l}:{c}")?;
-        }
-        write!(f, ": strategy does not compile: {}", self.message)?;
-        write!(f, "\nhelp: fix the script; the strategy must define `fn decide(ctx)`")?;
-        if let Some(s) = &self.snippet {
-            write!(f, "\n{s}")?;
-        }
-        Ok(())
-    }
-}
+/// What every strategy compile error says to do.
+const COMPILE_HELP: &str = "fix the script; the strategy must define `fn decide(ctx)`";
 
 /// A compiled strategy.
 #[derive(Clone)]
@@ -112,8 +88,8 @@ fn engine(root: &Path) -> Engine {
     crate::script::engine::build(&host, Profile::Strategy(limits))
 }
 
-/// Strategy output (`print`, `log::…`) goes to stderr, prefixed, so a strategy's own notes show
-/// up in the server log without reaching stdout.
+/// Strategy output (`print`, `log::…`) goes to the server log (human or JSON lines on stderr),
+/// so a strategy's own notes show up there without reaching stdout.
 struct StrategySink;
 
 impl Sink for StrategySink {
@@ -123,13 +99,14 @@ impl Sink for StrategySink {
             Event::Log { message, .. } => message,
             _ => return,
         };
-        eprintln!("strategy {label}: {text}");
+        crate::autoscale::log::current()
+            .info("strategy output", &[("pool", label), ("text", text)]);
     }
 }
 
 impl Strategy {
     /// Load and compile a strategy from its source.
-    pub fn load(source: &Source, display: &str, root: &Path) -> Result<Self, StrategyError> {
+    pub fn load(source: &Source, display: &str, root: &Path) -> Result<Self, Box<Diagnostic>> {
         let (text, file) = match source {
             Source::Builtin(n) => {
                 let text = BUILTINS
@@ -142,13 +119,10 @@ impl Strategy {
             Source::File(p) => match std::fs::read_to_string(p) {
                 Ok(t) => (t, p.display().to_string()),
                 Err(e) => {
-                    return Err(StrategyError {
-                        file: p.display().to_string(),
-                        line: None,
-                        column: None,
-                        message: format!("cannot read: {e}"),
-                        snippet: None,
-                    });
+                    return Err(Box::new(
+                        Diagnostic::new(p, format!("cannot read strategy: {e}"))
+                            .help("check the pool's `strategy` path (relative to the pools file)"),
+                    ));
                 }
             },
         };
@@ -156,28 +130,27 @@ impl Strategy {
     }
 
     /// Compile strategy text; `file` is used in errors.
-    pub fn compile(name: &str, file: &str, text: &str, root: &Path) -> Result<Self, StrategyError> {
+    pub fn compile(
+        name: &str,
+        file: &str,
+        text: &str,
+        root: &Path,
+    ) -> Result<Self, Box<Diagnostic>> {
         let engine = engine(root);
         let ast = engine.compile(text).map_err(|e| {
             let pos = e.position();
-            let (line, column) = (pos.line(), pos.position());
-            StrategyError {
-                file: file.to_string(),
-                line,
-                column,
-                message: e.err_type().to_string(),
-                snippet: line
-                    .and_then(|l| crate::diagnostic::snippet(text, l, column.unwrap_or(1))),
-            }
+            let d = Diagnostic::new(file, format!("strategy does not compile: {}", e.err_type()))
+                .help(COMPILE_HELP);
+            Box::new(match pos.line() {
+                Some(l) => d.at(text, l, pos.position().unwrap_or(1)),
+                None => d,
+            })
         })?;
         if !ast.iter_functions().any(|f| f.name == "decide" && f.params.len() == 1) {
-            return Err(StrategyError {
-                file: file.to_string(),
-                line: None,
-                column: None,
-                message: "no `fn decide(ctx)` found".into(),
-                snippet: None,
-            });
+            return Err(Box::new(
+                Diagnostic::new(file, "strategy does not compile: no `fn decide(ctx)` found")
+                    .help(COMPILE_HELP),
+            ));
         }
         let hash =
             Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
@@ -210,11 +183,13 @@ impl Strategy {
             match map.get(k) {
                 None => Ok(None),
                 Some(v) if v.is_unit() => Ok(None),
-                Some(v) => v
-                    .as_int()
-                    .map(Some)
-                    .or_else(|_| v.as_float().map(|f| Some(f.round() as i64)))
-                    .map_err(|t| format!("`{k}` must be a number, got {t}")),
+                Some(v) => match (v.as_int(), v.as_float()) {
+                    (Ok(i), _) => Ok(Some(i)),
+                    // `as` would turn NaN into 0 and infinities into the extremes.
+                    (_, Ok(f)) if f.is_finite() && f.abs() < 9.0e18 => Ok(Some(f.round() as i64)),
+                    (_, Ok(f)) => Err(format!("`{k}` must be a finite number, got {f}")),
+                    (Err(t), _) => Err(format!("`{k}` must be a number, got {t}")),
+                },
             }
         };
         match (int("desired")?, int("delta")?) {
@@ -464,8 +439,9 @@ mod tests {
             Path::new("."),
         )
         .unwrap_err();
-        assert_eq!(e.line, Some(2));
-        assert!(e.to_string().starts_with("bad.rhai:2:"), "{e}");
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("--> bad.rhai:2:"), "{e}");
+        assert!(e.to_string().contains("does not compile"), "{e}");
     }
 
     #[test]

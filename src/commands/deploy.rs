@@ -1,7 +1,8 @@
 //! `pilum build`, `publish`, `push`, `deploy` and `dry-run`, and the one deploy path they share
-//! with a script's `deploy()`: [`run`] loads and plans, takes the deploy lock (not for dry
-//! runs), executes, and appends the run to `.pilum/history.jsonl`. What is shown, and where,
-//! is the caller's [`Watch`]: the terminal renderer for the CLI, log lines for a script.
+//! with a script's `deploy()`: [`run`] loads and plans, refuses to publish a work tree with
+//! uncommitted changes (unless allowed), takes the deploy lock (not for dry runs), executes,
+//! and appends the run to `.pilum/history.jsonl`. What is shown, and where, is the caller's
+//! [`Watch`]: the terminal renderer for the CLI, log lines for a script.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// `-v` count: debug lines of scripts are kept with one.
     pub verbose: u8,
+    /// Publish from a work tree with uncommitted changes (`--allow-dirty`).
+    pub allow_dirty: bool,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             keep_going: false,
             timeout: None,
             verbose: 0,
+            allow_dirty: false,
         }
     }
 }
@@ -95,6 +99,8 @@ pub trait Watch: Sink + Send + Sync {
     fn warnings(&self, _warnings: &[Diagnostic]) {}
     /// The plan is complete and valid; nothing has run yet. `base`: the `--only-changed` base.
     fn planned(&self, _plan: &Plan, _base: Option<&str>) {}
+    /// A dry run from a dirty work tree: the real run would be refused with `refusal`.
+    fn dirty(&self, _refusal: &Error) {}
     /// `.pilum/history.jsonl` could not be appended to (the run itself is not failed for it).
     fn history_failed(&self, error: &std::io::Error);
     /// The plan is shown and nothing has run or been locked: an environment that requires
@@ -134,6 +140,14 @@ pub fn run<W: Watch + 'static>(
         keep_going: options.keep_going,
         default_timeout: options.timeout,
     };
+    if !options.allow_dirty
+        && let Some(refusal) = dirty(&plan, &options.record_as)
+    {
+        if !plan.dry_run {
+            return Err(refusal);
+        }
+        watch.dirty(&refusal);
+    }
     watch.planned(&plan, loaded.base.as_deref());
     watch.approve(&plan)?;
     watch.event(&Event::Plan { plan: plan.to_json() });
@@ -149,10 +163,11 @@ pub fn run<W: Watch + 'static>(
         Some(crate::state::lock::DeployLock::acquire(root).map_err(Error::usage)?)
     };
     let summary = execute::execute(&plan, &runner, &opts, watch.as_ref(), cancel);
-    if !plan.dry_run && !plan.tasks.is_empty() {
-        if let Err(e) = record(root, &options.record_as, &plan, &summary) {
-            watch.history_failed(&e);
-        }
+    if !plan.dry_run
+        && !plan.tasks.is_empty()
+        && let Err(e) = record(root, &options.record_as, &plan, &summary)
+    {
+        watch.history_failed(&e);
     }
     Ok(summary)
 }
@@ -165,7 +180,38 @@ fn record(
     summary: &Summary,
 ) -> std::io::Result<()> {
     crate::state::guard::pilum_path(root, "history.jsonl").map_err(std::io::Error::other)?;
-    crate::state::history::record(root, verb, &plan.tag, plan.environment.as_deref(), summary)
+    let commit = plan.commit.as_ref();
+    crate::state::history::record(
+        root,
+        verb,
+        &plan.tag,
+        commit.map(|c| c.sha.as_str()),
+        commit.is_some_and(|c| c.dirty()),
+        plan.environment.as_deref(),
+        summary,
+    )
+}
+
+/// A dry run's warning for the refusal a real run would get.
+pub fn dirty_warning(refusal: &Error) -> String {
+    let why = refusal.message.lines().next().unwrap_or_default();
+    format!("{why}\nhelp: a real run stops here (commit the changes, or pass `--allow-dirty`)")
+}
+
+/// The refusal of a run that would publish uncommitted changes: one with a phase after
+/// `build` (so `pilum build` and script builds are not refused), from a dirty work tree.
+/// A dry run gets it as a warning.
+pub fn dirty(plan: &Plan, verb: &str) -> Option<Error> {
+    let commit = plan.commit.as_ref().filter(|c| c.dirty())?;
+    if plan.phases.iter().all(|p| p == "build") {
+        return None;
+    }
+    Some(Error::usage(format!(
+        "the work tree has uncommitted changes; `{verb}` would publish them as commit `{}`\n{}\nhelp: commit them (or `git stash -u`) and run again, or pass `--allow-dirty` (`allow_dirty: true` in a script's `deploy()`) to publish them tagged `{}`, recorded as dirty",
+        commit.short(),
+        super::checkout::listed(commit),
+        plan.tag
+    )))
 }
 
 /// The configuration of a command that runs steps (and of `pilum plan`).
@@ -197,6 +243,10 @@ impl Watch for Terminal {
         warn_all(&self.out, warnings);
     }
 
+    fn dirty(&self, refusal: &Error) {
+        self.out.warn(&dirty_warning(refusal));
+    }
+
     fn planned(&self, plan: &Plan, base: Option<&str>) {
         if plan.services.is_empty() {
             let why = base.map(|b| format!(": no service changed since `{b}`")).unwrap_or_default();
@@ -224,16 +274,19 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
         keep_going: a.keep_going,
         timeout: a.timeout,
         verbose: out.verbose,
+        allow_dirty: a.allow_dirty,
     };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
     }
-    let terminal = Arc::new(Terminal {
-        out: out.clone(),
-        renderer: Renderer::new(out, verb.name()),
-        verb: verb.name(),
-    });
+    // `pilum dry-run` is a deploy that runs nothing: its lines say `deploy (dry run)`.
+    let shown = if verb == Verb::DryRun { Verb::Deploy.name() } else { verb.name() };
+    let mut renderer = Renderer::new(out, shown);
+    if let Ok(root) = crate::service::discover::project_root(cfg.dir.as_deref()) {
+        renderer = renderer.with_root(root);
+    }
+    let terminal = Arc::new(Terminal { out: out.clone(), renderer, verb: shown });
     // Notifications, GitHub statuses and the approval gate watch the run with the terminal.
     let watch = super::report::Reporting::start(&cfg, &a.ci, verb, out, terminal)?;
     let summary = run(&cfg, &options, watch.clone(), &cancel);

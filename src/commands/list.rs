@@ -99,9 +99,9 @@ pub fn run(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Er
         let base =
             loaded.base.as_ref().map(|b| format!(" changed since `{b}`")).unwrap_or_default();
         out.info(&format!(
-            "{} of {} services{base}",
+            "{} of {}{base}",
             loaded.selected.len(),
-            loaded.project.services.len()
+            crate::ui::render::count(loaded.project.services.len(), "service")
         ));
     }
     Ok(())

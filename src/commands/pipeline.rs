@@ -4,10 +4,9 @@
 //! before this succeeds. The values of the services' `secrets:` are registered for masking as
 //! soon as the project is loaded, before anything is printed (the plan's fields included).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::diagnostic::render_all;
 use crate::error::Error;
 use crate::recipe::{Catalog, Recipe, ResolveError, validate};
 use crate::service::select::{self, Selected};
@@ -47,7 +46,7 @@ pub struct Loaded {
 }
 
 pub fn usage(diags: &[Diagnostic]) -> Error {
-    Error::usage(render_all(diags))
+    Error::located(diags.to_vec())
 }
 
 /// Load the project and catalogue and apply the selection.
@@ -199,105 +198,17 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     if !diags.is_empty() {
         return Err(usage(&diags));
     }
+    let commit = super::checkout::commit(&loaded.project.root);
     let tag = match &cfg.tag {
         // The tag may end up in paths (`.pilum/deployments/<service>/<tag>`); `--tag` is
         // checked by clap, a script's `deploy(…, #{ tag })` here.
         Some(t) => crate::names::flag(t).map_err(|e| Error::usage(format!("tag {e}")))?,
-        None => default_tag(&loaded.project.root),
+        None => super::checkout::default_tag(commit.as_ref()),
     };
     if let Some(s) = super::shard::parse(cfg.shard.as_deref())? {
         planned = super::shard::select(planned, s, &loaded.project.root);
     }
-    Ok(Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run))
-}
-
-/// The short git SHA of `HEAD`, else a UTC timestamp. The SHA is read from `.git` directly
-/// (no process for the common case), with `git rev-parse` as the fallback.
-fn default_tag(root: &Path) -> String {
-    if let Some(sha) = head_sha(root) {
-        return sha[..12.min(sha.len())].to_string();
-    }
-    let sha = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty());
-    sha.unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d%H%M%S").to_string())
-}
-
-/// `HEAD`'s full SHA from the git directory: a detached SHA, a loose ref, or `packed-refs`.
-/// `None` for anything unusual (the caller asks git).
-fn head_sha(root: &Path) -> Option<String> {
-    let dot_git = root.ancestors().map(|d| d.join(".git")).find(|p| p.exists())?;
-    let git_dir = if dot_git.is_file() {
-        // A linked worktree or submodule: `gitdir: <path>`.
-        let text = std::fs::read_to_string(&dot_git).ok()?;
-        let p = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
-        if p.is_absolute() { p } else { dot_git.parent()?.join(p) }
-    } else {
-        dot_git
-    };
-    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
-    let head = head.trim();
-    let is_sha = |s: &str| s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let Some(reference) = head.strip_prefix("ref:").map(str::trim) else {
-        return is_sha(head).then(|| head.to_string());
-    };
-    // Refs live in the common directory of a linked worktree.
-    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
-        Ok(c) => git_dir.join(c.trim()),
-        Err(_) => git_dir.clone(),
-    };
-    for dir in [&git_dir, &common] {
-        if let Ok(sha) = std::fs::read_to_string(dir.join(reference)) {
-            let sha = sha.trim();
-            return is_sha(sha).then(|| sha.to_string());
-        }
-    }
-    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
-    packed.lines().find_map(|l| {
-        let (sha, name) = l.split_once(' ')?;
-        (name == reference && is_sha(sha)).then(|| sha.to_string())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_sha_matches_git() {
-        let t = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let o = std::process::Command::new("git")
-                .arg("-C")
-                .arg(t.path())
-                .args(args)
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com")
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "git {args:?}");
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        };
-        assert_eq!(head_sha(t.path()), None);
-        git(&["init", "-q", "-b", "main"]);
-        assert_eq!(head_sha(t.path()), None, "no commit yet");
-        git(&["commit", "-q", "--allow-empty", "-m", "one"]);
-        let want = git(&["rev-parse", "HEAD"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        git(&["pack-refs", "--all"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        git(&["checkout", "-q", "--detach"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        std::fs::create_dir_all(t.path().join("sub")).unwrap();
-        assert_eq!(head_sha(&t.path().join("sub")).as_deref(), Some(want.as_str()));
-    }
+    let mut plan = Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run);
+    plan.commit = commit;
+    Ok(plan)
 }

@@ -435,6 +435,10 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
         self.inner.step_returned(task, outputs);
     }
 
+    fn dirty(&self, refusal: &Error) {
+        self.inner.dirty(refusal);
+    }
+
     fn history_failed(&self, error: &std::io::Error) {
         self.inner.history_failed(error);
     }

@@ -262,7 +262,12 @@ mod tests {
         );
         let s = Summary {
             ok: false,
-            services: crate::orchestrator::event::Counts { total: 2, ok: 1, failed: 1, skipped: 0 },
+            services: crate::orchestrator::event::Counts {
+                total: 2,
+                ok: 1,
+                failed: 1,
+                ..Default::default()
+            },
             ..Summary::default()
         };
         let n = Notification::run_ended(&run, s);

@@ -180,7 +180,7 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
         }
         if st.per_region && s.regions.is_empty() {
             step_diags.push(
-                s.diag(&["name"], format!("step `{}` of recipe `{}` runs once per region, but `{}` has no `region`/`regions`", st.name, decl.name, s.name))
+                super::locate::step_diag(s, recipe, &st.name, format!("step `{}` of recipe `{}` runs once per region, but `{}` has no `region`/`regions`", st.name, decl.name, s.name))
                     .help("add `regions: [..]` (or `region:`) to the service"),
             );
         }

@@ -77,7 +77,7 @@ pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
             Some(Stop::Exit(0)) => Ok(()),
             Some(Stop::Exit(code)) => Err(Error::silent(code)),
             Some(Stop::Cancelled) => {
-                Err(Error { code: exit::INTERRUPTED, message: "interrupted".into() })
+                Err(Error { message: "interrupted".into(), ..Error::silent(exit::INTERRUPTED) })
             }
             _ => Err(Error::failure(error::render(&err, &source))),
         },

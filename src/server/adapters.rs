@@ -1,7 +1,8 @@
 //! Adapters: turn verified webhook payloads into signal changes. Pure functions of the payload,
 //! the query and the pool; they never choose a pool (the path does) and never invent a
 //! direction — without one from the query, the alarm's description or the pool's mapping, the
-//! payload is refused (422), never treated as "+1".
+//! payload is refused (422), never treated as "+1". Every number is bounded on the way in
+//! (steps, values, metrics, thresholds): out of bounds is 422 with the limit named.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::autoscale::pool::{Action, Directive, Pool};
-use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
+use crate::autoscale::signal::{Change, Kind, Signal, SourceKind, bounded_metric};
+
+/// A metric or threshold from a payload: finite and bounded, or 422 naming the field.
+fn metric(field: &'static str, value: Option<f64>) -> Result<Option<f64>, Refused> {
+    value.map(|v| bounded_metric(field, v).map_err(|e| Refused(422, e.to_string()))).transpose()
+}
 
 /// A refused payload: HTTP status and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +50,8 @@ fn parse_directive(
         .transpose()
     };
     let d = Directive { action, step: int("step", step)?, value: int("value", value)? };
-    d.validate().map_err(bad)?;
+    // Complete but out of bounds (or missing a part) is a well-formed request refused: 422.
+    d.validate().map_err(|m| Refused(422, m))?;
     Ok(d)
 }
 
@@ -111,19 +118,7 @@ fn parse_time(text: Option<&str>) -> DateTime<Utc> {
 }
 
 fn signal(kind: Kind, source: SourceKind, name: &str, key: String, d: Directive) -> Signal {
-    Signal {
-        kind,
-        source,
-        name: name.to_string(),
-        key,
-        action: d.action,
-        step: d.step.unwrap_or(0),
-        value: d.value,
-        metric: None,
-        since: Utc::now(),
-        merged: 1,
-        threshold: None,
-    }
+    Signal::new(kind, source, name, key, d.action, d.step.unwrap_or(0), d.value, Utc::now())
 }
 
 /// Interpret an alarm: `ALARM` raises the level, `OK` clears it (then `on_ok`), anything else
@@ -154,8 +149,10 @@ pub fn cloudwatch(
             };
             let mut s =
                 signal(Kind::Level, SourceKind::Cloudwatch, &alarm.alarm_name, key, directive);
-            s.metric = alarm.new_state_reason.as_deref().and_then(datapoint);
-            s.threshold = alarm.trigger.as_ref().and_then(|t| t.threshold);
+            s.metric =
+                metric("NewStateReason", alarm.new_state_reason.as_deref().and_then(datapoint))?;
+            s.threshold =
+                metric("Trigger.Threshold", alarm.trigger.as_ref().and_then(|t| t.threshold))?;
             s.since = parse_time(alarm.state_change_time.as_deref());
             Ok(AlarmOutcome::Change(Change::Raise(s)))
         }
@@ -258,8 +255,13 @@ pub fn alertmanager(
                     )
                 })?;
                 let mut s = signal(Kind::Level, SourceKind::Prometheus, &name, key, d);
-                s.metric = a.annotations.get("value").and_then(|v| v.parse().ok());
-                s.threshold = a.annotations.get("threshold").and_then(|v| v.parse().ok());
+                // Unparsable text (a templated `91.5%`) is ignored; a number must be bounded.
+                s.metric =
+                    metric("value", a.annotations.get("value").and_then(|v| v.parse().ok()))?;
+                s.threshold = metric(
+                    "threshold",
+                    a.annotations.get("threshold").and_then(|v| v.parse().ok()),
+                )?;
                 s.since = parse_time(a.starts_at.as_deref());
                 out.push(Change::Raise(s));
             }
@@ -366,5 +368,126 @@ mod tests {
         assert_eq!((d.action, d.value), (Action::Set, Some(7)));
         assert!(text_directive("nothing here").expect("ok").is_none());
         assert_eq!(text_directive("pilum: action=sideways").unwrap_err().0, 422);
+    }
+
+    #[test]
+    fn numbers_out_of_bounds_are_422_with_the_limit() {
+        let n: Notification =
+            serde_json::from_str(&fixture("alertmanager-v4-firing.json")).expect("n");
+        let mut huge = n.clone();
+        huge.alerts[0].labels.remove("pool");
+        huge.alerts[0].annotations.insert("pilum_action".into(), "up".into());
+        huge.alerts[0].annotations.insert("pilum_step".into(), "9223372036854775807".into());
+        let e = alertmanager(&huge, None, &pool()).unwrap_err();
+        assert_eq!(e.0, 422, "{e:?}");
+        assert!(e.1.contains("between 1 and 1000000"), "{e:?}");
+        let mut inf = n.clone();
+        inf.alerts[0].labels.remove("pool");
+        inf.alerts[0].annotations.insert("value".into(), "inf".into());
+        let q = Some(Directive { action: Action::Up, step: Some(1), value: None });
+        let e = alertmanager(&inf, q, &pool()).unwrap_err();
+        assert!(e.1.contains("`value` must be a finite number"), "{e:?}");
+        let mut alarm: Alarm =
+            serde_json::from_str(&fixture("cloudwatch-alarm-message.json")).expect("alarm");
+        alarm.new_state_reason = Some("Threshold Crossed: [1e999 (x)]".into());
+        assert_eq!(cloudwatch(&alarm, None, &pool()).unwrap_err().0, 422);
+        let e = parse_directive("up", Some("9223372036854775807"), None).unwrap_err();
+        assert_eq!(e.0, 422);
+        assert_eq!(parse_directive("set", None, Some("-5")).unwrap_err().0, 422);
+    }
+
+    /// The committed payloads that once got through (or could panic) are refused.
+    #[test]
+    fn the_corpus_is_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/corpus/alertmanager");
+        let q = Some(Directive { action: Action::Up, step: Some(1), value: None });
+        for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("corpus file");
+            let refused = match serde_json::from_str::<Notification>(&text) {
+                Err(e) => e.line() > 0,
+                Ok(n) => alertmanager(&n, q, &pool()).is_err_and(|r| (400..500).contains(&r.0)),
+            };
+            assert!(refused, "{} was not refused", path.display());
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use crate::autoscale::pool::{Action, Directive};
+        use crate::server::adapters::{
+            Alarm, AlarmOutcome, Notification, alertmanager, cloudwatch,
+        };
+
+        /// Number-like text, from the ordinary to the hostile.
+        fn number() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_map(|f| f.to_string()),
+                Just("inf".to_string()),
+                Just("NaN".to_string()),
+                Just("1e999".to_string()),
+                Just("-0".to_string()),
+                "[0-9.eE+-]{0,12}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Whatever the annotations and query say, an Alertmanager payload is refused with
+            /// a 4xx and a message, or becomes changes whose numbers are all in bounds.
+            #[test]
+            fn alertmanager_payloads_are_bounded_or_refused(
+                action in prop_oneof![Just("up"), Just("down"), Just("set"), Just("sideways")],
+                step in number(),
+                value in number(),
+                metric in number(),
+                status in prop_oneof![Just("firing"), Just("resolved"), Just("odd")],
+                query_step in proptest::option::of(any::<i64>()),
+            ) {
+                let payload = serde_json::json!({
+                    "version": "4", "groupKey": "g",
+                    "alerts": [{"status": status, "labels": {"alertname": "High"}, "fingerprint": "f",
+                                "annotations": {"pilum_action": action, "pilum_step": step, "pilum_value": value, "value": metric, "threshold": metric}}]
+                });
+                let n: Notification = serde_json::from_value(payload).expect("well-formed");
+                let q = query_step.map(|s| Directive { action: Action::Up, step: Some(s), value: None });
+                match alertmanager(&n, q, &super::pool()) {
+                    Ok(changes) => {
+                        for c in changes {
+                            prop_assert!(c.check_bounds().is_ok(), "{c:?}");
+                        }
+                    }
+                    Err(r) => prop_assert!((400..500).contains(&r.0) && !r.1.is_empty(), "{r:?}"),
+                }
+            }
+
+            /// The same for CloudWatch alarms: the datapoint, threshold and description
+            /// directive are bounded or the alarm is refused.
+            #[test]
+            fn cloudwatch_alarms_are_bounded_or_refused(
+                datapoint in number(),
+                threshold in any::<f64>(),
+                step in number(),
+                state in prop_oneof![Just("ALARM"), Just("OK"), Just("INSUFFICIENT_DATA"), Just("odd")],
+            ) {
+                let alarm = Alarm {
+                    alarm_name: "High".into(),
+                    alarm_description: Some(format!("pilum: action=up step={step}")),
+                    new_state_value: state.into(),
+                    new_state_reason: Some(format!("Threshold Crossed: [{datapoint} (01/01/26 00:00:00)]")),
+                    state_change_time: Some("2026-01-01T00:00:00.000+0000".into()),
+                    trigger: Some(super::Trigger { threshold: Some(threshold) }),
+                };
+                match cloudwatch(&alarm, None, &super::pool()) {
+                    Ok(AlarmOutcome::Change(c)) => prop_assert!(c.check_bounds().is_ok(), "{c:?}"),
+                    Ok(AlarmOutcome::RecordOnly(_)) => {}
+                    Err(r) => prop_assert!((400..500).contains(&r.0) && !r.1.is_empty(), "{r:?}"),
+                }
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! The HTTP routes. Every mutating route authenticates, rate-limits, parses and enqueues; the
-//! queue is bounded and a full queue answers 503 with `Retry-After` instead of waiting. Handlers
-//! never run Pulumi or a strategy themselves, except the synchronous `/scale/{pool}` route.
+//! The HTTP routes. Every mutating route authenticates, rate-limits, parses, bounds its numbers
+//! and enqueues; a 2xx is sent only once the signal is durable in the journal. The queue is
+//! bounded and a full queue answers 503 with `Retry-After` instead of waiting. Handlers never
+//! run Pulumi or a strategy themselves, except the synchronous `/scale/{pool}` route. Refusals
+//! are [`Rejection`]s, returned with `?`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,13 +18,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::autoscale::audit::SignalRecord;
+use crate::autoscale::audit::{Refusal, SignalRecord};
 use crate::autoscale::pool::{Action, Pools};
-use crate::autoscale::scaler::Scaler;
-use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
+use crate::autoscale::scaler::{Scaler, lock};
+use crate::autoscale::signal::{Change, Kind, MAX_MAGNITUDE, Signal, SourceKind, bounded};
 use crate::server::adapters::{self, AlarmOutcome, Refused};
 use crate::server::auth::{Denied, Tokens};
-use crate::server::limits::{RateLimiter, Seen};
+use crate::server::limits::{Begin, Idempotency, RateLimiter, fingerprint};
 use crate::server::sns::{self, Reject, SnsVerifier};
 
 /// Shared state of the routes.
@@ -33,10 +35,12 @@ pub struct App {
     /// `--no-sns-verify`: accept unsigned SNS messages (behind a trusted proxy only).
     pub sns_verify: bool,
     pub rate: RateLimiter,
-    pub idempotency: Mutex<Seen>,
+    pub idempotency: Mutex<Idempotency>,
     pub request_timeout: Duration,
     pub max_body: usize,
+    /// Generated idempotency keys: `req-<boot>-<n>`, unique across restarts.
     pub requests: AtomicU64,
+    pub boot: String,
 }
 
 type Shared = Arc<App>;
@@ -46,26 +50,50 @@ fn reply(status: u16, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn error(status: u16, message: impl Into<String>) -> Response {
-    reply(status, json!({"error": message.into()}))
+/// A refused request: the status, the message (answered as `{"error": …}`) and, for answers a
+/// client should retry, `Retry-After`. Handlers return it with `?`.
+#[derive(Debug)]
+pub struct Rejection {
+    status: u16,
+    message: String,
+    retry_after: Option<u64>,
+    bearer_challenge: bool,
 }
 
-fn with_retry_after(mut r: Response, secs: u64) -> Response {
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    r
+impl Rejection {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), retry_after: None, bearer_challenge: false }
+    }
+
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
 }
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let mut r = reply(self.status, json!({"error": self.message}));
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.bearer_challenge {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+type Answer = Result<Response, Rejection>;
 
 /// Build the router.
 pub fn router(app: Shared) -> Router {
     let max_body = app.max_body;
-    // Routes that wait on something (certificate fetches, subscription confirmation, a
-    // preview) get the request timeout. The others never wait — they answer from memory and
-    // enqueue — so they skip the per-request timer.
-    let waiting = Router::new()
+    // Every route runs under the request timeout, which also bounds how long a client may take
+    // to send its body; the header and idle timeouts are on the connection (see `mod.rs`).
+    Router::new()
         .route("/webhook/{pool}/cloudwatch", post(cloudwatch))
         .route("/scale/{pool}", post(scale))
-        .route_layer(middleware::from_fn_with_state(app.clone(), timeout));
-    Router::new()
         .route("/webhook/{pool}/prometheus", post(prometheus))
         .route("/webhook/{pool}/delta", post(delta))
         .route("/webhook/{pool}/count", post(count))
@@ -74,7 +102,7 @@ pub fn router(app: Shared) -> Router {
         .route("/healthz", get(|| async { reply(200, json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(waiting)
+        .layer(middleware::from_fn_with_state(app.clone(), timeout))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
@@ -82,89 +110,127 @@ pub fn router(app: Shared) -> Router {
 async fn timeout(State(app): State<Shared>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(app.request_timeout, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => with_retry_after(error(503, "request timed out"), 1),
+        Err(_) => Rejection::new(503, "request timed out").retry_after(1).into_response(),
     }
 }
 
-/// The checks every mutating route shares: draining, auth, pool, rate limit.
-// The error is the finished HTTP answer; it is built only when a request is refused.
-#[allow(clippy::result_large_err)]
-fn admit(app: &App, headers: &HeaderMap, pool: &str, source: SourceKind) -> Result<(), Response> {
-    let m = &app.scaler.metrics;
-    if app.scaler.draining.load(Ordering::SeqCst) {
-        m.intent(pool_label(app, pool), source.as_str(), "draining");
-        return Err(with_retry_after(error(503, "shutting down; retry later"), 5));
+impl App {
+    /// Count a refusal and build its answer.
+    fn refuse(
+        &self,
+        pool: &str,
+        source: SourceKind,
+        result: &'static str,
+        r: Rejection,
+    ) -> Rejection {
+        self.scaler.metrics.intent(self.pool_label(pool), source.as_str(), result);
+        r
     }
-    match app.tokens.check(headers) {
-        Ok(()) => {}
-        Err(Denied::Missing) => {
-            m.intent(pool_label(app, pool), source.as_str(), "unauthorized");
-            let mut r = error(401, "missing bearer token (`Authorization: Bearer <token>`)");
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return Err(r);
+
+    /// A payload refused by an adapter.
+    fn refused(&self, pool: &str, source: SourceKind, Refused(code, msg): Refused) -> Rejection {
+        self.refuse(pool, source, "rejected", Rejection::new(code, msg))
+    }
+
+    /// Metric label for a pool name from a URL: only configured names, so labels stay bounded.
+    fn pool_label<'a>(&self, pool: &'a str) -> &'a str {
+        if self.scaler.states.contains_key(pool) { pool } else { "unknown" }
+    }
+
+    /// The checks every mutating route shares: draining, auth, pool, its decision loop, rate
+    /// limit.
+    fn admit(&self, headers: &HeaderMap, pool: &str, source: SourceKind) -> Result<(), Rejection> {
+        if self.scaler.draining.load(Ordering::SeqCst) {
+            let r = Rejection::new(503, "shutting down; retry later").retry_after(5);
+            return Err(self.refuse(pool, source, "draining", r));
         }
-        Err(Denied::Wrong) => {
-            m.intent(pool_label(app, pool), source.as_str(), "forbidden");
-            return Err(error(403, "invalid token"));
+        match self.tokens.check(headers) {
+            Ok(()) => {}
+            Err(Denied::Missing) => {
+                let mut r =
+                    Rejection::new(401, "missing bearer token (`Authorization: Bearer <token>`)");
+                r.bearer_challenge = true;
+                return Err(self.refuse(pool, source, "unauthorized", r));
+            }
+            Err(Denied::Wrong) => {
+                return Err(self.refuse(
+                    pool,
+                    source,
+                    "forbidden",
+                    Rejection::new(403, "invalid token"),
+                ));
+            }
+        }
+        // The set of pools is fixed for the server's lifetime (reload cannot add or remove
+        // pools), so this check needs no lock.
+        if !self.scaler.states.contains_key(pool) {
+            let names: Vec<String> = self.scaler.pools().names().map(str::to_string).collect();
+            let hint = crate::diagnostic::closest(pool, names.iter().map(String::as_str))
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            let r = Rejection::new(404, format!("unknown pool `{pool}`{hint}"));
+            return Err(self.refuse(pool, source, "unknown_pool", r));
+        }
+        if let Some(why) = self.scaler.unavailable(pool) {
+            // Never a 202 for a signal nobody will decide on: the sender retries later.
+            let r = Rejection::new(503, format!("pool `{pool}` cannot decide right now: {why}"))
+                .retry_after(5);
+            return Err(self.refuse(pool, source, "unavailable", r));
+        }
+        if let Err(wait) = self.rate.check(pool) {
+            let r = Rejection::new(429, "rate limit exceeded").retry_after(wait);
+            return Err(self.refuse(pool, source, "throttled", r));
+        }
+        Ok(())
+    }
+
+    /// Accept a change: journal it durably and audit it (the bounded queue: full → 503); the
+    /// journal writer applies it to the pool's signals, which wakes the decision loop. Returns
+    /// once the change is on disk.
+    async fn enqueue(
+        &self,
+        pool: &str,
+        source: SourceKind,
+        key: String,
+        change: Change,
+    ) -> Result<u64, Rejection> {
+        let record = SignalRecord::of_change(pool, source, key, &change);
+        match self.scaler.audit.accept(pool, change, record).await {
+            Ok(seq) => {
+                self.scaler.metrics.intent(pool, source.as_str(), "accepted");
+                Ok(seq)
+            }
+            Err(Refusal::Full) => {
+                let r = Rejection::new(503, "queue full; retry later").retry_after(1);
+                Err(self.refuse(pool, source, "overloaded", r))
+            }
+            Err(Refusal::NotDurable(e)) => {
+                let r =
+                    Rejection::new(503, format!("cannot persist the signal ({e}); retry later"))
+                        .retry_after(5);
+                Err(self.refuse(pool, source, "overloaded", r))
+            }
         }
     }
-    // The set of pools is fixed for the server's lifetime (reload cannot add or remove pools),
-    // so this check needs no lock.
-    if !app.scaler.states.contains_key(pool) {
-        m.intent("unknown", source.as_str(), "unknown_pool");
-        let names: Vec<String> = app.scaler.pools().names().map(str::to_string).collect();
-        let hint = crate::diagnostic::closest(pool, names.iter().map(String::as_str))
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
-        return Err(error(404, format!("unknown pool `{pool}`{hint}")));
-    }
-    if let Err(wait) = app.rate.check(pool) {
-        m.intent(pool, source.as_str(), "throttled");
-        return Err(with_retry_after(error(429, "rate limit exceeded"), wait));
-    }
-    Ok(())
-}
 
-/// Metric label for a pool name from a URL: only configured names, so labels stay bounded.
-fn pool_label<'a>(app: &App, pool: &'a str) -> &'a str {
-    if app.scaler.states.contains_key(pool) { pool } else { "unknown" }
-}
-
-/// Accept a change: queue its audit record (the bounded queue: full → 503), then apply it to
-/// the pool's signals, which wakes the pool's decision loop.
-#[allow(clippy::result_large_err)]
-fn enqueue(
-    app: &App,
-    pool: &str,
-    source: SourceKind,
-    key: String,
-    change: Change,
-) -> Result<(), Response> {
-    let record = SignalRecord::of_change(pool, source, key, &change);
-    if app.scaler.audit.try_signal(record).is_err() {
-        app.scaler.metrics.intent(pool, source.as_str(), "overloaded");
-        return Err(with_retry_after(error(503, "queue full; retry later"), 1));
-    }
-    app.scaler.ingest(pool, change);
-    app.scaler.metrics.intent(pool, source.as_str(), "accepted");
-    Ok(())
-}
-
-fn refused(app: &App, pool: &str, source: SourceKind, Refused(code, msg): Refused) -> Response {
-    app.scaler.metrics.intent(pool, source.as_str(), "rejected");
-    error(code, msg)
-}
-
-fn idempotency_key(app: &App, headers: &HeaderMap) -> (String, bool) {
-    match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        Some(k) if !k.is_empty() => (k.chars().take(200).collect(), true),
-        _ => (format!("req-{}", app.requests.fetch_add(1, Ordering::Relaxed)), false),
+    /// The request's `Idempotency-Key`, or a generated one, unique across restarts.
+    fn idempotency_key(&self, headers: &HeaderMap) -> Result<(String, bool), Rejection> {
+        match headers.get("idempotency-key").map(|v| v.to_str()) {
+            Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => Ok((k.to_string(), true)),
+            Some(_) => Err(Rejection::new(
+                400,
+                "`Idempotency-Key` must be 1 to 200 visible ASCII characters",
+            )),
+            None => {
+                let n = self.requests.fetch_add(1, Ordering::Relaxed);
+                Ok((format!("req-{}-{n}", self.boot), false))
+            }
+        }
     }
 }
 
 /// The start every webhook shares: admit the request, find the pool's configuration and parse
 /// the body as `T` (`what` names it in the error). The returned `Pools` holds the pool.
-#[allow(clippy::result_large_err)]
 fn webhook<T: serde::de::DeserializeOwned>(
     app: &App,
     headers: &HeaderMap,
@@ -172,16 +238,15 @@ fn webhook<T: serde::de::DeserializeOwned>(
     src: SourceKind,
     body: &Bytes,
     what: &str,
-) -> Result<(Arc<Pools>, T), Response> {
-    admit(app, headers, pool, src)?;
+) -> Result<(Arc<Pools>, T), Rejection> {
+    app.admit(headers, pool, src)?;
     let pools = app.scaler.pools();
     if pools.get(pool).is_none() {
-        return Err(error(404, format!("unknown pool `{pool}`")));
+        return Err(Rejection::new(404, format!("unknown pool `{pool}`")));
     }
-    match serde_json::from_slice(body) {
-        Ok(t) => Ok((pools, t)),
-        Err(e) => Err(refused(app, pool, src, Refused(400, format!("body is not {what}: {e}")))),
-    }
+    let t = serde_json::from_slice(body)
+        .map_err(|e| app.refused(pool, src, Refused(400, format!("body is not {what}: {e}"))))?;
+    Ok((pools, t))
 }
 
 /// `POST /webhook/{pool}/cloudwatch`: SNS carrying CloudWatch alarm state changes.
@@ -191,151 +256,123 @@ async fn cloudwatch(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let src = SourceKind::Cloudwatch;
+    let refuse = |code: u16, m: String| app.refused(&pool, src, Refused(code, m));
     let (pools, msg) =
-        match webhook::<sns::Message>(&app, &headers, &pool, src, &body, "an SNS message") {
-            Ok(w) => w,
-            Err(r) => return r,
-        };
+        webhook::<sns::Message>(&app, &headers, &pool, src, &body, "an SNS message")?;
     let p = pools.get(&pool).expect("`webhook` found the pool");
     if let (Some(h), Some(t)) =
         (headers.get("x-amz-sns-message-type").and_then(|v| v.to_str().ok()), &msg.kind)
         && h != t
     {
-        return refused(
-            &app,
-            &pool,
-            src,
-            Refused(400, format!("header says `{h}` but the message is `{t}`")),
-        );
+        return Err(refuse(400, format!("header says `{h}` but the message is `{t}`")));
     }
-    let directive = match adapters::query_directive(&q) {
-        Ok(d) => d,
-        Err(r) => return refused(&app, &pool, src, r),
-    };
-    if app.sns_verify {
-        if let Err(rej) = app.sns.verify(&msg).await {
-            let (code, m) = match rej {
-                Reject::Malformed(m) => (400, m),
-                Reject::Forbidden(m) => (403, m),
-            };
-            app.scaler.log.warn("sns message refused", &[("pool", &pool), ("reason", &m)]);
-            return refused(&app, &pool, src, Refused(code, m));
-        }
-    } else if let Err(Reject::Malformed(m)) = sns::string_to_sign(&msg) {
-        return refused(&app, &pool, src, Refused(400, m));
-    }
+    let directive = adapters::query_directive(&q).map_err(|r| app.refused(&pool, src, r))?;
+    verify(&app, &pool, &msg).await?;
     let topic = msg.topic_arn.clone().unwrap_or_default();
     if !p.topics.iter().any(|t| t == &topic) {
-        return refused(
-            &app,
-            &pool,
-            src,
-            Refused(
-                403,
-                format!(
-                    "topic `{topic}` is not allowed for pool `{pool}` (add it to `sns_topics` or the pool's `topics`)"
-                ),
+        return Err(refuse(
+            403,
+            format!(
+                "topic `{topic}` is not allowed for pool `{pool}` (add it to `sns_topics` or the pool's `topics`)"
             ),
-        );
+        ));
     }
     let id = msg.message_id.clone().unwrap_or_default();
     if id.is_empty() {
-        return refused(&app, &pool, src, Refused(400, "missing `MessageId`".into()));
+        return Err(refuse(400, "missing `MessageId`".into()));
     }
     if !app.sns.first_delivery(&id) {
         app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
-        return reply(200, json!({"duplicate": true, "messageId": id}));
+        return Ok(reply(200, json!({"duplicate": true, "messageId": id})));
     }
+    // Not accepted after all: SNS's retry with the same `MessageId` must be processed.
+    let forget = |r: Rejection| {
+        app.sns.forget(&id);
+        r
+    };
     match msg.kind.as_deref() {
         Some("SubscriptionConfirmation") => {
             let url = msg.subscribe_url.clone().unwrap_or_default();
-            match app.sns.confirm(&url).await {
-                Ok(()) => {
-                    app.scaler
-                        .log
-                        .info("sns subscription confirmed", &[("pool", &pool), ("topic", &topic)]);
-                    app.scaler.audit.write(
-                        "subscription",
-                        json!({"pool": pool, "topic": topic, "messageId": id}),
-                    );
-                    app.scaler.metrics.intent(&pool, src.as_str(), "subscription");
-                    reply(200, json!({"confirmed": true}))
-                }
-                Err(Reject::Forbidden(m) | Reject::Malformed(m)) => {
-                    app.sns.forget(&id);
-                    refused(&app, &pool, src, Refused(403, m))
-                }
-            }
+            app.sns
+                .confirm(&url)
+                .await
+                .map_err(|(Reject::Forbidden(m) | Reject::Malformed(m))| forget(refuse(403, m)))?;
+            app.scaler
+                .log
+                .info("sns subscription confirmed", &[("pool", &pool), ("topic", &topic)]);
+            app.scaler
+                .audit
+                .write("subscription", json!({"pool": pool, "topic": topic, "messageId": id}));
+            app.scaler.metrics.intent(&pool, src.as_str(), "subscription");
+            Ok(reply(200, json!({"confirmed": true})))
         }
         Some("UnsubscribeConfirmation") => {
             app.scaler
                 .audit
                 .write("unsubscribe", json!({"pool": pool, "topic": topic, "messageId": id}));
             app.scaler.metrics.intent(&pool, src.as_str(), "ignored");
-            reply(200, json!({"ignored": "unsubscribe confirmation"}))
+            Ok(reply(200, json!({"ignored": "unsubscribe confirmation"})))
         }
         _ => {
             let text = msg.message.clone().unwrap_or_default();
-            let value: Value = match serde_json::from_str(&text) {
-                Ok(v) => v,
-                Err(_) => {
-                    return refused(
-                        &app,
-                        &pool,
-                        src,
-                        Refused(
-                            400,
-                            "SNS `Message` is not JSON (expected a CloudWatch alarm)".into(),
-                        ),
-                    );
-                }
-            };
+            let value: Value = serde_json::from_str(&text).map_err(|_| {
+                forget(refuse(
+                    400,
+                    "SNS `Message` is not JSON (expected a CloudWatch alarm)".into(),
+                ))
+            })?;
             if value.get("AlarmName").is_none() || value.get("NewStateValue").is_none() {
                 app.scaler.metrics.intent(&pool, src.as_str(), "ignored");
                 app.scaler.audit.write(
                     "ignored",
                     json!({"pool": pool, "messageId": id, "why": "not a CloudWatch alarm"}),
                 );
-                return reply(200, json!({"ignored": "not a CloudWatch alarm"}));
+                return Ok(reply(200, json!({"ignored": "not a CloudWatch alarm"})));
             }
-            let alarm: adapters::Alarm = match serde_json::from_value(value) {
-                Ok(a) => a,
-                Err(e) => {
-                    return refused(
-                        &app,
-                        &pool,
-                        src,
-                        Refused(400, format!("malformed CloudWatch alarm: {e}")),
-                    );
-                }
-            };
-            match adapters::cloudwatch(&alarm, directive, p) {
-                Err(r) => refused(&app, &pool, src, r),
-                Ok(AlarmOutcome::RecordOnly(what)) => {
+            let alarm: adapters::Alarm = serde_json::from_value(value)
+                .map_err(|e| forget(refuse(400, format!("malformed CloudWatch alarm: {e}"))))?;
+            match adapters::cloudwatch(&alarm, directive, p)
+                .map_err(|r| forget(app.refused(&pool, src, r)))?
+            {
+                AlarmOutcome::RecordOnly(what) => {
                     app.scaler.metrics.intent(&pool, src.as_str(), "recorded");
                     app.scaler.audit.write(
                         "signal",
                         json!({"pool": pool, "source": "cloudwatch", "key": id, "alarm": alarm.alarm_name, "state": what}),
                     );
-                    reply(200, json!({"recorded": what}))
+                    Ok(reply(200, json!({"recorded": what})))
                 }
-                Ok(AlarmOutcome::Change(change)) => {
-                    match enqueue(&app, &pool, src, id.clone(), change) {
-                        Ok(()) => reply(
-                            202,
-                            json!({"accepted": true, "messageId": id, "state": alarm.new_state_value}),
-                        ),
-                        Err(r) => {
-                            app.sns.forget(&id);
-                            r
-                        }
-                    }
+                AlarmOutcome::Change(change) => {
+                    app.enqueue(&pool, src, id.clone(), change).await.map_err(forget)?;
+                    Ok(reply(
+                        202,
+                        json!({"accepted": true, "messageId": id, "state": alarm.new_state_value}),
+                    ))
                 }
             }
         }
     }
+}
+
+/// SNS signature checks (or, with `--no-sns-verify`, only that the message is well formed).
+async fn verify(app: &App, pool: &str, msg: &sns::Message) -> Result<(), Rejection> {
+    let src = SourceKind::Cloudwatch;
+    if !app.sns_verify {
+        return match sns::string_to_sign(msg) {
+            Err(Reject::Malformed(m)) => Err(app.refused(pool, src, Refused(400, m))),
+            _ => Ok(()),
+        };
+    }
+    app.sns.verify(msg).await.map_err(|rej| {
+        let (code, m) = match rej {
+            Reject::Malformed(m) => (400, m),
+            Reject::Forbidden(m) => (403, m),
+        };
+        app.scaler.log.warn("sns message refused", &[("pool", pool), ("reason", &m)]);
+        app.refused(pool, src, Refused(code, m))
+    })
 }
 
 /// `POST /webhook/{pool}/prometheus`: Alertmanager webhook (v4).
@@ -345,59 +382,67 @@ async fn prometheus(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let src = SourceKind::Prometheus;
-    let (pools, n) = match webhook::<adapters::Notification>(
+    let (pools, n) = webhook::<adapters::Notification>(
         &app,
         &headers,
         &pool,
         src,
         &body,
         "an Alertmanager notification",
-    ) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    )?;
     let p = pools.get(&pool).expect("`webhook` found the pool");
-    let directive = match adapters::query_directive(&q) {
-        Ok(d) => d,
-        Err(r) => return refused(&app, &pool, src, r),
-    };
-    let changes = match adapters::alertmanager(&n, directive, p) {
-        Ok(c) => c,
-        Err(r) => return refused(&app, &pool, src, r),
-    };
+    let directive = adapters::query_directive(&q).map_err(|r| app.refused(&pool, src, r))?;
+    let changes =
+        adapters::alertmanager(&n, directive, p).map_err(|r| app.refused(&pool, src, r))?;
     let count = changes.len();
     for change in changes {
-        let key = match &change {
-            Change::Raise(s) => s.key.clone(),
-            Change::Clear { key, .. } => key.clone(),
-            Change::Intent(s) => s.key.clone(),
-        };
-        if let Err(r) = enqueue(&app, &pool, src, format!("{}:{key}", n.group_key), change) {
-            return r;
-        }
+        let key = format!("{}:{}", n.group_key, change.key());
+        app.enqueue(&pool, src, key, change).await?;
     }
-    reply(202, json!({"accepted": count}))
-}
-
-fn parse_body(body: &Bytes) -> Result<Value, Refused> {
-    serde_json::from_slice(body).map_err(|e| Refused(400, format!("body is not JSON: {e}")))
+    Ok(reply(202, json!({"accepted": count})))
 }
 
 fn intent(source: SourceKind, key: &str, action: Action, step: i64, value: Option<i64>) -> Signal {
-    Signal {
-        kind: Kind::Intent,
+    let name = source.as_str();
+    Signal::new(
+        Kind::Intent,
         source,
-        name: source.as_str().to_string(),
-        key: key.to_string(),
+        name,
+        key.to_string(),
         action,
         step,
         value,
-        metric: None,
-        since: chrono::Utc::now(),
-        merged: 1,
-        threshold: None,
+        chrono::Utc::now(),
+    )
+}
+
+/// A `{"delta": n}` / `{"value": n}` body, bounded (422 with the limit named).
+#[derive(serde::Deserialize)]
+struct DirectBody {
+    delta: Option<i64>,
+    value: Option<i64>,
+}
+
+impl DirectBody {
+    /// The intent a body asks for (`None` when it names neither field), bounds checked.
+    fn intent(&self, src: SourceKind, key: &str) -> Result<Option<Signal>, Rejection> {
+        let out_of_bounds =
+            |e: crate::autoscale::signal::OutOfBounds| Rejection::new(422, e.to_string());
+        if let Some(d) = self.delta {
+            bounded("delta", d, -MAX_MAGNITUDE, MAX_MAGNITUDE).map_err(out_of_bounds)?;
+            if d == 0 {
+                return Err(Rejection::new(422, "`delta` must not be 0"));
+            }
+            let action = if d > 0 { Action::Up } else { Action::Down };
+            return Ok(Some(intent(src, key, action, d.abs(), None)));
+        }
+        if let Some(n) = self.value {
+            bounded("value", n, 0, MAX_MAGNITUDE).map_err(out_of_bounds)?;
+            return Ok(Some(intent(src, key, Action::Set, 0, Some(n))));
+        }
+        Ok(None)
     }
 }
 
@@ -407,62 +452,68 @@ async fn direct(
     headers: HeaderMap,
     body: Bytes,
     src: SourceKind,
-) -> Response {
-    if let Err(r) = admit(&app, &headers, &pool, src) {
-        return r;
-    }
-    // Typed, not a `Value`: this is the hot path of a burst.
-    #[derive(serde::Deserialize)]
-    struct Body {
-        delta: Option<i64>,
-        value: Option<i64>,
-    }
+) -> Answer {
+    app.admit(&headers, &pool, src)?;
     let field = if src == SourceKind::Delta { "delta" } else { "value" };
-    let parsed: Body = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            let m = format!("expected `{{\"{field}\": <integer>}}`: {e}");
-            return refused(&app, &pool, src, Refused(400, m));
-        }
+    // Typed, not a `Value`: this is the hot path of a burst.
+    let parsed: DirectBody = serde_json::from_slice(&body).map_err(|e| {
+        let m = format!("expected `{{\"{field}\": <integer>}}`: {e}");
+        app.refused(&pool, src, Refused(400, m))
+    })?;
+    let wrong_field = match src {
+        SourceKind::Delta => parsed.delta.is_none(),
+        _ => parsed.value.is_none(),
     };
-    let signal = match (src, parsed.delta, parsed.value) {
-        (SourceKind::Delta, Some(0), _) => {
-            return refused(&app, &pool, src, Refused(422, "`delta` must not be 0".into()));
-        }
-        (SourceKind::Delta, Some(d), _) => {
-            intent(src, "", if d > 0 { Action::Up } else { Action::Down }, d.abs(), None)
-        }
-        (SourceKind::Count, _, Some(n)) => intent(src, "", Action::Set, 0, Some(n)),
-        _ => {
-            let m = format!("expected `{{\"{field}\": <integer>}}`");
-            return refused(&app, &pool, src, Refused(400, m));
-        }
-    };
-    let (key, given) = idempotency_key(&app, &headers);
-    if given
-        && !app.idempotency.lock().expect("idempotency lock").insert(&format!("{pool}\u{0}{key}"))
-    {
-        app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
-        return reply(200, json!({"duplicate": true, "idempotencyKey": key}));
+    if wrong_field {
+        let m = format!("expected `{{\"{field}\": <integer>}}`");
+        return Err(app.refused(&pool, src, Refused(400, m)));
     }
-    let signal = Signal { key: key.clone(), ..signal };
+    let (key, given) = app.idempotency_key(&headers)?;
+    let signal = parsed
+        .intent(src, &key)
+        .map_err(|r| app.refuse(&pool, src, "rejected", r))?
+        .expect("the body names its field (checked above)");
+    let route = src.as_str();
+    if given {
+        let begin = lock(&app.idempotency).begin(&pool, &key, route, fingerprint(&body));
+        match begin {
+            Begin::New => {}
+            Begin::Duplicate => {
+                app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
+                return Ok(reply(200, json!({"duplicate": true, "idempotencyKey": key})));
+            }
+            Begin::OtherBody => {
+                let m = format!("`Idempotency-Key` `{key}` was already used with another body");
+                return Err(app.refuse(&pool, src, "rejected", Rejection::new(422, m)));
+            }
+            Begin::OtherRoute(first) => {
+                let m = format!(
+                    "`Idempotency-Key` `{key}` was already used on `/webhook/{pool}/{first}`"
+                );
+                return Err(app.refuse(&pool, src, "rejected", Rejection::new(422, m)));
+            }
+            Begin::InFlight => {
+                let m = format!("a request with `Idempotency-Key` `{key}` is still being accepted");
+                return Err(app.refuse(
+                    &pool,
+                    src,
+                    "duplicate",
+                    Rejection::new(409, m).retry_after(1),
+                ));
+            }
+        }
+    }
+    let accepted = app.enqueue(&pool, src, key.clone(), Change::Intent(signal)).await;
+    if given {
+        lock(&app.idempotency).finish(&pool, &key, accepted.is_ok());
+    }
+    accepted?;
     // The hot path: the answer is written directly instead of through a `Value` map.
     let body = format!(
         r#"{{"accepted":true,"idempotencyKey":{}}}"#,
         serde_json::to_string(&key).unwrap_or_else(|_| "null".into())
     );
-    let dedupe_key = given.then(|| format!("{pool}\u{0}{key}"));
-    match enqueue(&app, &pool, src, key, Change::Intent(signal)) {
-        Ok(()) => (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body)
-            .into_response(),
-        Err(r) => {
-            // Not accepted: the client's retry with the same key must go through.
-            if let Some(k) = dedupe_key {
-                app.idempotency.lock().expect("idempotency lock").forget(&k);
-            }
-            r
-        }
-    }
+    Ok((StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `POST /webhook/{pool}/delta` `{"delta": n}`.
@@ -471,7 +522,7 @@ async fn delta(
     Path(pool): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     direct(app, pool, headers, body, SourceKind::Delta).await
 }
 
@@ -481,7 +532,7 @@ async fn count(
     Path(pool): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     direct(app, pool, headers, body, SourceKind::Count).await
 }
 
@@ -493,52 +544,46 @@ async fn scale(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let src = SourceKind::Direct;
-    if let Err(r) = admit(&app, &headers, &pool, src) {
-        return r;
-    }
+    app.admit(&headers, &pool, src)?;
     let dry = q.get("dryRun").or_else(|| q.get("dry_run")).is_some_and(|v| v == "true" || v == "1");
-    let (key, _) = idempotency_key(&app, &headers);
+    let (key, _) = app.idempotency_key(&headers)?;
     let mut extra = Vec::new();
     if !body.is_empty() {
-        let v = match parse_body(&body) {
-            Ok(v) => v,
-            Err(r) => return refused(&app, &pool, src, r),
-        };
-        if let Some(d) = v.get("delta").and_then(Value::as_i64) {
-            extra.push(intent(
+        let parsed: DirectBody = serde_json::from_slice(&body).map_err(|e| {
+            app.refused(
+                &pool,
                 src,
-                &key,
-                if d >= 0 { Action::Up } else { Action::Down },
-                d.abs(),
-                None,
-            ));
-        } else if let Some(n) = v.get("value").and_then(Value::as_i64) {
-            extra.push(intent(src, &key, Action::Set, 0, Some(n)));
+                Refused(400, format!("expected `{{\"delta\": n}}` or `{{\"value\": n}}`: {e}")),
+            )
+        })?;
+        if let Some(s) =
+            parsed.intent(src, &key).map_err(|r| app.refuse(&pool, src, "rejected", r))?
+        {
+            extra.push(s);
         }
     }
-    match adapters::query_directive(&q) {
-        Ok(Some(d)) => extra.push(intent(src, &key, d.action, d.step.unwrap_or(0), d.value)),
-        Ok(None) => {}
-        Err(r) => return refused(&app, &pool, src, r),
+    if let Some(d) = adapters::query_directive(&q).map_err(|r| app.refused(&pool, src, r))? {
+        extra.push(intent(src, &key, d.action, d.step.unwrap_or(0), d.value));
     }
     if dry {
         app.scaler.metrics.intent(&pool, src.as_str(), "dry_run");
         return match app.scaler.dry_run(&pool, extra).await {
             Ok(v) => {
                 app.scaler.audit.write("dry_run", json!({"pool": pool, "key": key, "result": v}));
-                reply(200, v)
+                Ok(reply(200, v))
             }
-            Err((code, m)) => error(code, m),
+            Err((429, m)) => Err(Rejection::new(429, m).retry_after(5)),
+            Err((code, m)) => Err(Rejection::new(code, m)),
         };
     }
     app.scaler.metrics.intent(&pool, src.as_str(), "accepted");
     app.scaler.audit.write("signal", json!({"pool": pool, "source": "direct", "key": key}));
     match app.scaler.decide_once(&pool, Some(extra), true).await {
-        Ok(Some(d)) => reply(200, json!({"pool": pool, "decision": d})),
-        Ok(None) => reply(200, json!({"pool": pool, "decision": null})),
-        Err(e) => error(422, e),
+        Ok(Some(d)) => Ok(reply(200, json!({"pool": pool, "decision": d}))),
+        Ok(None) => Ok(reply(200, json!({"pool": pool, "decision": null}))),
+        Err(e) => Err(Rejection::new(422, e)),
     }
 }
 
@@ -550,7 +595,7 @@ async fn pools(State(app): State<Shared>) -> Response {
 async fn pool_status(State(app): State<Shared>, Path(pool): Path<String>) -> Response {
     match app.scaler.status(&pool) {
         Some(v) => reply(200, v),
-        None => error(404, format!("unknown pool `{pool}`")),
+        None => Rejection::new(404, format!("unknown pool `{pool}`")).into_response(),
     }
 }
 
@@ -559,9 +604,13 @@ async fn readyz(State(app): State<Shared>) -> Response {
     if app.scaler.draining.load(Ordering::SeqCst) {
         reasons.push("shutting down".into());
     }
-    reasons.extend(app.scaler.blocked.lock().expect("blocked lock").values().cloned());
-    let reload = app.scaler.reload_error.lock().expect("reload lock").clone();
-    let body = json!({"ready": reasons.is_empty(), "reasons": reasons, "reloadError": reload});
+    reasons.extend(lock(&app.scaler.blocked).values().cloned());
+    reasons.extend(app.scaler.states.keys().filter_map(|p| app.scaler.unavailable(p)));
+    let reload = lock(&app.scaler.reload_error).clone();
+    let health = app.scaler.audit.health();
+    let errors = health.errors.load(Ordering::Relaxed);
+    let audit = json!({"writeErrors": errors, "lastError": *lock(&health.last_error)});
+    let body = json!({"ready": reasons.is_empty(), "reasons": reasons, "reloadError": reload, "audit": audit});
     reply(if reasons.is_empty() { 200 } else { 503 }, body)
 }
 

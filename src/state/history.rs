@@ -1,5 +1,6 @@
 //! The deploy history: `.pilum/history.jsonl`, one JSON object per run that changed things
-//! (time, command, tag, environment, the summary), appended at the end of the run.
+//! (time, command, tag, commit and whether the tree was dirty, environment, the summary),
+//! appended at the end of the run.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,6 +13,8 @@ pub fn record(
     root: &Path,
     command: &str,
     tag: &str,
+    commit: Option<&str>,
+    dirty: bool,
     environment: Option<&str>,
     summary: &Summary,
 ) -> std::io::Result<()> {
@@ -21,6 +24,8 @@ pub fn record(
         "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "command": command,
         "tag": tag,
+        "commit": commit,
+        "dirty": dirty,
         "environment": environment,
         "summary": summary,
     });

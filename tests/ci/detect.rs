@@ -235,23 +235,13 @@ fn ci_runs_at_least_four_workers_and_max_workers_wins() {
     }
     let t = t.env("CI", "true").args(["build"]);
     t.run().success();
-    let spans = crate::deploy::spans(&t);
-    let most = spans
-        .iter()
-        .map(|(_, _, s, _)| spans.iter().filter(|(_, _, s2, e2)| s2 <= s && s < e2).count())
-        .max();
-    assert_eq!(most, Some(4), "four builds at once in CI: {spans:?}");
+    assert_eq!(most_at_once(&t), Some(4), "four builds at once in CI");
 
     let t = t.clear_args().args(["build", "-j", "1"]);
     std::fs::remove_dir_all(t.path().join(".calls")).expect("clear calls");
     std::fs::create_dir_all(t.path().join(".calls")).expect("calls dir");
     t.run().success();
-    let spans = crate::deploy::spans(&t);
-    let most = spans
-        .iter()
-        .map(|(_, _, s, _)| spans.iter().filter(|(_, _, s2, e2)| s2 <= s && s < e2).count())
-        .max();
-    assert_eq!(most, Some(1), "`-j 1` wins: {spans:?}");
+    assert_eq!(most_at_once(&t), Some(1), "`-j 1` wins");
 }
 
 /// The most `step` calls that ran at the same time.

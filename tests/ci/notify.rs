@@ -81,7 +81,7 @@ fn webhook_sends_every_event_signed() {
     let end = by("run_failed");
     assert_eq!(
         end["summary"]["services"],
-        serde_json::json!({"total": 2, "ok": 1, "failed": 1, "skipped": 0})
+        serde_json::json!({"total": 2, "ok": 1, "failed": 1, "skipped": 0, "interrupted": 0})
     );
     assert_eq!(end["title"], "deploy of 2 services to `staging` failed (1 service failed)");
     assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET));

@@ -149,7 +149,7 @@ fn many_problems_are_reported_at_once_by_check() {
     );
     assert!(r.stderr.contains("problems found"), "{}", r.stderr);
     let t = project(0).file("c/pilum.yaml", &shell_service("c", &[])).args(["check"]);
-    assert!(t.run().success().stdout.contains("1 services valid"));
+    assert!(t.run().success().stdout.contains("1 service valid"));
 }
 
 #[test]
@@ -192,4 +192,52 @@ fn a_failing_step_names_the_command_and_its_location() {
     assert!(r.stderr.contains("a/build failed"), "{}", r.stderr);
     assert!(r.stderr.contains("target a refused the deploy"), "{}", r.stderr);
     assert!(r.stderr.contains("recipes/oops.rhai:4:5"), "{}", r.stderr);
+}
+
+/// A failing step of a built-in recipe is reported at the step in the user's `pilum.yaml`,
+/// with its line; the recipe's line is only a note. A command that is itself `sh -c …` is
+/// shown as written, not wrapped in a second `sh -c`.
+#[test]
+fn a_failing_built_in_step_points_at_the_step_in_pilum_yaml() {
+    let yaml = "name: svc\nrecipe: shell\nshell:\n  build: sh -c \"echo hi; exit 3\"\n";
+    let t = project(0).file("svc/pilum.yaml", yaml).args(["build"]);
+    let r = t.run().code(1);
+    let at = r.stderr.find("--> svc/pilum.yaml:4:3").unwrap_or_else(|| panic!("{}", r.stderr));
+    let rest = &r.stderr[at..];
+    assert!(rest.contains("4 |   build: sh -c \"echo hi; exit 3\""), "{}", r.stderr);
+    let note = rest
+        .find("= note: raised at <built-in>/recipes/shell.rhai:")
+        .expect("the recipe as a note");
+    assert!(!rest[..note].contains("<built-in>"), "the recipe came first:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("command `sh -c \"echo hi; exit 3\"` failed with exit code 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("sh -c 'sh -c"), "wrapped twice:\n{}", r.stderr);
+    // The summary's failure list names the place too.
+    assert!(r.stdout.contains("✗ svc/build (svc/pilum.yaml:4):"), "{}", r.stdout);
+
+    // A step from `shell.steps` is found by its name.
+    let yaml = "name: svc\nrecipe: shell\nshell:\n  build: 'true'\n  steps:\n    - name: migrate\n      run: exit 4\n      tags: [deploy]\n";
+    let t = t.file("svc/pilum.yaml", yaml).clear_args().args(["deploy"]);
+    let r = t.run().code(1);
+    assert!(r.stderr.contains("--> svc/pilum.yaml:6:7"), "{}", r.stderr);
+}
+
+#[test]
+fn a_per_region_step_without_regions_points_at_the_step() {
+    let recipe = r#"fn recipe() { #{ name: "regional", section: "regional", fields: [ #{ name: "x", type: "string" } ],
+    steps: [ #{ name: "build", tags: ["build"] }, #{ name: "roll", tags: ["deploy"], per_region: true } ] } }
+fn build(ctx) {}
+fn roll(ctx) {}
+"#;
+    let t = project(0)
+        .file("recipes/regional.rhai", recipe)
+        .file("svc/pilum.yaml", "name: svc\nrecipe: regional\nregional:\n  x: y\n");
+    let r = fails(
+        t,
+        &["step `roll` of recipe `regional` runs once per region", "--> svc/pilum.yaml:3:1"],
+    );
+    assert!(!r.stderr.contains("svc/pilum.yaml:1:1"), "{}", r.stderr);
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -161,11 +160,6 @@ fn deliver(server: &Server, query: &str, msg: &Value) -> Response {
     )
 }
 
-/// Let the decision loop and apply lane settle.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(600));
-}
-
 #[test]
 fn signed_alarm_scales_down_once_and_ok_clears_without_change() {
     let t = project("", 5);
@@ -184,7 +178,7 @@ fn signed_alarm_scales_down_once_and_ok_clears_without_change() {
     let r = deliver(&server, "?action=down&step=2", &alarm);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["duplicate"], true);
-    settle();
+    // A duplicate is never enqueued: nothing can follow from it.
     assert_eq!(server.pool()["desired"], 3);
     assert_eq!(ups(&t), 1);
 
@@ -192,7 +186,7 @@ fn signed_alarm_scales_down_once_and_ok_clears_without_change() {
     let ok = sns.message("sns-notification-cloudwatch-ok.json", |_| {});
     let r = deliver(&server, "", &ok);
     assert_eq!(r.status, 202, "{}", r.body);
-    settle();
+    // A 202 means the clear is applied; with no signal left nothing can change.
     let p = server.pool();
     assert_eq!(p["desired"], 3);
     assert_eq!(p["signals"].as_array().map(Vec::len), Some(0), "{p:#}");
@@ -279,7 +273,7 @@ fn forged_unjson_and_subscription_messages_never_scale() {
     });
     assert_eq!(deliver(&server, "", &stale).status, 403);
 
-    settle();
+    // Every one of them was refused synchronously: nothing was enqueued.
     assert_eq!(server.pool()["desired"], 5);
     assert_eq!(ups(&t), 0);
     assert_eq!(count_in(&t.path().join("infra/Pulumi.prod.yaml")).as_deref(), Some("5"));

@@ -5,6 +5,7 @@
 
 mod check;
 mod cloudwatch;
+mod hardening;
 mod lifecycle;
 mod limits;
 mod prometheus;
@@ -72,6 +73,10 @@ case "$1" in
     cp "$cfg" "$F/applied.yaml"
     echo "Update succeeded";;
   preview)
+    [ -f "$F/preview-running" ] && touch "$F/preview-overlap"
+    touch "$F/preview-running"
+    [ -f "$F/preview-sleep" ] && sleep "$(cat "$F/preview-sleep")"
+    rm -f "$F/preview-running"
     cp "$cfg" "$F/previewed.yaml"
     printf '{"steps":[{"op":"update","urn":"%s","diffReasons":["desiredCapacity"]}],"changeSummary":{"update":1,"same":4}}\n' "urn:pulumi:prod::infra::aws:autoscaling/group:Group::workers";;
   *) echo "fake pulumi: unsupported $1" >&2; exit 2;;
@@ -93,6 +98,38 @@ pub fn project(pool_extra: &str, count: i64) -> Test {
         .file("infra/Pulumi.yaml", "name: infra\nruntime: yaml\n")
         .file("infra/Pulumi.prod.yaml", &format!("config:\n  infra:count: \"{count}\"\n"))
 }
+
+/// The Alertmanager fixture (two firing alerts) without its `pool` label, so it can be sent to
+/// the pool `workers`.
+pub fn alert_without_pool() -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/alertmanager-v4-firing.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+    .replace("\"pool\": \"worker-pool\",", "")
+}
+
+/// `t` set up to run `pilum scale serve` in the foreground (for starts that must fail), with
+/// the fake pulumi's directory.
+pub fn serve_once(t: Test) -> Test {
+    let dir = t.path().to_path_buf();
+    t.env("PILUM_FAKE_DIR", dir).args(SERVE_ARGS)
+}
+
+/// `pilum scale serve` on the test project's pools file and `state` dir, on a free port.
+pub const SERVE_ARGS: [&str; 10] = [
+    "scale",
+    "serve",
+    "--config",
+    "pilum-scale.yaml",
+    "--listen",
+    "127.0.0.1:0",
+    "--state-dir",
+    "state",
+    "--token",
+    TOKEN,
+];
 
 /// A running `pilum scale serve`. Killed on drop if still running.
 pub struct Server {
@@ -266,6 +303,16 @@ pub fn http(
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     Response { status, headers: head.to_ascii_lowercase(), body: body.to_string() }
+}
+
+/// Wait until `cond` holds, checking every 20 ms; fail naming `what` after `secs` seconds.
+#[track_caller]
+pub fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The number of `pulumi up` calls so far.

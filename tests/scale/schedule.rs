@@ -38,7 +38,8 @@ fn check_locates_a_bad_cron_expression() {
     has_all(
         &r.stderr,
         &[
-            "pilum-scale.yaml:14:25: pool `workers`: schedule `office` has an invalid `start` cron expression `0 25 * * 1-5`",
+            "pool `workers`: schedule `office` has an invalid `start` cron expression `0 25 * * 1-5`",
+            "pilum-scale.yaml:14:25",
             "help: use 5 fields: minute hour day-of-month month day-of-week",
             "14 |       - { name: office",
         ],
@@ -63,7 +64,9 @@ fn check_reports_an_unknown_timezone_with_a_suggestion() {
     has_all(
         &r.stderr,
         &[
-            "pilum-scale.yaml:20:9: pool `workers`: schedule `night` has an unknown time zone `Europe/Pari` (did you mean `Europe/Paris`?)",
+            "pool `workers`: schedule `night` has an unknown time zone `Europe/Pari`\n",
+            "pilum-scale.yaml:20:9",
+            "did you mean `Europe/Paris`?",
             "help: use an IANA time zone name",
         ],
     );

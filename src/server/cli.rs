@@ -1,5 +1,7 @@
 //! `pilum scale …`: turns the parsed flags into configuration and runs `serve`, `check`,
-//! `status` or `simulate`. Raw flags stop here.
+//! `status` or `simulate`. Raw flags stop here. Everything is printed through [`Output`]
+//! (secrets masked, `--json` and `-q` honoured); problems with files are
+//! [`Diagnostic`]s, all reported at once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,13 +9,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::autoscale::pool::{self, ConfigError, Pools, PoolsFile};
+use crate::autoscale::log::{Format, Log};
+use crate::autoscale::pool::{self, Pools};
 use crate::autoscale::scaler::{self, Settings};
 use crate::autoscale::simulate;
 use crate::cli::{LogFormat, ScaleCommand, ScalePoolsArgs, ScaleServeArgs};
+use crate::diagnostic::{Diagnostic, render_all};
 use crate::error::Error;
 use crate::output::Output;
-use crate::server::log::{Format, Log};
 
 /// Dispatch a `pilum scale` subcommand. `-C <dir>` makes every relative path (pools file,
 /// state dir, signals file) relative to `dir`.
@@ -40,8 +43,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::failure(format!("cannot start the async runtime: {e}")))
 }
 
-/// Load pools from the file or a stack output. Errors are returned as a list for `check`.
-fn load_pools(args: &ScalePoolsArgs) -> Result<Pools, Vec<ConfigError>> {
+/// Load pools from the file or a stack output. Errors are every problem found.
+fn load_pools(args: &ScalePoolsArgs) -> Result<Pools, Vec<Diagnostic>> {
     let Some(output) = &args.rules_from_output else {
         let file = std::path::absolute(&args.config).unwrap_or_else(|_| args.config.clone());
         return pool::load(&file);
@@ -49,17 +52,7 @@ fn load_pools(args: &ScalePoolsArgs) -> Result<Pools, Vec<ConfigError>> {
     let dir = args.rules_project.clone().unwrap_or_else(|| PathBuf::from("."));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let label = dir.join(format!("(stack output `{output}`)"));
-    let err = |m: String| {
-        vec![ConfigError {
-            file: label.clone(),
-            line: None,
-            column: None,
-            message: m,
-            help: None,
-            suggestion: None,
-            snippet: None,
-        }]
-    };
+    let err = |m: String| vec![Diagnostic::new(&label, m)];
     let Some(stack) = &args.rules_stack else {
         return Err(err("`--rules-from-output` needs `--rules-stack <stack>`".into()));
     };
@@ -76,53 +69,52 @@ fn load_pools(args: &ScalePoolsArgs) -> Result<Pools, Vec<ConfigError>> {
         }
         v => v,
     };
+    // Pretty JSON is YAML too: positions point into this text.
     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-    let raw: PoolsFile =
-        serde_json::from_value(value).map_err(|e| err(format!("invalid rules: {e}")))?;
-    pool::validate(&label, &text, raw)
+    let yaml: serde_yaml::Value =
+        serde_yaml::to_value(&value).map_err(|e| err(format!("invalid rules: {e}")))?;
+    pool::validate(&label, &text, &yaml)
 }
 
-fn report(errors: &[String], out: &Output) {
-    for e in errors {
-        out.error(e);
+/// A diagnostic for `--json`: the shared fields plus `column` and `suggestion` (the name the
+/// "did you mean" proposes).
+fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    let mut v = d.to_json();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("column".into(), d.col.into());
+        let suggestion =
+            d.did_you_mean.as_deref().and_then(|t| t.split('`').nth(1)).map(str::to_string);
+        obj.insert("suggestion".into(), suggestion.into());
     }
+    v
 }
 
-/// `pilum scale check`.
+/// `pilum scale check`: every problem of the pools file and its strategies, at once.
 fn check(args: &ScalePoolsArgs, out: &Output) -> Result<(), Error> {
-    let pools = match load_pools(args) {
-        Ok(p) => p,
+    match load_pools(args) {
+        Ok(pools) => {
+            let names: Vec<&str> = pools.names().collect();
+            if out.json {
+                out.json_line(&json!({"ok": true, "file": pools.file, "pools": names}));
+            } else if !out.quiet {
+                out.stdout_line(&format!(
+                    "ok: `{}`: {} pool(s): {}",
+                    pools.file.display(),
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+            Ok(())
+        }
         Err(errs) => {
             if out.json {
-                let list: Vec<_> = errs
-                    .iter()
-                    .map(|e| json!({"file": e.file, "line": e.line, "column": e.column, "message": e.message, "help": e.help, "suggestion": e.suggestion}))
-                    .collect();
-                println!("{}", json!({"ok": false, "errors": list}));
-            } else {
-                report(&errs.iter().map(ToString::to_string).collect::<Vec<_>>(), out);
+                let list: Vec<_> = errs.iter().map(diagnostic_json).collect();
+                out.json_line(&json!({"ok": false, "errors": list}));
+                return Err(Error::silent(crate::error::exit::USAGE));
             }
-            return Err(Error::silent(crate::error::exit::USAGE));
+            Err(Error::usage(render_all(&errs)))
         }
-    };
-    if let Err(errs) = scaler::compile_strategies(&pools) {
-        if out.json {
-            println!(
-                "{}",
-                json!({"ok": false, "errors": errs.iter().map(|m| json!({"message": m})).collect::<Vec<_>>()})
-            );
-        } else {
-            report(&errs, out);
-        }
-        return Err(Error::silent(crate::error::exit::USAGE));
     }
-    let names: Vec<&str> = pools.names().collect();
-    if out.json {
-        println!("{}", json!({"ok": true, "file": pools.file, "pools": names}));
-    } else if !out.quiet {
-        println!("ok: `{}`: {} pool(s): {}", pools.file.display(), names.len(), names.join(", "));
-    }
-    Ok(())
 }
 
 fn settings(args: &ScaleServeArgs) -> Result<Settings, Error> {
@@ -136,14 +128,14 @@ fn settings(args: &ScaleServeArgs) -> Result<Settings, Error> {
         retry_max: args.retry_max,
         refresh_config: args.refresh_config,
         queue: args.queue_size,
+        preview_queue: args.preview_queue as usize,
+        fault: args.test_fault.clone(),
     })
 }
 
 /// `pilum scale serve`.
 fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
-    let pools = load_pools(&args.pools).map_err(|errs| {
-        Error::usage(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-    })?;
+    let pools = load_pools(&args.pools).map_err(|errs| Error::usage(render_all(&errs)))?;
     let opts = crate::server::ServeOptions {
         listen: args.listen,
         settings: settings(&args)?,
@@ -156,6 +148,8 @@ fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
         rate: args.rate_limit,
         burst: args.rate_burst,
         request_timeout: args.request_timeout,
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections as usize,
         shutdown_grace: args.shutdown_grace,
         ready_file: args.ready_file.clone(),
         watch: !args.no_watch && args.pools.rules_from_output.is_none(),
@@ -203,7 +197,7 @@ fn status(
                 dir.display()
             )));
         }
-        scaler::read_records(&dir)
+        crate::autoscale::state::read_records(&dir)
             .into_iter()
             .map(|r| {
                 json!({"pool": r.pool, "desired": r.desired, "applied": r.applied, "generation": r.generation,
@@ -218,13 +212,13 @@ fn status(
         return Err(Error::usage(format!("unknown pool `{o}`")));
     }
     if out.json {
-        println!("{}", json!({"pools": pools}));
+        out.json_line(&json!({"pools": pools}));
         return Ok(());
     }
-    println!(
+    out.stdout_line(&format!(
         "{:<20} {:>8} {:>8} {:>6} {:>8}  last result",
         "pool", "desired", "applied", "gen", "applied"
-    );
+    ));
     for p in &pools {
         let last = p["lastResult"]
             .as_object()
@@ -237,7 +231,7 @@ fn status(
                 )
             })
             .unwrap_or_else(|| "-".into());
-        println!(
+        out.stdout_line(&format!(
             "{:<20} {:>8} {:>8} {:>6} {:>8}  {}",
             p["pool"].as_str().unwrap_or("?"),
             p["desired"],
@@ -245,25 +239,29 @@ fn status(
             p["generation"],
             p["appliedGeneration"],
             last.trim_end()
-        );
+        ));
     }
     Ok(())
 }
 
 /// `pilum scale simulate`.
 fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Error> {
-    let pools = load_pools(&args.pools).map_err(|errs| {
-        Error::usage(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-    })?;
-    let strategies = scaler::compile_strategies(&pools).map_err(|e| Error::usage(e.join("\n")))?;
+    let pools = load_pools(&args.pools).map_err(|errs| Error::usage(render_all(&errs)))?;
+    let strategies = scaler::strategies_of(&pools);
     let mut start = BTreeMap::new();
     for c in &args.current {
         let (p, n) = c
             .split_once('=')
             .and_then(|(p, n)| Some((p.to_string(), n.trim().parse::<i64>().ok()?)))
             .ok_or_else(|| Error::usage(format!("`--current {c}`: expected `POOL=N`")))?;
-        if pools.get(&p).is_none() {
+        let Some(pool) = pools.get(&p) else {
             return Err(Error::usage(format!("`--current`: unknown pool `{p}`")));
+        };
+        if !(pool.spec.min..=pool.spec.max).contains(&n) {
+            return Err(Error::usage(format!(
+                "`--current {c}`: {n} is outside pool `{p}`'s bounds [{}, {}]",
+                pool.spec.min, pool.spec.max
+            )));
         }
         start.insert(p, n);
     }
@@ -281,7 +279,7 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
         .map_err(Error::usage)?;
     for d in &decisions {
         if out.json {
-            println!("{}", serde_json::to_string(d).unwrap_or_default());
+            out.json_line(&serde_json::to_value(d).unwrap_or_default());
         } else {
             let g = if d.decision.guardrails.is_empty() {
                 String::new()
@@ -293,11 +291,14 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
             } else {
                 format!("{} (held)", d.decision.old)
             };
-            println!("{:>8.1}s  {:<16} {arrow}  {}{g}", d.at, d.decision.pool, d.decision.reason);
+            out.stdout_line(&format!(
+                "{:>8.1}s  {:<16} {arrow}  {}{g}",
+                d.at, d.decision.pool, d.decision.reason
+            ));
         }
     }
     if !out.json && !out.quiet && decisions.is_empty() {
-        println!("no decisions");
+        out.stdout_line("no decisions");
     }
     Ok(())
 }

@@ -3,6 +3,16 @@
 //! bodies are never logged.
 
 use std::io::Write;
+use std::sync::OnceLock;
+
+/// The log of this process, once `serve` installed it.
+static CURRENT: OnceLock<Log> = OnceLock::new();
+
+/// The installed log (human lines until `serve` installs its own): for code that runs inside
+/// the server without a handle on it, such as strategy output.
+pub fn current() -> Log {
+    CURRENT.get().copied().unwrap_or(Log { format: Format::Human, quiet: false })
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -17,6 +27,11 @@ pub struct Log {
 }
 
 impl Log {
+    /// Make this the log [`current`] returns (the first call wins).
+    pub fn install(self) {
+        let _ = CURRENT.set(self);
+    }
+
     fn emit(&self, level: &str, event: &str, fields: &[(&str, &str)]) {
         if self.quiet && level == "info" {
             return;

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub last_success: Family<PoolLabel, Gauge<f64, AtomicU64>>,
     pub reload_errors: Counter,
     pub reload_ok: Gauge,
+    pub quarantined: Family<PoolLabel, Counter>,
+    pub loop_restarts: Family<PoolLabel, Counter>,
+    pub audit_errors: Counter,
     /// `intents` counters by pool, then (source, result): the request path increments them
     /// without allocating label sets.
     intent_cache: RwLock<HashMap<String, IntentCounters>>,
@@ -80,6 +83,9 @@ impl Metrics {
             last_success: Family::default(),
             reload_errors: Counter::default(),
             reload_ok: Gauge::default(),
+            quarantined: Family::default(),
+            loop_restarts: Family::default(),
+            audit_errors: Counter::default(),
             intent_cache: RwLock::new(HashMap::new()),
         }
     }
@@ -170,6 +176,21 @@ impl Metrics {
             "pilum_scale_config_reload_ok",
             "1 when the last reload succeeded",
             self.reload_ok.clone(),
+        );
+        r.register(
+            "pilum_scale_quarantined_signals",
+            "Signals set aside because the strategy failed on them",
+            self.quarantined.clone(),
+        );
+        r.register(
+            "pilum_scale_decision_loop_restarts",
+            "Decision loops restarted after a crash",
+            self.loop_restarts.clone(),
+        );
+        r.register(
+            "pilum_scale_audit_write_errors",
+            "Failed writes of the audit log, the signal journal or a state record",
+            self.audit_errors.clone(),
         );
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
