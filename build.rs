@@ -1,7 +1,8 @@
 //! Build script: embeds every Rhai source shipped in the binary, in tables generated from the
 //! files on disk (`src/embedded.rs` includes them): `recipes/*.rhai` (built-in recipes),
-//! `stdlib/*.rhai` (importable modules) and `scripts/*.rhai` (scaling strategies). Adding one is
-//! dropping a file into its directory; no list is maintained by hand.
+//! `stdlib/*.rhai` (importable modules), `stdlib/notify/*.rhai` (notifiers) and `scripts/*.rhai`
+//! (scaling strategies). Adding one is dropping a file into its directory; no list is
+//! maintained by hand.
 //!
 //! It also sets `PILUM_COMMIT` for `--version`: `PILUM_COMMIT` from the build's environment
 //! when given (a distributor building from a tarball), else `git rev-parse --short HEAD` with
@@ -95,6 +96,8 @@ fn main() {
         &sources(&root.join("stdlib")),
     );
     table(&mut out, "STRATEGIES", "Built-in scaling strategies", &sources(&root.join("scripts")));
+    // A directory of its own under `stdlib/`: notifiers are not importable modules.
+    table(&mut out, "NOTIFIERS", "Built-in notifiers", &sources(&root.join("stdlib/notify")));
     let dest =
         Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded.rs");
     std::fs::write(dest, out).expect("write embedded.rs");

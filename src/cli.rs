@@ -95,6 +95,9 @@ pub enum Command {
     Clean(SelectArgs),
     /// Print the dependency graph
     Graph(GraphArgs),
+    /// CI integration: what pilum detects and the defaults it applies there
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Print shell completions
     #[command(after_long_help = COMPLETIONS_HELP, after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
@@ -224,6 +227,60 @@ pub struct ExecArgs {
     /// default tag becomes `<sha>-dirty`
     #[arg(long)]
     pub allow_dirty: bool,
+
+    #[command(flatten)]
+    pub ci: CiArgs,
+}
+
+/// CI integration of the commands that run steps and `plan`: shards, GitHub reporting,
+/// notifications, approval (`docs/ci.md`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "CI")]
+pub struct CiArgs {
+    /// Only shard I of N: whole dependency components, balanced (`2/4`)
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// `pilum plan` only: print the CI matrix of the shards (`github`: `{"include": [...]}`)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub matrix: Option<MatrixFormat>,
+
+    /// How many shards `--matrix` makes (default: one per dependency component, at most 8)
+    #[arg(long, value_name = "N", requires = "matrix")]
+    pub shards: Option<usize>,
+
+    /// Report a GitHub commit status per service (`pilum/<service>[/<env>]`)
+    #[arg(long)]
+    pub github_statuses: bool,
+
+    /// Create a GitHub deployment per service and environment
+    #[arg(long)]
+    pub github_deployments: bool,
+
+    /// Mark the GitHub deployments transient (pull request previews)
+    #[arg(long)]
+    pub transient_environment: bool,
+
+    /// Send no notifications, whatever `pilum-project.yaml` says
+    #[arg(long)]
+    pub no_notify: bool,
+
+    /// How long the end of the run waits for notifications and GitHub updates (default 10s)
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub notify_timeout: Option<std::time::Duration>,
+
+    /// Deploy to an environment that requires approval without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Write the outcome as JSON to FILE: each service's status and the URL its deploy returned
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MatrixFormat {
+    Github,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -280,6 +337,12 @@ pub struct GraphArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = GraphFormat::Tree)]
     pub format: GraphFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Name the CI provider, the event, refs, run URL and actor, and the defaults applied
+    Detect,
 }
 
 /// How to install the completion script, for `pilum completions --help`.

@@ -429,7 +429,9 @@ impl Problem {
                 "pilum reads the keys listed in docs/pipeline.md; the `{recipe}` recipe reads `{section}:`"
             ),
             Self::UnknownProjectKey { file, .. } => {
-                format!("`{file}` marks the project root and holds no settings yet; leave it empty")
+                format!(
+                    "`{file}` marks the project root and holds project settings: `notify`, `notify_timeout`, `github` and `environments` (docs/ci.md)"
+                )
             }
             Self::DuplicateService { .. } => "service names must be unique; rename one of them".into(),
             Self::UnknownDependency { .. } => {

@@ -1249,6 +1249,8 @@ fn example_run(template: &Test) -> Test {
         .env("DOCKERHUB_TOKEN", "dockerhub-token-123")
         .env("GHCR_TOKEN", "ghcr-token-123")
         .env("GITHUB_TOKEN", "github-token-123")
+        .env("HOOK_TOKEN", "hook-token-123")
+        .env("HOOK_SECRET", "hook-secret-123")
 }
 
 /// The stdlib modules an example may call without importing them (the reference documents
@@ -1257,8 +1259,9 @@ const STDLIB: [&str; 6] = ["checksum", "docker", "github", "pkg", "registry", "r
 
 /// A print that refuses `()`, and what a fixture variable holds when an example uses one it
 /// does not define.
-const EXAMPLE_PRELUDE: &str = r#"let ctx = #{ dry_run: false, root: ARGS[0], dir: "", service: "api", recipe: "shell", tag: "v1.2.0",
-             region: (), regions: [], fields: #{ memory: (), token_env: "REGISTRY_TOKEN" } };
+const EXAMPLE_PRELUDE: &str = r#"let url = ARGS[1];
+let ctx = #{ dry_run: false, root: ARGS[0], dir: "", service: "api", recipe: "shell", tag: "v1.2.0",
+             region: (), regions: [], fields: #{ memory: (), token_env: "REGISTRY_TOKEN", url: url } };
 let plan = #{ services: ["api"] };
 let urn = "urn:pulumi:prod::infra::aws:ecs/service:Service::web";
 let tag = "v1.4.2";
@@ -1279,11 +1282,17 @@ fn every_script_example_in_the_docs_runs() {
     }
     assert!(examples.len() > 70, "examples found: {}", examples.len());
     let template = examples_project();
+    // `http::` examples talk to this loopback server (`url` in the prelude): 200 with JSON.
+    let server = crate::common::receiver::Receiver::start(|_, _| {
+        crate::common::receiver::Reply::json(200, serde_json::json!({"ok": true}))
+    });
     // Two at a time: each example is a `pilum run` in its own copy of the project.
     let failures: Vec<String> = std::thread::scope(|scope| {
         let (left, right) = examples.split_at(examples.len() / 2);
         let run_all = |part: &[(&str, String)]| -> Vec<String> {
-            part.iter().filter_map(|(doc, example)| run_example(&template, doc, example)).collect()
+            part.iter()
+                .filter_map(|(doc, example)| run_example(&template, &server.url, doc, example))
+                .collect()
         };
         let other = scope.spawn(move || run_all(right));
         let mut failures = run_all(left);
@@ -1294,7 +1303,7 @@ fn every_script_example_in_the_docs_runs() {
 }
 
 /// Run one example; what went wrong, if anything.
-fn run_example(template: &Test, doc: &str, example: &str) -> Option<String> {
+fn run_example(template: &Test, url: &str, doc: &str, example: &str) -> Option<String> {
     let t = example_run(template);
     let (body, printed) = checked_example(example);
     let imports: String = STDLIB
@@ -1305,7 +1314,7 @@ fn run_example(template: &Test, doc: &str, example: &str) -> Option<String> {
     let script = format!("{imports}{EXAMPLE_PRELUDE}{body}");
     std::fs::write(t.path().join("example.rhai"), &script).expect("write example");
     let here = t.path().canonicalize().expect("root").display().to_string();
-    let r = t.args(["run", "example.rhai", "--"]).arg(here).run();
+    let r = t.args(["run", "example.rhai", "--"]).arg(here).arg(url).run();
     let mut wrong = Vec::new();
     if r.status != 0 {
         wrong.push(format!("exit code {}", r.status));

@@ -103,6 +103,13 @@ pub trait Watch: Sink + Send + Sync {
     fn dirty(&self, _refusal: &Error) {}
     /// `.pilum/history.jsonl` could not be appended to (the run itself is not failed for it).
     fn history_failed(&self, error: &std::io::Error);
+    /// The plan is shown and nothing has run or been locked: an environment that requires
+    /// approval is approved here, or the run stops with the error.
+    fn approve(&self, _plan: &Plan) -> Result<(), Error> {
+        Ok(())
+    }
+    /// A task's step returned a map (its outputs; a deploy step's `url`).
+    fn step_returned(&self, _task: &crate::orchestrator::event::TaskRef, _outputs: &rhai::Map) {}
 }
 
 /// Plan and run: the one deploy path of `pilum deploy` (and `build`, …) and of `deploy()` in
@@ -142,8 +149,12 @@ pub fn run<W: Watch + 'static>(
         watch.dirty(&refusal);
     }
     watch.planned(&plan, loaded.base.as_deref());
+    watch.approve(&plan)?;
     watch.event(&Event::Plan { plan: plan.to_json() });
-    let runner = RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone());
+    let runner = super::report::Returned {
+        inner: RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone()),
+        watch: watch.as_ref(),
+    };
     let root = &loaded.project.root;
     // A run that changes things holds the project's deploy lock; dry runs do not need it.
     let _lock = if plan.dry_run {
@@ -225,6 +236,7 @@ pub(super) fn config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_ru
     cfg.tag = a.tag.clone();
     cfg.dry_run = dry_run || a.dry_run;
     cfg.require_secrets = !cfg.dry_run;
+    cfg.shard = a.ci.shard.clone();
     cfg
 }
 
@@ -271,7 +283,7 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
     let cfg = config(dir, a, verb.phases(), verb == Verb::DryRun);
     let options = Options {
         record_as: verb.name().to_string(),
-        workers: a.max_workers,
+        workers: a.max_workers.or_else(super::ci::default_workers),
         retries: a.retries,
         retry_delay: a.retry_delay,
         keep_going: a.keep_going,
@@ -290,7 +302,11 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
         renderer = renderer.with_root(root);
     }
     let terminal = Arc::new(Terminal { out: out.clone(), renderer, verb: shown });
-    let summary = run(&cfg, &options, terminal, &cancel)?;
+    // Notifications, GitHub statuses and the approval gate watch the run with the terminal.
+    let watch = super::report::Reporting::start(&cfg, &a.ci, verb, out, terminal)?;
+    let summary = run(&cfg, &options, watch.clone(), &cancel);
+    watch.finish();
+    let summary = summary?;
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
     } else if !summary.ok {

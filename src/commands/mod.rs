@@ -7,8 +7,10 @@
 //! subsystems (`script::runner`, `script::reference`, `recipe::docs`, `autoscale::cli`);
 //! [`dispatch`] hands them their configuration.
 
+pub mod approve;
 pub mod check;
 pub mod checkout;
+pub mod ci;
 pub mod clean;
 pub mod completions;
 pub mod deploy;
@@ -17,7 +19,10 @@ pub mod init;
 pub mod list;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod script_api;
+pub mod settings;
+pub mod shard;
 
 use std::path::PathBuf;
 
@@ -76,6 +81,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Clean(a) => report(out, dir.clone(), clean::run(dir, &a, out)),
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
+        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, out)),
         // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
             &crate::recipe::docs::DocsConfig {
@@ -109,6 +115,7 @@ fn select_config(dir: Option<PathBuf>, s: &SelectArgs) -> Config {
         tag: None,
         dry_run: false,
         require_secrets: false,
+        shard: None,
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub dry_run: bool,
     /// Fail when a service's `secrets:` are not set in the environment (real runs only).
     pub require_secrets: bool,
+    /// `--shard I/N`: plan only that shard (`commands::shard`).
+    pub shard: Option<String>,
 }
 
 /// A loaded project with its selection, ready to plan.
@@ -244,6 +246,9 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
         Some(t) => crate::names::flag(t).map_err(|e| Error::usage(format!("tag {e}")))?,
         None => super::checkout::default_tag(commit.as_ref()),
     };
+    if let Some(s) = super::shard::parse(cfg.shard.as_deref())? {
+        planned = super::shard::select(planned, s, &loaded.project.root);
+    }
     let mut plan = Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run);
     plan.commit = commit;
     Ok(plan)

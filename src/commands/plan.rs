@@ -18,6 +18,18 @@ pub fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error
     cfg.require_secrets = false;
     let loaded = pipeline::load(&cfg)?;
     warn_all(out, &loaded.warnings);
+    if a.ci.matrix.is_some() && cfg.shard.is_some() {
+        return Err(Error::usage("`--matrix` lists every shard; leave out `--shard`"));
+    }
+    if a.ci.matrix.is_some() {
+        // Shards are weighed over every phase, whatever the filters.
+        let mut whole = cfg.clone();
+        whole.filter = crate::orchestrator::plan::StepFilter::default();
+        let plan = pipeline::plan(&whole, &loaded)?;
+        let m = super::shard::matrix(&plan, a.ci.shards, &loaded.project.root)?;
+        out.stdout_line(&m.to_string());
+        return Ok(());
+    }
     let plan = pipeline::plan(&cfg, &loaded)?;
     if !a.allow_dirty
         && let Some(refusal) = deploy::dirty(&plan, "deploy")

@@ -74,12 +74,14 @@ pub enum Profile {
     Full(Limits),
     /// Scaling strategies: no process, file, env, git, Pulumi or network API.
     Strategy(Limits),
+    /// Notifiers: the pure API plus `http`; no process, file, env, git or Pulumi API.
+    Notifier(Limits),
 }
 
 impl Profile {
     pub fn limits(&self) -> Limits {
         match self {
-            Profile::Full(l) | Profile::Strategy(l) => *l,
+            Profile::Full(l) | Profile::Strategy(l) | Profile::Notifier(l) => *l,
         }
     }
 
@@ -156,6 +158,9 @@ pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
     memory::register(&mut engine);
     register_exit(&mut engine);
     api::register(&mut engine, host, profile.is_full());
+    if matches!(profile, Profile::Notifier(_)) {
+        engine.register_static_module("http", api::http::module(host).into());
+    }
     engine
 }
 

@@ -124,7 +124,8 @@ pub fn markdown() -> String {
          names are errors. Scaling strategies get only `json`, `yaml`, `regex`, `log` and \
          `time::now*`. Paths stay inside the project root (symlinks included), and every \
          evaluation is bounded in operations, call depth and memory held (512 MiB; `pilum run` \
-         also stops after an hour without `--timeout`): see `docs/security.md`.\n",
+         also stops after an hour without `--timeout`): see `docs/security.md`. Notifiers \
+         (`docs/notifications.md`) get the strategies' namespaces and `http`.\n",
     );
     let mut ns = None;
     for f in functions() {

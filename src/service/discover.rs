@@ -26,6 +26,9 @@ pub const FILE_NAME: &str = "pilum.yaml";
 /// not a service itself, and the name is reserved for project-wide settings (none yet).
 pub const ROOT_MARKER: &str = "pilum-project.yaml";
 
+/// The keys [`ROOT_MARKER`] may hold: project-wide settings (`docs/ci.md`).
+pub const PROJECT_KEYS: &[&str] = &["notify", "notify_timeout", "github", "environments"];
+
 /// The project root: `-C <dir>` if given, else the nearest directory at or above the current
 /// one with a [`ROOT_MARKER`] (not above the git top level), else the git top level, else the
 /// current directory.
@@ -62,7 +65,12 @@ pub fn check_marker(root: &Path) -> Option<Diagnostic> {
     match serde_yaml::from_str::<serde_yaml::Value>(&text) {
         Ok(serde_yaml::Value::Null) => None,
         Ok(serde_yaml::Value::Mapping(m)) => {
-            let key = super::expand::key_text(m.keys().next()?);
+            // The settings themselves are read and checked by the commands that use them
+            // (`commands::settings`); here only a key nobody reads is a problem.
+            let key = m
+                .keys()
+                .map(super::expand::key_text)
+                .find(|k| !PROJECT_KEYS.contains(&k.as_str()))?;
             let (l, c) = crate::yaml::position(&text, &[Seg::Key(&key)]);
             at(Problem::UnknownProjectKey { key, file: ROOT_MARKER }, l, c)
         }
@@ -285,11 +293,13 @@ mod tests {
     }
 
     #[test]
-    fn the_marker_holds_no_settings_yet() {
+    fn the_marker_holds_only_project_settings() {
         let t = tempfile::tempdir().unwrap();
         assert_eq!(check_marker(t.path()), None, "no marker");
         fs::write(t.path().join(ROOT_MARKER), "# the project root\n").unwrap();
         assert_eq!(check_marker(t.path()), None);
+        fs::write(t.path().join(ROOT_MARKER), "notify_timeout: 5s\n").unwrap();
+        assert_eq!(check_marker(t.path()), None, "settings are for `commands::settings`");
         fs::write(t.path().join(ROOT_MARKER), "# x\nroot: true\n").unwrap();
         let d = check_marker(t.path()).unwrap();
         assert_eq!((d.line, d.message.as_str()), (2, "unknown key `root` in `pilum-project.yaml`"));

@@ -8,6 +8,7 @@ pub mod discover;
 pub mod expand;
 pub mod graph;
 pub mod select;
+pub mod shard;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

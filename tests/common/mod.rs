@@ -1,6 +1,8 @@
 //! The `Test` builder shared by every integration module: a temporary project, files, fake
 //! executables that record their argv, and a run of the real `pilum` binary.
 
+pub mod receiver;
+
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -9,6 +9,7 @@ pub mod env;
 pub mod exec;
 pub mod fs;
 pub mod git;
+pub mod http;
 pub mod json;
 pub mod log;
 pub mod pulumi;
@@ -41,6 +42,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
         engine.register_static_module("fs", fs::module(host).into());
         engine.register_static_module("git", git::module(host).into());
         engine.register_static_module("pulumi", pulumi::module(host).into());
+        engine.register_static_module("http", http::module(host).into());
         super::extension::apply(engine, host);
     }
 }
