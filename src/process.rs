@@ -283,7 +283,7 @@ fn write_tail(f: &mut fmt::Formatter<'_>, tail: &[String]) -> fmt::Result {
 pub fn secs(d: Duration) -> String {
     if d.as_millis() < 1000 {
         format!("{}ms", d.as_millis())
-    } else if d.as_millis() % 1000 == 0 {
+    } else if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
         format!("{:.1}s", d.as_secs_f64())

@@ -172,10 +172,10 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     }
     if !diags.is_empty() {
         for sel in &selected {
-            if let Some(r) = &resolved[sel.index] {
-                if let Err(d) = validate::check(&project.services[sel.index], r) {
-                    diags.extend(d);
-                }
+            if let Some(r) = &resolved[sel.index]
+                && let Err(d) = validate::check(&project.services[sel.index], r)
+            {
+                diags.extend(d);
             }
         }
         return Err(usage(&diags));

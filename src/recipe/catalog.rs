@@ -295,12 +295,11 @@ impl Catalog {
                     Some(k) => format!("{provider}-{k}"),
                     None => provider.clone(),
                 };
-                if let Some(Ok(r)) = self.get(&guess) {
-                    if r.decl.provider.as_deref() == Some(provider.as_str())
-                        && (kind.is_none() || r.decl.kind.as_deref() == kind.as_deref())
-                    {
-                        return Ok(r);
-                    }
+                if let Some(Ok(r)) = self.get(&guess)
+                    && r.decl.provider.as_deref() == Some(provider.as_str())
+                    && (kind.is_none() || r.decl.kind.as_deref() == kind.as_deref())
+                {
+                    return Ok(r);
                 }
                 let mut matches = Vec::new();
                 for (_, res) in self.all() {
@@ -315,10 +314,11 @@ impl Catalog {
                     }
                 }
                 // Without `service:`, a provider with one recipe (or one named like it) is enough.
-                if matches.len() > 1 && kind.is_none() {
-                    if let Some(exact) = matches.iter().find(|m| m.decl.name == *provider) {
-                        return Ok(exact.clone());
-                    }
+                if matches.len() > 1
+                    && kind.is_none()
+                    && let Some(exact) = matches.iter().find(|m| m.decl.name == *provider)
+                {
+                    return Ok(exact.clone());
                 }
                 match matches.len() {
                     1 => Ok(matches.remove(0)),

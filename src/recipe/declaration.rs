@@ -224,15 +224,15 @@ impl<'a> Reader<'a> {
         let required = m.get("required").is_some_and(|v| v.as_bool().unwrap_or(false));
         let secret = m.get("secret").is_some_and(|v| v.as_bool().unwrap_or(false));
         let default = m.get("default").filter(|v| !v.is_unit()).cloned();
-        if let Some(d) = &default {
-            if !ty.accepts(d) {
-                let p = Problem::DefaultType {
-                    field: name.clone(),
-                    default: type_name(d).to_string(),
-                    ty: ty.as_str(),
-                };
-                self.err(&format!("\"{name}\""), p);
-            }
+        if let Some(d) = &default
+            && !ty.accepts(d)
+        {
+            let p = Problem::DefaultType {
+                field: name.clone(),
+                default: type_name(d).to_string(),
+                ty: ty.as_str(),
+            };
+            self.err(&format!("\"{name}\""), p);
         }
         let values = m
             .get("values")

@@ -501,36 +501,33 @@ fn read(
             String::new()
         }
     };
-    if let Some(t) = target {
-        if let Err(error) = crate::names::check(&t.label) {
-            // The label as written, when it came from `${VAR}`.
-            let written = t.label_key.and_then(|k| {
-                ctx.templates.iter().find_map(|(p, tpl)| {
-                    let here = [
-                        SegBuf::Key("targets".into()),
-                        SegBuf::Index(t.index),
-                        SegBuf::Key(k.into()),
-                    ];
-                    (p.as_slice() == here).then(|| tpl.clone())
-                })
-            });
-            let mut path = vec![Seg::Key("targets"), Seg::Index(t.index)];
-            if let Some(k) = t.label_key {
-                path.push(Seg::Key(k));
-            }
-            let (l, c) = crate::yaml::value_position(text, &path);
-            diags.push(
-                Diagnostic::of(
-                    file,
-                    Problem::BadName {
-                        what: "target name",
-                        value: written.unwrap_or_else(|| t.label.clone()),
-                        error,
-                    },
-                )
-                .at(text, l, c),
-            );
+    if let Some(t) = target
+        && let Err(error) = crate::names::check(&t.label)
+    {
+        // The label as written, when it came from `${VAR}`.
+        let written = t.label_key.and_then(|k| {
+            ctx.templates.iter().find_map(|(p, tpl)| {
+                let here =
+                    [SegBuf::Key("targets".into()), SegBuf::Index(t.index), SegBuf::Key(k.into())];
+                (p.as_slice() == here).then(|| tpl.clone())
+            })
+        });
+        let mut path = vec![Seg::Key("targets"), Seg::Index(t.index)];
+        if let Some(k) = t.label_key {
+            path.push(Seg::Key(k));
         }
+        let (l, c) = crate::yaml::value_position(text, &path);
+        diags.push(
+            Diagnostic::of(
+                file,
+                Problem::BadName {
+                    what: "target name",
+                    value: written.unwrap_or_else(|| t.label.clone()),
+                    error,
+                },
+            )
+            .at(text, l, c),
+        );
     }
     let str_of = |key: &'static str, diags: &mut Vec<Diagnostic>| -> Option<String> {
         match map.get(key) {

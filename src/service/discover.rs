@@ -107,10 +107,10 @@ pub fn in_git(root: &Path) -> bool {
 
 /// Every `pilum.yaml` under `root`, as paths relative to `root`, sorted.
 pub fn find(root: &Path) -> Vec<PathBuf> {
-    if in_git(root) {
-        if let Some(found) = find_git(root, None) {
-            return found;
-        }
+    if in_git(root)
+        && let Some(found) = find_git(root, None)
+    {
+        return found;
     }
     walk(root)
 }
@@ -150,10 +150,10 @@ pub fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<PathBuf
     for f in files.iter().filter(|f| f.rsplit('/').next() == Some(".pilumignore")) {
         let dir = Path::new(f).parent().map(Path::to_path_buf).unwrap_or_default();
         let mut b = GitignoreBuilder::new(root.join(&dir));
-        if b.add(root.join(f)).is_none() {
-            if let Ok(g) = b.build() {
-                ignores.push((dir, g));
-            }
+        if b.add(root.join(f)).is_none()
+            && let Ok(g) = b.build()
+        {
+            ignores.push((dir, g));
         }
     }
     // Deepest `.pilumignore` first: its decision (ignore or `!` whitelist) wins.
@@ -217,12 +217,9 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
                         None
                     };
                     if let Some(list) = list.filter(|_| e.file_type().is_some_and(|t| t.is_file()))
+                        && let Ok(rel) = e.path().strip_prefix(root)
                     {
-                        if let Ok(rel) = e.path().strip_prefix(root) {
-                            list.lock()
-                                .expect("walker lock is never poisoned")
-                                .push(rel.to_path_buf());
-                        }
+                        list.lock().expect("walker lock is never poisoned").push(rel.to_path_buf());
                     }
                 }
                 WalkState::Continue
