@@ -81,7 +81,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Clean(a) => report(out, dir.clone(), clean::run(dir, &a, out)),
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
-        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, out)),
+        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, dir.as_deref(), out)),
         // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
             &crate::recipe::docs::DocsConfig {
