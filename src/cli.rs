@@ -95,6 +95,8 @@ pub enum Command {
     Clean(SelectArgs),
     /// Print the dependency graph
     Graph(GraphArgs),
+    /// Draw a saved run as an HTML report (its timeline), or list the saved runs
+    Report(ReportArgs),
     /// Print shell completions
     #[command(after_long_help = COMPLETIONS_HELP, after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
@@ -224,6 +226,10 @@ pub struct ExecArgs {
     /// default tag becomes `<sha>-dirty`
     #[arg(long)]
     pub allow_dirty: bool,
+
+    /// Write the run report to FILE (`.html`): a summary and the timeline of every task
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -270,6 +276,10 @@ pub enum GraphFormat {
     Tree,
     Dot,
     Mermaid,
+    /// A picture of every service in layers, the selected ones highlighted with why
+    Svg,
+    /// The `svg` picture in an HTML page, with the selected services listed
+    Html,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -280,6 +290,21 @@ pub struct GraphArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = GraphFormat::Tree)]
     pub format: GraphFormat,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The saved run to draw (`pilum report --list` shows them; default: the latest)
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+
+    /// Write the page to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// List the saved runs, oldest first
+    #[arg(long, conflicts_with_all = ["run", "output"])]
+    pub list: bool,
 }
 
 /// How to install the completion script, for `pilum completions --help`.

@@ -6,6 +6,7 @@ mod catalogue;
 mod common;
 mod deploy;
 mod layering;
+mod report;
 mod run;
 mod scale;
 mod shipped;

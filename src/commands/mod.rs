@@ -17,6 +17,7 @@ pub mod init;
 pub mod list;
 pub mod pipeline;
 pub mod plan;
+pub mod runs;
 pub mod script_api;
 
 use std::path::PathBuf;
@@ -75,6 +76,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Plan(a) => report(out, dir.clone(), plan::run(dir, &a, out)),
         Command::Clean(a) => report(out, dir.clone(), clean::run(dir, &a, out)),
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
+        Command::Report(a) => report(out, dir.clone(), runs::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
         // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
