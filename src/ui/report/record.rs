@@ -24,6 +24,8 @@ const TAIL_LINES: usize = 8;
 /// Characters kept per output line, error or command.
 const LINE_CHARS: usize = 240;
 const ERROR_CHARS: usize = 2000;
+/// Bytes of an output line kept until it is cleaned (escape codes still in).
+const RAW_BYTES: usize = 4 * LINE_CHARS;
 
 /// One run, as recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -288,7 +290,7 @@ impl Recorder {
         let mut run = st.run.clone();
         for t in &mut run.tasks {
             if let Some(tail) = st.tails.get(t.id) {
-                t.output = tail.iter().cloned().collect();
+                t.output = tail.iter().map(|l| clean(l, LINE_CHARS)).collect();
             }
             if let Some(Some(c)) = st.commands.get(t.id) {
                 t.command = Some(c.clone());
@@ -360,12 +362,20 @@ impl Recorder {
         st.tails = vec![VecDeque::new(); st.run.tasks.len()];
     }
 
-    fn keep(st: &mut State, task: usize, line: String) {
+    /// Keep an output line, masked, escape codes still in (most are dropped again);
+    /// [`Recorder::finish`] cleans the few that stay.
+    fn keep(st: &mut State, task: usize, line: &str) {
         if let Some(t) = st.tails.get_mut(task) {
-            if t.len() == TAIL_LINES {
-                t.pop_front();
-            }
-            t.push_back(line);
+            let mut kept = if t.len() == TAIL_LINES {
+                t.pop_front().unwrap_or_default()
+            } else {
+                String::new()
+            };
+            kept.clear();
+            // Masked before it is cut, so that no part of a secret survives the cut.
+            let line = crate::redact::redact(line);
+            kept.push_str(&line[..floor(&line, RAW_BYTES)]);
+            t.push_back(kept);
         }
     }
 }
@@ -390,7 +400,7 @@ impl Sink for Recorder {
                 Mark::Started { us, task: task.id, attempt: *attempt }
             }
             Event::TaskOutput { task, line, .. } => {
-                Self::keep(&mut st, task.id, clean(line, LINE_CHARS));
+                Self::keep(&mut st, task.id, line);
                 return;
             }
             Event::TaskLog { task, level, message } => {
@@ -401,16 +411,12 @@ impl Sink for Recorder {
                     _ => "",
                 };
                 for l in message.lines() {
-                    Self::keep(&mut st, task.id, clean(&format!("{tag}{l}"), LINE_CHARS));
+                    Self::keep(&mut st, task.id, &format!("{tag}{l}"));
                 }
                 return;
             }
             Event::TaskDryRun { task, call, detail } => {
-                Self::keep(
-                    &mut st,
-                    task.id,
-                    clean(&format!("would run {call} {detail}"), LINE_CHARS),
-                );
+                Self::keep(&mut st, task.id, &format!("would run {call} {detail}"));
                 return;
             }
             Event::TaskRetried { task, attempt, delay_ms, error } => Mark::Retried {
@@ -428,7 +434,7 @@ impl Sink for Recorder {
                     t.clear();
                 }
                 for l in tail.iter().rev().take(TAIL_LINES).rev() {
-                    Self::keep(&mut st, task.id, clean(l, LINE_CHARS));
+                    Self::keep(&mut st, task.id, l);
                 }
                 Mark::Finished {
                     us,
@@ -450,6 +456,14 @@ impl Sink for Recorder {
         };
         st.run.events.push(mark);
     }
+}
+
+/// The largest char boundary of `s` at or below `max`.
+fn floor(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
 }
 
 /// A string as kept: terminal escapes stripped, secrets masked, at most `max` characters.
@@ -589,5 +603,13 @@ mod tests {
         assert_eq!(out.len(), TAIL_LINES);
         assert!(out[0].starts_with("92 *** "), "{}", out[0]);
         assert!(out.iter().all(|l| l.chars().count() <= LINE_CHARS));
+        // A secret across the raw cut, behind escape codes that leave room for it once removed.
+        r.event(&Event::TaskOutput {
+            task: task(0, "db", "build"),
+            stream: crate::orchestrator::event::Stream::Stdout,
+            line: format!("{}recorder-secret-value", "\u{1b}[0m".repeat(RAW_BYTES / 4 - 4)),
+        });
+        let out = &r.finish().tasks[0].output;
+        assert_eq!(out.last().map(String::as_str), Some("***"));
     }
 }
