@@ -7,7 +7,8 @@
 #   ROUNDS=9 CALLS=1000 benches/run.sh
 #   OLD=/tmp/pilum-old benches/run.sh   # also measure a previous build, round by round
 #
-# 1. startup: median wall time of `pilum run trivial.rhai` vs `/bin/true` (goal: under 5 ms).
+# 1. startup: median wall and CPU (user + sys) time of `pilum run trivial.rhai` vs `/bin/true`
+#    (goal: under 3 ms wall).
 # 2. exec overhead: CALLS x `exec::run(["true"])` from one script vs CALLS plain Rust
 #    spawn-and-wait calls (goal: within 1.3x). Captured-output baselines are shown for context.
 # 3. data: PUSHES x `a.push(i)`, map inserts and `s += "x"`, against the same loop doing nothing
@@ -66,36 +67,50 @@ while [ "$i" -lt "$ROUNDS" ]; do
     eo=$("$OLD" -C "$TMP" run "$TMP/exec.rhai")
     uo=$(data "$OLD" $((PUSHES / 10)) push)
   else
-    ro=0 eo=0 uo=0
+    ro="0 0" eo=0 uo=0
   fi
   echo "$t $r $s $e $p $d $l $u $u10 $m $g $ro $eo $uo $u01" >> "$TMP/rows"
   i=$((i + 1))
 done
 
-# Median of column $1 (or of the ratio of columns $1/$2).
+# Median of column $1 (or of the per-round ratio of columns $1/$2).
 median() {
   awk -v a="$1" -v b="${2:-0}" '{ print (b ? $a / $b : $a) }' "$TMP/rows" | sort -g |
     awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
+# The smallest or largest ($3 = min or max) per-round ratio of columns $1/$2.
+spread() {
+  awk -v a="$1" -v b="$2" '{ print $a / $b }' "$TMP/rows" | sort -g |
+    if [ "$3" = min ]; then head -n 1; else tail -n 1; fi
+}
 
-awk -v t="$(median 1)" -v r="$(median 2)" -v rr="$(median 2 1)" \
-    -v s="$(median 3)" -v e="$(median 4)" -v er="$(median 4 3)" \
-    -v p="$(median 5)" -v d="$(median 6)" -v n="$CALLS" -v runs="$RUNS" -v rounds="$ROUNDS" \
-    -v l="$(median 7)" -v u="$(median 8)" -v u10="$(median 9)" -v lin="$(median 9 8)" \
-    -v m="$(median 10)" -v g="$(median 11)" -v k="$PUSHES" \
-    -v old="$OLD" -v ro="$(median 12)" -v eo="$(median 13)" -v uo="$(median 14)" -v u01="$(median 15)" 'BEGIN {
-  printf "| benchmark (median of %d rounds) | pilum | baseline | ratio |\n|---|---|---|---|\n", rounds
-  printf "| `pilum run` trivial script, median wall of %d runs | %.2f ms | `/bin/true` %.2f ms | %.2fx (+%.2f ms) |\n", runs, r, t, rr, r - t
-  printf "| %d x `exec::run([\"true\"])`, per call | %.3f ms | Rust `status()` %.3f ms | %.2fx |\n", n, e / n, s / n, er
-  printf "| (context) Rust `output()`, both streams captured | | %.3f ms | |\n", p / n
-  printf "| (context) duct, both streams captured | | %.3f ms | |\n", d / n
-  printf "| %d x `a.push(i)` | %d ms | empty loop %d ms | %.2fx |\n", k, u, l, u / (l ? l : 1)
-  printf "| linearity: %d pushes vs %d | %d ms | %d ms | %.1fx (10x is linear) |\n", k * 10, k, u10, u, lin
-  printf "| %d x `m[`k${i}`] = i` | %d ms | empty loop %d ms | %.2fx |\n", k, m, l, m / (l ? l : 1)
-  printf "| %d x `s += \"x\"` | %d ms | empty loop %d ms | %.2fx |\n", k, g, l, g / (l ? l : 1)
+# Columns: 1-2 /bin/true wall and CPU, 3-4 pilum run wall and CPU, 5 spawn, 6 exec, 7 piped,
+# 8 duct, 9 loop, 10 push, 11 push x10, 12 map, 13 string, 14-15 old run, 16 old exec,
+# 17 old push, 18 push /10.
+awk -v t="$(median 1)" -v tc="$(median 2)" -v r="$(median 3)" -v rc="$(median 4)" \
+    -v rr="$(median 3 1)" -v rmin="$(spread 3 1 min)" -v rmax="$(spread 3 1 max)" \
+    -v s="$(median 5)" -v e="$(median 6)" -v er="$(median 6 5)" \
+    -v emin="$(spread 6 5 min)" -v emax="$(spread 6 5 max)" \
+    -v p="$(median 7)" -v d="$(median 8)" -v n="$CALLS" -v runs="$RUNS" -v rounds="$ROUNDS" \
+    -v l="$(median 9)" -v u="$(median 10)" -v u10="$(median 11)" -v lin="$(median 11 10)" \
+    -v m="$(median 12)" -v g="$(median 13)" -v k="$PUSHES" \
+    -v old="$OLD" -v ro="$(median 14)" -v roc="$(median 15)" -v eo="$(median 16)" \
+    -v uo="$(median 17)" -v u01="$(median 18)" 'BEGIN {
+  printf "Ratio = median of the per-round ratios; spread = their minimum and maximum.\n\n"
+  printf "| benchmark (median of %d rounds) | pilum | baseline | ratio | spread |\n|---|---|---|---|---|\n", rounds
+  printf "| `pilum run` trivial script, median wall of %d runs | %.2f ms | `/bin/true` %.2f ms | %.2fx (+%.2f ms) | %.2f–%.2fx |\n", runs, r, t, rr, r - t, rmin, rmax
+  printf "| same, median CPU (user + sys) | %.2f ms | `/bin/true` %.2f ms | | |\n", rc, tc
+  printf "| %d x `exec::run([\"true\"])`, per call | %.3f ms | Rust `status()` %.3f ms | %.2fx | %.2f–%.2fx |\n", n, e / n, s / n, er, emin, emax
+  printf "| (context) Rust `output()`, both streams captured | | %.3f ms | | |\n", p / n
+  printf "| (context) duct, both streams captured | | %.3f ms | | |\n", d / n
+  printf "| %d x `a.push(i)` | %d ms | empty loop %d ms | %.2fx | |\n", k, u, l, u / (l ? l : 1)
+  printf "| linearity: %d pushes vs %d | %d ms | %d ms | %.1fx (10x is linear) | |\n", k * 10, k, u10, u, lin
+  printf "| %d x `m[`k${i}`] = i` | %d ms | empty loop %d ms | %.2fx | |\n", k, m, l, m / (l ? l : 1)
+  printf "| %d x `s += \"x\"` | %d ms | empty loop %d ms | %.2fx | |\n", k, g, l, g / (l ? l : 1)
   if (old != "") {
-    printf "| previous build: `pilum run` trivial script | %.2f ms | previous %.2f ms | %.2fx |\n", r, ro, r / ro
-    printf "| previous build: `exec::run`, per call | %.3f ms | previous %.3f ms | %.2fx |\n", e / n, eo / n, e / eo
-    printf "| previous build: %d x `a.push(i)` | %d ms | previous %d ms | |\n", k / 10, u01, uo
+    printf "| previous build: `pilum run` trivial script | %.2f ms | previous %.2f ms | %.2fx | |\n", r, ro, r / ro
+    printf "| previous build: same, CPU | %.2f ms | previous %.2f ms | %.2fx | |\n", rc, roc, rc / roc
+    printf "| previous build: `exec::run`, per call | %.3f ms | previous %.3f ms | %.2fx | |\n", e / n, eo / n, e / eo
+    printf "| previous build: %d x `a.push(i)` | %d ms | previous %d ms | | |\n", k / 10, u01, uo
   }
 }'

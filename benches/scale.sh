@@ -30,15 +30,40 @@ BARE=$PWD/target/release/examples/bare_axum
 work=$(mktemp -d)
 pids=()
 # Stop every server by its own pid (each is started with `exec`, so `$!` is the server, not a
-# subshell), then make sure nothing started here is left.
+# subshell, which `started` checks), then make sure nothing started here is left: no recorded pid
+# alive, and no process whose command line or working directory is under "$work" (a server's
+# children, e.g. the fake pulumi). Anything left is reported, stopped by its pid, and fails the
+# benchmark.
+leftovers() {
+  local p seen
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && echo "$p"; done
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" = "$$" ] && continue
+    seen="$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) $(readlink "/proc/$p/cwd" 2>/dev/null)"
+    [[ $seen == *"$work"* ]] && echo "$p"
+  done | sort -u
+}
 cleanup() {
+  local status=$? left
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if left=$(pgrep -f "$work"); then
-    echo "error: processes left running after the benchmark: $left" >&2
-    kill -9 $left 2>/dev/null || true
+  left=$(leftovers)
+  if [ -n "$left" ]; then
+    echo "error: processes left running after the benchmark: $(echo $left)" >&2
+    for p in $left; do kill -9 "$p" 2>/dev/null || true; done
+    status=1
   fi
   rm -rf "$work"
+  exit "$status"
+}
+# `started PID NAME`: PID must be the program itself (its /proc exe), not a shell around it.
+started() {
+  local exe
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null || true)
+  case "$exe" in
+    */bash|*/sh|*/dash) echo "error: pid $1 is a shell ($exe), not $2" >&2; exit 1;;
+  esac
 }
 trap cleanup EXIT
 
@@ -115,6 +140,7 @@ run_wrk() {
 # hits both alike, and the medians are reported.
 "$BARE" "$work/bare.addr" & pids+=($!)
 bare_addr=$(wait_ready "$work/bare.addr")
+started "$!" bare_axum
 
 # `start_pilum NAME BINARY`: a server on its own state dir; sets NAME_addr and NAME_pid.
 start_pilum() {
@@ -125,6 +151,7 @@ start_pilum() {
   pids+=($!)
   printf -v "${name}_pid" '%s' "$!"
   printf -v "${name}_addr" '%s' "$(wait_ready "$work/$name.addr")"
+  started "$!" "$bin"
 }
 start_pilum pilum "$PILUM"
 [ -n "${BEFORE:-}" ] && start_pilum before "$BEFORE"

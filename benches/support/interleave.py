@@ -1,0 +1,131 @@
+"""The timing driver of benches/deploy.sh: runs pilum and its baselines alternately, round after
+round (posix_spawn + wait4, output to /dev/null), so background load hits every side of a
+comparison alike. Each row reports medians, the median of the per-round ratios and their spread
+(minimum to maximum), and whether the whole spread meets the goal.
+
+    python3 interleave.py PILUM IDEAL TURBO TMP ROUNDS AFFECTED
+"""
+
+import os
+import statistics
+import sys
+import time
+
+pilum, ideal, turbo, tmp, rounds, affected = sys.argv[1:7]
+rounds, affected = int(rounds), int(affected)
+null = [(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
+
+
+def once(argv, cwd=None):
+    """(wall ms, CPU ms = user + sys of the process and every child it waited for)."""
+    old = os.getcwd()
+    if cwd:
+        os.chdir(cwd)
+    try:
+        t = time.perf_counter()
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=null)
+        _, status, ru = os.wait4(pid, 0)
+        dt = time.perf_counter() - t
+    finally:
+        os.chdir(old)
+    if status != 0:
+        sys.exit(f"benchmark command failed: {' '.join(argv)}")
+    return dt * 1000, (ru.ru_utime + ru.ru_stime) * 1000
+
+
+def interleaved(cmds, n, warmup=1):
+    """Per command, the list of (wall, cpu) of each round."""
+    for c in cmds:
+        for _ in range(warmup):
+            once(*c)
+    rows = [[] for _ in cmds]
+    for _ in range(n):
+        for i, c in enumerate(cmds):
+            rows[i].append(once(*c))
+    return rows
+
+
+def wall(rows):
+    return [w for w, _ in rows]
+
+
+def cpu(rows):
+    return [c for _, c in rows]
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def verdict(ratios, goal):
+    lo, hi = min(ratios), max(ratios)
+    if goal is None:
+        return ""
+    if hi <= goal:
+        return "met in every round"
+    if lo > goal:
+        return "not met in any round"
+    return f"spread crosses the goal ({sum(r <= goal for r in ratios)}/{len(ratios)} rounds met)"
+
+
+table = []
+
+
+def row(name, a, b, bname, goal=None, unit="ms", digits=0):
+    """A ratio row: `a` and `b` are per-round values of the same rounds."""
+    ratios = [x / y for x, y in zip(a, b)]
+    g = f"<= {goal:.2f}x" if goal is not None else ""
+    table.append(
+        f"| {name} | {med(a):.{digits}f} {unit} | {bname} {med(b):.{digits}f} {unit} "
+        f"| {med(ratios):.2f}x | {min(ratios):.2f}–{max(ratios):.2f}x | {g} | {verdict(ratios, goal)} |")
+
+
+def plain(name, a, b, bname, note=""):
+    table.append(f"| {name} | {a} | {bname} {b} | | | | {note} |")
+
+
+P = lambda *a: ([pilum, *a],)
+make = lambda d: (["make", "-s", "-C", f"{tmp}/{d}", "-j2"],)
+ide = lambda d: ([ideal, "ideal", f"{tmp}/{d}", "2", "3"],)
+
+for size, n, goal_ideal, goal_make in (("1000", rounds, 1.10, 1.0), ("100", rounds * 3, 1.15, None)):
+    d = f"m{size}"
+    m, i, p = interleaved([make(d), ide(d), P("deploy", "-q", "-j", "2", "-C", f"{tmp}/{d}")], n)
+    tasks = int(size) * 3
+    label = f"{int(size):,} services x 3 `true` steps, barriers, 2 workers"
+    row(label, wall(p), wall(i), "ideal", goal_ideal)
+    row(f"same, against make", wall(p), wall(m), "`make -j2`", goal_make)
+    pc, ic, mc = (med(cpu(x)) / tasks for x in (p, i, m))
+    plain(f"CPU (user + sys) per task, {size} services", f"{pc:.3f} ms",
+          f"{ic:.3f} ms", "ideal", f"make {mc:.3f} ms; wall per task: pilum "
+          f"{med(wall(p)) / tasks:.3f} ms, ideal {med(wall(i)) / tasks:.3f} ms")
+
+t, one = interleaved([(["/bin/true"],), P("deploy", "-q", "-C", f"{tmp}/m1")], rounds * 10, 3)
+plain("`pilum deploy`, 1 service x 3 `true` steps", f"{med(wall(one)):.1f} ms",
+      f"{med(wall(t)):.1f} ms", "`/bin/true`",
+      f"goal < 25 ms; spread {min(wall(one)):.1f}–{max(wall(one)):.1f} ms")
+
+lfd, lgit, lp = interleaved([(["sh", f"{tmp}/fd.sh"],), (["sh", f"{tmp}/lsfiles.sh"],),
+                             P("list", "-q", "--json", "-C", f"{tmp}/big")], rounds * 2, 2)
+row("`pilum list`, 1,000 services among 100,000 files", wall(lp), wall(lfd), "`fd` + `cat`", 1.5,
+    digits=1)
+row("same, against the git index", wall(lp), wall(lgit), "`git ls-files` + `cat`", None, digits=1)
+
+tb, ag, ap = interleaved([
+    ([turbo, "run", "build", "--filter=...[bench-base...HEAD]", "--dry=json"], f"{tmp}/big"),
+    (["sh", f"{tmp}/gitonly.sh"],),
+    P("plan", "--only-changed", "--since", "bench-base", "--json", "-C", f"{tmp}/big"),
+], rounds * 2, 2)
+label = f"`plan --only-changed --json`, 20 changed, {affected} affected of 1,000, 100,000 files"
+row(label, wall(ap), wall(tb), "turbo", 0.75, digits=1)
+row("same, against the git commands alone", wall(ap), wall(ag), "git", None, digits=1)
+plain("CPU (user + sys) of the same", f"{med(cpu(ap)):.1f} ms", f"{med(cpu(tb)):.1f} ms", "turbo",
+      f"git alone {med(cpu(ag)):.1f} ms")
+
+print(f"Interleaved rounds: {rounds} for 1,000 services, {rounds * 3} for 100, "
+      f"{rounds * 2} for the 100,000-file tree. Ratio = median of the per-round ratios; "
+      f"spread = their minimum and maximum.\n")
+print("| benchmark | pilum | baseline | ratio | spread | goal | verdict |")
+print("|---|---|---|---|---|---|---|")
+print("\n".join(table))
