@@ -129,32 +129,47 @@ pub fn changed_files_with(
     let info = lines(&info);
     let prefix = info.first().cloned().unwrap_or_default();
     let shallow = info.get(1).is_some_and(|s| s == "true");
-    let (worktree, untracked, committed) = std::thread::scope(|s| {
-        let b = s.spawn(|| git(root, &["diff", "--name-only", "--no-renames", "-z", "HEAD", "--"]));
-        let c = s.spawn(|| {
-            git(root, &["ls-files", "--others", "--exclude-standard", "--full-name", "-z", ":/"])
+    // One `git status` pass lists staged, unstaged and untracked files: one index refresh and
+    // one untracked walk, and git applies `core.untrackedCache` and `core.fsmonitor` when the
+    // repository has them. The committed range runs alongside.
+    let (status, committed) = std::thread::scope(|s| {
+        let status = s.spawn(|| {
+            git(root, &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"])
         });
         let committed = committed_since(root, since, last_deploy, env, shallow);
-        (
-            b.join().expect("git thread does not panic"),
-            c.join().expect("git thread does not panic"),
-            committed,
-        )
+        (status.join().expect("git thread does not panic"), committed)
     });
     let (base, committed, notes) = committed?;
-    // A repository without commits has no HEAD; only untracked files count then.
-    let worktree = worktree.unwrap_or_default();
-    let untracked = untracked?;
-    let untracked: Vec<String> =
-        nul_split(&untracked).map(|p| relative_to_root(&p, &prefix)).collect();
+    let (worktree, untracked) = parse_status(&status?);
+    let untracked: Vec<String> = untracked.iter().map(|p| relative_to_root(p, &prefix)).collect();
     let mut files: Vec<String> = nul_split(&committed)
-        .chain(nul_split(&worktree))
         .map(|p| relative_to_root(&p, &prefix))
+        .chain(worktree.iter().map(|p| relative_to_root(p, &prefix)))
         .chain(untracked.iter().cloned())
         .collect();
     files.sort_unstable();
     files.dedup();
     Ok(Changes { base, files, untracked, notes })
+}
+
+/// `git status --porcelain=v1 -z` (without renames): the tracked paths with any change (staged,
+/// unstaged, deleted, unmerged) and the untracked ones, both relative to the top level.
+fn parse_status(out: &[u8]) -> (Vec<String>, Vec<String>) {
+    let (mut changed, mut untracked) = (Vec::new(), Vec::new());
+    for entry in out.split(|&c| c == 0) {
+        // `XY PATH`: two status letters and a space.
+        let (Some(code), Some(path)) = (entry.get(..2), entry.get(3..)) else { continue };
+        if path.is_empty() {
+            continue;
+        }
+        let path = String::from_utf8_lossy(path).into_owned();
+        match code {
+            b"??" => untracked.push(path),
+            b"!!" => {}
+            _ => changed.push(path),
+        }
+    }
+    (changed, untracked)
 }
 
 /// The base `--only-changed` would compare with, without listing any file: the reference, where
@@ -406,6 +421,15 @@ mod tests {
         assert_eq!(relative_to_root("libs/x.rs", "apps/"), "../libs/x.rs");
         assert_eq!(relative_to_root("a/c/x", "a/b/"), "../c/x");
         assert_eq!(relative_to_root("x", ""), "x");
+    }
+
+    #[test]
+    fn status_entries_split_into_changed_and_untracked() {
+        let out = b" M a/b.rs\0A  new.rs\0D  gone.rs\0UU both.rs\0?? x y/z\0?? n\xffo\0\0";
+        let (changed, untracked) = parse_status(out);
+        assert_eq!(changed, ["a/b.rs", "new.rs", "gone.rs", "both.rs"]);
+        assert_eq!(untracked, ["x y/z", "n\u{fffd}o"]);
+        assert_eq!(parse_status(b""), (vec![], vec![]));
     }
 
     #[test]

@@ -73,6 +73,29 @@ fn only_changed_counts_staged_and_nested_services_own_their_files() {
 }
 
 #[test]
+fn only_changed_counts_unstaged_deleted_and_oddly_named_untracked_files() {
+    // Nothing committed since `main`: only the work tree's state counts, from one status pass.
+    let t = repo().file("services/a/src/main.txt", "a edited, not staged\n");
+    std::fs::remove_file(t.path().join("libs/shared/lib.txt")).unwrap();
+    let t = t
+        .file("services/e/odd \"name\" ü.txt", "x\n")
+        .file("services/c/.pilum/deployments/c.json", "{}\n");
+    let t = t.args(["list", "--only-changed", "--since", "main", "--json"]);
+    let r = t.run().success();
+    assert_eq!(names(&r.stdout), ["a", "b", "d", "e", "f"], "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let reason = |n: &str| {
+        v.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(reason("a"), "changed: services/a/src/main.txt");
+    assert_eq!(reason("d"), "watch: libs/shared/lib.txt");
+    assert_eq!(reason("e"), "changed: services/e/odd \"name\" ü.txt");
+}
+
+#[test]
 fn only_changed_with_an_unknown_base_is_actionable() {
     let t = repo().args(["list", "--only-changed", "--since", "nope"]);
     let r = t.run().code(2);
