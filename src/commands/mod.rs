@@ -17,12 +17,16 @@ pub mod deploy;
 pub mod graph;
 pub mod init;
 pub mod list;
+pub mod live;
+pub mod logs;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod rollback;
 pub mod script_api;
 pub mod settings;
 pub mod shard;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -82,6 +86,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
         Command::Ci(c) => report(out, dir.clone(), ci::run(&c, out)),
+        // -- live services (recipe hooks)
+        Command::Status(a) => report(out, dir.clone(), status::run(dir, &a, out)),
+        Command::Logs(a) => report(out, dir.clone(), logs::run(dir, &a, out)),
+        Command::Rollback(a) => report(out, dir.clone(), rollback::run(dir, &a, out)),
         // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
             &crate::recipe::docs::DocsConfig {
