@@ -112,9 +112,11 @@ pub fn run_with(
                 o.to.revision().map_or("its previous revision".to_string(), |r| format!("`{r}`"))
             )),
             Ok(r) => {
-                let to = r.revision.as_deref().map(|r| format!(" to `{r}`")).unwrap_or_default();
-                let url = r.url.as_deref().map(|u| format!(": {u}")).unwrap_or_default();
-                out.stdout_line(&format!("rolled back `{}`{to}{url}", o.label));
+                // What is live now: a provider may make a new revision of the old one.
+                let live =
+                    r.revision.as_deref().map(|r| format!(", live: `{r}`")).unwrap_or_default();
+                let url = r.url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+                out.stdout_line(&format!("rolled back `{}`{live}{url}", o.label));
             }
             Err(e) => out.error(&format!("rollback of `{}` failed: {e}", o.label)),
         }

@@ -10,13 +10,15 @@ const DOCKERFILE: &str = "FROM scratch\nCOPY . /app\n";
 /// A fake `gcloud`: the Artifact Registry repository exists in every region but
 /// `europe-west1`, where `describe` answers `NOT_FOUND` as gcloud does. The Cloud Run service
 /// serves revision `api-00002-xyz` (`v1.2.3`) with `api-00001-abc` ready before it; the job
-/// runs `v1.2.3`, its previous execution ran `v1.2.2`.
+/// runs `v1.2.3` until `jobs update --image` changes it, its previous execution ran `v1.2.2`.
 pub const GCLOUD: &str = r#"case "$*" in
   "artifacts repositories describe "*europe-west1*) echo "ERROR: (gcloud.artifacts.repositories.describe) NOT_FOUND: Requested entity was not found." >&2; exit 1 ;;
   "artifacts repositories describe "*) echo "projects/acme-prod/locations/x/repositories/pilum" ;;
   "run services describe "*) printf '%s' '{"metadata":{"name":"api"},"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/pilum/api:v1.2.3"}]}}},"status":{"url":"https://api-7hx2-uc.a.run.app","latestCreatedRevisionName":"api-00002-xyz","latestReadyRevisionName":"api-00002-xyz","traffic":[{"revisionName":"api-00002-xyz","percent":100},{"revisionName":"api-00002-xyz","percent":0,"tag":"canary","url":"https://canary---api-7hx2-uc.a.run.app"}],"conditions":[{"type":"Ready","status":"True"}]}}' ;;
   "run revisions list "*) printf '%s' '[{"metadata":{"name":"api-00001-abc","creationTimestamp":"2025-05-01T10:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True"}]}},{"metadata":{"name":"api-00002-xyz","creationTimestamp":"2025-05-02T10:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}]' ;;
-  "run jobs describe "*) printf '%s' '{"metadata":{"name":"migrate","generation":4},"spec":{"template":{"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/jobs/migrate:v1.2.3"}]}}}}},"status":{"conditions":[{"type":"Ready","status":"True"}],"latestCreatedExecution":{"name":"migrate-x7k2p"}}}' ;;
+  "run jobs update "*) prev=''; for a in "$@"; do [ "$prev" = --image ] && printf '%s' "$a" > [ROOT]/.calls/job-image; prev="$a"; done ;;
+  "run jobs describe "*) image=$(cat [ROOT]/.calls/job-image 2>/dev/null || echo us-central1-docker.pkg.dev/acme-prod/jobs/migrate:v1.2.3)
+    printf '{"metadata":{"name":"migrate","generation":4},"spec":{"template":{"spec":{"template":{"spec":{"containers":[{"image":"%s"}]}}}}},"status":{"conditions":[{"type":"Ready","status":"True"}],"latestCreatedExecution":{"name":"migrate-x7k2p"}}}' "$image" ;;
   "run jobs executions list "*) printf '%s' '[{"metadata":{"name":"migrate-a1b2c","creationTimestamp":"2025-05-01T10:00:00Z"},"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/jobs/migrate:v1.2.2"}]}}},"status":{"conditions":[{"type":"Completed","status":"True"}]}},{"metadata":{"name":"migrate-x7k2p","creationTimestamp":"2025-05-02T10:00:00Z"},"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/jobs/migrate:v1.2.3"}]}}},"status":{"conditions":[{"type":"Completed","status":"True"}]}}]' ;;
   *"logs read "*|*"logs tail "*) echo "2025-05-02 10:00:01 INFO started"; echo "2025-05-02 10:00:02 INFO ready" ;;
 esac"#;
@@ -109,13 +111,14 @@ esac"#,
 }
 
 /// A fake `aws` for ECS: the service runs task definition `api:7` until `update-service`,
-/// then reports `api:8` rolled out (or, with `STUCK`, a rollout that never completes).
+/// then reports the one it was given rolled out (or, with `STUCK`, a rollout that never
+/// completes).
 pub fn ecs_aws(stuck: bool) -> String {
     let rollout = if stuck { "IN_PROGRESS" } else { "COMPLETED" };
     format!(
         r#"state=[ROOT]/.calls/ecs-updated
 td=arn:aws:ecs:eu-west-1:123456789012:task-definition/api:7
-[ -f "$state" ] && td=arn:aws:ecs:eu-west-1:123456789012:task-definition/api:8
+[ -f "$state" ] && td=$(cat "$state")
 case "$1 $2" in
   "ecr get-login-password") printf 'ecr-password' ;;
   "ecs describe-services")
@@ -126,7 +129,9 @@ case "$1 $2" in
     printf '{{"taskDefinition":{{"taskDefinitionArn":"%s","family":"api","revision":7,"status":"ACTIVE","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"256","memory":"512","compatibilities":["EC2","FARGATE"],"containerDefinitions":[{{"name":"api","image":"old/api:1.2.2","essential":true,"logConfiguration":{{"logDriver":"awslogs","options":{{"awslogs-group":"/ecs/api","awslogs-stream-prefix":"ecs"}}}}}},{{"name":"envoy","image":"envoy:1.29"}}]}}%s}}' "$td" "$tags" ;;
   "ecs register-task-definition")
     printf '{{"taskDefinition":{{"taskDefinitionArn":"arn:aws:ecs:eu-west-1:123456789012:task-definition/api:8","revision":8}}}}' ;;
-  "ecs update-service") touch "$state"; printf '{{"service":{{"serviceName":"api"}}}}' ;;
+  "ecs update-service")
+    prev=''; for a in "$@"; do [ "$prev" = --task-definition ] && printf '%s' "$a" > "$state"; prev="$a"; done
+    printf '{{"service":{{"serviceName":"api"}}}}' ;;
   "ecs list-task-definitions")
     printf '{{"taskDefinitionArns":["arn:aws:ecs:eu-west-1:123456789012:task-definition/api:8","arn:aws:ecs:eu-west-1:123456789012:task-definition/api:7","arn:aws:ecs:eu-west-1:123456789012:task-definition/api:6"]}}' ;;
   "logs tail") echo "2025-05-02T10:00:01 ecs/api/1 listening on :8080" ;;
@@ -242,9 +247,12 @@ pub fn container_apps_revisions() -> Case {
 }
 
 /// A fake `flyctl`: release v12 runs `v1.2.3` on two started machines with passing checks; v11
-/// ran the same image, v10 ran `v1.2.2`.
-pub const FLYCTL: &str = r#"case "$1" in
-  status) printf '%s' '{"Name":"acme-edge","Status":"deployed","Version":12,"Hostname":"acme-edge.fly.dev","Machines":[{"id":"1","state":"started","region":"ams","image_ref":{"registry":"registry.fly.io","repository":"acme-edge","tag":"v1.2.3"},"config":{"metadata":{"fly_process_group":"app"}},"checks":[{"name":"http","status":"passing"}]},{"id":"2","state":"started","region":"iad","image_ref":{"registry":"registry.fly.io","repository":"acme-edge","tag":"v1.2.3"},"config":{"metadata":{"fly_process_group":"worker"}},"checks":[]}]}' ;;
+/// ran the same image, v10 ran `v1.2.2`. A `deploy` makes release v13 of its image.
+pub const FLYCTL: &str = r#"state=[ROOT]/.calls/fly-deployed
+case "$1" in
+  deploy) prev=''; for a in "$@"; do [ "$prev" = --image ] && printf '%s' "${a##*:}" > "$state"; prev="$a"; done ;;
+  status) v=12; tag=v1.2.3; [ -f "$state" ] && { v=13; tag=$(cat "$state"); }
+    printf '{"Name":"acme-edge","Status":"deployed","Version":%s,"Hostname":"acme-edge.fly.dev","Machines":[{"id":"1","state":"started","region":"ams","image_ref":{"registry":"registry.fly.io","repository":"acme-edge","tag":"%s"},"config":{"metadata":{"fly_process_group":"app"}},"checks":[{"name":"http","status":"passing"}]},{"id":"2","state":"started","region":"iad","image_ref":{"registry":"registry.fly.io","repository":"acme-edge","tag":"%s"},"config":{"metadata":{"fly_process_group":"worker"}},"checks":[]}]}' "$v" "$tag" "$tag" ;;
   releases) printf '%s' '[{"Version":12,"Status":"complete","ImageRef":"registry.fly.io/acme-edge:v1.2.3"},{"Version":11,"Status":"complete","ImageRef":"registry.fly.io/acme-edge:v1.2.3"},{"Version":10,"Status":"complete","ImageRef":"registry.fly.io/acme-edge:v1.2.2"}]' ;;
   logs) echo "2025-05-02T10:00:01Z app[1] ams [info] listening on :8080" ;;
 esac"#;

@@ -1,0 +1,1 @@
+//! What the hook commands refuse, and how they fail.
