@@ -339,6 +339,74 @@ impl Sink for Printer {
     }
 }
 
+/// A project whose recipe `memo` answers every hook from Rhai alone (no provider CLI), and a
+/// history kept in memory: the seam the state backend implements, exercised by the commands.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+
+    const RECIPE: &str = r#"
+fn recipe() {
+    #{ name: "memo", description: "hooks without a provider", provider: "memo", section: "memo",
+       fields: [], steps: [#{ name: "deploy", tags: ["deploy"], run: "deploy" }] }
+}
+fn deploy(ctx) { #{ revision: "r3" } }
+fn status(ctx) { #{ revision: "r3", version: "v3", health: "healthy" } }
+fn logs(ctx) { print("no logs"); }
+fn rollback(ctx) { #{ revision: if ctx.to == () { "provider-previous" } else { ctx.to } } }
+"#;
+
+    /// Services `api` and `web` of recipe `memo`.
+    pub fn project() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        write("pilum-project.yaml", "# the project root\n");
+        write("recipes/memo.rhai", RECIPE);
+        write("api/pilum.yaml", "name: api\nrecipe: memo\n");
+        write("web/pilum.yaml", "name: web\nrecipe: memo\n");
+        dir
+    }
+
+    pub fn quiet() -> Output {
+        Output { quiet: true, verbose: 0, json: false }
+    }
+
+    /// Per service: the deploys recorded, oldest first.
+    pub struct Memo(pub Vec<(&'static str, Vec<&'static str>)>);
+
+    impl Memo {
+        fn records(&self, key: &TargetKey<'_>) -> Vec<LastDeploy> {
+            assert_eq!(key.recipe, "memo", "the key names the target (recipe)");
+            let found = self.0.iter().find(|(s, _)| *s == key.service);
+            found.map_or_else(Vec::new, |(_, revs)| {
+                revs.iter()
+                    .map(|r| LastDeploy {
+                        revision: Some((*r).to_string()),
+                        tag: Some(format!("v{}", &r[1..])),
+                        finished: "2025-05-01 14:03".into(),
+                    })
+                    .collect()
+            })
+        }
+    }
+
+    impl History for Memo {
+        fn last_deploy(&self, key: &TargetKey<'_>) -> Option<LastDeploy> {
+            self.records(key).pop()
+        }
+
+        fn previous_deploy(&self, key: &TargetKey<'_>) -> Option<LastDeploy> {
+            let mut r = self.records(key);
+            r.pop();
+            r.pop()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,6 +178,60 @@ mod tests {
         LastDeploy { revision: revision.map(str::to_string), tag: None, finished: String::new() }
     }
 
+    fn args(services: &[&str], to: Option<&str>, dry_run: bool) -> RollbackArgs {
+        RollbackArgs {
+            target: crate::cli::TargetArgs {
+                services: services.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            to: to.map(str::to_string),
+            dry_run,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
+
+    /// Through the `History` seam: `api` goes back to its previous recorded deploy, `web` (one
+    /// record only) to the provider's previous revision; `--to` wins over both.
+    #[test]
+    fn rollback_goes_to_the_previous_recorded_deploy_first() {
+        use crate::commands::live::fixture::{Memo, project, quiet};
+        let dir = project();
+        let root = Some(dir.path().to_path_buf());
+        let memo = Memo(vec![("api", vec!["r1", "r2", "r3"]), ("web", vec!["r3"])]);
+        let cancel = crate::script::CancelToken::new();
+        let outcomes = rollback(
+            root.clone(),
+            &args(&["api", "web"], None, false),
+            &quiet(),
+            Some(&memo),
+            &cancel,
+        )
+        .expect("rolls back");
+        let by =
+            |o: &[Outcome], name: &str| o.iter().find(|o| o.service == name).cloned().expect("one");
+        let api = by(&outcomes, "api");
+        assert_eq!(api.to, RollbackTo::Recorded("r2".into()));
+        assert_eq!(api.result.expect("ok").revision.as_deref(), Some("r2"));
+        let web = by(&outcomes, "web");
+        assert_eq!(web.to, RollbackTo::ProviderPrevious);
+        assert_eq!(web.result.expect("ok").revision.as_deref(), Some("provider-previous"));
+
+        let given = rollback(
+            root.clone(),
+            &args(&["api"], Some("r1"), false),
+            &quiet(),
+            Some(&memo),
+            &cancel,
+        )
+        .expect("rolls back");
+        assert_eq!(given[0].to, RollbackTo::Given("r1".into()));
+        assert_eq!(given[0].result.clone().expect("ok").revision.as_deref(), Some("r1"));
+
+        let without = rollback(root, &args(&["api"], None, false), &quiet(), None, &cancel)
+            .expect("rolls back");
+        assert_eq!(without[0].to, RollbackTo::ProviderPrevious, "no history: the provider's");
+    }
+
     #[test]
     fn to_wins_then_history_then_the_provider() {
         let prev = record(Some("api-00001-abc"));

@@ -278,6 +278,38 @@ mod tests {
         }
     }
 
+    /// Through the `History` seam: `api` was last deployed as `r2` but `r3` is live (drift),
+    /// `web`'s last deploy is what is live, and history has nothing of a third.
+    #[test]
+    fn status_with_history_shows_the_last_deploy_and_drift() {
+        use crate::commands::live::fixture::{Memo, project, quiet};
+        let dir = project();
+        let out = quiet();
+        let cfg = live::config(Some(dir.path().to_path_buf()), &Default::default());
+        let live = live::load(&cfg, Hook::Status, None, false, false, &out).expect("loads");
+        let runner =
+            HookRunner::new(&live.root, false, 0, Printer::new(&out, Show::Verbose, &live.targets));
+        let cancel = crate::script::CancelToken::new();
+        let memo = Memo(vec![("api", vec!["r1", "r2"]), ("web", vec!["r2", "r3"])]);
+        let rows =
+            statuses(&runner, &live.targets, Duration::from_secs(30), 2, &cancel, Some(&memo));
+        let by = |name: &str| rows.iter().find(|r| r.service == name).expect("a row");
+        assert_eq!(by("api").drift(), Some(Drift::Drifted));
+        assert_eq!(by("web").drift(), Some(Drift::InSync));
+        let last = by("api").last.clone().flatten().expect("recorded");
+        assert_eq!(last.revision.as_deref(), Some("r2"));
+        let cells = cells(by("api"), true);
+        assert_eq!(console::strip_ansi_codes(&cells[6]), "drifted");
+        assert_eq!(cells[5], "v2, 2025-05-01 14:03");
+
+        let none = Memo(Vec::new());
+        let rows =
+            statuses(&runner, &live.targets, Duration::from_secs(30), 2, &cancel, Some(&none));
+        assert!(rows.iter().all(|r| r.drift() == Some(Drift::Unknown) && r.last == Some(None)));
+        let rows = statuses(&runner, &live.targets, Duration::from_secs(30), 2, &cancel, None);
+        assert!(rows.iter().all(|r| r.drift().is_none()), "no history, no drift");
+    }
+
     #[test]
     fn history_columns_appear_only_with_history() {
         assert_eq!(columns(false), ["SERVICE", "TARGET", "ENV", "LIVE", "HEALTH", "URL"]);
