@@ -11,7 +11,7 @@ const DEB: &str = "name: hello\nrecipe: deb\ndeb:\n  maintainer: Acme Ops <ops@e
     description: Greets the world\n  files:\n    - { src: README.md, dest: /usr/share/doc/hello/README.md }\n";
 
 /// The Cloud Run project of the recipe tests, plus a `deb` package `hello`.
-fn with_deb() -> Test {
+pub fn with_deb() -> Test {
     containers::cloud_run().project().file("pkg/pilum.yaml", DEB).file("pkg/README.md", "# hello\n")
 }
 

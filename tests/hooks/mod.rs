@@ -4,4 +4,5 @@
 //! without the hook, a provider CLI failing or hanging past its timeout, Ctrl-C.
 
 mod errors;
+mod output;
 mod transcripts;
