@@ -121,7 +121,7 @@ fn cloud_run_describing(body: &str) -> Test {
     let mut case = containers::cloud_run();
     case.fakes.retain(|(n, _)| *n != "gcloud");
     let gcloud = format!(
-        "case \"$*\" in\n  \"run services describe \"*) {body} ;;\nesac\n{}",
+        "case \"$*\" in\n  \"run services describe \"*) {body}; exit 0 ;;\nesac\n{}",
         containers::GCLOUD
     );
     let case: Case = case.fake("gcloud", gcloud);
@@ -244,4 +244,22 @@ fn strict_fakes_refuse_a_flag_the_real_cli_does_not_have() {
     assert!(!r.status.success());
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.contains("--since"), "{stderr}");
+}
+
+/// After a rollback pinned traffic to an old revision, a deploy moves it to the new one:
+/// pinned traffic does not follow new revisions.
+#[test]
+fn a_deploy_after_a_rollback_unpins_cloud_run_traffic() {
+    let pinned = r#"printf '%s' '{"status":{"url":"https://api-7hx2-uc.a.run.app","latestCreatedRevisionName":"api-00003-new","latestReadyRevisionName":"api-00003-new","traffic":[{"revisionName":"api-00001-abc","percent":100}],"conditions":[{"type":"Ready","status":"True"}]}}'"#;
+    let t = cloud_run_describing(pinned);
+    run_with(&t, &["deploy", "--tag", crate::catalogue::harness::TAG]).success();
+    let calls = t.calls("gcloud");
+    let unpin: Vec<_> = calls.iter().filter(|c| c.contains(&"--to-latest".to_string())).collect();
+    assert_eq!(unpin.len(), 2, "once per region: {calls:?}");
+    assert!(unpin[0].starts_with(&[
+        "run".into(),
+        "services".into(),
+        "update-traffic".into(),
+        "api".into()
+    ]));
 }

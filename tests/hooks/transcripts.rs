@@ -109,3 +109,36 @@ hook_tests! {
     azure_container_apps => "hooks-azure-container-apps", "web", [], containers::container_apps(), aca_revisions;
     fly => "hooks-fly", "edge", [], containers::fly(), nothing;
 }
+
+/// The deploy step of each cloud recipe returns the URL its provider reports: `--report` has it.
+#[test]
+fn deploys_return_the_url_the_provider_reports() {
+    let cases: [(Case, Option<&str>); 7] = [
+        (containers::cloud_run(), Some("https://api-7hx2-uc.a.run.app")),
+        (
+            containers::cloud_run_job(),
+            Some(
+                "https://console.cloud.google.com/run/jobs/executions/details/us-central1/migrate-x7k2p/tasks?project=acme-prod",
+            ),
+        ),
+        (containers::lambda(), Some("https://thumbs.lambda-url.us-east-1.on.aws/")),
+        (containers::ecs(false), None),
+        (containers::kubernetes(":"), None),
+        (
+            containers::container_apps(),
+            Some("https://web.kindhill-1a2b.westeurope.azurecontainerapps.io"),
+        ),
+        (containers::fly(), Some("https://acme-edge.fly.dev")),
+    ];
+    for (case, url) in cases {
+        let t = case.project();
+        let r = run_with(
+            &t,
+            &["deploy", "--tag", crate::catalogue::harness::TAG, "--report", "report.json"],
+        );
+        assert_eq!(r.status, 0, "{}: {}\n{}", case.name, r.stdout, r.stderr);
+        let text = std::fs::read_to_string(t.path().join("report.json")).expect("report written");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON report");
+        assert_eq!(v["services"][0]["url"].as_str(), url, "{}: {v}", case.name);
+    }
+}
