@@ -8,6 +8,7 @@ mod common;
 mod deploy;
 mod hooks;
 mod layering;
+mod report;
 mod run;
 mod scale;
 mod shipped;
