@@ -2,7 +2,8 @@
 //! to put back live. Where that comes from is [`rollback_to`]: `--to`, else the previous
 //! successful deploy in history (when [`run_with`] is given history), else `()`, which the
 //! recipe reads as "the provider's previous revision". `--dry-run` runs nothing and prints the
-//! commands, as deploy dry runs do. A hook returns `#{ revision, url }`, what is live now.
+//! commands, as deploy dry runs do. A hook returns `#{ revision, url }`, what is live now. A
+//! rollback holds the project's deploy lock, as a deploy does.
 
 use std::path::PathBuf;
 
@@ -149,6 +150,13 @@ pub fn rollback(
         let labels = live.targets.iter().map(|t| t.label.clone()).collect();
         return Err(Error::usage(LiveError::ToNeedsOneTarget { labels }));
     }
+    // A rollback changes what is live as a deploy does: it holds the same lock (dry runs do
+    // not need it).
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(crate::state::lock::DeployLock::acquire(&live.root).map_err(Error::usage)?)
+    };
     let printer = Printer::new(out, Show::Verbose, &live.targets);
     let runner = HookRunner::new(&live.root, args.dry_run, out.verbose, printer);
     Ok(live::each(&live.targets, 4, |t: &Target| {

@@ -263,3 +263,38 @@ fn a_deploy_after_a_rollback_unpins_cloud_run_traffic() {
         "api".into()
     ]));
 }
+
+/// A rollback holds the deploy lock: a second rollback or a deploy of the checkout is refused
+/// while it runs (a dry run is not).
+#[test]
+fn a_rollback_holds_the_deploy_lock() {
+    let wait = r#"case "$*" in
+  *update-traffic*) : > [ROOT]/.calls/started; i=0
+    while [ ! -f [ROOT]/.calls/release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done ;;
+esac"#;
+    let mut case = containers::cloud_run();
+    case.fakes.retain(|(n, _)| *n != "gcloud");
+    let t = case.fake("gcloud", format!("{wait}\n{}", containers::GCLOUD)).project();
+    let mut first = t
+        .command()
+        .args(["rollback", "api", "--region", "us-central1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pilum");
+    let started = t.path().join(".calls/started");
+    wait_until("the first rollback to run", Duration::from_secs(20), || started.exists());
+    let r = run_with(&t, &["rollback", "api", "--region", "europe-west1"]);
+    assert_eq!(r.status, 2, "{}", all(&r));
+    assert!(r.stderr.contains("another pilum run is deploying this project"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("(pid {})", first.id())), "{}", r.stderr);
+    run_with(&t, &["rollback", "api", "--region", "europe-west1", "--dry-run"]).success();
+    t.write(".calls/release", "");
+    let mut status = None;
+    wait_until("the first rollback to finish", Duration::from_secs(20), || {
+        status = first.try_wait().expect("wait for pilum");
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}

@@ -64,3 +64,34 @@ esac"#;
         Some(&vec!["traffic".into(), "web".into(), "--to".into(), "web-2".into()])
     );
 }
+
+/// `--json`: each log line is an NDJSON `log` event naming its service and region; a rollback
+/// is one `rollback` event per target saying where its revision came from.
+#[test]
+fn logs_and_rollback_as_ndjson() {
+    let t = crate::catalogue::containers::cloud_run().project();
+    let run = crate::catalogue::harness::run_with;
+    let r = run(&t, &["--json", "logs", "api", "--region", "europe-west1"]).success();
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON ({e}): {l}")))
+        .collect();
+    assert_eq!(events.len(), 2, "{}", r.stdout);
+    assert_eq!(
+        events[0],
+        serde_json::json!({"event": "log", "service": "api", "region": "europe-west1",
+                           "stream": "stdout", "line": "2025-05-02 10:00:01 INFO started"})
+    );
+    let r = run(&t, &["--json", "rollback", "api", "--region", "us-central1"]).success();
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one event");
+    assert_eq!(v["event"], "rollback");
+    assert_eq!(v["to_source"], "provider", "no history: the provider's previous revision");
+    assert_eq!(v["revision"], "api-00001-abc");
+    assert_eq!(v["ok"], true);
+    let r =
+        run(&t, &["--json", "rollback", "api", "--region", "us-central1", "--to", "api-00002-xyz"])
+            .success();
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one event");
+    assert_eq!((v["to"].as_str(), v["to_source"].as_str()), (Some("api-00002-xyz"), Some("flag")));
+}
