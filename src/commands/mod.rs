@@ -19,14 +19,18 @@ pub mod docs;
 pub mod graph;
 pub mod init;
 pub mod list;
+pub mod live;
+pub mod logs;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod rollback;
 pub mod run;
 pub mod runs;
 pub mod script_api;
 pub mod settings;
 pub mod shard;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -75,6 +79,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Report(a) => report(out, dir.clone(), runs::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
         Command::Ci(c) => report(out, dir.clone(), ci::run(&c, dir.as_deref(), out)),
+        // -- live services (recipe hooks)
+        Command::Status(a) => report(out, dir.clone(), status::run(dir, &a, out)),
+        Command::Logs(a) => report(out, dir.clone(), logs::run(dir, &a, out)),
+        Command::Rollback(a) => report(out, dir.clone(), rollback::run(dir, &a, out)),
         // -- recipe catalogue
         Command::Docs(args) => docs::run(dir, args, out),
         Command::Scale(cmd) => crate::server::cli::run(cmd, dir.as_deref(), out),
