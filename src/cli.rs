@@ -500,6 +500,10 @@ pub struct ScaleSimulateArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::flag)]
     pub until: Option<std::time::Duration>,
 
+    /// How long a decision waits for the rest of a burst (as `serve --debounce`)
+    #[arg(long, default_value = "200ms", value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub debounce: std::time::Duration,
+
     /// Wall-clock time of `at: 0`, RFC 3339; schedules open and close on this virtual clock
     #[arg(long, value_name = "TIME", default_value = "2023-11-14T22:13:20Z")]
     pub start: String,

@@ -11,9 +11,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::autoscale::pool::PoolSpec;
-use crate::autoscale::signal::Signal;
-use crate::autoscale::strategy::Proposal;
+use crate::autoscale::cadence::Trigger;
+use crate::autoscale::pool::{Pool, PoolSpec};
+use crate::autoscale::schedule;
+use crate::autoscale::signal::{Book, Change, Signal};
+use crate::autoscale::strategy::{Proposal, Strategy};
 
 /// How many past decisions a record keeps (and strategies see as `history`).
 const HISTORY: usize = 20;
@@ -264,7 +266,7 @@ pub fn context(
             "params": spec.params,
         },
         "current": current,
-        "signals": signals.iter().map(Signal::to_json).collect::<Vec<_>>(),
+        "signals": signals.iter().map(|s| s.to_ctx(record.signals_seq)).collect::<Vec<_>>(),
         // The highest value of the open schedule windows: the built-ins keep at least this.
         "schedule_floor": signals
             .iter()
@@ -275,6 +277,115 @@ pub fn context(
             "at": h.at.timestamp(), "from": h.from, "to": h.to, "reason": h.reason,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Isolating the signal that breaks a strategy runs it once per signal; beyond this many
+/// signals the decision is skipped instead.
+const ISOLATE_AT_MOST: usize = 64;
+
+/// What a decision starts from, taken from a pool's book and record.
+#[derive(Debug)]
+pub struct Taken {
+    pub signals: Vec<Signal>,
+    /// The sequence number the decision saw (recorded as `signals_seq` once it is recorded).
+    pub seen: u64,
+    pub record: Record,
+    /// The value the strategy starts from ([`Record::evaluation_base`]).
+    pub base: i64,
+}
+
+/// The first step of every decision, the server's and `simulate`'s alike (under the pool's
+/// lock): open and close schedule windows (`on_schedule` hears each change first; `false`
+/// leaves it for the next decision), then take the signals if there is anything to decide —
+/// for a burst, a change no recorded decision saw (so a wake that arrived while the previous
+/// decision ran is merged into it), for a tick, any signal (a still-firing level asks again).
+/// `extra` signals (`/scale`, dry runs) always count as new. `None`: nothing to decide (a dry
+/// run, `commit = false`, always decides).
+#[allow(clippy::too_many_arguments, reason = "the decision's inputs, passed through")]
+pub fn take(
+    pool: &Pool,
+    book: &mut Book,
+    record: &Record,
+    now: DateTime<Utc>,
+    trigger: Trigger,
+    extra: Vec<Signal>,
+    commit: bool,
+    on_schedule: &mut dyn FnMut(&Change) -> bool,
+) -> Option<Taken> {
+    let mut opened_or_closed = false;
+    for change in schedule::changes(&pool.schedules, book, now) {
+        if on_schedule(&change) {
+            opened_or_closed = true;
+            book.apply(0, change);
+        }
+    }
+    let news = book.has_news(record.signals_seq) || opened_or_closed || !extra.is_empty();
+    if trigger == Trigger::Signal && !news {
+        return None;
+    }
+    let (mut signals, seen) = book.take(commit);
+    signals.extend(extra);
+    // A dry run asks what the strategy makes of the pool as it is, signals or not.
+    if signals.is_empty() && commit {
+        book.deciding = None;
+        return None;
+    }
+    let base = record.evaluation_base(&pool.spec, now);
+    Some(Taken { signals, seen, record: record.clone(), base })
+}
+
+/// What the strategy made of the signals, after setting aside the ones that break it.
+#[derive(Debug)]
+pub struct Proposed {
+    pub proposal: Result<Proposal, String>,
+    /// The signals the proposal was made from.
+    pub used: Vec<Signal>,
+    /// Signals that made the strategy fail alone, and why (only when `isolate`).
+    pub quarantined: Vec<Signal>,
+    pub quarantine_reason: String,
+}
+
+/// The second step (no lock held; runs the strategy, so call it off the async workers): run
+/// the strategy; when it fails on several signals and `isolate` is set, find the ones that
+/// make it fail alone and decide on the rest. A strategy that also fails without any signal is
+/// broken, not poisoned: nothing is set aside.
+pub fn propose(strategy: &Strategy, pool: &Pool, taken: &Taken, isolate: bool) -> Proposed {
+    let run = |signals: &[Signal]| {
+        strategy.decide(&context(&pool.name, &pool.spec, taken.base, signals, &taken.record))
+    };
+    let signals = &taken.signals;
+    let first = run(signals);
+    let whole = |proposal| Proposed {
+        proposal,
+        used: signals.clone(),
+        quarantined: Vec::new(),
+        quarantine_reason: String::new(),
+    };
+    if first.is_ok() || !isolate || signals.len() > ISOLATE_AT_MOST || run(&[]).is_err() {
+        return whole(first);
+    }
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut reason = String::new();
+    for s in signals {
+        match run(std::slice::from_ref(s)) {
+            Ok(_) => good.push(s.clone()),
+            Err(e) => {
+                reason = e;
+                bad.push(s.clone());
+            }
+        }
+    }
+    if bad.is_empty() {
+        // Only the combination fails: nothing to single out.
+        return Proposed { proposal: first, used: good, ..whole(Ok(Proposal::Hold)) };
+    }
+    Proposed {
+        proposal: run(&good),
+        used: good,
+        quarantined: bad,
+        quarantine_reason: format!("strategy `{}` failed on it: {reason}", strategy.name),
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //!
 //! | file | owns |
 //! |---|---|
+//! | `adapters.rs` | webhook payloads (CloudWatch, Alertmanager, direct calls) into signal changes |
 //! | `pool.rs` | the pools file schema and validation (`pilum scale check`) |
 //! | `locate.rs` | positions of values in the pools file, by path |
 //! | `strategy.rs` | compiling and calling strategy scripts |
 //! | `signal.rs` | level signals and one-shot intents, and the bounds on their numbers |
 //! | `schedule.rs` | cron windows (`schedules:`) evaluated into level signals |
-//! | `decide.rs` | desired-state records and guardrails |
+//! | `cadence.rs` | when a pool decides: bursts (debounce) and ticks, on any clock |
+//! | `decide.rs` | desired-state records, guardrails, and the steps of one decision (shared with `simulate`) |
 //! | `actuator.rs` | Pulumi config writes, targeted `up`, previews |
 //! | `scaler.rs` | the runtime: shared state, start, reload, status, drain |
 //! | `decision.rs` | the supervised decision loop, one decision, quarantine, dry runs |
@@ -23,8 +25,10 @@
 //! above it.
 
 pub mod actuator;
+pub mod adapters;
 pub mod apply;
 pub mod audit;
+pub mod cadence;
 pub mod decide;
 pub mod decision;
 pub mod locate;

@@ -44,7 +44,10 @@ pub struct PoolSpec {
     pub targets: Vec<String>,
     pub min: i64,
     pub max: i64,
-    #[serde(default, deserialize_with = "crate::duration::deserialize")]
+    /// After a scale-up, only a larger step proceeds (by the difference) for this long; a
+    /// still-firing alarm therefore steps again once per `cooldown_up`. Default 5 minutes (as
+    /// AWS's default cooldown), so a firing alarm does not walk the pool to `max` tick by tick.
+    #[serde(default = "default_cooldown_up", deserialize_with = "crate::duration::deserialize")]
     pub cooldown_up: Duration,
     #[serde(default = "default_cooldown_down", deserialize_with = "crate::duration::deserialize")]
     pub cooldown_down: Duration,
@@ -137,6 +140,10 @@ impl Directive {
             },
         }
     }
+}
+
+fn default_cooldown_up() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_cooldown_down() -> Duration {

@@ -20,13 +20,13 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::autoscale::actuator::{Pulumi, StackRef, is_pending_operations};
-use crate::autoscale::audit::{Audit, SignalRecord};
+use crate::autoscale::audit::Audit;
 use crate::autoscale::decide::{Decision, Record};
 use crate::autoscale::log::Log;
 use crate::autoscale::metrics::{CooldownLabels, Metrics, PoolLabel};
 use crate::autoscale::pool::{Pool, Pools};
 use crate::autoscale::schedule;
-use crate::autoscale::signal::{Book, Change, Signal, SourceKind};
+use crate::autoscale::signal::{Book, Change, Signal};
 use crate::autoscale::state::{Quarantined, StateDir};
 use crate::autoscale::strategy::{self, Strategy};
 
@@ -77,6 +77,10 @@ pub struct PoolInner {
     pub quarantined: Vec<Quarantined>,
     /// Why the pool cannot decide right now (its decision loop crashed); webhooks get 503.
     pub down: Option<String>,
+    /// Why the pool's current value is unknown (its config key is missing or unreadable, and
+    /// no record says what it is). Nothing is decided or applied until it is known: the
+    /// decision loop re-reads the key on every tick.
+    pub unknown: Option<String>,
 }
 
 /// One apply lane (one stack).
@@ -151,7 +155,7 @@ pub fn strategies_of(pools: &Pools) -> HashMap<String, Strategy> {
 }
 
 /// A schedule change for the log: `open office-hours (10)` or `close office-hours`.
-fn describe(change: &Change) -> String {
+pub(crate) fn describe(change: &Change) -> String {
     match change {
         Change::Raise(s) => format!("open {} ({})", s.name, s.value.unwrap_or_default()),
         Change::Clear { key, .. } => {
@@ -175,10 +179,25 @@ impl Scaler {
         let mut blocked = BTreeMap::new();
         refresh_configs(&pools, &settings, &pulumi, &log, &mut blocked).await?;
         let mut records = BTreeMap::new();
+        let mut unknown = BTreeMap::new();
         for p in &pools.pools {
             let record = match state.load_record(p).map_err(|e| e.to_string())? {
                 Some(r) => r,
-                None => Record::new(&p.name, initial_value(&pulumi, p).await?),
+                None => match initial_value(&pulumi, p).await {
+                    Ok(v) => {
+                        let r = Record::new(&p.name, v);
+                        // A row for `pilum scale status --state-dir` from the start.
+                        state.save_record(&r).map_err(|e| {
+                            format!("cannot write the state record of pool `{}`: {e}", p.name)
+                        })?;
+                        r
+                    }
+                    Err(why) => {
+                        log.error("current value unknown", &[("pool", &p.name), ("reason", &why)]);
+                        unknown.insert(p.name.clone(), why);
+                        Record::new(&p.name, p.spec.min)
+                    }
+                },
             };
             records.insert(p.name.clone(), record);
         }
@@ -205,9 +224,12 @@ impl Scaler {
             lanes.entry(p.stack_id()).or_insert_with(|| (stack, Vec::new())).1.push(p.name.clone());
             let record = records.remove(&p.name).expect("a record was made for every pool");
             let label = PoolLabel { pool: p.name.clone() };
-            metrics.desired.get_or_create(&label).set(record.desired);
-            if let Some(a) = record.applied {
-                metrics.applied.get_or_create(&label).set(a);
+            let unknown = unknown.remove(&p.name);
+            if unknown.is_none() {
+                metrics.desired.get_or_create(&label).set(record.desired);
+                if let Some(a) = record.applied {
+                    metrics.applied.get_or_create(&label).set(a);
+                }
             }
             let quarantined: Vec<Quarantined> =
                 recovered.quarantined.iter().filter(|q| q.pool == p.name).cloned().collect();
@@ -218,6 +240,7 @@ impl Scaler {
                 last_error: None,
                 quarantined,
                 down: None,
+                unknown,
             };
             states.insert(
                 p.name.clone(),
@@ -340,39 +363,56 @@ impl Scaler {
                     lane.wake.notify_one();
                 }
             }
-            drop(inner);
-            // A window open at start raises its level now, not a tick later.
-            self.evaluate_schedules(st, Utc::now());
-            if !lock(&st.inner).book.is_empty() {
+            // What arrived after the last recorded decision is decided now, and a window open
+            // at start raises its level now, not a tick later. Levels a recorded decision saw
+            // wait for the tick, as they would have without the restart.
+            let windows = self.pool(&st.name).is_some_and(|p| {
+                !schedule::changes(&p.schedules, &inner.book, Utc::now()).is_empty()
+            });
+            if windows || inner.book.has_news(inner.record.signals_seq) {
                 st.wake.notify_one();
             }
         }
         tasks
     }
 
-    /// Why `pool` cannot take signals now (its decision loop is down), if it cannot.
+    /// Why `pool` cannot take signals now (its decision loop is down, or its current value is
+    /// unknown), if it cannot.
     pub fn unavailable(&self, pool: &str) -> Option<String> {
-        self.states.get(pool).and_then(|st| lock(&st.inner).down.clone())
+        self.states.get(pool).and_then(|st| {
+            let inner = lock(&st.inner);
+            inner.down.clone().or_else(|| inner.unknown.clone())
+        })
     }
 
-    /// Bring a pool's schedule levels in line with the clock. Windows opening or closing change
-    /// the book like an alarm raising or clearing, and are audited and counted the same way.
-    /// Called at start and by every committed decision (ticks, signals, `/scale`), which then
-    /// decides on the result, so nothing is woken here.
-    pub fn evaluate_schedules(&self, st: &PoolState, now: chrono::DateTime<Utc>) {
+    /// Why `st` cannot decide now, if it cannot: its current value is unknown.
+    pub(crate) fn not_deciding(&self, st: &PoolState) -> Option<String> {
+        lock(&st.inner).unknown.clone()
+    }
+
+    /// A pool whose current value is unknown reads its config key again (on every tick); once
+    /// the key holds a value the pool starts from it.
+    pub(crate) async fn recheck_unknown(&self, st: &PoolState) {
+        if lock(&st.inner).unknown.is_none() {
+            return;
+        }
         let Some(pool) = self.pool(&st.name) else { return };
-        let mut inner = lock(&st.inner);
-        for change in schedule::changes(&pool.schedules, &inner.book, now) {
-            let key = change.key().to_string();
-            let record = SignalRecord::of_change(&st.name, SourceKind::Schedule, key, &change);
-            if self.audit.record(record).is_err() {
-                // The audit queue is full: leave the book alone so the next tick retries.
-                self.metrics.intent(&st.name, SourceKind::Schedule.as_str(), "overloaded");
-                continue;
+        match initial_value(&self.pulumi, &pool).await {
+            Ok(v) => {
+                {
+                    let mut inner = lock(&st.inner);
+                    inner.record = Record::new(&st.name, v);
+                    inner.unknown = None;
+                }
+                let label = PoolLabel { pool: st.name.clone() };
+                self.metrics.desired.get_or_create(&label).set(v);
+                self.metrics.applied.get_or_create(&label).set(v);
+                self.log
+                    .info("current value known", &[("pool", &st.name), ("value", &v.to_string())]);
+                self.persist(st).await;
+                st.wake.notify_one();
             }
-            self.metrics.intent(&st.name, SourceKind::Schedule.as_str(), "accepted");
-            self.log.info("schedule", &[("pool", &st.name), ("change", &describe(&change))]);
-            inner.book.apply(change);
+            Err(why) => lock(&st.inner).unknown = Some(why),
         }
     }
 
@@ -434,14 +474,16 @@ impl Scaler {
         let strategy = self.strategy(name);
         let inner = lock(&st.inner);
         let (up, down) = inner.record.cooldowns(&pool.spec, Utc::now());
+        let known = inner.unknown.is_none();
         Some(json!({
             "pool": name,
             "stack": pool.spec.stack,
             "key": pool.spec.key,
             "min": pool.spec.min,
             "max": pool.spec.max,
-            "desired": inner.record.desired,
-            "applied": inner.record.applied,
+            "desired": known.then_some(inner.record.desired),
+            "applied": if known { inner.record.applied } else { None },
+            "unknown": inner.unknown,
             "generation": inner.record.generation,
             "appliedGeneration": inner.record.applied_generation,
             "cooldowns": {"up": up, "down": down},
@@ -585,18 +627,34 @@ async fn refresh_configs(
     Ok(())
 }
 
-/// The value a pool without a record starts from: its config key, or `min` when unset.
+/// The value a pool without a record starts from: its config key. A key that is not set or
+/// cannot be read is an error saying what to run: the scaler never guesses a current value
+/// (starting from `min` could shrink a real pool).
 async fn initial_value(pulumi: &Pulumi, p: &Pool) -> Result<i64, String> {
     let stack = StackRef { dir: p.project_dir.clone(), stack: p.spec.stack.clone() };
-    let current = pulumi
-        .config_get(&stack, &p.spec.key)
-        .await
-        .map_err(|f| format!("cannot read `{}` for pool `{}`: {f}", p.spec.key, p.name))?;
+    let set_it = format!(
+        "help: set it with `pulumi config set {key} <current value> --stack {stack} --cwd {dir}` (or deploy the stack and run `pulumi config refresh`); the server reads it again on every tick",
+        key = p.spec.key,
+        stack = p.spec.stack,
+        dir = p.project_dir.display()
+    );
+    let current = pulumi.config_get(&stack, &p.spec.key).await.map_err(|f| {
+        format!(
+            "the current value of pool `{}` is unknown: cannot read `{}`: {f}\n{set_it}",
+            p.name, p.spec.key
+        )
+    })?;
     match current {
         Some(v) => v.trim().parse::<i64>().map_err(|_| {
-            format!("pool `{}`: config `{}` is `{v}`, not an integer", p.name, p.spec.key)
+            format!(
+                "the current value of pool `{}` is unknown: config `{}` is `{v}`, not an integer\n{set_it}",
+                p.name, p.spec.key
+            )
         }),
-        None => Ok(p.spec.min),
+        None => Err(format!(
+            "the current value of pool `{}` is unknown: config key `{}` is not set on stack `{}`\n{set_it}",
+            p.name, p.spec.key, p.spec.stack
+        )),
     }
 }
 
@@ -612,7 +670,10 @@ fn open_audit(
     let apply = move |pool: &str, seq: u64, change: Change| {
         let mut applied = lock(&applied_seq);
         if let Some(st) = states.get(pool) {
-            let changed = lock(&st.inner).book.apply(change);
+            let mut inner = lock(&st.inner);
+            inner.book.heard_at = Some(Utc::now());
+            let changed = inner.book.apply(seq, change);
+            drop(inner);
             if changed {
                 st.wake.notify_one();
             }

@@ -47,6 +47,47 @@ pub fn resolve(base: &Path, name: &str) -> Result<Source, Option<&'static str>> 
 /// What every strategy compile error says to do.
 const COMPILE_HELP: &str = "fix the script; the strategy must define `fn decide(ctx)`";
 
+/// A kind of input a strategy can act on. A pool refuses webhooks of a kind its strategy
+/// ignores (422 naming the strategy) instead of accepting what nothing will read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Input {
+    /// CloudWatch alarms and Alertmanager alerts (level signals).
+    Alarms,
+    /// `/webhook/{pool}/delta` and `/scale` with `{"delta": n}`.
+    Delta,
+    /// `/webhook/{pool}/count` and `/scale` with `{"value": n}`.
+    Count,
+    /// The pool's `schedules:` windows.
+    Schedules,
+}
+
+impl Input {
+    pub const ALL: [Input; 4] = [Input::Alarms, Input::Delta, Input::Count, Input::Schedules];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alarms => "alarms",
+            Self::Delta => "delta",
+            Self::Count => "count",
+            Self::Schedules => "schedules",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.as_str() == s)
+    }
+
+    /// What a request to this input looks like, for messages.
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::Alarms => "alarms (`/cloudwatch`, `/prometheus`)",
+            Self::Delta => "`/delta` requests",
+            Self::Count => "`/count` requests",
+            Self::Schedules => "schedules",
+        }
+    }
+}
+
 /// A compiled strategy.
 #[derive(Clone)]
 pub struct Strategy {
@@ -54,6 +95,8 @@ pub struct Strategy {
     pub name: String,
     /// The first 12 hex digits of the source's SHA-256, for the audit log.
     pub hash: String,
+    /// What the strategy acts on: from its `fn inputs()`, or everything when it has none.
+    pub inputs: Vec<Input>,
     ast: Arc<AST>,
     engine: Arc<Engine>,
 }
@@ -154,7 +197,35 @@ impl Strategy {
         }
         let hash =
             Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
-        Ok(Self { name: name.to_string(), hash, ast: Arc::new(ast), engine: Arc::new(engine) })
+        let inputs = if ast.iter_functions().any(|f| f.name == "inputs" && f.params.is_empty()) {
+            declared_inputs(&engine, &ast).map_err(|m| {
+                Box::new(Diagnostic::new(file, format!("strategy `fn inputs()` {m}")).help(
+                    "return an array of `\"alarms\"`, `\"delta\"`, `\"count\"`, `\"schedules\"`, e.g. `fn inputs() { [\"alarms\", \"schedules\"] }`",
+                ))
+            })?
+        } else {
+            Input::ALL.to_vec()
+        };
+        Ok(Self {
+            name: name.to_string(),
+            hash,
+            inputs,
+            ast: Arc::new(ast),
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// Whether the strategy acts on `input`.
+    pub fn accepts(&self, input: Input) -> bool {
+        self.inputs.contains(&input)
+    }
+
+    /// The inputs it acts on, for messages: `alarms, schedules`.
+    pub fn describe_inputs(&self) -> String {
+        if self.inputs.is_empty() {
+            return "none".into();
+        }
+        self.inputs.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
     }
 
     /// Call `decide(ctx)`. Runs synchronously: call it from a blocking thread, never from an
@@ -201,6 +272,35 @@ impl Strategy {
             }
         }
     }
+}
+
+/// Call a strategy's `fn inputs()` once, at compile time.
+fn declared_inputs(engine: &Engine, ast: &AST) -> Result<Vec<Input>, String> {
+    let call = CallCtx {
+        deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
+        label: "inputs".into(),
+        ..CallCtx::default()
+    };
+    let out: Dynamic =
+        with_call(call, || engine.call_fn(&mut rhai::Scope::new(), ast, "inputs", ()))
+            .map_err(|e| format!("failed: {e}"))?;
+    let list = out.try_cast::<rhai::Array>().ok_or("must return an array of input names")?;
+    let mut inputs = Vec::new();
+    for v in list {
+        let name = v.into_string().map_err(|t| format!("must return names, got a `{t}`"))?;
+        let input = Input::parse(&name).ok_or_else(|| {
+            let known = Input::ALL.map(Input::as_str);
+            let hint = crate::diagnostic::closest(&name, known.iter().copied())
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            format!("returned an unknown input `{name}`{hint}")
+        })?;
+        if !inputs.contains(&input) {
+            inputs.push(input);
+        }
+    }
+    inputs.sort();
+    Ok(inputs)
 }
 
 /// Convert JSON into Rhai values (strategies see plain maps, arrays and numbers).

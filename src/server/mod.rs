@@ -9,7 +9,6 @@
 //! `--shutdown-grace` less the process layer's grace, then gets SIGINT (and SIGKILL after that
 //! grace) → pending signals are persisted → exit, always within `--shutdown-grace`.
 
-pub mod adapters;
 pub mod auth;
 pub mod cli;
 pub mod limits;

@@ -18,11 +18,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::autoscale::adapters::{self, AlarmOutcome, Refused};
 use crate::autoscale::audit::{Refusal, SignalRecord};
+use crate::autoscale::cadence::Trigger;
 use crate::autoscale::pool::{Action, Pools};
 use crate::autoscale::scaler::{Scaler, lock};
-use crate::autoscale::signal::{Change, Kind, MAX_MAGNITUDE, Signal, SourceKind, bounded};
-use crate::server::adapters::{self, AlarmOutcome, Refused};
+use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
+use crate::autoscale::strategy::Input;
 use crate::server::auth::{Denied, Tokens};
 use crate::server::limits::{Begin, Idempotency, RateLimiter, fingerprint};
 use crate::server::sns::{self, Reject, SnsVerifier};
@@ -104,7 +106,42 @@ pub fn router(app: Shared) -> Router {
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), timeout))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(app.clone(), json_errors))
         .with_state(app)
+}
+
+/// Every error is JSON, including the ones axum's extractors answer in plain text (a body over
+/// `--max-body` is 413 `{"error": …}`, like every other refusal).
+async fn json_errors(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let r = next.run(req).await;
+    let status = r.status();
+    let plain = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|c| c.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("request body is larger than the limit of {} bytes (`--max-body`)", app.max_body)
+    } else {
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_lowercase()
+        } else {
+            text
+        }
+    };
+    let mut out = reply(status.as_u16(), json!({"error": message}));
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 async fn timeout(State(app): State<Shared>, req: Request, next: Next) -> Response {
@@ -345,6 +382,8 @@ async fn cloudwatch(
                     Ok(reply(200, json!({"recorded": what})))
                 }
                 AlarmOutcome::Change(change) => {
+                    adapters::check_input(p, Input::Alarms)
+                        .map_err(|r| forget(app.refused(&pool, src, r)))?;
                     app.enqueue(&pool, src, id.clone(), change).await.map_err(forget)?;
                     Ok(reply(
                         202,
@@ -396,6 +435,9 @@ async fn prometheus(
     let directive = adapters::query_directive(&q).map_err(|r| app.refused(&pool, src, r))?;
     let changes =
         adapters::alertmanager(&n, directive, p).map_err(|r| app.refused(&pool, src, r))?;
+    if !changes.is_empty() {
+        adapters::check_input(p, Input::Alarms).map_err(|r| app.refused(&pool, src, r))?;
+    }
     let count = changes.len();
     for change in changes {
         let key = format!("{}:{}", n.group_key, change.key());
@@ -426,23 +468,20 @@ struct DirectBody {
 }
 
 impl DirectBody {
-    /// The intent a body asks for (`None` when it names neither field), bounds checked.
-    fn intent(&self, src: SourceKind, key: &str) -> Result<Option<Signal>, Rejection> {
-        let out_of_bounds =
-            |e: crate::autoscale::signal::OutOfBounds| Rejection::new(422, e.to_string());
-        if let Some(d) = self.delta {
-            bounded("delta", d, -MAX_MAGNITUDE, MAX_MAGNITUDE).map_err(out_of_bounds)?;
-            if d == 0 {
-                return Err(Rejection::new(422, "`delta` must not be 0"));
-            }
-            let action = if d > 0 { Action::Up } else { Action::Down };
-            return Ok(Some(intent(src, key, action, d.abs(), None)));
+    /// The intent a body asks for (`None` when it names neither field), bounds checked, and
+    /// refused (422) when the pool's strategy ignores its kind.
+    fn intent(
+        &self,
+        pool: &crate::autoscale::pool::Pool,
+        src: SourceKind,
+        key: &str,
+    ) -> Result<Option<Signal>, Rejection> {
+        let refused = |Refused(code, m)| Rejection::new(code, m);
+        let signal = adapters::direct(src, key, self.delta, self.value).map_err(refused)?;
+        if let Some(s) = &signal {
+            adapters::check_input(pool, adapters::input_of(s)).map_err(refused)?;
         }
-        if let Some(n) = self.value {
-            bounded("value", n, 0, MAX_MAGNITUDE).map_err(out_of_bounds)?;
-            return Ok(Some(intent(src, key, Action::Set, 0, Some(n))));
-        }
-        Ok(None)
+        Ok(signal)
     }
 }
 
@@ -469,8 +508,11 @@ async fn direct(
         return Err(app.refused(&pool, src, Refused(400, m)));
     }
     let (key, given) = app.idempotency_key(&headers)?;
+    let pools = app.scaler.pools();
+    let p =
+        pools.get(&pool).ok_or_else(|| Rejection::new(404, format!("unknown pool `{pool}`")))?;
     let signal = parsed
-        .intent(src, &key)
+        .intent(p, src, &key)
         .map_err(|r| app.refuse(&pool, src, "rejected", r))?
         .expect("the body names its field (checked above)");
     let route = src.as_str();
@@ -549,6 +591,9 @@ async fn scale(
     app.admit(&headers, &pool, src)?;
     let dry = q.get("dryRun").or_else(|| q.get("dry_run")).is_some_and(|v| v == "true" || v == "1");
     let (key, _) = app.idempotency_key(&headers)?;
+    let pools = app.scaler.pools();
+    let p =
+        pools.get(&pool).ok_or_else(|| Rejection::new(404, format!("unknown pool `{pool}`")))?;
     let mut extra = Vec::new();
     if !body.is_empty() {
         let parsed: DirectBody = serde_json::from_slice(&body).map_err(|e| {
@@ -559,13 +604,15 @@ async fn scale(
             )
         })?;
         if let Some(s) =
-            parsed.intent(src, &key).map_err(|r| app.refuse(&pool, src, "rejected", r))?
+            parsed.intent(p, src, &key).map_err(|r| app.refuse(&pool, src, "rejected", r))?
         {
             extra.push(s);
         }
     }
     if let Some(d) = adapters::query_directive(&q).map_err(|r| app.refused(&pool, src, r))? {
-        extra.push(intent(src, &key, d.action, d.step.unwrap_or(0), d.value));
+        let s = intent(src, &key, d.action, d.step.unwrap_or(0), d.value);
+        adapters::check_input(p, adapters::input_of(&s)).map_err(|r| app.refused(&pool, src, r))?;
+        extra.push(s);
     }
     if dry {
         app.scaler.metrics.intent(&pool, src.as_str(), "dry_run");
@@ -580,7 +627,7 @@ async fn scale(
     }
     app.scaler.metrics.intent(&pool, src.as_str(), "accepted");
     app.scaler.audit.write("signal", json!({"pool": pool, "source": "direct", "key": key}));
-    match app.scaler.decide_once(&pool, Some(extra), true).await {
+    match app.scaler.decide_once(&pool, Some(extra), Trigger::Tick, true).await {
         Ok(Some(d)) => Ok(reply(200, json!({"pool": pool, "decision": d}))),
         Ok(None) => Ok(reply(200, json!({"pool": pool, "decision": null}))),
         Err(e) => Err(Rejection::new(422, e)),

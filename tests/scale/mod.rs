@@ -8,6 +8,7 @@ mod cloudwatch;
 mod hardening;
 mod lifecycle;
 mod limits;
+mod production;
 mod prometheus;
 mod schedule;
 
@@ -313,6 +314,16 @@ pub fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
         assert!(started.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `pilum scale status --state-dir <t's state>` with `flags` first (e.g. `--json`).
+pub fn status_of(t: &Test, flags: &[&str]) -> crate::common::Run {
+    Test::new()
+        .args(flags)
+        .args(["scale", "status", "--state-dir"])
+        .arg(t.path().join("state"))
+        .run()
+        .success()
 }
 
 /// The number of `pulumi up` calls so far.
