@@ -16,7 +16,8 @@
 //! | `decision.rs` | the supervised decision loop, one decision, quarantine, dry runs |
 //! | `apply.rs` | apply lanes: one `pulumi up` per stack for every due pool |
 //! | `state.rs` | the state directory: its lock, records, the signals snapshot and recovery |
-//! | `audit.rs` | the JSONL audit log and the durable signal journal (group commit) |
+//! | `audit.rs` | the JSONL audit log (a writer thread) and the facade over the journal |
+//! | `journal.rs` | the durable signal journal: leader/follower group commit in the request handlers |
 //! | `reload.rs` | file watching for hot reload |
 //! | `simulate.rs` | offline replay |
 //! | `log.rs`, `metrics.rs` | the server log and the Prometheus metrics |
@@ -31,6 +32,7 @@ pub mod audit;
 pub mod cadence;
 pub mod decide;
 pub mod decision;
+pub mod journal;
 pub mod locate;
 pub mod log;
 pub mod metrics;
