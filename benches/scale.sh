@@ -4,6 +4,7 @@
 #   benches/scale.sh                 # 10 s per wrk run, 2 threads, 50 connections
 #   DURATION=30s ROUNDS=5 benches/scale.sh
 #   BEFORE=/path/to/older/pilum benches/scale.sh   # also measure another build, same run
+#   PILUM=/path/to/pilum BARE=/path/to/bare_axum benches/scale.sh   # use these builds as they are
 #
 # Measures, for POST /webhook/{pool}/delta {"delta": 1} with a bearer token:
 #   - accepted webhooks per second (2xx only; auth, parse, dedupe, enqueue and audit included)
@@ -23,9 +24,11 @@ CONNECTIONS=${CONNECTIONS:-50}
 ROUNDS=${ROUNDS:-3}
 
 command -v wrk >/dev/null || { echo "error: \`wrk\` is required (apt-get install wrk)" >&2; exit 2; }
-cargo build --quiet --release --bin pilum --example bare_axum
-PILUM=$PWD/target/release/pilum
-BARE=$PWD/target/release/examples/bare_axum
+if [ -z "${PILUM:-}" ] || [ -z "${BARE:-}" ]; then
+  cargo build --quiet --release --bin pilum --example bare_axum
+fi
+PILUM=${PILUM:-$PWD/target/release/pilum}
+BARE=${BARE:-$PWD/target/release/examples/bare_axum}
 
 work=$(mktemp -d)
 pids=()

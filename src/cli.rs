@@ -448,6 +448,10 @@ pub struct ScaleServeArgs {
     #[arg(long)]
     pub no_watch: bool,
 
+    /// Serve the status page (`GET /`) without a token (read-only; the API stays protected)
+    #[arg(long)]
+    pub status_page_public: bool,
+
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
     pub log_format: LogFormat,

@@ -321,6 +321,7 @@ pub fn input_of(s: &Signal) -> Input {
             Kind::Level | Kind::Intent => Input::Alarms,
         },
         SourceKind::Schedule => Input::Schedules,
+        SourceKind::Fallback => Input::Count,
         SourceKind::Delta | SourceKind::Count | SourceKind::Direct => {
             if s.action == Action::Set {
                 Input::Count

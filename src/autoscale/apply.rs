@@ -81,7 +81,7 @@ impl Scaler {
         for name in &lane.pools {
             let (Some(st), Some(pool)) = (self.state_of(name), pools.get(name)) else { continue };
             let inner = lock(&st.inner);
-            if inner.record.behind() {
+            if inner.record.behind() && inner.record.paused.is_none() && inner.unknown.is_none() {
                 let reason = inner
                     .record
                     .history

@@ -41,6 +41,29 @@ pub struct Record {
     /// decisions: a replay after a crash skips them.
     #[serde(default)]
     pub signals_seq: u64,
+    /// Set by `POST /pools/{pool}/pause`: signals are recorded, nothing is decided or applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
+    /// Since when the pool runs at its `fallback` value because its sources went silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_since: Option<DateTime<Utc>>,
+}
+
+/// Why and until when a pool is paused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pause {
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    /// When it resumes by itself (at the first tick after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Pause {
+    /// Whether the pause is over at `now`.
+    pub fn over(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_some_and(|u| u <= now)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -74,6 +97,8 @@ impl Record {
             up_base: None,
             history: Vec::new(),
             signals_seq: 0,
+            paused: None,
+            fallback_since: None,
         }
     }
 
@@ -276,6 +301,31 @@ pub fn context(
         "history": record.history.iter().map(|h| serde_json::json!({
             "at": h.at.timestamp(), "from": h.from, "to": h.to, "reason": h.reason,
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// The pool's `fallback`, when it is due at `now`: its sources (every accepted webhook, repeats
+/// included; not `INSUFFICIENT_DATA`) have been silent for longer than `after`, counted from
+/// the last one heard or from `start` (the server's start, the replay's start). The proposal
+/// goes through the guardrails like any other. `None` while data flows, or once the pool runs
+/// on its fallback (it is proposed once per silence).
+pub fn fallback_due(
+    spec: &PoolSpec,
+    record: &Record,
+    heard: Option<DateTime<Utc>>,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Proposal> {
+    let f = spec.fallback.as_ref()?;
+    let last = heard.map_or(start, |h| h.max(start));
+    let after = chrono::Duration::from_std(f.after).unwrap_or(chrono::Duration::MAX);
+    let silent = now.signed_duration_since(last) > after;
+    if !silent || record.fallback_since.is_some_and(|s| s >= last) {
+        return None;
+    }
+    Some(Proposal::Desired {
+        value: f.value,
+        reason: format!("fallback: no data for {}", crate::duration::format(f.after)),
     })
 }
 

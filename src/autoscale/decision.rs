@@ -174,6 +174,12 @@ impl Scaler {
             return if commit { Ok(None) } else { Err(why) };
         }
         let now = Utc::now();
+        if commit
+            && trigger == Trigger::Tick
+            && let Some(d) = self.fallback(&st, &pool, &strategy, now).await
+        {
+            return Ok(Some(d));
+        }
         let taken = {
             let mut inner = lock(&st.inner);
             let inner = &mut *inner;
@@ -247,6 +253,44 @@ impl Scaler {
             self.commit(&st, &strategy, &used, seen, trigger, &decision).await;
         }
         Ok(Some(decision))
+    }
+
+    /// The pool's `fallback`, when its sources have been silent too long: a decision of its own
+    /// (audited with the source `fallback`), through the guardrails.
+    async fn fallback(
+        &self,
+        st: &PoolState,
+        pool: &crate::autoscale::pool::Pool,
+        strategy: &Strategy,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<Decision> {
+        let d = {
+            let mut inner = lock(&st.inner);
+            let heard = inner.book.heard_at;
+            let proposal =
+                decide::fallback_due(&pool.spec, &inner.record, heard, self.started, now)?;
+            let base = inner.record.evaluation_base(&pool.spec, now);
+            inner.record.fallback_since = Some(now);
+            let d = decide::settle(&mut inner.record, &pool.spec, base, &proposal, now, true);
+            inner.last_decision = Some(d.clone());
+            d
+        };
+        self.log.warn(
+            "fallback",
+            &[("pool", &st.name), ("value", &d.clamped.to_string()), ("reason", &d.reason)],
+        );
+        let fallback = [crate::autoscale::signal::Signal::new(
+            crate::autoscale::signal::Kind::Intent,
+            SourceKind::Fallback,
+            "fallback",
+            "fallback".into(),
+            crate::autoscale::pool::Action::Set,
+            0,
+            Some(d.clamped),
+            now,
+        )];
+        self.commit(st, strategy, &fallback, 0, Trigger::Tick, &d).await;
+        Some(d)
     }
 
     /// Audit a schedule window opening or closing before it reaches the book; `false` (the

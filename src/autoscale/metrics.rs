@@ -57,6 +57,7 @@ pub struct Metrics {
     pub reload_ok: Gauge,
     pub quarantined: Family<PoolLabel, Counter>,
     pub loop_restarts: Family<PoolLabel, Counter>,
+    pub paused: Family<PoolLabel, Gauge>,
     pub audit_errors: Counter,
     /// `intents` counters by pool, then (source, result): the request path increments them
     /// without allocating label sets.
@@ -85,6 +86,7 @@ impl Metrics {
             reload_ok: Gauge::default(),
             quarantined: Family::default(),
             loop_restarts: Family::default(),
+            paused: Family::default(),
             audit_errors: Counter::default(),
             intent_cache: RwLock::new(HashMap::new()),
         }
@@ -187,6 +189,7 @@ impl Metrics {
             "Decision loops restarted after a crash",
             self.loop_restarts.clone(),
         );
+        r.register("pilum_scale_paused", "1 while a pool is paused", self.paused.clone());
         r.register(
             "pilum_scale_audit_write_errors",
             "Failed writes of the audit log, the signal journal or a state record",

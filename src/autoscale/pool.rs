@@ -72,6 +72,19 @@ pub struct PoolSpec {
     /// Cron windows with a value, raised as `schedule` level signals while open.
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
+    /// KEDA-like: when the signal sources are silent (or only say `INSUFFICIENT_DATA`) for
+    /// longer than `after`, go to `value`.
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
+}
+
+/// `fallback: { after: 10m, value: 4 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub after: Duration,
+    pub value: i64,
 }
 
 /// A direction and size for a signal.
@@ -381,6 +394,7 @@ fn field_help(field: &str) -> &'static str {
         "alarms" => "map alarm names to `{ action: up|down|set, step: n, value: n }`",
         "on_ok" => "e.g. `{ action: down, step: 1 }`",
         "schedules" => "use a list of `{ name, start, end, timezone, value }` windows",
+        "fallback" => "e.g. `fallback: { after: 10m, value: 4 }`",
         "params" => "use a map of parameters",
         _ => "see docs/scaling.md for the pools file format",
     }
@@ -716,6 +730,25 @@ fn check_spec(p: &mut Problems<'_>, name: &str, spec: &PoolSpec) {
                 &[Key("pools"), Key(name), Key("alarms"), Key(alarm)],
                 format!("pool `{name}` alarm `{alarm}`: {m}"),
                 "e.g. `{ action: up, step: 2 }`",
+            );
+        }
+    }
+    if let Some(f) = &spec.fallback {
+        if !(spec.min..=spec.max).contains(&f.value) {
+            p.at(
+                &[Key("pools"), Key(name), Key("fallback"), Key("value")],
+                format!(
+                    "pool `{name}`: `fallback` value {} is outside the pool's bounds [{}, {}]",
+                    f.value, spec.min, spec.max
+                ),
+                "use a value between the pool's `min` and `max`",
+            );
+        }
+        if f.after.is_zero() {
+            p.at(
+                &[Key("pools"), Key(name), Key("fallback"), Key("after")],
+                format!("pool `{name}`: `fallback` needs a positive `after`"),
+                "e.g. `fallback: { after: 10m, value: 4 }`",
             );
         }
     }

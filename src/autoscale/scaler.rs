@@ -119,6 +119,8 @@ pub struct Scaler {
     pub applied_seq: Arc<Mutex<u64>>,
     /// A one-shot test fault still to fire.
     pub(crate) fault: Mutex<Option<String>>,
+    /// When this server started: `fallback` counts silence from here at the latest.
+    pub started: chrono::DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Scaler {
@@ -298,6 +300,7 @@ impl Scaler {
             reload_error: Mutex::new(None),
             applied_seq,
             fault: Mutex::new(fault),
+            started: Utc::now(),
         }))
     }
 
@@ -385,9 +388,64 @@ impl Scaler {
         })
     }
 
-    /// Why `st` cannot decide now, if it cannot: its current value is unknown.
+    /// Why `st` cannot decide now, if it cannot: its current value is unknown, or it is paused.
+    /// A pause whose `until` has passed ends here (at the first decision after it).
     pub(crate) fn not_deciding(&self, st: &PoolState) -> Option<String> {
-        lock(&st.inner).unknown.clone()
+        let mut inner = lock(&st.inner);
+        if let Some(why) = &inner.unknown {
+            return Some(why.clone());
+        }
+        let now = Utc::now();
+        match &inner.record.paused {
+            Some(p) if p.over(now) => {
+                inner.record.paused = None;
+                drop(inner);
+                self.resumed(st, "the pause's `until` passed");
+                None
+            }
+            Some(p) => Some(format!("pool `{}` is paused: {}", st.name, p.reason)),
+            None => None,
+        }
+    }
+
+    /// Pause a pool: signals are still recorded, nothing is decided or applied until
+    /// [`Scaler::resume`] (or `until`). Audited; the record is written.
+    pub async fn pause(
+        &self,
+        pool: &str,
+        reason: String,
+        until: Option<chrono::DateTime<Utc>>,
+    ) -> Option<()> {
+        let st = self.state_of(pool)?;
+        let pause = crate::autoscale::decide::Pause { reason, since: Utc::now(), until };
+        self.audit
+            .write("pause", json!({"pool": pool, "reason": pause.reason, "until": pause.until}));
+        self.log.info("paused", &[("pool", pool), ("reason", &pause.reason)]);
+        lock(&st.inner).record.paused = Some(pause);
+        self.metrics.paused.get_or_create(&PoolLabel { pool: pool.to_string() }).set(1);
+        self.persist(st).await;
+        Some(())
+    }
+
+    /// Resume a paused pool: what was recorded meanwhile is decided at once.
+    pub async fn resume(&self, pool: &str) -> Option<bool> {
+        let st = self.state_of(pool)?;
+        let was = lock(&st.inner).record.paused.take().is_some();
+        if was {
+            self.resumed(st, "resumed");
+            self.persist(st).await;
+        }
+        Some(was)
+    }
+
+    fn resumed(&self, st: &PoolState, why: &str) {
+        self.audit.write("resume", json!({"pool": st.name, "why": why}));
+        self.log.info("resumed", &[("pool", &st.name), ("why", why)]);
+        self.metrics.paused.get_or_create(&PoolLabel { pool: st.name.clone() }).set(0);
+        st.wake.notify_one();
+        if let Some(lane) = self.lanes.get(&st.lane) {
+            lane.wake.notify_one();
+        }
     }
 
     /// A pool whose current value is unknown reads its config key again (on every tick); once
@@ -490,10 +548,19 @@ impl Scaler {
             "signals": inner.book.levels.values().map(Signal::to_json).collect::<Vec<_>>(),
             "pendingIntents": inner.book.intents.len(),
             "lastResult": inner.record.last_result,
+            "history": inner.record.history.iter().rev().take(5).rev().collect::<Vec<_>>(),
             "lastDecision": inner.last_decision,
             "lastError": inner.last_error,
             "quarantined": inner.quarantined.iter().map(|q| json!({"signal": q.signal.to_json(), "reason": q.reason})).collect::<Vec<_>>(),
             "down": inner.down,
+            "paused": inner.record.paused,
+            "fallback": pool.spec.fallback.as_ref().map(|f| json!({
+                "after": crate::duration::format(f.after),
+                "value": f.value,
+                "active": inner.record.fallback_since.is_some_and(|s| inner.book.heard_at.is_none_or(|h| s >= h)),
+                "since": inner.record.fallback_since,
+            })),
+            "heardAt": inner.book.heard_at,
             "strategy": strategy.map(|s| json!({"name": s.name, "hash": s.hash})),
         }))
     }

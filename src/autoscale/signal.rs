@@ -35,6 +35,8 @@ pub enum SourceKind {
     Direct,
     /// A `schedules:` window of the pool.
     Schedule,
+    /// The pool's `fallback` after its sources went silent.
+    Fallback,
 }
 
 impl SourceKind {
@@ -46,6 +48,7 @@ impl SourceKind {
             Self::Count => "count",
             Self::Direct => "direct",
             Self::Schedule => "schedule",
+            Self::Fallback => "fallback",
         }
     }
 }

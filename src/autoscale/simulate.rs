@@ -192,7 +192,9 @@ pub fn run(
             _ if next_due <= end => {
                 for sim in &mut sims {
                     let Some(trigger) = sim.cadence.due(next_due) else { continue };
-                    if let Some(e) = decide_one(sim, trigger, wall(next_due), secs(next_due)) {
+                    if let Some(e) =
+                        decide_one(sim, trigger, wall(next_due), secs(next_due), replay.clock)
+                    {
                         sim.cadence.decided(next_due);
                         if let Some(e) = e {
                             out.push(e);
@@ -213,8 +215,18 @@ fn decide_one(
     trigger: crate::autoscale::cadence::Trigger,
     now: DateTime<Utc>,
     t: f64,
+    start: DateTime<Utc>,
 ) -> Option<Option<SimEvent>> {
     let pool = sim.pool;
+    if trigger == crate::autoscale::cadence::Trigger::Tick
+        && let Some(p) =
+            decide::fallback_due(&pool.spec, &sim.record, sim.book.heard_at, start, now)
+    {
+        sim.record.fallback_since = Some(now);
+        let base = sim.record.evaluation_base(&pool.spec, now);
+        let d = decide::settle(&mut sim.record, &pool.spec, base, &p, now, true);
+        return Some(Some(SimEvent::Decision { t, decision: d }));
+    }
     let taken = decide::take(
         pool,
         &mut sim.book,

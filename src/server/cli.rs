@@ -172,6 +172,7 @@ fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
         shutdown_grace: args.shutdown_grace,
         ready_file: args.ready_file.clone(),
         watch: !args.no_watch && args.pools.rules_from_output.is_none(),
+        status_page_public: args.status_page_public,
         log: Log {
             format: if args.log_format == LogFormat::Json { Format::Json } else { Format::Human },
             quiet: out.quiet,

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod cli;
 pub mod limits;
+pub mod page;
 pub mod routes;
 pub mod sns;
 
@@ -48,6 +49,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     pub ready_file: Option<PathBuf>,
     pub watch: bool,
+    /// `--status-page-public`: `GET /` without a token.
+    pub status_page_public: bool,
     pub log: Log,
 }
 
@@ -97,6 +100,7 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
         max_body: opts.max_body,
         requests: AtomicU64::new(0),
         boot: format!("{boot:x}"),
+        status_page_public: opts.status_page_public,
     });
     if opts.sns_trust_loopback {
         log.warn("test-only SNS loopback trust is enabled; never use it in production", &[]);

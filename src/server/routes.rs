@@ -43,6 +43,8 @@ pub struct App {
     /// Generated idempotency keys: `req-<boot>-<n>`, unique across restarts.
     pub requests: AtomicU64,
     pub boot: String,
+    /// `--status-page-public`: the status page needs no token.
+    pub status_page_public: bool,
 }
 
 type Shared = Arc<App>;
@@ -99,8 +101,12 @@ pub fn router(app: Shared) -> Router {
         .route("/webhook/{pool}/prometheus", post(prometheus))
         .route("/webhook/{pool}/delta", post(delta))
         .route("/webhook/{pool}/count", post(count))
+        .route("/", get(status_page))
+        .route("/login", post(login))
         .route("/pools", get(pools))
         .route("/pools/{pool}", get(pool_status))
+        .route("/pools/{pool}/pause", post(pause))
+        .route("/pools/{pool}/resume", post(resume))
         .route("/healthz", get(|| async { reply(200, json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -174,6 +180,20 @@ impl App {
         if self.scaler.states.contains_key(pool) { pool } else { "unknown" }
     }
 
+    /// The bearer token check: the refusal (401 with a challenge, or 403) and its metric label.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(), (Rejection, &'static str)> {
+        match self.tokens.check(headers) {
+            Ok(()) => Ok(()),
+            Err(Denied::Missing) => {
+                let mut r =
+                    Rejection::new(401, "missing bearer token (`Authorization: Bearer <token>`)");
+                r.bearer_challenge = true;
+                Err((r, "unauthorized"))
+            }
+            Err(Denied::Wrong) => Err((Rejection::new(403, "invalid token"), "forbidden")),
+        }
+    }
+
     /// The checks every mutating route shares: draining, auth, pool, its decision loop, rate
     /// limit.
     fn admit(&self, headers: &HeaderMap, pool: &str, source: SourceKind) -> Result<(), Rejection> {
@@ -181,22 +201,8 @@ impl App {
             let r = Rejection::new(503, "shutting down; retry later").retry_after(5);
             return Err(self.refuse(pool, source, "draining", r));
         }
-        match self.tokens.check(headers) {
-            Ok(()) => {}
-            Err(Denied::Missing) => {
-                let mut r =
-                    Rejection::new(401, "missing bearer token (`Authorization: Bearer <token>`)");
-                r.bearer_challenge = true;
-                return Err(self.refuse(pool, source, "unauthorized", r));
-            }
-            Err(Denied::Wrong) => {
-                return Err(self.refuse(
-                    pool,
-                    source,
-                    "forbidden",
-                    Rejection::new(403, "invalid token"),
-                ));
-            }
+        if let Err((r, result)) = self.authenticate(headers) {
+            return Err(self.refuse(pool, source, result, r));
         }
         // The set of pools is fixed for the server's lifetime (reload cannot add or remove
         // pools), so this check needs no lock.
@@ -578,6 +584,83 @@ async fn count(
     direct(app, pool, headers, body, SourceKind::Count).await
 }
 
+/// A `POST /pools/{pool}/pause` body.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    #[serde(default)]
+    reason: Option<String>,
+    /// An RFC 3339 time, or a duration from now (`30m`).
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// The checks of the control routes (pause, resume): auth and a known pool.
+fn control(app: &App, headers: &HeaderMap, pool: &str) -> Result<(), Rejection> {
+    app.authenticate(headers).map_err(|(r, _)| r)?;
+    if !app.scaler.states.contains_key(pool) {
+        return Err(Rejection::new(404, format!("unknown pool `{pool}`")));
+    }
+    Ok(())
+}
+
+/// `POST /pools/{pool}/pause` `{"reason": "…", "until": "30m" | "<RFC 3339>"}`: signals are
+/// still recorded; nothing is decided or applied until `/resume` (or `until`).
+async fn pause(
+    State(app): State<Shared>,
+    Path(pool): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    control(&app, &headers, &pool)?;
+    let b: PauseBody = if body.is_empty() {
+        PauseBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Rejection::new(
+                400,
+                format!("expected `{{\"reason\": \"…\", \"until\": \"30m\"}}`: {e}"),
+            )
+        })?
+    };
+    let reason: String = b.reason.unwrap_or_else(|| "paused".into()).chars().take(500).collect();
+    let now = chrono::Utc::now();
+    let until = match b.until.as_deref() {
+        None => None,
+        Some(u) => {
+            let at = chrono::DateTime::parse_from_rfc3339(u)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok()
+                .or_else(|| {
+                    crate::duration::parse_positive(u)
+                        .ok()
+                        .and_then(|d| chrono::Duration::from_std(d).ok())
+                        .and_then(|d| now.checked_add_signed(d))
+                });
+            match at {
+                Some(t) if t > now => Some(t),
+                _ => {
+                    return Err(Rejection::new(
+                        422,
+                        format!(
+                            "`until` must be a future RFC 3339 time or a duration such as `30m`, got `{u}`"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    app.scaler.pause(&pool, reason, until).await;
+    Ok(reply(200, app.scaler.status(&pool).unwrap_or(Value::Null)))
+}
+
+/// `POST /pools/{pool}/resume`: decide at once on what was recorded while paused.
+async fn resume(State(app): State<Shared>, Path(pool): Path<String>, headers: HeaderMap) -> Answer {
+    control(&app, &headers, &pool)?;
+    app.scaler.resume(&pool).await;
+    Ok(reply(200, app.scaler.status(&pool).unwrap_or(Value::Null)))
+}
+
 /// `POST /scale/{pool}[?dryRun=true]`: a synchronous decision. The body is `{"delta": n}`,
 /// `{"value": n}` or empty (decide from the active signals); `?action=&step=&value=` works too.
 async fn scale(
@@ -632,6 +715,98 @@ async fn scale(
         Ok(None) => Ok(reply(200, json!({"pool": pool, "decision": null}))),
         Err(e) => Err(Rejection::new(422, e)),
     }
+}
+
+/// The name of the cookie `POST /login` sets.
+const COOKIE: &str = "pilum_scale_token";
+
+/// Decode `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte).
+fn form_decode(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (_, Some(v)) => {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            (b'+', None) => out.push(b' '),
+            (c, None) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a browser request may see the status page: `--status-page-public`, a bearer
+/// header, the login cookie, or `?token=`.
+fn page_allowed(app: &App, headers: &HeaderMap, q: &HashMap<String, String>) -> bool {
+    if app.status_page_public || app.tokens.check(headers).is_ok() {
+        return true;
+    }
+    if q.get("token").is_some_and(|t| app.tokens.accepts(t)) {
+        return true;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .any(|(k, v)| k == COOKIE && app.tokens.accepts(&form_decode(v)))
+}
+
+fn html(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the status page (see `page.rs`).
+async fn status_page(
+    State(app): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !page_allowed(&app, &headers, &q) {
+        return html(401, crate::server::page::login("sign in with a token of this server"));
+    }
+    let list: Vec<Value> = app.scaler.states.keys().filter_map(|n| app.scaler.status(n)).collect();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    html(200, crate::server::page::render(&list, "this server (single node)", &now))
+}
+
+/// `POST /login` (form `token=…`): sets the cookie the status page reads, then back to `/`.
+async fn login(State(app): State<Shared>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body);
+    let token = text
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| form_decode(v))
+        .unwrap_or_default();
+    if !app.tokens.accepts(&token) || token.is_empty() {
+        return html(403, crate::server::page::login("that token is not valid here"));
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+        token.replace(['%', ';', ' ', ','], "")
+    );
+    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
 }
 
 async fn pools(State(app): State<Shared>) -> Response {

@@ -8,6 +8,8 @@ mod cloudwatch;
 mod hardening;
 mod lifecycle;
 mod limits;
+mod page;
+mod pause;
 mod production;
 mod prometheus;
 mod schedule;
