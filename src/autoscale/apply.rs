@@ -21,6 +21,8 @@ struct Due {
     pool: Pool,
     generation: u64,
     desired: i64,
+    /// Composite pools: the other keys' values, applied with `desired` as one vector.
+    also: std::collections::BTreeMap<String, i64>,
     applied: Option<i64>,
     reason: String,
 }
@@ -91,6 +93,7 @@ impl Scaler {
                     pool: pool.clone(),
                     generation: inner.record.generation,
                     desired: inner.record.desired,
+                    also: inner.record.also.clone(),
                     applied: inner.record.applied,
                     reason,
                 });
@@ -106,10 +109,21 @@ impl Scaler {
             return None;
         }
         let started = Instant::now();
-        let pairs: Vec<(String, i64)> =
-            due.iter().map(|d| (d.pool.spec.key.clone(), d.desired)).collect();
-        let mut targets: Vec<String> =
-            due.iter().flat_map(|d| d.pool.spec.targets.iter().cloned()).collect();
+        // Every key of every due pool in one `config set-all`, every target in one `up`.
+        let pairs: Vec<(String, i64)> = due
+            .iter()
+            .flat_map(|d| {
+                std::iter::once((d.pool.spec.key.clone(), d.desired))
+                    .chain(d.also.iter().map(|(k, v)| (k.clone(), *v)))
+            })
+            .collect();
+        let mut targets: Vec<String> = due
+            .iter()
+            .flat_map(|d| {
+                let keys = d.pool.keys.iter().flat_map(|k| k.spec.targets.iter());
+                d.pool.spec.targets.iter().chain(keys).cloned()
+            })
+            .collect();
         targets.sort();
         targets.dedup();
         let message = format!(
@@ -214,6 +228,7 @@ impl Scaler {
                 let mut inner = lock(&st.inner);
                 if ok {
                     inner.record.applied = Some(d.desired);
+                    inner.record.applied_also = d.also.clone();
                     inner.record.applied_generation =
                         inner.record.applied_generation.max(d.generation);
                     self.metrics.applied.get_or_create(&label).set(d.desired);
@@ -233,7 +248,7 @@ impl Scaler {
             self.audit.write(
                 "apply",
                 json!({
-                    "pool": name, "generation": d.generation, "value": d.desired, "targets": d.pool.spec.targets,
+                    "pool": name, "generation": d.generation, "value": d.desired, "vector": d.also, "targets": d.pool.spec.targets,
                     "result": result_label, "message": text, "duration_seconds": elapsed, "lock_retries": retries,
                     "up_message": up_message,
                 }),

@@ -6,6 +6,7 @@
 //! so a still-firing alarm asks for the same target again (no change) while a larger step
 //! proceeds by the difference.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +26,12 @@ const HISTORY: usize = 20;
 pub struct Record {
     pub pool: String,
     pub desired: i64,
+    /// Composite pools: the other keys' desired values, part of the same generation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub also: BTreeMap<String, i64>,
+    /// Composite pools: the other keys' values the last successful `pulumi up` applied.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied_also: BTreeMap<String, i64>,
     /// Bumped on every change of `desired`.
     pub generation: u64,
     /// The last value `pulumi up` applied successfully.
@@ -88,6 +95,8 @@ impl Record {
         Self {
             pool: pool.to_string(),
             desired: current,
+            also: BTreeMap::new(),
+            applied_also: BTreeMap::new(),
             generation: 0,
             applied: Some(current),
             applied_generation: 0,
@@ -183,6 +192,72 @@ pub struct Decision {
     pub generation: u64,
     pub cooldown_up_remaining: f64,
     pub cooldown_down_remaining: f64,
+    /// Composite pools: every key's value after this decision (the pool's own key included).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vector: BTreeMap<String, i64>,
+}
+
+/// [`settle`] for a pool, composite or not: the pool's own value through the guardrails, then
+/// each of its other `keys` — its expression of that value, or the strategy's `values` entry
+/// (kept when absent) — clamped to the key's bounds. A change of any key is a change: one
+/// generation for the whole vector, so it is applied, retried and converges as one.
+#[allow(clippy::too_many_arguments, reason = "the decision's inputs, passed through")]
+pub fn settle_pool(
+    record: &mut Record,
+    pool: &Pool,
+    base: i64,
+    proposal: &Proposal,
+    values: &BTreeMap<String, i64>,
+    now: DateTime<Utc>,
+    commit: bool,
+) -> Result<Decision, String> {
+    if pool.keys.is_empty() {
+        return Ok(settle(record, &pool.spec, base, proposal, now, commit));
+    }
+    // On a copy: an expression that fails leaves the record as it was.
+    let before = record.clone();
+    let mut next = record.clone();
+    let original = record;
+    let record = &mut next;
+    let mut d = settle(record, &pool.spec, base, proposal, now, commit);
+    let params = serde_json::Value::Object(pool.spec.params.clone());
+    let mut also = BTreeMap::new();
+    for k in &pool.keys {
+        let raw = match (&k.expr, &k.spec.from) {
+            (Some(e), _) => Some(e.eval(d.clamped, &params)?),
+            (None, Some(from)) => {
+                values.get(from).copied().or_else(|| before.also.get(&k.key).copied())
+            }
+            (None, None) => None,
+        };
+        if let Some(v) = raw {
+            also.insert(k.key.clone(), v.clamp(k.spec.min, k.spec.max));
+        }
+    }
+    let extra_changed = also != before.also;
+    if extra_changed && !d.changed {
+        d.changed = true;
+        if commit {
+            record.generation = record.generation.saturating_add(1);
+            record.history.push(HistoryEntry {
+                at: now,
+                from: before.desired,
+                to: d.clamped,
+                reason: d.reason.clone(),
+            });
+            if record.history.len() > HISTORY {
+                record.history.remove(0);
+            }
+            d.generation = record.generation;
+        }
+    }
+    if commit {
+        record.also = also.clone();
+    }
+    d.vector = also;
+    d.vector.insert(pool.spec.key.clone(), d.clamped);
+    *original = next;
+    Ok(d)
 }
 
 /// Apply guardrails to a proposal and update the record. `base` is the value the strategy was
@@ -244,6 +319,7 @@ pub fn settle(
         generation: record.generation,
         cooldown_up_remaining: up_left,
         cooldown_down_remaining: down_left,
+        vector: BTreeMap::new(),
     };
     if changed && commit {
         if target > old {
@@ -388,6 +464,8 @@ pub fn take(
 #[derive(Debug)]
 pub struct Proposed {
     pub proposal: Result<Proposal, String>,
+    /// What a composite pool's `from` keys may take (the strategy's `values`).
+    pub values: BTreeMap<String, i64>,
     /// The signals the proposal was made from.
     pub used: Vec<Signal>,
     /// Signals that made the strategy fail alone, and why (only when `isolate`).
@@ -401,12 +479,13 @@ pub struct Proposed {
 /// broken, not poisoned: nothing is set aside.
 pub fn propose(strategy: &Strategy, pool: &Pool, taken: &Taken, isolate: bool) -> Proposed {
     let run = |signals: &[Signal]| {
-        strategy.decide(&context(&pool.name, &pool.spec, taken.base, signals, &taken.record))
+        strategy.decide_values(&context(&pool.name, &pool.spec, taken.base, signals, &taken.record))
     };
     let signals = &taken.signals;
     let first = run(signals);
-    let whole = |proposal| Proposed {
-        proposal,
+    let whole = |r: Result<(Proposal, BTreeMap<String, i64>), String>| Proposed {
+        values: r.as_ref().map(|(_, v)| v.clone()).unwrap_or_default(),
+        proposal: r.map(|(p, _)| p),
         used: signals.clone(),
         quarantined: Vec::new(),
         quarantine_reason: String::new(),
@@ -428,10 +507,12 @@ pub fn propose(strategy: &Strategy, pool: &Pool, taken: &Taken, isolate: bool) -
     }
     if bad.is_empty() {
         // Only the combination fails: nothing to single out.
-        return Proposed { proposal: first, used: good, ..whole(Ok(Proposal::Hold)) };
+        return Proposed { used: good, ..whole(first) };
     }
+    let rest = run(&good);
     Proposed {
-        proposal: run(&good),
+        values: rest.as_ref().map(|(_, v)| v.clone()).unwrap_or_default(),
+        proposal: rest.map(|(p, _)| p),
         used: good,
         quarantined: bad,
         quarantine_reason: format!("strategy `{}` failed on it: {reason}", strategy.name),

@@ -54,6 +54,9 @@ enum Outcome<'a> {
         reason: &'a str,
         guardrails: &'a [&'static str],
         generation: u64,
+        /// Composite pools: every key's value.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vector: Option<&'a std::collections::BTreeMap<String, i64>>,
     },
     Failed {
         error: &'a str,
@@ -232,6 +235,7 @@ impl Scaler {
         }
         let Taken { seen, record, base, .. } = taken;
         let used = proposed.used;
+        let values = proposed.values;
         let proposal = match proposed.proposal {
             Ok(p) => p,
             Err(e) => {
@@ -239,9 +243,17 @@ impl Scaler {
                 return Err(format!("strategy `{}` failed: {e}", strategy.name));
             }
         };
+        let settled = {
+            let mut inner = lock(&st.inner);
+            decide::settle_pool(&mut inner.record, &pool, base, &proposal, &values, now, commit)
+        };
+        if let Err(e) = settled {
+            self.failed(&st, &strategy, &record, &used, seen, trigger, &e, commit).await;
+            return Err(e);
+        }
         let decision = {
             let mut inner = lock(&st.inner);
-            let d = decide::settle(&mut inner.record, &pool.spec, base, &proposal, now, commit);
+            let d = settled.expect("checked just above");
             if commit {
                 inner.last_decision = Some(d.clone());
                 inner.last_error = None;
@@ -271,7 +283,16 @@ impl Scaler {
                 decide::fallback_due(&pool.spec, &inner.record, heard, self.started, now)?;
             let base = inner.record.evaluation_base(&pool.spec, now);
             inner.record.fallback_since = Some(now);
-            let d = decide::settle(&mut inner.record, &pool.spec, base, &proposal, now, true);
+            let d = decide::settle_pool(
+                &mut inner.record,
+                pool,
+                base,
+                &proposal,
+                &Default::default(),
+                now,
+                true,
+            )
+            .ok()?;
             inner.last_decision = Some(d.clone());
             d
         };
@@ -380,6 +401,7 @@ impl Scaler {
             reason: &d.reason,
             guardrails: &d.guardrails,
             generation: d.generation,
+            vector: (!d.vector.is_empty()).then_some(&d.vector),
         };
         self.audit.write(
             "decision",
@@ -452,14 +474,14 @@ impl Scaler {
                 dir: pool.project_dir.clone(),
                 stack: pool.spec.stack.clone(),
             };
-            let result = self
-                .pulumi
-                .preview_with(
-                    &stack,
-                    &[(pool.spec.key.clone(), decision.clamped)],
-                    &pool.spec.targets,
-                )
-                .await;
+            let pairs: Vec<(String, i64)> = if decision.vector.is_empty() {
+                vec![(pool.spec.key.clone(), decision.clamped)]
+            } else {
+                decision.vector.iter().map(|(k, v)| (k.clone(), *v)).collect()
+            };
+            let mut targets = pool.spec.targets.clone();
+            targets.extend(pool.keys.iter().flat_map(|k| k.spec.targets.iter().cloned()));
+            let result = self.pulumi.preview_with(&stack, &pairs, &targets).await;
             result.map_err(|f| (502, format!("preview failed: {f}")))?
         };
         Ok(serde_json::json!({
@@ -470,6 +492,7 @@ impl Scaler {
             "clamped": decision.clamped,
             "changed": decision.changed,
             "reason": decision.reason,
+            "vector": (!decision.vector.is_empty()).then_some(&decision.vector),
             "guardrails": decision.guardrails,
             "cooldownRemaining": {"up": decision.cooldown_up_remaining, "down": decision.cooldown_down_remaining},
             "changeSummary": preview.get("changeSummary").cloned().unwrap_or(serde_json::json!({})),

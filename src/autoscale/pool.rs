@@ -76,6 +76,35 @@ pub struct PoolSpec {
     /// longer than `after`, go to `value`.
     #[serde(default)]
     pub fallback: Option<Fallback>,
+    /// Composite scaling: more config keys driven by the same decision, each with its bounds.
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeySpec>,
+}
+
+/// One more config key of a composite pool: an expression of the pool's value, or a value the
+/// strategy returns in `values`, clamped to its own bounds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// A Rhai expression of `value` (the pool's value after the guardrails) and `params`.
+    #[serde(default)]
+    pub expr: Option<String>,
+    /// The name of a value the strategy returns in `values` (kept when it returns none).
+    #[serde(default)]
+    pub from: Option<String>,
+    pub min: i64,
+    pub max: i64,
+    /// More URNs for the one `pulumi up` (added to the pool's `targets`).
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// A compiled [`KeySpec`].
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub key: String,
+    pub spec: KeySpec,
+    pub expr: Option<crate::autoscale::strategy::Expr>,
 }
 
 /// `fallback: { after: 10m, value: 4 }`.
@@ -180,6 +209,8 @@ pub struct Pool {
     pub schedules: Vec<Schedule>,
     /// The compiled strategy.
     pub strategy: Strategy,
+    /// Composite scaling: the other keys, in name order.
+    pub keys: Vec<Key>,
 }
 
 impl Pool {
@@ -395,6 +426,9 @@ fn field_help(field: &str) -> &'static str {
         "on_ok" => "e.g. `{ action: down, step: 1 }`",
         "schedules" => "use a list of `{ name, start, end, timezone, value }` windows",
         "fallback" => "e.g. `fallback: { after: 10m, value: 4 }`",
+        "keys" => {
+            "map config keys to `{ expr: \"value * 10\", min: 1, max: 100 }` or `{ from: name, min: 0, max: 10 }`"
+        }
         "params" => "use a map of parameters",
         _ => "see docs/scaling.md for the pools file format",
     }
@@ -643,10 +677,86 @@ pub fn validate(
                 }
             },
         };
+        let mut keys = Vec::new();
+        for (key, ks) in &spec.keys {
+            let item =
+                |field: &'static str| [Key("pools"), Key(name), Key("keys"), Key(key), Key(field)];
+            let at_key = [Key("pools"), Key(name), Key("keys"), Key(key)];
+            let shared = (project_dir.clone(), spec.stack.clone(), key.clone());
+            if key.trim().is_empty() || *key == spec.key {
+                p.at(
+                    &at_key,
+                    format!("pool `{name}`: `keys` entry `{key}` is the pool's own `key` or empty"),
+                    "list the other config keys this pool drives",
+                );
+                continue;
+            }
+            if let Some(other) = seen_keys.get(&shared) {
+                p.at(
+                    &at_key,
+                    format!(
+                        "pools `{other}` and `{name}` both scale `{key}` on stack `{}`",
+                        spec.stack
+                    ),
+                    "each config key belongs to one pool; they would undo each other's changes",
+                );
+            } else {
+                seen_keys.insert(shared, name.to_string());
+            }
+            if ks.expr.is_some() == ks.from.is_some() {
+                p.at(&at_key, format!("pool `{name}`: key `{key}` needs exactly one of `expr` and `from`"), "e.g. `{ expr: \"value * 10 + 20\", min: 50, max: 500 }` or `{ from: queue, min: 0, max: 10 }`");
+            }
+            if ks.min > ks.max || ks.min < 0 || ks.max > MAX_MAGNITUDE {
+                p.at(
+                    &item("min"),
+                    format!("pool `{name}`: key `{key}` has bounds [{}, {}]", ks.min, ks.max),
+                    "use 0 <= min <= max <= 1000000",
+                );
+            }
+            for (i, t) in ks.targets.iter().enumerate() {
+                if !t.starts_with("urn:pulumi:") {
+                    p.at(
+                        &[
+                            Key("pools"),
+                            Key(name),
+                            Key("keys"),
+                            Key(key),
+                            Key("targets"),
+                            Seg::Index(i),
+                        ],
+                        format!("pool `{name}` key `{key}` target `{t}` is not a Pulumi URN"),
+                        "URNs start with `urn:pulumi:`",
+                    );
+                }
+            }
+            let expr = match &ks.expr {
+                Some(text) => match crate::autoscale::strategy::Expr::compile(text, &base) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        p.at(
+                            &item("expr"),
+                            format!("pool `{name}`: key `{key}` expression does not compile: {e}"),
+                            "an expression of `value` and `params`, e.g. `value * 10 + 20`",
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            keys.push(crate::autoscale::pool::Key { key: key.clone(), spec: ks.clone(), expr });
+        }
         let Some(strategy) = strategy else { continue };
         let mut topics = sns_topics.clone();
         topics.extend(spec.topics.iter().cloned());
-        pools.push(Pool { name: name.to_string(), project_dir, spec, topics, schedules, strategy });
+        pools.push(Pool {
+            name: name.to_string(),
+            project_dir,
+            spec,
+            topics,
+            schedules,
+            strategy,
+            keys,
+        });
     }
     if p.list.is_empty() { Ok(Pools { file: file.to_path_buf(), pools }) } else { Err(p.list) }
 }

@@ -542,6 +542,16 @@ impl Scaler {
             "desired": known.then_some(inner.record.desired),
             "applied": if known { inner.record.applied } else { None },
             "unknown": inner.unknown,
+            "vector": (!pool.keys.is_empty()).then(|| {
+                let mut v = inner.record.also.clone();
+                v.insert(pool.spec.key.clone(), inner.record.desired);
+                v
+            }),
+            "appliedVector": (!pool.keys.is_empty()).then(|| {
+                let mut v = inner.record.applied_also.clone();
+                if let Some(a) = inner.record.applied { v.insert(pool.spec.key.clone(), a); }
+                v
+            }),
             "generation": inner.record.generation,
             "appliedGeneration": inner.record.applied_generation,
             "cooldowns": {"up": up, "down": down},

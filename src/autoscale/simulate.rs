@@ -224,8 +224,20 @@ fn decide_one(
     {
         sim.record.fallback_since = Some(now);
         let base = sim.record.evaluation_base(&pool.spec, now);
-        let d = decide::settle(&mut sim.record, &pool.spec, base, &p, now, true);
-        return Some(Some(SimEvent::Decision { t, decision: d }));
+        return Some(Some(
+            match decide::settle_pool(
+                &mut sim.record,
+                pool,
+                base,
+                &p,
+                &Default::default(),
+                now,
+                true,
+            ) {
+                Ok(d) => SimEvent::Decision { t, decision: d },
+                Err(error) => SimEvent::Failed { t, pool: pool.name.clone(), error },
+            },
+        ));
     }
     let taken = decide::take(
         pool,
@@ -245,11 +257,21 @@ fn decide_one(
     sim.record.signals_seq = sim.record.signals_seq.max(taken.seen);
     sim.book.consume(taken.seen);
     match proposed.proposal {
-        Ok(p) => {
-            let d = decide::settle(&mut sim.record, &pool.spec, taken.base, &p, now, true);
-            let shown = d.changed || !d.guardrails.is_empty();
-            Some(shown.then_some(SimEvent::Decision { t, decision: d }))
-        }
+        Ok(p) => match decide::settle_pool(
+            &mut sim.record,
+            pool,
+            taken.base,
+            &p,
+            &proposed.values,
+            now,
+            true,
+        ) {
+            Ok(d) => {
+                let shown = d.changed || !d.guardrails.is_empty();
+                Some(shown.then_some(SimEvent::Decision { t, decision: d }))
+            }
+            Err(error) => Some(Some(SimEvent::Failed { t, pool: pool.name.clone(), error })),
+        },
         Err(e) => Some(Some(SimEvent::Failed {
             t,
             pool: pool.name.clone(),

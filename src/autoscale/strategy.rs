@@ -10,6 +10,7 @@
 //! `#{ delta: n, reason: "…" }` or `()` to hold. The core clamps whatever comes back; a script
 //! can never exceed the pool's guardrails.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -230,7 +231,17 @@ impl Strategy {
 
     /// Call `decide(ctx)`. Runs synchronously: call it from a blocking thread, never from an
     /// async task that must stay responsive.
+    #[cfg(test)]
     pub fn decide(&self, ctx: &serde_json::Value) -> Result<Proposal, String> {
+        self.decide_values(ctx).map(|(p, _)| p)
+    }
+
+    /// [`Strategy::decide`] with the other values a composite pool's keys may take from the
+    /// strategy (`#{ desired: 5, values: #{ queue: 3 } }`).
+    pub fn decide_values(
+        &self,
+        ctx: &serde_json::Value,
+    ) -> Result<(Proposal, BTreeMap<String, i64>), String> {
         let mut scope = rhai::Scope::new();
         let call = CallCtx {
             deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
@@ -242,7 +253,7 @@ impl Strategy {
         })
         .map_err(|e| e.to_string())?;
         if out.is_unit() {
-            return Ok(Proposal::Hold);
+            return Ok((Proposal::Hold, BTreeMap::new()));
         }
         let Some(map) = out.try_cast::<Map>() else {
             return Err(
@@ -263,14 +274,77 @@ impl Strategy {
                 },
             }
         };
-        match (int("desired")?, int("delta")?) {
-            (Some(value), None) => Ok(Proposal::Desired { value, reason }),
-            (None, Some(delta)) => Ok(Proposal::Delta { delta, reason }),
-            (None, None) => Ok(Proposal::Hold),
-            (Some(_), Some(_)) => {
-                Err("`decide` returned both `desired` and `delta`; return one".into())
+        let mut values = BTreeMap::new();
+        if let Some(v) = map.get("values").filter(|v| !v.is_unit()) {
+            let m =
+                v.clone().try_cast::<Map>().ok_or("`values` must be a map of name to number")?;
+            for (k, v) in m {
+                let n = number(&v).map_err(|e| format!("`values.{k}` {e}"))?;
+                values.insert(k.to_string(), n);
             }
         }
+        let proposal = match (int("desired")?, int("delta")?) {
+            (Some(value), None) => Proposal::Desired { value, reason },
+            (None, Some(delta)) => Proposal::Delta { delta, reason },
+            (None, None) => Proposal::Hold,
+            (Some(_), Some(_)) => {
+                return Err("`decide` returned both `desired` and `delta`; return one".into());
+            }
+        };
+        Ok((proposal, values))
+    }
+}
+
+/// A number from a script: an integer, or a finite float rounded.
+fn number(v: &Dynamic) -> Result<i64, String> {
+    match (v.as_int(), v.as_float()) {
+        (Ok(i), _) => Ok(i),
+        (_, Ok(f)) if f.is_finite() && f.abs() < 9.0e18 => Ok(f.round() as i64),
+        (_, Ok(f)) => Err(format!("must be a finite number, got {f}")),
+        (Err(t), _) => Err(format!("must be a number, got {t}")),
+    }
+}
+
+/// A composite pool's key expression (`expr: "value * 10 + 20"`), compiled once in the strategy
+/// profile and evaluated with `value` (the pool's value after the guardrails) and `params`.
+#[derive(Clone)]
+pub struct Expr {
+    text: String,
+    ast: Arc<AST>,
+    engine: Arc<Engine>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.text).finish()
+    }
+}
+
+impl Expr {
+    pub fn compile(text: &str, root: &Path) -> Result<Self, String> {
+        let engine = engine(root);
+        // Strict variables: the expression's names are declared for the compiler.
+        let mut scope = rhai::Scope::new();
+        scope.push("value", 0_i64);
+        scope.push("params", Map::new());
+        let ast = engine.compile_expression_with_scope(&scope, text).map_err(|e| e.to_string())?;
+        Ok(Self { text: text.to_string(), ast: Arc::new(ast), engine: Arc::new(engine) })
+    }
+
+    /// Evaluate with `value` and `params`.
+    pub fn eval(&self, value: i64, params: &serde_json::Value) -> Result<i64, String> {
+        let mut scope = rhai::Scope::new();
+        scope.push("value", value);
+        scope.push("params", to_dynamic(params));
+        let call = CallCtx {
+            deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
+            label: "expr".into(),
+            ..CallCtx::default()
+        };
+        let out: Dynamic =
+            with_call(call, || self.engine.eval_ast_with_scope(&mut scope, &self.ast))
+                .map_err(|e| format!("`{}` failed: {e}", self.text))?;
+        number(&out).map_err(|e| format!("`{}` {e}", self.text))
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod check;
 mod cloudwatch;
+mod composite;
 mod hardening;
 mod lifecycle;
 mod limits;
