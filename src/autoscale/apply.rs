@@ -83,7 +83,8 @@ impl Scaler {
         for name in &lane.pools {
             let (Some(st), Some(pool)) = (self.state_of(name), pools.get(name)) else { continue };
             let inner = lock(&st.inner);
-            if inner.record.behind() && inner.record.paused.is_none() && inner.unknown.is_none() {
+            let due_now = inner.record.behind() || inner.restore;
+            if due_now && inner.record.paused.is_none() && inner.unknown.is_none() {
                 let reason = inner
                     .record
                     .history
@@ -108,6 +109,8 @@ impl Scaler {
         if due.is_empty() {
             return None;
         }
+        // Drift checks wait for (or skip) a running update of the stack.
+        let _busy = lane.stack_busy.lock().await;
         let started = Instant::now();
         // Every key of every due pool in one `config set-all`, every target in one `up`.
         let pairs: Vec<(String, i64)> = due
@@ -229,6 +232,7 @@ impl Scaler {
                 if ok {
                     inner.record.applied = Some(d.desired);
                     inner.record.applied_also = d.also.clone();
+                    inner.restore = false;
                     inner.record.applied_generation =
                         inner.record.applied_generation.max(d.generation);
                     self.metrics.applied.get_or_create(&label).set(d.desired);

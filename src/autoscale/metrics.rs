@@ -58,6 +58,8 @@ pub struct Metrics {
     pub quarantined: Family<PoolLabel, Counter>,
     pub loop_restarts: Family<PoolLabel, Counter>,
     pub paused: Family<PoolLabel, Gauge>,
+    pub drift: Family<PoolLabel, Gauge>,
+    pub drift_checks: Family<PoolResult, Counter>,
     pub audit_errors: Counter,
     /// `intents` counters by pool, then (source, result): the request path increments them
     /// without allocating label sets.
@@ -87,6 +89,8 @@ impl Metrics {
             quarantined: Family::default(),
             loop_restarts: Family::default(),
             paused: Family::default(),
+            drift: Family::default(),
+            drift_checks: Family::default(),
             audit_errors: Counter::default(),
             intent_cache: RwLock::new(HashMap::new()),
         }
@@ -190,6 +194,16 @@ impl Metrics {
             self.loop_restarts.clone(),
         );
         r.register("pilum_scale_paused", "1 while a pool is paused", self.paused.clone());
+        r.register(
+            "pilum_scale_drift",
+            "1 when the last drift check found drift",
+            self.drift.clone(),
+        );
+        r.register(
+            "pilum_scale_drift_checks",
+            "Drift checks by pool and result (clean, drift, skipped, error)",
+            self.drift_checks.clone(),
+        );
         r.register(
             "pilum_scale_audit_write_errors",
             "Failed writes of the audit log, the signal journal or a state record",

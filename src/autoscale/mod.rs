@@ -14,6 +14,7 @@
 //! | `actuator.rs` | Pulumi config writes, targeted `up`, previews |
 //! | `scaler.rs` | the runtime: shared state, start, reload, status, drain |
 //! | `decision.rs` | the supervised decision loop, one decision, quarantine, dry runs |
+//! | `drift.rs` | drift auto-refresh: periodic refresh previews and the drift policies |
 //! | `apply.rs` | apply lanes: one `pulumi up` per stack for every due pool |
 //! | `state.rs` | the state directory: its lock, records, the signals snapshot and recovery |
 //! | `audit.rs` | the JSONL audit log (a writer thread) and the facade over the journal |
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod cadence;
 pub mod decide;
 pub mod decision;
+pub mod drift;
 pub mod journal;
 pub mod locate;
 pub mod log;

@@ -79,6 +79,9 @@ pub struct PoolSpec {
     /// Composite scaling: more config keys driven by the same decision, each with its bounds.
     #[serde(default)]
     pub keys: BTreeMap<String, KeySpec>,
+    /// Drift auto-refresh: how often to compare the stack with the cloud, and what to do.
+    #[serde(default)]
+    pub drift: Option<crate::autoscale::drift::DriftSpec>,
 }
 
 /// One more config key of a composite pool: an expression of the pool's value, or a value the
@@ -426,6 +429,9 @@ fn field_help(field: &str) -> &'static str {
         "on_ok" => "e.g. `{ action: down, step: 1 }`",
         "schedules" => "use a list of `{ name, start, end, timezone, value }` windows",
         "fallback" => "e.g. `fallback: { after: 10m, value: 4 }`",
+        "drift" => {
+            "e.g. `drift: { every: 10m, policy: report }` (policies: report, refresh, restore, adopt)"
+        }
         "keys" => {
             "map config keys to `{ expr: \"value * 10\", min: 1, max: 100 }` or `{ from: name, min: 0, max: 10 }`"
         }
@@ -840,6 +846,22 @@ fn check_spec(p: &mut Problems<'_>, name: &str, spec: &PoolSpec) {
                 &[Key("pools"), Key(name), Key("alarms"), Key(alarm)],
                 format!("pool `{name}` alarm `{alarm}`: {m}"),
                 "e.g. `{ action: up, step: 2 }`",
+            );
+        }
+    }
+    if let Some(d) = &spec.drift {
+        if d.every.is_zero() {
+            p.at(
+                &[Key("pools"), Key(name), Key("drift"), Key("every")],
+                format!("pool `{name}`: `drift` needs a positive `every`"),
+                "e.g. `drift: { every: 10m, policy: report }`",
+            );
+        }
+        if d.policy == crate::autoscale::drift::Policy::Adopt && d.property.is_none() {
+            p.at(
+                &[Key("pools"), Key(name), Key("drift")],
+                format!("pool `{name}`: `drift` policy `adopt` needs `property`"),
+                "name the output holding the scaled value, e.g. `property: desiredCapacity`",
             );
         }
     }

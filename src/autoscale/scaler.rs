@@ -81,6 +81,10 @@ pub struct PoolInner {
     /// no record says what it is). Nothing is decided or applied until it is known: the
     /// decision loop re-reads the key on every tick.
     pub unknown: Option<String>,
+    /// The last drift check.
+    pub drift: Option<crate::autoscale::drift::DriftState>,
+    /// Drift policy `restore`: re-apply the desired value although it is not behind.
+    pub restore: bool,
 }
 
 /// One apply lane (one stack).
@@ -93,6 +97,8 @@ pub struct Lane {
     /// Previews running or waiting on this stack.
     pub previews: tokio::sync::Semaphore,
     pub preview_waiting: AtomicU32,
+    /// Held while an update runs on the stack: drift checks never run during one.
+    pub stack_busy: tokio::sync::Mutex<()>,
 }
 
 /// The shared scaler.
@@ -243,6 +249,8 @@ impl Scaler {
                 quarantined,
                 down: None,
                 unknown,
+                drift: None,
+                restore: false,
             };
             states.insert(
                 p.name.clone(),
@@ -276,6 +284,7 @@ impl Scaler {
                     wake: Notify::new(),
                     previews: tokio::sync::Semaphore::new(1),
                     preview_waiting: AtomicU32::new(0),
+                    stack_busy: tokio::sync::Mutex::new(()),
                 };
                 (id, Arc::new(lane))
             })
@@ -350,6 +359,13 @@ impl Scaler {
             let me = self.clone();
             let st = st.clone();
             tasks.spawn(async move { me.supervise(st).await });
+        }
+        for st in self.states.values() {
+            if self.pool(&st.name).is_some_and(|p| p.spec.drift.is_some()) {
+                let me = self.clone();
+                let st = st.clone();
+                tasks.spawn(async move { me.drift_loop(st).await });
+            }
         }
         for st in self.states.values() {
             let inner = lock(&st.inner);
@@ -571,6 +587,7 @@ impl Scaler {
                 "since": inner.record.fallback_since,
             })),
             "heardAt": inner.book.heard_at,
+            "drift": inner.drift,
             "strategy": strategy.map(|s| json!({"name": s.name, "hash": s.hash})),
         }))
     }

@@ -158,8 +158,14 @@ fn pool(p: &Value) -> String {
             esc(&text(&r.get("message").cloned().unwrap_or(Value::Null)))
         ));
     }
-    if let Some(d) = p.get("drift").filter(|d| !d.is_null()) {
-        out.push_str(&format!("<p class=\"drift\">drift: {}</p>", esc(&text(d))));
+    if let Some(d) = p.get("drift").filter(|d| d.is_object()) {
+        let found = if d["drifted"] == true { "drifted" } else { "in line" };
+        out.push_str(&format!(
+            "<p class=\"drift\">drift ({}, checked {}): {found}; {}</p>",
+            esc(&text(&d["policy"])),
+            esc(&text(&d["checked_at"])),
+            esc(&text(&d["action"]))
+        ));
     }
     out.push_str("</section>\n");
     out

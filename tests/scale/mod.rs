@@ -6,6 +6,7 @@
 mod check;
 mod cloudwatch;
 mod composite;
+mod drift;
 mod hardening;
 mod lifecycle;
 mod limits;
@@ -31,9 +32,12 @@ pub const URN: &str = "urn:pulumi:prod::infra::aws:autoscaling/group:Group::work
 
 /// The fake `pulumi`: `config get/set-all` against `Pulumi.<stack>.yaml` (or `--config-file`),
 /// `up` that can sleep (`$PILUM_FAKE_DIR/up-sleep`), fail with the exact lock text N times
-/// (`up-lock` holds N) or fail otherwise (`up-fail`), and `preview --json`.
+/// (`up-lock` holds N) or fail otherwise (`up-fail`), `preview --json`, and the drift knob:
+/// while `$PILUM_FAKE_DIR/drift` exists (holding the live value), `refresh --preview-only
+/// --json` reports the target drifted with `desiredCapacity` = that value; `refresh --yes`
+/// clears it.
 pub const FAKE_PULUMI: &str = r#"
-dir=.; stack=; cfg=; pos=
+dir=.; stack=; cfg=; pos=; preview_only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cwd) dir="$2"; shift 2;;
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --config-file) cfg="$2"; shift 2;;
     --color|--message|--target) shift 2;;
     --plaintext) pos="$pos $2"; shift 2;;
+    --preview-only) preview_only=1; shift;;
     --*) shift;;
     *) pos="$pos $1"; shift;;
   esac
@@ -76,6 +81,17 @@ case "$1" in
     if [ -f "$F/up-fail" ]; then echo "error: update failed: provider returned 500" >&2; exit 255; fi
     cp "$cfg" "$F/applied.yaml"
     echo "Update succeeded";;
+  refresh)
+    urn="urn:pulumi:prod::infra::aws:autoscaling/group:Group::workers"
+    if [ -n "$preview_only" ]; then
+      if [ -f "$F/drift" ]; then
+        printf '{"steps":[{"op":"update","urn":"%s","newState":{"outputs":{"desiredCapacity":%s}}}],"changeSummary":{"update":1}}\n' "$urn" "$(cat "$F/drift")"
+      else
+        printf '{"steps":[{"op":"same","urn":"%s"}],"changeSummary":{"same":1}}\n' "$urn"
+      fi
+    else
+      rm -f "$F/drift"; touch "$F/refreshed"
+    fi;;
   preview)
     [ -f "$F/preview-running" ] && touch "$F/preview-overlap"
     touch "$F/preview-running"
