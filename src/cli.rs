@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "pilum",
-    version,
+    version = env!("PILUM_VERSION"),
     about = "Ship and scale services from a monorepo",
     long_about = "Ship and scale services from a monorepo.\n\nDiscover services (directories with a \
                   `pilum.yaml`), run their Rhai recipes in parallel with step barriers and \
@@ -95,7 +95,11 @@ pub enum Command {
     Clean(SelectArgs),
     /// Print the dependency graph
     Graph(GraphArgs),
+    /// CI integration: what pilum detects and the defaults it applies there
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// Print shell completions
+    #[command(after_long_help = COMPLETIONS_HELP, after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
 
     // -- recipe catalogue --------------------------------------------------------------------
@@ -129,7 +133,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_operations: Option<u64>,
 
-    /// Stop the script, and kill any command it runs, after this long (`90s`, `5m`, `1h`, or seconds)
+    /// Stop the script, and kill any command it runs, after this long (`90s`, `5m`, `1h`, or seconds; default 1h)
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
     pub timeout: Option<std::time::Duration>,
 }
@@ -172,7 +176,7 @@ pub struct SelectArgs {
     #[arg(long)]
     pub only_changed: bool,
 
-    /// Base for `--only-changed` (default: merge base with the remote default branch, else main/master)
+    /// Base for `--only-changed` (default: PILUM_SINCE, the CI event, the last deploy, the default branch)
     #[arg(long, value_name = "REF", requires = "only_changed")]
     pub since: Option<String>,
 
@@ -218,6 +222,65 @@ pub struct ExecArgs {
     /// Print what would run instead of running it
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Publish (`deploy`, `publish`, `push`) from a work tree with uncommitted changes; the
+    /// default tag becomes `<sha>-dirty`
+    #[arg(long)]
+    pub allow_dirty: bool,
+
+    #[command(flatten)]
+    pub ci: CiArgs,
+}
+
+/// CI integration of the commands that run steps and `plan`: shards, GitHub reporting,
+/// notifications, approval (`docs/ci.md`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "CI")]
+pub struct CiArgs {
+    /// Only shard I of N: whole dependency components, balanced (`2/4`)
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// `pilum plan` only: print the CI matrix of the shards (`github`: `{"include": [...]}`)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub matrix: Option<MatrixFormat>,
+
+    /// How many shards `--matrix` makes (default: one per dependency component, at most 8)
+    #[arg(long, value_name = "N", requires = "matrix")]
+    pub shards: Option<usize>,
+
+    /// Report a GitHub commit status per service (`pilum/<service>[/<env>]`)
+    #[arg(long)]
+    pub github_statuses: bool,
+
+    /// Create a GitHub deployment per service and environment
+    #[arg(long)]
+    pub github_deployments: bool,
+
+    /// Mark the GitHub deployments transient (pull request previews)
+    #[arg(long)]
+    pub transient_environment: bool,
+
+    /// Send no notifications, whatever `pilum-project.yaml` says
+    #[arg(long)]
+    pub no_notify: bool,
+
+    /// How long the end of the run waits for notifications and GitHub updates (default 10s)
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub notify_timeout: Option<std::time::Duration>,
+
+    /// Deploy to an environment that requires approval without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Write the outcome as JSON to FILE: each service's status and the URL its deploy returned
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MatrixFormat {
+    Github,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -275,6 +338,21 @@ pub struct GraphArgs {
     #[arg(long, value_enum, default_value_t = GraphFormat::Tree)]
     pub format: GraphFormat,
 }
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Name the CI provider, the event, refs, run URL and actor, and the defaults applied
+    Detect,
+}
+
+/// How to install the completion script, for `pilum completions --help`.
+const COMPLETIONS_HELP: &str = "\
+Install them:
+  bash  pilum completions bash > ~/.local/share/bash-completion/completions/pilum
+  zsh   pilum completions zsh > ~/.zfunc/_pilum
+        (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
+  fish  pilum completions fish > ~/.config/fish/completions/pilum.fish
+Open a new shell afterwards.";
 
 #[derive(Debug, Args, Clone)]
 pub struct CompletionsArgs {

@@ -77,10 +77,10 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     if t.is_empty() {
         return Err(DurationError::Empty);
     }
-    if let Some(rest) = t.strip_prefix('-') {
-        if !rest.is_empty() {
-            return Err(DurationError::Negative { text: t.to_string() });
-        }
+    if let Some(rest) = t.strip_prefix('-')
+        && !rest.is_empty()
+    {
+        return Err(DurationError::Negative { text: t.to_string() });
     }
     // A bare number is seconds.
     if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {

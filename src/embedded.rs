@@ -1,7 +1,8 @@
 //! Every Rhai source compiled into the binary, in tables that `build.rs` generates from the
 //! files on disk: `RECIPES` (`recipes/*.rhai`, the built-in deploy targets), `STDLIB`
-//! (`stdlib/*.rhai`, modules any script imports by name) and `STRATEGIES` (`scripts/*.rhai`,
-//! the built-in scaling strategies). A leaf module: the recipe catalogue, the script resolver
+//! (`stdlib/*.rhai`, modules any script imports by name), `NOTIFIERS` (`stdlib/notify/*.rhai`,
+//! the built-in notifiers) and `STRATEGIES` (`scripts/*.rhai`, the built-in scaling
+//! strategies). A leaf module: the recipe catalogue, the script resolver, the notifier runner
 //! and the autoscaler all read it, none through another.
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));

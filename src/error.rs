@@ -1,8 +1,11 @@
 //! The top-level error type. Each subsystem owns its own error enum (data, not prose); this one
 //! wraps them and decides the exit code. All wording lives in `Display` impls; `run` prints the
-//! error exactly once.
+//! error exactly once. A configuration error keeps its located problems ([`Diagnostic`]s) next to
+//! the rendered text, so `--json` and CI annotations can give each one's file, line and column.
 
 use std::fmt;
+
+use crate::diagnostic::{Diagnostic, render_all};
 
 /// Exit codes shared by every command.
 pub mod exit {
@@ -20,20 +23,27 @@ pub mod exit {
 pub struct Error {
     pub code: i32,
     pub message: String,
+    /// The located problems `message` renders, when it is a configuration error.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Error {
     pub fn usage(message: impl fmt::Display) -> Self {
-        Self { code: exit::USAGE, message: message.to_string() }
+        Self { code: exit::USAGE, message: message.to_string(), diagnostics: Vec::new() }
     }
 
     pub fn failure(message: impl fmt::Display) -> Self {
-        Self { code: exit::FAILURE, message: message.to_string() }
+        Self { code: exit::FAILURE, message: message.to_string(), diagnostics: Vec::new() }
+    }
+
+    /// A configuration error made of located problems (exit 2), rendered all at once.
+    pub fn located(diagnostics: Vec<Diagnostic>) -> Self {
+        Self { code: exit::USAGE, message: render_all(&diagnostics), diagnostics }
     }
 
     /// An error that was already reported (e.g. a deploy summary); exits without printing.
     pub fn silent(code: i32) -> Self {
-        Self { code, message: String::new() }
+        Self { code, message: String::new(), diagnostics: Vec::new() }
     }
 }
 

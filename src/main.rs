@@ -5,13 +5,16 @@
 
 mod autoscale;
 mod backoff;
+mod ci;
 mod cli;
 mod commands;
 mod diagnostic;
 mod duration;
 mod embedded;
 mod error;
+mod http;
 mod names;
+mod notify;
 mod orchestrator;
 mod output;
 mod process;

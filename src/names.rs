@@ -93,4 +93,27 @@ mod tests {
         }
         assert_eq!(check(&"a".repeat(129)), Err(NameError::TooLong { len: 129 }));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::path::{Component, Path};
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// An accepted name is one plain path component, whatever it is joined onto.
+            #[test]
+            fn accepted_names_are_one_plain_component(s in "\\PC{0,20}|[a-zA-Z0-9._/-]{0,20}") {
+                if check(&s).is_ok() {
+                    let parts: Vec<Component> = Path::new(&s).components().collect();
+                    prop_assert_eq!(parts.len(), 1, "{}", s);
+                    prop_assert!(matches!(parts[0], Component::Normal(_)), "{}", s);
+                    prop_assert!(!s.contains("..") && s.len() <= MAX_LEN);
+                } else {
+                    prop_assert!(!flag(&s).unwrap_err().is_empty());
+                }
+            }
+        }
+    }
 }

@@ -6,11 +6,9 @@
 //! callback and captured, and the last lines are kept for error messages. A child that prints
 //! megabytes never stalls.
 //!
-//! [`Command::run`] waits for the child, draining its pipes with `poll(2)` on the calling thread;
-//! [`Command::spawn`] returns a [`Child`] (pipes drained on two threads) for long-running
-//! processes that must be stopped politely: `interrupt()` sends SIGINT to the group before anyone
-//! considers `kill()`. Timeouts and cancellation do the same: SIGINT, then SIGKILL after
-//! [`GRACE`]. When a command exits, whatever it left running in its group (`cmd &`) is killed: no
+//! [`Command::run`] waits for the child, draining its pipes with `poll(2)` on the calling thread.
+//! Timeouts and cancellation stop it politely: SIGINT to the group (Pulumi releases its lock on
+//! SIGINT), then SIGKILL after [`GRACE`]. When a command exits, whatever it left running in its group (`cmd &`) is killed: no
 //! child outlives the call that started it. A [`CancelToken`] can be triggered from any thread.
 //!
 //! The file reads top to bottom: cancellation, errors and results, [`Command`], the timeout
@@ -27,6 +25,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::redact;
+
+/// Far enough to mean "never" for deadlines and sleeps, near enough for `Instant` arithmetic.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How many trailing lines of output are kept for error messages.
 pub const TAIL_LINES: usize = 20;
@@ -100,7 +101,7 @@ impl CancelToken {
     /// Cancel: idempotent, callable from any thread (e.g. a Ctrl-C handler thread).
     /// A token cancelled when this one is (Ctrl-C stops every task) that can also be cancelled
     /// on its own (one task's timeout stops only that task).
-    #[allow(dead_code, reason = "public API for the orchestrator")]
+    #[cfg_attr(not(test), expect(dead_code, reason = "public API for the orchestrator"))]
     pub fn child(&self) -> CancelToken {
         let child = CancelToken::new();
         // Checked under the lock `cancel` takes to set the flag, so no child is ever missed.
@@ -160,7 +161,7 @@ impl CancelToken {
 
     /// Sleep for `dur` unless cancelled first. Returns `false` when cancelled.
     pub fn sleep(&self, dur: Duration) -> bool {
-        let end = Instant::now() + dur.min(crate::script::FAR_FUTURE);
+        let end = Instant::now() + dur.min(FAR_FUTURE);
         let mut guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if self.is_cancelled() {
@@ -282,15 +283,23 @@ fn write_tail(f: &mut fmt::Formatter<'_>, tail: &[String]) -> fmt::Result {
 pub fn secs(d: Duration) -> String {
     if d.as_millis() < 1000 {
         format!("{}ms", d.as_millis())
-    } else if d.as_millis() % 1000 == 0 {
+    } else if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
 }
 
-/// An argv joined for humans, quoting words that need it, secrets masked.
+/// An argv joined for humans, quoting words that need it, secrets masked. A shell line that
+/// is itself a `sh -c …` command is shown as written, not quoted inside a second `sh -c`.
 pub fn display_argv(argv: &[String]) -> String {
+    if let [sh, c, line] = argv
+        && sh == "sh"
+        && c == "-c"
+        && line.trim_start().starts_with("sh -c ")
+    {
+        return redact::redact(line.trim()).into_owned();
+    }
     let joined = argv
         .iter()
         .map(|a| {
@@ -345,8 +354,7 @@ impl Finished {
 // Command
 // ---------------------------------------------------------------------------------------------
 
-/// A child to run. Build with [`Command::new`], then [`run`](Command::run) or
-/// [`spawn`](Command::spawn).
+/// A child to run. Build with [`Command::new`], then [`run`](Command::run).
 #[derive(Clone)]
 pub struct Command {
     argv: Vec<String>,
@@ -386,15 +394,10 @@ impl Command {
     }
 
     /// On timeout the group gets SIGINT, then SIGKILL after `grace` (default [`GRACE`]).
-    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
+    #[cfg_attr(not(test), expect(dead_code, reason = "public API for the orchestrator"))]
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
-    }
-
-    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
-    pub fn argv(&self) -> &[String] {
-        &self.argv
     }
 
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -442,7 +445,7 @@ impl Command {
 
     /// The earliest of the timeout and the deadline, with the budget it stands for.
     fn effective_deadline(&self, start: Instant) -> Option<(Instant, Duration)> {
-        let t = self.timeout.map(|d| (start + d.min(crate::script::FAR_FUTURE), d));
+        let t = self.timeout.map(|d| (start + d.min(FAR_FUTURE), d));
         match (t, self.deadline) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -505,17 +508,6 @@ impl Command {
         Ok(out)
     }
 
-    /// Start the child and return immediately. Output is drained on threads as it arrives.
-    #[allow(dead_code, reason = "public API for the autoscaler's long-running `pulumi up`")]
-    pub fn spawn(self) -> Result<Child, ProcessError> {
-        let on_line = self.on_line.clone();
-        let (child, out_r, err_r) = self.start()?;
-        let stdout = spawn_reader(out_r, Stream::Stdout, on_line.clone());
-        let stderr = spawn_reader(err_r, Stream::Stderr, on_line);
-        *child.readers.lock().unwrap_or_else(|e| e.into_inner()) = Some((stdout, stderr));
-        Ok(child)
-    }
-
     /// Spawn in a new process group with both output pipes handed back to the caller.
     fn start(self) -> Result<(Child, os_pipe::PipeReader, os_pipe::PipeReader), ProcessError> {
         let Some(program) = self.argv.first().cloned() else { return Err(ProcessError::Empty) };
@@ -523,6 +515,11 @@ impl Command {
             && !dir.is_dir()
         {
             return Err(ProcessError::NoDir { program, dir: dir.clone() });
+        }
+        // A secret handed to a child in a variable named like one (`API_TOKEN`) is masked in
+        // whatever the child prints, even when no script read it through `env::`.
+        for (k, v) in &self.env {
+            redact::register_if_secret(k, v);
         }
         let (out_r, out_w) = os_pipe::pipe()
             .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
@@ -682,26 +679,6 @@ impl Drain {
     }
 }
 
-fn spawn_reader(
-    mut pipe: os_pipe::PipeReader,
-    stream: Stream,
-    on_line: Option<LineFn>,
-) -> JoinHandle<Captured> {
-    std::thread::spawn(move || {
-        let mut drain = Drain::new(stream, on_line);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => drain.feed(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        drain.done()
-    })
-}
-
 /// Wait up to `wake` for output on the open pipes and feed what arrives; a pipe at EOF (or in
 /// error) is closed and set to `None`. Returns whether anything happened before `wake`.
 fn poll_read(
@@ -752,30 +729,15 @@ impl fmt::Debug for Child {
     }
 }
 
-#[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
 impl Child {
-    /// The leader's pid, which is also the process group id.
-    pub fn pid(&self) -> u32 {
-        self.pgid as u32
-    }
-
     /// SIGINT to the whole group: the polite stop (Pulumi releases its lock on SIGINT).
     pub fn interrupt(&self) {
         signal_group(self.pgid, libc::SIGINT);
     }
 
-    /// SIGTERM to the whole group.
-    pub fn terminate(&self) {
-        signal_group(self.pgid, libc::SIGTERM);
-    }
-
     /// SIGKILL to the whole group: the last resort.
     pub fn kill(&self) {
         signal_group(self.pgid, libc::SIGKILL);
-    }
-
-    fn wait_status(&self) -> std::io::Result<std::process::ExitStatus> {
-        self.handle.wait().map(|o| o.status)
     }
 
     /// Wait until `at`; `None` if still running then.
@@ -790,22 +752,6 @@ impl Child {
     /// Whether the child has exited (non-blocking).
     pub fn has_exited(&self) -> bool {
         matches!(self.handle.try_wait(), Ok(Some(_)) | Err(_))
-    }
-
-    /// Wait up to `timeout` for the child to exit; `true` if it did.
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Instant::now() + timeout.min(crate::script::FAR_FUTURE)).is_some()
-    }
-
-    /// Wait for the child to exit and collect its output.
-    pub fn wait(self) -> Finished {
-        let start = Instant::now();
-        let status = self.wait_status();
-        let mut out = self.finish(None);
-        out.duration = start.elapsed();
-        out.code = status.as_ref().ok().and_then(|s| s.code());
-        out.signal = status.as_ref().ok().and_then(|s| s.signal());
-        out
     }
 
     /// Build the result once the child has exited: from `captured` (drained by the caller) or by
@@ -1063,18 +1009,25 @@ mod tests {
 
     #[test]
     fn interrupt_reaches_the_group() {
-        let child = Command::new([
+        // Cancelling sends SIGINT to the whole group first: the trap runs and its exit code and
+        // output come back with the cancellation.
+        let token = CancelToken::new();
+        let canceller = token.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            canceller.cancel();
+        });
+        let r = Command::new([
             "sh",
             "-c",
             "trap 'echo got-int; exit 7' INT; while :; do sleep 0.05; done",
         ])
-        .spawn()
-        .expect("spawn");
-        std::thread::sleep(Duration::from_millis(200));
-        child.interrupt();
-        assert!(child.wait_timeout(Duration::from_secs(5)));
-        let out = child.wait();
-        assert_eq!(out.code, Some(7));
-        assert!(out.stdout.contains("got-int"));
+        .cancel(token)
+        .run();
+        t.join().expect("canceller");
+        match r {
+            Err(ProcessError::Cancelled { .. }) => {}
+            other => panic!("expected a cancellation, got {other:?}"),
+        }
     }
 }

@@ -17,6 +17,7 @@ pub fn run() -> i32 {
         }
     };
     let out = Output::from_global(&cli.global);
+    crate::commands::ci::apply_colour(&cli.global);
     crate::commands::install();
     match crate::commands::dispatch(cli, &out) {
         Ok(()) => exit::OK,

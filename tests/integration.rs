@@ -3,6 +3,7 @@
 //! record their argv (see `common::Test::fake`).
 
 mod catalogue;
+mod ci;
 mod common;
 mod deploy;
 mod layering;

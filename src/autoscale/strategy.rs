@@ -379,24 +379,7 @@ fn declared_inputs(engine: &Engine, ast: &AST) -> Result<Vec<Input>, String> {
 
 /// Convert JSON into Rhai values (strategies see plain maps, arrays and numbers).
 pub fn to_dynamic(v: &serde_json::Value) -> Dynamic {
-    use serde_json::Value;
-    match v {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => (*b).into(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.into(),
-            None => n.as_f64().unwrap_or(0.0).into(),
-        },
-        Value::String(s) => s.clone().into(),
-        Value::Array(a) => a.iter().map(to_dynamic).collect::<Vec<_>>().into(),
-        Value::Object(o) => {
-            let mut m = Map::new();
-            for (k, v) in o {
-                m.insert(k.as_str().into(), to_dynamic(v));
-            }
-            m.into()
-        }
-    }
+    crate::script::value::to_dynamic(v).expect("JSON values have string keys")
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::{pipeline, select_config, warn_all};
 use crate::cli::SelectArgs;
 use crate::error::{Error, exit};
 use crate::output::Output;
+use crate::ui::render::count;
 
 /// `pilum check`: every selected service against its recipe; all problems at once.
 pub fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), Error> {
@@ -22,11 +23,11 @@ pub fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), 
         out.json_line(&serde_json::json!({"ok": true, "services": plan.services.len(), "tasks": plan.tasks.len()}));
     } else if !out.quiet {
         out.stdout_line(&format!(
-            "{} {} services valid ({} tasks in {} phases)",
+            "{} {} valid ({} in {})",
             Style::new().green().apply_to("✓"),
-            plan.services.len(),
-            plan.tasks.len(),
-            plan.phases.len()
+            count(plan.services.len(), "service"),
+            count(plan.tasks.len(), "task"),
+            count(plan.phases.len(), "phase")
         ));
     }
     Ok(())

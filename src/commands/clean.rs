@@ -28,7 +28,10 @@ pub fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), 
     if out.json {
         out.json_line(&serde_json::json!({"removed": removed}));
     } else if !out.quiet {
-        out.stdout_line(&format!("removed local deployments of {} services", removed.len()));
+        out.stdout_line(&format!(
+            "removed local deployments of {}",
+            crate::ui::render::count(removed.len(), "service")
+        ));
     }
     Ok(())
 }

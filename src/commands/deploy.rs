@@ -1,7 +1,8 @@
 //! `pilum build`, `publish`, `push`, `deploy` and `dry-run`, and the one deploy path they share
-//! with a script's `deploy()`: [`run`] loads and plans, takes the deploy lock (not for dry
-//! runs), executes, and appends the run to `.pilum/history.jsonl`. What is shown, and where,
-//! is the caller's [`Watch`]: the terminal renderer for the CLI, log lines for a script.
+//! with a script's `deploy()`: [`run`] loads and plans, refuses to publish a work tree with
+//! uncommitted changes (unless allowed), takes the deploy lock (not for dry runs), executes,
+//! and appends the run to `.pilum/history.jsonl`. What is shown, and where, is the caller's
+//! [`Watch`]: the terminal renderer for the CLI, log lines for a script.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// `-v` count: debug lines of scripts are kept with one.
     pub verbose: u8,
+    /// Publish from a work tree with uncommitted changes (`--allow-dirty`).
+    pub allow_dirty: bool,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             keep_going: false,
             timeout: None,
             verbose: 0,
+            allow_dirty: false,
         }
     }
 }
@@ -95,8 +99,17 @@ pub trait Watch: Sink + Send + Sync {
     fn warnings(&self, _warnings: &[Diagnostic]) {}
     /// The plan is complete and valid; nothing has run yet. `base`: the `--only-changed` base.
     fn planned(&self, _plan: &Plan, _base: Option<&str>) {}
+    /// A dry run from a dirty work tree: the real run would be refused with `refusal`.
+    fn dirty(&self, _refusal: &Error) {}
     /// `.pilum/history.jsonl` could not be appended to (the run itself is not failed for it).
     fn history_failed(&self, error: &std::io::Error);
+    /// The plan is shown and nothing has run or been locked: an environment that requires
+    /// approval is approved here, or the run stops with the error.
+    fn approve(&self, _plan: &Plan) -> Result<(), Error> {
+        Ok(())
+    }
+    /// A task's step returned a map (its outputs; a deploy step's `url`).
+    fn step_returned(&self, _task: &crate::orchestrator::event::TaskRef, _outputs: &rhai::Map) {}
 }
 
 /// Plan and run: the one deploy path of `pilum deploy` (and `build`, …) and of `deploy()` in
@@ -127,9 +140,21 @@ pub fn run<W: Watch + 'static>(
         keep_going: options.keep_going,
         default_timeout: options.timeout,
     };
+    if !options.allow_dirty
+        && let Some(refusal) = dirty(&plan, &options.record_as)
+    {
+        if !plan.dry_run {
+            return Err(refusal);
+        }
+        watch.dirty(&refusal);
+    }
     watch.planned(&plan, loaded.base.as_deref());
+    watch.approve(&plan)?;
     watch.event(&Event::Plan { plan: plan.to_json() });
-    let runner = RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone());
+    let runner = super::report::Returned {
+        inner: RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone()),
+        watch: watch.as_ref(),
+    };
     let root = &loaded.project.root;
     // A run that changes things holds the project's deploy lock; dry runs do not need it.
     let _lock = if plan.dry_run {
@@ -138,10 +163,11 @@ pub fn run<W: Watch + 'static>(
         Some(crate::state::lock::DeployLock::acquire(root).map_err(Error::usage)?)
     };
     let summary = execute::execute(&plan, &runner, &opts, watch.as_ref(), cancel);
-    if !plan.dry_run && !plan.tasks.is_empty() {
-        if let Err(e) = record(root, &options.record_as, &plan, &summary) {
-            watch.history_failed(&e);
-        }
+    if !plan.dry_run
+        && !plan.tasks.is_empty()
+        && let Err(e) = record(root, &options.record_as, &plan, &summary)
+    {
+        watch.history_failed(&e);
     }
     Ok(summary)
 }
@@ -153,8 +179,54 @@ fn record(
     plan: &Plan,
     summary: &Summary,
 ) -> std::io::Result<()> {
-    crate::state::guard::pilum_path(root, "history.jsonl").map_err(std::io::Error::other)?;
-    crate::state::history::record(root, verb, &plan.tag, plan.environment.as_deref(), summary)
+    let commit = plan.commit.as_ref();
+    let entry = crate::state::history::Entry {
+        command: verb,
+        tag: &plan.tag,
+        environment: plan.environment.as_deref(),
+        commit: commit.map(|c| c.sha.as_str()),
+        dirty: commit.is_some_and(|c| c.dirty()),
+        complete: verb == "deploy" && covers_project(plan),
+        summary: serde_json::to_value(summary).unwrap_or_default(),
+    };
+    crate::state::history::append(root, &entry)
+}
+
+/// Whether `plan` deploys everything the project needed: every step of every service, picked
+/// by a selection that leaves nothing out (all services, or `--only-changed`), so its commit
+/// can be the next `--only-changed` base.
+fn covers_project(plan: &Plan) -> bool {
+    let steps: usize = plan
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.steps.iter().map(|st| if st.per_region { s.regions.len().max(1) } else { 1 })
+        })
+        .sum();
+    plan.tasks.len() == steps
+        && plan.services.iter().all(|s| crate::service::select::covers_project(&s.reason))
+}
+
+/// A dry run's warning for the refusal a real run would get.
+pub fn dirty_warning(refusal: &Error) -> String {
+    let why = refusal.message.lines().next().unwrap_or_default();
+    format!("{why}\nhelp: a real run stops here (commit the changes, or pass `--allow-dirty`)")
+}
+
+/// The refusal of a run that would publish uncommitted changes: one with a phase after
+/// `build` (so `pilum build` and script builds are not refused), from a dirty work tree.
+/// A dry run gets it as a warning.
+pub fn dirty(plan: &Plan, verb: &str) -> Option<Error> {
+    let commit = plan.commit.as_ref().filter(|c| c.dirty())?;
+    if plan.phases.iter().all(|p| p == "build") {
+        return None;
+    }
+    Some(Error::usage(format!(
+        "the work tree has uncommitted changes; `{verb}` would publish them as commit `{}`\n{}\nhelp: commit them (or `git stash -u`) and run again, or pass `--allow-dirty` (`allow_dirty: true` in a script's `deploy()`) to publish them tagged `{}`, recorded as dirty",
+        commit.short(),
+        super::checkout::listed(commit),
+        plan.tag
+    )))
 }
 
 /// The configuration of a command that runs steps (and of `pilum plan`).
@@ -164,6 +236,7 @@ pub(super) fn config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_ru
     cfg.tag = a.tag.clone();
     cfg.dry_run = dry_run || a.dry_run;
     cfg.require_secrets = !cfg.dry_run;
+    cfg.shard = a.ci.shard.clone();
     cfg
 }
 
@@ -183,6 +256,10 @@ impl Sink for Terminal {
 impl Watch for Terminal {
     fn warnings(&self, warnings: &[Diagnostic]) {
         warn_all(&self.out, warnings);
+    }
+
+    fn dirty(&self, refusal: &Error) {
+        self.out.warn(&dirty_warning(refusal));
     }
 
     fn planned(&self, plan: &Plan, base: Option<&str>) {
@@ -206,23 +283,30 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
     let cfg = config(dir, a, verb.phases(), verb == Verb::DryRun);
     let options = Options {
         record_as: verb.name().to_string(),
-        workers: a.max_workers,
+        workers: a.max_workers.or_else(super::ci::default_workers),
         retries: a.retries,
         retry_delay: a.retry_delay,
         keep_going: a.keep_going,
         timeout: a.timeout,
         verbose: out.verbose,
+        allow_dirty: a.allow_dirty,
     };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
     }
-    let terminal = Arc::new(Terminal {
-        out: out.clone(),
-        renderer: Renderer::new(out, verb.name()),
-        verb: verb.name(),
-    });
-    let summary = run(&cfg, &options, terminal, &cancel)?;
+    // `pilum dry-run` is a deploy that runs nothing: its lines say `deploy (dry run)`.
+    let shown = if verb == Verb::DryRun { Verb::Deploy.name() } else { verb.name() };
+    let mut renderer = Renderer::new(out, shown);
+    if let Ok(root) = crate::service::discover::project_root(cfg.dir.as_deref()) {
+        renderer = renderer.with_root(root);
+    }
+    let terminal = Arc::new(Terminal { out: out.clone(), renderer, verb: shown });
+    // Notifications, GitHub statuses and the approval gate watch the run with the terminal.
+    let watch = super::report::Reporting::start(&cfg, &a.ci, verb, out, terminal)?;
+    let summary = run(&cfg, &options, watch.clone(), &cancel);
+    watch.finish();
+    let summary = summary?;
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
     } else if !summary.ok {

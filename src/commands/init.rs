@@ -2,7 +2,9 @@
 //! given as flags (`--name`, `--recipe`, `--set`) are checked against the recipe ([`answers`]),
 //! what is still missing is asked on a terminal ([`Prompt`]), a file that `pilum check` would
 //! refuse is never written ([`require_complete`]), and the YAML is rendered with every value
-//! checked against its field's type ([`render`]).
+//! checked against its field's type ([`render`]). A typo at a prompt asks again, with a "did you
+//! mean"; defaults are shown as they would be written in YAML. Finally `.pilum/` and the
+//! service's declared artefacts are added to the project's `.gitignore` ([`ignore_outputs`]).
 
 use std::path::PathBuf;
 
@@ -42,29 +44,13 @@ pub fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), Er
     };
     let recipe_name = match &args.recipe {
         Some(r) => r.clone(),
-        None if prompt.interactive() => {
-            prompt.say("recipes:");
-            for (n, r) in catalog.all() {
-                if let Ok(r) = r {
-                    prompt.say(&format!("  {n:<16} {}", r.decl.description));
-                }
-            }
-            prompt.ask("recipe", "local")?
-        }
+        None if prompt.interactive() => ask_recipe(&prompt, &catalog)?,
         None => "local".into(),
     };
     let recipe = match catalog.get(&recipe_name) {
         Some(Ok(r)) => r,
         Some(Err(d)) => return Err(pipeline::usage(&d)),
-        None => {
-            let mut msg = format!(
-                "unknown recipe `{recipe_name}`\nhelp: `pilum list --recipes` shows the available recipes"
-            );
-            if let Some(c) = crate::diagnostic::closest(&recipe_name, catalog.names()) {
-                msg.push_str(&format!("\ndid you mean `{c}`?"));
-            }
-            return Err(Error::usage(msg));
-        }
+        None => return Err(Error::usage(unknown_recipe(&recipe_name, &catalog))),
     };
 
     let mut answers = answers(&args.set, &recipe)?;
@@ -87,6 +73,7 @@ pub fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), Er
         .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", target.display())))?;
     std::fs::write(&file, &yaml)
         .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", file.display())))?;
+    let ignored = ignore_outputs(&root, &target, &recipe, &answers)?;
     if out.json {
         // The regions as `pilum.yaml` reads them: `region` first, then `regions`.
         let region = &answers.region;
@@ -94,15 +81,140 @@ pub fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), Er
             .iter()
             .chain(answers.regions.iter().filter(|r| Some(*r) != region.as_ref()))
             .collect();
-        out.json_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name, "regions": all}));
+        out.json_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name, "regions": all, "gitignore": ignored}));
     } else if !out.quiet {
-        out.stdout_line(&format!(
-            "{} wrote {}",
-            Style::new().green().apply_to("✓"),
-            file.display()
-        ));
+        let tick = Style::new().green().apply_to("✓");
+        out.stdout_line(&format!("{tick} wrote {}", file.display()));
+        if !ignored.is_empty() {
+            let lines: Vec<String> = ignored.iter().map(|l| format!("`{l}`")).collect();
+            out.stdout_line(&format!(
+                "{tick} added {} to {}",
+                lines.join(", "),
+                root.join(".gitignore").display()
+            ));
+        }
     }
     Ok(())
+}
+
+/// How often a prompt asks again after an answer it cannot take.
+const ATTEMPTS: usize = 5;
+
+/// The recipe catalogue, aligned however long the names, then the question until the answer
+/// names a recipe.
+fn ask_recipe(prompt: &Prompt<'_>, catalog: &crate::recipe::Catalog) -> Result<String, Error> {
+    prompt.say("recipes:");
+    let all = catalog.all();
+    let width = all.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
+    for (n, r) in &all {
+        if let Ok(r) = r {
+            prompt.say(&format!("  {n:<width$}  {}", r.decl.description));
+        }
+    }
+    for _ in 1..ATTEMPTS {
+        let answer = prompt.ask("recipe", "local")?;
+        if catalog.get(&answer).is_some() {
+            return Ok(answer);
+        }
+        let hint = crate::diagnostic::closest(&answer, catalog.names())
+            .map(|c| format!("; did you mean `{c}`?"))
+            .unwrap_or_else(|| "; pick one from the list above".to_string());
+        prompt.say(&format!("unknown recipe `{answer}`{hint}"));
+    }
+    let answer = prompt.ask("recipe", "local")?;
+    if catalog.get(&answer).is_some() {
+        return Ok(answer);
+    }
+    Err(Error::usage(unknown_recipe(&answer, catalog)))
+}
+
+fn unknown_recipe(name: &str, catalog: &crate::recipe::Catalog) -> String {
+    let mut msg = format!(
+        "unknown recipe `{name}`\nhelp: `pilum list --recipes` shows the available recipes"
+    );
+    if let Some(c) = crate::diagnostic::closest(name, catalog.names()) {
+        msg.push_str(&format!("\ndid you mean `{c}`?"));
+    }
+    msg
+}
+
+/// Add `.pilum/` and the service's declared artefacts (the recipe's `artifacts` field, as
+/// paths from the project root) to the `.gitignore` at `root`, creating it if needed. Lines
+/// already there are not added again. Returns the lines added.
+fn ignore_outputs(
+    root: &std::path::Path,
+    service_dir: &std::path::Path,
+    recipe: &Recipe,
+    a: &Answers,
+) -> Result<Vec<String>, Error> {
+    let path = root.join(".gitignore");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::failure(format!("cannot read `{}`: {e}", path.display()))),
+    };
+    let have: Vec<&str> = existing.lines().map(str::trim).collect();
+    let mut wanted = Vec::new();
+    if !have.iter().any(|l| {
+        matches!(*l, ".pilum" | ".pilum/" | "/.pilum" | "/.pilum/" | "**/.pilum" | "**/.pilum/")
+    }) {
+        wanted.push(".pilum/".to_string());
+    }
+    let dir = service_dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.strip_prefix(root).ok().map(std::path::Path::to_path_buf));
+    if let Some(dir) = dir {
+        for pattern in artefacts(recipe, a) {
+            let rel = if dir.as_os_str().is_empty() {
+                pattern
+            } else {
+                format!("{}/{pattern}", dir.display())
+            };
+            if !have.contains(&rel.as_str()) && !wanted.contains(&rel) {
+                wanted.push(rel);
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(wanted);
+    }
+    let mut text = existing.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for l in &wanted {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(&path, text)
+        .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", path.display())))?;
+    Ok(wanted)
+}
+
+/// The artefacts the new service declares: its `artifacts` field (given, else the default),
+/// relative to the service directory; paths leaving it are left out.
+fn artefacts(recipe: &Recipe, a: &Answers) -> Vec<String> {
+    let Some(f) = recipe.decl.fields.iter().find(|f| f.name == "artifacts") else {
+        return Vec::new();
+    };
+    let given = a.values.iter().find(|(k, _)| k == "artifacts").map(|(_, v)| v.clone());
+    let list: Vec<String> = match given {
+        Some(v) => {
+            let yaml = field_yaml(f.ty, &v);
+            serde_yaml::from_str::<Vec<String>>(&yaml).unwrap_or_default()
+        }
+        None => f
+            .default
+            .as_ref()
+            .and_then(|d| d.clone().into_typed_array::<rhai::ImmutableString>().ok())
+            .map(|v| v.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
+    };
+    list.into_iter()
+        .map(|p| p.trim_start_matches("./").to_string())
+        .filter(|p| !p.is_empty() && !p.starts_with('/') && !p.split('/').any(|c| c == ".."))
+        .collect()
 }
 
 /// Questions on the terminal: only when both stdin and stdout are terminals (and neither
@@ -132,7 +244,7 @@ impl<'a> Prompt<'a> {
         let Some(term) = &self.term else { return Ok(default.to_string()) };
         self.out.stderr_text(&format!(
             "{prompt}{}: ",
-            if default.is_empty() { String::new() } else { format!(" [{default}]") }
+            if default.is_empty() { String::new() } else { format!(" (default: {default})") }
         ));
         let line =
             term.read_line().map_err(|e| Error::failure(format!("cannot read input: {e}")))?;
@@ -208,18 +320,25 @@ fn ask_missing(prompt: &Prompt<'_>, recipe: &Recipe, a: &mut Answers) -> Result<
         if a.has(&f.name) {
             continue;
         }
-        let default = f.default.as_ref().map(|d| d.to_string()).unwrap_or_default();
-        let v = prompt.ask(
-            &format!(
-                "{} ({}{}) {}",
-                f.name,
-                f.ty.as_str(),
-                if f.required { ", required" } else { "" },
-                f.description
-            ),
-            &default,
-        )?;
-        if !v.is_empty() && Some(&v) != f.default.as_ref().map(|d| d.to_string()).as_ref() {
+        let default = f.default.as_ref().map(yaml_flow).unwrap_or_default();
+        let question = format!(
+            "{} ({}{}) {}",
+            f.name,
+            f.ty.as_str(),
+            if f.required { ", required" } else { "" },
+            f.description
+        );
+        let mut v = prompt.ask(&question, &default)?;
+        for _ in 1..ATTEMPTS {
+            match check_value(f, &v) {
+                Err(e) if !v.is_empty() && v != default => {
+                    prompt.say(&e.message.replace("\nhelp: ", "; "));
+                    v = prompt.ask(&question, &default)?;
+                }
+                _ => break,
+            }
+        }
+        if !v.is_empty() && v != default {
             a.values.push((f.name.clone(), v));
         } else if v.is_empty() && f.required {
             a.missing.push(f.name.clone());
@@ -284,28 +403,54 @@ fn render(name: &str, recipe: &Recipe, a: &Answers) -> Result<String, Error> {
         yaml.push_str(&format!("{}:\n", recipe.decl.section));
         for (k, v) in &a.values {
             let f = recipe.decl.fields.iter().find(|f| f.name == *k).expect("checked by `answers`");
-            // Values are read as YAML: refuse pathological nesting before the parser sees it.
-            crate::yaml::check_depth(v)
-                .map_err(|e| Error::usage(format!("`{k}` has {e}\nhelp: give a flatter value")))?;
-            let rendered = field_yaml(f.ty, v);
-            let parsed = serde_yaml::from_str::<serde_yaml::Value>(&rendered)
-                .map(|y| crate::recipe::value::yaml_to_dynamic(&y));
-            if !parsed.as_ref().is_ok_and(|d| f.ty.accepts(d)) {
-                return Err(Error::usage(format!(
-                    "`{k}` must be {} {}, not `{v}`\nhelp: {}",
-                    if f.ty.as_str().starts_with(['a', 'i']) { "an" } else { "a" },
-                    f.ty.as_str(),
-                    if f.description.is_empty() {
-                        "see `pilum list --recipes --json`".to_string()
-                    } else {
-                        f.description.clone()
-                    }
-                )));
-            }
-            yaml.push_str(&format!("  {k}: {rendered}\n"));
+            yaml.push_str(&format!("  {k}: {}\n", check_value(f, v)?));
         }
     }
     Ok(yaml)
+}
+
+/// `v` rendered as YAML for field `f`, checked against the field's type.
+fn check_value(f: &crate::recipe::declaration::Field, v: &str) -> Result<String, Error> {
+    let k = &f.name;
+    // Values are read as YAML: refuse pathological nesting before the parser sees it.
+    crate::yaml::check_depth(v)
+        .map_err(|e| Error::usage(format!("`{k}` has {e}\nhelp: give a flatter value")))?;
+    let rendered = field_yaml(f.ty, v);
+    let parsed = serde_yaml::from_str::<serde_yaml::Value>(&rendered)
+        .map(|y| crate::recipe::value::yaml_to_dynamic(&y));
+    if !parsed.as_ref().is_ok_and(|d| f.ty.accepts(d)) {
+        return Err(Error::usage(format!(
+            "`{k}` must be {} {}, not `{v}`\nhelp: {}",
+            if f.ty.as_str().starts_with(['a', 'i']) { "an" } else { "a" },
+            f.ty.as_str(),
+            if f.description.is_empty() {
+                "see `pilum list --recipes --json`".to_string()
+            } else {
+                f.description.clone()
+            }
+        )));
+    }
+    Ok(rendered)
+}
+
+/// A default as it would be written in `pilum.yaml`: YAML flow style (`[]`, `{}`,
+/// `[a, b]`, `{k: v}`), strings as they are.
+fn yaml_flow(d: &rhai::Dynamic) -> String {
+    fn flow(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "null".into(),
+            serde_json::Value::Array(items) => {
+                format!("[{}]", items.iter().map(flow).collect::<Vec<_>>().join(", "))
+            }
+            serde_json::Value::Object(m) => format!(
+                "{{{}}}",
+                m.iter().map(|(k, v)| format!("{k}: {}", flow(v))).collect::<Vec<_>>().join(", ")
+            ),
+            other => other.to_string(),
+        }
+    }
+    flow(&crate::script::value::to_json(d).unwrap_or_default())
 }
 
 /// A value given on the command line as YAML for a field of type `ty`: numbers and booleans

@@ -7,7 +7,6 @@ use super::{pipeline, print_table, select_config, warn_all};
 use crate::cli::ListArgs;
 use crate::error::Error;
 use crate::output::Output;
-use crate::recipe::value::dynamic_to_json;
 
 /// `pilum list` / `pilum list --recipes`.
 pub fn run(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Error> {
@@ -27,7 +26,7 @@ pub fn run(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Er
                         "description": r.decl.description,
                         "fields": r.decl.fields.iter().map(|f| serde_json::json!({
                             "name": f.name, "type": f.ty.as_str(), "required": f.required,
-                            "default": f.default.as_ref().map(dynamic_to_json), "secret": f.secret, "description": f.description,
+                            "default": f.default.as_ref().map(|d| crate::script::value::to_json(d).unwrap_or_default()), "secret": f.secret, "description": f.description,
                         })).collect::<Vec<_>>(),
                         "steps": r.decl.steps.iter().map(|s| serde_json::json!({"name": s.name, "tags": s.tags})).collect::<Vec<_>>(),
                     }),
@@ -99,9 +98,9 @@ pub fn run(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Er
         let base =
             loaded.base.as_ref().map(|b| format!(" changed since `{b}`")).unwrap_or_default();
         out.info(&format!(
-            "{} of {} services{base}",
+            "{} of {}{base}",
             loaded.selected.len(),
-            loaded.project.services.len()
+            crate::ui::render::count(loaded.project.services.len(), "service")
         ));
     }
     Ok(())

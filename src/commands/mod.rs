@@ -7,7 +7,10 @@
 //! subsystems (`script::runner`, `script::reference`, `recipe::docs`, `autoscale::cli`);
 //! [`dispatch`] hands them their configuration.
 
+pub mod approve;
 pub mod check;
+pub mod checkout;
+pub mod ci;
 pub mod clean;
 pub mod completions;
 pub mod deploy;
@@ -16,7 +19,10 @@ pub mod init;
 pub mod list;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod script_api;
+pub mod settings;
+pub mod shard;
 
 use std::path::PathBuf;
 
@@ -53,20 +59,29 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
             crate::script::reference::run(args.definitions.as_deref(), args.markdown, out)
         }
         // -- deploy pipeline
-        Command::List(a) => json_error(out, list::run(dir, &a, out)),
-        Command::Check(a) => json_error(out, check::run(dir, &a, out)),
-        Command::Init(a) => json_error(out, init::run(dir, &a, out)),
-        Command::Build(a) => json_error(out, deploy::command(dir, &a, out, deploy::Verb::Build)),
-        Command::Publish(a) => {
-            json_error(out, deploy::command(dir, &a, out, deploy::Verb::Publish))
+        Command::List(a) => report(out, dir.clone(), list::run(dir, &a, out)),
+        Command::Check(a) => report(out, dir.clone(), check::run(dir, &a, out)),
+        Command::Init(a) => report(out, dir.clone(), init::run(dir, &a, out)),
+        Command::Build(a) => {
+            report(out, dir.clone(), deploy::command(dir, &a, out, deploy::Verb::Build))
         }
-        Command::Push(a) => json_error(out, deploy::command(dir, &a, out, deploy::Verb::Push)),
-        Command::Deploy(a) => json_error(out, deploy::command(dir, &a, out, deploy::Verb::Deploy)),
-        Command::DryRun(a) => json_error(out, deploy::command(dir, &a, out, deploy::Verb::DryRun)),
-        Command::Plan(a) => json_error(out, plan::run(dir, &a, out)),
-        Command::Clean(a) => json_error(out, clean::run(dir, &a, out)),
-        Command::Graph(a) => json_error(out, graph::run(dir, &a, out)),
+        Command::Publish(a) => {
+            report(out, dir.clone(), deploy::command(dir, &a, out, deploy::Verb::Publish))
+        }
+        Command::Push(a) => {
+            report(out, dir.clone(), deploy::command(dir, &a, out, deploy::Verb::Push))
+        }
+        Command::Deploy(a) => {
+            report(out, dir.clone(), deploy::command(dir, &a, out, deploy::Verb::Deploy))
+        }
+        Command::DryRun(a) => {
+            report(out, dir.clone(), deploy::command(dir, &a, out, deploy::Verb::DryRun))
+        }
+        Command::Plan(a) => report(out, dir.clone(), plan::run(dir, &a, out)),
+        Command::Clean(a) => report(out, dir.clone(), clean::run(dir, &a, out)),
+        Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
+        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, out)),
         // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
             &crate::recipe::docs::DocsConfig {
@@ -100,20 +115,84 @@ fn select_config(dir: Option<PathBuf>, s: &SelectArgs) -> Config {
         tag: None,
         dry_run: false,
         require_secrets: false,
+        shard: None,
     }
 }
 
-/// Under `--json`, a command that fails before its event stream starts still prints one JSON
-/// line on stdout (`{"event":"error",…}`); the error itself is printed on stderr as usual.
-fn json_error(out: &Output, result: Result<(), Error>) -> Result<(), Error> {
-    if let Err(e) = &result {
-        if out.json && !e.message.is_empty() {
-            out.json_line(
-                &serde_json::json!({"event": "error", "code": e.code, "message": e.message}),
-            );
+/// A pipeline command's error for machines, before `run` prints it for humans on stderr:
+/// under `--json`, NDJSON `error` events on stdout (one per located problem, with its `file`,
+/// `line`, `col`, `help` and `did_you_mean`; one with the message otherwise); under GitHub
+/// Actions, one `::error` annotation per located problem, at its line of the file.
+fn report(out: &Output, dir: Option<PathBuf>, result: Result<(), Error>) -> Result<(), Error> {
+    let Err(e) = &result else { return result };
+    if e.message.is_empty() {
+        return result;
+    }
+    if out.json {
+        if e.diagnostics.is_empty() {
+            out.json_line(&ErrorEvent { message: &e.message, ..ErrorEvent::new(e.code) });
+        }
+        for d in &e.diagnostics {
+            out.json_line(&ErrorEvent {
+                message: &d.message,
+                file: (!d.file.as_os_str().is_empty()).then(|| d.file.display().to_string()),
+                line: (d.line > 0).then_some(d.line),
+                col: (d.line > 0).then_some(d.col),
+                help: d.help.as_deref(),
+                did_you_mean: d.did_you_mean.as_deref(),
+                ..ErrorEvent::new(e.code)
+            });
+        }
+    } else if crate::ui::github::active() {
+        let root = crate::service::discover::project_root(dir.as_deref()).ok();
+        if e.diagnostics.is_empty() {
+            out.stdout_line(&crate::ui::github::error("pilum", None, &e.message));
+        }
+        for d in &e.diagnostics {
+            let at = (!d.file.as_os_str().is_empty()).then(|| {
+                (root.as_deref().map_or(d.file.clone(), |r| r.join(&d.file)), d.line, d.col)
+            });
+            out.stdout_line(&crate::ui::github::error(
+                "pilum configuration error",
+                at.as_ref().map(|(f, l, c)| (f.as_path(), *l, *c)),
+                &d.to_string(),
+            ));
         }
     }
     result
+}
+
+/// The `--json` event of one configuration or usage error (`docs/pipeline.md`).
+#[derive(serde::Serialize)]
+struct ErrorEvent<'a> {
+    event: &'static str,
+    code: i32,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    col: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    did_you_mean: Option<&'a str>,
+}
+
+impl ErrorEvent<'_> {
+    fn new(code: i32) -> Self {
+        Self {
+            event: "error",
+            code,
+            message: "",
+            file: None,
+            line: None,
+            col: None,
+            help: None,
+            did_you_mean: None,
+        }
+    }
 }
 
 /// Warnings go to stderr (also under `--json`, whose stdout they never touch).

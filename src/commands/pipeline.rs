@@ -4,10 +4,9 @@
 //! before this succeeds. The values of the services' `secrets:` are registered for masking as
 //! soon as the project is loaded, before anything is printed (the plan's fields included).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::diagnostic::render_all;
 use crate::error::Error;
 use crate::recipe::{Catalog, Recipe, ResolveError, validate};
 use crate::service::select::{self, Selected};
@@ -30,6 +29,8 @@ pub struct Config {
     pub dry_run: bool,
     /// Fail when a service's `secrets:` are not set in the environment (real runs only).
     pub require_secrets: bool,
+    /// `--shard I/N`: plan only that shard (`commands::shard`).
+    pub shard: Option<String>,
 }
 
 /// A loaded project with its selection, ready to plan.
@@ -45,7 +46,7 @@ pub struct Loaded {
 }
 
 pub fn usage(diags: &[Diagnostic]) -> Error {
-    Error::usage(render_all(diags))
+    Error::located(diags.to_vec())
 }
 
 /// Load the project and catalogue and apply the selection.
@@ -53,7 +54,11 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
     // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
     let changes = if cfg.only_changed {
-        Some(changed::changed_files(&root, cfg.since.as_deref()).map_err(Error::usage)?)
+        let (last, notes) = crate::state::history::base_commit(&root, cfg.environment.as_deref());
+        let mut c = changed::changed_files(&root, cfg.since.as_deref(), last.as_deref())
+            .map_err(Error::usage)?;
+        c.notes.extend(notes);
+        Some(c)
     } else {
         None
     };
@@ -63,9 +68,14 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
         }
         None => discover::find(&root),
     };
-    let project =
-        Project::load_files(&root, cfg.environment.as_deref(), files).map_err(|d| usage(&d))?;
+    // Project-level problems (a file that does not parse, unknown dependencies, cycles,
+    // duplicate names) fail every command, but only after the field problems of every
+    // selected service are collected too, so `check` reports everything at once.
+    let (project, mut diags) = Project::load(&root, cfg.environment.as_deref(), files);
     if project.services.is_empty() {
+        if !diags.is_empty() {
+            return Err(usage(&diags));
+        }
         return Err(Error::usage(format!(
             "no services found under `{}`\nhelp: a service is a directory with a `pilum.yaml`; create one with `pilum init`",
             root.display()
@@ -75,13 +85,14 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     let catalog = Catalog::load(&root, &cfg.recipe_paths).map_err(|d| usage(&d))?;
     // Resolve recipes first: `--provider` selects by the recipe's provider.
     let mut resolved: Vec<Option<Arc<Recipe>>> = Vec::with_capacity(project.services.len());
-    let mut diags = Vec::new();
+    let mut unresolved: Vec<Vec<Diagnostic>> = Vec::with_capacity(project.services.len());
     for s in &project.services {
+        let mut bad = Vec::new();
         match catalog.resolve(&s.recipe) {
             Ok(r) => resolved.push(Some(r)),
             Err(ResolveError::Unknown { what, suggestion }) => {
                 let key = if s.config.contains_key("recipe") { "recipe" } else { "provider" };
-                diags.push(
+                bad.push(
                     s.diag(&[key], format!("service `{}`: {what}", s.name))
                         .help("`pilum list --recipes` shows the available recipes; add your own in `recipes/<name>.rhai`")
                         .suggest(suggestion.as_deref()),
@@ -89,31 +100,56 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
                 resolved.push(None);
             }
             Err(ResolveError::Broken(d)) => {
-                for x in d {
-                    if !diags.contains(&x) {
-                        diags.push(x);
-                    }
-                }
+                bad.extend(d);
                 resolved.push(None);
             }
         }
+        unresolved.push(bad);
     }
     let provider_of =
         |i: usize| resolved[i].as_ref().and_then(|r| r.decl.provider.clone()).unwrap_or_default();
-    let mut selected =
-        select::by_name(&project.services, &cfg.services, &cfg.providers, &provider_of)
-            .map_err(|e| Error::usage(e.0))?;
+    let mut selected = select::by_name(
+        &project.services,
+        &project.deps,
+        &cfg.services,
+        &cfg.providers,
+        &provider_of,
+    )
+    // A name that is unknown because its file did not load: the file's problem says why.
+    .map_err(|e| if diags.is_empty() { Error::usage(e) } else { usage(&diags) })?;
+    let mut warnings = select::left_out(&project.services, &project.deps, &selected);
+    if let Some(c) = &changes {
+        warnings.extend(c.notes.iter().map(|n| Diagnostic::new(PathBuf::new(), n.clone())));
+    }
+    let section_of =
+        |i: usize| resolved[i].as_ref().map(|r| (r.decl.section.clone(), r.decl.name.clone()));
     let mut base = None;
     if let Some(changes) = changes {
-        selected = select::by_changes(&project.services, &project.deps, &selected, &changes);
+        let artifacts = |i: usize| select::artifacts(&project.services[i], section_of(i));
+        selected =
+            select::by_changes(&project.services, &project.deps, &selected, &changes, &artifacts);
         base = Some(changes.base);
     }
+    let picked: Vec<usize> = selected.iter().map(|s| s.index).collect();
+    diags.extend(crate::service::config::unknown_keys(&project.services, &picked, &section_of));
     let mut recipes = Vec::new();
-    let mut warnings = Vec::new();
     for sel in &selected {
         if let Some(r) = &resolved[sel.index] {
-            warnings.extend(validate::unknown_keys(&project.services[sel.index], r));
             recipes.push(r.clone());
+        }
+    }
+    // A broken recipe counts for the services that use it, or for all when none is selected.
+    let mut chosen = vec![selected.is_empty(); project.services.len()];
+    for &i in &picked {
+        chosen[i] = true;
+    }
+    for (i, bad) in unresolved.iter().enumerate() {
+        if chosen[i] {
+            for d in bad {
+                if !diags.contains(d) {
+                    diags.push(d.clone());
+                }
+            }
         }
     }
     if let Some(e) = &cfg.environment {
@@ -134,8 +170,14 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
             warnings.push(w);
         }
     }
-    let bad: Vec<&Selected> = selected.iter().filter(|s| resolved[s.index].is_none()).collect();
-    if !bad.is_empty() || (!diags.is_empty() && selected.is_empty()) {
+    if !diags.is_empty() {
+        for sel in &selected {
+            if let Some(r) = &resolved[sel.index]
+                && let Err(d) = validate::check(&project.services[sel.index], r)
+            {
+                diags.extend(d);
+            }
+        }
         return Err(usage(&diags));
     }
     Ok(Loaded { project, selected, recipes, base, warnings })
@@ -197,102 +239,17 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     if !diags.is_empty() {
         return Err(usage(&diags));
     }
+    let commit = super::checkout::commit(&loaded.project.root);
     let tag = match &cfg.tag {
         // The tag may end up in paths (`.pilum/deployments/<service>/<tag>`); `--tag` is
         // checked by clap, a script's `deploy(…, #{ tag })` here.
         Some(t) => crate::names::flag(t).map_err(|e| Error::usage(format!("tag {e}")))?,
-        None => default_tag(&loaded.project.root),
+        None => super::checkout::default_tag(commit.as_ref()),
     };
-    Ok(Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run))
-}
-
-/// The short git SHA of `HEAD`, else a UTC timestamp. The SHA is read from `.git` directly
-/// (no process for the common case), with `git rev-parse` as the fallback.
-fn default_tag(root: &Path) -> String {
-    if let Some(sha) = head_sha(root) {
-        return sha[..12.min(sha.len())].to_string();
+    if let Some(s) = super::shard::parse(cfg.shard.as_deref())? {
+        planned = super::shard::select(planned, s, &loaded.project.root);
     }
-    let sha = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty());
-    sha.unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d%H%M%S").to_string())
-}
-
-/// `HEAD`'s full SHA from the git directory: a detached SHA, a loose ref, or `packed-refs`.
-/// `None` for anything unusual (the caller asks git).
-fn head_sha(root: &Path) -> Option<String> {
-    let dot_git = root.ancestors().map(|d| d.join(".git")).find(|p| p.exists())?;
-    let git_dir = if dot_git.is_file() {
-        // A linked worktree or submodule: `gitdir: <path>`.
-        let text = std::fs::read_to_string(&dot_git).ok()?;
-        let p = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
-        if p.is_absolute() { p } else { dot_git.parent()?.join(p) }
-    } else {
-        dot_git
-    };
-    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
-    let head = head.trim();
-    let is_sha = |s: &str| s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let Some(reference) = head.strip_prefix("ref:").map(str::trim) else {
-        return is_sha(head).then(|| head.to_string());
-    };
-    // Refs live in the common directory of a linked worktree.
-    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
-        Ok(c) => git_dir.join(c.trim()),
-        Err(_) => git_dir.clone(),
-    };
-    for dir in [&git_dir, &common] {
-        if let Ok(sha) = std::fs::read_to_string(dir.join(reference)) {
-            let sha = sha.trim();
-            return is_sha(sha).then(|| sha.to_string());
-        }
-    }
-    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
-    packed.lines().find_map(|l| {
-        let (sha, name) = l.split_once(' ')?;
-        (name == reference && is_sha(sha)).then(|| sha.to_string())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn head_sha_matches_git() {
-        let t = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let o = std::process::Command::new("git")
-                .arg("-C")
-                .arg(t.path())
-                .args(args)
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com")
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "git {args:?}");
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        };
-        assert_eq!(head_sha(t.path()), None);
-        git(&["init", "-q", "-b", "main"]);
-        assert_eq!(head_sha(t.path()), None, "no commit yet");
-        git(&["commit", "-q", "--allow-empty", "-m", "one"]);
-        let want = git(&["rev-parse", "HEAD"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        git(&["pack-refs", "--all"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        git(&["checkout", "-q", "--detach"]);
-        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
-        std::fs::create_dir_all(t.path().join("sub")).unwrap();
-        assert_eq!(head_sha(&t.path().join("sub")).as_deref(), Some(want.as_str()));
-    }
+    let mut plan = Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run);
+    plan.commit = commit;
+    Ok(plan)
 }

@@ -18,7 +18,24 @@ pub fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error
     cfg.require_secrets = false;
     let loaded = pipeline::load(&cfg)?;
     warn_all(out, &loaded.warnings);
+    if a.ci.matrix.is_some() && cfg.shard.is_some() {
+        return Err(Error::usage("`--matrix` lists every shard; leave out `--shard`"));
+    }
+    if a.ci.matrix.is_some() {
+        // Shards are weighed over every phase, whatever the filters.
+        let mut whole = cfg.clone();
+        whole.filter = crate::orchestrator::plan::StepFilter::default();
+        let plan = pipeline::plan(&whole, &loaded)?;
+        let m = super::shard::matrix(&plan, a.ci.shards, &loaded.project.root)?;
+        out.stdout_line(&m.to_string());
+        return Ok(());
+    }
     let plan = pipeline::plan(&cfg, &loaded)?;
+    if !a.allow_dirty
+        && let Some(refusal) = deploy::dirty(&plan, "deploy")
+    {
+        out.warn(&deploy::dirty_warning(&refusal));
+    }
     if out.json {
         out.json_line(&serde_json::json!({"event": "plan", "plan": plan.to_json()}));
         return Ok(());
@@ -27,15 +44,20 @@ pub fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error
     Ok(())
 }
 
+/// How many of a task's dependencies the text plan names (`+N more` after them; `--json` has
+/// all of them).
+const AFTER: usize = 4;
+
 pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
     let bold = Style::new().bold();
     let dim = Style::new().dim();
     out.stdout_line(&format!(
-        "{} {} services, {} tasks, tag `{}`{}{}",
+        "{} {}, {}, tag `{}`{}{}{}",
         bold.apply_to("plan:"),
-        plan.services.len(),
-        plan.tasks.len(),
+        count(plan.services.len(), "service"),
+        count(plan.tasks.len(), "task"),
         plan.tag,
+        if plan.commit.as_ref().is_some_and(|c| c.dirty()) { " (uncommitted changes)" } else { "" },
         plan.environment.as_ref().map(|e| format!(", env `{e}`")).unwrap_or_default(),
         base.map(|b| format!(", changed since `{b}`")).unwrap_or_default()
     ));
@@ -67,10 +89,13 @@ pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
                 extra.push(format!("retries {r}"));
             }
             if !t.deps.is_empty() {
-                let mut after: Vec<String> =
-                    t.deps.iter().map(|&d| plan.label(&plan.tasks[d])).collect();
-                after.truncate(4);
-                extra.push(format!("after {}", after.join(", ")));
+                let after: Vec<String> =
+                    t.deps.iter().take(AFTER).map(|&d| plan.label(&plan.tasks[d])).collect();
+                let more = match t.deps.len().saturating_sub(AFTER) {
+                    0 => String::new(),
+                    n => format!(" +{n} more"),
+                };
+                extra.push(format!("after {}{more}", after.join(", ")));
             }
             out.stdout_line(&format!(
                 "  {}{}",

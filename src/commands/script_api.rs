@@ -7,14 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext};
 
 use super::deploy::{self, Options, Watch};
 use super::pipeline::{self, Config, Loaded};
 use crate::orchestrator::event::{Event as PEvent, Sink as PSink, TaskStatus};
-use crate::recipe::value::json_to_dynamic;
 use crate::script::api::{RResult, func, rt};
-use crate::script::{Event, Host, LogLevel, current};
+use crate::script::{Event, Host, LogLevel, Stop, current};
 use crate::ui::render::{count, human, summary_line};
 
 const DEPLOY_OPTS: &[&str] = &[
@@ -28,6 +27,7 @@ const DEPLOY_OPTS: &[&str] = &[
     "retry_delay",
     "timeout",
     "dry_run",
+    "allow_dirty",
 ];
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
@@ -73,11 +73,12 @@ Plan and run the recipes of `services` (names, or maps from `services()`), exact
 tags, e.g. `["build"]`), `exclude_tags`, `env` (an `environments:` name), `tag` (the version),
 `keep_going`, `max_workers`, `retries`, `retry_delay` (default `1s`) and `timeout` (for steps
 declaring none), as durations (`"500ms"`, `"2m"`) or seconds, `dry_run` (default:
-`pilum run --dry-run`). Progress
-is reported as log lines (stderr; `log` events under `pilum --json run`). Returns the summary:
-`ok`, `interrupted`, `services` and `tasks` (counts `total`, `ok`, `failed`, `skipped`),
-`wall_ms`, `failures` (`task`, `error`).
-A configuration error (bad `pilum.yaml`, unknown service) raises an error; failed tasks do not.
+`pilum run --dry-run`), `allow_dirty` (publish from a work tree with uncommitted changes, as
+`--allow-dirty`). Progress and dry-run records are reported as log lines (stderr; `log` events
+under `pilum --json run`). Returns the summary: `ok`, `dry_run`, `services` and `tasks` (counts
+`total`, `ok`, `failed`, `interrupted`, `skipped`), `wall_ms`, `failures` (`task`, `error`, `at`).
+A configuration error (bad `pilum.yaml`, unknown service, a dirty tree) raises an error; failed
+tasks do not. Ctrl-C stops the steps and ends the script (exit 130): `deploy()` does not return.
 
 ```rhai
 let r = deploy(["api", "web"], #{ tags: ["build"], tag: "v1.2.0" });
@@ -171,11 +172,11 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
     }
     let mut names = Vec::new();
     for s in &services {
-        if let Some(m) = s.read_lock::<Map>() {
-            if let Some(n) = m.get("name").and_then(|n| n.clone().into_string().ok()) {
-                names.push(n);
-                continue;
-            }
+        if let Some(m) = s.read_lock::<Map>()
+            && let Some(n) = m.get("name").and_then(|n| n.clone().into_string().ok())
+        {
+            names.push(n);
+            continue;
         }
         match s.clone().into_string() {
             Ok(n) => names.push(n),
@@ -246,6 +247,7 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
         keep_going: get("keep_going").is_some_and(|v| v.as_bool().unwrap_or(false)),
         timeout,
         verbose: host.verbose,
+        allow_dirty: get("allow_dirty").is_some_and(|v| v.as_bool().unwrap_or(false)),
     };
     let verb = if cfg.filter.only_tags.is_empty() {
         "deploy".to_string()
@@ -255,9 +257,17 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
     let watch = Arc::new(HostRenderer { host: host.clone(), verb });
     let summary =
         deploy::run(&cfg, &options, watch, &current().cancel).map_err(|e| rt(ctx, e.message))?;
-    let v = serde_json::to_value(&summary)
+    if summary.interrupted {
+        // Ctrl-C ends the script, as it ends `pilum deploy`: exit 130, nothing after this call.
+        return Err(EvalAltResult::ErrorTerminated(
+            Dynamic::from(Stop::Cancelled),
+            ctx.call_position(),
+        )
+        .into());
+    }
+    let v = crate::script::value::to_dynamic(&summary)
         .map_err(|e| rt(ctx, format!("cannot convert the summary: {e}")))?;
-    Ok(json_to_dynamic(&v).try_cast::<Map>().unwrap_or_default())
+    Ok(v.try_cast::<Map>().unwrap_or_default())
 }
 
 /// Progress of a `deploy()` call, reported through the script host like everything else a script
@@ -316,8 +326,9 @@ impl PSink for HostRenderer {
                 };
                 log(level, &format!("{}: {message}", task.label));
             }
-            PEvent::TaskDryRun { call, detail, .. } => {
-                self.host.emit(Event::DryRun { call, detail })
+            // Like the rest of a `deploy()`'s progress, on stderr: stdout is the script's own.
+            PEvent::TaskDryRun { task, call, detail } => {
+                log(LogLevel::Info, &format!("would run {}: {call} {detail}", task.label))
             }
             PEvent::Summary(s) => log(
                 if s.ok { LogLevel::Info } else { LogLevel::Error },
@@ -329,6 +340,11 @@ impl PSink for HostRenderer {
 }
 
 impl Watch for HostRenderer {
+    fn dirty(&self, refusal: &crate::error::Error) {
+        self.host
+            .emit(Event::Log { level: LogLevel::Warn, message: &deploy::dirty_warning(refusal) });
+    }
+
     fn history_failed(&self, e: &std::io::Error) {
         self.host.emit(Event::Log {
             level: LogLevel::Warn,

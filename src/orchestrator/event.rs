@@ -16,6 +16,15 @@ pub struct TaskRef {
     pub label: String,
 }
 
+/// Where a task is written in the user's files: the step in the service's `pilum.yaml` (the
+/// file relative to the project root, 1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
@@ -76,6 +85,9 @@ pub enum Event {
         duration_ms: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Where the failed step is written in the service's `pilum.yaml`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at: Option<Location>,
         /// The last lines the task printed, kept for failures.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         tail: Vec<String>,
@@ -92,11 +104,14 @@ pub enum Event {
 pub struct Summary {
     pub ok: bool,
     pub interrupted: bool,
+    /// A dry run: the steps recorded their mutating calls instead of making them.
+    pub dry_run: bool,
     pub services: Counts,
     pub tasks: Counts,
     pub wall_ms: u64,
+    /// The tasks that failed or timed out (interrupted ones are counted, not listed).
     pub failures: Vec<Failure>,
-    /// Per service: `ok`, `failed` or `skipped`.
+    /// Per service: `ok`, `failed`, `interrupted` or `skipped`.
     pub service_status: Vec<(String, String)>,
 }
 
@@ -118,6 +133,8 @@ pub struct Counts {
     pub total: usize,
     pub ok: usize,
     pub failed: usize,
+    /// Stopped by Ctrl-C while running.
+    pub interrupted: usize,
     pub skipped: usize,
 }
 
@@ -125,6 +142,8 @@ pub struct Counts {
 pub struct Failure {
     pub task: String,
     pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<Location>,
 }
 
 /// A consumer of events. Called from worker threads.

@@ -19,7 +19,7 @@ use crate::backoff::{Backoff, Jitter};
 /// The longest wait between two attempts of a step, however many retries are asked for.
 pub const RETRY_DELAY_CAP: Duration = Duration::from_secs(600);
 
-use super::event::{Counts, Event, Failure, Sink, Summary, TaskRef, TaskStatus};
+use super::event::{Counts, Event, Failure, Location, Sink, Summary, TaskRef, TaskStatus};
 use super::plan::{Plan, Task};
 
 /// Shared cancellation (Ctrl-C): the process layer's token, which also kills the process
@@ -46,6 +46,21 @@ pub struct TaskFailure {
     pub timed_out: bool,
     pub cancelled: bool,
     pub tail: Vec<String>,
+    /// Where the step is written in the service's `pilum.yaml`, when the runner knows.
+    pub at: Option<Location>,
+}
+
+impl TaskFailure {
+    /// A plain failure with `message` and nothing else known.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            timed_out: false,
+            cancelled: false,
+            tail: Vec::new(),
+            at: None,
+        }
+    }
 }
 
 /// What the executor hands a runner for one attempt.
@@ -338,12 +353,8 @@ impl<'a> Scheduler<'a> {
                         error: f.message.clone(),
                     });
                     if !self.cancel.sleep(delay) {
-                        let interrupted = TaskFailure {
-                            message: "interrupted".into(),
-                            timed_out: false,
-                            cancelled: true,
-                            tail: Vec::new(),
-                        };
+                        let interrupted =
+                            TaskFailure { cancelled: true, ..TaskFailure::new("interrupted") };
                         return (Err(interrupted), attempt);
                     }
                     attempt += 1;
@@ -368,7 +379,7 @@ impl<'a> Scheduler<'a> {
             Err(f) if f.timed_out => TaskStatus::TimedOut,
             Err(_) => TaskStatus::Failed,
         };
-        let (error, tail) = match result {
+        let (error, tail, at) = match result {
             Ok(Some(map)) => {
                 let mut o = self.outputs.lock().expect("outputs lock");
                 let key = (t.service, self.plan.step(t).name.clone());
@@ -380,15 +391,18 @@ impl<'a> Scheduler<'a> {
                         o.base.insert(key, map);
                     }
                 }
-                (None, Vec::new())
+                (None, Vec::new(), None)
             }
-            Ok(None) => (None, Vec::new()),
+            Ok(None) => (None, Vec::new(), None),
             Err(f) => {
-                self.failures
-                    .lock()
-                    .expect("failures lock")
-                    .push(Failure { task: self.refs[id].label.clone(), error: f.message.clone() });
-                (Some(f.message), f.tail)
+                if status != TaskStatus::Cancelled {
+                    self.failures.lock().expect("failures lock").push(Failure {
+                        task: self.refs[id].label.clone(),
+                        error: f.message.clone(),
+                        at: f.at.clone(),
+                    });
+                }
+                (Some(f.message), f.tail, f.at)
             }
         };
         self.emit(Event::TaskFinished {
@@ -397,6 +411,7 @@ impl<'a> Scheduler<'a> {
             attempts,
             duration_ms: took.as_millis() as u64,
             error,
+            at,
             tail,
         });
         let mut sh = self.lock();
@@ -452,11 +467,16 @@ impl<'a> Scheduler<'a> {
     fn summary(self, start: Instant) -> Summary {
         let plan = self.plan;
         let sh = self.shared.into_inner().expect("scheduler lock");
-        let mut summary = Summary { interrupted: self.cancel.is_cancelled(), ..Summary::default() };
+        let mut summary = Summary {
+            interrupted: self.cancel.is_cancelled(),
+            dry_run: plan.dry_run,
+            ..Summary::default()
+        };
         summary.tasks.total = plan.tasks.len();
         for st in &sh.state {
             match st {
                 State::Done(TaskStatus::Ok) => summary.tasks.ok += 1,
+                State::Done(TaskStatus::Cancelled) => summary.tasks.interrupted += 1,
                 State::Done(_) => summary.tasks.failed += 1,
                 State::Skipped | State::Pending => summary.tasks.skipped += 1,
             }
@@ -465,17 +485,20 @@ impl<'a> Scheduler<'a> {
         for (si, s) in plan.services.iter().enumerate() {
             let mine: Vec<&State> =
                 plan.tasks.iter().filter(|t| t.service == si).map(|t| &sh.state[t.id]).collect();
-            let status =
-                if mine.iter().any(|s| matches!(s, State::Done(st) if *st != TaskStatus::Ok)) {
-                    services.failed += 1;
-                    "failed"
-                } else if mine.iter().all(|s| **s == State::Done(TaskStatus::Ok)) {
-                    services.ok += 1;
-                    "ok"
-                } else {
-                    services.skipped += 1;
-                    "skipped"
-                };
+            let failed = |st: &TaskStatus| !matches!(st, TaskStatus::Ok | TaskStatus::Cancelled);
+            let status = if mine.iter().any(|s| matches!(s, State::Done(st) if failed(st))) {
+                services.failed += 1;
+                "failed"
+            } else if mine.iter().any(|s| **s == State::Done(TaskStatus::Cancelled)) {
+                services.interrupted += 1;
+                "interrupted"
+            } else if mine.iter().all(|s| **s == State::Done(TaskStatus::Ok)) {
+                services.ok += 1;
+                "ok"
+            } else {
+                services.skipped += 1;
+                "skipped"
+            };
             summary.service_status.push((s.name.clone(), status.to_string()));
         }
         summary.services = services;
@@ -598,12 +621,7 @@ mod tests {
             self.running.fetch_sub(1, Ordering::SeqCst);
             self.log.lock().unwrap().push((a.label.label.clone(), start, Instant::now()));
             if self.fail.contains(&a.label.label) {
-                return Err(TaskFailure {
-                    message: "boom".into(),
-                    timed_out: false,
-                    cancelled: false,
-                    tail: vec![],
-                });
+                return Err(TaskFailure::new("boom"));
             }
             let mut m = Map::new();
             m.insert("region".into(), a.task.region.clone().unwrap_or_default().into());
@@ -877,12 +895,7 @@ mod tests {
                 let end = self.seq.fetch_add(1, Ordering::SeqCst);
                 self.marks.lock().unwrap().push((a.task.id, false, end));
                 if failed {
-                    return Err(TaskFailure {
-                        message: "boom".into(),
-                        timed_out: false,
-                        cancelled: false,
-                        tail: vec![],
-                    });
+                    return Err(TaskFailure::new("boom"));
                 }
                 Ok(None)
             }

@@ -53,6 +53,28 @@ pub struct Plan {
     pub tag: String,
     pub environment: Option<String>,
     pub dry_run: bool,
+    /// The commit the run builds, when the project is in a git work tree.
+    pub commit: Option<Commit>,
+}
+
+/// A checked-out commit and the uncommitted changes of the work tree under the project root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// `HEAD`'s full SHA.
+    pub sha: String,
+    /// `git status --porcelain` lines (untracked files included, `.pilum/` left out).
+    pub changes: Vec<String>,
+}
+
+impl Commit {
+    pub fn dirty(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// The first 12 characters of the SHA.
+    pub fn short(&self) -> &str {
+        &self.sha[..12.min(self.sha.len())]
+    }
 }
 
 /// Which steps a command keeps.
@@ -159,7 +181,7 @@ impl Plan {
                 }
             }
         }
-        Self { phases, services, tasks, tag, environment, dry_run }
+        Self { phases, services, tasks, tag, environment, dry_run, commit: None }
     }
 
     pub fn step(&self, t: &Task) -> &Step {
@@ -194,6 +216,8 @@ impl Plan {
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "tag": self.tag,
+            "commit": self.commit.as_ref().map(|c| &c.sha),
+            "dirty": self.commit.as_ref().is_some_and(Commit::dirty),
             "environment": self.environment,
             "dry_run": self.dry_run,
             "phases": self.phases,
@@ -203,7 +227,7 @@ impl Plan {
                 "recipe": s.recipe.decl.name,
                 "reason": s.reason,
                 "depends_on": s.depends_on.iter().map(|&d| &self.services[d].name).collect::<Vec<_>>(),
-                "fields": crate::recipe::value::dynamic_to_json(&s.fields.clone().into()),
+                "fields": crate::script::value::to_json(&s.fields.clone().into()).unwrap_or_default(),
             })).collect::<Vec<_>>(),
             "tasks": self.tasks.iter().map(|t| self.task_json(t)).collect::<Vec<_>>(),
         })

@@ -3,6 +3,12 @@
 //! `ctx` built from the plan. Script events (command output, prints, logs, dry-run records)
 //! carry the task's label and are turned into orchestrator [`Event`]s for that task; the last
 //! lines of output are kept for the failure report.
+//!
+//! A failure is reported at the step in the service's `pilum.yaml` (`svc/pilum.yaml:4:3` for
+//! `shell.build`, see [`crate::recipe::locate`]): when the error was raised in pilum's own code
+//! (a built-in recipe or a stdlib module) that is the place shown with its source line, and the
+//! recipe line becomes a note; when it was raised in the user's own recipe, that line stays
+//! first and the step's place is the note.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -10,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Map};
 
-use super::event::{Event, Sink as EventSink, Stream, TaskRef};
+use super::event::{Event, Location, Sink as EventSink, Stream, TaskRef};
 use super::execute::{Attempt, Runner, TaskFailure, task_ref};
 use super::plan::Plan;
 use crate::recipe::declaration::StepDir;
@@ -100,6 +106,10 @@ pub struct RecipeRunner {
     base: Vec<Map>,
     /// Per planned service: the environment of its commands.
     env: Vec<Vec<(String, String)>>,
+    /// Per task: where its step is written in the service's `pilum.yaml`.
+    at: Vec<Location>,
+    /// Per planned service: the text of its `pilum.yaml`, for the source line of a failure.
+    text: Vec<Arc<str>>,
 }
 
 impl RecipeRunner {
@@ -120,6 +130,21 @@ impl RecipeRunner {
         let steps = StepRunner::new(&root, plan.dry_run, verbose, bridge.clone());
         let mut base = Vec::with_capacity(plan.services.len());
         let mut env = Vec::with_capacity(plan.services.len());
+        let at = plan
+            .tasks
+            .iter()
+            .map(|t| {
+                let ps = &plan.services[t.service];
+                let svc = &project.services[ps.project_index];
+                let (line, col) = crate::recipe::locate::step(svc, &ps.recipe, &plan.step(t).name);
+                Location { file: svc.file.display().to_string(), line, col }
+            })
+            .collect();
+        let text = plan
+            .services
+            .iter()
+            .map(|ps| project.services[ps.project_index].text.clone())
+            .collect();
         for ps in &plan.services {
             let svc = &project.services[ps.project_index];
             let mut m = Map::new();
@@ -139,6 +164,11 @@ impl RecipeRunner {
                 .collect();
             m.insert("env".into(), env_map.into());
             m.insert("tag".into(), plan.tag.clone().into());
+            m.insert(
+                "commit".into(),
+                plan.commit.as_ref().map_or(Dynamic::UNIT, |c| c.sha.clone().into()),
+            );
+            m.insert("dirty".into(), plan.commit.as_ref().is_some_and(|c| c.dirty()).into());
             m.insert(
                 "regions".into(),
                 ps.regions.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
@@ -162,7 +192,7 @@ impl RecipeRunner {
             }
             env.push(e);
         }
-        Self { steps, bridge, root, base, env }
+        Self { steps, bridge, root, base, env, at, text }
     }
 }
 
@@ -194,11 +224,66 @@ impl Runner for RecipeRunner {
         self.bridge.take_tail(&a.label.label);
         let result = self.steps.call(&svc.recipe, &step.run, ctx, call);
         let tail = self.bridge.take_tail(&a.label.label);
-        result.map_err(|e| TaskFailure {
-            message: e.to_string(),
-            timed_out: matches!(e, StepError::TimedOut(_)),
-            cancelled: e == StepError::Cancelled,
-            tail,
+        let at = &self.at[a.task.id];
+        let text = &self.text[a.task.service];
+        result.map_err(|e| {
+            let message = match &e {
+                StepError::Failed(m) => relocate(m, at, text, &step.name, &svc.name),
+                StepError::TimedOut(_) => relocate(&e.to_string(), at, text, &step.name, &svc.name),
+                StepError::Cancelled => e.to_string(),
+            };
+            TaskFailure {
+                message,
+                timed_out: matches!(e, StepError::TimedOut(_)),
+                cancelled: e == StepError::Cancelled,
+                tail,
+                at: (e != StepError::Cancelled).then(|| at.clone()),
+            }
         })
     }
+}
+
+/// A rendered step failure, pointed at the step in `pilum.yaml` (`at`, in `text`). The
+/// rendering is the script error's: the first line, ` --> place` and its three-line source
+/// snippet, then more lines (`help:`, `= note:` frames, the command's `last output lines:`).
+/// When the place is in pilum's own code (`<built-in>/…`, `<stdlib>/…`) or unknown, the step
+/// takes its place and the old place becomes a note; otherwise the step is added as a note.
+/// The command's last output lines stay last.
+fn relocate(message: &str, at: &Location, text: &str, step: &str, service: &str) -> String {
+    let lines: Vec<&str> = message.lines().collect();
+    let first = lines.first().copied().unwrap_or("step failed");
+    let (mut place, mut pointer, mut next) = (None, &lines[..0], 1.min(lines.len()));
+    if let Some(p) = lines.get(1).and_then(|l| l.strip_prefix(" --> ")) {
+        let snippet =
+            lines.len() >= 5 && lines[2].trim() == "|" && lines[4].trim_start().starts_with('|');
+        next = if snippet { 5 } else { 2 };
+        place = Some(p);
+        pointer = &lines[1..next];
+    }
+    // `last output lines:` and its `  | …` lines go last.
+    let (mut notes, mut output) = (Vec::new(), Vec::new());
+    let mut in_output = false;
+    for &l in &lines[next..] {
+        in_output = l == "  last output lines:" || (in_output && l.starts_with("  | "));
+        if in_output { output.push(l) } else { notes.push(l) }
+    }
+    let step_place = format!("{}:{}:{}", at.file, at.line, at.col);
+    let ours = place.is_none_or(|p| p.starts_with("<built-in>") || p.starts_with("<stdlib>"));
+    let mut out = vec![first.to_string()];
+    if ours {
+        out.push(format!(" --> {step_place}"));
+        out.extend(crate::diagnostic::snippet(text, at.line, at.col));
+    } else {
+        out.extend(pointer.iter().map(|l| l.to_string()));
+    }
+    out.extend(notes.iter().map(|l| l.to_string()));
+    match place {
+        Some(p) if ours => out.push(format!("  = note: raised at {p}")),
+        Some(_) => {
+            out.push(format!("  = note: step `{step}` of service `{service}` is at {step_place}"))
+        }
+        None => {}
+    }
+    out.extend(output.iter().map(|l| l.to_string()));
+    out.join("\n")
 }

@@ -9,8 +9,9 @@ use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Dynamic, Map};
 
-use crate::diagnostic::closest;
-use crate::service::{Diagnostic, RecipeRef};
+use crate::diagnostic::{Problem, closest};
+use crate::service::{Diagnostic, RecipeRef, Service};
+use crate::yaml::SegBuf;
 
 use super::declaration::{Declaration, Reader, Step};
 use super::host;
@@ -83,8 +84,10 @@ impl Recipe {
 }
 
 impl Recipe {
-    /// The steps for one service: `plan(svc)` when defined, else the declared steps.
-    pub fn steps_for(&self, svc: Map) -> Result<Vec<Step>, Vec<Diagnostic>> {
+    /// The steps for service `s`: `plan(svc)` when defined, else the declared steps. A problem
+    /// in a step that `plan(svc)` built from the service's own fields (a `shell.steps` entry's `timeout`, the section's default
+    /// `timeout`) is reported where the service wrote the value, in its `pilum.yaml`.
+    pub fn steps_for_service(&self, s: &Service, svc: Map) -> Result<Vec<Step>, Vec<Diagnostic>> {
         if !self.has_plan {
             return Ok(self.decl.steps.clone());
         }
@@ -92,12 +95,69 @@ impl Recipe {
             .map_err(|e| vec![self.script_error("plan", &e)])?;
         let mut r = Reader::new(self.file.clone(), &self.source);
         let steps = r.steps(&v);
-        if r.diags.is_empty() { Ok(steps) } else { Err(r.diags) }
+        if r.diags.is_empty() {
+            return Ok(steps);
+        }
+        let section = self.decl.section.as_str();
+        for (i, step, key) in &r.step_keys {
+            if let Some(path) = written_at(&s.config, section, step, key) {
+                let (line, col) = s.position(&crate::yaml::segs(&path), true);
+                let problem = r.diags[*i].problem.clone();
+                r.diags[*i] = Diagnostic::of(&s.file, problem).at(&s.text, line, col);
+            }
+        }
+        Err(r.diags)
     }
 
     fn script_error(&self, func: &str, e: &rhai::EvalAltResult) -> Diagnostic {
         declaration_error(&self.decl.name, &self.file, &self.source, &self.ast_source, func, e)
     }
+}
+
+/// Where in a service's configuration `key` of step `step` was written: a mapping under the
+/// recipe's `section` with `name: <step>` and that key, else the section's own `key` (the
+/// default of its steps).
+fn written_at(
+    config: &serde_yaml::Mapping,
+    section: &str,
+    step: &str,
+    key: &str,
+) -> Option<Vec<SegBuf>> {
+    fn find(v: &serde_yaml::Value, step: &str, key: &str, path: &mut Vec<SegBuf>) -> bool {
+        match v {
+            serde_yaml::Value::Mapping(m) => {
+                if m.get("name").and_then(|n| n.as_str()) == Some(step) && m.contains_key(key) {
+                    path.push(SegBuf::Key(key.to_string()));
+                    return true;
+                }
+                for (k, x) in m {
+                    path.push(SegBuf::Key(crate::service::expand::key_text(k)));
+                    if find(x, step, key, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+                false
+            }
+            serde_yaml::Value::Sequence(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    path.push(SegBuf::Index(i));
+                    if find(x, step, key, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+    let top = config.get(section)?;
+    let mut path = vec![SegBuf::Key(section.to_string())];
+    if find(top, step, key, &mut path) {
+        return Some(path);
+    }
+    top.get(key).map(|_| vec![SegBuf::Key(section.to_string()), SegBuf::Key(key.to_string())])
 }
 
 struct Entry {
@@ -145,10 +205,12 @@ impl Catalog {
                 Ok(rd) => rd,
                 Err(_) if !explicit => continue,
                 Err(e) => {
-                    diags.push(Diagnostic::new(
-                        &dir,
-                        format!("cannot read recipe directory `{}`: {e}", dir.display()),
-                    ));
+                    let p = Problem::UnreadableRecipe {
+                        what: "recipe directory",
+                        path: dir.display().to_string(),
+                        error: e.to_string(),
+                    };
+                    diags.push(Diagnostic::of(&dir, p));
                     continue;
                 }
             };
@@ -183,10 +245,14 @@ impl Catalog {
                             },
                         );
                     }
-                    Err(e) => diags.push(Diagnostic::new(
-                        &shown,
-                        format!("cannot read recipe `{}`: {e}", shown.display()),
-                    )),
+                    Err(e) => {
+                        let p = Problem::UnreadableRecipe {
+                            what: "recipe",
+                            path: shown.display().to_string(),
+                            error: e.to_string(),
+                        };
+                        diags.push(Diagnostic::of(&shown, p));
+                    }
                 }
             }
         }
@@ -229,12 +295,11 @@ impl Catalog {
                     Some(k) => format!("{provider}-{k}"),
                     None => provider.clone(),
                 };
-                if let Some(Ok(r)) = self.get(&guess) {
-                    if r.decl.provider.as_deref() == Some(provider.as_str())
-                        && (kind.is_none() || r.decl.kind.as_deref() == kind.as_deref())
-                    {
-                        return Ok(r);
-                    }
+                if let Some(Ok(r)) = self.get(&guess)
+                    && r.decl.provider.as_deref() == Some(provider.as_str())
+                    && (kind.is_none() || r.decl.kind.as_deref() == kind.as_deref())
+                {
+                    return Ok(r);
                 }
                 let mut matches = Vec::new();
                 for (_, res) in self.all() {
@@ -249,10 +314,11 @@ impl Catalog {
                     }
                 }
                 // Without `service:`, a provider with one recipe (or one named like it) is enough.
-                if matches.len() > 1 && kind.is_none() {
-                    if let Some(exact) = matches.iter().find(|m| m.decl.name == *provider) {
-                        return Ok(exact.clone());
-                    }
+                if matches.len() > 1
+                    && kind.is_none()
+                    && let Some(exact) = matches.iter().find(|m| m.decl.name == *provider)
+                {
+                    return Ok(exact.clone());
                 }
                 match matches.len() {
                     1 => Ok(matches.remove(0)),
@@ -300,79 +366,63 @@ pub enum ResolveError {
 fn compile(e: &Entry) -> Result<Arc<Recipe>, Vec<Diagnostic>> {
     let ast = host::compile(&e.source, &e.ast_source).map_err(|err| {
         let pos = err.position();
-        let d = Diagnostic::new(
-            &e.file,
-            format!("recipe `{}` does not compile: {}", e.name, err.err_type()),
-        )
-        .help("fix the script; `pilum check` reports every recipe problem");
+        let p = Problem::RecipeDoesNotCompile {
+            recipe: e.name.clone(),
+            error: err.err_type().to_string(),
+        };
+        let d = Diagnostic::of(&e.file, p);
         vec![match pos.line() {
             Some(l) => d.at(&e.source, l, pos.position().unwrap_or(1)),
             None => d,
         }]
     })?;
-    let here = |msg: String, help: &str| {
+    let here = |p: Problem| {
         let (l, c) = crate::diagnostic::find_position(&e.source, "fn recipe").unwrap_or((1, 1));
-        Diagnostic::new(&e.file, msg).at(&e.source, l, c).help(help)
+        Diagnostic::of(&e.file, p).at(&e.source, l, c)
     };
     let has = |name: &str, arity: usize| {
         ast.iter_functions().any(|f| f.name == name && f.params.len() == arity)
     };
     if !has("recipe", 0) {
-        return Err(vec![here(
-            format!("recipe `{}` has no `fn recipe()`", e.name),
-            "declare the recipe: `fn recipe() { #{ name: \"...\", steps: [...] } }` (see docs/recipes.md)",
-        )]);
+        return Err(vec![here(Problem::NoRecipeFunction { recipe: e.name.clone() })]);
     }
     let v: Dynamic = host::call_declaration(&ast, "recipe", ()).map_err(|err| {
         vec![declaration_error(&e.name, &e.file, &e.source, &e.ast_source, "recipe", &err)]
     })?;
     let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
-        return Err(vec![here(
-            format!("`recipe()` in `{}` must return a map, not {}", e.name, v.type_name()),
-            "return a map literal `#{ name: ..., steps: [...] }`",
-        )]);
+        let p = Problem::RecipeNotAMap { recipe: e.name.clone(), ty: v.type_name().to_string() };
+        return Err(vec![here(p)]);
     };
     let mut reader = Reader::new(e.file.clone(), &e.source);
     let decl = reader.declaration(&map);
     let mut diags = reader.diags;
     let Some(decl) = decl else { return Err(diags) };
     if decl.name != e.name {
-        diags.push(here(
-            format!("recipe file `{}` declares the name `{}`", e.file.display(), decl.name),
-            &format!(
-                "the file name and the declared name must match: rename the file to `{}.rhai`",
-                decl.name
-            ),
-        ));
+        diags.push(here(Problem::RecipeNameMismatch {
+            file: e.file.display().to_string(),
+            declared: decl.name.clone(),
+        }));
     }
     let has_plan = has("plan", 1);
     // Both problems point at the step's `run:` string in the declaration.
-    let step_diag = |s: &Step, message: String, help: String| {
+    let step_diag = |s: &Step, reserved: bool| {
         let (l, c) = crate::diagnostic::find_position(&e.source, &format!("\"{}\"", s.run))
             .unwrap_or((1, 1));
-        Diagnostic::new(&e.file, message).at(&e.source, l, c).help(help)
+        let (step, run) = (s.name.clone(), s.run.clone());
+        let p = if reserved {
+            Problem::ReservedStepFunction { step, run }
+        } else {
+            Problem::MissingStepFunction { step, run }
+        };
+        Diagnostic::of(&e.file, p).at(&e.source, l, c)
     };
     for s in &decl.steps {
         if RESERVED_HOOKS.contains(&s.run.as_str()) {
-            diags.push(step_diag(
-                s,
-                format!(
-                    "step `{}` runs `{}`, a name reserved for the `{}` hook",
-                    s.name, s.run, s.run
-                ),
-                format!("name the step's function something else, e.g. `run: \"{}_step\"`", s.run),
-            ));
+            diags.push(step_diag(s, true));
             continue;
         }
         if !has(&s.run, 1) {
-            diags.push(step_diag(
-                s,
-                format!(
-                    "step `{}` runs `{}`, but the recipe has no `fn {}(ctx)`",
-                    s.name, s.run, s.run
-                ),
-                format!("define `fn {}(ctx) {{ ... }}` or set the step's `run:`", s.run),
-            ));
+            diags.push(step_diag(s, false));
         }
     }
     if !diags.is_empty() {
@@ -401,8 +451,12 @@ fn declaration_error(
 ) -> Diagnostic {
     let rendered = host::render_error(err, ast_source);
     let first = rendered.lines().next().unwrap_or("script error").to_string();
-    let d = Diagnostic::new(file, format!("recipe `{name}`: `{func}()` failed: {first}"))
-        .help("`recipe()` and `plan()` may only build data: no commands, files or network");
+    let p = Problem::DeclarationFailed {
+        recipe: name.to_string(),
+        func: func.to_string(),
+        error: first,
+    };
+    let d = Diagnostic::of(file, p);
     let mut inner = err;
     while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, e, _) = inner {
         inner = e;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Map};
 
-use crate::diagnostic::{Diagnostic, find_position};
+use crate::diagnostic::{Diagnostic, Problem, find_position};
 
 use super::value::type_name;
 
@@ -134,29 +134,34 @@ pub struct Reader<'a> {
     pub file: PathBuf,
     pub source: &'a str,
     pub diags: Vec<Diagnostic>,
+    /// For a problem with one key of one step: its index in `diags`, the step and the key, so
+    /// a step `plan(svc)` built from a service's own fields can be reported in its `pilum.yaml`.
+    pub step_keys: Vec<(usize, String, &'static str)>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(file: PathBuf, source: &'a str) -> Self {
-        Self { file, source, diags: Vec::new() }
+        Self { file, source, diags: Vec::new(), step_keys: Vec::new() }
     }
 
-    fn err(&mut self, near: &str, msg: String, help: &str) {
+    fn step_err(&mut self, step: &str, key: &'static str, problem: Problem) {
+        self.step_keys.push((self.diags.len(), step.to_string(), key));
+        self.err(&format!("{key}:"), problem);
+    }
+
+    /// `problem` at the first `near` in the recipe's text (else at `fn recipe`).
+    fn err(&mut self, near: &str, problem: Problem) {
         let (l, c) = find_position(self.source, near)
             .or_else(|| find_position(self.source, "fn recipe"))
             .unwrap_or((1, 1));
-        self.diags.push(Diagnostic::new(&self.file, msg).at(self.source, l, c).help(help));
+        self.diags.push(Diagnostic::of(&self.file, problem).at(self.source, l, c));
     }
 
     fn string(&mut self, m: &Map, key: &str, required: bool) -> Option<String> {
         match m.get(key) {
             None => {
                 if required {
-                    self.err(
-                        "fn recipe",
-                        format!("recipe declaration is missing `{key}`"),
-                        "add it to the map `recipe()` returns",
-                    );
+                    self.err("fn recipe", Problem::DeclarationMissing { key: key.to_string() });
                 }
                 None
             }
@@ -164,11 +169,9 @@ impl<'a> Reader<'a> {
             Some(v) => match v.clone().into_string() {
                 Ok(s) => Some(s),
                 Err(t) => {
-                    self.err(
-                        &format!("{key}:"),
-                        format!("`{key}` must be a string, not {t}"),
-                        "e.g. `name: \"fly\"`",
-                    );
+                    let p =
+                        Problem::DeclarationNotString { key: key.to_string(), ty: t.to_string() };
+                    self.err(&format!("{key}:"), p);
                     None
                 }
             },
@@ -193,8 +196,7 @@ impl<'a> Reader<'a> {
             }
             Some(v) => self.err(
                 "fields:",
-                format!("`fields` must be an array of maps, not {}", type_name(v)),
-                "e.g. `fields: [#{ name: \"app\", type: \"string\" }]`",
+                Problem::DeclarationNotList { key: "fields", ty: type_name(v).to_string() },
             ),
         }
         let steps = match m.get("steps") {
@@ -208,36 +210,29 @@ impl<'a> Reader<'a> {
         let Some(m) = f.read_lock::<Map>().map(|m| m.clone()) else {
             self.err(
                 "fields:",
-                format!("each field must be a map, not {}", type_name(f)),
-                "e.g. `#{ name: \"app\", type: \"string\" }`",
+                Problem::DeclarationItemNotMap { what: "field", ty: type_name(f).to_string() },
             );
             return None;
         };
         let name = self.string(&m, "name", true)?;
         let ty_name = self.string(&m, "type", false).unwrap_or_else(|| "any".into());
         let Some(ty) = FieldType::parse(&ty_name) else {
-            self.err(
-                &format!("\"{ty_name}\""),
-                format!("field `{name}` has unknown type `{ty_name}`"),
-                "use string, int, float, bool, array, map or any",
-            );
+            let p = Problem::UnknownFieldType { field: name.clone(), ty: ty_name.clone() };
+            self.err(&format!("\"{ty_name}\""), p);
             return None;
         };
         let required = m.get("required").is_some_and(|v| v.as_bool().unwrap_or(false));
         let secret = m.get("secret").is_some_and(|v| v.as_bool().unwrap_or(false));
         let default = m.get("default").filter(|v| !v.is_unit()).cloned();
-        if let Some(d) = &default {
-            if !ty.accepts(d) {
-                self.err(
-                    &format!("\"{name}\""),
-                    format!(
-                        "default of field `{name}` is {}, but the field is {}",
-                        type_name(d),
-                        ty.as_str()
-                    ),
-                    "make the default match the type",
-                );
-            }
+        if let Some(d) = &default
+            && !ty.accepts(d)
+        {
+            let p = Problem::DefaultType {
+                field: name.clone(),
+                default: type_name(d).to_string(),
+                ty: ty.as_str(),
+            };
+            self.err(&format!("\"{name}\""), p);
         }
         let values = m
             .get("values")
@@ -252,8 +247,7 @@ impl<'a> Reader<'a> {
         let Some(arr) = v.read_lock::<rhai::Array>().map(|a| a.clone()) else {
             self.err(
                 "steps:",
-                format!("`steps` must be an array of maps, not {}", type_name(v)),
-                "e.g. `steps: [#{ name: \"build\", tags: [\"build\"] }]`",
+                Problem::DeclarationNotList { key: "steps", ty: type_name(v).to_string() },
             );
             return Vec::new();
         };
@@ -262,18 +256,13 @@ impl<'a> Reader<'a> {
             let Some(m) = s.read_lock::<Map>().map(|m| m.clone()) else {
                 self.err(
                     "steps:",
-                    format!("each step must be a map, not {}", type_name(s)),
-                    "e.g. `#{ name: \"build\", tags: [\"build\"] }`",
+                    Problem::DeclarationItemNotMap { what: "step", ty: type_name(s).to_string() },
                 );
                 continue;
             };
             let Some(name) = self.string(&m, "name", true) else { continue };
             if out.iter().any(|o| o.name == name) {
-                self.err(
-                    &format!("\"{name}\""),
-                    format!("two steps are named `{name}`"),
-                    "step names must be unique within a recipe",
-                );
+                self.err(&format!("\"{name}\""), Problem::DuplicateStep { step: name.clone() });
                 continue;
             }
             let mut tags: Vec<String> = match m.get("tags") {
@@ -302,12 +291,9 @@ impl<'a> Reader<'a> {
                         }
                     }) {
                         Ok(d) => Some(d),
-                        Err(e) => {
-                            self.err(
-                                "timeout:",
-                                format!("step `{name}` has an invalid timeout: {e}"),
-                                "use a positive duration like \"30s\", \"10m\", \"1h30m\" (at most 366 days)",
-                            );
+                        Err(error) => {
+                            let p = Problem::StepTimeout { step: name.clone(), error };
+                            self.step_err(&name, "timeout", p);
                             None
                         }
                     }
@@ -318,11 +304,8 @@ impl<'a> Reader<'a> {
                 Some(v) => match v.as_int().ok().and_then(|i| u32::try_from(i).ok()) {
                     Some(r) => Some(r),
                     None => {
-                        self.err(
-                            "retries:",
-                            format!("step `{name}` has invalid `retries` `{v}`"),
-                            "use a whole number of extra attempts, e.g. `retries: 2`",
-                        );
+                        let p = Problem::StepRetries { step: name.clone(), value: v.to_string() };
+                        self.step_err(&name, "retries", p);
                         None
                     }
                 },
@@ -331,11 +314,8 @@ impl<'a> Reader<'a> {
                 None | Some("service") => StepDir::Service,
                 Some("root") => StepDir::Root,
                 Some(other) => {
-                    self.err(
-                        "dir:",
-                        format!("step `{name}` has unknown `dir` `{other}`"),
-                        "use \"service\" or \"root\"",
-                    );
+                    let p = Problem::StepDir { step: name.clone(), value: other.to_string() };
+                    self.step_err(&name, "dir", p);
                     StepDir::Service
                 }
             };
@@ -360,5 +340,32 @@ mod tests {
         assert!(parse_duration(&Dynamic::from(f64::INFINITY)).is_err());
         assert!(parse_duration(&Dynamic::from(i64::MAX)).is_err());
         assert!(parse_duration(&Dynamic::from("18446744073709551615s")).is_err());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any number or text a recipe or a `pilum.yaml` can hold is a duration within the
+            /// bound or an error: never a panic, never an overflow.
+            #[test]
+            fn durations_are_bounded_or_refused(i in any::<i64>(), f in any::<f64>(), text in "[0-9.a-z -]{0,24}") {
+                for v in [Dynamic::from(i), Dynamic::from(f), Dynamic::from(text.clone())] {
+                    if let Ok(d) = parse_duration(&v) {
+                        prop_assert!(d <= crate::duration::MAX, "{v}: {d:?}");
+                    }
+                }
+            }
+
+            #[test]
+            fn formatted_durations_read_back(ms in 0u64..=crate::duration::MAX.as_millis() as u64) {
+                let d = Duration::from_millis(ms);
+                let text = crate::duration::format(d);
+                prop_assert_eq!(crate::duration::parse(&text), Ok(d), "{}", text);
+            }
+        }
     }
 }

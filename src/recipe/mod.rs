@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod declaration;
 pub mod docs;
 pub mod host;
+pub mod locate;
 pub mod runner;
 pub mod validate;
 pub mod value;

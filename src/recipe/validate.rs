@@ -163,7 +163,7 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     if !diags.is_empty() {
         return Err(diags);
     }
-    let steps = recipe.steps_for(service_map(s, &fields))?;
+    let steps = recipe.steps_for_service(s, service_map(s, &fields))?;
     let mut step_diags = Vec::new();
     for st in &steps {
         if !recipe.ast.iter_functions().any(|f| f.name == st.run && f.params.len() == 1) {
@@ -180,7 +180,7 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
         }
         if st.per_region && s.regions.is_empty() {
             step_diags.push(
-                s.diag(&["name"], format!("step `{}` of recipe `{}` runs once per region, but `{}` has no `region`/`regions`", st.name, decl.name, s.name))
+                super::locate::step_diag(s, recipe, &st.name, format!("step `{}` of recipe `{}` runs once per region, but `{}` has no `region`/`regions`", st.name, decl.name, s.name))
                     .help("add `regions: [..]` (or `region:`) to the service"),
             );
         }
@@ -295,27 +295,4 @@ pub fn missing_secrets(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagno
         );
     }
     diags
-}
-
-/// Top-level keys of a `pilum.yaml` that neither pilum nor the service's recipe reads: warnings,
-/// with a suggestion (a typo of `region` should not silently deploy to the default).
-pub fn unknown_keys(s: &Service, recipe: &Recipe) -> Vec<Diagnostic> {
-    let decl = &recipe.decl;
-    let section = decl.section.as_str();
-    let mut warnings = Vec::new();
-    for k in s.config.keys().filter_map(|k| k.as_str()) {
-        if k != section && !crate::service::config::KNOWN_KEYS.contains(&k) {
-            let mut candidates: Vec<&str> = crate::service::config::KNOWN_KEYS.to_vec();
-            candidates.push(section);
-            warnings.push(
-                s.diag(&[k], format!("unknown key `{k}` in `{}`", s.file.display()))
-                    .help(format!(
-                        "pilum ignores it; the `{}` recipe reads `{section}:`",
-                        decl.name
-                    ))
-                    .suggest(closest(k, candidates)),
-            );
-        }
-    }
-    warnings
 }

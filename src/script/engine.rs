@@ -13,7 +13,7 @@ use rhai::{
     Dynamic, Engine, EvalAltResult, FuncRegistration, INT, NativeCallContext, OptimizationLevel,
 };
 
-use super::{Event, Host, Stop, api, current, modules};
+use super::{Event, Host, Stop, api, current, memory, modules};
 use crate::redact;
 
 /// Every Rhai limit pilum sets. Nothing is left at Rhai's default (the debug-build default call
@@ -27,10 +27,9 @@ pub struct Limits {
     /// Expression nesting at the top level and inside functions.
     pub max_expr_depth: usize,
     pub max_fn_expr_depth: usize,
-    /// Bytes in one string (command output included).
-    pub max_string_size: usize,
-    pub max_array_size: usize,
-    pub max_map_size: usize,
+    /// Bytes one evaluation may hold: strings, arrays, maps, blobs, all together (see
+    /// `memory.rs`; it replaces Rhai's per-value size limits, which cost quadratic time).
+    pub max_memory: usize,
     /// Modules imported in one evaluation.
     pub max_modules: usize,
     /// Variables in scope and functions defined.
@@ -46,9 +45,7 @@ impl Limits {
             max_call_levels: 64,
             max_expr_depth: 64,
             max_fn_expr_depth: 64,
-            max_string_size: 64 << 20,
-            max_array_size: 1_000_000,
-            max_map_size: 100_000,
+            max_memory: 512 << 20,
             max_modules: 128,
             max_variables: 10_000,
             max_functions: 10_000,
@@ -56,16 +53,13 @@ impl Limits {
     }
 
     /// Defaults for scaling strategies: pure decisions over a small input.
-    #[allow(dead_code, reason = "used by the autoscaler")]
     pub const fn strategy() -> Self {
         Self {
             max_operations: 1_000_000,
             max_call_levels: 32,
             max_expr_depth: 32,
             max_fn_expr_depth: 32,
-            max_string_size: 1 << 20,
-            max_array_size: 10_000,
-            max_map_size: 1_000,
+            max_memory: 64 << 20,
             max_modules: 16,
             max_variables: 1_000,
             max_functions: 1_000,
@@ -79,14 +73,15 @@ pub enum Profile {
     /// The whole API.
     Full(Limits),
     /// Scaling strategies: no process, file, env, git, Pulumi or network API.
-    #[allow(dead_code, reason = "used by the autoscaler")]
     Strategy(Limits),
+    /// Notifiers: the pure API plus `http`; no process, file, env, git or Pulumi API.
+    Notifier(Limits),
 }
 
 impl Profile {
     pub fn limits(&self) -> Limits {
         match self {
-            Profile::Full(l) | Profile::Strategy(l) => *l,
+            Profile::Full(l) | Profile::Strategy(l) | Profile::Notifier(l) => *l,
         }
     }
 
@@ -103,15 +98,21 @@ impl Profile {
 /// let engine = script::engine::build(&host, Profile::Full(Limits::full()));
 /// ```
 pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
+    // Children inherit pilum's environment: mask its secret-looking variables before any
+    // script can run one.
+    static SECRET_ENV: std::sync::Once = std::sync::Once::new();
+    SECRET_ENV.call_once(redact::register_secret_environment);
     let mut engine = Engine::new();
     let l = profile.limits();
     engine
         .set_max_operations(l.max_operations)
         .set_max_call_levels(l.max_call_levels)
         .set_max_expr_depths(l.max_expr_depth, l.max_fn_expr_depth)
-        .set_max_string_size(l.max_string_size)
-        .set_max_array_size(l.max_array_size)
-        .set_max_map_size(l.max_map_size)
+        // Rhai's per-value size limits re-measure a whole array, map or string after every
+        // change to it (quadratic for a loop of pushes); `max_memory` bounds data instead.
+        .set_max_string_size(0)
+        .set_max_array_size(0)
+        .set_max_map_size(0)
         .set_max_modules(l.max_modules)
         .set_max_variables(l.max_variables)
         .set_max_functions(l.max_functions)
@@ -132,8 +133,15 @@ pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
         };
         h.emit(Event::Debug(&redact::redact(&text)));
     });
-    engine.on_progress(|ops| {
-        // Checked every 256 operations: cheap enough for tight loops, fast enough for Ctrl-C.
+    let max_memory = l.max_memory;
+    engine.on_progress(move |ops| {
+        // Memory before every operation (two thread-local reads): one operation can double a
+        // string, so waiting 256 of them could be far too late.
+        if memory::over(ops, max_memory) {
+            return Some(Dynamic::from(Stop::OutOfMemory(max_memory)));
+        }
+        // Cancellation and time every 256 operations: cheap enough for tight loops, fast
+        // enough for Ctrl-C.
         if ops & 0xff != 0 {
             return None;
         }
@@ -147,8 +155,12 @@ pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
         }
     });
 
+    memory::register(&mut engine);
     register_exit(&mut engine);
     api::register(&mut engine, host, profile.is_full());
+    if matches!(profile, Profile::Notifier(_)) {
+        engine.register_static_module("http", api::http::module(host).into());
+    }
     engine
 }
 
@@ -287,7 +299,9 @@ mod tests {
         let engine = build(&h, Profile::Full(Limits::full()));
         assert_eq!(engine.max_call_levels(), 64);
         assert_eq!(engine.max_operations(), Limits::full().max_operations);
-        assert_eq!(engine.max_string_size(), 64 << 20);
+        // Rhai's own size limits are off (quadratic); `max_memory` bounds data instead.
+        assert_eq!(engine.max_string_size(), 0);
+        assert_eq!(engine.max_array_size(), 0);
         // Deeper than the debug-build default of 8 levels.
         assert_eq!(
             engine
@@ -299,6 +313,66 @@ mod tests {
         assert!(matches!(*err, EvalAltResult::ErrorStackOverflow(..)), "{err}");
         let err = engine.eval::<i64>("let x = 1; y").expect_err("strict variables");
         assert!(err.to_string().contains("Undefined variable: y"), "{err}");
+    }
+
+    /// An engine holding at most 1 MiB, for tests that run into the limit quickly.
+    fn small(h: &Arc<Host>) -> Engine {
+        build(h, Profile::Full(Limits { max_memory: 1 << 20, ..Limits::full() }))
+    }
+
+    #[test]
+    fn growing_data_is_bounded_by_memory_in_every_way() {
+        let (h, _) = host();
+        let engine = small(&h);
+        for src in [
+            // Doubling a string, an array, a map; nesting an array in itself by index
+            // assignment (no function call involved); building a list item by item.
+            "let s = \"x\"; loop { s += s; }",
+            "let a = [1]; loop { a += a; }",
+            "let m = #{ a: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" }; let i = 0; loop { m[`k${i}`] = m.a + i; i += 1; }",
+            "let a = [1]; loop { a[0] = a; a.push(a); }",
+            "let a = []; loop { a.push(\"a string that is long enough to count\"); }",
+        ] {
+            let ctx = CallCtx::default();
+            let err = with_call(ctx, || engine.run(src)).expect_err(src);
+            assert!(
+                matches!(stop_of(&err), Some(Stop::OutOfMemory(n)) if n == 1 << 20),
+                "{src}: {err}"
+            );
+        }
+        // Outside `with_call` (strategies, declarations) the first operation starts the count.
+        let err = engine.run("let s = \"x\"; loop { s += s; }").expect_err("bounded");
+        assert!(matches!(stop_of(&err), Some(Stop::OutOfMemory(_))), "{err}");
+        // What is freed does not count: the same loop, dropping its list each round.
+        let n = engine
+            .eval::<i64>("let n = 0; for r in 0..50 { let a = []; for i in 0..2000 { a.push(i); } n += a.len(); } n")
+            .expect("freed data does not accumulate");
+        assert_eq!(n, 100_000);
+    }
+
+    #[test]
+    fn calls_that_allocate_what_they_are_told_check_first() {
+        let (h, _) = host();
+        let engine = small(&h);
+        for src in [
+            "let a = []; a.pad(100000000000, 0);",
+            "let b = blob(100000000000);",
+            "let b = blob(100000000000, 1);",
+            "let s = \"\"; s.pad(100000000000, 'x');",
+            "let s = \"\"; s.pad(100000000000, \"ab\");",
+            "let s = \"ab\"; s.pad(600, \"cd\"); s.replace(\"\", s); s.replace(\"\", s);",
+        ] {
+            let err = with_call(CallCtx::default(), || engine.run(src)).expect_err(src);
+            let text = err.to_string();
+            assert!(text.contains("of memory; a script may hold 1 MiB"), "{src}: {text}");
+        }
+        // Same results as Rhai's own versions.
+        let v = engine
+            .eval::<String>(
+                "let a = [1]; a.pad(3, 0); let b = blob(2, 0x1ff); b.pad(3, 7); let s = \"ab\"; s.pad(5, \"xy\"); let c = \"a\"; c.pad(3, '-'); let r = \"a.b\"; r.replace(\".\", \"::\"); r.replace('b', \"c\"); `${a} ${b} ${s} ${c} ${r}`",
+            )
+            .expect("pads");
+        assert_eq!(v, "[1, 0, 0] [ffff07] abxyx a-- a::c");
     }
 
     #[test]

@@ -100,6 +100,10 @@ fn message_of(e: &EvalAltResult) -> String {
             ),
             Some(Stop::Cancelled) => "script was cancelled".to_string(),
             Some(Stop::Exit(c)) => format!("script exited with code {c}"),
+            Some(Stop::OutOfMemory(limit)) => format!(
+                "script held more than {} of memory\nhelp: is a loop growing a list, map or string without end?",
+                super::memory::format_bytes(limit)
+            ),
             None => "script terminated".to_string(),
         },
         EvalAltResult::ErrorTooManyOperations(_) => {

@@ -28,9 +28,12 @@ pub mod api;
 pub mod engine;
 pub mod error;
 pub mod extension;
+pub mod memory;
 pub mod modules;
 pub mod reference;
 pub mod runner;
+pub mod sandbox;
+pub mod value;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -95,7 +98,6 @@ pub struct Host {
     /// Record mutating calls as [`Event::DryRun`] instead of executing them.
     pub dry_run: bool,
     /// `-v` count, for embedders; the sink decides what to show.
-    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
     pub verbose: u8,
     /// Where output lines, prints, logs and dry-run records go.
     pub sink: Arc<dyn Sink>,
@@ -113,8 +115,7 @@ impl Host {
     }
 }
 
-/// Far enough to mean "never" for deadlines and sleeps, near enough for `Instant` arithmetic.
-pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub use crate::process::FAR_FUTURE;
 
 /// A deadline and the budget it stands for (for "timed out after 30s").
 #[derive(Debug, Clone, Copy)]
@@ -174,6 +175,7 @@ pub fn with_call<R>(ctx: CallCtx, f: impl FnOnce() -> R) -> R {
     }
     CURRENT.with(|c| c.borrow_mut().push(Arc::new(ctx)));
     let _pop = Pop;
+    let _memory = memory::begin();
     f()
 }
 
@@ -192,6 +194,8 @@ pub enum Stop {
     Cancelled,
     /// The deadline passed.
     TimedOut(Duration),
+    /// The evaluation held more than this many bytes (`Limits::max_memory`).
+    OutOfMemory(usize),
 }
 
 /// `path` relative to `base` when inside it, for messages.

@@ -76,7 +76,10 @@ pub fn functions() -> Vec<FnDoc> {
         }
     }
     for f in v["functions"].as_array().into_iter().flatten() {
-        push("", f);
+        // Rhai's own `pad`, `blob`, `replace`, re-registered with a memory check: not pilum's.
+        if !super::memory::CHECKED.contains(&f["name"].as_str().unwrap_or_default()) {
+            push("", f);
+        }
     }
     let engine = engine();
     for (name, text) in super::modules::STDLIB {
@@ -119,7 +122,10 @@ pub fn markdown() -> String {
          (`import \"docker\" as docker;`). In `pilum run`, the constant `ARGS` holds the script \
          arguments (an array of strings). Options are maps (`#{ dir: \"web\" }`); unknown option \
          names are errors. Scaling strategies get only `json`, `yaml`, `regex`, `log` and \
-         `time::now*`.\n",
+         `time::now*`. Paths stay inside the project root (symlinks included), and every \
+         evaluation is bounded in operations, call depth and memory held (512 MiB; `pilum run` \
+         also stops after an hour without `--timeout`): see `docs/security.md`. Notifiers \
+         (`docs/notifications.md`) get the strategies' namespaces and `http`.\n",
     );
     let mut ns = None;
     for f in functions() {

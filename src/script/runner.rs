@@ -1,7 +1,8 @@
 //! `pilum run <script> [-- args…]`: compile the script with the full API, expose `ARGS`, run it
 //! under the run's cancel token (Ctrl-C) and `--timeout`, and map the outcome to an exit code:
 //! `exit(n)` → n, an uncaught error → 1 (rendered with its location), a syntax error → 2,
-//! Ctrl-C → 130.
+//! Ctrl-C → 130. Without `--timeout` a script may run for [`DEFAULT_TIMEOUT`]: a forgotten
+//! `loop { time::sleep(1) }` in CI ends with an error rather than at the CI system's limit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use super::engine::{self, Limits, Profile};
 use super::{CallCtx, CancelToken, Deadline, Host, Sink, Stop, error, with_call};
 use crate::error::{Error, exit};
 use crate::output::Output;
+
+/// How long `pilum run` lets a script (and the commands it runs) take without `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// What `pilum run` needs, resolved from the command line.
 #[derive(Debug, Clone)]
@@ -69,7 +73,8 @@ pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
     }
-    let ctx = CallCtx { cancel, deadline: cfg.timeout.map(Deadline::after), ..CallCtx::default() };
+    let deadline = Deadline::after(cfg.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    let ctx = CallCtx { cancel, deadline: Some(deadline), ..CallCtx::default() };
     let result = with_call(ctx, || engine.run_ast_with_scope(&mut scope, &ast));
     let outcome = match result {
         Ok(()) => Ok(()),
@@ -77,7 +82,7 @@ pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
             Some(Stop::Exit(0)) => Ok(()),
             Some(Stop::Exit(code)) => Err(Error::silent(code)),
             Some(Stop::Cancelled) => {
-                Err(Error { code: exit::INTERRUPTED, message: "interrupted".into() })
+                Err(Error { message: "interrupted".into(), ..Error::silent(exit::INTERRUPTED) })
             }
             _ => Err(Error::failure(error::render(&err, &source))),
         },

@@ -1,54 +1,83 @@
-//! Changed files for `--only-changed`, straight from git: the commits since the merge base with
-//! `--since` (default: the remote default branch, else `main`/`master`), plus staged, unstaged
-//! and untracked files. Paths are made relative to the project root (which may sit below the
-//! repository's top level), so it works from any subdirectory. The independent git commands run
-//! concurrently.
+//! Changed files for `--only-changed`, straight from git: the commits since the merge base of
+//! a base commit and `HEAD`, plus staged, unstaged and untracked files. Paths are made relative
+//! to the project root (which may sit below the repository's top level), so it works from any
+//! subdirectory. The independent git commands run concurrently.
+//!
+//! The base, first found wins ([`BaseSource`]): `--since`; `PILUM_SINCE`; the CI event's own
+//! range (a GitHub push's `before`, a pull request's base; GitLab's
+//! `CI_MERGE_REQUEST_DIFF_BASE_SHA`, then `CI_COMMIT_BEFORE_SHA`), where forty zeros (a new
+//! branch) means "no range"; the commit of the last successful complete deploy in
+//! `.pilum/history.jsonl` (read by the caller); the merge base with the default branch. A
+//! default-branch base that is `HEAD` itself, or any base a shallow clone does not have, is an
+//! error, never a silent "nothing changed". [`head_sha`] reads `HEAD` without starting git.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::diagnostic::{Diagnostic, Problem};
+
+/// Where the base of `--only-changed` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseSource {
+    Flag,
+    PilumSince,
+    GitHubPush,
+    GitHubPullRequest,
+    GitLabPush,
+    GitLabMergeRequest,
+    LastDeploy,
+    DefaultBranch,
+}
+
+impl BaseSource {
+    /// The source as plain words, for the base shown between backticks
+    /// (`` changed since `6113728f27ae (GitHub push event)` ``).
+    fn label(self) -> &'static str {
+        match self {
+            Self::Flag => "--since",
+            Self::PilumSince => "PILUM_SINCE",
+            Self::GitHubPush => "GitHub push event",
+            Self::GitHubPullRequest => "GitHub pull request base",
+            Self::GitLabPush => "GitLab CI_COMMIT_BEFORE_SHA",
+            Self::GitLabMergeRequest => "GitLab CI_MERGE_REQUEST_DIFF_BASE_SHA",
+            Self::LastDeploy => "last successful deploy",
+            Self::DefaultBranch => "default branch",
+        }
+    }
+}
+
+impl std::fmt::Display for BaseSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Flag => "`--since`",
+            Self::PilumSince => "`PILUM_SINCE`",
+            Self::GitHubPush => "the GitHub push event's `before`",
+            Self::GitHubPullRequest => "the GitHub pull request's base",
+            Self::GitLabPush => "GitLab's `CI_COMMIT_BEFORE_SHA`",
+            Self::GitLabMergeRequest => "GitLab's `CI_MERGE_REQUEST_DIFF_BASE_SHA`",
+            Self::LastDeploy => "the last successful deploy in `.pilum/history.jsonl`",
+            Self::DefaultBranch => "the default branch",
+        })
+    }
+}
 
 /// The files changed since the base, relative to the project root (`../` for files outside it).
 #[derive(Debug, Clone)]
 pub struct Changes {
+    /// The base as shown to the user: the ref given, or a short SHA and where it came from.
     pub base: String,
     pub files: Vec<String>,
     /// The untracked (and not ignored) files among `files`, for discovery from the index.
     pub untracked: Vec<String>,
+    /// Things worth a warning: an unreadable CI event file, a deployed commit that is gone.
+    pub notes: Vec<String>,
 }
 
-/// Why changes could not be computed; every variant is a usage problem (exit 2).
-#[derive(Debug)]
-pub enum ChangeError {
-    NotARepo(String),
-    NoBase,
-    UnknownRef { reference: String, shallow: bool },
-    Git { args: String, stderr: String },
-}
+/// Why changes could not be computed: a usage problem (exit 2), as a [`Diagnostic`].
+pub type ChangeError = Box<Diagnostic>;
 
-impl std::fmt::Display for ChangeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChangeError::NotARepo(dir) => write!(
-                f,
-                "`--only-changed` needs a git repository, and `{dir}` is not inside one\nhelp: run it in a git checkout, or select services by name instead"
-            ),
-            ChangeError::NoBase => write!(
-                f,
-                "cannot find a base to compare against: no `origin/HEAD`, `main` or `master`\nhelp: pass one with `--since <ref>`"
-            ),
-            ChangeError::UnknownRef { reference, shallow: true } => write!(
-                f,
-                "cannot compare with `{reference}`: this is a shallow clone without that history\nhelp: fetch full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
-            ),
-            ChangeError::UnknownRef { reference, shallow: false } => write!(
-                f,
-                "cannot compare with `{reference}`: no such commit or no common history with `HEAD`\nhelp: pass an existing branch, tag or commit with `--since`"
-            ),
-            ChangeError::Git { args, stderr } => {
-                write!(f, "`git {args}` failed: {}", stderr.trim())
-            }
-        }
-    }
+fn fail(problem: Problem) -> ChangeError {
+    Box::new(Diagnostic::of("", problem))
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ChangeError> {
@@ -57,14 +86,14 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ChangeError> {
         .arg(root)
         .args(args)
         .output()
-        .map_err(|e| ChangeError::Git { args: args.join(" "), stderr: e.to_string() })?;
+        .map_err(|e| fail(Problem::Git { args: args.join(" "), stderr: e.to_string() }))?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(ChangeError::Git {
+        Err(fail(Problem::Git {
             args: args.join(" "),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        }))
     }
 }
 
@@ -76,34 +105,43 @@ fn nul_split(b: &[u8]) -> impl Iterator<Item = String> + '_ {
     b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned())
 }
 
-/// Compute the changed files. `since` is a ref, or `None` for the default base.
-pub fn changed_files(root: &Path, since: Option<&str>) -> Result<Changes, ChangeError> {
-    // One call for where the root sits in the repository and whether history is shallow; the
-    // ref listing for the default base comes from the same process when no `--since` is given.
+/// Compute the changed files. `since` is `--since`; `last_deploy` is the commit of the last
+/// successful complete deploy, from the caller's deploy history.
+pub fn changed_files(
+    root: &Path,
+    since: Option<&str>,
+    last_deploy: Option<&str>,
+) -> Result<Changes, ChangeError> {
+    changed_files_with(root, since, last_deploy, &|k| std::env::var(k).ok())
+}
+
+/// [`changed_files`] with the environment read through `env`.
+pub fn changed_files_with(
+    root: &Path,
+    since: Option<&str>,
+    last_deploy: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Changes, ChangeError> {
+    // One call for where the root sits in the repository, whether history is shallow and
+    // which commit `HEAD` is.
     let info = git(root, &["rev-parse", "--show-prefix", "--is-shallow-repository"])
-        .map_err(|_| ChangeError::NotARepo(root.display().to_string()))?;
+        .map_err(|_| fail(Problem::NotARepo { dir: root.display().to_string() }))?;
     let info = lines(&info);
     let prefix = info.first().cloned().unwrap_or_default();
     let shallow = info.get(1).is_some_and(|s| s == "true");
-    let base = match since {
-        Some(s) => s.to_string(),
-        None => default_base(root)?,
-    };
-    let range = format!("{base}...HEAD");
-    let (committed, worktree, untracked) = std::thread::scope(|s| {
-        let a = s.spawn(|| git(root, &["diff", "--name-only", "--no-renames", "-z", &range, "--"]));
+    let (worktree, untracked, committed) = std::thread::scope(|s| {
         let b = s.spawn(|| git(root, &["diff", "--name-only", "--no-renames", "-z", "HEAD", "--"]));
         let c = s.spawn(|| {
             git(root, &["ls-files", "--others", "--exclude-standard", "--full-name", "-z", ":/"])
         });
+        let committed = committed_since(root, since, last_deploy, env, shallow);
         (
-            a.join().expect("git thread does not panic"),
             b.join().expect("git thread does not panic"),
             c.join().expect("git thread does not panic"),
+            committed,
         )
     });
-    let committed =
-        committed.map_err(|_| ChangeError::UnknownRef { reference: base.clone(), shallow })?;
+    let (base, committed, notes) = committed?;
     // A repository without commits has no HEAD; only untracked files count then.
     let worktree = worktree.unwrap_or_default();
     let untracked = untracked?;
@@ -116,7 +154,128 @@ pub fn changed_files(root: &Path, since: Option<&str>) -> Result<Changes, Change
         .collect();
     files.sort_unstable();
     files.dedup();
-    Ok(Changes { base, files, untracked })
+    Ok(Changes { base, files, untracked, notes })
+}
+
+/// The base as shown, the committed files (NUL-separated) and notes.
+type Committed = (String, Vec<u8>, Vec<String>);
+
+/// Resolve the base, check it, and list the files committed since its merge base with `HEAD`.
+fn committed_since(
+    root: &Path,
+    since: Option<&str>,
+    last_deploy: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    shallow: bool,
+) -> Result<Committed, ChangeError> {
+    let head =
+        git(root, &["rev-parse", "--verify", "-q", "HEAD"]).map_err(|_| fail(Problem::NoCommit))?;
+    let head = String::from_utf8_lossy(&head).trim().to_string();
+    let mut notes = Vec::new();
+    let (reference, source) = match base(root, since, last_deploy, env, &mut notes, shallow)? {
+        Some(b) => b,
+        None => (default_base(root)?, BaseSource::DefaultBranch),
+    };
+    let unknown = || {
+        fail(Problem::UnknownBase {
+            reference: reference.clone(),
+            source: source.to_string(),
+            shallow,
+        })
+    };
+    let merge_base = git(root, &["merge-base", &reference, "HEAD"]).map_err(|_| unknown())?;
+    let merge_base = String::from_utf8_lossy(&merge_base).trim().to_string();
+    // Only the fallback can be `HEAD` without meaning it: a deploy or CI range that ends at
+    // `HEAD` says "nothing new since", truthfully.
+    if merge_base == head && source == BaseSource::DefaultBranch {
+        return Err(fail(Problem::BaseIsHead { reference, source: source.to_string() }));
+    }
+    let diff =
+        git(root, &["diff", "--name-only", "--no-renames", "-z", &merge_base, "HEAD", "--"])?;
+    let shown = match source {
+        BaseSource::Flag | BaseSource::PilumSince | BaseSource::DefaultBranch => reference,
+        _ => format!("{} ({})", &reference[..reference.len().min(12)], source.label()),
+    };
+    Ok((shown, diff, notes))
+}
+
+/// The first base the command line, the environment, the CI event or the history gives.
+/// `None` when only the default branch is left.
+fn base(
+    root: &Path,
+    since: Option<&str>,
+    last_deploy: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    notes: &mut Vec<String>,
+    shallow: bool,
+) -> Result<Option<(String, BaseSource)>, ChangeError> {
+    let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    if let Some(s) = since {
+        return Ok(Some((s.to_string(), BaseSource::Flag)));
+    }
+    if let Some(s) = set("PILUM_SINCE") {
+        return Ok(Some((s, BaseSource::PilumSince)));
+    }
+    if let Some(b) = ci_base(env, notes) {
+        return Ok(Some(b));
+    }
+    if let Some(commit) = last_deploy {
+        let exists = git(root, &["cat-file", "-e", &format!("{commit}^{{commit}}")]).is_ok();
+        if exists {
+            return Ok(Some((commit.to_string(), BaseSource::LastDeploy)));
+        }
+        if shallow {
+            return Err(fail(Problem::UnknownBase {
+                reference: commit.to_string(),
+                source: BaseSource::LastDeploy.to_string(),
+                shallow,
+            }));
+        }
+        notes.push(format!(
+            "the last deployed commit `{commit}` is not in this repository (rewritten history?); comparing with the default branch"
+        ));
+    }
+    Ok(None)
+}
+
+/// A commit the CI system says this run is about: GitHub Actions (from `$GITHUB_EVENT_PATH`)
+/// or GitLab CI. A new branch (`before` of forty zeros) has no range.
+fn ci_base(
+    env: &dyn Fn(&str) -> Option<String>,
+    notes: &mut Vec<String>,
+) -> Option<(String, BaseSource)> {
+    let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let real = |sha: &str| !sha.is_empty() && !sha.bytes().all(|b| b == b'0');
+    if let Some(path) = set("GITHUB_EVENT_PATH") {
+        let event: Option<serde_json::Value> = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).ok(),
+            Err(_) => None,
+        };
+        match event {
+            None => notes.push(format!(
+                "cannot read the GitHub event at `{path}`; not using it as the base"
+            )),
+            Some(ev) => {
+                if let Some(pr) = ev.get("pull_request").filter(|p| p.is_object()) {
+                    if let Some(sha) = pr["base"]["sha"].as_str().filter(|s| real(s)) {
+                        return Some((sha.to_string(), BaseSource::GitHubPullRequest));
+                    }
+                } else if let Some(before) = ev["before"].as_str().filter(|s| real(s)) {
+                    return Some((before.to_string(), BaseSource::GitHubPush));
+                }
+            }
+        }
+    }
+    if let Some(branch) = set("GITHUB_BASE_REF") {
+        return Some((format!("origin/{branch}"), BaseSource::GitHubPullRequest));
+    }
+    if let Some(sha) = set("CI_MERGE_REQUEST_DIFF_BASE_SHA").filter(|s| real(s)) {
+        return Some((sha, BaseSource::GitLabMergeRequest));
+    }
+    if let Some(sha) = set("CI_COMMIT_BEFORE_SHA").filter(|s| real(s)) {
+        return Some((sha, BaseSource::GitLabPush));
+    }
+    None
 }
 
 /// The remote default branch (`origin/HEAD`), else `origin/main`, `origin/master`, `main`,
@@ -142,7 +301,43 @@ fn default_base(root: &Path) -> Result<String, ChangeError> {
                 .to_string());
         }
     }
-    Err(ChangeError::NoBase)
+    Err(fail(Problem::NoBase))
+}
+
+/// `HEAD`'s full SHA from the git directory: a detached SHA, a loose ref, or `packed-refs`.
+/// `None` for anything unusual (the caller asks git).
+pub fn head_sha(root: &Path) -> Option<String> {
+    let dot_git = root.ancestors().map(|d| d.join(".git")).find(|p| p.exists())?;
+    let git_dir = if dot_git.is_file() {
+        // A linked worktree or submodule: `gitdir: <path>`.
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let p = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+        if p.is_absolute() { p } else { dot_git.parent()?.join(p) }
+    } else {
+        dot_git
+    };
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let head = head.trim();
+    let is_sha = |s: &str| s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let Some(reference) = head.strip_prefix("ref:").map(str::trim) else {
+        return is_sha(head).then(|| head.to_string());
+    };
+    // Refs live in the common directory of a linked worktree.
+    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(c) => git_dir.join(c.trim()),
+        Err(_) => git_dir.clone(),
+    };
+    for dir in [&git_dir, &common] {
+        if let Ok(sha) = std::fs::read_to_string(dir.join(reference)) {
+            let sha = sha.trim();
+            return is_sha(sha).then(|| sha.to_string());
+        }
+    }
+    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
+    packed.lines().find_map(|l| {
+        let (sha, name) = l.split_once(' ')?;
+        (name == reference && is_sha(sha)).then(|| sha.to_string())
+    })
 }
 
 /// A top-level-relative path made relative to the project root at `prefix` (`a/b/`).
@@ -197,5 +392,36 @@ mod tests {
     fn normalizes() {
         assert_eq!(normalize("svc/./a/../../libs/"), "libs");
         assert_eq!(normalize("../libs/x"), "../libs/x");
+    }
+
+    #[test]
+    fn head_sha_matches_git() {
+        let t = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let o = std::process::Command::new("git")
+                .arg("-C")
+                .arg(t.path())
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "git {args:?}");
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        assert_eq!(head_sha(t.path()), None);
+        git(&["init", "-q", "-b", "main"]);
+        assert_eq!(head_sha(t.path()), None, "no commit yet");
+        git(&["commit", "-q", "--allow-empty", "-m", "one"]);
+        let want = git(&["rev-parse", "HEAD"]);
+        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
+        git(&["pack-refs", "--all"]);
+        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
+        git(&["checkout", "-q", "--detach"]);
+        assert_eq!(head_sha(t.path()).as_deref(), Some(want.as_str()));
+        std::fs::create_dir_all(t.path().join("sub")).unwrap();
+        assert_eq!(head_sha(&t.path().join("sub")).as_deref(), Some(want.as_str()));
     }
 }

@@ -5,10 +5,13 @@
 use std::collections::HashMap;
 
 use super::config::Service;
-use crate::diagnostic::{Diagnostic, closest};
+use crate::diagnostic::{Diagnostic, Problem, closest};
+use crate::yaml::Seg;
 
-/// `deps[i]`: indices of the services service `i` depends on (sorted, deduplicated).
-pub fn build(services: &[Service]) -> Result<Vec<Vec<usize>>, Vec<Diagnostic>> {
+/// `deps[i]`: indices of the services service `i` depends on (sorted, deduplicated), with every
+/// problem found: unknown names and self-dependencies, then a cycle among the known edges. The
+/// graph is returned even with problems, so other checks can still run and report theirs.
+pub fn build(services: &[Service]) -> (Vec<Vec<usize>>, Vec<Diagnostic>) {
     let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, s) in services.iter().enumerate() {
         by_name.entry(s.name.as_str()).or_default().push(i);
@@ -19,37 +22,33 @@ pub fn build(services: &[Service]) -> Result<Vec<Vec<usize>>, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut deps = vec![Vec::new(); services.len()];
     for (i, s) in services.iter().enumerate() {
-        for d in &s.depends_on {
+        for (j, d) in s.depends_on.iter().enumerate() {
+            let path = s.item_path("depends_on", j);
             match by_name.get(d.as_str()) {
                 Some(targets) => deps[i].extend(targets.iter().copied().filter(|&t| t != i)),
-                None => diags.push(
-                    s.diag(&["depends_on"], format!("service `{}` depends on unknown service `{d}`", s.name))
-                        .help("use the `name:` of another service in this project (`pilum list` shows them)")
-                        .suggest(closest(d, services.iter().map(|s| s.name.as_str()))),
-                ),
+                None => {
+                    // A name from `${VAR}` is shown as written, and only a real name suggested.
+                    let dependency = s.shown(&path, d);
+                    let p = Problem::UnknownDependency { service: s.name.clone(), dependency };
+                    diags.push(
+                        s.report(&path, p)
+                            .suggest(closest(d, services.iter().map(|s| s.name.as_str()))),
+                    );
+                }
             }
             if d == &s.base_name && s.base_name == s.name {
-                diags.push(
-                    s.diag(&["depends_on"], format!("service `{}` depends on itself", s.name)),
-                );
+                diags.push(s.report(&path, Problem::SelfDependency { service: s.name.clone() }));
             }
         }
         deps[i].sort_unstable();
         deps[i].dedup();
     }
-    if !diags.is_empty() {
-        return Err(diags);
-    }
     if let Some(cycle) = find_cycle(&deps) {
-        let names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
+        let names: Vec<String> = cycle.iter().map(|&i| services[i].name.clone()).collect();
         let first = &services[cycle[0]];
-        return Err(vec![
-            first
-                .diag(&["depends_on"], format!("dependency cycle: {}", names.join(" → ")))
-                .help("remove one of these `depends_on` entries to break the cycle"),
-        ]);
+        diags.push(first.report(&[Seg::Key("depends_on")], Problem::Cycle { names }));
     }
-    Ok(deps)
+    (deps, diags)
 }
 
 /// A cycle as a path `a, b, …, a`, if any (iterative DFS, deterministic).
@@ -103,14 +102,24 @@ pub fn dependents(deps: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
             rev[d].push(i);
         }
     }
-    let mut seen = vec![false; deps.len()];
+    reachable(&rev, seeds)
+}
+
+/// Every service one in `seeds` depends on, directly or transitively (seeds excluded).
+pub fn dependencies(deps: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
+    reachable(deps, seeds)
+}
+
+/// The nodes reachable from `seeds` along `edges` (seeds excluded), sorted.
+fn reachable(edges: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
+    let mut seen = vec![false; edges.len()];
     for &s in seeds {
         seen[s] = true;
     }
     let mut stack = seeds.to_vec();
     let mut out = Vec::new();
     while let Some(n) = stack.pop() {
-        for &m in &rev[n] {
+        for &m in &edges[n] {
             if !seen[m] {
                 seen[m] = true;
                 out.push(m);
@@ -139,5 +148,6 @@ mod tests {
     fn dependents_are_transitive() {
         let deps = vec![vec![], vec![0], vec![1], vec![]];
         assert_eq!(dependents(&deps, &[0]), vec![1, 2]);
+        assert_eq!(dependencies(&deps, &[2]), vec![0, 1]);
     }
 }

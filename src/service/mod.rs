@@ -1,5 +1,5 @@
 //! Services: discovery, the `pilum.yaml` schema, `${VAR}` expansion, selection and the
-//! dependency graph. [`Project::load_files`] is the entry point: parse and link every service,
+//! dependency graph. [`Project::load`] is the entry point: parse and link every service,
 //! reporting all problems at once.
 
 pub mod changed;
@@ -8,11 +8,14 @@ pub mod discover;
 pub mod expand;
 pub mod graph;
 pub mod select;
+pub mod shard;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use crate::diagnostic::Diagnostic;
+use crate::diagnostic::Problem;
+use crate::yaml::Seg;
 pub use config::{RecipeRef, Service};
 
 /// Every service of a project and their dependencies.
@@ -26,16 +29,20 @@ pub struct Project {
 
 impl Project {
     /// Parse the given `pilum.yaml` files (relative to `root`, sorted, from [`discover`]) with
-    /// `--env` overrides, in parallel, and link their dependencies.
-    pub fn load_files(
+    /// `--env` overrides, in parallel, and link their dependencies. Returns every service that
+    /// loaded, with the problems of the others and of the graph (unknown dependencies, cycles,
+    /// duplicate names), so a check can go on and report the field problems of every service.
+    pub fn load(
         root: &Path,
         environment: Option<&str>,
         files: Vec<PathBuf>,
-    ) -> Result<Self, Vec<Diagnostic>> {
+    ) -> (Self, Vec<Diagnostic>) {
         let lookup = |name: &str| std::env::var(name).ok();
         let parse = |rel: &PathBuf| -> Result<Vec<Service>, Vec<Diagnostic>> {
             let text = std::fs::read_to_string(root.join(rel)).map_err(|e| {
-                vec![Diagnostic::new(rel, format!("cannot read `{}`: {e}", rel.display()))]
+                let p =
+                    Problem::Unreadable { path: rel.display().to_string(), error: e.to_string() };
+                vec![Diagnostic::of(rel, p)]
             })?;
             config::load(rel, &text, environment, &lookup)
         };
@@ -58,7 +65,7 @@ impl Project {
             })
         };
         let mut services = Vec::new();
-        let mut diags = Vec::new();
+        let mut diags: Vec<Diagnostic> = discover::check_marker(root).into_iter().collect();
         for r in results {
             match r {
                 Ok(s) => services.extend(s),
@@ -68,24 +75,16 @@ impl Project {
         let mut seen: HashMap<&str, &Service> = HashMap::new();
         for s in &services {
             if let Some(first) = seen.insert(&s.name, s) {
-                diags.push(
-                    s.diag(
-                        &["name"],
-                        format!(
-                            "duplicate service name `{}`: used by `{}` and `{}`",
-                            s.name,
-                            first.file.display(),
-                            s.file.display()
-                        ),
-                    )
-                    .help("service names must be unique; rename one of them"),
-                );
+                let p = Problem::DuplicateService {
+                    name: s.name.clone(),
+                    first: first.file.display().to_string(),
+                    second: s.file.display().to_string(),
+                };
+                diags.push(s.report(&[Seg::Key("name")], p));
             }
         }
-        if !diags.is_empty() {
-            return Err(diags);
-        }
-        let deps = graph::build(&services)?;
-        Ok(Self { root: root.to_path_buf(), services, deps })
+        let (deps, graph) = graph::build(&services);
+        diags.extend(graph);
+        (Self { root: root.to_path_buf(), services, deps }, diags)
     }
 }

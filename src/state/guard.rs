@@ -35,6 +35,12 @@ pub fn pilum_path(root: &Path, rel: impl AsRef<Path>) -> Result<PathBuf, Escape>
     if !clean {
         return Err(Escape { path: joined.clone(), resolved: joined });
     }
+    // `.pilum` itself may not be a symlink either: a checked-in `.pilum -> ../../elsewhere`
+    // would carry every write and delete out of the project.
+    if base.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        let resolved = std::fs::read_link(&base).unwrap_or_else(|_| base.clone());
+        return Err(Escape { path: joined, resolved });
+    }
     check_inside(&base, &joined)?;
     Ok(joined)
 }
@@ -106,5 +112,9 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("nope"), t.path().join("p/.pilum/dangling"))
             .unwrap();
         assert!(pilum_path(&t.path().join("p"), "dangling").is_err());
+        // `.pilum` itself replaced by a symlink (checked in by a pull request).
+        std::fs::create_dir_all(t.path().join("r")).unwrap();
+        std::os::unix::fs::symlink(&outside, t.path().join("r/.pilum")).unwrap();
+        assert!(pilum_path(&t.path().join("r"), "history.jsonl").is_err());
     }
 }

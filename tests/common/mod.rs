@@ -1,6 +1,8 @@
 //! The `Test` builder shared by every integration module: a temporary project, files, fake
 //! executables that record their argv, and a run of the real `pilum` binary.
 
+pub mod receiver;
+
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -23,6 +25,14 @@ const SCRUBBED: &[&str] = &[
     "PULUMI_ACCESS_TOKEN",
     "GITHUB_ACTIONS",
     "GITHUB_STEP_SUMMARY",
+    "GITHUB_WORKSPACE",
+    "GITHUB_EVENT_PATH",
+    "GITHUB_EVENT_NAME",
+    "GITHUB_BASE_REF",
+    "GITLAB_CI",
+    "CI_COMMIT_BEFORE_SHA",
+    "CI_MERGE_REQUEST_DIFF_BASE_SHA",
+    "PILUM_SINCE",
     "CI",
     "NO_COLOR",
 ];
@@ -190,17 +200,7 @@ impl Test {
     /// terminal gets. The terminal's output (whatever the command did not redirect) is `stdout`.
     /// Needs `script` from util-linux.
     pub fn in_terminal(&self, shell: &str) -> Run {
-        let mut cmd = Command::new("script");
-        cmd.args(["-qec", shell, "/dev/null"]);
-        let pilum = self.command();
-        cmd.current_dir(pilum.get_current_dir().expect("pilum runs in a directory"));
-        for (k, v) in pilum.get_envs() {
-            match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        cmd.env_remove("NO_COLOR").env("TERM", "xterm").env("PILUM", env!("CARGO_BIN_EXE_pilum"));
+        let mut cmd = self.script(shell);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let out = cmd.output().unwrap_or_else(|e| {
             panic!("cannot run `script` (util-linux), needed for terminal tests: {e}")
@@ -210,6 +210,49 @@ impl Test {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// `script` (util-linux) running `shell` in a pseudo-terminal with the test's environment,
+    /// `$PILUM`, `TERM=xterm` and no `NO_COLOR`; its exit status is the shell's.
+    fn script(&self, shell: &str) -> Command {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qefc", shell, "/dev/null"]);
+        let pilum = self.command();
+        cmd.current_dir(pilum.get_current_dir().expect("pilum runs in a directory"));
+        for (k, v) in pilum.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.env_remove("NO_COLOR").env("TERM", "xterm").env("PILUM", env!("CARGO_BIN_EXE_pilum"));
+        cmd
+    }
+
+    /// Start `shell` like [`Test::in_terminal`], in a pseudo-terminal of 100 × 40 characters
+    /// whose keyboard is [`Pty::send`]: bytes go to the terminal as typed (`\x03` is Ctrl-C).
+    /// Needs `script` from util-linux.
+    pub fn pty(&self, shell: &str) -> Pty {
+        let mut cmd = self.script(&format!("stty cols 100 rows 40; {shell}"));
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot run `script` (util-linux), needed for terminal tests: {e}")
+        });
+        let stdin = child.stdin.take().expect("stdin piped");
+        let mut stdout = child.stdout.take().expect("stdout piped");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("pty output lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty { child, stdin: Some(stdin), seen, reader: Some(reader) }
     }
 
     pub fn run(&self) -> Run {
@@ -315,4 +358,180 @@ pub fn display_argv(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A program running in a pseudo-terminal ([`Test::pty`]).
+pub struct Pty {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pty {
+    /// Type `bytes` on the terminal's keyboard.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the terminal is open");
+        stdin.write_all(bytes).expect("type on the terminal");
+        stdin.flush().expect("type on the terminal");
+    }
+
+    /// Everything written to the terminal so far, escape codes included.
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().expect("pty output lock")).into_owned()
+    }
+
+    /// Wait for the program to end (failing the test after `within`, once it is stopped) and
+    /// return its exit status and everything it wrote to the terminal (`stdout`).
+    #[track_caller]
+    pub fn wait(mut self, within: Duration) -> Run {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for the terminal") {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "gave up after {within:?} waiting for the terminal:\n{}",
+                    strip_ansi(&self.output())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        drop(self.stdin.take());
+        if let Some(r) = self.reader.take() {
+            r.join().expect("pty reader");
+        }
+        Run { status: status.code().unwrap_or(-1), stdout: self.output(), stderr: String::new() }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `text` without ANSI escape sequences (colours, cursor movement): every character that was
+/// ever drawn, in order.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next_if_eq(&'[').is_some() {
+            // Parameters, then one final byte in `@`..=`~`.
+            for p in chars.by_ref() {
+                if ('@'..='~').contains(&p) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
+/// What a terminal `width` columns wide shows after `text` was written to it: the lines left on
+/// the screen (scrolled-off lines included), trailing spaces trimmed. Understands what console
+/// and indicatif write: printable text with automatic wrapping at the last column, `\r`, `\n`,
+/// backspace, cursor up/down/left/right/column, erase in line and below, colours (ignored).
+pub fn screen(text: &str, width: usize) -> String {
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col, mut wrap) = (0usize, 0usize, false);
+    let mut chars = text.chars().peekable();
+    let ensure = |rows: &mut Vec<Vec<char>>, row: usize| {
+        while rows.len() <= row {
+            rows.push(Vec::new());
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => (col, wrap) = (0, false),
+            '\n' => {
+                row += 1;
+                wrap = false;
+                ensure(&mut rows, row);
+            }
+            '\u{8}' => (col, wrap) = (col.saturating_sub(1), false),
+            '\u{1b}' => {
+                if chars.next_if_eq(&'[').is_none() {
+                    chars.next();
+                    continue;
+                }
+                let mut params = String::new();
+                let mut fin = ' ';
+                for p in chars.by_ref() {
+                    if ('@'..='~').contains(&p) {
+                        fin = p;
+                        break;
+                    }
+                    params.push(p);
+                }
+                let n = params.trim_start_matches('?').parse::<usize>().ok();
+                match fin {
+                    'A' => row = row.saturating_sub(n.unwrap_or(1)),
+                    'B' => {
+                        row += n.unwrap_or(1);
+                        ensure(&mut rows, row);
+                    }
+                    'C' => col = (col + n.unwrap_or(1)).min(width - 1),
+                    'D' => col = col.saturating_sub(n.unwrap_or(1)),
+                    'G' => col = n.unwrap_or(1).saturating_sub(1),
+                    'K' => match n.unwrap_or(0) {
+                        0 => rows[row].truncate(col),
+                        1 => rows[row].iter_mut().take(col + 1).for_each(|x| *x = ' '),
+                        _ => rows[row].clear(),
+                    },
+                    'J' => {
+                        rows[row].truncate(col);
+                        rows.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+                if matches!(fin, 'A' | 'B' | 'C' | 'D' | 'G') {
+                    wrap = false;
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                if wrap {
+                    row += 1;
+                    col = 0;
+                    wrap = false;
+                    ensure(&mut rows, row);
+                }
+                let line = &mut rows[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if line.len() == col {
+                    line.push(c);
+                } else {
+                    line[col] = c;
+                }
+                if col + 1 == width {
+                    wrap = true;
+                } else {
+                    col += 1;
+                }
+            }
+        }
+    }
+    let mut lines: Vec<String> =
+        rows.iter().map(|r| r.iter().collect::<String>().trim_end().to_string()).collect();
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines.join("\n")
 }

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use super::{ndjson, project, shell_service};
-use crate::common::{Test, copy_dir};
+use crate::common::{Test, copy_dir, strip_ansi};
 
 fn example() -> Test {
     let t = Test::new();
@@ -13,6 +15,15 @@ fn example() -> Test {
         &t.path().join("examples/monorepo"),
         &[".pilum", "dist"],
     );
+    t
+}
+
+/// [`example`] as the one commit of a git repository.
+fn committed_example() -> Test {
+    let t = example();
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "example"]);
     t
 }
 
@@ -166,7 +177,7 @@ fn init_writes_the_region_a_per_region_recipe_needs() {
     );
     let t = t.clear_args().args(["check"]);
     let r = t.run().success();
-    assert!(r.stdout.contains("1 services valid"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 service valid"), "{}", r.stdout);
 
     let sets = ["project=x", "regions=europe-west1, us-east1"];
     let t = init(t, "svc/jobs", "gcp-cloud-run", &sets).args(["--json"]);
@@ -315,10 +326,7 @@ fn deploy_script_progress_stays_off_stdout_and_is_ndjson_under_json() {
 /// the git index and the project root is `-C`, wherever pilum runs from.
 #[test]
 fn the_example_deploys_from_a_git_checkout() {
-    let t = example();
-    t.git(&["init", "-q", "-b", "main"]);
-    t.git(&["add", "-A"]);
-    t.git(&["commit", "-q", "-m", "example"]);
+    let t = committed_example();
     let sha = t.git(&["rev-parse", "--short=12", "HEAD"]).trim().to_string();
     let t = t.cwd("examples/monorepo/services/api").args(["deploy", "-q", "-C", "../.."]);
     let r = t.run().success();
@@ -328,6 +336,70 @@ fn the_example_deploys_from_a_git_checkout() {
     // Nothing pilum wrote counts as a change.
     let t = t.clear_args().args(["list", "--only-changed", "--json", "-C", "../.."]);
     assert_eq!(t.run().success().stdout.trim(), "[]");
+}
+
+/// A deploy never publishes uncommitted changes under a clean commit's tag. In a clean clone
+/// the README's command works (again and again: its outputs are ignored); after editing the
+/// example, `deploy`, `publish` and `push` refuse and say what to do, `build`, dry runs, `plan`
+/// and `check` do not; `--allow-dirty` deploys as `<sha>-dirty`, and the manifest and history
+/// record the commit and that the tree was dirty.
+#[test]
+fn a_dirty_tree_is_refused_until_committed_or_allowed() {
+    let t = committed_example();
+    let full = t.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let sha = full[..12].to_string();
+    let dir = t.path().join("examples/monorepo");
+    let mut t = t.args(["deploy", "-q", "-C", "examples/monorepo"]);
+    t.run().success();
+    t.run().success();
+    let manifest = |tag: &str| -> serde_json::Value {
+        let f = dir.join(format!(".pilum/deployments/api/{tag}/manifest.json"));
+        serde_json::from_str(&std::fs::read_to_string(f).expect("a manifest")).expect("JSON")
+    };
+    assert_eq!(
+        (&manifest(&sha)["commit"], &manifest(&sha)["dirty"]),
+        (&full.clone().into(), &false.into())
+    );
+
+    t.write("examples/monorepo/services/api/src/main.txt", "edited\n");
+    for verb in ["deploy", "publish", "push"] {
+        t = t.clear_args().args([verb, "-C", "examples/monorepo"]);
+        let r = t.run().code(2);
+        for part in [
+            format!(
+                "the work tree has uncommitted changes; `{verb}` would publish them as commit `{sha}`"
+            ),
+            " M examples/monorepo/services/api/src/main.txt".to_string(),
+            "commit them (or `git stash -u`) and run again, or pass `--allow-dirty`".to_string(),
+            format!("tagged `{sha}-dirty`"),
+        ] {
+            assert!(r.stderr.contains(&part), "`{verb}`: no {part:?} in\n{}", r.stderr);
+        }
+    }
+    assert!(!dir.join(format!(".pilum/deployments/api/{sha}-dirty")).exists(), "a refused run ran");
+    for args in [&["build"][..], &["deploy", "--dry-run"], &["dry-run"], &["check"]] {
+        t = t.clear_args().args(args).args(["-C", "examples/monorepo"]);
+        let r = t.run().success();
+        if args.len() > 1 || args[0] == "dry-run" {
+            assert!(r.stderr.contains("a real run stops here"), "{args:?}: {}", r.stderr);
+        }
+    }
+    t = t.clear_args().args(["plan", "-C", "examples/monorepo"]);
+    let r = t.run().success();
+    assert!(r.stdout.contains(&format!("tag `{sha}-dirty` (uncommitted changes)")), "{}", r.stdout);
+
+    t = t.clear_args().args(["deploy", "-q", "--allow-dirty", "-C", "examples/monorepo"]);
+    t.run().success();
+    let current = std::fs::read_to_string(dir.join(".pilum/deployments/api/current")).unwrap();
+    assert_eq!(current, format!("{sha}-dirty\n"));
+    let dirty = manifest(&format!("{sha}-dirty"));
+    assert_eq!((&dirty["commit"], &dirty["dirty"]), (&full.clone().into(), &true.into()));
+    let history = std::fs::read_to_string(dir.join(".pilum/history.jsonl")).expect("history");
+    let last: serde_json::Value = serde_json::from_str(history.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["commit"], &last["dirty"], &last["tag"]),
+        (&full.into(), &true.into(), &format!("{sha}-dirty").into())
+    );
 }
 
 #[test]
@@ -366,4 +438,159 @@ fn a_tag_that_could_climb_out_of_a_directory_is_refused() {
     let r = t.run().code(1);
     assert!(r.stderr.contains("tag `../x`"), "{}", r.stderr);
     assert!(t.calls("step").is_empty());
+}
+
+/// A dry run says what would run and never claims to have done anything, from the CLI and
+/// from a script.
+#[test]
+fn a_dry_run_never_claims_to_have_deployed() {
+    let t = example().args(["deploy", "--dry-run", "-C", "examples/monorepo", "--tag", "v1"]);
+    let r = t.run().success();
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(!all.contains("v1 deployed to") && !all.contains("services: 5 ok"), "{all}");
+    assert!(all.contains("api v1 would be deployed to .pilum/deployments/api/v1"), "{all}");
+    assert!(all.contains("✓ api/build (dry run, "), "{all}");
+    let last = r.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "deploy (dry run): ok · would run 13 tasks for 5 services · nothing was changed"
+        ),
+        "{last}"
+    );
+    assert!(!t.path().join("examples/monorepo/.pilum/deployments").exists());
+
+    let t = t.file("deploy.rhai", include_str!("../../examples/deploy.rhai")).clear_args().args([
+        "run",
+        "--dry-run",
+        "deploy.rhai",
+        "-C",
+        "examples/monorepo",
+    ]);
+    let r = t.run().success();
+    assert!(r.stdout.contains("would deploy 5 of 5 services"), "{}", r.stdout);
+    assert!(!r.stdout.contains("deployed"), "{}", r.stdout);
+    assert!(r.stderr.contains("deploy (dry run): ok · would run"), "{}", r.stderr);
+}
+
+#[test]
+fn the_text_plan_names_four_dependencies_then_counts_the_rest() {
+    let mut t = project(0);
+    let deps: Vec<String> = (1..=6).map(|i| format!("d{i}")).collect();
+    for d in &deps {
+        t = t.file(&format!("{d}/pilum.yaml"), &shell_service(d, &[]));
+    }
+    let names: Vec<&str> = deps.iter().map(String::as_str).collect();
+    let t = t
+        .file("app/pilum.yaml", &shell_service("app", &names))
+        .args(["plan", "app", "d1", "d2", "d3", "d4", "d5", "d6"]);
+    let r = t.run().success();
+    let line =
+        r.stdout.lines().find(|l| l.trim_start().starts_with("app/build")).expect("app/build");
+    assert!(line.contains("after d1/build, d2/build, d3/build, d4/build +2 more"), "{line}");
+    assert!(r.stdout.starts_with("plan: 7 services, 21 tasks"), "{}", r.stdout);
+}
+
+/// `-v` streams command output; `-vv` adds each command's argv, directory, environment names
+/// and how it ended.
+#[test]
+fn very_verbose_adds_each_commands_argv_env_and_time() {
+    let t = project(0).file("a/pilum.yaml", &shell_service("a", &[])).args(["-v", "build"]);
+    let r = t.run().success();
+    assert!(!r.stdout.contains("$ step a build"), "{}", r.stdout);
+    let r = t.clear_args().args(["-vv", "build"]).run().success();
+    assert!(
+        r.stdout.contains("a/build | debug: $ step a build  (in a; env: PILUM_SERVICE, PILUM_TAG)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("a/build | debug: `step` exited 0 after "), "{}", r.stdout);
+}
+
+#[test]
+fn version_names_the_commit_and_completions_say_how_to_install() {
+    let r = Test::new().args(["--version"]).run().success();
+    let want = format!("pilum {}", env!("CARGO_PKG_VERSION"));
+    assert!(r.stdout.starts_with(&want), "{}", r.stdout);
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(manifest)
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(o) = head {
+        // Built from a git checkout: the commit is shown, `-dirty` when files were changed.
+        let sha = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert!(r.stdout.starts_with(&format!("{want} ({sha}")), "{} (HEAD is {sha})", r.stdout);
+    }
+    let r = Test::new().args(["completions", "--help"]).run().success();
+    for part in [
+        "bash-completion/completions/pilum",
+        "~/.zfunc/_pilum",
+        "~/.config/fish/completions/pilum.fish",
+    ] {
+        assert!(r.stdout.contains(part), "{part}: {}", r.stdout);
+    }
+}
+
+/// A project recipe with a long name, an int field and an array default of maps.
+const LONG_NAMED: &str = r#"
+fn recipe() {
+    #{ name: "a-recipe-with-a-very-long-name", description: "long named", section: "long",
+       fields: [ #{ name: "n", type: "int", description: "a number" },
+                 #{ name: "m", type: "array", "default": [#{}], description: "maps" } ],
+       steps: [ #{ name: "build", tags: ["build"] } ] }
+}
+fn build(ctx) { }
+"#;
+
+/// `pilum init` at a terminal: the catalogue aligned however long a name, a typo at the recipe
+/// prompt (or a value of the wrong type) asks again with a suggestion, defaults are shown as
+/// YAML.
+#[test]
+fn init_at_a_terminal_asks_again_after_a_typo() {
+    let t = Test::new().file("recipes/a-recipe-with-a-very-long-name.rhai", LONG_NAMED);
+    let mut term = t.pty("exec \"$PILUM\" init svc");
+    term.send(b"web\nlokal\na-recipe-with-a-very-long-name\nxx\n7\n\n");
+    let r = term.wait(Duration::from_secs(30));
+    let text = strip_ansi(&r.stdout).replace('\r', "");
+    assert_eq!(r.status, 0, "{text}");
+    assert!(text.contains("unknown recipe `lokal`; did you mean `local`?"), "{text}");
+    assert_eq!(text.matches("recipe (default: local): ").count(), 2, "{text}");
+    assert!(text.contains("`n` must be an int, not `xx`"), "{text}");
+    assert!(text.contains("m (array) maps (default: [{}]): "), "{text}");
+    assert!(!text.contains("#{"), "a default in Rhai syntax:\n{text}");
+    let column = |name: &str| {
+        let l = text.lines().find(|l| l.starts_with(&format!("  {name} "))).expect(name);
+        l.len() - l[2 + name.len()..].trim_start().len()
+    };
+    assert_eq!(column("a-recipe-with-a-very-long-name"), column("local"), "{text}");
+    let yaml = std::fs::read_to_string(t.path().join("svc/pilum.yaml")).expect("written");
+    assert_eq!(yaml, "name: web\nrecipe: a-recipe-with-a-very-long-name\nlong:\n  n: 7\n");
+}
+
+/// `init` adds `.pilum/` and the service's declared artefacts to the project's `.gitignore`,
+/// creating or appending to it, once.
+#[test]
+fn init_ignores_pilum_state_and_the_artefacts() {
+    let sets = ["command=make", "artifacts=dist/*, out/api.bin"];
+    let t = init(Test::new().file(".gitignore", "target/"), "svc/api", "local", &sets);
+    let r = t.run().success();
+    assert!(
+        r.stdout.contains("added `.pilum/`, `svc/api/dist/*`, `svc/api/out/api.bin` to"),
+        "{}",
+        r.stdout
+    );
+    let ignore = std::fs::read_to_string(t.path().join(".gitignore")).unwrap();
+    assert_eq!(ignore, "target/\n.pilum/\nsvc/api/dist/*\nsvc/api/out/api.bin\n");
+    let t = t.arg("--force");
+    let r = t.run().success();
+    assert!(!r.stdout.contains("added"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(t.path().join(".gitignore")).unwrap(), ignore);
+
+    // No `.gitignore` yet: one is created.
+    let t = Test::new().args(["init", "--recipe", "shell", "--set", "build=make", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(t.run().success().stdout.trim()).unwrap();
+    assert_eq!(v["gitignore"], serde_json::json!([".pilum/"]));
+    assert_eq!(std::fs::read_to_string(t.path().join(".gitignore")).unwrap(), ".pilum/\n");
 }

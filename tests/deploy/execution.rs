@@ -267,15 +267,86 @@ fn per_region_steps_build_once_and_deploy_each_region_with_its_image() {
 #[test]
 fn github_actions_groups_errors_and_step_summary() {
     let t = failing_project();
-    let summary = t.path().join("summary.md");
-    let t = t.env("GITHUB_ACTIONS", "true").env("GITHUB_STEP_SUMMARY", &summary).args(["build"]);
+    let (summary, workspace) = (t.path().join("summary.md"), t.path().to_path_buf());
+    let t = t
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_WORKSPACE", workspace)
+        .args(["build"]);
     let r = t.run().code(1);
     assert!(r.stdout.contains("::group::c/build (ok)"), "{}", r.stdout);
-    assert!(r.stdout.contains("::endgroup::"));
-    assert!(r.stdout.contains("::error title=pilum a/build::failed"), "{}", r.stdout);
+    // The failed task's group holds its output once; the result after it does not repeat it.
+    let group = r.stdout.split("::group::a/build (failed)\n").nth(1).expect("a/build's group");
+    let (inside, after) = group.split_once("::endgroup::").expect("the group ends");
+    assert_eq!(inside.trim_end(), "compiler says no", "{}", r.stdout);
+    let plain: Vec<&str> = after.lines().filter(|l| !l.starts_with("::")).collect();
+    let repeated =
+        |l: &&str| l.trim_start().trim_start_matches(['|', '│']).trim() == "compiler says no";
+    assert!(!plain.iter().any(repeated), "the output is repeated:\n{}", r.stdout);
+    // The annotation points at the step in the user's pilum.yaml, not at the built-in recipe.
+    let error = r.stdout.lines().find(|l| l.starts_with("::error ")).expect("an annotation");
+    assert!(
+        error.starts_with("::error file=svc/a/pilum.yaml,line=4,col=3,title=pilum a/build::failed"),
+        "{error}"
+    );
+    assert!(r.stdout.contains("--> svc/a/pilum.yaml:4:3"), "{}", r.stdout);
     let md = std::fs::read_to_string(summary).expect("step summary written");
     assert!(md.contains("### pilum build: failed"), "{md}");
     assert!(md.contains("| `a` | ❌ failed |") && md.contains("| `c` | ✅ ok |"), "{md}");
+    assert!(md.contains("**`a/build`** (svc/a/pilum.yaml:4)"), "{md}");
+}
+
+/// Six workers finishing at once: every group is written whole, once, and holds only its own
+/// task's lines (the old renderer opened one group inside another in most runs).
+#[test]
+fn github_groups_of_concurrent_tasks_never_interleave() {
+    let mut t = project(0).env("GITHUB_ACTIONS", "true").args(["build", "-j", "6"]);
+    let names: Vec<String> = (0..12).map(|i| format!("s{i:02}")).collect();
+    for n in &names {
+        t = t.file(
+            &format!("{n}/pilum.yaml"),
+            &format!("name: {n}\nrecipe: shell\nshell:\n  build: for i in $(seq 40); do echo \"$PILUM_SERVICE line $i\"; done\n"),
+        );
+    }
+    let r = t.run().success();
+    let mut open: Option<String> = None;
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for line in r.stdout.lines() {
+        if let Some(title) = line.strip_prefix("::group::") {
+            assert!(open.is_none(), "a group opened inside `{open:?}`:\n{}", r.stdout);
+            let service = title.split('/').next().unwrap_or_default().to_string();
+            open = Some(service.clone());
+            groups.push((service, 0));
+        } else if line == "::endgroup::" {
+            assert!(open.take().is_some(), "an end without a group:\n{}", r.stdout);
+        } else if let Some(service) = &open {
+            assert!(line.starts_with(&format!("{service} line ")), "`{line}` in {service}'s group");
+            groups.last_mut().expect("a group is open").1 += 1;
+        } else {
+            assert!(!line.contains(" line "), "output outside a group: `{line}`");
+        }
+    }
+    groups.sort();
+    let want: Vec<(String, usize)> = names.iter().map(|n| (n.clone(), 40)).collect();
+    assert_eq!(groups, want, "{}", r.stdout);
+}
+
+/// A configuration error under GitHub Actions is an annotation at its line, too.
+#[test]
+fn github_actions_annotates_configuration_errors() {
+    let t = project(0)
+        .file("svc/pilum.yaml", "name: svc\nrecipe: shel\n")
+        .env("GITHUB_ACTIONS", "true")
+        .args(["deploy"]);
+    let workspace = t.path().to_path_buf();
+    let r = t.env("GITHUB_WORKSPACE", workspace).run().code(2);
+    let error = r.stdout.lines().find(|l| l.starts_with("::error ")).expect("an annotation");
+    assert!(
+        error.starts_with("::error file=svc/pilum.yaml,line=2,col=1,title=pilum configuration error::service `svc`: unknown recipe `shel`"),
+        "{error}"
+    );
+    assert!(error.contains("did you mean `shell`?"), "{error}");
+    assert!(r.stderr.contains("unknown recipe `shel`"), "{}", r.stderr);
 }
 
 #[test]
@@ -296,22 +367,28 @@ fn ctrl_c_kills_children_prints_the_summary_and_exits_130() {
         )
         .file("b/pilum.yaml", &shell_service("b", &["a"]))
         .args(["deploy"]);
-    let mut cmd = t.command();
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().expect("spawn pilum");
+    let out = interrupt_once_running(&t, "a/pid");
     let pid_file = t.path().join("a/pid");
-    // The step has written its pid: it runs, and pilum is past installing its Ctrl-C handler.
-    let pid_written = || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
-    wait_until("the step to write its pid", Duration::from_secs(20), pid_written);
-    // SAFETY: sending SIGINT to the child we spawned.
-    unsafe { libc_kill(child.id() as i32, 2) };
-    let out = child.wait_with_output().expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("deploy: interrupted"), "{stdout}");
     let pid = std::fs::read_to_string(pid_file).unwrap();
     assert!(gone(&pid), "the running step survived Ctrl-C");
     assert!(t.calls("step").is_empty(), "a task started after Ctrl-C");
+}
+
+/// Run pilum, wait until its step has written its pid to `pid` (it runs, and pilum is past
+/// installing its Ctrl-C handler), send SIGINT and wait for the end.
+fn interrupt_once_running(t: &Test, pid: &str) -> std::process::Output {
+    let mut cmd = t.command();
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn pilum");
+    let pid_file = t.path().join(pid);
+    let pid_written = || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
+    wait_until("the step to write its pid", Duration::from_secs(20), pid_written);
+    // SAFETY: sending SIGINT to the child we spawned.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    child.wait_with_output().expect("wait")
 }
 
 unsafe extern "C" {
@@ -338,18 +415,46 @@ fn secrets_are_required_and_masked() {
     project(0).file("a/pilum.yaml", yaml).args(["plan"]).run().success();
 }
 
+/// Under `--json` a configuration error is NDJSON on stdout: one `error` event per problem,
+/// with its place and help; stderr still gets the rendered error.
 #[test]
-fn json_on_a_configuration_error_is_one_error_event() {
+fn json_on_a_configuration_error_is_one_error_event_per_problem() {
     let t = project(0)
         .file("a/pilum.yaml", "name: a\nrecipe: shell\nshell: [\n")
         .args(["deploy", "--json"]);
     let r = t.run().code(2);
     let ev = ndjson(&r.stdout);
     assert_eq!(ev.len(), 1, "{}", r.stdout);
-    assert_eq!(ev[0]["event"], "error");
-    assert_eq!(ev[0]["code"], 2);
-    assert!(ev[0]["message"].as_str().unwrap().contains("a/pilum.yaml:"), "{}", ev[0]);
+    assert_eq!(
+        (&ev[0]["event"], &ev[0]["code"], &ev[0]["file"]),
+        (&"error".into(), &2.into(), &"a/pilum.yaml".into())
+    );
+    assert!(ev[0]["message"].as_str().unwrap().contains("invalid YAML"), "{}", ev[0]);
+    assert!(
+        ev[0]["line"].as_u64().is_some_and(|l| l > 0) && ev[0]["help"].is_string(),
+        "{}",
+        ev[0]
+    );
     assert!(r.stderr.contains("invalid YAML"), "{}", r.stderr);
+
+    let t = project(0)
+        .file("a/pilum.yaml", "name: a\nrecipe: shel\n")
+        .file("b/pilum.yaml", "name: b\nrecipe: lokal\n")
+        .args(["--json", "plan"]);
+    let ev = ndjson(&t.run().code(2).stdout);
+    let at: Vec<_> =
+        ev.iter().map(|e| (e["file"].clone(), e["line"].clone(), e["col"].clone())).collect();
+    assert_eq!(
+        at,
+        [("a/pilum.yaml".into(), 2.into(), 1.into()), ("b/pilum.yaml".into(), 2.into(), 1.into())]
+    );
+    assert_eq!(ev[1]["did_you_mean"], "local");
+    assert!(ev.iter().all(|e| e["event"] == "error" && e["help"].is_string()), "{ev:?}");
+
+    // An error without a place is one event with the message.
+    let ev = ndjson(&project(0).args(["--json", "deploy"]).run().code(2).stdout);
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0]["message"].as_str().unwrap().starts_with("no services found"), "{}", ev[0]);
 }
 
 #[test]
@@ -435,4 +540,32 @@ print(r.failures[0].error);
         let r = t.run().code(1);
         assert!(r.stderr.contains("`timeout`"), "{bad}: {}", r.stderr);
     }
+}
+
+/// Ctrl-C during a script's `deploy()` kills the steps and ends the script with 130: the call
+/// does not return. A `deploy()` dry run's lines go to stderr, like its progress.
+#[test]
+fn ctrl_c_in_a_scripts_deploy_ends_the_script_with_130() {
+    let script = "let r = deploy([\"a\"], #{});\nprint(`after deploy: ${r.ok}`);\n";
+    let t = project(0)
+        .file(
+            "a/pilum.yaml",
+            "name: a\nrecipe: shell\nshell:\n  build: echo $$ > pid; exec sleep 1000\n",
+        )
+        .file("d.rhai", script)
+        .args(["run", "d.rhai"]);
+    let out = interrupt_once_running(&t, "a/pid");
+    let pid_file = t.path().join("a/pid");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("after deploy"), "the script carried on:\n{stdout}");
+    assert!(stderr.contains("deploy: interrupted"), "{stderr}");
+    let pid = std::fs::read_to_string(pid_file).unwrap();
+    assert!(gone(&pid), "the running step survived Ctrl-C");
+
+    let t = t.file("d.rhai", "deploy([\"a\"], #{ dry_run: true });\nprint(\"done\");\n");
+    let r = t.run().success();
+    assert_eq!(r.stdout, "done\n");
+    assert!(r.stderr.contains("would run a/build: exec::sh"), "{}", r.stderr);
 }

@@ -1,7 +1,11 @@
-//! What pilum prints: secrets are masked in every mode (text, `-v`, `--json`, dry runs), and
-//! colour is decided for stdout and stderr separately.
+//! What pilum prints: secrets are masked in every mode (text, `-v`, `--json`, dry runs),
+//! colour is decided for stdout and stderr separately, and the terminal view (read back from a
+//! real pseudo-terminal) shows phases, progress and the queue, and clears itself on Ctrl-C.
 
-use super::project;
+use std::time::Duration;
+
+use super::{project, shell_service};
+use crate::common::{screen, wait_until};
 
 const SECRET: &str = "sekrit-token-4711";
 
@@ -48,9 +52,11 @@ fn listed_secrets_are_masked_in_every_output_mode() {
 
 #[test]
 fn colour_is_decided_for_each_stream() {
-    // An unknown key makes a warning on stderr; the table header on stdout is bold.
+    // Naming a service without its dependency makes a warning on stderr; the table header on
+    // stdout is bold.
     let t = project(0)
-        .file("a/pilum.yaml", "name: a\nrecipe: shell\nshel: {}\nshell:\n  build: 'true'\n");
+        .file("a/pilum.yaml", "name: a\nrecipe: shell\ndepends_on: [b]\nshell:\n  build: 'true'\n")
+        .file("b/pilum.yaml", "name: b\nrecipe: shell\nshell:\n  build: 'true'\n");
     let esc = '\u{1b}';
 
     // One stream to a file, the other on the terminal: (redirect, file, what the file holds,
@@ -59,7 +65,7 @@ fn colour_is_decided_for_each_stream() {
         ("> out.txt", "out.txt", "SERVICE", "warning"),
         ("2> err.txt", "err.txt", "warning", "SERVICE"),
     ] {
-        let r = t.in_terminal(&format!("\"$PILUM\" list {redirect}"));
+        let r = t.in_terminal(&format!("\"$PILUM\" list a {redirect}"));
         assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
         let text = std::fs::read_to_string(t.path().join(file)).expect("redirected output");
         assert!(text.contains(in_file) && !text.contains(esc), "escape codes in {file}: {text:?}");
@@ -75,4 +81,49 @@ fn colour_is_decided_for_each_stream() {
     assert!(r.stdout.contains("SERVICE") && !r.stdout.contains(esc), "{:?}", r.stdout);
     let r = t.in_terminal("NO_COLOR=1 \"$PILUM\" list");
     assert!(r.stdout.contains("SERVICE") && !r.stdout.contains(esc), "{:?}", r.stdout);
+}
+
+/// What a terminal shows while a deploy runs and after Ctrl-C, from a real pseudo-terminal:
+/// the phase header, the overall row (phase, N of M, running and queued tasks by name), one row
+/// per running task; after Ctrl-C no row is left and the interrupted task says so.
+#[test]
+fn the_terminal_shows_phases_progress_and_the_queue_and_clears_on_ctrl_c() {
+    let t = project(0)
+        .file(
+            "a/pilum.yaml",
+            "name: a\nrecipe: shell\nshell:\n  build: echo $$ > pid; exec sleep 1000\n  push: step a push\n",
+        )
+        .file("b/pilum.yaml", &shell_service("b", &[]))
+        .file("c/pilum.yaml", &shell_service("c", &[]));
+    let mut term = t.pty("exec \"$PILUM\" deploy -j 1");
+    let pid_file = t.path().join("a/pid");
+    let pid_written = || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
+    wait_until("a/build to start", Duration::from_secs(20), pid_written);
+    let shows = |s: &str| screen(&term.output(), 100).contains(s);
+    wait_until("the queue on the screen", Duration::from_secs(20), || shows("2 queued"));
+    let live = screen(&term.output(), 100);
+    for part in [
+        "==> build (3 tasks)",
+        "phase 1/3 build",
+        "0/8 tasks",
+        "1 running · 2 queued: b/build, c/build",
+    ] {
+        assert!(live.contains(part), "`{part}` is not on the screen:\n{live}");
+    }
+    // The running task's row: spinner, time, label.
+    assert!(live.lines().any(|l| l.starts_with("  ") && l.ends_with("s a/build")), "{live}");
+
+    term.send(b"\x03");
+    let r = term.wait(Duration::from_secs(30));
+    let end = screen(&r.stdout, 100);
+    assert_eq!(r.status, 130, "{end}");
+    assert!(
+        !end.contains("running") && !end.contains("queued"),
+        "a live row stayed on the screen:\n{end}"
+    );
+    assert!(end.contains("a/build interrupted"), "{end}");
+    assert!(!end.contains("a/build failed") && !end.contains("failures:"), "{end}");
+    assert!(end.contains("deploy: interrupted") && end.contains("1 interrupted"), "{end}");
+    let pid = std::fs::read_to_string(pid_file).expect("pid");
+    assert!(crate::common::gone(&pid), "the step survived Ctrl-C");
 }

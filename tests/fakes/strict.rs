@@ -288,14 +288,14 @@ impl Spec {
     }
 
     fn check(&self, flag: &str, value: &str, shapes: Option<&Mapping>) -> Result<(), Refused> {
-        if let Some(c) = &self.choices {
-            if !c.iter().any(|x| x == value) {
-                let list = c.iter().map(|x| format!("'{x}'")).collect::<Vec<_>>().join(", ");
-                return Err(refuse(
-                    "bad_choice",
-                    &[("flag", flag), ("value", value), ("choices", &list)],
-                ));
-            }
+        if let Some(c) = &self.choices
+            && !c.iter().any(|x| x == value)
+        {
+            let list = c.iter().map(|x| format!("'{x}'")).collect::<Vec<_>>().join(", ");
+            return Err(refuse(
+                "bad_choice",
+                &[("flag", flag), ("value", value), ("choices", &list)],
+            ));
         }
         if let Some(name) = &self.shape {
             let (re, means) = shape(name, shapes).map_err(|e| refuse("rule", &[("detail", &e)]))?;
@@ -404,17 +404,14 @@ impl Command<'_> {
                     }
                 }
                 Kind::BoolSwitch => {
-                    if let Some(v) = inline {
-                        if v != "true" && v != "false" {
-                            return Err(refuse(
-                                "bad_value",
-                                &[
-                                    ("flag", &name),
-                                    ("value", &v),
-                                    ("expected", "`true` or `false`"),
-                                ],
-                            ));
-                        }
+                    if let Some(v) = inline
+                        && v != "true"
+                        && v != "false"
+                    {
+                        return Err(refuse(
+                            "bad_value",
+                            &[("flag", &name), ("value", &v), ("expected", "`true` or `false`")],
+                        ));
                     }
                 }
                 Kind::Value if spec.nargs.is_some() => {

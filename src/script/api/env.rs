@@ -1,5 +1,7 @@
 //! `env::` — read environment variables. The call context's extra environment (a service's
-//! `env:`) wins over the process environment. `env::secret` registers the value for redaction.
+//! `env:`) wins over the process environment. `env::secret` registers the value for redaction,
+//! and so does every read of a variable whose name looks secret (`redact::looks_secret`:
+//! `*_TOKEN`, `*SECRET*`, `*_PASSWORD`, `*_KEY`…), unless `PILUM_NO_AUTO_MASK` lists it.
 
 use std::sync::Arc;
 
@@ -11,10 +13,14 @@ use crate::script::{Host, current};
 
 fn lookup(name: &str) -> Option<String> {
     let call = current();
-    if let Some((_, v)) = call.env.iter().rev().find(|(k, _)| k == name) {
-        return Some(v.clone());
+    let value = match call.env.iter().rev().find(|(k, _)| k == name) {
+        Some((_, v)) => Some(v.clone()),
+        None => std::env::var(name).ok(),
+    };
+    if let Some(v) = &value {
+        redact::register_if_secret(name, v);
     }
-    std::env::var(name).ok()
+    value
 }
 
 fn require(ctx: &NativeCallContext, name: &str) -> RResult<String> {

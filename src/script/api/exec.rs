@@ -30,7 +30,9 @@ stderr, unless `check: false`. Options: `dir` (inside the project), `env` (map),
 
 ```rhai
 let r = exec::run(["git", "rev-parse", "HEAD"]);
-print(r.stdout.trim());
+let sha = r.stdout;
+sha.trim();          // Rhai's `trim` changes the string in place and returns ()
+print(sha);
 ```"#,
         move |ctx: NativeCallContext, argv: Array| run(&h, &ctx, "exec::run", argv, Map::new())
     );
@@ -135,6 +137,8 @@ fn run(
         host.emit(Event::DryRun { call: name, detail: &detail });
         return Ok(command_result(0, String::new(), String::new()));
     }
+    // `-vv`: each command's argv, directory and environment names, then its exit and time.
+    let traced = (host.verbose >= 2).then(|| trace(host, &argv, &dir, &call.env, &env));
     let label = call.label.clone();
     let sink = host.sink.clone();
     let mut cmd = Command::new(argv)
@@ -150,11 +154,41 @@ fn run(
     if let Some(input) = opts.str(ctx, "stdin")? {
         cmd = cmd.stdin(input);
     }
-    let out = cmd.run().map_err(|e| process_err(ctx, &call, e))?;
+    let started = std::time::Instant::now();
+    let result = cmd.run();
+    if let Some(name) = traced {
+        let how = match &result {
+            Ok(o) => o.code.map_or("was killed".to_string(), |c| format!("exited {c}")),
+            Err(_) => "did not finish".to_string(),
+        };
+        let took = process::secs(started.elapsed());
+        host.emit(Event::Debug(&format!("`{name}` {how} after {took}")));
+    }
+    let out = result.map_err(|e| process_err(ctx, &call, e))?;
     let code = out.code.map_or(-1, i64::from);
     if check && !out.success() {
         let err = out.check().expect_err("non-zero exit is an error");
         return Err(rt(ctx, err.to_string()));
     }
     Ok(command_result(code, out.stdout, out.stderr))
+}
+
+/// The `-vv` line of a command about to run; returns the program name for its exit line.
+fn trace(
+    host: &Host,
+    argv: &[String],
+    dir: &std::path::Path,
+    call_env: &[(String, String)],
+    env: &[(String, String)],
+) -> String {
+    let root = host.root.canonicalize().unwrap_or_else(|_| host.root.clone());
+    let rel = crate::script::display_path(dir, &root);
+    let names: Vec<&str> = call_env.iter().chain(env).map(|(k, _)| k.as_str()).collect();
+    host.emit(Event::Debug(&format!(
+        "$ {}  (in {}; env: {})",
+        display_argv(argv),
+        if rel.is_empty() { "." } else { &rel },
+        if names.is_empty() { "-".to_string() } else { names.join(", ") }
+    )));
+    argv[0].clone()
 }

@@ -1,35 +1,64 @@
-//! `fs::` — files, confined to the project root: every path goes through [`super::sandbox`]
-//! (relative to the call's working directory; absolute paths outside the root, `..` escapes and
-//! symlink escapes are refused). Mutating calls are recorded instead of run under `--dry-run`.
+//! `fs::` — files, confined to the project root: every path is taken by [`super::confine`]
+//! (relative to the call's working directory; absolute paths outside the root and `..` escapes
+//! are refused) and every file is opened, created or removed through
+//! [`crate::script::sandbox::Sandbox`], which follows a symlink — on the way or at the end, for
+//! reads and writes alike — only while it stays inside. Mutating calls are recorded instead of
+//! run under `--dry-run`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Module, NativeCallContext};
 use sha2::Digest;
 
-use super::{RResult, check_live, from_json, func, rt, sandbox, string_array};
+use super::{RResult, check_live, confine, fs_error, func, rt, sandbox, string_array};
+use crate::script::memory;
+use crate::script::sandbox::{How, Sandbox};
 use crate::script::{CallCtx, Event, Host, current, display_path};
 
-fn path(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<(Arc<CallCtx>, PathBuf)> {
-    let call = current();
-    let full = sandbox(host, &call, p).map_err(|e| rt(ctx, e))?;
-    Ok((call, full))
+fn path(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<(Sandbox, PathBuf)> {
+    confine(host, &current(), p).map_err(|e| rt(ctx, e))
 }
 
 fn io(ctx: &NativeCallContext, what: &str, p: &str, e: std::io::Error) -> Box<rhai::EvalAltResult> {
-    let help = match e.kind() {
-        std::io::ErrorKind::NotFound => "\nhelp: paths are relative to the project root",
-        _ => "",
-    };
-    rt(ctx, format!("cannot {what} `{p}`: {}{help}", e.to_string().to_lowercase()))
+    rt(ctx, fs_error_io(what, p, e))
+}
+
+fn fs_error_io(what: &str, p: &str, e: std::io::Error) -> String {
+    format!("cannot {what} `{p}`: {}", e.to_string().to_lowercase())
+}
+
+/// Open a project file through the sandbox.
+fn open(
+    host: &Host,
+    ctx: &NativeCallContext,
+    p: &str,
+    how: How,
+    what: &str,
+) -> RResult<std::fs::File> {
+    let (sb, full) = path(host, ctx, p)?;
+    sb.open(&full, how).map_err(|e| rt(ctx, fs_error(&sb, what, p, e)))
+}
+
+/// `f` if it is a regular file (not a directory, FIFO or socket).
+fn regular(ctx: &NativeCallContext, p: &str, f: std::fs::File) -> RResult<std::fs::File> {
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        Ok(m) if m.is_dir() => Err(rt(ctx, format!("cannot read `{p}`: it is a directory"))),
+        Ok(_) => Err(rt(ctx, format!("cannot read `{p}`: it is not a regular file"))),
+        Err(e) => Err(io(ctx, "read", p, e)),
+    }
 }
 
 /// The text of a project file (`read`, and the readers that parse it).
 fn read_text(host: &Host, ctx: &NativeCallContext, p: &str) -> RResult<String> {
-    let (_, full) = path(host, ctx, p)?;
-    std::fs::read_to_string(&full).map_err(|e| io(ctx, "read", p, e))
+    let mut f = regular(ctx, p, open(host, ctx, p, How::Read, "read")?)?;
+    let len = f.metadata().map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+    memory::check_room(len, &format!("reading `{p}`")).map_err(|e| rt(ctx, e))?;
+    let mut text = String::with_capacity(len);
+    f.read_to_string(&mut text).map_err(|e| io(ctx, "read", p, e))?;
+    Ok(text)
 }
 
 fn dry(host: &Host, call: &str, detail: String) -> bool {
@@ -56,7 +85,8 @@ pub fn module(host: &Arc<Host>) -> Module {
 Read a text file inside the project.
 
 ```rhai
-let version = fs::read("VERSION").trim();
+let version = fs::read("VERSION");
+version.trim();      // in place: `fs::read(…).trim()` would be ()
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<String> { read_text(&h, &ctx, p) }
     );
@@ -74,9 +104,7 @@ print(pkg.version);
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<Dynamic> {
             let text = read_text(&h, &ctx, p)?;
-            serde_json::from_str(&text)
-                .map(from_json)
-                .map_err(|e| rt(&ctx, format!("invalid JSON in `{p}`: {e}")))
+            super::json::parse(&text).map_err(|e| rt(&ctx, format!("{e} (in `{p}`)")))
         }
     );
     let h = host.clone();
@@ -112,11 +140,9 @@ fs::write("dist/version.txt", git::sha());
             if dry(&h, "fs::write", format!("{} ({} bytes)", rel(&h, &full), text.len())) {
                 return Ok(());
             }
-            if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| io(&ctx, "create the directory of", p, e))?;
-            }
-            std::fs::write(&full, text).map_err(|e| io(&ctx, "write", p, e))
+            open(&h, &ctx, p, How::Write, "write")?
+                .write_all(text.as_bytes())
+                .map_err(|e| io(&ctx, "write", p, e))
         }
     );
     let h = host.clone();
@@ -131,8 +157,8 @@ Whether a file or directory exists.
 if fs::exists("Dockerfile") { print("docker build"); }
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<bool> {
-            let (_, full) = path(&h, &ctx, p)?;
-            Ok(full.exists())
+            let (sb, full) = path(&h, &ctx, p)?;
+            sb.exists(&full).map_err(|e| rt(&ctx, fs_error(&sb, "look at", p, e)))
         }
     );
     let h = host.clone();
@@ -147,11 +173,11 @@ Create a directory and its parents. Recorded under `--dry-run`.
 fs::mkdir("dist/assets");
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<()> {
-            let (_, full) = path(&h, &ctx, p)?;
+            let (sb, full) = path(&h, &ctx, p)?;
             if dry(&h, "fs::mkdir", rel(&h, &full)) {
                 return Ok(());
             }
-            std::fs::create_dir_all(&full).map_err(|e| io(&ctx, "create", p, e))
+            sb.mkdir_all(&full).map_err(|e| rt(&ctx, fs_error(&sb, "create", p, e)))
         }
     );
     let h = host.clone();
@@ -167,20 +193,14 @@ Remove a file, or a directory with its contents. Missing paths are fine. Recorde
 fs::remove("dist");
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<()> {
-            let (_, full) = path(&h, &ctx, p)?;
-            let root = h.root.canonicalize().unwrap_or_else(|_| h.root.clone());
-            if full == root {
+            let (sb, full) = path(&h, &ctx, p)?;
+            if full == sb.root() {
                 return Err(rt(&ctx, "refusing to remove the project root"));
             }
             if dry(&h, "fs::remove", rel(&h, &full)) {
                 return Ok(());
             }
-            let r = match std::fs::symlink_metadata(&full) {
-                Err(_) => Ok(()),
-                Ok(md) if md.is_dir() => std::fs::remove_dir_all(&full),
-                Ok(_) => std::fs::remove_file(&full),
-            };
-            r.map_err(|e| io(&ctx, "remove", p, e))
+            sb.remove(&full).map_err(|e| rt(&ctx, fs_error(&sb, "remove", p, e)))
         }
     );
     let h = host.clone();
@@ -195,8 +215,7 @@ The SHA-256 of a file, lowercase hex.
 let digest = fs::sha256("dist/app.tar.gz");
 ```"#,
         move |ctx: NativeCallContext, p: &str| -> RResult<String> {
-            let (_, full) = path(&h, &ctx, p)?;
-            let mut f = std::fs::File::open(&full).map_err(|e| io(&ctx, "read", p, e))?;
+            let mut f = regular(&ctx, p, open(&h, &ctx, p, How::Read, "read")?)?;
             let mut hasher = sha2::Sha256::new();
             std::io::copy(&mut f, &mut hasher).map_err(|e| io(&ctx, "read", p, e))?;
             Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
@@ -235,11 +254,14 @@ let sum = fs::tar_gz(fs::glob("dist/**"), "build/app.tar.gz");
         move |ctx: NativeCallContext, files: Array, out: &str| -> RResult<String> {
             let call = check_live(&ctx)?;
             let files = string_array(&ctx, files, "the file list")?;
-            let (_, out_path) = path(&h, &ctx, out)?;
+            let (sb, out_path) = path(&h, &ctx, out)?;
             if dry(&h, "fs::tar_gz", format!("{} ({} files)", rel(&h, &out_path), files.len())) {
                 return Ok(String::new());
             }
-            tar_gz(&h, &call, files, &out_path).map_err(|e| rt(&ctx, e))
+            let archive = sb
+                .open(&out_path, How::Write)
+                .map_err(|e| rt(&ctx, fs_error(&sb, "write", out, e)))?;
+            tar_gz(&h, &call, files, archive).map_err(|e| rt(&ctx, e))
         }
     );
     m
@@ -290,26 +312,27 @@ fn glob(host: &Host, call: &CallCtx, pattern: &str) -> Result<Array, String> {
     Ok(out.into_iter().map(Dynamic::from).collect())
 }
 
-fn tar_gz(host: &Host, call: &CallCtx, files: Vec<String>, out: &Path) -> Result<String, String> {
+fn tar_gz(
+    host: &Host,
+    call: &CallCtx,
+    files: Vec<String>,
+    archive: std::fs::File,
+) -> Result<String, String> {
     let mut entries = Vec::new();
     for f in &files {
-        let full = sandbox(host, call, f)?;
-        let md = std::fs::metadata(&full).map_err(|e| format!("cannot read `{f}`: {e}"))?;
+        let (sb, full) = confine(host, call, f)?;
+        let file = sb.open(&full, How::Read).map_err(|e| fs_error(&sb, "read", f, e))?;
+        let md = file.metadata().map_err(|e| fs_error_io("read", f, e))?;
         if md.is_file() {
-            entries.push((f.trim_start_matches("./").to_string(), full, md));
+            entries.push((f.trim_start_matches("./").to_string(), file, md));
         }
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries.dedup_by(|a, b| a.0 == b.0);
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-    }
-    let file =
-        std::fs::File::create(out).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
+    let file = Hashing { inner: archive, hasher: sha2::Sha256::new() };
     let gz = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
-    for (name, full, md) in &entries {
+    for (name, f, md) in &entries {
         use std::os::unix::fs::PermissionsExt;
         let mut header = tar::Header::new_gnu();
         header.set_size(md.len());
@@ -318,12 +341,29 @@ fn tar_gz(host: &Host, call: &CallCtx, files: Vec<String>, out: &Path) -> Result
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
-        let f = std::fs::File::open(full).map_err(|e| format!("cannot read `{name}`: {e}"))?;
         tar.append_data(&mut header, name, f).map_err(|e| format!("cannot add `{name}`: {e}"))?;
     }
     let gz = tar.into_inner().map_err(|e| format!("cannot write the archive: {e}"))?;
     let mut file = gz.finish().map_err(|e| format!("cannot write the archive: {e}"))?;
     file.flush().map_err(|e| format!("cannot write the archive: {e}"))?;
-    let bytes = std::fs::read(out).map_err(|e| format!("cannot read back the archive: {e}"))?;
-    Ok(sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(file.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes through to a file and hashes what it wrote (the archive's SHA-256 without reading it
+/// back by path).
+struct Hashing {
+    inner: std::fs::File,
+    hasher: sha2::Sha256,
+}
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -2,7 +2,15 @@
 
 use rhai::{Dynamic, Module, NativeCallContext};
 
-use super::{RResult, from_json, func, rt, to_json};
+use super::{RResult, func, rt};
+use crate::script::memory;
+use crate::script::value::to_json;
+
+/// Parse JSON text into a Rhai value (shared with `fs::read_json`).
+pub fn parse(text: &str) -> Result<Dynamic, String> {
+    memory::check_room(text.len().saturating_mul(memory::PARSED_PER_BYTE), "parsing this JSON")?;
+    serde_json::from_str::<Dynamic>(text).map_err(|e| format!("invalid JSON: {e}"))
+}
 
 pub fn module() -> Module {
     let mut m = Module::new();
@@ -18,9 +26,7 @@ let v = json::parse(`{"replicas": 3}`);
 print(v.replicas);
 ```"#,
         |ctx: NativeCallContext, text: &str| -> RResult<Dynamic> {
-            serde_json::from_str(text)
-                .map(from_json)
-                .map_err(|e| rt(&ctx, format!("invalid JSON: {e}")))
+            parse(text).map_err(|e| rt(&ctx, e))
         }
     );
     func!(
@@ -34,7 +40,7 @@ Compact JSON text of a value.
 let body = json::stringify(#{ service: "api", replicas: 3 });
 ```"#,
         |ctx: NativeCallContext, v: Dynamic| -> RResult<String> {
-            to_json(&v).map(|j| j.to_string()).map_err(|e| rt(&ctx, e))
+            to_json(&v).map(|j| j.to_string()).map_err(|e| rt(&ctx, e.to_string()))
         }
     );
     func!(
@@ -48,9 +54,8 @@ Indented JSON text of a value.
 fs::write("plan.json", json::pretty(plan));
 ```"#,
         |ctx: NativeCallContext, v: Dynamic| -> RResult<String> {
-            to_json(&v)
-                .and_then(|j| serde_json::to_string_pretty(&j).map_err(|e| e.to_string()))
-                .map_err(|e| rt(&ctx, e))
+            let j = to_json(&v).map_err(|e| rt(&ctx, e.to_string()))?;
+            Ok(serde_json::to_string_pretty(&j).expect("JSON values serialize"))
         }
     );
     m

@@ -1,6 +1,6 @@
 //! The native script API: one namespace per file, each exposing `module(host) -> Module`, plus
 //! the helpers they share — errors positioned at the call site, option-map checking with
-//! "did you mean", the project-root sandbox for paths, and JSON ⇄ Rhai value conversion.
+//! "did you mean", and the project-root sandbox for paths.
 //!
 //! Every function is registered with a doc comment carrying a small rhai example; `pilum api`
 //! and the `.d.rhai` definitions are built from that metadata.
@@ -9,6 +9,7 @@ pub mod env;
 pub mod exec;
 pub mod fs;
 pub mod git;
+pub mod http;
 pub mod json;
 pub mod log;
 pub mod pulumi;
@@ -16,12 +17,13 @@ pub mod regex;
 pub mod time;
 pub mod yaml;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
+use super::sandbox::{self, Refusal, Sandbox};
 use super::{CallCtx, Host, Stop, current};
 use crate::process::ProcessError;
 
@@ -40,6 +42,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
         engine.register_static_module("fs", fs::module(host).into());
         engine.register_static_module("git", git::module(host).into());
         engine.register_static_module("pulumi", pulumi::module(host).into());
+        engine.register_static_module("http", http::module(host).into());
         super::extension::apply(engine, host);
     }
 }
@@ -243,103 +246,44 @@ pub fn string_array(ctx: &NativeCallContext, arr: Array, what: &str) -> RResult<
         .collect()
 }
 
-/// Resolve a script-supplied path inside the project root. Relative paths start at the call's
-/// working directory (the project root unless the orchestrator set one). Absolute paths are
-/// accepted only inside the root; `..` may not leave it, and neither may a symlink.
+/// The sandbox of the run and the lexical form of a script-supplied path: relative paths start
+/// at the call's working directory (the project root unless the orchestrator set one);
+/// absolute paths are accepted only inside the root and `..` may not leave it. Files are then
+/// opened through [`Sandbox`], which follows symlinks only while they stay inside.
+pub fn confine(host: &Host, call: &CallCtx, path: &str) -> Result<(Sandbox, PathBuf), String> {
+    let sb = Sandbox::new(&host.root);
+    let base = call.workdir.clone().unwrap_or_default();
+    let full = sb.lexical(&base, path).map_err(|why| refused(&sb, path, &why))?;
+    Ok((sb, full))
+}
+
+/// A path handed on to someone else (a command's directory, a file for a CLI): confined, and
+/// whatever of it exists stays inside the root, symlinks included.
 pub fn sandbox(host: &Host, call: &CallCtx, path: &str) -> Result<PathBuf, String> {
-    let root = host.root.canonicalize().unwrap_or_else(|_| host.root.clone());
-    let p = Path::new(path);
-    let refuse = |why: &str| {
-        format!(
-            "path `{path}` is refused: {why}\nhelp: scripts may only touch files inside the project root `{}`",
-            root.display()
-        )
-    };
-    let base = match &call.workdir {
-        Some(w) if w.is_absolute() => w.clone(),
-        Some(w) => root.join(w),
-        None => root.clone(),
-    };
-    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-    let norm = super::modules::normalize(&joined);
-    if !norm.starts_with(&root) {
-        return Err(refuse(if p.is_absolute() {
-            "it is outside the project"
-        } else {
-            "it leaves the project root"
-        }));
-    }
-    // Symlinks: the deepest existing ancestor must still be inside the root.
-    let mut probe = norm.as_path();
-    loop {
-        if let Ok(real) = probe.canonicalize() {
-            if !real.starts_with(&root) {
-                return Err(refuse("it leads outside the project through a symlink"));
-            }
-            break;
-        }
-        match probe.parent() {
-            Some(parent) => probe = parent,
-            None => break,
-        }
-    }
-    debug_assert!(!norm.components().any(|c| c == Component::ParentDir));
-    Ok(norm)
+    let (sb, full) = confine(host, call, path)?;
+    sb.check(&full).map_err(|e| fs_error(&sb, "use", path, e))?;
+    Ok(full)
 }
 
-/// JSON → Rhai.
-pub fn from_json(v: serde_json::Value) -> Dynamic {
-    match v {
-        serde_json::Value::Null => Dynamic::UNIT,
-        serde_json::Value::Bool(b) => b.into(),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => i.into(),
-            None => n.as_f64().unwrap_or(f64::NAN).into(),
-        },
-        serde_json::Value::String(s) => s.into(),
-        serde_json::Value::Array(a) => Dynamic::from_array(a.into_iter().map(from_json).collect()),
-        serde_json::Value::Object(o) => {
-            let mut m = Map::new();
-            for (k, v) in o {
-                m.insert(k.into(), from_json(v));
-            }
-            Dynamic::from_map(m)
-        }
-    }
+fn refused(sb: &Sandbox, path: &str, why: &Refusal) -> String {
+    format!(
+        "path `{path}` is refused: {why}\nhelp: scripts may only touch files inside the project root `{}`",
+        sb.root().display()
+    )
 }
 
-/// Rhai → JSON. Functions and custom types have no JSON form.
-pub fn to_json(v: &Dynamic) -> Result<serde_json::Value, String> {
-    if v.is_unit() {
-        return Ok(serde_json::Value::Null);
-    }
-    if let Ok(b) = v.as_bool() {
-        return Ok(b.into());
-    }
-    if let Ok(i) = v.as_int() {
-        return Ok(i.into());
-    }
-    if let Ok(f) = v.as_float() {
-        return serde_json::Number::from_f64(f)
-            .map(serde_json::Value::Number)
-            .ok_or_else(|| format!("{f} has no JSON form"));
-    }
-    if v.is_string() || v.is_char() {
-        return Ok(v.to_string().into());
-    }
-    if v.is_array() {
-        let a = v.read_lock::<Array>().ok_or("array is locked")?;
-        return a.iter().map(to_json).collect::<Result<Vec<_>, _>>().map(serde_json::Value::Array);
-    }
-    if v.is_map() {
-        let m = v.read_lock::<Map>().ok_or("map is locked")?;
-        let mut o = serde_json::Map::new();
-        for (k, v) in m.iter() {
-            o.insert(k.to_string(), to_json(v)?);
+/// The message for a failed sandboxed file operation (`what`: "read", "write"…).
+pub fn fs_error(sb: &Sandbox, what: &str, path: &str, e: sandbox::Error) -> String {
+    match e {
+        sandbox::Error::Refused(why) => refused(sb, path, &why),
+        sandbox::Error::Io(e) => {
+            let help = match e.kind() {
+                std::io::ErrorKind::NotFound => "\nhelp: paths are relative to the project root",
+                _ => "",
+            };
+            format!("cannot {what} `{path}`: {}{help}", e.to_string().to_lowercase())
         }
-        return Ok(serde_json::Value::Object(o));
     }
-    Err(format!("a value of type `{}` has no JSON form", v.type_name()))
 }
 
 /// A result map of a command: `#{ code, stdout, stderr }`.
@@ -379,12 +323,5 @@ mod tests {
                 .expect_err("absolute")
                 .contains("outside the project")
         );
-    }
-
-    #[test]
-    fn json_round_trips_through_rhai_values() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{"a":[1,2.5,true,null,"s"],"b":{"c":-3}}"#).expect("json");
-        assert_eq!(to_json(&from_json(v.clone())), Ok(v));
     }
 }

@@ -10,12 +10,16 @@ use std::sync::Arc;
 use rhai::{Dynamic, Map, Module, NativeCallContext};
 
 use super::{
-    Opts, RResult, check_live, command_result, from_json, func, process_err, rt, sandbox,
-    scalar_string,
+    Opts, RResult, check_live, command_result, func, process_err, rt, sandbox, scalar_string,
 };
 use crate::process::{Finished, display_argv};
 use crate::pulumi::{self as p, PulumiError};
 use crate::script::{CallCtx, Event, Host};
+
+/// A JSON object from the Pulumi CLI as a map (anything else as an empty map).
+fn to_map(v: &serde_json::Value) -> Map {
+    crate::script::value::to_dynamic(v).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default()
+}
 
 const ALL: &[&str] = &[
     "stack",
@@ -221,7 +225,7 @@ print(p.changeSummary);
             let cx = opts(&h, &ctx, "pulumi::preview", o)?;
             let out = run(&h, &ctx, &cx, p::preview_argv(&cx.opts))?;
             let pv = p::parse_preview(&out.stdout).map_err(|e| rt(&ctx, e.to_string()))?;
-            Ok(from_json(pv.raw).try_cast::<Map>().unwrap_or_default())
+            Ok(to_map(&pv.raw))
         }
     );
 
@@ -252,7 +256,7 @@ if p.changeSummary.update > 0 { print("would update"); }
                 command(&h2, &call, argv)
             })
             .map_err(|e| err(&ctx, &cx.call, e))?;
-            Ok(from_json(pv.raw).try_cast::<Map>().unwrap_or_default())
+            Ok(to_map(&pv.raw))
         }
     );
 
@@ -271,7 +275,7 @@ let drift = pulumi::refresh_preview(#{ stack: "prod" });
             let cx = opts(&h, &ctx, "pulumi::refresh_preview", o)?;
             let out = run(&h, &ctx, &cx, p::refresh_preview_argv(&cx.opts))?;
             let pv = p::parse_preview(&out.stdout).map_err(|e| rt(&ctx, e.to_string()))?;
-            Ok(from_json(pv.raw).try_cast::<Map>().unwrap_or_default())
+            Ok(to_map(&pv.raw))
         }
     );
 
@@ -292,7 +296,7 @@ let url = pulumi::outputs(#{ stack: "prod", cwd: "infra" }).url;
             let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).map_err(|e| {
                 rt(&ctx, format!("cannot parse the JSON of `pulumi stack output`: {e}"))
             })?;
-            Ok(from_json(v).try_cast::<Map>().unwrap_or_default())
+            Ok(to_map(&v))
         }
     );
 

@@ -2,12 +2,18 @@
 
 use rhai::{Dynamic, Module, NativeCallContext};
 
-use super::{RResult, from_json, func, rt, to_json};
+use super::{RResult, func, rt};
+use crate::script::value::{from_yaml, to_json};
 
 /// Parse YAML text into a Rhai value (shared with `fs::read_yaml`).
 pub fn parse(text: &str) -> Result<Dynamic, String> {
-    serde_yaml::from_str::<serde_json::Value>(text)
-        .map(from_json)
+    crate::yaml::check_depth(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    crate::script::memory::check_room(
+        text.len().saturating_mul(crate::script::memory::PARSED_PER_BYTE),
+        "parsing this YAML",
+    )?;
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .map(|v| from_yaml(&v))
         .map_err(|e| format!("invalid YAML: {e}"))
 }
 
@@ -39,9 +45,8 @@ YAML text of a value.
 fs::write("values.yaml", yaml::stringify(#{ image: "api:1.2.3" }));
 ```"#,
         |ctx: NativeCallContext, v: Dynamic| -> RResult<String> {
-            to_json(&v)
-                .and_then(|j| serde_yaml::to_string(&j).map_err(|e| e.to_string()))
-                .map_err(|e| rt(&ctx, e))
+            let j = to_json(&v).map_err(|e| rt(&ctx, e.to_string()))?;
+            serde_yaml::to_string(&j).map_err(|e| rt(&ctx, e.to_string()))
         }
     );
     m

@@ -1,0 +1,59 @@
+//! The checkout a run builds: `HEAD`'s commit and the uncommitted changes under the project
+//! root (`git status`, untracked files included, `.pilum/` left out), and the default version
+//! tag made from them: the short SHA, with `-dirty` when there are changes, else a timestamp
+//! outside git. `deploy`, `publish` and `push` refuse a dirty tree unless told otherwise
+//! (`commands::deploy`), so a clean commit's tag never names other code.
+
+use std::path::Path;
+
+use crate::orchestrator::plan::Commit;
+
+/// How many changed files a message lists before `… and N more`.
+const LISTED: usize = 10;
+
+/// The commit checked out at `root` and the changes under `root`; `None` outside a git work
+/// tree or before the first commit. When `git status` cannot run, no change is reported.
+pub fn commit(root: &Path) -> Option<Commit> {
+    if !crate::service::discover::in_git(root) {
+        return None;
+    }
+    let sha =
+        crate::service::changed::head_sha(root).or_else(|| git(root, &["rev-parse", "HEAD"]))?;
+    let status = git(
+        root,
+        &["status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).pilum"],
+    );
+    let changes = status.map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default();
+    Some(Commit { sha, changes })
+}
+
+/// The default tag: the short SHA (`-dirty` when the tree has changes), else a UTC timestamp.
+pub fn default_tag(commit: Option<&Commit>) -> String {
+    match commit {
+        Some(c) => format!("{}{}", c.short(), if c.dirty() { "-dirty" } else { "" }),
+        None => chrono::Utc::now().format("%Y%m%d%H%M%S").to_string(),
+    }
+}
+
+/// The changes as `git status --porcelain` lines, indented, at most [`LISTED`] of them.
+pub fn listed(c: &Commit) -> String {
+    let mut lines: Vec<String> = c.changes.iter().take(LISTED).map(|l| format!("  {l}")).collect();
+    if c.changes.len() > LISTED {
+        lines.push(format!("  … and {} more", c.changes.len() - LISTED));
+    }
+    lines.join("\n")
+}
+
+/// `git -C root <args>`'s trimmed stdout, when it succeeds.
+fn git(root: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
