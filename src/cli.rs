@@ -530,6 +530,14 @@ pub struct ScaleServeArgs {
     #[arg(long)]
     pub status_page_public: bool,
 
+    /// ChatOps: how long a pool's events are gathered into one notification batch
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub notify_coalesce: std::time::Duration,
+
+    /// ChatOps: at most one notification batch per pool per this long
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub notify_interval: std::time::Duration,
+
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
     pub log_format: LogFormat,

@@ -249,6 +249,28 @@ impl Scaler {
                 });
             }
             self.persist(st).await;
+            let (kind, title) = match result {
+                Ok(()) => (
+                    crate::notify::Kind::ScaleSucceeded,
+                    format!("pool `{name}` scaled to {} ({})", d.desired, d.reason),
+                ),
+                Err(f) if f.lock => (
+                    crate::notify::Kind::LockRetriesExhausted,
+                    format!(
+                        "pool `{name}`: the stack stayed locked; gave up after {retries} retries"
+                    ),
+                ),
+                Err(_) => (
+                    crate::notify::Kind::ScaleFailed,
+                    format!("pool `{name}`: applying {} failed", d.desired),
+                ),
+            };
+            self.notify(
+                kind,
+                name,
+                title,
+                json!({"from": d.applied, "to": d.desired, "vector": d.also, "generation": d.generation, "reason": d.reason, "result": text, "lock_retries": retries}),
+            );
             self.audit.write(
                 "apply",
                 json!({

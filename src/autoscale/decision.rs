@@ -411,6 +411,14 @@ impl Scaler {
             self.persist(st).await;
         }
         lock(&st.inner).book.consume(consumed_seq);
+        if !d.changed && !d.guardrails.is_empty() && d.proposed.is_some_and(|p| p != d.old) {
+            self.notify(
+                crate::notify::Kind::ScaleSkipped,
+                &st.name,
+                format!("pool `{}`: {} → {} held by {}", st.name, d.old, d.proposed.unwrap_or(d.old), d.guardrails.join(", ")),
+                serde_json::json!({"from": d.old, "proposed": d.proposed, "guardrails": d.guardrails, "reason": d.reason}),
+            );
+        }
         if d.changed {
             self.log.info(
                 "decision",

@@ -176,6 +176,12 @@ impl Scaler {
         self.metrics.drift_checks.get_or_create(&result("drift")).inc();
         self.metrics.drift.get_or_create(&PoolLabel { pool: st.name.clone() }).set(1);
         self.log.warn("drift detected", &[("pool", &st.name), ("policy", spec.policy.as_str())]);
+        self.notify(
+            crate::notify::Kind::DriftDetected,
+            &st.name,
+            format!("pool `{}`: drift detected ({})", st.name, spec.policy.as_str()),
+            json!({"resources": resources, "live": live, "policy": spec.policy.as_str()}),
+        );
         let action = match spec.policy {
             Policy::Report => "reported".to_string(),
             Policy::Refresh => match self.pulumi.refresh(&stack, &pool.spec.targets).await {

@@ -28,6 +28,9 @@ pub struct PoolsFile {
     /// SNS topics every pool accepts (a pool may add its own with `topics`).
     #[serde(default)]
     pub sns_topics: Vec<String>,
+    /// ChatOps notifiers for the scaler's events.
+    #[serde(default)]
+    pub notify: Vec<crate::notify::config::Entry>,
     pub pools: BTreeMap<String, PoolSpec>,
 }
 
@@ -228,6 +231,8 @@ impl Pool {
 pub struct Pools {
     pub file: PathBuf,
     pub pools: Vec<Pool>,
+    /// ChatOps: the notifiers the scaler's events go to (`notify:`, as in `pilum-project.yaml`).
+    pub notify: Vec<crate::notify::config::Entry>,
 }
 
 impl Pools {
@@ -764,7 +769,40 @@ pub fn validate(
             keys,
         });
     }
-    if p.list.is_empty() { Ok(Pools { file: file.to_path_buf(), pools }) } else { Err(p.list) }
+    let notify: Vec<crate::notify::config::Entry> = match top.get("notify") {
+        Some(v) => p
+            .typed(
+                v,
+                &[Key("notify")],
+                "`notify`",
+                "a list of `{ notifier: slack, url_env: SLACK_URL, events: [scale_failed] }`",
+            )
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let known = crate::notify::known(&base);
+    for (i, e) in notify.iter().enumerate() {
+        for problem in e.check(&known) {
+            let d = p.at(
+                &[Key("notify"), Seg::Index(i)],
+                format!("notifier `{}`: {problem}", e.display_name()),
+                "see docs/scaling.md (ChatOps)",
+            );
+            d.did_you_mean = problem.suggestion().map(|s| format!("did you mean `{s}`?"));
+        }
+        for ev in e.events.iter().flatten() {
+            if let Some(k) = crate::notify::Kind::parse(ev)
+                && !crate::notify::Kind::SCALE.contains(&k)
+            {
+                p.at(&[Key("notify"), Seg::Index(i)], format!("notifier `{}`: `{ev}` is a deploy event, which the scaler never sends", e.display_name()), "use the scaler's events: scale_succeeded, scale_failed, scale_skipped, drift_detected, lock_retries_exhausted, leader_changed, pool_paused, pool_resumed");
+            }
+        }
+    }
+    if p.list.is_empty() {
+        Ok(Pools { file: file.to_path_buf(), pools, notify })
+    } else {
+        Err(p.list)
+    }
 }
 
 /// The checks on one typed pool: bounds, steps, names, directions.

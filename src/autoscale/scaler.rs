@@ -127,6 +127,8 @@ pub struct Scaler {
     pub(crate) fault: Mutex<Option<String>>,
     /// When this server started: `fallback` counts silence from here at the latest.
     pub started: chrono::DateTime<Utc>,
+    /// ChatOps (set once at start when the pools file has `notify:`).
+    pub chat: std::sync::OnceLock<crate::autoscale::chatops::Chat>,
 }
 
 impl std::fmt::Debug for Scaler {
@@ -310,6 +312,7 @@ impl Scaler {
             applied_seq,
             fault: Mutex::new(fault),
             started: Utc::now(),
+            chat: std::sync::OnceLock::new(),
         }))
     }
 
@@ -404,6 +407,19 @@ impl Scaler {
         })
     }
 
+    /// Send a ChatOps event (never waits; nothing without `notify:`).
+    pub(crate) fn notify(
+        &self,
+        kind: crate::notify::Kind,
+        pool: &str,
+        title: String,
+        details: serde_json::Value,
+    ) {
+        if let Some(chat) = self.chat.get() {
+            chat.send(kind, pool, title, details);
+        }
+    }
+
     /// Why `st` cannot decide now, if it cannot: its current value is unknown, or it is paused.
     /// A pause whose `until` has passed ends here (at the first decision after it).
     pub(crate) fn not_deciding(&self, st: &PoolState) -> Option<String> {
@@ -436,6 +452,12 @@ impl Scaler {
         let pause = crate::autoscale::decide::Pause { reason, since: Utc::now(), until };
         self.audit
             .write("pause", json!({"pool": pool, "reason": pause.reason, "until": pause.until}));
+        self.notify(
+            crate::notify::Kind::PoolPaused,
+            pool,
+            format!("pool `{pool}` paused: {}", pause.reason),
+            json!({"reason": pause.reason, "until": pause.until}),
+        );
         self.log.info("paused", &[("pool", pool), ("reason", &pause.reason)]);
         lock(&st.inner).record.paused = Some(pause);
         self.metrics.paused.get_or_create(&PoolLabel { pool: pool.to_string() }).set(1);
@@ -456,6 +478,12 @@ impl Scaler {
 
     fn resumed(&self, st: &PoolState, why: &str) {
         self.audit.write("resume", json!({"pool": st.name, "why": why}));
+        self.notify(
+            crate::notify::Kind::PoolResumed,
+            &st.name,
+            format!("pool `{}` resumed ({why})", st.name),
+            json!({"why": why}),
+        );
         self.log.info("resumed", &[("pool", &st.name), ("why", why)]);
         self.metrics.paused.get_or_create(&PoolLabel { pool: st.name.clone() }).set(0);
         st.wake.notify_one();

@@ -173,6 +173,7 @@ fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
         ready_file: args.ready_file.clone(),
         watch: !args.no_watch && args.pools.rules_from_output.is_none(),
         status_page_public: args.status_page_public,
+        notify_pace: (args.notify_coalesce, args.notify_interval),
         log: Log {
             format: if args.log_format == LogFormat::Json { Format::Json } else { Format::Human },
             quiet: out.quiet,

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub watch: bool,
     /// `--status-page-public`: `GET /` without a token.
     pub status_page_public: bool,
+    /// ChatOps: `--notify-coalesce`, `--notify-interval`.
+    pub notify_pace: (Duration, Duration),
     pub log: Log,
 }
 
@@ -76,6 +78,26 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
     let metrics = Arc::new(crate::autoscale::metrics::Metrics::new());
     let scaler =
         Scaler::start(pools, opts.settings.clone(), metrics, log).await.map_err(Error::usage)?;
+    let notifiers = crate::autoscale::chatops::targets(&scaler.pools().notify, log);
+    if !notifiers.is_empty() {
+        let root =
+            scaler.pools().file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let report = std::sync::Arc::new(crate::autoscale::chatops::Report(log));
+        let dispatcher = crate::notify::Dispatcher::start(
+            &root,
+            notifiers,
+            false,
+            crate::notify::DEFAULT_FLUSH,
+            report,
+        )
+        .map_err(Error::usage)?;
+        let project =
+            root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (coalesce, interval) = opts.notify_pace;
+        let chat =
+            crate::autoscale::chatops::Chat::start(dispatcher, project, log, coalesce, interval);
+        let _ = scaler.chat.set(chat);
+    }
     let mut tasks = scaler.spawn();
     let _watcher = if opts.watch {
         match crate::autoscale::reload::spawn(scaler.clone()) {
