@@ -530,6 +530,19 @@ pub struct ScaleServeArgs {
     #[arg(long)]
     pub status_page_public: bool,
 
+    /// High availability: share state through this Redis (`redis://` or `rediss://`); every
+    /// replica accepts webhooks, the one holding the lease decides and applies
+    #[arg(long, value_name = "URL", env = "PILUM_SCALE_HA")]
+    pub ha: Option<String>,
+
+    /// This replica's identity in the lease (default `<host>:<pid>`)
+    #[arg(long, value_name = "ID", requires = "ha")]
+    pub ha_id: Option<String>,
+
+    /// The leader lease's TTL; it is renewed at a third of it
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub ha_lease: std::time::Duration,
+
     /// ChatOps: how long a pool's events are gathered into one notification batch
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::duration::flag)]
     pub notify_coalesce: std::time::Duration,

@@ -109,6 +109,13 @@ impl Scaler {
         if due.is_empty() {
             return None;
         }
+        // `--ha`: only the lease holder applies, and it checks its token with Redis first.
+        if let Some(ha) = &self.ha
+            && let Err(why) = ha.confirm().await
+        {
+            self.log.info("not applying", &[("lane", &lane.id), ("reason", &why)]);
+            return None;
+        }
         // Drift checks wait for (or skip) a running update of the stack.
         let _busy = lane.stack_busy.lock().await;
         let started = Instant::now();

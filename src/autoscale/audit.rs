@@ -28,6 +28,17 @@ pub struct Audit {
     tx: mpsc::SyncSender<Msg>,
     journal: Arc<Journal>,
     health: Arc<Health>,
+    /// With `--ha`: adds the fencing token to each record and copies it to the shared stream.
+    mirror: Arc<std::sync::OnceLock<Mirror>>,
+}
+
+/// See [`Audit::mirror`].
+pub struct Mirror(pub Box<dyn Fn(&mut serde_json::Value) + Send + Sync>);
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mirror")
+    }
 }
 
 /// Write errors of the audit log and the journal, for `/readyz` and the metrics.
@@ -289,7 +300,12 @@ impl Audit {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
         let writer = Writer { audit, buf: Vec::with_capacity(16 * 1024), health: health.clone() };
         std::thread::Builder::new().name("pilum-audit".into()).spawn(move || writer.run(rx))?;
-        Ok(Self { tx, journal: Arc::new(journal), health })
+        Ok(Self {
+            tx,
+            journal: Arc::new(journal),
+            health,
+            mirror: Arc::new(std::sync::OnceLock::new()),
+        })
     }
 
     /// Accepted signals waiting to become durable.
@@ -300,6 +316,11 @@ impl Audit {
     /// Write errors so far.
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// With `--ha`: every record written from now on goes through `mirror` first (set once).
+    pub fn mirror(&self, mirror: Mirror) {
+        let _ = self.mirror.set(mirror);
     }
 
     /// Append one record; `event` names its kind (`decision`, `apply`, …). Never refused.
@@ -313,6 +334,9 @@ impl Audit {
                 Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into(),
             );
             obj.insert("event".into(), event.into());
+        }
+        if let Some(m) = self.mirror.get() {
+            (m.0)(&mut record);
         }
         if self.tx.send(Msg::Line(record)).is_err() {
             self.health.failed("audit log", &std::io::Error::other("the writer thread stopped"));

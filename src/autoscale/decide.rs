@@ -54,6 +54,13 @@ pub struct Record {
     /// Since when the pool runs at its `fallback` value because its sources went silent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_since: Option<DateTime<Utc>>,
+    /// With `--ha`: the fencing token of the leader that wrote this record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fence: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why and until when a pool is paused.
@@ -108,6 +115,7 @@ impl Record {
             signals_seq: 0,
             paused: None,
             fallback_since: None,
+            fence: 0,
         }
     }
 

@@ -113,7 +113,9 @@ impl Scaler {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.stopped() => return,
             }
-            self.check_drift(&st, &spec).await;
+            if self.ha.as_ref().is_none_or(|ha| ha.leading()) {
+                self.check_drift(&st, &spec).await;
+            }
         }
     }
 

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub drift: Family<PoolLabel, Gauge>,
     pub drift_checks: Family<PoolResult, Counter>,
     pub audit_errors: Counter,
+    /// 1 while this replica leads (a single server always does).
+    pub leader: Gauge,
+    /// Times this replica took or lost the lease (`--ha`).
+    pub leader_changes: Counter,
     /// `intents` counters by pool, then (source, result): the request path increments them
     /// without allocating label sets.
     intent_cache: RwLock<HashMap<String, IntentCounters>>,
@@ -92,6 +96,8 @@ impl Metrics {
             drift: Family::default(),
             drift_checks: Family::default(),
             audit_errors: Counter::default(),
+            leader: Gauge::default(),
+            leader_changes: Counter::default(),
             intent_cache: RwLock::new(HashMap::new()),
         }
     }
@@ -172,6 +178,16 @@ impl Metrics {
             "pilum_scale_last_success_timestamp_seconds",
             "Unix time of the last successful update per pool",
             self.last_success.clone(),
+        );
+        r.register(
+            "pilum_scale_leader",
+            "1 while this replica holds the leader lease (a server without --ha always does)",
+            self.leader.clone(),
+        );
+        r.register(
+            "pilum_scale_leader_changes",
+            "Times this replica took or lost the leader lease",
+            self.leader_changes.clone(),
         );
         r.register(
             "pilum_scale_reload_errors",

@@ -9,6 +9,7 @@
 //! | `strategy.rs` | compiling and calling strategy scripts |
 //! | `signal.rs` | level signals and one-shot intents, and the bounds on their numbers |
 //! | `schedule.rs` | cron windows (`schedules:`) evaluated into level signals |
+//! | `ha.rs` | `--ha`: the shared state in Redis, the leader lease and its fencing token |
 //! | `chatops.rs` | the scaler's events to the notifier runner: coalesced per pool, rate-limited, never waiting |
 //! | `cadence.rs` | when a pool decides: bursts (debounce) and ticks, on any clock |
 //! | `decide.rs` | desired-state records, guardrails, and the steps of one decision (shared with `simulate`) |
@@ -36,6 +37,7 @@ pub mod chatops;
 pub mod decide;
 pub mod decision;
 pub mod drift;
+pub mod ha;
 pub mod journal;
 pub mod locate;
 pub mod log;

@@ -22,6 +22,7 @@ use tokio::sync::{Notify, watch};
 use crate::autoscale::actuator::{Pulumi, StackRef, is_pending_operations};
 use crate::autoscale::audit::Audit;
 use crate::autoscale::decide::{Decision, Record};
+use crate::autoscale::ha::Ha;
 use crate::autoscale::log::Log;
 use crate::autoscale::metrics::{CooldownLabels, Metrics, PoolLabel};
 use crate::autoscale::pool::{Pool, Pools};
@@ -51,6 +52,8 @@ pub struct Settings {
     pub preview_queue: usize,
     /// Test-only fault injection (`--test-fault`): `decide-panic` or `reload-panic`.
     pub fault: Option<String>,
+    /// `--ha`: shared state in Redis and a leader lease.
+    pub ha: Option<crate::autoscale::ha::HaSettings>,
 }
 
 /// How many quarantined signals a pool keeps for `GET /pools/{pool}`.
@@ -129,6 +132,8 @@ pub struct Scaler {
     pub started: chrono::DateTime<Utc>,
     /// ChatOps (set once at start when the pools file has `notify:`).
     pub chat: std::sync::OnceLock<crate::autoscale::chatops::Chat>,
+    /// `--ha`: the shared state and the lease.
+    pub ha: Option<Arc<Ha>>,
 }
 
 impl std::fmt::Debug for Scaler {
@@ -185,13 +190,33 @@ impl Scaler {
         log: Log,
     ) -> Result<Arc<Self>, String> {
         let state = Arc::new(StateDir::open(&settings.state_dir).map_err(|e| e.to_string())?);
+        let ha = match &settings.ha {
+            Some(h) => Some(Arc::new(Ha::connect(h).await?)),
+            None => None,
+        };
+        // With `--ha` the leader's records in Redis are the truth; a pool without one starts
+        // from its local record or the stack.
+        let mut shared: BTreeMap<String, Record> = match &ha {
+            Some(ha) => ha
+                .records()
+                .await
+                .map_err(|e| format!("cannot read the shared records from Redis: {e}"))?
+                .into_iter()
+                .map(|r| (r.pool.clone(), r))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         let pulumi = Pulumi::default();
         let mut blocked = BTreeMap::new();
         refresh_configs(&pools, &settings, &pulumi, &log, &mut blocked).await?;
         let mut records = BTreeMap::new();
         let mut unknown = BTreeMap::new();
         for p in &pools.pools {
-            let record = match state.load_record(p).map_err(|e| e.to_string())? {
+            let local = match shared.remove(&p.name) {
+                Some(r) => Some(r),
+                None => state.load_record(p).map_err(|e| e.to_string())?,
+            };
+            let record = match local {
                 Some(r) => r,
                 None => match initial_value(&pulumi, p).await {
                     Ok(v) => {
@@ -212,6 +237,10 @@ impl Scaler {
             records.insert(p.name.clone(), record);
         }
         let mut recovered = state.recover(&pools, &records).map_err(|e| e.to_string())?;
+        if ha.is_some() {
+            // The shared stream holds every accepted signal: it is replayed instead.
+            recovered.books.clear();
+        }
         if recovered.torn > 0 || recovered.replayed > 0 || recovered.dropped > 0 {
             log.info(
                 "recovered signals",
@@ -292,6 +321,7 @@ impl Scaler {
             })
             .collect();
         metrics.reload_ok.set(1);
+        metrics.leader.set(i64::from(ha.is_none()));
         let strategies = strategies_of(&pools);
         let fault = settings.fault.clone();
         Ok(Arc::new(Self {
@@ -313,7 +343,14 @@ impl Scaler {
             fault: Mutex::new(fault),
             started: Utc::now(),
             chat: std::sync::OnceLock::new(),
+            ha,
         }))
+    }
+
+    /// Apply one accepted change to its pool's book (the journal's writer, and with `--ha`
+    /// the stream's reader); an intent a recorded decision consumed is skipped.
+    pub(crate) fn ingest(&self, pool: &str, seq: u64, change: Change) {
+        ingest(&self.states, &self.applied_seq, pool, seq, change);
     }
 
     pub fn pools(&self) -> Arc<Pools> {
@@ -362,6 +399,12 @@ impl Scaler {
             let me = self.clone();
             let st = st.clone();
             tasks.spawn(async move { me.supervise(st).await });
+        }
+        if self.ha.is_some() {
+            let me = self.clone();
+            tasks.spawn(async move { me.lease_loop().await });
+            let me = self.clone();
+            tasks.spawn(async move { me.tail_loop().await });
         }
         for st in self.states.values() {
             if self.pool(&st.name).is_some_and(|p| p.spec.drift.is_some()) {
@@ -423,6 +466,11 @@ impl Scaler {
     /// Why `st` cannot decide now, if it cannot: its current value is unknown, or it is paused.
     /// A pause whose `until` has passed ends here (at the first decision after it).
     pub(crate) fn not_deciding(&self, st: &PoolState) -> Option<String> {
+        if let Some(ha) = &self.ha
+            && !ha.leading()
+        {
+            return Some(format!("this replica (`{}`) is a follower: the leader decides", ha.id));
+        }
         let mut inner = lock(&st.inner);
         if let Some(why) = &inner.unknown {
             return Some(why.clone());
@@ -545,7 +593,17 @@ impl Scaler {
     /// pool are serialised and each copies the record when it starts, so the newest state wins.
     pub(crate) async fn persist(&self, st: &PoolState) {
         let _writing = st.writing.lock().await;
+        let token = self.ha.as_ref().and_then(|ha| ha.token());
+        if let Some(t) = token {
+            lock(&st.inner).record.fence = t;
+        }
         let record = lock(&st.inner).record.clone();
+        if let (Some(ha), Some(_)) = (&self.ha, token)
+            && let Err(e) = ha.save_record(&record).await
+        {
+            self.log
+                .error("cannot write the shared record", &[("pool", &record.pool), ("error", &e)]);
+        }
         let state = self.state.clone();
         let pool = record.pool.clone();
         let result = tokio::task::spawn_blocking(move || state.save_record(&record)).await;
@@ -782,6 +840,29 @@ async fn initial_value(pulumi: &Pulumi, p: &Pool) -> Result<i64, String> {
 
 /// Open the journal and audit log; durable changes are applied to the books in order, under
 /// the `applied_seq` lock, by the writer thread.
+fn ingest(
+    states: &BTreeMap<String, Arc<PoolState>>,
+    applied_seq: &Mutex<u64>,
+    pool: &str,
+    seq: u64,
+    change: Change,
+) {
+    let mut applied = lock(applied_seq);
+    if let Some(st) = states.get(pool) {
+        let mut inner = lock(&st.inner);
+        if matches!(change, Change::Intent(_)) && seq <= inner.record.signals_seq {
+            return;
+        }
+        inner.book.heard_at = Some(Utc::now());
+        let changed = inner.book.apply(seq, change);
+        drop(inner);
+        if changed {
+            st.wake.notify_one();
+        }
+    }
+    *applied = (*applied).max(seq);
+}
+
 fn open_audit(
     state: &StateDir,
     settings: &Settings,
@@ -790,17 +871,7 @@ fn open_audit(
     applied_seq: Arc<Mutex<u64>>,
 ) -> Result<Audit, String> {
     let apply = move |pool: &str, seq: u64, change: Change| {
-        let mut applied = lock(&applied_seq);
-        if let Some(st) = states.get(pool) {
-            let mut inner = lock(&st.inner);
-            inner.book.heard_at = Some(Utc::now());
-            let changed = inner.book.apply(seq, change);
-            drop(inner);
-            if changed {
-                st.wake.notify_one();
-            }
-        }
-        *applied = (*applied).max(seq);
+        ingest(&states, &applied_seq, pool, seq, change);
     };
     Audit::open(
         &state.audit_path(),

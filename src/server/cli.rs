@@ -149,7 +149,23 @@ fn settings(args: &ScaleServeArgs) -> Result<Settings, Error> {
         queue: args.queue_size,
         preview_queue: args.preview_queue as usize,
         fault: args.test_fault.clone(),
+        ha: args.ha.as_ref().map(|url| crate::autoscale::ha::HaSettings {
+            url: url.clone(),
+            id: args.ha_id.clone().unwrap_or_else(default_id),
+            lease: args.ha_lease,
+        }),
     })
+}
+
+/// `<host>:<pid>`: unique among replicas on different hosts, and on one.
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// `pilum scale serve`.

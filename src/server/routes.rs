@@ -237,7 +237,27 @@ impl App {
         key: String,
         change: Change,
     ) -> Result<u64, Rejection> {
-        let record = SignalRecord::of_change(pool, source, key, &change);
+        let mut record = SignalRecord::of_change(pool, source, key, &change);
+        if let Some(ha) = &self.scaler.ha {
+            // `--ha`: durable once in Redis; every replica's tail applies it.
+            let json = serde_json::to_value(&record).unwrap_or_default();
+            return match ha.publish(pool, &change, &json).await {
+                Ok(seq) => {
+                    record.seq = seq;
+                    let _ = self.scaler.audit.record(record);
+                    self.scaler.metrics.intent(pool, source.as_str(), "accepted");
+                    Ok(seq)
+                }
+                Err(e) => {
+                    let r = Rejection::new(
+                        503,
+                        format!("cannot write the signal to Redis ({e}); retry later"),
+                    )
+                    .retry_after(1);
+                    Err(self.refuse(pool, source, "overloaded", r))
+                }
+            };
+        }
         match self.scaler.audit.accept(pool, change, record).await {
             Ok(seq) => {
                 self.scaler.metrics.intent(pool, source.as_str(), "accepted");
@@ -330,9 +350,27 @@ async fn cloudwatch(
         app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
         return Ok(reply(200, json!({"duplicate": true, "messageId": id})));
     }
+    if let Some(ha) = &app.scaler.ha {
+        // `--ha`: a delivery to another replica counts too.
+        match ha.first("sns", &id, "1").await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
+                return Ok(reply(200, json!({"duplicate": true, "messageId": id})));
+            }
+            Err(e) => {
+                app.sns.forget(&id);
+                return Err(refuse(503, format!("cannot reach Redis ({e}); retry later")));
+            }
+        }
+    }
     // Not accepted after all: SNS's retry with the same `MessageId` must be processed.
     let forget = |r: Rejection| {
         app.sns.forget(&id);
+        if let Some(ha) = app.scaler.ha.clone() {
+            let id = id.clone();
+            tokio::spawn(async move { ha.forget("sns", &id).await });
+        }
         r
     };
     match msg.kind.as_deref() {
@@ -551,9 +589,44 @@ async fn direct(
             }
         }
     }
+    let shared = format!("{pool}:{key}");
+    if given && let Some(ha) = &app.scaler.ha {
+        // `--ha`: the key is shared by every replica.
+        let mine = format!("{route} {}", fingerprint(&body));
+        let first = match ha.first("idempotency", &shared, &mine).await {
+            Ok(f) => f,
+            Err(e) => {
+                lock(&app.idempotency).finish(&pool, &key, false);
+                let r = Rejection::new(503, format!("cannot reach Redis ({e}); retry later"))
+                    .retry_after(1);
+                return Err(app.refuse(&pool, src, "overloaded", r));
+            }
+        };
+        if let Err(old) = first {
+            lock(&app.idempotency).finish(&pool, &key, false);
+            let (old_route, _) = old.split_once(' ').unwrap_or((old.as_str(), ""));
+            if old == mine {
+                app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
+                return Ok(reply(200, json!({"duplicate": true, "idempotencyKey": key})));
+            }
+            let m = if old_route == route {
+                format!("`Idempotency-Key` `{key}` was already used with another body")
+            } else {
+                format!(
+                    "`Idempotency-Key` `{key}` was already used on `/webhook/{pool}/{old_route}`"
+                )
+            };
+            return Err(app.refuse(&pool, src, "rejected", Rejection::new(422, m)));
+        }
+    }
     let accepted = app.enqueue(&pool, src, key.clone(), Change::Intent(signal)).await;
     if given {
         lock(&app.idempotency).finish(&pool, &key, accepted.is_ok());
+        if accepted.is_err()
+            && let Some(ha) = &app.scaler.ha
+        {
+            ha.forget("idempotency", &shared).await;
+        }
     }
     accepted?;
     // The hot path: the answer is written directly instead of through a `Value` map.
@@ -613,6 +686,7 @@ async fn pause(
     body: Bytes,
 ) -> Answer {
     control(&app, &headers, &pool)?;
+    leader_only(&app)?;
     let b: PauseBody = if body.is_empty() {
         PauseBody::default()
     } else {
@@ -654,9 +728,29 @@ async fn pause(
     Ok(reply(200, app.scaler.status(&pool).unwrap_or(Value::Null)))
 }
 
+/// With `--ha`, what only the leader may do (pause, resume, synchronous decisions): a follower
+/// answers 409 naming the leader.
+fn leader_only(app: &App) -> Result<(), Rejection> {
+    match &app.scaler.ha {
+        Some(ha) if !ha.leading() => {
+            let r = ha.role();
+            let leader = r["leader"].as_str().unwrap_or("unknown");
+            Err(Rejection::new(
+                409,
+                format!(
+                    "this replica (`{}`) is a follower: send this to the leader `{leader}`",
+                    ha.id
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `POST /pools/{pool}/resume`: decide at once on what was recorded while paused.
 async fn resume(State(app): State<Shared>, Path(pool): Path<String>, headers: HeaderMap) -> Answer {
     control(&app, &headers, &pool)?;
+    leader_only(&app)?;
     app.scaler.resume(&pool).await;
     Ok(reply(200, app.scaler.status(&pool).unwrap_or(Value::Null)))
 }
@@ -672,6 +766,7 @@ async fn scale(
 ) -> Answer {
     let src = SourceKind::Direct;
     app.admit(&headers, &pool, src)?;
+    leader_only(&app)?;
     let dry = q.get("dryRun").or_else(|| q.get("dry_run")).is_some_and(|v| v == "true" || v == "1");
     let (key, _) = app.idempotency_key(&headers)?;
     let pools = app.scaler.pools();
@@ -783,7 +878,21 @@ async fn status_page(
     }
     let list: Vec<Value> = app.scaler.states.keys().filter_map(|n| app.scaler.status(n)).collect();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    html(200, crate::server::page::render(&list, "this server (single node)", &now))
+    let leader = match &app.scaler.ha {
+        None => "this server (single node)".to_string(),
+        Some(ha) => {
+            let r = ha.role();
+            let who = r["leader"].as_str().unwrap_or("none").to_string();
+            let age =
+                r["leaseAgeMs"].as_u64().map_or(String::new(), |a| format!(", lease age {a} ms"));
+            format!(
+                "{who} (this replica `{}` is the {}{age})",
+                ha.id,
+                r["role"].as_str().unwrap_or("follower")
+            )
+        }
+    };
+    html(200, crate::server::page::render(&list, &leader, &now))
 }
 
 /// `POST /login` (form `token=…`): sets the cookie the status page reads, then back to `/`.
@@ -811,7 +920,8 @@ async fn login(State(app): State<Shared>, body: Bytes) -> Response {
 
 async fn pools(State(app): State<Shared>) -> Response {
     let list: Vec<Value> = app.scaler.states.keys().filter_map(|n| app.scaler.status(n)).collect();
-    reply(200, json!({"pools": list}))
+    let ha = app.scaler.ha.as_ref().map(|ha| ha.role());
+    reply(200, json!({"pools": list, "ha": ha}))
 }
 
 async fn pool_status(State(app): State<Shared>, Path(pool): Path<String>) -> Response {
@@ -832,7 +942,11 @@ async fn readyz(State(app): State<Shared>) -> Response {
     let health = app.scaler.audit.health();
     let errors = health.errors.load(Ordering::Relaxed);
     let audit = json!({"writeErrors": errors, "lastError": *lock(&health.last_error)});
-    let body = json!({"ready": reasons.is_empty(), "reasons": reasons, "reloadError": reload, "audit": audit});
+    let ha = app.scaler.ha.as_ref().map(|ha| ha.role());
+    if let Some(e) = app.scaler.ha.as_ref().and_then(|ha| ha.error()) {
+        reasons.push(format!("Redis is unreachable: {e}"));
+    }
+    let body = json!({"ready": reasons.is_empty(), "reasons": reasons, "reloadError": reload, "audit": audit, "ha": ha});
     reply(if reasons.is_empty() { 200 } else { 503 }, body)
 }
 

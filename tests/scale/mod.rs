@@ -8,6 +8,7 @@ mod check;
 mod cloudwatch;
 mod composite;
 mod drift;
+mod ha;
 mod hardening;
 mod lifecycle;
 mod limits;
@@ -168,14 +169,16 @@ impl Drop for Server {
 
 /// Start the server for `t` with `extra` flags; waits until it listens.
 pub fn serve(t: &Test, extra: &[&str]) -> Server {
-    let ready = t.path().join("ready");
-    let _ = std::fs::remove_file(&ready);
     static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ready = t.path().join(format!("ready-{n}"));
     let log = t.path().join(format!("server-{n}.log"));
     let mut cmd = t.command();
     cmd.args(["scale", "serve", "--config", "pilum-scale.yaml", "--listen", "127.0.0.1:0"]);
-    cmd.args(["--state-dir", "state", "--ready-file"]).arg(&ready);
+    if !extra.contains(&"--state-dir") {
+        cmd.args(["--state-dir", "state"]);
+    }
+    cmd.arg("--ready-file").arg(&ready);
     cmd.args(["--token", TOKEN]);
     // Test defaults, unless the test sets the flag itself.
     for (flag, value) in
