@@ -2,7 +2,8 @@
 //! with a script's `deploy()`: [`run`] loads and plans, refuses to publish a work tree with
 //! uncommitted changes (unless allowed), takes the deploy lock (not for dry runs), executes,
 //! and appends the run to `.pilum/history.jsonl`. What is shown, and where, is the caller's
-//! [`Watch`]: the terminal renderer for the CLI, log lines for a script.
+//! [`Watch`]: the terminal renderer for the CLI, log lines for a script. The CLI also records
+//! the run for its report (`super::runs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::orchestrator::runner::RecipeRunner;
 use crate::output::Output;
 use crate::service::Diagnostic;
 use crate::ui::render::Renderer;
+use crate::ui::report::record::Recorder;
 
 /// The delay before a step's first retry when none is given (`--retry-delay`'s default).
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -240,15 +242,18 @@ pub(super) fn config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_ru
     cfg
 }
 
-/// The terminal as a [`Watch`]: events go to the renderer, the rest through `Output`.
+/// The terminal as a [`Watch`]: events go to the renderer, the rest through `Output`; the
+/// recorder of the run report sees every event too.
 struct Terminal {
     out: Output,
     renderer: Renderer,
     verb: &'static str,
+    recorder: Recorder,
 }
 
 impl Sink for Terminal {
     fn event(&self, e: &Event) {
+        self.recorder.event(e);
         self.renderer.event(e);
     }
 }
@@ -263,6 +268,7 @@ impl Watch for Terminal {
     }
 
     fn planned(&self, plan: &Plan, base: Option<&str>) {
+        self.recorder.planned(plan);
         if plan.services.is_empty() {
             let why = base.map(|b| format!(": no service changed since `{b}`")).unwrap_or_default();
             self.out.info(&format!("nothing to {}{why}", self.verb));
@@ -281,6 +287,7 @@ impl Watch for Terminal {
 /// failed, 130 when interrupted.
 pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> Result<(), Error> {
     let cfg = config(dir, a, verb.phases(), verb == Verb::DryRun);
+    let reports = super::runs::check_report(&a.report)?;
     let options = Options {
         record_as: verb.name().to_string(),
         workers: a.max_workers.or_else(super::ci::default_workers),
@@ -301,12 +308,16 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
     if let Ok(root) = crate::service::discover::project_root(cfg.dir.as_deref()) {
         renderer = renderer.with_root(root);
     }
-    let terminal = Arc::new(Terminal { out: out.clone(), renderer, verb: shown });
+    let recorder = Recorder::new(shown);
+    let terminal = Arc::new(Terminal { out: out.clone(), renderer, verb: shown, recorder });
     // Notifications, GitHub statuses and the approval gate watch the run with the terminal.
-    let watch = super::report::Reporting::start(&cfg, &a.ci, verb, out, terminal)?;
+    let watch =
+        super::report::Reporting::start(&cfg, &a.ci, reports.json, verb, out, terminal.clone())?;
     let summary = run(&cfg, &options, watch.clone(), &cancel);
     watch.finish();
     let summary = summary?;
+    // The run is saved for `pilum report`, and drawn into `--report FILE.html`.
+    super::runs::finish(cfg.dir.as_deref(), &terminal.recorder, reports.html.as_deref(), out);
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
     } else if !summary.ok {

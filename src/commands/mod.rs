@@ -20,6 +20,7 @@ pub mod list;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod runs;
 pub mod script_api;
 pub mod settings;
 pub mod shard;
@@ -80,8 +81,9 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Plan(a) => report(out, dir.clone(), plan::run(dir, &a, out)),
         Command::Clean(a) => report(out, dir.clone(), clean::run(dir, &a, out)),
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
+        Command::Report(a) => report(out, dir.clone(), runs::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
-        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, out)),
+        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, dir.as_deref(), out)),
         // -- recipe catalogue
         Command::Docs(args) => crate::recipe::docs::run(
             &crate::recipe::docs::DocsConfig {

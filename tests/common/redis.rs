@@ -7,8 +7,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const REDIS_SERVER: &str = "redis-server";
-
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
@@ -48,7 +46,7 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let log = self.dir.path().join("redis.log");
-        let child = Command::new(REDIS_SERVER)
+        let child = Command::new(crate::common::tool("redis-server", "redis-server"))
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
@@ -59,9 +57,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("`{REDIS_SERVER}` is required for the --ha tests (Debian package: redis-server): {e}")
-            });
+            .expect("start redis-server");
         self.child = Some(child);
         let started = Instant::now();
         while !ping(self.port) {
