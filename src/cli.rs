@@ -555,7 +555,7 @@ pub struct ScaleServeArgs {
 
     /// High availability: share state through this Redis (`redis://` or `rediss://`); every
     /// replica accepts webhooks, the one holding the lease decides and applies
-    #[arg(long, value_name = "URL", env = "PILUM_SCALE_HA")]
+    #[arg(long, value_name = "URL", env = "PILUM_SCALE_HA", hide_env_values = true)]
     pub ha: Option<String>,
 
     /// This replica's identity in the lease (default `<host>:<pid>`)

@@ -230,3 +230,28 @@ fn replicas_reconnect_after_a_redis_restart_and_one_leads() {
     });
     rs[l].as_ref().expect("leader").wait_pool("applied 4", |p| p["applied"] == 4);
 }
+
+#[test]
+fn an_unreachable_redis_stops_the_start_without_showing_its_password() {
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}/0");
+    let r = serve_once(no_cooldowns()).args(["--ha", &url]).run().code(2);
+    assert!(
+        r.stderr.contains(&format!("cannot reach Redis at `redis://***@127.0.0.1:{port}/0`")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("hunter2") && !r.stdout.contains("hunter2"), "{}", r.stderr);
+    // Nor does `--help` with the URL in the environment.
+    let help =
+        Test::new().env("PILUM_SCALE_HA", &url).args(["scale", "serve", "--help"]).run().success();
+    assert!(
+        help.stdout.contains("--ha <URL>") && !help.stdout.contains("hunter2"),
+        "{}",
+        help.stdout
+    );
+}
