@@ -646,15 +646,20 @@ impl Scaler {
     }
 }
 
-/// Copy audit records to the shared stream in batches.
+/// Copy audit records to the shared stream in batches (a failed batch is logged once per
+/// outage and dropped: the local audit log has it).
 async fn copy_audit(ha: Arc<Ha>, mut rx: tokio::sync::mpsc::Receiver<Value>, log: Log) {
     let mut batch = Vec::new();
+    let mut failing = false;
     while rx.recv_many(&mut batch, 256).await > 0 {
-        if let Err(e) = ha.audit(&batch).await {
-            log.warn(
-                "cannot copy audit records to Redis",
-                &[("error", &e), ("records", &batch.len().to_string())],
-            );
+        match ha.audit(&batch).await {
+            Ok(()) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                let n = batch.len().to_string();
+                log.warn("cannot copy audit records to Redis", &[("error", &e), ("records", &n)]);
+            }
+            Err(_) => {}
         }
         batch.clear();
     }
