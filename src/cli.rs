@@ -95,6 +95,14 @@ pub enum Command {
     Clean(SelectArgs),
     /// Print the dependency graph
     Graph(GraphArgs),
+
+    // -- live services -----------------------------------------------------------------------
+    /// Show what is live: each service's revision, health and URL, from its provider
+    Status(StatusArgs),
+    /// Stream the services' logs from their provider
+    Logs(LogsArgs),
+    /// Put a service's previous revision (or `--to` one) back live
+    Rollback(RollbackArgs),
     /// CI integration: what pilum detects and the defaults it applies there
     #[command(subcommand)]
     Ci(CiCommand),
@@ -382,6 +390,80 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live services: `pilum status`, `pilum logs`, `pilum rollback` (recipe hooks)
+// ---------------------------------------------------------------------------------------------
+
+/// Which deployed targets a hook command works on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TargetArgs {
+    /// Service names or globs (quote globs: 'api-*'); default: every service
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Only services whose recipe has this provider (repeatable)
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Vec<String>,
+
+    /// Apply `environments.<NAME>` overrides from each pilum.yaml
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: Option<String>,
+
+    /// Only this region of services deployed per region
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Extra recipe directory (repeatable); overrides built-ins and `recipes/` by name
+    #[arg(long, value_name = "DIR")]
+    pub recipe_path: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// How long each service's status may take; a provider CLI still running then is killed
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::duration::positive_flag)]
+    pub timeout: std::time::Duration,
+
+    /// Status hooks running at once
+    #[arg(short = 'j', long = "max-workers", value_name = "N", default_value_t = 8)]
+    pub max_workers: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Logs from this long ago on (e.g. 10m, 1h; default: the provider's)
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub since: Option<std::time::Duration>,
+
+    /// Keep streaming new lines until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The revision or version to go back to (default: the provider's previous one)
+    #[arg(long, value_name = "VERSION|REVISION")]
+    pub to: Option<String>,
+
+    /// Print what would run instead of running it
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long each rollback may take, waiting for it included
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::positive_flag)]
+    pub timeout: std::time::Duration,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ mod catalogue;
 mod ci;
 mod common;
 mod deploy;
+mod hooks;
 mod layering;
 mod report;
 mod run;

@@ -277,6 +277,25 @@ pub fn page(r: &Recipe) -> String {
             if st.per_region { "yes" } else { "no" }
         );
     }
+    s.push_str(&hooks_section(r));
+    s
+}
+
+/// Which of `pilum status`, `logs` and `rollback` the recipe supports (docs/live.md).
+fn hooks_section(r: &Recipe) -> String {
+    use super::hooks::{self, Hook};
+    let supported = hooks::supported(r);
+    let mut s = String::from("\n## Hooks\n\n");
+    if supported.is_empty() {
+        s.push_str("This recipe has no hooks: `pilum status`, `pilum logs` and `pilum rollback` say it is not supported (exit 2).\n");
+        return s;
+    }
+    s.push_str("| command | hook | supported |\n|---|---|---|\n");
+    for h in Hook::ALL {
+        let yes = if supported.contains(&h) { "yes" } else { "no" };
+        let _ = writeln!(s, "| `pilum {0}` | `fn {0}(ctx)` | {yes} |", h.name());
+    }
+    s.push_str("\nWhat each hook runs is described under \"How it works\"; the commands are in [docs/live.md](../live.md).\n");
     s
 }
 

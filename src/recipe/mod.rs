@@ -1,9 +1,11 @@
 //! Recipes: load built-in and project recipes, read their declared fields and steps, and
-//! validate services against them before anything runs. The format is `docs/recipes.md`.
+//! validate services against them before anything runs, and call their hooks (`status`, `logs`,
+//! `rollback`). The format is `docs/recipes.md`.
 
 pub mod catalog;
 pub mod declaration;
 pub mod docs;
+pub mod hooks;
 pub mod host;
 pub mod locate;
 pub mod runner;

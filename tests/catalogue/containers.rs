@@ -8,10 +8,19 @@ pub const DOCKER: &str = r#"case "$1" in login) cat > /dev/null ;; esac"#;
 const DOCKERFILE: &str = "FROM scratch\nCOPY . /app\n";
 
 /// A fake `gcloud`: the Artifact Registry repository exists in every region but
-/// `europe-west1`, where `describe` answers `NOT_FOUND` as gcloud does.
+/// `europe-west1`, where `describe` answers `NOT_FOUND` as gcloud does. The Cloud Run service
+/// serves revision `api-00002-xyz` (`v1.2.3`) with `api-00001-abc` ready before it; the job
+/// runs `v1.2.3` until `jobs update --image` changes it, its previous execution ran `v1.2.2`.
 pub const GCLOUD: &str = r#"case "$*" in
   "artifacts repositories describe "*europe-west1*) echo "ERROR: (gcloud.artifacts.repositories.describe) NOT_FOUND: Requested entity was not found." >&2; exit 1 ;;
   "artifacts repositories describe "*) echo "projects/acme-prod/locations/x/repositories/pilum" ;;
+  "run services describe "*) printf '%s' '{"metadata":{"name":"api"},"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/pilum/api:v1.2.3"}]}}},"status":{"url":"https://api-7hx2-uc.a.run.app","latestCreatedRevisionName":"api-00002-xyz","latestReadyRevisionName":"api-00002-xyz","traffic":[{"revisionName":"api-00002-xyz","percent":100},{"revisionName":"api-00002-xyz","percent":0,"tag":"canary","url":"https://canary---api-7hx2-uc.a.run.app"}],"conditions":[{"type":"Ready","status":"True"}]}}' ;;
+  "run revisions list "*) printf '%s' '[{"metadata":{"name":"api-00001-abc","creationTimestamp":"2025-05-01T10:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True"}]}},{"metadata":{"name":"api-00002-xyz","creationTimestamp":"2025-05-02T10:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True"}]}}]' ;;
+  "run jobs update "*) prev=''; for a in "$@"; do [ "$prev" = --image ] && printf '%s' "$a" > [ROOT]/.calls/job-image; prev="$a"; done ;;
+  "run jobs describe "*) image=$(cat [ROOT]/.calls/job-image 2>/dev/null || echo us-central1-docker.pkg.dev/acme-prod/jobs/migrate:v1.2.3)
+    printf '{"metadata":{"name":"migrate","generation":4},"spec":{"template":{"spec":{"template":{"spec":{"containers":[{"image":"%s"}]}}}}},"status":{"conditions":[{"type":"Ready","status":"True"}],"latestCreatedExecution":{"name":"migrate-x7k2p"}}}' "$image" ;;
+  "run jobs executions list "*) printf '%s' '[{"metadata":{"name":"migrate-a1b2c","creationTimestamp":"2025-05-01T10:00:00Z"},"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/jobs/migrate:v1.2.2"}]}}},"status":{"conditions":[{"type":"Completed","status":"True"}]}},{"metadata":{"name":"migrate-x7k2p","creationTimestamp":"2025-05-02T10:00:00Z"},"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/jobs/migrate:v1.2.3"}]}}},"status":{"conditions":[{"type":"Completed","status":"True"}]}}]' ;;
+  *"logs read "*|*"logs tail "*) echo "2025-05-02 10:00:01 INFO started"; echo "2025-05-02 10:00:02 INFO ready" ;;
 esac"#;
 
 pub fn cloud_run() -> Case {
@@ -58,9 +67,19 @@ pub fn lambda() -> Case {
     )
     .file("svc/template.yaml", "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\n")
     .fake("sam", ":")
-    .fake("aws", "printf ecr-password")
+    .fake("aws", LAMBDA_AWS)
     .fake("docker", DOCKER)
 }
+
+/// A fake `aws` for one Lambda function without an alias: its `$LATEST` has a revision ID and
+/// a function URL.
+pub const LAMBDA_AWS: &str = r#"case "$*" in
+  "ecr get-login-password"*) printf ecr-password ;;
+  "cloudformation describe-stack-resources"*) printf '{"StackResources":[{"LogicalResourceId":"Thumbnails","PhysicalResourceId":"thumbnails-prod-Thumbnails-9Z","ResourceType":"AWS::Lambda::Function"}]}' ;;
+  "lambda get-function-configuration"*) printf '{"FunctionName":"thumbnails-prod-Thumbnails-9Z","RevisionId":"4b7c2e1a-rev","State":"Active","LastUpdateStatus":"Successful"}' ;;
+  "lambda get-function-url-config"*) printf '{"FunctionUrl":"https://thumbs.lambda-url.us-east-1.on.aws/"}' ;;
+  "logs tail"*) echo "2025-05-02T10:00:01 START RequestId: 1"; echo "2025-05-02T10:00:02 END RequestId: 1" ;;
+esac"#;
 
 /// Lambda with two image functions, one repository each, and a published alias: the stack
 /// has two functions whose `live` alias points at version 7 and 3.
@@ -78,6 +97,12 @@ pub fn lambda_alias() -> Case {
         r#"case "$*" in
   "ecr get-login-password"*) printf ecr-password ;;
   "cloudformation describe-stack-resources"*) printf '{"StackResources":[{"LogicalResourceId":"Crop","PhysicalResourceId":"thumbnails-prod-Crop-1A","ResourceType":"AWS::Lambda::Function"},{"LogicalResourceId":"CropAliaslive","PhysicalResourceId":"arn:aws:lambda:eu-west-1:123456789012:function:thumbnails-prod-Crop-1A:live","ResourceType":"AWS::Lambda::Alias"},{"LogicalResourceId":"Resize","PhysicalResourceId":"thumbnails-prod-Resize-2B","ResourceType":"AWS::Lambda::Function"}]}' ;;
+  "lambda get-function-configuration"*) printf '{"State":"Active","LastUpdateStatus":"Successful"}' ;;
+  "lambda get-function-url-config"*"thumbnails-prod-Crop-1A"*) printf '{"FunctionUrl":"https://crop.lambda-url.eu-west-1.on.aws/"}' ;;
+  "lambda get-function-url-config"*) echo "An error occurred (ResourceNotFoundException) when calling the GetFunctionUrlConfig operation: The resource you requested does not exist." >&2; exit 254 ;;
+  "lambda list-versions-by-function"*) printf '{"Versions":[{"Version":"$LATEST"},{"Version":"1"},{"Version":"2"},{"Version":"3"},{"Version":"6"},{"Version":"7"}]}' ;;
+  "lambda update-alias"*) printf '{"Name":"live"}' ;;
+  "logs tail"*) echo "2025-05-02T10:00:01 START RequestId: 1" ;;
   *"--function-name thumbnails-prod-Crop-1A"*) printf '{"Name":"live","FunctionVersion":"7"}' ;;
   *"--function-name thumbnails-prod-Resize-2B"*) printf '{"Name":"live","FunctionVersion":"3"}' ;;
 esac"#,
@@ -86,24 +111,30 @@ esac"#,
 }
 
 /// A fake `aws` for ECS: the service runs task definition `api:7` until `update-service`,
-/// then reports `api:8` rolled out (or, with `STUCK`, a rollout that never completes).
+/// then reports the one it was given rolled out (or, with `STUCK`, a rollout that never
+/// completes).
 pub fn ecs_aws(stuck: bool) -> String {
     let rollout = if stuck { "IN_PROGRESS" } else { "COMPLETED" };
     format!(
         r#"state=[ROOT]/.calls/ecs-updated
 td=arn:aws:ecs:eu-west-1:123456789012:task-definition/api:7
-[ -f "$state" ] && td=arn:aws:ecs:eu-west-1:123456789012:task-definition/api:8
+[ -f "$state" ] && td=$(cat "$state")
 case "$1 $2" in
   "ecr get-login-password") printf 'ecr-password' ;;
   "ecs describe-services")
-    printf '{{"services":[{{"serviceName":"api","status":"ACTIVE","taskDefinition":"%s","deployments":[{{"status":"PRIMARY","taskDefinition":"%s","rolloutState":"{rollout}","desiredCount":2,"runningCount":1}}],"events":[{{"message":"(service api) has started 1 tasks: (task 1)."}},{{"message":"(service api) was unable to place a task."}}]}}],"failures":[]}}' "$td" "$td" ;;
+    printf '{{"services":[{{"serviceName":"api","status":"ACTIVE","desiredCount":2,"runningCount":2,"taskDefinition":"%s","deployments":[{{"status":"PRIMARY","taskDefinition":"%s","rolloutState":"{rollout}","desiredCount":2,"runningCount":1}}],"events":[{{"message":"(service api) has started 1 tasks: (task 1)."}},{{"message":"(service api) was unable to place a task."}}]}}],"failures":[]}}' "$td" "$td" ;;
   "ecs describe-task-definition")
     # Tags come back only when asked for, as in the ECS API.
     tags=''; case "$*" in *"--include TAGS"*) tags=',"tags":[{{"key":"team","value":"payments"}}]' ;; esac
-    printf '{{"taskDefinition":{{"taskDefinitionArn":"%s","family":"api","revision":7,"status":"ACTIVE","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"256","memory":"512","compatibilities":["EC2","FARGATE"],"containerDefinitions":[{{"name":"api","image":"old/api:1.2.2","essential":true}},{{"name":"envoy","image":"envoy:1.29"}}]}}%s}}' "$td" "$tags" ;;
+    printf '{{"taskDefinition":{{"taskDefinitionArn":"%s","family":"api","revision":7,"status":"ACTIVE","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"256","memory":"512","compatibilities":["EC2","FARGATE"],"containerDefinitions":[{{"name":"api","image":"old/api:1.2.2","essential":true,"logConfiguration":{{"logDriver":"awslogs","options":{{"awslogs-group":"/ecs/api","awslogs-stream-prefix":"ecs"}}}}}},{{"name":"envoy","image":"envoy:1.29"}}]}}%s}}' "$td" "$tags" ;;
   "ecs register-task-definition")
     printf '{{"taskDefinition":{{"taskDefinitionArn":"arn:aws:ecs:eu-west-1:123456789012:task-definition/api:8","revision":8}}}}' ;;
-  "ecs update-service") touch "$state"; printf '{{"service":{{"serviceName":"api"}}}}' ;;
+  "ecs update-service")
+    prev=''; for a in "$@"; do [ "$prev" = --task-definition ] && printf '%s' "$a" > "$state"; prev="$a"; done
+    printf '{{"service":{{"serviceName":"api"}}}}' ;;
+  "ecs list-task-definitions")
+    printf '{{"taskDefinitionArns":["arn:aws:ecs:eu-west-1:123456789012:task-definition/api:8","arn:aws:ecs:eu-west-1:123456789012:task-definition/api:7","arn:aws:ecs:eu-west-1:123456789012:task-definition/api:6"]}}' ;;
+  "logs tail") echo "2025-05-02T10:00:01 ecs/api/1 listening on :8080" ;;
 esac"#
     )
 }
@@ -136,24 +167,47 @@ pub fn kubernetes(rollout_body: &str) -> Case {
     .file("svc/k8s/deployment.yaml", DEPLOYMENT)
     .file("svc/k8s/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n")
     .fake("docker", DOCKER)
-    .fake("kubectl", format!(r#"case "$*" in *"rollout status"*) {rollout_body} ;; esac"#))
+    .fake("kubectl", kubectl(rollout_body))
     .secret("GHCR_TOKEN", "ghp_SECRET_k8s_token")
 }
 
+/// A fake `kubectl`: `rollout status` runs `rollout_body`; `get` reports deployment `api` at
+/// revision 3, two replicas available, running `ghcr.io/acme/api:v1.2.3`.
+pub fn kubectl(rollout_body: &str) -> String {
+    format!(
+        r#"case "$*" in
+  *"rollout status"*) {rollout_body} ;;
+  "get "*|*" get "*) printf '%s' '{{"kind":"Deployment","metadata":{{"name":"api","generation":3,"annotations":{{"deployment.kubernetes.io/revision":"3"}}}},"spec":{{"replicas":2,"selector":{{"matchLabels":{{"app":"api"}}}},"template":{{"spec":{{"containers":[{{"name":"api","image":"ghcr.io/acme/api:v1.2.3"}},{{"name":"sidecar","image":"envoyproxy/envoy:v1.29"}}]}}}}}},"status":{{"observedGeneration":3,"replicas":2,"updatedReplicas":2,"availableReplicas":2,"conditions":[{{"type":"Progressing","status":"True","reason":"NewReplicaSetAvailable"}}]}}}}' ;;
+  "logs "*|*" logs "*) echo "[pod/api-7d9f-x/api] listening on :8080" ;;
+esac"#
+    )
+}
+
 /// A fake `az` for Container Apps with state in `.calls/aca-revisions` (`<revision> <image>`
-/// per line): `containerapp update` creates `<app>--<suffix>` and refuses a suffix that exists,
-/// as Azure does; `revision list` lists the revisions; `revision show` reports a revision
-/// provisioning on the first look and healthy after.
+/// per line, oldest first): `containerapp update` creates `<app>--<suffix>` and refuses a
+/// suffix that exists, as Azure does; `revision copy` adds one too; `revision list` lists the
+/// revisions; `revision show` reports a revision provisioning on the first look and healthy
+/// after; `show` reports the newest revision serving all traffic, in single-revision mode
+/// unless `.calls/aca-multiple` exists.
 pub fn aca_az() -> String {
     r#"state=[ROOT]/.calls/aca-revisions
 arg() { want="$1"; shift; while [ $# -gt 1 ]; do [ "$1" = "$want" ] && { printf '%s' "$2"; return; }; shift; done; }
 case "$*" in
   "containerapp revision list"*)
-    printf '['; sep=''
+    printf '['; sep=''; day=0
     if [ -f "$state" ]; then while read -r n i; do
-      printf '%s{"name":"%s","properties":{"active":true,"template":{"containers":[{"name":"main","image":"%s"}]}}}' "$sep" "$n" "$i"; sep=','
+      day=$((day + 1))
+      printf '%s{"name":"%s","properties":{"active":true,"createdTime":"2025-05-%02dT10:00:00Z","provisioningState":"Provisioned","healthState":"Healthy","runningState":"Running","template":{"containers":[{"name":"main","image":"%s"}]}}}' "$sep" "$n" "$day" "$i"; sep=','
     done < "$state"; fi
     printf ']' ;;
+  "containerapp show"*)
+    latest=$( [ -f "$state" ] && tail -n 1 "$state" | cut -d' ' -f1 )
+    mode=Single; [ -f [ROOT]/.calls/aca-multiple ] && mode=Multiple
+    printf '{"name":"web","properties":{"latestReadyRevisionName":"%s","configuration":{"activeRevisionsMode":"%s","ingress":{"fqdn":"web.kindhill-1a2b.westeurope.azurecontainerapps.io","traffic":[{"latestRevision":true,"weight":100}]}}}}' "$latest" "$mode" ;;
+  "containerapp revision copy"*)
+    from=$(arg --from-revision "$@"); image=$(grep "^$from " "$state" | cut -d' ' -f2)
+    echo "$(arg --name "$@")--$(arg --revision-suffix "$@") $image" >> "$state" ;;
+  "containerapp logs show"*) echo '{"TimeStamp":"2025-05-02T10:00:01Z","Log":"listening on :8080"}' ;;
   "containerapp revision show"*)
     rev=$(arg --revision "$@"); seen=[ROOT]/.calls/shown-$rev
     if [ -f "$seen" ]; then p=Provisioned; h=Healthy; r=Running; else p=Provisioning; h=None; r=Processing; : > "$seen"; fi
@@ -192,6 +246,17 @@ pub fn container_apps_revisions() -> Case {
     .fake("az", aca_az())
 }
 
+/// A fake `flyctl`: release v12 runs `v1.2.3` on two started machines with passing checks; v11
+/// ran the same image, v10 ran `v1.2.2`. A `deploy` makes release v13 of its image.
+pub const FLYCTL: &str = r#"state=[ROOT]/.calls/fly-deployed
+case "$1" in
+  deploy) prev=''; for a in "$@"; do [ "$prev" = --image ] && printf '%s' "${a##*:}" > "$state"; prev="$a"; done ;;
+  status) v=12; tag=v1.2.3; [ -f "$state" ] && { v=13; tag=$(cat "$state"); }
+    printf '{"Name":"acme-edge","Status":"deployed","Version":%s,"Hostname":"acme-edge.fly.dev","Machines":[{"id":"1","state":"started","region":"ams","image_ref":{"registry":"registry.fly.io","repository":"acme-edge","tag":"%s"},"config":{"metadata":{"fly_process_group":"app"}},"checks":[{"name":"http","status":"passing"}]},{"id":"2","state":"started","region":"iad","image_ref":{"registry":"registry.fly.io","repository":"acme-edge","tag":"%s"},"config":{"metadata":{"fly_process_group":"worker"}},"checks":[]}]}' "$v" "$tag" "$tag" ;;
+  releases) printf '%s' '[{"Version":12,"Status":"complete","ImageRef":"registry.fly.io/acme-edge:v1.2.3"},{"Version":11,"Status":"complete","ImageRef":"registry.fly.io/acme-edge:v1.2.3"},{"Version":10,"Status":"complete","ImageRef":"registry.fly.io/acme-edge:v1.2.2"}]' ;;
+  logs) echo "2025-05-02T10:00:01Z app[1] ams [info] listening on :8080" ;;
+esac"#;
+
 pub fn fly() -> Case {
     Case::new(
         "fly",
@@ -200,7 +265,7 @@ pub fn fly() -> Case {
     )
     .file("svc/Dockerfile", DOCKERFILE)
     .fake("docker", DOCKER)
-    .fake("flyctl", ":")
+    .fake("flyctl", FLYCTL)
     .secret("FLY_API_TOKEN", "fo1_SECRET_fly_token")
 }
 
@@ -352,7 +417,7 @@ fn kubernetes_kustomize_gets_an_overlay_setting_the_image() {
     .file("svc/Dockerfile", DOCKERFILE)
     .file("svc/deploy/overlays/prod/kustomization.yaml", "resources: []\n")
     .fake("docker", DOCKER)
-    .fake("kubectl", ":");
+    .fake("kubectl", kubectl(":"));
     let t = case.project();
     run_with(&t, &["deploy", "--tag", TAG]).success();
     let overlay =
@@ -366,7 +431,7 @@ fn kubernetes_kustomize_gets_an_overlay_setting_the_image() {
     let kubectl = transcript(&t, &["kubectl"]);
     assert_eq!(
         kubectl,
-        "kubectl apply -k [ROOT]/.pilum/build/kubernetes/api\nkubectl rollout status deployment/api --timeout 5m"
+        "kubectl apply -k [ROOT]/.pilum/build/kubernetes/api\nkubectl rollout status deployment/api --timeout 5m\nkubectl get deployment/api --output json"
     );
 }
 

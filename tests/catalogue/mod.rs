@@ -4,10 +4,10 @@
 //! pages, and a project-local recipe.
 
 mod check;
-mod containers;
+pub mod containers;
 mod custom;
 mod docs;
 mod fakes;
-mod harness;
+pub mod harness;
 mod packages;
 mod snapshots;

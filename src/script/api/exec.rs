@@ -13,7 +13,7 @@ use super::{
 use crate::process::{self, Command, display_argv};
 use crate::script::{Event, Host};
 
-const RUN_OPTS: &[&str] = &["dir", "env", "timeout", "check", "stdin"];
+const RUN_OPTS: &[&str] = &["dir", "env", "timeout", "check", "stdin", "stream"];
 
 pub fn module(host: &Arc<Host>) -> Module {
     let mut m = Module::new();
@@ -26,7 +26,8 @@ pub fn module(host: &Arc<Host>) -> Module {
 Run a command given as an argv array and wait for it. Returns `#{ code, stdout, stderr }`.
 A non-zero exit raises an error naming the command, its exit code and the last lines of
 stderr, unless `check: false`. Options: `dir` (inside the project), `env` (map), `timeout`
-(seconds), `check` (default true), `stdin` (string).
+(seconds), `check` (default true), `stdin` (string), `stream` (default true; `false` only
+captures the output, for a command whose output is data such as `--format json`).
 
 ```rhai
 let r = exec::run(["git", "rev-parse", "HEAD"]);
@@ -48,6 +49,7 @@ Run a command with options (see `run(argv)`).
 let r = exec::run(["docker", "build", "."], #{ dir: "services/api", timeout: 600 });
 let probe = exec::run(["false"], #{ check: false });
 if probe.code != 0 { log::warn("probe failed"); }
+let quiet = exec::run(["echo", "{}"], #{ stream: false });   // captured, not shown
 ```"#,
         move |ctx: NativeCallContext, argv: Array, opts: Map| run(
             &h,
@@ -146,8 +148,12 @@ fn run(
         .envs(call.env.iter().cloned())
         .envs(env)
         .timeout(opts.secs(ctx, "timeout")?)
-        .cancel(call.cancel.clone())
-        .on_line(Arc::new(move |stream, line| sink.event(&label, Event::Line { stream, line })));
+        .cancel(call.cancel.clone());
+    if opts.bool(ctx, "stream")?.unwrap_or(true) {
+        cmd = cmd.on_line(Arc::new(move |stream, line| {
+            sink.event(&label, Event::Line { stream, line });
+        }));
+    }
     if let Some(d) = call.deadline {
         cmd = cmd.deadline(d.at, d.after);
     }

@@ -1,0 +1,256 @@
+//! `pilum rollback SERVICE…`: call each target's `fn rollback(ctx)` with `ctx.to`, the revision
+//! to put back live. Where that comes from is [`rollback_to`]: `--to`, else the previous
+//! successful deploy in history (when [`run_with`] is given history), else `()`, which the
+//! recipe reads as "the provider's previous revision". `--dry-run` runs nothing and prints the
+//! commands, as deploy dry runs do. A hook returns `#{ revision, url }`, what is live now. A
+//! rollback holds the project's deploy lock, as a deploy does.
+
+use std::path::PathBuf;
+
+use super::live::{self, History, LiveError, Printer, Show, TargetKey};
+use crate::cli::RollbackArgs;
+use crate::error::{Error, exit};
+use crate::output::Output;
+use crate::recipe::hooks::{Hook, HookRunner, Rolled, Target};
+
+/// What a rollback goes back to, and who said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTo {
+    /// `--to`.
+    Given(String),
+    /// The previous successful deploy in history.
+    Recorded(String),
+    /// The provider's previous revision (the recipe finds it): `ctx.to` is `()`.
+    ProviderPrevious,
+}
+
+impl RollbackTo {
+    /// `ctx.to`.
+    pub fn revision(&self) -> Option<&str> {
+        match self {
+            RollbackTo::Given(r) | RollbackTo::Recorded(r) => Some(r),
+            RollbackTo::ProviderPrevious => None,
+        }
+    }
+
+    /// Where the revision came from, for `--json` (`flag`, `history`, `provider`).
+    pub fn source(&self) -> &'static str {
+        match self {
+            RollbackTo::Given(_) => "flag",
+            RollbackTo::Recorded(_) => "history",
+            RollbackTo::ProviderPrevious => "provider",
+        }
+    }
+}
+
+/// The rollback decision: `--to` wins; else the revision of the previous successful deploy
+/// history recorded (one without a revision does not count); else the provider's previous.
+pub fn rollback_to(
+    given: Option<&str>,
+    recorded_previous: Option<&live::LastDeploy>,
+) -> RollbackTo {
+    if let Some(to) = given {
+        return RollbackTo::Given(to.to_string());
+    }
+    match recorded_previous.and_then(|d| d.revision.clone()) {
+        Some(r) => RollbackTo::Recorded(r),
+        None => RollbackTo::ProviderPrevious,
+    }
+}
+
+/// One target's rollback.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub service: String,
+    pub recipe: String,
+    pub region: Option<String>,
+    pub environment: Option<String>,
+    pub label: String,
+    pub to: RollbackTo,
+    pub result: Result<Rolled, String>,
+}
+
+/// `pilum rollback` without history.
+pub fn run(dir: Option<PathBuf>, args: &RollbackArgs, out: &Output) -> Result<(), Error> {
+    run_with(dir, args, out, None)
+}
+
+/// `pilum rollback`; with `history`, the default target is the previous recorded deploy.
+pub fn run_with(
+    dir: Option<PathBuf>,
+    args: &RollbackArgs,
+    out: &Output,
+    history: Option<&dyn History>,
+) -> Result<(), Error> {
+    let cancel = live::interruptible(out);
+    let outcomes = rollback(dir, args, out, history, &cancel)?;
+    if cancel.is_cancelled() {
+        return Err(Error::silent(exit::INTERRUPTED));
+    }
+    for o in &outcomes {
+        if out.json {
+            let r = o.result.as_ref().ok();
+            out.json_line(&serde_json::json!({
+                "event": "rollback",
+                "service": o.service,
+                "target": o.recipe,
+                "region": o.region,
+                "environment": o.environment,
+                "dry_run": args.dry_run,
+                "to": o.to.revision(),
+                "to_source": o.to.source(),
+                "ok": o.result.is_ok(),
+                "revision": r.and_then(|r| r.revision.clone()),
+                "url": r.and_then(|r| r.url.clone()),
+                "error": o.result.as_ref().err(),
+            }));
+            continue;
+        }
+        match &o.result {
+            Ok(_) if args.dry_run => out.info(&format!(
+                "dry run: rolling back `{}` to {} would run the commands above",
+                o.label,
+                o.to.revision().map_or("its previous revision".to_string(), |r| format!("`{r}`"))
+            )),
+            Ok(r) => {
+                // What is live now: a provider may make a new revision of the old one.
+                let live =
+                    r.revision.as_deref().map(|r| format!(", live: `{r}`")).unwrap_or_default();
+                let url = r.url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+                out.stdout_line(&format!("rolled back `{}`{live}{url}", o.label));
+            }
+            Err(e) => out.error(&format!("rollback of `{}` failed: {e}", o.label)),
+        }
+    }
+    if outcomes.iter().any(|o| o.result.is_err()) {
+        Err(Error::silent(exit::FAILURE))
+    } else {
+        Ok(())
+    }
+}
+
+/// Select, decide each target's revision, and call the hooks (at most four at once). The
+/// outcomes are in target order; a configuration problem is an error before anything runs.
+pub fn rollback(
+    dir: Option<PathBuf>,
+    args: &RollbackArgs,
+    out: &Output,
+    history: Option<&dyn History>,
+    cancel: &crate::script::CancelToken,
+) -> Result<Vec<Outcome>, Error> {
+    if args.target.services.is_empty() {
+        return Err(Error::usage(
+            "name the service to roll back\nhelp: `pilum rollback api`, or `pilum rollback api --to <revision>`",
+        ));
+    }
+    let cfg = live::config(dir, &args.target);
+    let live =
+        live::load(&cfg, Hook::Rollback, args.target.region.as_deref(), args.dry_run, true, out)?;
+    if args.to.is_some() && live.targets.len() > 1 {
+        let labels = live.targets.iter().map(|t| t.label.clone()).collect();
+        return Err(Error::usage(LiveError::ToNeedsOneTarget { labels }));
+    }
+    // A rollback changes what is live as a deploy does: it holds the same lock (dry runs do
+    // not need it).
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(crate::state::lock::DeployLock::acquire(&live.root).map_err(Error::usage)?)
+    };
+    let printer = Printer::new(out, Show::Verbose, &live.targets);
+    let runner = HookRunner::new(&live.root, args.dry_run, out.verbose, printer);
+    Ok(live::each(&live.targets, 4, |t: &Target| {
+        let previous = history.and_then(|h| h.previous_deploy(&TargetKey::of(t)));
+        let to = rollback_to(args.to.as_deref(), previous.as_ref());
+        let result = runner
+            .rollback(t, to.revision(), cancel, Some(args.timeout))
+            .map_err(|e| e.to_string());
+        Outcome {
+            service: t.service.clone(),
+            recipe: t.recipe.decl.name.clone(),
+            region: t.region.clone(),
+            environment: t.environment.clone(),
+            label: t.label.clone(),
+            to,
+            result,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::live::LastDeploy;
+
+    fn record(revision: Option<&str>) -> LastDeploy {
+        LastDeploy { revision: revision.map(str::to_string), tag: None, finished: String::new() }
+    }
+
+    fn args(services: &[&str], to: Option<&str>, dry_run: bool) -> RollbackArgs {
+        RollbackArgs {
+            target: crate::cli::TargetArgs {
+                services: services.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            to: to.map(str::to_string),
+            dry_run,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
+
+    /// Through the `History` seam: `api` goes back to its previous recorded deploy, `web` (one
+    /// record only) to the provider's previous revision; `--to` wins over both.
+    #[test]
+    fn rollback_goes_to_the_previous_recorded_deploy_first() {
+        use crate::commands::live::fixture::{Memo, project, quiet};
+        let dir = project();
+        let root = Some(dir.path().to_path_buf());
+        let memo = Memo(vec![("api", vec!["r1", "r2", "r3"]), ("web", vec!["r3"])]);
+        let cancel = crate::script::CancelToken::new();
+        let outcomes = rollback(
+            root.clone(),
+            &args(&["api", "web"], None, false),
+            &quiet(),
+            Some(&memo),
+            &cancel,
+        )
+        .expect("rolls back");
+        let by =
+            |o: &[Outcome], name: &str| o.iter().find(|o| o.service == name).cloned().expect("one");
+        let api = by(&outcomes, "api");
+        assert_eq!(api.to, RollbackTo::Recorded("r2".into()));
+        assert_eq!(api.result.expect("ok").revision.as_deref(), Some("r2"));
+        let web = by(&outcomes, "web");
+        assert_eq!(web.to, RollbackTo::ProviderPrevious);
+        assert_eq!(web.result.expect("ok").revision.as_deref(), Some("provider-previous"));
+
+        let given = rollback(
+            root.clone(),
+            &args(&["api"], Some("r1"), false),
+            &quiet(),
+            Some(&memo),
+            &cancel,
+        )
+        .expect("rolls back");
+        assert_eq!(given[0].to, RollbackTo::Given("r1".into()));
+        assert_eq!(given[0].result.clone().expect("ok").revision.as_deref(), Some("r1"));
+
+        let without = rollback(root, &args(&["api"], None, false), &quiet(), None, &cancel)
+            .expect("rolls back");
+        assert_eq!(without[0].to, RollbackTo::ProviderPrevious, "no history: the provider's");
+    }
+
+    #[test]
+    fn to_wins_then_history_then_the_provider() {
+        let prev = record(Some("api-00001-abc"));
+        assert_eq!(
+            rollback_to(Some("api-00003-x"), Some(&prev)),
+            RollbackTo::Given("api-00003-x".into())
+        );
+        assert_eq!(rollback_to(None, Some(&prev)), RollbackTo::Recorded("api-00001-abc".into()));
+        assert_eq!(rollback_to(None, Some(&record(None))), RollbackTo::ProviderPrevious);
+        assert_eq!(rollback_to(None, None), RollbackTo::ProviderPrevious);
+        assert_eq!(RollbackTo::ProviderPrevious.revision(), None);
+        assert_eq!(RollbackTo::Recorded("7".into()).source(), "history");
+    }
+}
