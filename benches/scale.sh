@@ -4,6 +4,8 @@
 #   benches/scale.sh                 # 10 s per wrk run, 2 threads, 50 connections
 #   DURATION=30s ROUNDS=5 benches/scale.sh
 #   BEFORE=/path/to/older/pilum benches/scale.sh   # also measure another build, same run
+#   PILUM=/path/to/pilum BARE=/path/to/bare_axum benches/scale.sh   # use these builds as they are
+#   HA=1 benches/scale.sh            # also a `--ha` server on a local redis-server, same run
 #
 # Measures, for POST /webhook/{pool}/delta {"delta": 1} with a bearer token:
 #   - accepted webhooks per second (2xx only; auth, parse, dedupe, enqueue and audit included)
@@ -11,7 +13,9 @@
 #   - pilum's resident memory when idle, at peak during a 1,000-webhook burst, and at peak
 #     during the sustained wrk run;
 #   - with BEFORE, the same for that build, and pilum's ratios to it (e.g. the cost of the
-#     durable accept: every 2xx waits for the journal's fdatasync, shared by a batch).
+#     durable accept: every 2xx waits for the journal's fdatasync, shared by a batch);
+#   - with HA=1, the same for a `--ha` server (every accept is a Lua script on Redis), and its
+#     ratios to the single node (targets: >= 50 % of its rate, p99 <= 3x).
 # Needs `wrk` (Debian: apt-get install wrk). Pulumi is faked (instant `up`), so only the
 # server is measured. Results go to stdout as a Markdown table for docs/performance.md.
 set -euo pipefail
@@ -23,9 +27,11 @@ CONNECTIONS=${CONNECTIONS:-50}
 ROUNDS=${ROUNDS:-3}
 
 command -v wrk >/dev/null || { echo "error: \`wrk\` is required (apt-get install wrk)" >&2; exit 2; }
-cargo build --quiet --release --bin pilum --example bare_axum
-PILUM=$PWD/target/release/pilum
-BARE=$PWD/target/release/examples/bare_axum
+if [ -z "${PILUM:-}" ] || [ -z "${BARE:-}" ]; then
+  cargo build --quiet --release --bin pilum --example bare_axum
+fi
+PILUM=${PILUM:-$PWD/target/release/pilum}
+BARE=${BARE:-$PWD/target/release/examples/bare_axum}
 
 work=$(mktemp -d)
 pids=()
@@ -142,12 +148,13 @@ run_wrk() {
 bare_addr=$(wait_ready "$work/bare.addr")
 started "$!" bare_axum
 
-# `start_pilum NAME BINARY`: a server on its own state dir; sets NAME_addr and NAME_pid.
+# `start_pilum NAME BINARY [FLAGS…]`: a server on its own state dir; sets NAME_addr and NAME_pid.
 start_pilum() {
   local name=$1 bin=$2
+  shift 2
   (cd "$work" && PATH="$work/bin:$PATH" exec "$bin" -q scale serve --listen 127.0.0.1:0 \
     --ready-file "$work/$name.addr" --state-dir "$work/state-$name" --token bench-token \
-    --rate-limit 0 --tick 1h 2>"$work/$name.log") &
+    --rate-limit 0 --tick 1h "$@" 2>"$work/$name.log") &
   pids+=($!)
   printf -v "${name}_pid" '%s' "$!"
   printf -v "${name}_addr" '%s' "$(wait_ready "$work/$name.addr")"
@@ -155,6 +162,17 @@ start_pilum() {
 }
 start_pilum pilum "$PILUM"
 [ -n "${BEFORE:-}" ] && start_pilum before "$BEFORE"
+if [ -n "${HA:-}" ]; then
+  command -v redis-server >/dev/null || { echo "error: \`redis-server\` is required for HA=1" >&2; exit 2; }
+  redis_port=$((20000 + RANDOM % 20000))
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+    --logfile "$work/redis.log" & pids+=($!)
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+    sleep 0.05
+  done
+  start_pilum ha "$PILUM" --ha "redis://127.0.0.1:$redis_port/0"
+fi
 sleep 1
 idle_kb=$(rss_kb "$pilum_pid")
 
@@ -174,6 +192,10 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
   echo "round $round/$ROUNDS: pilum" >&2
   run_wrk "http://$pilum_addr/webhook/workers/delta" >> "$work/pilum.results"
+  if [ -n "${HA:-}" ]; then
+    echo "round $round/$ROUNDS: pilum --ha" >&2
+    run_wrk "http://$ha_addr/webhook/workers/delta" >> "$work/ha.results"
+  fi
 done
 touch "$work/load.done"; wait "$sampler" 2>/dev/null || true
 load_kb=$(cat "$work/load.peak")
@@ -190,10 +212,17 @@ if [ -n "${BEFORE:-}" ]; then
   echo "before rounds: $(tr '\n' ';' < "$work/before.results")" >&2
 fi
 
+ha_rps=0 ha_p99=0
+if [ -n "${HA:-}" ]; then
+  ha_rps=$(cut -d' ' -f1 "$work/ha.results" | median)
+  ha_p99=$(cut -d' ' -f2 "$work/ha.results" | median)
+  echo "ha rounds: $(tr '\n' ';' < "$work/ha.results")" >&2
+fi
+
 audit_lines=$(wc -l < "$work/state-pilum/audit.jsonl")
 
 awk -v br="$bare_rps" -v bp="$bare_p99" -v pr="$pilum_rps" -v pp="$pilum_p99" \
-    -v fr="$before_rps" -v fp="$before_p99" \
+    -v fr="$before_rps" -v fp="$before_p99" -v hr="$ha_rps" -v hp="$ha_p99" \
     -v idle="$idle_kb" -v burst="$burst_kb" -v load="$load_kb" -v audit="$audit_lines" \
     -v d="$DURATION" -v t="$THREADS" -v c="$CONNECTIONS" -v r="$ROUNDS" 'BEGIN {
   printf "wrk: %s threads, %s connections, %s per run, median of %s alternating rounds; audit records written: %s\n\n", t, c, d, r, audit
@@ -207,5 +236,10 @@ awk -v br="$bare_rps" -v bp="$bare_p99" -v pr="$pilum_rps" -v pp="$pilum_p99" \
     printf "\n| measure | pilum before | pilum now | now / before |\n|---|---|---|---|\n"
     printf "| accepted webhooks/s | %d | %d | %.0f %% |\n", fr, pr, 100*pr/fr
     printf "| p99 latency | %.2f ms | %.2f ms | %.2fx |\n", fp, pp, pp/fp
+  }
+  if (hr > 0) {
+    printf "\n| measure | single node | --ha (local Redis) | ratio | target |\n|---|---|---|---|---|\n"
+    printf "| accepted webhooks/s | %d | %d | %.0f %% | >= 50 %% |\n", pr, hr, 100*hr/pr
+    printf "| p99 latency | %.2f ms | %.2f ms | %.2fx | <= 3x |\n", pp, hp, hp/pp
   }
 }'

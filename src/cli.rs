@@ -631,6 +631,31 @@ pub struct ScaleServeArgs {
     #[arg(long)]
     pub no_watch: bool,
 
+    /// Serve the status page (`GET /`) without a token (read-only; the API stays protected)
+    #[arg(long)]
+    pub status_page_public: bool,
+
+    /// High availability: share state through this Redis (`redis://` or `rediss://`); every
+    /// replica accepts webhooks, the one holding the lease decides and applies
+    #[arg(long, value_name = "URL", env = "PILUM_SCALE_HA", hide_env_values = true)]
+    pub ha: Option<String>,
+
+    /// This replica's identity in the lease (default `<host>:<pid>`)
+    #[arg(long, value_name = "ID", requires = "ha")]
+    pub ha_id: Option<String>,
+
+    /// The leader lease's TTL; it is renewed at a third of it
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub ha_lease: std::time::Duration,
+
+    /// ChatOps: how long a pool's events are gathered into one notification batch
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub notify_coalesce: std::time::Duration,
+
+    /// ChatOps: at most one notification batch per pool per this long
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub notify_interval: std::time::Duration,
+
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
     pub log_format: LogFormat,
@@ -682,6 +707,10 @@ pub struct ScaleSimulateArgs {
     /// Keep replaying ticks until this time (default: one tick after the last event)
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::flag)]
     pub until: Option<std::time::Duration>,
+
+    /// How long a decision waits for the rest of a burst (as `serve --debounce`)
+    #[arg(long, default_value = "200ms", value_name = "DURATION", value_parser = crate::duration::flag)]
+    pub debounce: std::time::Duration,
 
     /// Wall-clock time of `at: 0`, RFC 3339; schedules open and close on this virtual clock
     #[arg(long, value_name = "TIME", default_value = "2023-11-14T22:13:20Z")]

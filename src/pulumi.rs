@@ -214,9 +214,22 @@ pub fn preview_argv(o: &Opts) -> Vec<String> {
     a
 }
 
-/// `pulumi refresh --preview-only --json`: drift without writing state.
+/// `pulumi refresh --preview-only --json [--target <urn>]…`: drift without writing state.
 pub fn refresh_preview_argv(o: &Opts) -> Vec<String> {
     let mut a = base(&["refresh", "--preview-only", "--json"]);
+    for t in &o.targets {
+        a.extend(["--target".into(), t.clone()]);
+    }
+    common(&mut a, o, true);
+    a
+}
+
+/// `pulumi refresh --yes --skip-preview [--target <urn>]…`: the state follows the cloud.
+pub fn refresh_argv(o: &Opts) -> Vec<String> {
+    let mut a = base(&["refresh", "--yes", "--skip-preview"]);
+    for t in &o.targets {
+        a.extend(["--target".into(), t.clone()]);
+    }
     common(&mut a, o, true);
     a
 }

@@ -1383,8 +1383,9 @@ fn every_recipe_and_strategy_example_in_the_docs_runs() {
         .file("pilum-scale.yaml", &read("pilum-scale.yaml"))
         .file(
             "signals.jsonl",
-            // A backlog for the pool the strategy sizes.
-            "{\"at\": 0, \"pool\": \"consumers\", \"alarm\": \"Backlog\", \"state\": \"ALARM\", \"action\": \"up\", \"metric\": 1800.0}\n",
+            // A backlog for the pool the strategy sizes (a direction needs its step, as on the
+            // server).
+            "{\"at\": 0, \"pool\": \"consumers\", \"alarm\": \"Backlog\", \"state\": \"ALARM\", \"action\": \"up\", \"step\": 1, \"metric\": 1800.0}\n",
         )
         .file("strategies/queue-depth.rhai", &strategy)
         .args(["scale", "simulate", "--config", "pilum-scale.yaml", "--signals", "signals.jsonl"]);

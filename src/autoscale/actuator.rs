@@ -227,6 +227,28 @@ impl Pulumi {
         }
     }
 
+    /// `pulumi refresh --preview-only --json --target …`: what drifted, without writing state.
+    pub async fn refresh_preview(
+        &self,
+        stack: &StackRef,
+        targets: &[String],
+    ) -> Result<Value, Failure> {
+        let o = Opts { targets: targets.to_vec(), ..stack.opts() };
+        let out = self.run(pulumi::refresh_preview_argv(&o)).await?;
+        serde_json::from_str(out.trim()).map_err(|e| Failure {
+            command: "pulumi refresh --preview-only".into(),
+            code: Some(0),
+            tail: format!("output is not JSON ({e})"),
+            lock: false,
+        })
+    }
+
+    /// `pulumi refresh --yes --skip-preview --target …`.
+    pub async fn refresh(&self, stack: &StackRef, targets: &[String]) -> Result<(), Failure> {
+        let o = Opts { targets: targets.to_vec(), ..stack.opts() };
+        self.run(pulumi::refresh_argv(&o)).await.map(|_| ())
+    }
+
     /// `pulumi config refresh`: rebuild the local stack file from the last deployment.
     pub async fn config_refresh(&self, stack: &StackRef) -> Result<(), Failure> {
         self.run(pulumi::config_refresh_argv(false, &stack.opts())).await.map(|_| ())

@@ -21,6 +21,8 @@ struct Due {
     pool: Pool,
     generation: u64,
     desired: i64,
+    /// Composite pools: the other keys' values, applied with `desired` as one vector.
+    also: std::collections::BTreeMap<String, i64>,
     applied: Option<i64>,
     reason: String,
 }
@@ -81,7 +83,8 @@ impl Scaler {
         for name in &lane.pools {
             let (Some(st), Some(pool)) = (self.state_of(name), pools.get(name)) else { continue };
             let inner = lock(&st.inner);
-            if inner.record.behind() {
+            let due_now = inner.record.behind() || inner.restore;
+            if due_now && inner.record.paused.is_none() && inner.unknown.is_none() {
                 let reason = inner
                     .record
                     .history
@@ -91,6 +94,7 @@ impl Scaler {
                     pool: pool.clone(),
                     generation: inner.record.generation,
                     desired: inner.record.desired,
+                    also: inner.record.also.clone(),
                     applied: inner.record.applied,
                     reason,
                 });
@@ -105,11 +109,31 @@ impl Scaler {
         if due.is_empty() {
             return None;
         }
+        // `--ha`: only the lease holder applies, and it checks its token with Redis first.
+        if let Some(ha) = &self.ha
+            && let Err(why) = ha.confirm().await
+        {
+            self.log.info("not applying", &[("lane", &lane.id), ("reason", &why)]);
+            return None;
+        }
+        // Drift checks wait for (or skip) a running update of the stack.
+        let _busy = lane.stack_busy.lock().await;
         let started = Instant::now();
-        let pairs: Vec<(String, i64)> =
-            due.iter().map(|d| (d.pool.spec.key.clone(), d.desired)).collect();
-        let mut targets: Vec<String> =
-            due.iter().flat_map(|d| d.pool.spec.targets.iter().cloned()).collect();
+        // Every key of every due pool in one `config set-all`, every target in one `up`.
+        let pairs: Vec<(String, i64)> = due
+            .iter()
+            .flat_map(|d| {
+                std::iter::once((d.pool.spec.key.clone(), d.desired))
+                    .chain(d.also.iter().map(|(k, v)| (k.clone(), *v)))
+            })
+            .collect();
+        let mut targets: Vec<String> = due
+            .iter()
+            .flat_map(|d| {
+                let keys = d.pool.keys.iter().flat_map(|k| k.spec.targets.iter());
+                d.pool.spec.targets.iter().chain(keys).cloned()
+            })
+            .collect();
         targets.sort();
         targets.dedup();
         let message = format!(
@@ -214,6 +238,8 @@ impl Scaler {
                 let mut inner = lock(&st.inner);
                 if ok {
                     inner.record.applied = Some(d.desired);
+                    inner.record.applied_also = d.also.clone();
+                    inner.restore = false;
                     inner.record.applied_generation =
                         inner.record.applied_generation.max(d.generation);
                     self.metrics.applied.get_or_create(&label).set(d.desired);
@@ -230,10 +256,32 @@ impl Scaler {
                 });
             }
             self.persist(st).await;
+            let (kind, title) = match result {
+                Ok(()) => (
+                    crate::notify::Kind::ScaleSucceeded,
+                    format!("pool `{name}` scaled to {} ({})", d.desired, d.reason),
+                ),
+                Err(f) if f.lock => (
+                    crate::notify::Kind::LockRetriesExhausted,
+                    format!(
+                        "pool `{name}`: the stack stayed locked; gave up after {retries} retries"
+                    ),
+                ),
+                Err(_) => (
+                    crate::notify::Kind::ScaleFailed,
+                    format!("pool `{name}`: applying {} failed", d.desired),
+                ),
+            };
+            self.notify(
+                kind,
+                name,
+                title,
+                json!({"from": d.applied, "to": d.desired, "vector": d.also, "generation": d.generation, "reason": d.reason, "result": text, "lock_retries": retries}),
+            );
             self.audit.write(
                 "apply",
                 json!({
-                    "pool": name, "generation": d.generation, "value": d.desired, "targets": d.pool.spec.targets,
+                    "pool": name, "generation": d.generation, "value": d.desired, "vector": d.also, "targets": d.pool.spec.targets,
                     "result": result_label, "message": text, "duration_seconds": elapsed, "lock_retries": retries,
                     "up_message": up_message,
                 }),

@@ -1,11 +1,10 @@
-//! The append-only JSONL audit log and the durable signal journal, written by one thread.
+//! The append-only JSONL audit log, and the facade over the durable signal journal.
 //!
 //! Accepting a signal is *durable*: a request is answered 2xx only after its change is in the
-//! journal (`signals.journal`) and `fdatasync` returned. The writer takes every accepted change
-//! that is waiting, gives each the next sequence number, writes them and syncs once (group
-//! commit: the cost of one sync is shared by the whole batch), writes their audit records, then
-//! applies the changes to the pools' books in sequence order and answers every waiting request.
-//! The queue is bounded: a full queue answers 503 instead of waiting.
+//! journal (`signals.journal`) and `fdatasync` returned. The journal (`journal.rs`) is a
+//! leader/follower group commit run by the requests themselves; its audit records go to the
+//! audit log with each batch. Every other record (decisions, applies, quarantines, schedule
+//! windows) goes through the audit writer thread here, which never blocks the caller.
 //!
 //! Both files survive a torn last line (a crash mid-write): opening one that does not end with
 //! a newline terminates that line first, so the next record starts on its own line, and readers
@@ -13,24 +12,33 @@
 //! server; they are counted and shown in `/readyz` and `pilum_scale_audit_write_errors_total`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::autoscale::journal::Journal;
 use crate::autoscale::signal::{Change, SourceKind};
 
 /// A handle for appending audit records and accepting signals.
 #[derive(Debug, Clone)]
 pub struct Audit {
     tx: mpsc::SyncSender<Msg>,
-    /// Accepted signals queued and not yet durable.
-    depth: Arc<AtomicUsize>,
-    /// How many signals may wait before requests are refused.
-    capacity: usize,
+    journal: Arc<Journal>,
     health: Arc<Health>,
+    /// With `--ha`: adds the fencing token to each record and copies it to the shared stream.
+    mirror: Arc<std::sync::OnceLock<Mirror>>,
+}
+
+/// See [`Audit::mirror`].
+pub struct Mirror(pub Box<dyn Fn(&mut serde_json::Value) + Send + Sync>);
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mirror")
+    }
 }
 
 /// Write errors of the audit log and the journal, for `/readyz` and the metrics.
@@ -41,7 +49,7 @@ pub struct Health {
 }
 
 impl Health {
-    fn failed(&self, what: &str, e: &std::io::Error) {
+    pub(crate) fn failed(&self, what: &str, e: &std::io::Error) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{what}: {e}"));
     }
@@ -56,19 +64,9 @@ pub enum Refusal {
     NotDurable(String),
 }
 
-/// One accepted change on its way to the journal.
-#[derive(Debug)]
-struct Accept {
-    pool: String,
-    change: Change,
-    record: SignalRecord,
-    done: tokio::sync::oneshot::Sender<Result<u64, String>>,
-}
-
 enum Msg {
     Line(serde_json::Value),
     Record(Box<SignalRecord>),
-    Accept(Box<Accept>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -223,29 +221,21 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Resul
     Ok((out, torn))
 }
 
-/// What the writer does with accepted changes once they are durable (apply them to the books,
-/// in sequence order).
-pub type Apply = Box<dyn Fn(&str, u64, Change) + Send>;
+pub use crate::autoscale::journal::Apply;
 
-/// The most records one batch takes before it is written.
+/// The most records one batch of the writer takes before it is written.
 const BATCH: usize = 4096;
 
-/// The writer thread's files and state.
+/// The audit writer thread: records other than accepted signals.
 struct Writer {
-    audit: std::fs::File,
-    journal: std::fs::File,
-    journal_path: PathBuf,
-    next_seq: u64,
-    audit_buf: Vec<u8>,
-    journal_buf: Vec<u8>,
+    audit: Arc<Mutex<std::fs::File>>,
+    buf: Vec<u8>,
     health: Arc<Health>,
-    depth: Arc<AtomicUsize>,
-    apply: Apply,
 }
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        let mut batch: Vec<Msg> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<Msg> = Vec::with_capacity(64);
         while let Ok(first) = rx.recv() {
             batch.push(first);
             while batch.len() < BATCH {
@@ -259,66 +249,32 @@ impl Writer {
     }
 
     fn write_batch(&mut self, batch: &mut Vec<Msg>) {
-        let mut accepted: Vec<Accept> = Vec::new();
         let mut flushes = Vec::new();
         for msg in batch.drain(..) {
             match msg {
                 Msg::Line(v) => {
-                    let _ = serde_json::to_writer(&mut self.audit_buf, &v);
-                    self.audit_buf.push(b'\n');
+                    let _ = serde_json::to_writer(&mut self.buf, &v);
+                    self.buf.push(b'\n');
                 }
                 Msg::Record(r) => {
-                    let _ = serde_json::to_writer(&mut self.audit_buf, &r);
-                    self.audit_buf.push(b'\n');
-                }
-                Msg::Accept(mut a) => {
-                    let seq = self.next_seq;
-                    self.next_seq += 1;
-                    a.change.set_seq(seq);
-                    a.record.seq = seq;
-                    let entry = EntryRef { seq, pool: &a.pool, change: &a.change };
-                    let _ = serde_json::to_writer(&mut self.journal_buf, &entry);
-                    self.journal_buf.push(b'\n');
-                    let _ = serde_json::to_writer(&mut self.audit_buf, &a.record);
-                    self.audit_buf.push(b'\n');
-                    accepted.push(*a);
+                    let _ = serde_json::to_writer(&mut self.buf, &r);
+                    self.buf.push(b'\n');
                 }
                 Msg::Flush(done) => flushes.push(done),
             }
         }
-        let durable = if self.journal_buf.is_empty() {
-            Ok(())
-        } else {
-            let r =
-                self.journal.write_all(&self.journal_buf).and_then(|()| self.journal.sync_data());
-            self.journal_buf.clear();
-            r
-        };
-        if let Err(e) = &durable {
-            self.health.failed(&format!("`{}`", self.journal_path.display()), e);
-        }
-        if !self.audit_buf.is_empty() {
-            if let Err(e) = self.audit.write_all(&self.audit_buf) {
+        let mut file = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.buf.is_empty() {
+            if let Err(e) = file.write_all(&self.buf) {
                 self.health.failed("audit log", &e);
             }
-            self.audit_buf.clear();
-        }
-        self.depth.fetch_sub(accepted.len(), Ordering::Relaxed);
-        for a in accepted {
-            let seq = a.record.seq;
-            let answer = match &durable {
-                Ok(()) => {
-                    (self.apply)(&a.pool, seq, a.change);
-                    Ok(seq)
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = a.done.send(answer);
+            self.buf.clear();
         }
         if !flushes.is_empty() {
-            if let Err(e) = self.audit.sync_data() {
+            if let Err(e) = file.sync_data() {
                 self.health.failed("audit log", &e);
             }
+            drop(file);
             for done in flushes {
                 let _ = done.send(());
             }
@@ -326,18 +282,10 @@ impl Writer {
     }
 }
 
-/// [`Entry`] borrowing its parts, for writing.
-#[derive(Serialize)]
-struct EntryRef<'a> {
-    seq: u64,
-    pool: &'a str,
-    change: &'a Change,
-}
-
 impl Audit {
-    /// Open (append) the audit log and the journal and start the writer thread. `next_seq` is
-    /// the first sequence number to hand out; `capacity` bounds the queue of accepted signals;
-    /// `apply` receives every durable change in order.
+    /// Open (append) the audit log and the journal and start the audit writer thread.
+    /// `next_seq` is the first sequence number to hand out; `capacity` bounds the queue of
+    /// accepted signals; `apply` receives every durable change in order.
     pub fn open(
         audit_path: &Path,
         journal_path: &Path,
@@ -345,36 +293,34 @@ impl Audit {
         capacity: usize,
         apply: Apply,
     ) -> std::io::Result<Self> {
-        let audit = open_append(audit_path)?;
-        let journal = open_append(journal_path)?;
-        let capacity = capacity.max(1);
-        // Room above `capacity` for decision/apply records, which are never refused.
-        let (tx, rx) = mpsc::sync_channel::<Msg>(capacity + 1024);
-        let depth = Arc::new(AtomicUsize::new(0));
+        let audit = Arc::new(Mutex::new(open_append(audit_path)?));
         let health = Arc::new(Health::default());
-        let writer = Writer {
-            audit,
-            journal,
-            journal_path: journal_path.to_path_buf(),
-            next_seq: next_seq.max(1),
-            audit_buf: Vec::with_capacity(256 * 1024),
-            journal_buf: Vec::with_capacity(256 * 1024),
-            health: health.clone(),
-            depth: depth.clone(),
-            apply,
-        };
+        let journal =
+            Journal::open(journal_path, audit.clone(), next_seq, capacity, health.clone(), apply)?;
+        let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+        let writer = Writer { audit, buf: Vec::with_capacity(16 * 1024), health: health.clone() };
         std::thread::Builder::new().name("pilum-audit".into()).spawn(move || writer.run(rx))?;
-        Ok(Self { tx, depth, capacity, health })
+        Ok(Self {
+            tx,
+            journal: Arc::new(journal),
+            health,
+            mirror: Arc::new(std::sync::OnceLock::new()),
+        })
     }
 
     /// Accepted signals waiting to become durable.
     pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
+        self.journal.depth()
     }
 
     /// Write errors so far.
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// With `--ha`: every record written from now on goes through `mirror` first (set once).
+    pub fn mirror(&self, mirror: Mirror) {
+        let _ = self.mirror.set(mirror);
     }
 
     /// Append one record; `event` names its kind (`decision`, `apply`, …). Never refused.
@@ -389,6 +335,9 @@ impl Audit {
             );
             obj.insert("event".into(), event.into());
         }
+        if let Some(m) = self.mirror.get() {
+            (m.0)(&mut record);
+        }
         if self.tx.send(Msg::Line(record)).is_err() {
             self.health.failed("audit log", &std::io::Error::other("the writer thread stopped"));
         }
@@ -397,7 +346,7 @@ impl Audit {
     /// Audit a change nobody requested (a schedule window): not journalled, since it is
     /// recomputed from the clock on start. Refused when the queue is full.
     pub fn record(&self, record: SignalRecord) -> Result<(), Refusal> {
-        if self.depth() >= self.capacity {
+        if self.journal.full() {
             return Err(Refusal::Full);
         }
         self.tx.try_send(Msg::Record(Box::new(record))).map_err(|_| Refusal::Full)
@@ -411,21 +360,7 @@ impl Audit {
         change: Change,
         record: SignalRecord,
     ) -> Result<u64, Refusal> {
-        if self.depth.load(Ordering::Relaxed) >= self.capacity {
-            return Err(Refusal::Full);
-        }
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let msg = Msg::Accept(Box::new(Accept { pool: pool.to_string(), change, record, done }));
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        if self.tx.try_send(msg).is_err() {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refusal::Full);
-        }
-        match wait.await {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(e)) => Err(Refusal::NotDurable(e)),
-            Err(_) => Err(Refusal::NotDurable("the journal writer stopped".into())),
-        }
+        self.journal.accept(pool, change, record).await
     }
 
     /// Wait until everything sent so far is written and synced (bounded: 5 s).

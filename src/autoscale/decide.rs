@@ -6,14 +6,17 @@
 //! so a still-firing alarm asks for the same target again (no change) while a larger step
 //! proceeds by the difference.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::autoscale::pool::PoolSpec;
-use crate::autoscale::signal::Signal;
-use crate::autoscale::strategy::Proposal;
+use crate::autoscale::cadence::Trigger;
+use crate::autoscale::pool::{Pool, PoolSpec};
+use crate::autoscale::schedule;
+use crate::autoscale::signal::{Book, Change, Signal};
+use crate::autoscale::strategy::{Proposal, Strategy};
 
 /// How many past decisions a record keeps (and strategies see as `history`).
 const HISTORY: usize = 20;
@@ -23,6 +26,12 @@ const HISTORY: usize = 20;
 pub struct Record {
     pub pool: String,
     pub desired: i64,
+    /// Composite pools: the other keys' desired values, part of the same generation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub also: BTreeMap<String, i64>,
+    /// Composite pools: the other keys' values the last successful `pulumi up` applied.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied_also: BTreeMap<String, i64>,
     /// Bumped on every change of `desired`.
     pub generation: u64,
     /// The last value `pulumi up` applied successfully.
@@ -39,6 +48,36 @@ pub struct Record {
     /// decisions: a replay after a crash skips them.
     #[serde(default)]
     pub signals_seq: u64,
+    /// Set by `POST /pools/{pool}/pause`: signals are recorded, nothing is decided or applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
+    /// Since when the pool runs at its `fallback` value because its sources went silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_since: Option<DateTime<Utc>>,
+    /// With `--ha`: the fencing token of the leader that wrote this record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fence: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Why and until when a pool is paused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pause {
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    /// When it resumes by itself (at the first tick after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Pause {
+    /// Whether the pause is over at `now`.
+    pub fn over(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_some_and(|u| u <= now)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,6 +102,8 @@ impl Record {
         Self {
             pool: pool.to_string(),
             desired: current,
+            also: BTreeMap::new(),
+            applied_also: BTreeMap::new(),
             generation: 0,
             applied: Some(current),
             applied_generation: 0,
@@ -72,6 +113,9 @@ impl Record {
             up_base: None,
             history: Vec::new(),
             signals_seq: 0,
+            paused: None,
+            fallback_since: None,
+            fence: 0,
         }
     }
 
@@ -156,6 +200,72 @@ pub struct Decision {
     pub generation: u64,
     pub cooldown_up_remaining: f64,
     pub cooldown_down_remaining: f64,
+    /// Composite pools: every key's value after this decision (the pool's own key included).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vector: BTreeMap<String, i64>,
+}
+
+/// [`settle`] for a pool, composite or not: the pool's own value through the guardrails, then
+/// each of its other `keys` — its expression of that value, or the strategy's `values` entry
+/// (kept when absent) — clamped to the key's bounds. A change of any key is a change: one
+/// generation for the whole vector, so it is applied, retried and converges as one.
+#[allow(clippy::too_many_arguments, reason = "the decision's inputs, passed through")]
+pub fn settle_pool(
+    record: &mut Record,
+    pool: &Pool,
+    base: i64,
+    proposal: &Proposal,
+    values: &BTreeMap<String, i64>,
+    now: DateTime<Utc>,
+    commit: bool,
+) -> Result<Decision, String> {
+    if pool.keys.is_empty() {
+        return Ok(settle(record, &pool.spec, base, proposal, now, commit));
+    }
+    // On a copy: an expression that fails leaves the record as it was.
+    let before = record.clone();
+    let mut next = record.clone();
+    let original = record;
+    let record = &mut next;
+    let mut d = settle(record, &pool.spec, base, proposal, now, commit);
+    let params = serde_json::Value::Object(pool.spec.params.clone());
+    let mut also = BTreeMap::new();
+    for k in &pool.keys {
+        let raw = match (&k.expr, &k.spec.from) {
+            (Some(e), _) => Some(e.eval(d.clamped, &params)?),
+            (None, Some(from)) => {
+                values.get(from).copied().or_else(|| before.also.get(&k.key).copied())
+            }
+            (None, None) => None,
+        };
+        if let Some(v) = raw {
+            also.insert(k.key.clone(), v.clamp(k.spec.min, k.spec.max));
+        }
+    }
+    let extra_changed = also != before.also;
+    if extra_changed && !d.changed {
+        d.changed = true;
+        if commit {
+            record.generation = record.generation.saturating_add(1);
+            record.history.push(HistoryEntry {
+                at: now,
+                from: before.desired,
+                to: d.clamped,
+                reason: d.reason.clone(),
+            });
+            if record.history.len() > HISTORY {
+                record.history.remove(0);
+            }
+            d.generation = record.generation;
+        }
+    }
+    if commit {
+        record.also = also.clone();
+    }
+    d.vector = also;
+    d.vector.insert(pool.spec.key.clone(), d.clamped);
+    *original = next;
+    Ok(d)
 }
 
 /// Apply guardrails to a proposal and update the record. `base` is the value the strategy was
@@ -217,6 +327,7 @@ pub fn settle(
         generation: record.generation,
         cooldown_up_remaining: up_left,
         cooldown_down_remaining: down_left,
+        vector: BTreeMap::new(),
     };
     if changed && commit {
         if target > old {
@@ -264,7 +375,7 @@ pub fn context(
             "params": spec.params,
         },
         "current": current,
-        "signals": signals.iter().map(Signal::to_json).collect::<Vec<_>>(),
+        "signals": signals.iter().map(|s| s.to_ctx(record.signals_seq)).collect::<Vec<_>>(),
         // The highest value of the open schedule windows: the built-ins keep at least this.
         "schedule_floor": signals
             .iter()
@@ -275,6 +386,145 @@ pub fn context(
             "at": h.at.timestamp(), "from": h.from, "to": h.to, "reason": h.reason,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The pool's `fallback`, when it is due at `now`: its sources (every accepted webhook, repeats
+/// included; not `INSUFFICIENT_DATA`) have been silent for longer than `after`, counted from
+/// the last one heard or from `start` (the server's start, the replay's start). The proposal
+/// goes through the guardrails like any other. `None` while data flows, or once the pool runs
+/// on its fallback (it is proposed once per silence).
+pub fn fallback_due(
+    spec: &PoolSpec,
+    record: &Record,
+    heard: Option<DateTime<Utc>>,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Proposal> {
+    let f = spec.fallback.as_ref()?;
+    let last = heard.map_or(start, |h| h.max(start));
+    let after = chrono::Duration::from_std(f.after).unwrap_or(chrono::Duration::MAX);
+    let silent = now.signed_duration_since(last) > after;
+    if !silent || record.fallback_since.is_some_and(|s| s >= last) {
+        return None;
+    }
+    Some(Proposal::Desired {
+        value: f.value,
+        reason: format!("fallback: no data for {}", crate::duration::format(f.after)),
+    })
+}
+
+/// Isolating the signal that breaks a strategy runs it once per signal; beyond this many
+/// signals the decision is skipped instead.
+const ISOLATE_AT_MOST: usize = 64;
+
+/// What a decision starts from, taken from a pool's book and record.
+#[derive(Debug)]
+pub struct Taken {
+    pub signals: Vec<Signal>,
+    /// The sequence number the decision saw (recorded as `signals_seq` once it is recorded).
+    pub seen: u64,
+    pub record: Record,
+    /// The value the strategy starts from ([`Record::evaluation_base`]).
+    pub base: i64,
+}
+
+/// The first step of every decision, the server's and `simulate`'s alike (under the pool's
+/// lock): open and close schedule windows (`on_schedule` hears each change first; `false`
+/// leaves it for the next decision), then take the signals if there is anything to decide —
+/// for a burst, a change no recorded decision saw (so a wake that arrived while the previous
+/// decision ran is merged into it), for a tick, any signal (a still-firing level asks again).
+/// `extra` signals (`/scale`, dry runs) always count as new. `None`: nothing to decide (a dry
+/// run, `commit = false`, always decides).
+#[allow(clippy::too_many_arguments, reason = "the decision's inputs, passed through")]
+pub fn take(
+    pool: &Pool,
+    book: &mut Book,
+    record: &Record,
+    now: DateTime<Utc>,
+    trigger: Trigger,
+    extra: Vec<Signal>,
+    commit: bool,
+    on_schedule: &mut dyn FnMut(&Change) -> bool,
+) -> Option<Taken> {
+    let mut opened_or_closed = false;
+    for change in schedule::changes(&pool.schedules, book, now) {
+        if on_schedule(&change) {
+            opened_or_closed = true;
+            book.apply(0, change);
+        }
+    }
+    let news = book.has_news(record.signals_seq) || opened_or_closed || !extra.is_empty();
+    if trigger == Trigger::Signal && !news {
+        return None;
+    }
+    let (mut signals, seen) = book.take(commit);
+    signals.extend(extra);
+    // A dry run asks what the strategy makes of the pool as it is, signals or not.
+    if signals.is_empty() && commit {
+        book.deciding = None;
+        return None;
+    }
+    let base = record.evaluation_base(&pool.spec, now);
+    Some(Taken { signals, seen, record: record.clone(), base })
+}
+
+/// What the strategy made of the signals, after setting aside the ones that break it.
+#[derive(Debug)]
+pub struct Proposed {
+    pub proposal: Result<Proposal, String>,
+    /// What a composite pool's `from` keys may take (the strategy's `values`).
+    pub values: BTreeMap<String, i64>,
+    /// The signals the proposal was made from.
+    pub used: Vec<Signal>,
+    /// Signals that made the strategy fail alone, and why (only when `isolate`).
+    pub quarantined: Vec<Signal>,
+    pub quarantine_reason: String,
+}
+
+/// The second step (no lock held; runs the strategy, so call it off the async workers): run
+/// the strategy; when it fails on several signals and `isolate` is set, find the ones that
+/// make it fail alone and decide on the rest. A strategy that also fails without any signal is
+/// broken, not poisoned: nothing is set aside.
+pub fn propose(strategy: &Strategy, pool: &Pool, taken: &Taken, isolate: bool) -> Proposed {
+    let run = |signals: &[Signal]| {
+        strategy.decide_values(&context(&pool.name, &pool.spec, taken.base, signals, &taken.record))
+    };
+    let signals = &taken.signals;
+    let first = run(signals);
+    let whole = |r: Result<(Proposal, BTreeMap<String, i64>), String>| Proposed {
+        values: r.as_ref().map(|(_, v)| v.clone()).unwrap_or_default(),
+        proposal: r.map(|(p, _)| p),
+        used: signals.clone(),
+        quarantined: Vec::new(),
+        quarantine_reason: String::new(),
+    };
+    if first.is_ok() || !isolate || signals.len() > ISOLATE_AT_MOST || run(&[]).is_err() {
+        return whole(first);
+    }
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut reason = String::new();
+    for s in signals {
+        match run(std::slice::from_ref(s)) {
+            Ok(_) => good.push(s.clone()),
+            Err(e) => {
+                reason = e;
+                bad.push(s.clone());
+            }
+        }
+    }
+    if bad.is_empty() {
+        // Only the combination fails: nothing to single out.
+        return Proposed { used: good, ..whole(first) };
+    }
+    let rest = run(&good);
+    Proposed {
+        values: rest.as_ref().map(|(_, v)| v.clone()).unwrap_or_default(),
+        proposal: rest.map(|(p, _)| p),
+        used: good,
+        quarantined: bad,
+        quarantine_reason: format!("strategy `{}` failed on it: {reason}", strategy.name),
+    }
 }
 
 #[cfg(test)]

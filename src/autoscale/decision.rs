@@ -1,12 +1,14 @@
-//! The decision path of one pool: the supervised decision loop, [`Scaler::decide_once`]
-//! (also used by dry runs with `commit = false`), quarantine of signals that make the strategy
-//! fail, and the decision's audit record.
+//! The decision path of one pool on the server: the supervised decision loop (driven by the
+//! shared [`Cadence`]), [`Scaler::decide_once`] (also used by dry runs with `commit = false`),
+//! quarantine of signals that make the strategy fail, and the decision's audit record. The
+//! steps of the decision itself (`decide::take`, `decide::propose`, `decide::settle`) are the
+//! ones `simulate` runs.
 //!
 //! A committed decision takes the pool's signals (the intents stay in the book, frozen, until
 //! the decision is recorded), runs the strategy on a blocking thread, settles the proposal with
-//! the guardrails, records the consumed sequence number in the pool's record, writes the record
+//! the guardrails, records the sequence number it saw in the pool's record, writes the record
 //! and only then drops the consumed intents — so a crash at any point neither loses an intent
-//! nor applies one twice.
+//! nor applies one twice, and a restart does not decide again on what was already decided.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,17 +16,13 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::autoscale::decide::{self, Decision, Record};
+use crate::autoscale::audit::SignalRecord;
+use crate::autoscale::cadence::{Cadence, Trigger};
+use crate::autoscale::decide::{self, Decision, Record, Taken};
 use crate::autoscale::metrics::{PoolLabel, PoolResult};
-use crate::autoscale::pool::Pool;
 use crate::autoscale::scaler::{PoolState, Scaler, lock, panic_message};
-use crate::autoscale::schedule;
-use crate::autoscale::signal::Signal;
-use crate::autoscale::strategy::{Proposal, Strategy};
-
-/// Isolating the signal that breaks a strategy runs it once per signal; beyond this many
-/// signals the decision is skipped instead.
-const ISOLATE_AT_MOST: usize = 64;
+use crate::autoscale::signal::{Signal, SourceKind};
+use crate::autoscale::strategy::Strategy;
 
 /// The decision record in the audit log.
 #[derive(Debug, Serialize)]
@@ -35,8 +33,9 @@ struct DecisionAudit<'a> {
     /// decision.
     idempotency_keys: Vec<&'a str>,
     requests: u64,
-    /// The journal sequence number the decision consumed intents up to.
+    /// The journal sequence number the decision saw (and consumed intents up to).
     consumed_seq: u64,
+    trigger: &'static str,
     signals: Vec<serde_json::Value>,
     strategy: &'a str,
     script_hash: &'a str,
@@ -55,6 +54,9 @@ enum Outcome<'a> {
         reason: &'a str,
         guardrails: &'a [&'static str],
         generation: u64,
+        /// Composite pools: every key's value.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vector: Option<&'a std::collections::BTreeMap<String, i64>>,
     },
     Failed {
         error: &'a str,
@@ -66,6 +68,7 @@ impl<'a> DecisionAudit<'a> {
         pool: &'a str,
         signals: &'a [Signal],
         consumed_seq: u64,
+        trigger: Trigger,
         strategy: &'a Strategy,
         old: i64,
         outcome: Outcome<'a>,
@@ -79,6 +82,10 @@ impl<'a> DecisionAudit<'a> {
             idempotency_keys: signals.iter().flat_map(Signal::keys).collect(),
             requests: signals.iter().map(|s| u64::from(s.merged)).sum(),
             consumed_seq,
+            trigger: match trigger {
+                Trigger::Signal => "signal",
+                Trigger::Tick => "tick",
+            },
             signals: signals.iter().map(Signal::to_json).collect(),
             strategy: &strategy.name,
             script_hash: &strategy.hash,
@@ -86,13 +93,6 @@ impl<'a> DecisionAudit<'a> {
             outcome,
         }
     }
-}
-
-/// What the strategy made of the signals, after setting aside the ones that break it.
-struct Proposed {
-    proposal: Result<Proposal, String>,
-    /// The signals the proposal was made from.
-    used: Vec<Signal>,
 }
 
 impl Scaler {
@@ -131,32 +131,40 @@ impl Scaler {
         }
     }
 
+    /// The loop: the shared [`Cadence`] on tokio's clock. A wake opens (or joins) a burst; the
+    /// decision comes when the burst or the tick is due.
     async fn decision_loop(self: Arc<Self>, st: Arc<PoolState>) {
+        let now = tokio::time::Instant::now();
+        let mut cadence = Cadence::new(now, self.settings.debounce, self.settings.tick);
         loop {
             tokio::select! {
                 _ = st.wake.notified() => {
-                    // Let the rest of a burst arrive: many signals, one decision.
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.settings.debounce) => {}
-                        _ = self.stopped() => return,
-                    }
+                    cadence.wake(tokio::time::Instant::now());
+                    continue;
                 }
-                _ = tokio::time::sleep(self.settings.tick) => {}
+                _ = tokio::time::sleep_until(cadence.next()) => {}
                 _ = self.stopped() => return,
             }
+            let Some(trigger) = cadence.due(tokio::time::Instant::now()) else { continue };
             if self.fault("decide-panic") {
                 panic!("test fault: decide-panic");
             }
-            let _ = self.decide_once(&st.name, None, true).await;
+            if trigger == Trigger::Tick {
+                self.recheck_unknown(&st).await;
+            }
+            if let Ok(Some(_)) = self.decide_once(&st.name, None, trigger, true).await {
+                cadence.decided(tokio::time::Instant::now());
+            }
         }
     }
 
     /// The decision path. `extra` adds signals for this decision only (dry runs and `/scale`);
-    /// with `commit = false` nothing is consumed or changed.
+    /// with `commit = false` nothing is consumed or changed. `Ok(None)`: nothing to decide.
     pub async fn decide_once(
         self: &Arc<Self>,
         pool_name: &str,
         extra: Option<Vec<Signal>>,
+        trigger: Trigger,
         commit: bool,
     ) -> Result<Option<Decision>, String> {
         let unknown = || format!("unknown pool `{pool_name}`");
@@ -165,106 +173,162 @@ impl Scaler {
         let strategy = self
             .strategy(pool_name)
             .ok_or_else(|| format!("pool `{pool_name}` has no strategy"))?;
+        if let Some(why) = self.not_deciding(&st) {
+            return if commit { Ok(None) } else { Err(why) };
+        }
         let now = Utc::now();
-        if commit {
-            self.evaluate_schedules(&st, now);
+        if commit
+            && trigger == Trigger::Tick
+            && let Some(d) = self.fallback(&st, &pool, &strategy, now).await
+        {
+            return Ok(Some(d));
         }
-        let (mut signals, consumed_seq, record) = self.take_signals(&st, &pool, now, commit);
-        signals.extend(extra.unwrap_or_default());
-        if signals.is_empty() && commit {
-            lock(&st.inner).book.deciding = None;
-            return Ok(None);
+        let taken = {
+            let mut inner = lock(&st.inner);
+            let inner = &mut *inner;
+            let extra = extra.unwrap_or_default();
+            if commit {
+                let mut on_schedule =
+                    |c: &crate::autoscale::signal::Change| self.audit_schedule(&st.name, c);
+                decide::take(
+                    &pool,
+                    &mut inner.book,
+                    &inner.record,
+                    now,
+                    trigger,
+                    extra,
+                    true,
+                    &mut on_schedule,
+                )
+            } else {
+                let mut book = inner.book.clone();
+                decide::take(
+                    &pool,
+                    &mut book,
+                    &inner.record,
+                    now,
+                    trigger,
+                    extra,
+                    false,
+                    &mut |_| true,
+                )
+            }
+        };
+        let Some(taken) = taken else { return Ok(None) };
+        let (strategy2, pool2) = (strategy.clone(), pool.clone());
+        let proposed = tokio::task::spawn_blocking(move || {
+            let p = decide::propose(&strategy2, &pool2, &taken, commit);
+            (p, taken)
+        })
+        .await;
+        let (proposed, taken) = match proposed {
+            Ok(x) => x,
+            Err(e) => {
+                if commit {
+                    lock(&st.inner).book.deciding = None;
+                }
+                return Err(format!("strategy task failed: {e}"));
+            }
+        };
+        if commit && !proposed.quarantined.is_empty() {
+            self.quarantine(&st, proposed.quarantined.clone(), &proposed.quarantine_reason);
         }
-        let base = record.evaluation_base(&pool.spec, now);
-        let Proposed { proposal, used } =
-            self.propose(&st, &pool, &strategy, &record, base, signals, commit).await;
-        let proposal = match proposal {
+        let Taken { seen, record, base, .. } = taken;
+        let used = proposed.used;
+        let values = proposed.values;
+        let proposal = match proposed.proposal {
             Ok(p) => p,
             Err(e) => {
-                self.failed(&st, &strategy, &record, &used, consumed_seq, &e, commit).await;
+                self.failed(&st, &strategy, &record, &used, seen, trigger, &e, commit).await;
                 return Err(format!("strategy `{}` failed: {e}", strategy.name));
             }
         };
+        let settled = {
+            let mut inner = lock(&st.inner);
+            decide::settle_pool(&mut inner.record, &pool, base, &proposal, &values, now, commit)
+        };
+        if let Err(e) = settled {
+            self.failed(&st, &strategy, &record, &used, seen, trigger, &e, commit).await;
+            return Err(e);
+        }
         let decision = {
             let mut inner = lock(&st.inner);
-            let d = decide::settle(&mut inner.record, &pool.spec, base, &proposal, now, commit);
+            let d = settled.expect("checked just above");
             if commit {
                 inner.last_decision = Some(d.clone());
                 inner.last_error = None;
-                inner.record.signals_seq = inner.record.signals_seq.max(consumed_seq);
+                inner.record.signals_seq = inner.record.signals_seq.max(seen);
             }
             d
         };
         if commit {
-            self.commit(&st, &strategy, &used, consumed_seq, &decision).await;
+            self.commit(&st, &strategy, &used, seen, trigger, &decision).await;
         }
         Ok(Some(decision))
     }
 
-    /// The signals a decision sees and the record it starts from. A dry run sees the schedule
-    /// windows as they are now without recording the change.
-    fn take_signals(
+    /// The pool's `fallback`, when its sources have been silent too long: a decision of its own
+    /// (audited with the source `fallback`), through the guardrails.
+    async fn fallback(
         &self,
         st: &PoolState,
-        pool: &Pool,
+        pool: &crate::autoscale::pool::Pool,
+        strategy: &Strategy,
         now: chrono::DateTime<Utc>,
-        commit: bool,
-    ) -> (Vec<Signal>, u64, Record) {
-        let mut inner = lock(&st.inner);
-        let (signals, seq) = if commit {
-            inner.book.take(true)
-        } else {
-            let mut b = inner.book.clone();
-            for change in schedule::changes(&pool.schedules, &b, now) {
-                b.apply(change);
-            }
-            b.take(false)
+    ) -> Option<Decision> {
+        let d = {
+            let mut inner = lock(&st.inner);
+            let heard = inner.book.heard_at;
+            let proposal =
+                decide::fallback_due(&pool.spec, &inner.record, heard, self.started, now)?;
+            let base = inner.record.evaluation_base(&pool.spec, now);
+            inner.record.fallback_since = Some(now);
+            let d = decide::settle_pool(
+                &mut inner.record,
+                pool,
+                base,
+                &proposal,
+                &Default::default(),
+                now,
+                true,
+            )
+            .ok()?;
+            inner.last_decision = Some(d.clone());
+            d
         };
-        (signals, seq, inner.record.clone())
+        self.log.warn(
+            "fallback",
+            &[("pool", &st.name), ("value", &d.clamped.to_string()), ("reason", &d.reason)],
+        );
+        let fallback = [crate::autoscale::signal::Signal::new(
+            crate::autoscale::signal::Kind::Intent,
+            SourceKind::Fallback,
+            "fallback",
+            "fallback".into(),
+            crate::autoscale::pool::Action::Set,
+            0,
+            Some(d.clamped),
+            now,
+        )];
+        self.commit(st, strategy, &fallback, 0, Trigger::Tick, &d).await;
+        Some(d)
     }
 
-    /// Run the strategy; when it fails on several signals, find the ones that make it fail
-    /// alone, quarantine them (committed decisions only) and decide on the rest. A strategy
-    /// that also fails without any signal is broken, not poisoned: nothing is quarantined.
-    #[allow(clippy::too_many_arguments, reason = "the decision's inputs, passed through")]
-    async fn propose(
-        &self,
-        st: &PoolState,
-        pool: &Pool,
-        strategy: &Strategy,
-        record: &Record,
-        base: i64,
-        signals: Vec<Signal>,
-        commit: bool,
-    ) -> Proposed {
-        let first = run_strategy(strategy, &pool.name, pool, base, &signals, record).await;
-        if first.is_ok() || !commit || signals.len() > ISOLATE_AT_MOST {
-            return Proposed { proposal: first, used: signals };
+    /// Audit a schedule window opening or closing before it reaches the book; `false` (the
+    /// audit queue is full) leaves it for the next decision.
+    fn audit_schedule(&self, pool: &str, change: &crate::autoscale::signal::Change) -> bool {
+        let key = change.key().to_string();
+        let record = SignalRecord::of_change(pool, SourceKind::Schedule, key, change);
+        if self.audit.record(record).is_err() {
+            self.metrics.intent(pool, SourceKind::Schedule.as_str(), "overloaded");
+            return false;
         }
-        if run_strategy(strategy, &pool.name, pool, base, &[], record).await.is_err() {
-            return Proposed { proposal: first, used: signals };
-        }
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
-        let mut reason = String::new();
-        for s in signals {
-            match run_strategy(strategy, &pool.name, pool, base, std::slice::from_ref(&s), record)
-                .await
-            {
-                Ok(_) => good.push(s),
-                Err(e) => {
-                    reason = e;
-                    bad.push(s);
-                }
-            }
-        }
-        if bad.is_empty() {
-            // Only the combination fails: nothing to single out.
-            return Proposed { proposal: first, used: good };
-        }
-        self.quarantine(st, bad, &format!("strategy `{}` failed on it: {reason}", strategy.name));
-        let proposal = run_strategy(strategy, &pool.name, pool, base, &good, record).await;
-        Proposed { proposal, used: good }
+        self.metrics.intent(pool, SourceKind::Schedule.as_str(), "accepted");
+        self.log.info(
+            "schedule",
+            &[("pool", pool), ("change", &crate::autoscale::scaler::describe(change))],
+        );
+        true
     }
 
     /// A decision whose strategy failed: counted, logged and, when committed, audited; the
@@ -277,6 +341,7 @@ impl Scaler {
         record: &Record,
         used: &[Signal],
         consumed_seq: u64,
+        trigger: Trigger,
         error: &str,
         commit: bool,
     ) {
@@ -293,7 +358,15 @@ impl Scaler {
         let outcome = Outcome::Failed { error };
         self.audit.write(
             "decision",
-            DecisionAudit::new(&st.name, used, consumed_seq, strategy, record.desired, outcome),
+            DecisionAudit::new(
+                &st.name,
+                used,
+                consumed_seq,
+                trigger,
+                strategy,
+                record.desired,
+                outcome,
+            ),
         );
         {
             let mut inner = lock(&st.inner);
@@ -312,6 +385,7 @@ impl Scaler {
         strategy: &Strategy,
         used: &[Signal],
         consumed_seq: u64,
+        trigger: Trigger,
         d: &Decision,
     ) {
         let result = if d.changed { "changed" } else { "unchanged" };
@@ -327,15 +401,24 @@ impl Scaler {
             reason: &d.reason,
             guardrails: &d.guardrails,
             generation: d.generation,
+            vector: (!d.vector.is_empty()).then_some(&d.vector),
         };
         self.audit.write(
             "decision",
-            DecisionAudit::new(&st.name, used, consumed_seq, strategy, d.old, outcome),
+            DecisionAudit::new(&st.name, used, consumed_seq, trigger, strategy, d.old, outcome),
         );
         if d.changed || consumed_seq > 0 {
             self.persist(st).await;
         }
         lock(&st.inner).book.consume(consumed_seq);
+        if !d.changed && !d.guardrails.is_empty() && d.proposed.is_some_and(|p| p != d.old) {
+            self.notify(
+                crate::notify::Kind::ScaleSkipped,
+                &st.name,
+                format!("pool `{}`: {} → {} held by {}", st.name, d.old, d.proposed.unwrap_or(d.old), d.guardrails.join(", ")),
+                serde_json::json!({"from": d.old, "proposed": d.proposed, "guardrails": d.guardrails, "reason": d.reason}),
+            );
+        }
         if d.changed {
             self.log.info(
                 "decision",
@@ -365,7 +448,7 @@ impl Scaler {
         use std::sync::atomic::Ordering;
         let pool = self.pool(pool_name).ok_or((404, format!("unknown pool `{pool_name}`")))?;
         let decision = self
-            .decide_once(pool_name, Some(extra), false)
+            .decide_once(pool_name, Some(extra), Trigger::Tick, false)
             .await
             .map_err(|e| (422, e))?
             .ok_or((422, "nothing to decide".to_string()))?;
@@ -399,14 +482,14 @@ impl Scaler {
                 dir: pool.project_dir.clone(),
                 stack: pool.spec.stack.clone(),
             };
-            let result = self
-                .pulumi
-                .preview_with(
-                    &stack,
-                    &[(pool.spec.key.clone(), decision.clamped)],
-                    &pool.spec.targets,
-                )
-                .await;
+            let pairs: Vec<(String, i64)> = if decision.vector.is_empty() {
+                vec![(pool.spec.key.clone(), decision.clamped)]
+            } else {
+                decision.vector.iter().map(|(k, v)| (k.clone(), *v)).collect()
+            };
+            let mut targets = pool.spec.targets.clone();
+            targets.extend(pool.keys.iter().flat_map(|k| k.spec.targets.iter().cloned()));
+            let result = self.pulumi.preview_with(&stack, &pairs, &targets).await;
             result.map_err(|f| (502, format!("preview failed: {f}")))?
         };
         Ok(serde_json::json!({
@@ -417,26 +500,11 @@ impl Scaler {
             "clamped": decision.clamped,
             "changed": decision.changed,
             "reason": decision.reason,
+            "vector": (!decision.vector.is_empty()).then_some(&decision.vector),
             "guardrails": decision.guardrails,
             "cooldownRemaining": {"up": decision.cooldown_up_remaining, "down": decision.cooldown_down_remaining},
             "changeSummary": preview.get("changeSummary").cloned().unwrap_or(serde_json::json!({})),
             "steps": preview.get("steps").cloned().unwrap_or(serde_json::json!([])),
         }))
     }
-}
-
-/// Call the strategy on a blocking thread (Rhai must not run on an async worker).
-async fn run_strategy(
-    strategy: &Strategy,
-    name: &str,
-    pool: &Pool,
-    base: i64,
-    signals: &[Signal],
-    record: &Record,
-) -> Result<Proposal, String> {
-    let ctx = decide::context(name, &pool.spec, base, signals, record);
-    let strategy = strategy.clone();
-    tokio::task::spawn_blocking(move || strategy.decide(&ctx))
-        .await
-        .unwrap_or_else(|e| Err(format!("strategy task failed: {e}")))
 }

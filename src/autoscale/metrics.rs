@@ -57,7 +57,14 @@ pub struct Metrics {
     pub reload_ok: Gauge,
     pub quarantined: Family<PoolLabel, Counter>,
     pub loop_restarts: Family<PoolLabel, Counter>,
+    pub paused: Family<PoolLabel, Gauge>,
+    pub drift: Family<PoolLabel, Gauge>,
+    pub drift_checks: Family<PoolResult, Counter>,
     pub audit_errors: Counter,
+    /// 1 while this replica leads (a single server always does).
+    pub leader: Gauge,
+    /// Times this replica took or lost the lease (`--ha`).
+    pub leader_changes: Counter,
     /// `intents` counters by pool, then (source, result): the request path increments them
     /// without allocating label sets.
     intent_cache: RwLock<HashMap<String, IntentCounters>>,
@@ -85,7 +92,12 @@ impl Metrics {
             reload_ok: Gauge::default(),
             quarantined: Family::default(),
             loop_restarts: Family::default(),
+            paused: Family::default(),
+            drift: Family::default(),
+            drift_checks: Family::default(),
             audit_errors: Counter::default(),
+            leader: Gauge::default(),
+            leader_changes: Counter::default(),
             intent_cache: RwLock::new(HashMap::new()),
         }
     }
@@ -168,6 +180,16 @@ impl Metrics {
             self.last_success.clone(),
         );
         r.register(
+            "pilum_scale_leader",
+            "1 while this replica holds the leader lease (a server without --ha always does)",
+            self.leader.clone(),
+        );
+        r.register(
+            "pilum_scale_leader_changes",
+            "Times this replica took or lost the leader lease",
+            self.leader_changes.clone(),
+        );
+        r.register(
             "pilum_scale_reload_errors",
             "Rejected hot reloads of pools or strategies",
             self.reload_errors.clone(),
@@ -186,6 +208,17 @@ impl Metrics {
             "pilum_scale_decision_loop_restarts",
             "Decision loops restarted after a crash",
             self.loop_restarts.clone(),
+        );
+        r.register("pilum_scale_paused", "1 while a pool is paused", self.paused.clone());
+        r.register(
+            "pilum_scale_drift",
+            "1 when the last drift check found drift",
+            self.drift.clone(),
+        );
+        r.register(
+            "pilum_scale_drift_checks",
+            "Drift checks by pool and result (clean, drift, skipped, error)",
+            self.drift_checks.clone(),
         );
         r.register(
             "pilum_scale_audit_write_errors",

@@ -28,6 +28,9 @@ pub struct PoolsFile {
     /// SNS topics every pool accepts (a pool may add its own with `topics`).
     #[serde(default)]
     pub sns_topics: Vec<String>,
+    /// ChatOps notifiers for the scaler's events.
+    #[serde(default)]
+    pub notify: Vec<crate::notify::config::Entry>,
     pub pools: BTreeMap<String, PoolSpec>,
 }
 
@@ -44,7 +47,10 @@ pub struct PoolSpec {
     pub targets: Vec<String>,
     pub min: i64,
     pub max: i64,
-    #[serde(default, deserialize_with = "crate::duration::deserialize")]
+    /// After a scale-up, only a larger step proceeds (by the difference) for this long; a
+    /// still-firing alarm therefore steps again once per `cooldown_up`. Default 5 minutes (as
+    /// AWS's default cooldown), so a firing alarm does not walk the pool to `max` tick by tick.
+    #[serde(default = "default_cooldown_up", deserialize_with = "crate::duration::deserialize")]
     pub cooldown_up: Duration,
     #[serde(default = "default_cooldown_down", deserialize_with = "crate::duration::deserialize")]
     pub cooldown_down: Duration,
@@ -69,6 +75,51 @@ pub struct PoolSpec {
     /// Cron windows with a value, raised as `schedule` level signals while open.
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
+    /// KEDA-like: when the signal sources are silent (or only say `INSUFFICIENT_DATA`) for
+    /// longer than `after`, go to `value`.
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
+    /// Composite scaling: more config keys driven by the same decision, each with its bounds.
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeySpec>,
+    /// Drift auto-refresh: how often to compare the stack with the cloud, and what to do.
+    #[serde(default)]
+    pub drift: Option<crate::autoscale::drift::DriftSpec>,
+}
+
+/// One more config key of a composite pool: an expression of the pool's value, or a value the
+/// strategy returns in `values`, clamped to its own bounds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// A Rhai expression of `value` (the pool's value after the guardrails) and `params`.
+    #[serde(default)]
+    pub expr: Option<String>,
+    /// The name of a value the strategy returns in `values` (kept when it returns none).
+    #[serde(default)]
+    pub from: Option<String>,
+    pub min: i64,
+    pub max: i64,
+    /// More URNs for the one `pulumi up` (added to the pool's `targets`).
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// A compiled [`KeySpec`].
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub key: String,
+    pub spec: KeySpec,
+    pub expr: Option<crate::autoscale::strategy::Expr>,
+}
+
+/// `fallback: { after: 10m, value: 4 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub after: Duration,
+    pub value: i64,
 }
 
 /// A direction and size for a signal.
@@ -139,6 +190,10 @@ impl Directive {
     }
 }
 
+fn default_cooldown_up() -> Duration {
+    Duration::from_secs(300)
+}
+
 fn default_cooldown_down() -> Duration {
     Duration::from_secs(300)
 }
@@ -160,6 +215,8 @@ pub struct Pool {
     pub schedules: Vec<Schedule>,
     /// The compiled strategy.
     pub strategy: Strategy,
+    /// Composite scaling: the other keys, in name order.
+    pub keys: Vec<Key>,
 }
 
 impl Pool {
@@ -174,6 +231,8 @@ impl Pool {
 pub struct Pools {
     pub file: PathBuf,
     pub pools: Vec<Pool>,
+    /// ChatOps: the notifiers the scaler's events go to (`notify:`, as in `pilum-project.yaml`).
+    pub notify: Vec<crate::notify::config::Entry>,
 }
 
 impl Pools {
@@ -374,6 +433,13 @@ fn field_help(field: &str) -> &'static str {
         "alarms" => "map alarm names to `{ action: up|down|set, step: n, value: n }`",
         "on_ok" => "e.g. `{ action: down, step: 1 }`",
         "schedules" => "use a list of `{ name, start, end, timezone, value }` windows",
+        "fallback" => "e.g. `fallback: { after: 10m, value: 4 }`",
+        "drift" => {
+            "e.g. `drift: { every: 10m, policy: report }` (policies: report, refresh, restore, adopt)"
+        }
+        "keys" => {
+            "map config keys to `{ expr: \"value * 10\", min: 1, max: 100 }` or `{ from: name, min: 0, max: 10 }`"
+        }
         "params" => "use a map of parameters",
         _ => "see docs/scaling.md for the pools file format",
     }
@@ -622,12 +688,121 @@ pub fn validate(
                 }
             },
         };
+        let mut keys = Vec::new();
+        for (key, ks) in &spec.keys {
+            let item =
+                |field: &'static str| [Key("pools"), Key(name), Key("keys"), Key(key), Key(field)];
+            let at_key = [Key("pools"), Key(name), Key("keys"), Key(key)];
+            let shared = (project_dir.clone(), spec.stack.clone(), key.clone());
+            if key.trim().is_empty() || *key == spec.key {
+                p.at(
+                    &at_key,
+                    format!("pool `{name}`: `keys` entry `{key}` is the pool's own `key` or empty"),
+                    "list the other config keys this pool drives",
+                );
+                continue;
+            }
+            if let Some(other) = seen_keys.get(&shared) {
+                p.at(
+                    &at_key,
+                    format!(
+                        "pools `{other}` and `{name}` both scale `{key}` on stack `{}`",
+                        spec.stack
+                    ),
+                    "each config key belongs to one pool; they would undo each other's changes",
+                );
+            } else {
+                seen_keys.insert(shared, name.to_string());
+            }
+            if ks.expr.is_some() == ks.from.is_some() {
+                p.at(&at_key, format!("pool `{name}`: key `{key}` needs exactly one of `expr` and `from`"), "e.g. `{ expr: \"value * 10 + 20\", min: 50, max: 500 }` or `{ from: queue, min: 0, max: 10 }`");
+            }
+            if ks.min > ks.max || ks.min < 0 || ks.max > MAX_MAGNITUDE {
+                p.at(
+                    &item("min"),
+                    format!("pool `{name}`: key `{key}` has bounds [{}, {}]", ks.min, ks.max),
+                    "use 0 <= min <= max <= 1000000",
+                );
+            }
+            for (i, t) in ks.targets.iter().enumerate() {
+                if !t.starts_with("urn:pulumi:") {
+                    p.at(
+                        &[
+                            Key("pools"),
+                            Key(name),
+                            Key("keys"),
+                            Key(key),
+                            Key("targets"),
+                            Seg::Index(i),
+                        ],
+                        format!("pool `{name}` key `{key}` target `{t}` is not a Pulumi URN"),
+                        "URNs start with `urn:pulumi:`",
+                    );
+                }
+            }
+            let expr = match &ks.expr {
+                Some(text) => match crate::autoscale::strategy::Expr::compile(text, &base) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        p.at(
+                            &item("expr"),
+                            format!("pool `{name}`: key `{key}` expression does not compile: {e}"),
+                            "an expression of `value` and `params`, e.g. `value * 10 + 20`",
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            keys.push(crate::autoscale::pool::Key { key: key.clone(), spec: ks.clone(), expr });
+        }
         let Some(strategy) = strategy else { continue };
         let mut topics = sns_topics.clone();
         topics.extend(spec.topics.iter().cloned());
-        pools.push(Pool { name: name.to_string(), project_dir, spec, topics, schedules, strategy });
+        pools.push(Pool {
+            name: name.to_string(),
+            project_dir,
+            spec,
+            topics,
+            schedules,
+            strategy,
+            keys,
+        });
     }
-    if p.list.is_empty() { Ok(Pools { file: file.to_path_buf(), pools }) } else { Err(p.list) }
+    let notify: Vec<crate::notify::config::Entry> = match top.get("notify") {
+        Some(v) => p
+            .typed(
+                v,
+                &[Key("notify")],
+                "`notify`",
+                "a list of `{ notifier: slack, url_env: SLACK_URL, events: [scale_failed] }`",
+            )
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let known = crate::notify::known(&base);
+    for (i, e) in notify.iter().enumerate() {
+        for problem in e.check(&known) {
+            let d = p.at(
+                &[Key("notify"), Seg::Index(i)],
+                format!("notifier `{}`: {problem}", e.display_name()),
+                "see docs/scaling.md (ChatOps)",
+            );
+            d.did_you_mean = problem.suggestion().map(|s| format!("did you mean `{s}`?"));
+        }
+        for ev in e.events.iter().flatten() {
+            if let Some(k) = crate::notify::Kind::parse(ev)
+                && !crate::notify::Kind::SCALE.contains(&k)
+            {
+                p.at(&[Key("notify"), Seg::Index(i)], format!("notifier `{}`: `{ev}` is a deploy event, which the scaler never sends", e.display_name()), "use the scaler's events: scale_succeeded, scale_failed, scale_skipped, drift_detected, lock_retries_exhausted, leader_changed, pool_paused, pool_resumed");
+            }
+        }
+    }
+    if p.list.is_empty() {
+        Ok(Pools { file: file.to_path_buf(), pools, notify })
+    } else {
+        Err(p.list)
+    }
 }
 
 /// The checks on one typed pool: bounds, steps, names, directions.
@@ -709,6 +884,41 @@ fn check_spec(p: &mut Problems<'_>, name: &str, spec: &PoolSpec) {
                 &[Key("pools"), Key(name), Key("alarms"), Key(alarm)],
                 format!("pool `{name}` alarm `{alarm}`: {m}"),
                 "e.g. `{ action: up, step: 2 }`",
+            );
+        }
+    }
+    if let Some(d) = &spec.drift {
+        if d.every.is_zero() {
+            p.at(
+                &[Key("pools"), Key(name), Key("drift"), Key("every")],
+                format!("pool `{name}`: `drift` needs a positive `every`"),
+                "e.g. `drift: { every: 10m, policy: report }`",
+            );
+        }
+        if d.policy == crate::autoscale::drift::Policy::Adopt && d.property.is_none() {
+            p.at(
+                &[Key("pools"), Key(name), Key("drift")],
+                format!("pool `{name}`: `drift` policy `adopt` needs `property`"),
+                "name the output holding the scaled value, e.g. `property: desiredCapacity`",
+            );
+        }
+    }
+    if let Some(f) = &spec.fallback {
+        if !(spec.min..=spec.max).contains(&f.value) {
+            p.at(
+                &[Key("pools"), Key(name), Key("fallback"), Key("value")],
+                format!(
+                    "pool `{name}`: `fallback` value {} is outside the pool's bounds [{}, {}]",
+                    f.value, spec.min, spec.max
+                ),
+                "use a value between the pool's `min` and `max`",
+            );
+        }
+        if f.after.is_zero() {
+            p.at(
+                &[Key("pools"), Key(name), Key("fallback"), Key("after")],
+                format!("pool `{name}`: `fallback` needs a positive `after`"),
+                "e.g. `fallback: { after: 10m, value: 4 }`",
             );
         }
     }

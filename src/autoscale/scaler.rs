@@ -20,13 +20,14 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::autoscale::actuator::{Pulumi, StackRef, is_pending_operations};
-use crate::autoscale::audit::{Audit, SignalRecord};
+use crate::autoscale::audit::Audit;
 use crate::autoscale::decide::{Decision, Record};
+use crate::autoscale::ha::Ha;
 use crate::autoscale::log::Log;
 use crate::autoscale::metrics::{CooldownLabels, Metrics, PoolLabel};
 use crate::autoscale::pool::{Pool, Pools};
 use crate::autoscale::schedule;
-use crate::autoscale::signal::{Book, Change, Signal, SourceKind};
+use crate::autoscale::signal::{Book, Change, Signal};
 use crate::autoscale::state::{Quarantined, StateDir};
 use crate::autoscale::strategy::{self, Strategy};
 
@@ -51,6 +52,8 @@ pub struct Settings {
     pub preview_queue: usize,
     /// Test-only fault injection (`--test-fault`): `decide-panic` or `reload-panic`.
     pub fault: Option<String>,
+    /// `--ha`: shared state in Redis and a leader lease.
+    pub ha: Option<crate::autoscale::ha::HaSettings>,
 }
 
 /// How many quarantined signals a pool keeps for `GET /pools/{pool}`.
@@ -77,6 +80,14 @@ pub struct PoolInner {
     pub quarantined: Vec<Quarantined>,
     /// Why the pool cannot decide right now (its decision loop crashed); webhooks get 503.
     pub down: Option<String>,
+    /// Why the pool's current value is unknown (its config key is missing or unreadable, and
+    /// no record says what it is). Nothing is decided or applied until it is known: the
+    /// decision loop re-reads the key on every tick.
+    pub unknown: Option<String>,
+    /// The last drift check.
+    pub drift: Option<crate::autoscale::drift::DriftState>,
+    /// Drift policy `restore`: re-apply the desired value although it is not behind.
+    pub restore: bool,
 }
 
 /// One apply lane (one stack).
@@ -89,6 +100,8 @@ pub struct Lane {
     /// Previews running or waiting on this stack.
     pub previews: tokio::sync::Semaphore,
     pub preview_waiting: AtomicU32,
+    /// Held while an update runs on the stack: drift checks never run during one.
+    pub stack_busy: tokio::sync::Mutex<()>,
 }
 
 /// The shared scaler.
@@ -115,6 +128,12 @@ pub struct Scaler {
     pub applied_seq: Arc<Mutex<u64>>,
     /// A one-shot test fault still to fire.
     pub(crate) fault: Mutex<Option<String>>,
+    /// When this server started: `fallback` counts silence from here at the latest.
+    pub started: chrono::DateTime<Utc>,
+    /// ChatOps (set once at start when the pools file has `notify:`).
+    pub chat: std::sync::OnceLock<crate::autoscale::chatops::Chat>,
+    /// `--ha`: the shared state and the lease.
+    pub ha: Option<Arc<Ha>>,
 }
 
 impl std::fmt::Debug for Scaler {
@@ -151,7 +170,7 @@ pub fn strategies_of(pools: &Pools) -> HashMap<String, Strategy> {
 }
 
 /// A schedule change for the log: `open office-hours (10)` or `close office-hours`.
-fn describe(change: &Change) -> String {
+pub(crate) fn describe(change: &Change) -> String {
     match change {
         Change::Raise(s) => format!("open {} ({})", s.name, s.value.unwrap_or_default()),
         Change::Clear { key, .. } => {
@@ -171,18 +190,57 @@ impl Scaler {
         log: Log,
     ) -> Result<Arc<Self>, String> {
         let state = Arc::new(StateDir::open(&settings.state_dir).map_err(|e| e.to_string())?);
+        let ha = match &settings.ha {
+            Some(h) => Some(Arc::new(Ha::connect(h).await?)),
+            None => None,
+        };
+        // With `--ha` the leader's records in Redis are the truth; a pool without one starts
+        // from its local record or the stack.
+        let mut shared: BTreeMap<String, Record> = match &ha {
+            Some(ha) => ha
+                .records()
+                .await
+                .map_err(|e| format!("cannot read the shared records from Redis: {e}"))?
+                .into_iter()
+                .map(|r| (r.pool.clone(), r))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         let pulumi = Pulumi::default();
         let mut blocked = BTreeMap::new();
         refresh_configs(&pools, &settings, &pulumi, &log, &mut blocked).await?;
         let mut records = BTreeMap::new();
+        let mut unknown = BTreeMap::new();
         for p in &pools.pools {
-            let record = match state.load_record(p).map_err(|e| e.to_string())? {
+            let local = match shared.remove(&p.name) {
+                Some(r) => Some(r),
+                None => state.load_record(p).map_err(|e| e.to_string())?,
+            };
+            let record = match local {
                 Some(r) => r,
-                None => Record::new(&p.name, initial_value(&pulumi, p).await?),
+                None => match initial_value(&pulumi, p).await {
+                    Ok(v) => {
+                        let r = Record::new(&p.name, v);
+                        // A row for `pilum scale status --state-dir` from the start.
+                        state.save_record(&r).map_err(|e| {
+                            format!("cannot write the state record of pool `{}`: {e}", p.name)
+                        })?;
+                        r
+                    }
+                    Err(why) => {
+                        log.error("current value unknown", &[("pool", &p.name), ("reason", &why)]);
+                        unknown.insert(p.name.clone(), why);
+                        Record::new(&p.name, p.spec.min)
+                    }
+                },
             };
             records.insert(p.name.clone(), record);
         }
         let mut recovered = state.recover(&pools, &records).map_err(|e| e.to_string())?;
+        if ha.is_some() {
+            // The shared stream holds every accepted signal: it is replayed instead.
+            recovered.books.clear();
+        }
         if recovered.torn > 0 || recovered.replayed > 0 || recovered.dropped > 0 {
             log.info(
                 "recovered signals",
@@ -205,9 +263,12 @@ impl Scaler {
             lanes.entry(p.stack_id()).or_insert_with(|| (stack, Vec::new())).1.push(p.name.clone());
             let record = records.remove(&p.name).expect("a record was made for every pool");
             let label = PoolLabel { pool: p.name.clone() };
-            metrics.desired.get_or_create(&label).set(record.desired);
-            if let Some(a) = record.applied {
-                metrics.applied.get_or_create(&label).set(a);
+            let unknown = unknown.remove(&p.name);
+            if unknown.is_none() {
+                metrics.desired.get_or_create(&label).set(record.desired);
+                if let Some(a) = record.applied {
+                    metrics.applied.get_or_create(&label).set(a);
+                }
             }
             let quarantined: Vec<Quarantined> =
                 recovered.quarantined.iter().filter(|q| q.pool == p.name).cloned().collect();
@@ -218,6 +279,9 @@ impl Scaler {
                 last_error: None,
                 quarantined,
                 down: None,
+                unknown,
+                drift: None,
+                restore: false,
             };
             states.insert(
                 p.name.clone(),
@@ -251,11 +315,13 @@ impl Scaler {
                     wake: Notify::new(),
                     previews: tokio::sync::Semaphore::new(1),
                     preview_waiting: AtomicU32::new(0),
+                    stack_busy: tokio::sync::Mutex::new(()),
                 };
                 (id, Arc::new(lane))
             })
             .collect();
         metrics.reload_ok.set(1);
+        metrics.leader.set(i64::from(ha.is_none()));
         let strategies = strategies_of(&pools);
         let fault = settings.fault.clone();
         Ok(Arc::new(Self {
@@ -275,7 +341,16 @@ impl Scaler {
             reload_error: Mutex::new(None),
             applied_seq,
             fault: Mutex::new(fault),
+            started: Utc::now(),
+            chat: std::sync::OnceLock::new(),
+            ha,
         }))
+    }
+
+    /// Apply one accepted change to its pool's book (the journal's writer, and with `--ha`
+    /// the stream's reader); an intent a recorded decision consumed is skipped.
+    pub(crate) fn ingest(&self, pool: &str, seq: u64, change: Change) {
+        ingest(&self.states, &self.applied_seq, pool, seq, change);
     }
 
     pub fn pools(&self) -> Arc<Pools> {
@@ -325,6 +400,19 @@ impl Scaler {
             let st = st.clone();
             tasks.spawn(async move { me.supervise(st).await });
         }
+        if self.ha.is_some() {
+            let me = self.clone();
+            tasks.spawn(async move { me.lease_loop().await });
+            let me = self.clone();
+            tasks.spawn(async move { me.tail_loop().await });
+        }
+        for st in self.states.values() {
+            if self.pool(&st.name).is_some_and(|p| p.spec.drift.is_some()) {
+                let me = self.clone();
+                let st = st.clone();
+                tasks.spawn(async move { me.drift_loop(st).await });
+            }
+        }
         for st in self.states.values() {
             let inner = lock(&st.inner);
             if inner.record.behind() {
@@ -340,39 +428,141 @@ impl Scaler {
                     lane.wake.notify_one();
                 }
             }
-            drop(inner);
-            // A window open at start raises its level now, not a tick later.
-            self.evaluate_schedules(st, Utc::now());
-            if !lock(&st.inner).book.is_empty() {
+            // What arrived after the last recorded decision is decided now, and a window open
+            // at start raises its level now, not a tick later. Levels a recorded decision saw
+            // wait for the tick, as they would have without the restart.
+            let windows = self.pool(&st.name).is_some_and(|p| {
+                !schedule::changes(&p.schedules, &inner.book, Utc::now()).is_empty()
+            });
+            if windows || inner.book.has_news(inner.record.signals_seq) {
                 st.wake.notify_one();
             }
         }
         tasks
     }
 
-    /// Why `pool` cannot take signals now (its decision loop is down), if it cannot.
+    /// Why `pool` cannot take signals now (its decision loop is down, or its current value is
+    /// unknown), if it cannot.
     pub fn unavailable(&self, pool: &str) -> Option<String> {
-        self.states.get(pool).and_then(|st| lock(&st.inner).down.clone())
+        self.states.get(pool).and_then(|st| {
+            let inner = lock(&st.inner);
+            inner.down.clone().or_else(|| inner.unknown.clone())
+        })
     }
 
-    /// Bring a pool's schedule levels in line with the clock. Windows opening or closing change
-    /// the book like an alarm raising or clearing, and are audited and counted the same way.
-    /// Called at start and by every committed decision (ticks, signals, `/scale`), which then
-    /// decides on the result, so nothing is woken here.
-    pub fn evaluate_schedules(&self, st: &PoolState, now: chrono::DateTime<Utc>) {
-        let Some(pool) = self.pool(&st.name) else { return };
+    /// Send a ChatOps event (never waits; nothing without `notify:`).
+    pub(crate) fn notify(
+        &self,
+        kind: crate::notify::Kind,
+        pool: &str,
+        title: String,
+        details: serde_json::Value,
+    ) {
+        if let Some(chat) = self.chat.get() {
+            chat.send(kind, pool, title, details);
+        }
+    }
+
+    /// Why `st` cannot decide now, if it cannot: its current value is unknown, or it is paused.
+    /// A pause whose `until` has passed ends here (at the first decision after it).
+    pub(crate) fn not_deciding(&self, st: &PoolState) -> Option<String> {
+        if let Some(ha) = &self.ha
+            && !ha.leading()
+        {
+            return Some(format!("this replica (`{}`) is a follower: the leader decides", ha.id));
+        }
         let mut inner = lock(&st.inner);
-        for change in schedule::changes(&pool.schedules, &inner.book, now) {
-            let key = change.key().to_string();
-            let record = SignalRecord::of_change(&st.name, SourceKind::Schedule, key, &change);
-            if self.audit.record(record).is_err() {
-                // The audit queue is full: leave the book alone so the next tick retries.
-                self.metrics.intent(&st.name, SourceKind::Schedule.as_str(), "overloaded");
-                continue;
+        if let Some(why) = &inner.unknown {
+            return Some(why.clone());
+        }
+        let now = Utc::now();
+        match &inner.record.paused {
+            Some(p) if p.over(now) => {
+                inner.record.paused = None;
+                drop(inner);
+                self.resumed(st, "the pause's `until` passed");
+                None
             }
-            self.metrics.intent(&st.name, SourceKind::Schedule.as_str(), "accepted");
-            self.log.info("schedule", &[("pool", &st.name), ("change", &describe(&change))]);
-            inner.book.apply(change);
+            Some(p) => Some(format!("pool `{}` is paused: {}", st.name, p.reason)),
+            None => None,
+        }
+    }
+
+    /// Pause a pool: signals are still recorded, nothing is decided or applied until
+    /// [`Scaler::resume`] (or `until`). Audited; the record is written.
+    pub async fn pause(
+        &self,
+        pool: &str,
+        reason: String,
+        until: Option<chrono::DateTime<Utc>>,
+    ) -> Option<()> {
+        let st = self.state_of(pool)?;
+        let pause = crate::autoscale::decide::Pause { reason, since: Utc::now(), until };
+        self.audit
+            .write("pause", json!({"pool": pool, "reason": pause.reason, "until": pause.until}));
+        self.notify(
+            crate::notify::Kind::PoolPaused,
+            pool,
+            format!("pool `{pool}` paused: {}", pause.reason),
+            json!({"reason": pause.reason, "until": pause.until}),
+        );
+        self.log.info("paused", &[("pool", pool), ("reason", &pause.reason)]);
+        lock(&st.inner).record.paused = Some(pause);
+        self.metrics.paused.get_or_create(&PoolLabel { pool: pool.to_string() }).set(1);
+        self.persist(st).await;
+        Some(())
+    }
+
+    /// Resume a paused pool: what was recorded meanwhile is decided at once.
+    pub async fn resume(&self, pool: &str) -> Option<bool> {
+        let st = self.state_of(pool)?;
+        let was = lock(&st.inner).record.paused.take().is_some();
+        if was {
+            self.resumed(st, "resumed");
+            self.persist(st).await;
+        }
+        Some(was)
+    }
+
+    fn resumed(&self, st: &PoolState, why: &str) {
+        self.audit.write("resume", json!({"pool": st.name, "why": why}));
+        self.notify(
+            crate::notify::Kind::PoolResumed,
+            &st.name,
+            format!("pool `{}` resumed ({why})", st.name),
+            json!({"why": why}),
+        );
+        self.log.info("resumed", &[("pool", &st.name), ("why", why)]);
+        self.metrics.paused.get_or_create(&PoolLabel { pool: st.name.clone() }).set(0);
+        st.wake.notify_one();
+        if let Some(lane) = self.lanes.get(&st.lane) {
+            lane.wake.notify_one();
+        }
+    }
+
+    /// A pool whose current value is unknown reads its config key again (on every tick); once
+    /// the key holds a value the pool starts from it.
+    pub(crate) async fn recheck_unknown(&self, st: &PoolState) {
+        if lock(&st.inner).unknown.is_none() {
+            return;
+        }
+        let Some(pool) = self.pool(&st.name) else { return };
+        match initial_value(&self.pulumi, &pool).await {
+            Ok(v) => {
+                {
+                    let mut inner = lock(&st.inner);
+                    inner.record = Record::new(&st.name, v);
+                    inner.unknown = None;
+                }
+                let label = PoolLabel { pool: st.name.clone() };
+                self.metrics.desired.get_or_create(&label).set(v);
+                self.metrics.applied.get_or_create(&label).set(v);
+                self.log
+                    .info("current value known", &[("pool", &st.name), ("value", &v.to_string())]);
+                self.persist(st).await;
+                st.wake.notify_one();
+            }
+            Err(why) => lock(&st.inner).unknown = Some(why),
         }
     }
 
@@ -403,7 +593,17 @@ impl Scaler {
     /// pool are serialised and each copies the record when it starts, so the newest state wins.
     pub(crate) async fn persist(&self, st: &PoolState) {
         let _writing = st.writing.lock().await;
+        let token = self.ha.as_ref().and_then(|ha| ha.token());
+        if let Some(t) = token {
+            lock(&st.inner).record.fence = t;
+        }
         let record = lock(&st.inner).record.clone();
+        if let (Some(ha), Some(_)) = (&self.ha, token)
+            && let Err(e) = ha.save_record(&record).await
+        {
+            self.log
+                .error("cannot write the shared record", &[("pool", &record.pool), ("error", &e)]);
+        }
         let state = self.state.clone();
         let pool = record.pool.clone();
         let result = tokio::task::spawn_blocking(move || state.save_record(&record)).await;
@@ -434,24 +634,46 @@ impl Scaler {
         let strategy = self.strategy(name);
         let inner = lock(&st.inner);
         let (up, down) = inner.record.cooldowns(&pool.spec, Utc::now());
+        let known = inner.unknown.is_none();
         Some(json!({
             "pool": name,
             "stack": pool.spec.stack,
             "key": pool.spec.key,
             "min": pool.spec.min,
             "max": pool.spec.max,
-            "desired": inner.record.desired,
-            "applied": inner.record.applied,
+            "desired": known.then_some(inner.record.desired),
+            "applied": if known { inner.record.applied } else { None },
+            "unknown": inner.unknown,
+            "vector": (!pool.keys.is_empty()).then(|| {
+                let mut v = inner.record.also.clone();
+                v.insert(pool.spec.key.clone(), inner.record.desired);
+                v
+            }),
+            "appliedVector": (!pool.keys.is_empty()).then(|| {
+                let mut v = inner.record.applied_also.clone();
+                if let Some(a) = inner.record.applied { v.insert(pool.spec.key.clone(), a); }
+                v
+            }),
             "generation": inner.record.generation,
             "appliedGeneration": inner.record.applied_generation,
             "cooldowns": {"up": up, "down": down},
             "signals": inner.book.levels.values().map(Signal::to_json).collect::<Vec<_>>(),
             "pendingIntents": inner.book.intents.len(),
             "lastResult": inner.record.last_result,
+            "history": inner.record.history.iter().rev().take(5).rev().collect::<Vec<_>>(),
             "lastDecision": inner.last_decision,
             "lastError": inner.last_error,
             "quarantined": inner.quarantined.iter().map(|q| json!({"signal": q.signal.to_json(), "reason": q.reason})).collect::<Vec<_>>(),
             "down": inner.down,
+            "paused": inner.record.paused,
+            "fallback": pool.spec.fallback.as_ref().map(|f| json!({
+                "after": crate::duration::format(f.after),
+                "value": f.value,
+                "active": inner.record.fallback_since.is_some_and(|s| inner.book.heard_at.is_none_or(|h| s >= h)),
+                "since": inner.record.fallback_since,
+            })),
+            "heardAt": inner.book.heard_at,
+            "drift": inner.drift,
             "strategy": strategy.map(|s| json!({"name": s.name, "hash": s.hash})),
         }))
     }
@@ -585,23 +807,62 @@ async fn refresh_configs(
     Ok(())
 }
 
-/// The value a pool without a record starts from: its config key, or `min` when unset.
+/// The value a pool without a record starts from: its config key. A key that is not set or
+/// cannot be read is an error saying what to run: the scaler never guesses a current value
+/// (starting from `min` could shrink a real pool).
 async fn initial_value(pulumi: &Pulumi, p: &Pool) -> Result<i64, String> {
     let stack = StackRef { dir: p.project_dir.clone(), stack: p.spec.stack.clone() };
-    let current = pulumi
-        .config_get(&stack, &p.spec.key)
-        .await
-        .map_err(|f| format!("cannot read `{}` for pool `{}`: {f}", p.spec.key, p.name))?;
+    let set_it = format!(
+        "help: set it with `pulumi config set {key} <current value> --stack {stack} --cwd {dir}` (or deploy the stack and run `pulumi config refresh`); the server reads it again on every tick",
+        key = p.spec.key,
+        stack = p.spec.stack,
+        dir = p.project_dir.display()
+    );
+    let current = pulumi.config_get(&stack, &p.spec.key).await.map_err(|f| {
+        format!(
+            "the current value of pool `{}` is unknown: cannot read `{}`: {f}\n{set_it}",
+            p.name, p.spec.key
+        )
+    })?;
     match current {
         Some(v) => v.trim().parse::<i64>().map_err(|_| {
-            format!("pool `{}`: config `{}` is `{v}`, not an integer", p.name, p.spec.key)
+            format!(
+                "the current value of pool `{}` is unknown: config `{}` is `{v}`, not an integer\n{set_it}",
+                p.name, p.spec.key
+            )
         }),
-        None => Ok(p.spec.min),
+        None => Err(format!(
+            "the current value of pool `{}` is unknown: config key `{}` is not set on stack `{}`\n{set_it}",
+            p.name, p.spec.key, p.spec.stack
+        )),
     }
 }
 
 /// Open the journal and audit log; durable changes are applied to the books in order, under
 /// the `applied_seq` lock, by the writer thread.
+fn ingest(
+    states: &BTreeMap<String, Arc<PoolState>>,
+    applied_seq: &Mutex<u64>,
+    pool: &str,
+    seq: u64,
+    change: Change,
+) {
+    let mut applied = lock(applied_seq);
+    if let Some(st) = states.get(pool) {
+        let mut inner = lock(&st.inner);
+        if matches!(change, Change::Intent(_)) && seq <= inner.record.signals_seq {
+            return;
+        }
+        inner.book.heard_at = Some(Utc::now());
+        let changed = inner.book.apply(seq, change);
+        drop(inner);
+        if changed {
+            st.wake.notify_one();
+        }
+    }
+    *applied = (*applied).max(seq);
+}
+
 fn open_audit(
     state: &StateDir,
     settings: &Settings,
@@ -610,14 +871,7 @@ fn open_audit(
     applied_seq: Arc<Mutex<u64>>,
 ) -> Result<Audit, String> {
     let apply = move |pool: &str, seq: u64, change: Change| {
-        let mut applied = lock(&applied_seq);
-        if let Some(st) = states.get(pool) {
-            let changed = lock(&st.inner).book.apply(change);
-            if changed {
-                st.wake.notify_one();
-            }
-        }
-        *applied = (*applied).max(seq);
+        ingest(&states, &applied_seq, pool, seq, change);
     };
     Audit::open(
         &state.audit_path(),

@@ -294,7 +294,7 @@ mod tests {
         let open = changes(std::slice::from_ref(&s), &book, at("2026-11-18T09:00:00Z"));
         assert_eq!(open.len(), 1);
         for c in open {
-            assert!(book.apply(c));
+            assert!(book.apply(0, c));
         }
         assert_eq!(book.levels["schedule:office"].value, Some(10));
         assert!(changes(std::slice::from_ref(&s), &book, at("2026-11-18T10:00:00Z")).is_empty());

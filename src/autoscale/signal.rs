@@ -35,6 +35,8 @@ pub enum SourceKind {
     Direct,
     /// A `schedules:` window of the pool.
     Schedule,
+    /// The pool's `fallback` after its sources went silent.
+    Fallback,
 }
 
 impl SourceKind {
@@ -46,6 +48,7 @@ impl SourceKind {
             Self::Count => "count",
             Self::Direct => "direct",
             Self::Schedule => "schedule",
+            Self::Fallback => "fallback",
         }
     }
 }
@@ -181,7 +184,16 @@ impl Signal {
         std::iter::once(self.key.as_str()).chain(self.more_keys.iter().map(String::as_str))
     }
 
-    /// The strategy's view of the signal.
+    /// The strategy's view of the signal. `seen` is the sequence number the pool's last
+    /// recorded decision saw: a signal is `fresh` when that decision did not see it (an intent,
+    /// a level raised since, or one with a new metric); a level still firing is not.
+    pub fn to_ctx(&self, seen: u64) -> serde_json::Value {
+        let mut v = self.to_json();
+        v["fresh"] = (self.kind == Kind::Intent || self.seq > seen).into();
+        v
+    }
+
+    /// The signal as shown in status and audit records.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": self.kind,
@@ -244,6 +256,15 @@ impl Change {
 pub struct Book {
     pub levels: BTreeMap<String, Signal>,
     pub intents: Vec<Signal>,
+    /// The sequence number of the latest change that changed the book (a raise, a clear, an
+    /// intent, a new metric on an active level). A decision records the number it saw
+    /// (`Record::signals_seq`): a book whose `changed_seq` is not above it has nothing new.
+    #[serde(default)]
+    pub changed_seq: u64,
+    /// When a signal source was last heard from with data (any accepted webhook, repeats
+    /// included; not `INSUFFICIENT_DATA`): what `fallback` measures silence from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_at: Option<DateTime<Utc>>,
     /// While a decision is running: the highest intent sequence number it took. Intents up to
     /// it stay in the book (and in snapshots) until the decision is recorded, and no new
     /// request merges into them.
@@ -252,14 +273,27 @@ pub struct Book {
 }
 
 impl Book {
-    /// Apply a change; returns whether the book changed (a re-sent identical alert does not).
-    pub fn apply(&mut self, change: Change) -> bool {
-        match change {
-            Change::Raise(s) => match self.levels.get(&s.key) {
-                Some(old) if same_level(old, &s) => false,
+    /// Apply the change accepted as `seq` (0 for changes nobody requested, such as schedule
+    /// windows); returns whether it should wake the decision loop. A re-sent identical alert
+    /// changes nothing. A new `metric` or `threshold` on an active level is kept (the next
+    /// decision uses it) but wakes nothing by itself: re-sent alerts with a moving value
+    /// cannot start a decision each.
+    pub fn apply(&mut self, seq: u64, change: Change) -> bool {
+        let (changed, wake) = match change {
+            Change::Raise(s) => match self.levels.get_mut(&s.key) {
+                Some(old) if same_level(old, &s) => {
+                    if old.metric == s.metric && old.threshold == s.threshold {
+                        (false, false)
+                    } else {
+                        old.metric = s.metric;
+                        old.threshold = s.threshold;
+                        old.seq = old.seq.max(s.seq);
+                        (true, false)
+                    }
+                }
                 _ => {
                     self.levels.insert(s.key.clone(), s);
-                    true
+                    (true, true)
                 }
             },
             Change::Clear { key, then } => {
@@ -268,13 +302,23 @@ impl Book {
                 if let Some(t) = then {
                     self.intents.push(t);
                 }
-                cleared || queued
+                (cleared || queued, cleared || queued)
             }
             Change::Intent(s) => {
                 self.push_intent(s);
-                true
+                (true, true)
             }
+        };
+        if changed {
+            self.changed_seq = self.changed_seq.max(seq);
         }
+        wake
+    }
+
+    /// Whether the book holds a change no recorded decision has seen (see `changed_seq`). A
+    /// pending intent is news by definition: a recorded decision consumes what it took.
+    pub fn has_news(&self, seen: u64) -> bool {
+        self.changed_seq > seen || !self.intents.is_empty()
     }
 
     /// Queue an intent, merging it with a pending one from the same source so a burst of
@@ -323,11 +367,12 @@ impl Book {
 
     /// The signals a decision sees: active levels, then pending intents. With `commit`, the
     /// intents are marked as being decided (see [`Book::consume`]); the highest sequence
-    /// number taken is returned with them.
+    /// number seen (of the intents taken and of the book's latest change) is returned with
+    /// them: the decision records it as seen.
     pub fn take(&mut self, commit: bool) -> (Vec<Signal>, u64) {
         let mut out: Vec<Signal> = self.levels.values().cloned().collect();
         out.extend(self.intents.iter().cloned());
-        let seq = self.intents.iter().map(|s| s.seq).max().unwrap_or(0);
+        let seq = self.intents.iter().map(|s| s.seq).max().unwrap_or(0).max(self.changed_seq);
         if commit {
             self.deciding = Some(seq);
         }
@@ -380,13 +425,13 @@ mod tests {
             let mut i = level("k", step);
             i.kind = Kind::Intent;
             i.source = SourceKind::Delta;
-            b.apply(Change::Intent(i));
+            b.apply(0, Change::Intent(i));
         }
         let mut down = level("k2", 5);
         down.kind = Kind::Intent;
         down.source = SourceKind::Delta;
         down.action = Action::Down;
-        b.apply(Change::Intent(down));
+        b.apply(0, Change::Intent(down));
         let (taken, _) = b.take(false);
         assert_eq!(taken.len(), 1);
         assert_eq!((taken[0].action, taken[0].step, taken[0].merged), (Action::Down, 2, 4));
@@ -399,7 +444,7 @@ mod tests {
         for _ in 0..3 {
             let mut i = level("k", MAX_MAGNITUDE);
             i.kind = Kind::Intent;
-            b.apply(Change::Intent(i));
+            b.apply(0, Change::Intent(i));
         }
         assert_eq!(b.take(false).0[0].step, MAX_MAGNITUDE);
     }
@@ -413,11 +458,11 @@ mod tests {
             i.seq = seq;
             Change::Intent(i)
         };
-        b.apply(intent(1));
+        b.apply(1, intent(1));
         let (_, upto) = b.take(true);
         assert_eq!(upto, 1);
         // Arrives while the decision runs: not merged into the intent being decided.
-        b.apply(intent(2));
+        b.apply(2, intent(2));
         assert_eq!(b.intents.len(), 2);
         b.consume(upto);
         assert_eq!(b.intents.len(), 1);
@@ -438,20 +483,27 @@ mod tests {
     #[test]
     fn duplicate_raises_do_not_change_the_book() {
         let mut b = Book::default();
-        assert!(b.apply(Change::Raise(level("a", 1))));
-        assert!(!b.apply(Change::Raise(level("a", 1))));
-        assert!(b.apply(Change::Raise(level("a", 2))));
-        assert!(b.apply(Change::Clear { key: "a".into(), then: None }));
-        assert!(!b.apply(Change::Clear { key: "a".into(), then: None }));
+        assert!(b.apply(1, Change::Raise(level("a", 1))));
+        assert!(!b.apply(2, Change::Raise(level("a", 1))));
+        assert_eq!(b.changed_seq, 1, "a repeat is not a change");
+        let mut hotter = level("a", 1);
+        hotter.metric = Some(97.0);
+        hotter.seq = 3;
+        assert!(!b.apply(3, Change::Raise(hotter)), "a new metric wakes nothing");
+        assert_eq!((b.changed_seq, b.levels["a"].metric), (3, Some(97.0)), "but is kept");
+        assert!(b.apply(4, Change::Raise(level("a", 2))));
+        assert!(b.apply(5, Change::Clear { key: "a".into(), then: None }));
+        assert!(!b.apply(6, Change::Clear { key: "a".into(), then: None }));
+        assert!(b.has_news(4) && !b.has_news(5));
     }
 
     #[test]
     fn take_keeps_levels_and_consumes_intents() {
         let mut b = Book::default();
-        b.apply(Change::Raise(level("a", 1)));
+        b.apply(1, Change::Raise(level("a", 1)));
         let mut i = level("k", 1);
         i.kind = Kind::Intent;
-        b.apply(Change::Intent(i));
+        b.apply(0, Change::Intent(i));
         let (taken, seq) = b.take(true);
         assert_eq!(taken.len(), 2);
         b.consume(seq);

@@ -282,7 +282,8 @@ impl StateDir {
                 continue;
             }
             book.forget_consumed(consumed(&pool));
-            let mut kept = Book::default();
+            let mut kept =
+                Book { changed_seq: book.changed_seq, heard_at: book.heard_at, ..Book::default() };
             for s in book.levels.into_values().chain(book.intents) {
                 match s.check_bounds() {
                     Ok(()) => {
@@ -291,7 +292,11 @@ impl StateDir {
                         } else {
                             Change::Intent(s)
                         };
-                        kept.apply(change);
+                        let seq = match &change {
+                            Change::Raise(s) | Change::Intent(s) => s.seq,
+                            Change::Clear { .. } => 0,
+                        };
+                        kept.apply(seq, change);
                     }
                     Err(e) => out.quarantined.push(Quarantined {
                         pool: pool.clone(),
@@ -338,7 +343,7 @@ impl StateDir {
                 continue;
             }
             out.replayed += 1;
-            out.books.entry(e.pool).or_default().apply(change);
+            out.books.entry(e.pool).or_default().apply(e.seq, change);
         }
         let record_max = records.values().map(|r| r.signals_seq).max().unwrap_or(0);
         out.next_seq = max_seq.max(record_max) + 1;

@@ -10,6 +10,7 @@
 //! `#{ delta: n, reason: "…" }` or `()` to hold. The core clamps whatever comes back; a script
 //! can never exceed the pool's guardrails.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +48,47 @@ pub fn resolve(base: &Path, name: &str) -> Result<Source, Option<&'static str>> 
 /// What every strategy compile error says to do.
 const COMPILE_HELP: &str = "fix the script; the strategy must define `fn decide(ctx)`";
 
+/// A kind of input a strategy can act on. A pool refuses webhooks of a kind its strategy
+/// ignores (422 naming the strategy) instead of accepting what nothing will read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Input {
+    /// CloudWatch alarms and Alertmanager alerts (level signals).
+    Alarms,
+    /// `/webhook/{pool}/delta` and `/scale` with `{"delta": n}`.
+    Delta,
+    /// `/webhook/{pool}/count` and `/scale` with `{"value": n}`.
+    Count,
+    /// The pool's `schedules:` windows.
+    Schedules,
+}
+
+impl Input {
+    pub const ALL: [Input; 4] = [Input::Alarms, Input::Delta, Input::Count, Input::Schedules];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alarms => "alarms",
+            Self::Delta => "delta",
+            Self::Count => "count",
+            Self::Schedules => "schedules",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.as_str() == s)
+    }
+
+    /// What a request to this input looks like, for messages.
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::Alarms => "alarms (`/cloudwatch`, `/prometheus`)",
+            Self::Delta => "`/delta` requests",
+            Self::Count => "`/count` requests",
+            Self::Schedules => "schedules",
+        }
+    }
+}
+
 /// A compiled strategy.
 #[derive(Clone)]
 pub struct Strategy {
@@ -54,6 +96,8 @@ pub struct Strategy {
     pub name: String,
     /// The first 12 hex digits of the source's SHA-256, for the audit log.
     pub hash: String,
+    /// What the strategy acts on: from its `fn inputs()`, or everything when it has none.
+    pub inputs: Vec<Input>,
     ast: Arc<AST>,
     engine: Arc<Engine>,
 }
@@ -154,12 +198,50 @@ impl Strategy {
         }
         let hash =
             Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
-        Ok(Self { name: name.to_string(), hash, ast: Arc::new(ast), engine: Arc::new(engine) })
+        let inputs = if ast.iter_functions().any(|f| f.name == "inputs" && f.params.is_empty()) {
+            declared_inputs(&engine, &ast).map_err(|m| {
+                Box::new(Diagnostic::new(file, format!("strategy `fn inputs()` {m}")).help(
+                    "return an array of `\"alarms\"`, `\"delta\"`, `\"count\"`, `\"schedules\"`, e.g. `fn inputs() { [\"alarms\", \"schedules\"] }`",
+                ))
+            })?
+        } else {
+            Input::ALL.to_vec()
+        };
+        Ok(Self {
+            name: name.to_string(),
+            hash,
+            inputs,
+            ast: Arc::new(ast),
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// Whether the strategy acts on `input`.
+    pub fn accepts(&self, input: Input) -> bool {
+        self.inputs.contains(&input)
+    }
+
+    /// The inputs it acts on, for messages: `alarms, schedules`.
+    pub fn describe_inputs(&self) -> String {
+        if self.inputs.is_empty() {
+            return "none".into();
+        }
+        self.inputs.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
     }
 
     /// Call `decide(ctx)`. Runs synchronously: call it from a blocking thread, never from an
     /// async task that must stay responsive.
+    #[cfg(test)]
     pub fn decide(&self, ctx: &serde_json::Value) -> Result<Proposal, String> {
+        self.decide_values(ctx).map(|(p, _)| p)
+    }
+
+    /// [`Strategy::decide`] with the other values a composite pool's keys may take from the
+    /// strategy (`#{ desired: 5, values: #{ queue: 3 } }`).
+    pub fn decide_values(
+        &self,
+        ctx: &serde_json::Value,
+    ) -> Result<(Proposal, BTreeMap<String, i64>), String> {
         let mut scope = rhai::Scope::new();
         let call = CallCtx {
             deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
@@ -171,7 +253,7 @@ impl Strategy {
         })
         .map_err(|e| e.to_string())?;
         if out.is_unit() {
-            return Ok(Proposal::Hold);
+            return Ok((Proposal::Hold, BTreeMap::new()));
         }
         let Some(map) = out.try_cast::<Map>() else {
             return Err(
@@ -192,15 +274,107 @@ impl Strategy {
                 },
             }
         };
-        match (int("desired")?, int("delta")?) {
-            (Some(value), None) => Ok(Proposal::Desired { value, reason }),
-            (None, Some(delta)) => Ok(Proposal::Delta { delta, reason }),
-            (None, None) => Ok(Proposal::Hold),
-            (Some(_), Some(_)) => {
-                Err("`decide` returned both `desired` and `delta`; return one".into())
+        let mut values = BTreeMap::new();
+        if let Some(v) = map.get("values").filter(|v| !v.is_unit()) {
+            let m =
+                v.clone().try_cast::<Map>().ok_or("`values` must be a map of name to number")?;
+            for (k, v) in m {
+                let n = number(&v).map_err(|e| format!("`values.{k}` {e}"))?;
+                values.insert(k.to_string(), n);
             }
         }
+        let proposal = match (int("desired")?, int("delta")?) {
+            (Some(value), None) => Proposal::Desired { value, reason },
+            (None, Some(delta)) => Proposal::Delta { delta, reason },
+            (None, None) => Proposal::Hold,
+            (Some(_), Some(_)) => {
+                return Err("`decide` returned both `desired` and `delta`; return one".into());
+            }
+        };
+        Ok((proposal, values))
     }
+}
+
+/// A number from a script: an integer, or a finite float rounded.
+fn number(v: &Dynamic) -> Result<i64, String> {
+    match (v.as_int(), v.as_float()) {
+        (Ok(i), _) => Ok(i),
+        (_, Ok(f)) if f.is_finite() && f.abs() < 9.0e18 => Ok(f.round() as i64),
+        (_, Ok(f)) => Err(format!("must be a finite number, got {f}")),
+        (Err(t), _) => Err(format!("must be a number, got {t}")),
+    }
+}
+
+/// A composite pool's key expression (`expr: "value * 10 + 20"`), compiled once in the strategy
+/// profile and evaluated with `value` (the pool's value after the guardrails) and `params`.
+#[derive(Clone)]
+pub struct Expr {
+    text: String,
+    ast: Arc<AST>,
+    engine: Arc<Engine>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.text).finish()
+    }
+}
+
+impl Expr {
+    pub fn compile(text: &str, root: &Path) -> Result<Self, String> {
+        let engine = engine(root);
+        // Strict variables: the expression's names are declared for the compiler.
+        let mut scope = rhai::Scope::new();
+        scope.push("value", 0_i64);
+        scope.push("params", Map::new());
+        let ast = engine.compile_expression_with_scope(&scope, text).map_err(|e| e.to_string())?;
+        Ok(Self { text: text.to_string(), ast: Arc::new(ast), engine: Arc::new(engine) })
+    }
+
+    /// Evaluate with `value` and `params`.
+    pub fn eval(&self, value: i64, params: &serde_json::Value) -> Result<i64, String> {
+        let mut scope = rhai::Scope::new();
+        scope.push("value", value);
+        scope.push("params", to_dynamic(params));
+        let call = CallCtx {
+            deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
+            label: "expr".into(),
+            ..CallCtx::default()
+        };
+        let out: Dynamic =
+            with_call(call, || self.engine.eval_ast_with_scope(&mut scope, &self.ast))
+                .map_err(|e| format!("`{}` failed: {e}", self.text))?;
+        number(&out).map_err(|e| format!("`{}` {e}", self.text))
+    }
+}
+
+/// Call a strategy's `fn inputs()` once, at compile time.
+fn declared_inputs(engine: &Engine, ast: &AST) -> Result<Vec<Input>, String> {
+    let call = CallCtx {
+        deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
+        label: "inputs".into(),
+        ..CallCtx::default()
+    };
+    let out: Dynamic =
+        with_call(call, || engine.call_fn(&mut rhai::Scope::new(), ast, "inputs", ()))
+            .map_err(|e| format!("failed: {e}"))?;
+    let list = out.try_cast::<rhai::Array>().ok_or("must return an array of input names")?;
+    let mut inputs = Vec::new();
+    for v in list {
+        let name = v.into_string().map_err(|t| format!("must return names, got a `{t}`"))?;
+        let input = Input::parse(&name).ok_or_else(|| {
+            let known = Input::ALL.map(Input::as_str);
+            let hint = crate::diagnostic::closest(&name, known.iter().copied())
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            format!("returned an unknown input `{name}`{hint}")
+        })?;
+        if !inputs.contains(&input) {
+            inputs.push(input);
+        }
+    }
+    inputs.sort();
+    Ok(inputs)
 }
 
 /// Convert JSON into Rhai values (strategies see plain maps, arrays and numbers).

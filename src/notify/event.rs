@@ -26,10 +26,24 @@ pub enum Kind {
     ServiceRolledBack,
     /// The run has been waiting for the deploy lock longer than the notifier's `lock_wait`.
     LockWait,
+    /// The scaler applied a change (`pilum scale serve`'s `notify:`).
+    ScaleSucceeded,
+    /// The scaler's `pulumi up` failed.
+    ScaleFailed,
+    /// A guardrail held back a change the strategy asked for.
+    ScaleSkipped,
+    /// A drift check found the stack out of line with the cloud.
+    DriftDetected,
+    /// An update gave up on Pulumi's stack lock after `--lock-deadline`.
+    LockRetriesExhausted,
+    /// The deciding replica changed (with `--ha`).
+    LeaderChanged,
+    PoolPaused,
+    PoolResumed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 15] = [
         Kind::RunStarted,
         Kind::RunFinished,
         Kind::RunFailed,
@@ -37,7 +51,19 @@ impl Kind {
         Kind::ServiceFailed,
         Kind::ServiceRolledBack,
         Kind::LockWait,
+        Kind::ScaleSucceeded,
+        Kind::ScaleFailed,
+        Kind::ScaleSkipped,
+        Kind::DriftDetected,
+        Kind::LockRetriesExhausted,
+        Kind::LeaderChanged,
+        Kind::PoolPaused,
+        Kind::PoolResumed,
     ];
+
+    /// The scaler's events (what a pools file's `notify:` gets by default, and for `*`): the
+    /// last eight of `ALL`.
+    pub const SCALE: &'static [Kind] = Kind::ALL.split_at(7).1;
 
     /// The events a notifier gets when its `events:` is not given.
     pub const DEFAULT: [Kind; 2] = [Kind::RunFinished, Kind::RunFailed];
@@ -51,6 +77,14 @@ impl Kind {
             Kind::ServiceFailed => "service_failed",
             Kind::ServiceRolledBack => "service_rolled_back",
             Kind::LockWait => "lock_wait",
+            Kind::ScaleSucceeded => "scale_succeeded",
+            Kind::ScaleFailed => "scale_failed",
+            Kind::ScaleSkipped => "scale_skipped",
+            Kind::DriftDetected => "drift_detected",
+            Kind::LockRetriesExhausted => "lock_retries_exhausted",
+            Kind::LeaderChanged => "leader_changed",
+            Kind::PoolPaused => "pool_paused",
+            Kind::PoolResumed => "pool_resumed",
         }
     }
 
@@ -66,6 +100,11 @@ impl Kind {
             Kind::RunFailed | Kind::ServiceFailed => "failed",
             Kind::ServiceRolledBack => "rolled_back",
             Kind::LockWait => "waiting",
+            Kind::ScaleSucceeded | Kind::PoolResumed => "ok",
+            Kind::ScaleFailed | Kind::LockRetriesExhausted => "failed",
+            Kind::ScaleSkipped | Kind::DriftDetected | Kind::LeaderChanged | Kind::PoolPaused => {
+                "waiting"
+            }
         }
     }
 }
@@ -137,6 +176,9 @@ pub struct Notification {
     pub summary: Option<Summary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<Lock>,
+    /// The scaler's events: pool, values, reason (see docs/scaling.md, ChatOps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<serde_json::Value>,
 }
 
 fn now() -> String {
@@ -163,7 +205,13 @@ impl Notification {
             service: None,
             summary: None,
             lock: None,
+            scale: None,
         }
+    }
+
+    /// An event of the scaler (`run.command` is `scale`, `run.services` the pool).
+    pub fn scale(event: Kind, title: String, run: &Run, details: serde_json::Value) -> Self {
+        Self { scale: Some(details), ..Self::new(event, title, run) }
     }
 
     pub fn run_started(run: &Run) -> Self {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::autoscale::log::{Format, Log};
 use crate::autoscale::pool::{self, Pools};
-use crate::autoscale::scaler::{self, Settings};
+use crate::autoscale::scaler::Settings;
 use crate::autoscale::simulate;
 use crate::cli::{LogFormat, ScaleCommand, ScalePoolsArgs, ScaleServeArgs};
 use crate::diagnostic::{Diagnostic, render_all};
@@ -95,7 +95,18 @@ fn check(args: &ScalePoolsArgs, out: &Output) -> Result<(), Error> {
         Ok(pools) => {
             let names: Vec<&str> = pools.names().collect();
             if out.json {
-                out.json_line(&json!({"ok": true, "file": pools.file, "pools": names}));
+                let accepts: serde_json::Map<String, serde_json::Value> = pools
+                    .pools
+                    .iter()
+                    .map(|p| {
+                        let inputs: Vec<&str> =
+                            p.strategy.inputs.iter().map(|i| i.as_str()).collect();
+                        (p.name.clone(), json!({"strategy": p.strategy.name, "accepts": inputs}))
+                    })
+                    .collect();
+                out.json_line(
+                    &json!({"ok": true, "file": pools.file, "pools": names, "inputs": accepts}),
+                );
             } else if !out.quiet {
                 out.stdout_line(&format!(
                     "ok: `{}`: {} pool(s): {}",
@@ -103,6 +114,14 @@ fn check(args: &ScalePoolsArgs, out: &Output) -> Result<(), Error> {
                     names.len(),
                     names.join(", ")
                 ));
+                for p in &pools.pools {
+                    out.stdout_line(&format!(
+                        "  {}: strategy `{}` acts on: {}",
+                        p.name,
+                        p.strategy.name,
+                        p.strategy.describe_inputs()
+                    ));
+                }
             }
             Ok(())
         }
@@ -130,7 +149,23 @@ fn settings(args: &ScaleServeArgs) -> Result<Settings, Error> {
         queue: args.queue_size,
         preview_queue: args.preview_queue as usize,
         fault: args.test_fault.clone(),
+        ha: args.ha.as_ref().map(|url| crate::autoscale::ha::HaSettings {
+            url: url.clone(),
+            id: args.ha_id.clone().unwrap_or_else(default_id),
+            lease: args.ha_lease,
+        }),
     })
+}
+
+/// `<host>:<pid>`: unique among replicas on different hosts, and on one.
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// `pilum scale serve`.
@@ -153,6 +188,8 @@ fn serve(args: ScaleServeArgs, out: &Output) -> Result<(), Error> {
         shutdown_grace: args.shutdown_grace,
         ready_file: args.ready_file.clone(),
         watch: !args.no_watch && args.pools.rules_from_output.is_none(),
+        status_page_public: args.status_page_public,
+        notify_pace: (args.notify_coalesce, args.notify_interval),
         log: Log {
             format: if args.log_format == LogFormat::Json { Format::Json } else { Format::Human },
             quiet: out.quiet,
@@ -215,31 +252,58 @@ fn status(
         out.json_line(&json!({"pools": pools}));
         return Ok(());
     }
-    out.stdout_line(&format!(
-        "{:<20} {:>8} {:>8} {:>6} {:>8}  last result",
-        "pool", "desired", "applied", "gen", "applied"
-    ));
-    for p in &pools {
-        let last = p["lastResult"]
-            .as_object()
-            .map(|r| {
-                let ok = r.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
-                format!(
-                    "{} {}",
-                    if ok { "ok" } else { "failed:" },
-                    if ok { "" } else { r.get("message").and_then(|m| m.as_str()).unwrap_or("") }
-                )
-            })
-            .unwrap_or_else(|| "-".into());
-        out.stdout_line(&format!(
-            "{:<20} {:>8} {:>8} {:>6} {:>8}  {}",
-            p["pool"].as_str().unwrap_or("?"),
-            p["desired"],
-            p["applied"],
-            p["generation"],
-            p["appliedGeneration"],
-            last.trim_end()
-        ));
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let rows: Vec<[String; 6]> = pools
+        .iter()
+        .map(|p| {
+            let last = p["lastResult"].as_object().map_or_else(
+                || {
+                    if p["unknown"].is_string() {
+                        "current value unknown".into()
+                    } else {
+                        "-".into()
+                    }
+                },
+                |r| {
+                    if r.get("ok").and_then(|v| v.as_bool()).unwrap_or(false) {
+                        "ok".to_string()
+                    } else {
+                        let m = r.get("message").and_then(|m| m.as_str()).unwrap_or("");
+                        format!("failed: {m}")
+                    }
+                },
+            );
+            [
+                text(&p["pool"]),
+                text(&p["desired"]),
+                text(&p["applied"]),
+                text(&p["generation"]),
+                text(&p["appliedGeneration"]),
+                last,
+            ]
+        })
+        .collect();
+    let header = ["pool", "desired", "applied", "generation", "applied gen", "last result"];
+    let width = |i: usize| {
+        rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..5).map(width).collect();
+    let line = |cells: [&str; 6]| {
+        let mut l = format!("{:<w$}", cells[0], w = widths[0]);
+        for i in 1..5 {
+            l.push_str(&format!("  {:>w$}", cells[i], w = widths[i]));
+        }
+        l.push_str("  ");
+        l.push_str(cells[5]);
+        l.trim_end().to_string()
+    };
+    out.stdout_line(&line(header));
+    for r in &rows {
+        out.stdout_line(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
     }
     Ok(())
 }
@@ -247,7 +311,6 @@ fn status(
 /// `pilum scale simulate`.
 fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Error> {
     let pools = load_pools(&args.pools).map_err(|errs| Error::usage(render_all(&errs)))?;
-    let strategies = scaler::strategies_of(&pools);
     let mut start = BTreeMap::new();
     for c in &args.current {
         let (p, n) = c
@@ -265,8 +328,6 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
         }
         start.insert(p, n);
     }
-    let tick = args.tick.as_secs_f64().max(0.001);
-    let until = args.until.map(|d| d.as_secs_f64());
     let clock = chrono::DateTime::parse_from_rfc3339(&args.start)
         .map_err(|e| {
             Error::usage(format!(
@@ -275,27 +336,36 @@ fn simulate(args: crate::cli::ScaleSimulateArgs, out: &Output) -> Result<(), Err
             ))
         })?
         .with_timezone(&chrono::Utc);
-    let decisions = simulate::run(&pools, &strategies, &args.signals, &start, clock, tick, until)
-        .map_err(Error::usage)?;
+    let replay =
+        simulate::Replay { clock, tick: args.tick, debounce: args.debounce, until: args.until };
+    let decisions = simulate::run(&pools, &args.signals, &start, &replay).map_err(Error::usage)?;
     for d in &decisions {
         if out.json {
             out.json_line(&serde_json::to_value(d).unwrap_or_default());
-        } else {
-            let g = if d.decision.guardrails.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", d.decision.guardrails.join(", "))
-            };
-            let arrow = if d.decision.changed {
-                format!("{} → {}", d.decision.old, d.decision.clamped)
-            } else {
-                format!("{} (held)", d.decision.old)
-            };
-            out.stdout_line(&format!(
-                "{:>8.1}s  {:<16} {arrow}  {}{g}",
-                d.at, d.decision.pool, d.decision.reason
-            ));
+            continue;
         }
+        let line = match d {
+            simulate::SimEvent::Decision { t, decision } => {
+                let g = if decision.guardrails.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", decision.guardrails.join(", "))
+                };
+                let arrow = if decision.changed {
+                    format!("{} → {}", decision.old, decision.clamped)
+                } else {
+                    format!("{} (held)", decision.old)
+                };
+                format!("{t:>8.1}s  {:<16} {arrow}  {}{g}", decision.pool, decision.reason)
+            }
+            simulate::SimEvent::Rejected { t, pool, line, rejected } => {
+                format!("{t:>8.1}s  {pool:<16} rejected (line {line}): {rejected}")
+            }
+            simulate::SimEvent::Failed { t, pool, error } => {
+                format!("{t:>8.1}s  {pool:<16} skipped: {error}")
+            }
+        };
+        out.stdout_line(&line);
     }
     if !out.json && !out.quiet && decisions.is_empty() {
         out.stdout_line("no decisions");

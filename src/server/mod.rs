@@ -9,10 +9,10 @@
 //! `--shutdown-grace` less the process layer's grace, then gets SIGINT (and SIGKILL after that
 //! grace) → pending signals are persisted → exit, always within `--shutdown-grace`.
 
-pub mod adapters;
 pub mod auth;
 pub mod cli;
 pub mod limits;
+pub mod page;
 pub mod routes;
 pub mod sns;
 
@@ -49,6 +49,10 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     pub ready_file: Option<PathBuf>,
     pub watch: bool,
+    /// `--status-page-public`: `GET /` without a token.
+    pub status_page_public: bool,
+    /// ChatOps: `--notify-coalesce`, `--notify-interval`.
+    pub notify_pace: (Duration, Duration),
     pub log: Log,
 }
 
@@ -74,6 +78,26 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
     let metrics = Arc::new(crate::autoscale::metrics::Metrics::new());
     let scaler =
         Scaler::start(pools, opts.settings.clone(), metrics, log).await.map_err(Error::usage)?;
+    let notifiers = crate::autoscale::chatops::targets(&scaler.pools().notify, log);
+    if !notifiers.is_empty() {
+        let root =
+            scaler.pools().file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let report = std::sync::Arc::new(crate::autoscale::chatops::Report(log));
+        let dispatcher = crate::notify::Dispatcher::start(
+            &root,
+            notifiers,
+            false,
+            crate::notify::DEFAULT_FLUSH,
+            report,
+        )
+        .map_err(Error::usage)?;
+        let project =
+            root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (coalesce, interval) = opts.notify_pace;
+        let chat =
+            crate::autoscale::chatops::Chat::start(dispatcher, project, log, coalesce, interval);
+        let _ = scaler.chat.set(chat);
+    }
     let mut tasks = scaler.spawn();
     let _watcher = if opts.watch {
         match crate::autoscale::reload::spawn(scaler.clone()) {
@@ -98,6 +122,7 @@ async fn run(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
         max_body: opts.max_body,
         requests: AtomicU64::new(0),
         boot: format!("{boot:x}"),
+        status_page_public: opts.status_page_public,
     });
     if opts.sns_trust_loopback {
         log.warn("test-only SNS loopback trust is enabled; never use it in production", &[]);

@@ -18,11 +18,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::autoscale::adapters::{self, AlarmOutcome, Refused};
 use crate::autoscale::audit::{Refusal, SignalRecord};
+use crate::autoscale::cadence::Trigger;
 use crate::autoscale::pool::{Action, Pools};
 use crate::autoscale::scaler::{Scaler, lock};
-use crate::autoscale::signal::{Change, Kind, MAX_MAGNITUDE, Signal, SourceKind, bounded};
-use crate::server::adapters::{self, AlarmOutcome, Refused};
+use crate::autoscale::signal::{Change, Kind, Signal, SourceKind};
+use crate::autoscale::strategy::Input;
 use crate::server::auth::{Denied, Tokens};
 use crate::server::limits::{Begin, Idempotency, RateLimiter, fingerprint};
 use crate::server::sns::{self, Reject, SnsVerifier};
@@ -41,6 +43,8 @@ pub struct App {
     /// Generated idempotency keys: `req-<boot>-<n>`, unique across restarts.
     pub requests: AtomicU64,
     pub boot: String,
+    /// `--status-page-public`: the status page needs no token.
+    pub status_page_public: bool,
 }
 
 type Shared = Arc<App>;
@@ -97,14 +101,53 @@ pub fn router(app: Shared) -> Router {
         .route("/webhook/{pool}/prometheus", post(prometheus))
         .route("/webhook/{pool}/delta", post(delta))
         .route("/webhook/{pool}/count", post(count))
+        .route("/", get(status_page))
+        .route("/login", post(login))
         .route("/pools", get(pools))
         .route("/pools/{pool}", get(pool_status))
+        .route("/pools/{pool}/pause", post(pause))
+        .route("/pools/{pool}/resume", post(resume))
         .route("/healthz", get(|| async { reply(200, json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), timeout))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(app.clone(), json_errors))
         .with_state(app)
+}
+
+/// Every error is JSON, including the ones axum's extractors answer in plain text (a body over
+/// `--max-body` is 413 `{"error": …}`, like every other refusal).
+async fn json_errors(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let r = next.run(req).await;
+    let status = r.status();
+    let plain = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|c| c.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("request body is larger than the limit of {} bytes (`--max-body`)", app.max_body)
+    } else {
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_lowercase()
+        } else {
+            text
+        }
+    };
+    let mut out = reply(status.as_u16(), json!({"error": message}));
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 async fn timeout(State(app): State<Shared>, req: Request, next: Next) -> Response {
@@ -137,6 +180,20 @@ impl App {
         if self.scaler.states.contains_key(pool) { pool } else { "unknown" }
     }
 
+    /// The bearer token check: the refusal (401 with a challenge, or 403) and its metric label.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(), (Rejection, &'static str)> {
+        match self.tokens.check(headers) {
+            Ok(()) => Ok(()),
+            Err(Denied::Missing) => {
+                let mut r =
+                    Rejection::new(401, "missing bearer token (`Authorization: Bearer <token>`)");
+                r.bearer_challenge = true;
+                Err((r, "unauthorized"))
+            }
+            Err(Denied::Wrong) => Err((Rejection::new(403, "invalid token"), "forbidden")),
+        }
+    }
+
     /// The checks every mutating route shares: draining, auth, pool, its decision loop, rate
     /// limit.
     fn admit(&self, headers: &HeaderMap, pool: &str, source: SourceKind) -> Result<(), Rejection> {
@@ -144,22 +201,8 @@ impl App {
             let r = Rejection::new(503, "shutting down; retry later").retry_after(5);
             return Err(self.refuse(pool, source, "draining", r));
         }
-        match self.tokens.check(headers) {
-            Ok(()) => {}
-            Err(Denied::Missing) => {
-                let mut r =
-                    Rejection::new(401, "missing bearer token (`Authorization: Bearer <token>`)");
-                r.bearer_challenge = true;
-                return Err(self.refuse(pool, source, "unauthorized", r));
-            }
-            Err(Denied::Wrong) => {
-                return Err(self.refuse(
-                    pool,
-                    source,
-                    "forbidden",
-                    Rejection::new(403, "invalid token"),
-                ));
-            }
+        if let Err((r, result)) = self.authenticate(headers) {
+            return Err(self.refuse(pool, source, result, r));
         }
         // The set of pools is fixed for the server's lifetime (reload cannot add or remove
         // pools), so this check needs no lock.
@@ -194,7 +237,27 @@ impl App {
         key: String,
         change: Change,
     ) -> Result<u64, Rejection> {
-        let record = SignalRecord::of_change(pool, source, key, &change);
+        let mut record = SignalRecord::of_change(pool, source, key, &change);
+        if let Some(ha) = &self.scaler.ha {
+            // `--ha`: durable once in Redis; every replica's tail applies it.
+            let json = serde_json::to_value(&record).unwrap_or_default();
+            return match ha.publish(pool, &change, &json).await {
+                Ok(seq) => {
+                    record.seq = seq;
+                    let _ = self.scaler.audit.record(record);
+                    self.scaler.metrics.intent(pool, source.as_str(), "accepted");
+                    Ok(seq)
+                }
+                Err(e) => {
+                    let r = Rejection::new(
+                        503,
+                        format!("cannot write the signal to Redis ({e}); retry later"),
+                    )
+                    .retry_after(1);
+                    Err(self.refuse(pool, source, "overloaded", r))
+                }
+            };
+        }
         match self.scaler.audit.accept(pool, change, record).await {
             Ok(seq) => {
                 self.scaler.metrics.intent(pool, source.as_str(), "accepted");
@@ -287,9 +350,27 @@ async fn cloudwatch(
         app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
         return Ok(reply(200, json!({"duplicate": true, "messageId": id})));
     }
+    if let Some(ha) = &app.scaler.ha {
+        // `--ha`: a delivery to another replica counts too.
+        match ha.first("sns", &id, "1").await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
+                return Ok(reply(200, json!({"duplicate": true, "messageId": id})));
+            }
+            Err(e) => {
+                app.sns.forget(&id);
+                return Err(refuse(503, format!("cannot reach Redis ({e}); retry later")));
+            }
+        }
+    }
     // Not accepted after all: SNS's retry with the same `MessageId` must be processed.
     let forget = |r: Rejection| {
         app.sns.forget(&id);
+        if let Some(ha) = app.scaler.ha.clone() {
+            let id = id.clone();
+            tokio::spawn(async move { ha.forget("sns", &id).await });
+        }
         r
     };
     match msg.kind.as_deref() {
@@ -345,6 +426,8 @@ async fn cloudwatch(
                     Ok(reply(200, json!({"recorded": what})))
                 }
                 AlarmOutcome::Change(change) => {
+                    adapters::check_input(p, Input::Alarms)
+                        .map_err(|r| forget(app.refused(&pool, src, r)))?;
                     app.enqueue(&pool, src, id.clone(), change).await.map_err(forget)?;
                     Ok(reply(
                         202,
@@ -396,6 +479,9 @@ async fn prometheus(
     let directive = adapters::query_directive(&q).map_err(|r| app.refused(&pool, src, r))?;
     let changes =
         adapters::alertmanager(&n, directive, p).map_err(|r| app.refused(&pool, src, r))?;
+    if !changes.is_empty() {
+        adapters::check_input(p, Input::Alarms).map_err(|r| app.refused(&pool, src, r))?;
+    }
     let count = changes.len();
     for change in changes {
         let key = format!("{}:{}", n.group_key, change.key());
@@ -426,23 +512,20 @@ struct DirectBody {
 }
 
 impl DirectBody {
-    /// The intent a body asks for (`None` when it names neither field), bounds checked.
-    fn intent(&self, src: SourceKind, key: &str) -> Result<Option<Signal>, Rejection> {
-        let out_of_bounds =
-            |e: crate::autoscale::signal::OutOfBounds| Rejection::new(422, e.to_string());
-        if let Some(d) = self.delta {
-            bounded("delta", d, -MAX_MAGNITUDE, MAX_MAGNITUDE).map_err(out_of_bounds)?;
-            if d == 0 {
-                return Err(Rejection::new(422, "`delta` must not be 0"));
-            }
-            let action = if d > 0 { Action::Up } else { Action::Down };
-            return Ok(Some(intent(src, key, action, d.abs(), None)));
+    /// The intent a body asks for (`None` when it names neither field), bounds checked, and
+    /// refused (422) when the pool's strategy ignores its kind.
+    fn intent(
+        &self,
+        pool: &crate::autoscale::pool::Pool,
+        src: SourceKind,
+        key: &str,
+    ) -> Result<Option<Signal>, Rejection> {
+        let refused = |Refused(code, m)| Rejection::new(code, m);
+        let signal = adapters::direct(src, key, self.delta, self.value).map_err(refused)?;
+        if let Some(s) = &signal {
+            adapters::check_input(pool, adapters::input_of(s)).map_err(refused)?;
         }
-        if let Some(n) = self.value {
-            bounded("value", n, 0, MAX_MAGNITUDE).map_err(out_of_bounds)?;
-            return Ok(Some(intent(src, key, Action::Set, 0, Some(n))));
-        }
-        Ok(None)
+        Ok(signal)
     }
 }
 
@@ -469,8 +552,11 @@ async fn direct(
         return Err(app.refused(&pool, src, Refused(400, m)));
     }
     let (key, given) = app.idempotency_key(&headers)?;
+    let pools = app.scaler.pools();
+    let p =
+        pools.get(&pool).ok_or_else(|| Rejection::new(404, format!("unknown pool `{pool}`")))?;
     let signal = parsed
-        .intent(src, &key)
+        .intent(p, src, &key)
         .map_err(|r| app.refuse(&pool, src, "rejected", r))?
         .expect("the body names its field (checked above)");
     let route = src.as_str();
@@ -503,9 +589,44 @@ async fn direct(
             }
         }
     }
+    let shared = format!("{pool}:{key}");
+    if given && let Some(ha) = &app.scaler.ha {
+        // `--ha`: the key is shared by every replica.
+        let mine = format!("{route} {}", fingerprint(&body));
+        let first = match ha.first("idempotency", &shared, &mine).await {
+            Ok(f) => f,
+            Err(e) => {
+                lock(&app.idempotency).finish(&pool, &key, false);
+                let r = Rejection::new(503, format!("cannot reach Redis ({e}); retry later"))
+                    .retry_after(1);
+                return Err(app.refuse(&pool, src, "overloaded", r));
+            }
+        };
+        if let Err(old) = first {
+            lock(&app.idempotency).finish(&pool, &key, false);
+            let (old_route, _) = old.split_once(' ').unwrap_or((old.as_str(), ""));
+            if old == mine {
+                app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
+                return Ok(reply(200, json!({"duplicate": true, "idempotencyKey": key})));
+            }
+            let m = if old_route == route {
+                format!("`Idempotency-Key` `{key}` was already used with another body")
+            } else {
+                format!(
+                    "`Idempotency-Key` `{key}` was already used on `/webhook/{pool}/{old_route}`"
+                )
+            };
+            return Err(app.refuse(&pool, src, "rejected", Rejection::new(422, m)));
+        }
+    }
     let accepted = app.enqueue(&pool, src, key.clone(), Change::Intent(signal)).await;
     if given {
         lock(&app.idempotency).finish(&pool, &key, accepted.is_ok());
+        if accepted.is_err()
+            && let Some(ha) = &app.scaler.ha
+        {
+            ha.forget("idempotency", &shared).await;
+        }
     }
     accepted?;
     // The hot path: the answer is written directly instead of through a `Value` map.
@@ -536,6 +657,104 @@ async fn count(
     direct(app, pool, headers, body, SourceKind::Count).await
 }
 
+/// A `POST /pools/{pool}/pause` body.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    #[serde(default)]
+    reason: Option<String>,
+    /// An RFC 3339 time, or a duration from now (`30m`).
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// The checks of the control routes (pause, resume): auth and a known pool.
+fn control(app: &App, headers: &HeaderMap, pool: &str) -> Result<(), Rejection> {
+    app.authenticate(headers).map_err(|(r, _)| r)?;
+    if !app.scaler.states.contains_key(pool) {
+        return Err(Rejection::new(404, format!("unknown pool `{pool}`")));
+    }
+    Ok(())
+}
+
+/// `POST /pools/{pool}/pause` `{"reason": "…", "until": "30m" | "<RFC 3339>"}`: signals are
+/// still recorded; nothing is decided or applied until `/resume` (or `until`).
+async fn pause(
+    State(app): State<Shared>,
+    Path(pool): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    control(&app, &headers, &pool)?;
+    leader_only(&app)?;
+    let b: PauseBody = if body.is_empty() {
+        PauseBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Rejection::new(
+                400,
+                format!("expected `{{\"reason\": \"…\", \"until\": \"30m\"}}`: {e}"),
+            )
+        })?
+    };
+    let reason: String = b.reason.unwrap_or_else(|| "paused".into()).chars().take(500).collect();
+    let now = chrono::Utc::now();
+    let until = match b.until.as_deref() {
+        None => None,
+        Some(u) => {
+            let at = chrono::DateTime::parse_from_rfc3339(u)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok()
+                .or_else(|| {
+                    crate::duration::parse_positive(u)
+                        .ok()
+                        .and_then(|d| chrono::Duration::from_std(d).ok())
+                        .and_then(|d| now.checked_add_signed(d))
+                });
+            match at {
+                Some(t) if t > now => Some(t),
+                _ => {
+                    return Err(Rejection::new(
+                        422,
+                        format!(
+                            "`until` must be a future RFC 3339 time or a duration such as `30m`, got `{u}`"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    app.scaler.pause(&pool, reason, until).await;
+    Ok(reply(200, app.scaler.status(&pool).unwrap_or(Value::Null)))
+}
+
+/// With `--ha`, what only the leader may do (pause, resume, synchronous decisions): a follower
+/// answers 409 naming the leader.
+fn leader_only(app: &App) -> Result<(), Rejection> {
+    match &app.scaler.ha {
+        Some(ha) if !ha.leading() => {
+            let r = ha.role();
+            let leader = r["leader"].as_str().unwrap_or("unknown");
+            Err(Rejection::new(
+                409,
+                format!(
+                    "this replica (`{}`) is a follower: send this to the leader `{leader}`",
+                    ha.id
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `POST /pools/{pool}/resume`: decide at once on what was recorded while paused.
+async fn resume(State(app): State<Shared>, Path(pool): Path<String>, headers: HeaderMap) -> Answer {
+    control(&app, &headers, &pool)?;
+    leader_only(&app)?;
+    app.scaler.resume(&pool).await;
+    Ok(reply(200, app.scaler.status(&pool).unwrap_or(Value::Null)))
+}
+
 /// `POST /scale/{pool}[?dryRun=true]`: a synchronous decision. The body is `{"delta": n}`,
 /// `{"value": n}` or empty (decide from the active signals); `?action=&step=&value=` works too.
 async fn scale(
@@ -547,8 +766,12 @@ async fn scale(
 ) -> Answer {
     let src = SourceKind::Direct;
     app.admit(&headers, &pool, src)?;
+    leader_only(&app)?;
     let dry = q.get("dryRun").or_else(|| q.get("dry_run")).is_some_and(|v| v == "true" || v == "1");
     let (key, _) = app.idempotency_key(&headers)?;
+    let pools = app.scaler.pools();
+    let p =
+        pools.get(&pool).ok_or_else(|| Rejection::new(404, format!("unknown pool `{pool}`")))?;
     let mut extra = Vec::new();
     if !body.is_empty() {
         let parsed: DirectBody = serde_json::from_slice(&body).map_err(|e| {
@@ -559,13 +782,15 @@ async fn scale(
             )
         })?;
         if let Some(s) =
-            parsed.intent(src, &key).map_err(|r| app.refuse(&pool, src, "rejected", r))?
+            parsed.intent(p, src, &key).map_err(|r| app.refuse(&pool, src, "rejected", r))?
         {
             extra.push(s);
         }
     }
     if let Some(d) = adapters::query_directive(&q).map_err(|r| app.refused(&pool, src, r))? {
-        extra.push(intent(src, &key, d.action, d.step.unwrap_or(0), d.value));
+        let s = intent(src, &key, d.action, d.step.unwrap_or(0), d.value);
+        adapters::check_input(p, adapters::input_of(&s)).map_err(|r| app.refused(&pool, src, r))?;
+        extra.push(s);
     }
     if dry {
         app.scaler.metrics.intent(&pool, src.as_str(), "dry_run");
@@ -580,16 +805,123 @@ async fn scale(
     }
     app.scaler.metrics.intent(&pool, src.as_str(), "accepted");
     app.scaler.audit.write("signal", json!({"pool": pool, "source": "direct", "key": key}));
-    match app.scaler.decide_once(&pool, Some(extra), true).await {
+    match app.scaler.decide_once(&pool, Some(extra), Trigger::Tick, true).await {
         Ok(Some(d)) => Ok(reply(200, json!({"pool": pool, "decision": d}))),
         Ok(None) => Ok(reply(200, json!({"pool": pool, "decision": null}))),
         Err(e) => Err(Rejection::new(422, e)),
     }
 }
 
+/// The name of the cookie `POST /login` sets.
+const COOKIE: &str = "pilum_scale_token";
+
+/// Decode `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte).
+fn form_decode(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (_, Some(v)) => {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            (b'+', None) => out.push(b' '),
+            (c, None) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a browser request may see the status page: `--status-page-public`, a bearer
+/// header, the login cookie, or `?token=`.
+fn page_allowed(app: &App, headers: &HeaderMap, q: &HashMap<String, String>) -> bool {
+    if app.status_page_public || app.tokens.check(headers).is_ok() {
+        return true;
+    }
+    if q.get("token").is_some_and(|t| app.tokens.accepts(t)) {
+        return true;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .any(|(k, v)| k == COOKIE && app.tokens.accepts(&form_decode(v)))
+}
+
+fn html(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the status page (see `page.rs`).
+async fn status_page(
+    State(app): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !page_allowed(&app, &headers, &q) {
+        return html(401, crate::server::page::login("sign in with a token of this server"));
+    }
+    let list: Vec<Value> = app.scaler.states.keys().filter_map(|n| app.scaler.status(n)).collect();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let leader = match &app.scaler.ha {
+        None => "this server (single node)".to_string(),
+        Some(ha) => {
+            let r = ha.role();
+            let who = r["leader"].as_str().unwrap_or("none").to_string();
+            let age =
+                r["leaseAgeMs"].as_u64().map_or(String::new(), |a| format!(", lease age {a} ms"));
+            format!(
+                "{who} (this replica `{}` is the {}{age})",
+                ha.id,
+                r["role"].as_str().unwrap_or("follower")
+            )
+        }
+    };
+    html(200, crate::server::page::render(&list, &leader, &now))
+}
+
+/// `POST /login` (form `token=…`): sets the cookie the status page reads, then back to `/`.
+async fn login(State(app): State<Shared>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body);
+    let token = text
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| form_decode(v))
+        .unwrap_or_default();
+    if !app.tokens.accepts(&token) || token.is_empty() {
+        return html(403, crate::server::page::login("that token is not valid here"));
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+        token.replace(['%', ';', ' ', ','], "")
+    );
+    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
 async fn pools(State(app): State<Shared>) -> Response {
     let list: Vec<Value> = app.scaler.states.keys().filter_map(|n| app.scaler.status(n)).collect();
-    reply(200, json!({"pools": list}))
+    let ha = app.scaler.ha.as_ref().map(|ha| ha.role());
+    reply(200, json!({"pools": list, "ha": ha}))
 }
 
 async fn pool_status(State(app): State<Shared>, Path(pool): Path<String>) -> Response {
@@ -610,7 +942,11 @@ async fn readyz(State(app): State<Shared>) -> Response {
     let health = app.scaler.audit.health();
     let errors = health.errors.load(Ordering::Relaxed);
     let audit = json!({"writeErrors": errors, "lastError": *lock(&health.last_error)});
-    let body = json!({"ready": reasons.is_empty(), "reasons": reasons, "reloadError": reload, "audit": audit});
+    let ha = app.scaler.ha.as_ref().map(|ha| ha.role());
+    if let Some(e) = app.scaler.ha.as_ref().and_then(|ha| ha.error()) {
+        reasons.push(format!("Redis is unreachable: {e}"));
+    }
+    let body = json!({"ready": reasons.is_empty(), "reasons": reasons, "reloadError": reload, "audit": audit, "ha": ha});
     reply(if reasons.is_empty() { 200 } else { 503 }, body)
 }
 

@@ -92,7 +92,8 @@ static SNS_HOST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 /// Verifies SNS messages and confirms subscriptions.
 #[derive(Debug)]
 pub struct SnsVerifier {
-    client: reqwest::Client,
+    /// Built on first use: a server that never sees SNS never loads the TLS roots.
+    client: std::sync::OnceLock<reqwest::Client>,
     certs: Mutex<HashMap<String, RsaPublicKey>>,
     pub trust_loopback: bool,
     pub max_age: Duration,
@@ -101,18 +102,23 @@ pub struct SnsVerifier {
 
 impl SnsVerifier {
     pub fn new(trust_loopback: bool, max_age: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a TLS client with default settings always builds");
         Self {
-            client,
+            client: std::sync::OnceLock::new(),
             certs: Mutex::new(HashMap::new()),
             trust_loopback,
             max_age,
             seen: Mutex::new(crate::server::limits::Seen::new(100_000)),
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a TLS client with default settings always builds")
+        })
     }
 
     /// Whether `url` may be fetched: https on an SNS host (and `.pem` for certificates).
@@ -140,7 +146,7 @@ impl SnsVerifier {
         self.check_url(url, true)?;
         let fetch_err =
             |e: String| Reject::Forbidden(format!("cannot fetch signing certificate: {e}"));
-        let resp = self.client.get(url).send().await.map_err(|e| fetch_err(e.to_string()))?;
+        let resp = self.client().get(url).send().await.map_err(|e| fetch_err(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(fetch_err(format!("HTTP {}", resp.status())));
         }
@@ -217,7 +223,7 @@ impl SnsVerifier {
     pub async fn confirm(&self, url: &str) -> Result<(), Reject> {
         self.check_url(url, false)?;
         let resp = self
-            .client
+            .client()
             .get(url)
             .send()
             .await

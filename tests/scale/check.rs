@@ -90,10 +90,11 @@ fn simulate_replays_signals_offline_through_the_guardrails() {
     let r = t.run().success();
     let ds: Vec<serde_json::Value> =
         r.stdout.lines().map(|l| serde_json::from_str(l).expect("ndjson")).collect();
-    // 0s: 4 → 6 (step 3 clamped to max_step 2).
+    // 0.2s (the alarm at 0s, decided after the server's default 200 ms debounce): 4 → 6
+    // (step 3 clamped to max_step 2).
     assert_eq!(
         (ds[0]["t"].clone(), ds[0]["old"].clone(), ds[0]["clamped"].clone()),
-        (0.0.into(), 4.into(), 6.into())
+        (0.2.into(), 4.into(), 6.into())
     );
     assert!(ds[0]["guardrails"].to_string().contains("max_step"));
     // 10s: a +1 during the up-cooldown is evaluated from 4 and does not add (4+2 max) … held.
@@ -115,18 +116,10 @@ fn status_reads_the_state_dir() {
         server.terminate();
         assert_eq!(server.wait_exit(20), 0);
     }
-    let r = Test::new()
-        .args(["scale", "status", "--state-dir"])
-        .arg(t.path().join("state"))
-        .run()
-        .success();
+    let r = status_of(&t, &[]);
     assert!(r.stdout.contains("workers"), "{}", r.stdout);
     assert!(r.stdout.contains("failed:"), "{}", r.stdout);
-    let r = Test::new()
-        .args(["--json", "scale", "status", "--state-dir"])
-        .arg(t.path().join("state"))
-        .run()
-        .success();
+    let r = status_of(&t, &["--json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
     assert_eq!(
         (v["pools"][0]["desired"].clone(), v["pools"][0]["applied"].clone()),

@@ -288,3 +288,23 @@ fn unsigned_sns_is_refused_without_the_trust_override() {
     let r = deliver(&server, "", &alarm);
     assert_eq!(r.status, 403, "loopback certificate URLs must be refused by default: {}", r.body);
 }
+
+#[test]
+fn with_ha_an_sns_retry_to_another_replica_is_a_duplicate() {
+    let redis = crate::common::redis::RedisServer::start();
+    let t = project("", 5);
+    let sns = Sns::new(&t);
+    let a = super::ha::replica(&t, &redis, 0, &["--sns-test-trust-loopback"]);
+    let b = super::ha::replica(&t, &redis, 1, &["--sns-test-trust-loopback"]);
+    let alarm = sns.message("sns-notification-cloudwatch-alarm.json", |_| {});
+    let r = deliver(&a, "?action=down&step=2", &alarm);
+    assert_eq!(r.status, 202, "{}\n{}", r.body, a.logs());
+    // SNS retried the same `MessageId` at the other replica.
+    let r = deliver(&b, "?action=down&step=2", &alarm);
+    assert_eq!((r.status, r.json()["duplicate"].clone()), (200, true.into()), "{}", r.body);
+    let leads = |s: &Server| s.get_json("/pools")["ha"]["role"] == "leader";
+    wait_for("a leader", 20, || leads(&a) || leads(&b));
+    let leader = if leads(&a) { &a } else { &b };
+    leader.wait_pool("applied 3, once", |p| p["applied"] == 3);
+    assert_eq!(ups(&t), 1);
+}

@@ -4,11 +4,18 @@
 //! served on loopback through the documented test-only trust override.
 
 mod alertmanager;
+mod chatops;
 mod check;
 mod cloudwatch;
+mod composite;
+mod drift;
+mod ha;
 mod hardening;
 mod lifecycle;
 mod limits;
+mod page;
+mod pause;
+mod production;
 mod prometheus;
 mod schedule;
 
@@ -28,9 +35,12 @@ pub const URN: &str = "urn:pulumi:prod::infra::aws:autoscaling/group:Group::work
 
 /// The fake `pulumi`: `config get/set-all` against `Pulumi.<stack>.yaml` (or `--config-file`),
 /// `up` that can sleep (`$PILUM_FAKE_DIR/up-sleep`), fail with the exact lock text N times
-/// (`up-lock` holds N) or fail otherwise (`up-fail`), and `preview --json`.
+/// (`up-lock` holds N) or fail otherwise (`up-fail`), `preview --json`, and the drift knob:
+/// while `$PILUM_FAKE_DIR/drift` exists (holding the live value), `refresh --preview-only
+/// --json` reports the target drifted with `desiredCapacity` = that value; `refresh --yes`
+/// clears it.
 pub const FAKE_PULUMI: &str = r#"
-dir=.; stack=; cfg=; pos=
+dir=.; stack=; cfg=; pos=; preview_only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cwd) dir="$2"; shift 2;;
@@ -38,6 +48,7 @@ while [ $# -gt 0 ]; do
     --config-file) cfg="$2"; shift 2;;
     --color|--message|--target) shift 2;;
     --plaintext) pos="$pos $2"; shift 2;;
+    --preview-only) preview_only=1; shift;;
     --*) shift;;
     *) pos="$pos $1"; shift;;
   esac
@@ -73,6 +84,17 @@ case "$1" in
     if [ -f "$F/up-fail" ]; then echo "error: update failed: provider returned 500" >&2; exit 255; fi
     cp "$cfg" "$F/applied.yaml"
     echo "Update succeeded";;
+  refresh)
+    urn="urn:pulumi:prod::infra::aws:autoscaling/group:Group::workers"
+    if [ -n "$preview_only" ]; then
+      if [ -f "$F/drift" ]; then
+        printf '{"steps":[{"op":"update","urn":"%s","newState":{"outputs":{"desiredCapacity":%s}}}],"changeSummary":{"update":1}}\n' "$urn" "$(cat "$F/drift")"
+      else
+        printf '{"steps":[{"op":"same","urn":"%s"}],"changeSummary":{"same":1}}\n' "$urn"
+      fi
+    else
+      rm -f "$F/drift"; touch "$F/refreshed"
+    fi;;
   preview)
     [ -f "$F/preview-running" ] && touch "$F/preview-overlap"
     touch "$F/preview-running"
@@ -148,14 +170,16 @@ impl Drop for Server {
 
 /// Start the server for `t` with `extra` flags; waits until it listens.
 pub fn serve(t: &Test, extra: &[&str]) -> Server {
-    let ready = t.path().join("ready");
-    let _ = std::fs::remove_file(&ready);
     static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ready = t.path().join(format!("ready-{n}"));
     let log = t.path().join(format!("server-{n}.log"));
     let mut cmd = t.command();
     cmd.args(["scale", "serve", "--config", "pilum-scale.yaml", "--listen", "127.0.0.1:0"]);
-    cmd.args(["--state-dir", "state", "--ready-file"]).arg(&ready);
+    if !extra.contains(&"--state-dir") {
+        cmd.args(["--state-dir", "state"]);
+    }
+    cmd.arg("--ready-file").arg(&ready);
     cmd.args(["--token", TOKEN]);
     // Test defaults, unless the test sets the flag itself.
     for (flag, value) in
@@ -314,6 +338,16 @@ pub fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
         assert!(started.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `pilum scale status --state-dir <t's state>` with `flags` first (e.g. `--json`).
+pub fn status_of(t: &Test, flags: &[&str]) -> crate::common::Run {
+    Test::new()
+        .args(flags)
+        .args(["scale", "status", "--state-dir"])
+        .arg(t.path().join("state"))
+        .run()
+        .success()
 }
 
 /// The number of `pulumi up` calls so far.

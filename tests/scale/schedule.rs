@@ -124,6 +124,8 @@ fn simulate_applies_the_floor_inside_the_window_and_lets_go_after_it() {
         "4500s",
         "--start",
         "2026-11-18T06:50:00Z",
+        "--debounce",
+        "0",
     ]);
     let r = t.run().success();
     let ds: Vec<serde_json::Value> =

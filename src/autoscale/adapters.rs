@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::autoscale::pool::{Action, Directive, Pool};
-use crate::autoscale::signal::{Change, Kind, Signal, SourceKind, bounded_metric};
+use crate::autoscale::signal::{
+    Change, Kind, MAX_MAGNITUDE, Signal, SourceKind, bounded, bounded_metric,
+};
+use crate::autoscale::strategy::Input;
 
 /// A metric or threshold from a payload: finite and bounded, or 422 naming the field.
 fn metric(field: &'static str, value: Option<f64>) -> Result<Option<f64>, Refused> {
@@ -272,6 +275,80 @@ pub fn alertmanager(
     Ok(out)
 }
 
+/// The intent of a direct call (`/delta`, `/count`, `/scale`): `delta` between -1,000,000 and
+/// 1,000,000 and not 0 (a request for no change is refused, not ignored), `value` between 0
+/// and 1,000,000 (a negative count is refused, not clamped; above the pool's `max` it is
+/// clamped by the guardrails like any proposal). `None` when neither is given.
+pub fn direct(
+    source: SourceKind,
+    key: &str,
+    delta: Option<i64>,
+    value: Option<i64>,
+) -> Result<Option<Signal>, Refused> {
+    let refuse = |e: crate::autoscale::signal::OutOfBounds| Refused(422, e.to_string());
+    let intent = |action, step, value| {
+        Signal::new(
+            Kind::Intent,
+            source,
+            source.as_str(),
+            key.to_string(),
+            action,
+            step,
+            value,
+            Utc::now(),
+        )
+    };
+    if let Some(d) = delta {
+        bounded("delta", d, -MAX_MAGNITUDE, MAX_MAGNITUDE).map_err(refuse)?;
+        if d == 0 {
+            return Err(Refused(422, "`delta` must not be 0".into()));
+        }
+        let action = if d > 0 { Action::Up } else { Action::Down };
+        return Ok(Some(intent(action, d.abs(), None)));
+    }
+    if let Some(n) = value {
+        bounded("value", n, 0, MAX_MAGNITUDE).map_err(refuse)?;
+        return Ok(Some(intent(Action::Set, 0, Some(n))));
+    }
+    Ok(None)
+}
+
+/// The input kind a signal is (what its pool's strategy must accept).
+pub fn input_of(s: &Signal) -> Input {
+    match s.source {
+        SourceKind::Cloudwatch | SourceKind::Prometheus => match s.kind {
+            // `on_ok` intents ride on an alarm.
+            Kind::Level | Kind::Intent => Input::Alarms,
+        },
+        SourceKind::Schedule => Input::Schedules,
+        SourceKind::Fallback => Input::Count,
+        SourceKind::Delta | SourceKind::Count | SourceKind::Direct => {
+            if s.action == Action::Set {
+                Input::Count
+            } else {
+                Input::Delta
+            }
+        }
+    }
+}
+
+/// Refuse an input the pool's strategy ignores: 422 naming the strategy and what it takes.
+pub fn check_input(pool: &Pool, input: Input) -> Result<(), Refused> {
+    if pool.strategy.accepts(input) {
+        return Ok(());
+    }
+    Err(Refused(
+        422,
+        format!(
+            "pool `{}` uses strategy `{}`, which ignores {}; it acts on: {}",
+            pool.name,
+            pool.strategy.name,
+            input.route(),
+            pool.strategy.describe_inputs()
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,10 +493,10 @@ mod tests {
     mod props {
         use proptest::prelude::*;
 
-        use crate::autoscale::pool::{Action, Directive};
-        use crate::server::adapters::{
+        use crate::autoscale::adapters::{
             Alarm, AlarmOutcome, Notification, alertmanager, cloudwatch,
         };
+        use crate::autoscale::pool::{Action, Directive};
 
         /// Number-like text, from the ordinary to the hostile.
         fn number() -> impl Strategy<Value = String> {
