@@ -95,6 +95,10 @@ pub enum Command {
     Clean(SelectArgs),
     /// Print the dependency graph
     Graph(GraphArgs),
+    /// The deploy records, newest first (from the state backend)
+    History(HistoryArgs),
+    /// List the deploy locks, or release one by force
+    Locks(LocksArgs),
     /// CI integration: what pilum detects and the defaults it applies there
     #[command(subcommand)]
     Ci(CiCommand),
@@ -230,6 +234,35 @@ pub struct ExecArgs {
 
     #[command(flatten)]
     pub ci: CiArgs,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// The state backend, deploy locks and the build cache (`docs/state.md`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "State")]
+pub struct StateArgs {
+    /// Where state lives: `file` (`.pilum/`, the default) or `redis://[user:pass@]host:port/db`
+    /// (`rediss://` for TLS); else PILUM_STATE, else `state:` in `pilum-project.yaml`
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+
+    /// Wait this long for a deploy lock another run holds (in arrival order); default: refuse at once
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub lock_wait: Option<std::time::Duration>,
+
+    /// The lease of a Redis deploy lock, renewed while the run lives (default 15s)
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub lock_ttl: Option<std::time::Duration>,
+
+    /// Run every step: do not reuse cached builds or skip what is already live
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// The same as `--no-cache`
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// CI integration of the commands that run steps and `plan`: shards, GitHub reporting,
@@ -276,6 +309,49 @@ pub struct CiArgs {
     /// Write the outcome as JSON to FILE: each service's status and the URL its deploy returned
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HistoryArgs {
+    /// Only these services (names or quoted globs)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Only deploys to this environment
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: Option<String>,
+
+    /// At most this many records (0: all)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// The state backend (as for `deploy`)
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LocksArgs {
+    #[command(subcommand)]
+    pub command: Option<LocksCommand>,
+
+    /// The state backend (as for `deploy`)
+    #[arg(long, value_name = "URL", global = true)]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum LocksCommand {
+    /// Every held lock and its queue (the default)
+    List,
+    /// Take a lock from its holder (a run that is gone)
+    Release {
+        /// `SERVICE/ENVIRONMENT/TARGET`, as `pilum locks` lists it
+        key: String,
+        /// Required: the holder loses the lock and stops before its next step
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,3 +10,4 @@ mod layering;
 mod run;
 mod scale;
 mod shipped;
+mod state;

@@ -15,8 +15,10 @@ pub mod clean;
 pub mod completions;
 pub mod deploy;
 pub mod graph;
+pub mod history;
 pub mod init;
 pub mod list;
+pub mod locks;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
@@ -80,6 +82,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Plan(a) => report(out, dir.clone(), plan::run(dir, &a, out)),
         Command::Clean(a) => report(out, dir.clone(), clean::run(dir, &a, out)),
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
+        Command::History(a) => report(out, dir.clone(), history::run(dir, &a, out)),
+        Command::Locks(a) => report(out, dir.clone(), locks::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
         Command::Ci(c) => report(out, dir.clone(), ci::run(&c, out)),
         // -- recipe catalogue
@@ -116,6 +120,7 @@ fn select_config(dir: Option<PathBuf>, s: &SelectArgs) -> Config {
         dry_run: false,
         require_secrets: false,
         shard: None,
+        state: None,
     }
 }
 

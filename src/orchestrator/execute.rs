@@ -570,6 +570,7 @@ mod tests {
             regions: regions.iter().map(|s| s.to_string()).collect(),
             depends_on: deps.to_vec(),
             project_index: 0,
+            tag: None,
         }
     }
 

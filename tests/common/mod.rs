@@ -2,6 +2,7 @@
 //! executables that record their argv, and a run of the real `pilum` binary.
 
 pub mod receiver;
+pub mod redis;
 
 use std::ffi::OsString;
 use std::fs;
