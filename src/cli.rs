@@ -263,6 +263,11 @@ pub struct StateArgs {
     /// The same as `--no-cache`
     #[arg(long)]
     pub force: bool,
+
+    /// With `--shard`: every shard sharing ID (e.g. the CI run and attempt) ends each phase
+    /// before any starts the next; needs a Redis `--state`
+    #[arg(long, value_name = "ID", requires = "shard", value_parser = crate::names::flag)]
+    pub barrier: Option<String>,
 }
 
 /// CI integration of the commands that run steps and `plan`: shards, GitHub reporting,

@@ -85,6 +85,8 @@ pub struct Options {
     pub lock_ttl: Duration,
     /// Skip what the build cache says need not run (off with `--no-cache`, `--force`).
     pub cache: bool,
+    /// `--barrier ID`: cross the shards' barriers between phases (with `--shard`).
+    pub barrier: Option<String>,
 }
 
 impl Default for Options {
@@ -101,6 +103,7 @@ impl Default for Options {
             lock_wait: None,
             lock_ttl: crate::state::lock::DEFAULT_TTL,
             cache: true,
+            barrier: None,
         }
     }
 }
@@ -178,6 +181,7 @@ pub fn run<W: Watch + 'static>(
     // A run that changes things holds its services' deploy locks and records what it did.
     let root = &loaded.project.root;
     let backend = pipeline::state(config, &loaded)?;
+    let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
     let mut plan = plan;
     let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
     let mut reused = Default::default();
@@ -197,12 +201,13 @@ pub fn run<W: Watch + 'static>(
         observer: Arc::new(Notes(watch.clone())),
         hashes: Some(hashes),
         reused,
+        barrier,
     };
     let session = Session::start(plan.clone(), start).map_err(Error::usage)?;
     let runner = runner(&plan);
     let summary = execute::execute(
         &plan,
-        &session.runner(&runner),
+        &session.runner(&runner, cancel),
         &opts,
         &session.sink(watch.as_ref()),
         cancel,
@@ -213,6 +218,32 @@ pub fn run<W: Watch + 'static>(
         watch.state_note(&e.to_string());
     }
     Ok(summary)
+}
+
+/// `--barrier ID --shard I/N`: this shard's place, and the phases of the whole plan every
+/// shard crosses. Only a shared backend has barriers.
+fn barrier_plan(
+    config: &Config,
+    loaded: &pipeline::Loaded,
+    options: &Options,
+    backend: &dyn crate::state::Backend,
+) -> Result<Option<session::BarrierPlan>, Error> {
+    let Some(id) = &options.barrier else { return Ok(None) };
+    let Some(shard) = super::shard::parse(config.shard.as_deref())? else {
+        return Err(Error::usage("`--barrier` needs `--shard I/N`"));
+    };
+    if backend.barriers().is_none() {
+        let what = "`--barrier`".to_string();
+        return Err(Error::usage(crate::state::StateError::NotShared { what }));
+    }
+    let whole = pipeline::plan(&Config { shard: None, ..config.clone() }, loaded)?;
+    Ok(Some(session::BarrierPlan {
+        id: id.clone(),
+        shard: shard.index,
+        total: shard.total,
+        ttl: options.lock_ttl,
+        phases: whole.phases,
+    }))
 }
 
 /// Lock waits and state problems, told to the watcher.
@@ -383,6 +414,7 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
         lock_wait: a.state.lock_wait,
         lock_ttl: a.state.lock_ttl.unwrap_or(crate::state::lock::DEFAULT_TTL),
         cache: !(a.state.no_cache || a.state.force),
+        barrier: a.state.barrier.clone(),
     };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {

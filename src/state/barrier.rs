@@ -5,8 +5,6 @@
 //! lease ran out ("phase build failed in shard 2/4"). Only a shared backend (Redis) has a
 //! [`Store`]; the file backend refuses `--barrier` with the two-job form of `docs/ci.md`.
 
-#![allow(dead_code, reason = "`--barrier` is wired to the executor in the next step")]
-
 use std::time::{Duration, Instant};
 
 use super::StateError;
@@ -37,6 +35,7 @@ pub struct Shard {
 pub enum Stop {
     Failed { phase: String, shard: usize, total: usize },
     Gone { phase: String, shard: usize, total: usize },
+    NeverStarted { shard: usize, total: usize, waited: Duration },
     Cancelled,
     State(StateError),
 }
@@ -50,6 +49,11 @@ impl std::fmt::Display for Stop {
             Stop::Gone { phase, shard, total } => write!(
                 f,
                 "shard {shard}/{total} stopped before ending phase {phase} (its lease ran out)"
+            ),
+            Stop::NeverStarted { shard, total, waited } => write!(
+                f,
+                "shard {shard}/{total} did not start within {} (`--barrier` waits that long for a shard that never began)",
+                crate::duration::format(*waited)
             ),
             Stop::Cancelled => f.write_str("interrupted while waiting at the barrier"),
             Stop::State(e) => e.fmt(f),
@@ -67,11 +71,17 @@ pub struct Barrier<'a> {
     pub total: usize,
     /// The liveness lease.
     pub ttl: Duration,
+    /// How long a shard that has not begun is waited for.
+    pub patience: Duration,
 }
+
+/// How long a waiting shard waits for one that has not begun (its runner may start late).
+pub const PATIENCE: Duration = Duration::from_secs(30 * 60);
 
 impl Barrier<'_> {
     /// This shard ended `phase` (`ok` false: it failed there), then waits until every shard
     /// has; `waiting` is told which shards are still running whenever that changes.
+    #[cfg(test)]
     pub fn cross(
         &self,
         phase: &str,
@@ -79,8 +89,25 @@ impl Barrier<'_> {
         cancelled: &dyn Fn() -> bool,
         waiting: &dyn Fn(&[usize]),
     ) -> Result<(), Stop> {
+        self.arrive(phase, ok)?;
+        self.wait(phase, cancelled, waiting)
+    }
+
+    /// This shard ended `phase`; `ok` false: it failed there.
+    pub fn arrive(&self, phase: &str, ok: bool) -> Result<(), Stop> {
         self.store.alive(&self.run, self.shard, self.ttl).map_err(Stop::State)?;
-        self.store.arrive(&self.run, phase, self.shard, ok).map_err(Stop::State)?;
+        self.store.arrive(&self.run, phase, self.shard, ok).map_err(Stop::State)
+    }
+
+    /// Wait until every shard has ended `phase` (bounded: a shard that stops renewing its lease
+    /// or never begins within [`Barrier::patience`] ends the wait).
+    pub fn wait(
+        &self,
+        phase: &str,
+        cancelled: &dyn Fn() -> bool,
+        waiting: &dyn Fn(&[usize]),
+    ) -> Result<(), Stop> {
+        let began = Instant::now();
         let poll = (self.ttl / 10).clamp(Duration::from_millis(20), Duration::from_millis(250));
         let mut told: Option<Vec<usize>> = None;
         let mut renewed = Instant::now();
@@ -106,6 +133,10 @@ impl Barrier<'_> {
                     None if s.started && !s.alive => {
                         let (phase, shard, total) = stop(n);
                         return Err(Stop::Gone { phase, shard, total });
+                    }
+                    None if !s.started && began.elapsed() >= self.patience => {
+                        let waited = began.elapsed();
+                        return Err(Stop::NeverStarted { shard: n, total: self.total, waited });
                     }
                     None => running.push(n),
                 }
@@ -157,7 +188,14 @@ mod tests {
     }
 
     fn barrier(store: &Memory, shard: usize) -> Barrier<'_> {
-        Barrier { store, run: "r".into(), shard, total: 2, ttl: Duration::from_millis(200) }
+        Barrier {
+            store,
+            run: "r".into(),
+            shard,
+            total: 2,
+            ttl: Duration::from_millis(200),
+            patience: Duration::from_millis(100),
+        }
     }
 
     #[test]
@@ -180,5 +218,34 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().starts_with("shard 2/2 stopped before ending phase build"), "{e}");
         assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_shard_that_never_begins_is_waited_for_only_so_long() {
+        struct Late(Memory);
+        impl Store for Late {
+            fn arrive(&self, r: &str, p: &str, n: usize, ok: bool) -> Result<(), StateError> {
+                self.0.arrive(r, p, n, ok)
+            }
+            fn alive(&self, r: &str, n: usize, t: Duration) -> Result<(), StateError> {
+                self.0.alive(r, n, t)
+            }
+            fn shards(&self, r: &str, p: &str, total: usize) -> Result<Vec<Shard>, StateError> {
+                let mut s = self.0.shards(r, p, total)?;
+                s[1].started = false;
+                Ok(s)
+            }
+        }
+        let store = Late(Memory::default());
+        let b = Barrier {
+            store: &store,
+            run: "r".into(),
+            shard: 1,
+            total: 2,
+            ttl: Duration::from_millis(200),
+            patience: Duration::from_millis(100),
+        };
+        let e = b.cross("build", true, &|| false, &|_| {}).unwrap_err();
+        assert!(e.to_string().starts_with("shard 2/2 did not start within"), "{e}");
     }
 }

@@ -43,7 +43,6 @@ pub enum StateError {
     /// Reading or writing failed.
     Failed { location: String, what: String, why: String },
     /// A shared backend is needed (barriers).
-    #[allow(dead_code, reason = "`--barrier` is wired in the next step")]
     NotShared { what: String },
 }
 
@@ -193,7 +192,6 @@ pub trait Backend: Send + Sync {
     // -- barriers between shards -------------------------------------------------------------
 
     /// The barrier store, when the backend is shared.
-    #[allow(dead_code, reason = "`--barrier` is wired in the next step")]
     fn barriers(&self) -> Option<&dyn barrier::Store> {
         None
     }

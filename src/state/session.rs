@@ -53,7 +53,31 @@ pub struct Session {
     hashes: Option<Vec<Hashes>>,
     /// Services whose build and push are reused from the cache: their artefact.
     reused: HashMap<usize, Artefact>,
+    observer: Arc<dyn Observer>,
     progress: Mutex<Vec<Progress>>,
+    barrier: Option<Shards>,
+}
+
+/// `--barrier`: this shard's place among the CI run's shards.
+#[derive(Debug, Clone)]
+pub struct BarrierPlan {
+    /// What every shard of the run names (`--barrier ID`).
+    pub id: String,
+    /// 1-based.
+    pub shard: usize,
+    pub total: usize,
+    /// The liveness lease.
+    pub ttl: Duration,
+    /// Every phase of the whole (unsharded) plan, in order: what every shard crosses.
+    pub phases: Vec<String>,
+}
+
+struct Shards {
+    plan: BarrierPlan,
+    /// Phases this shard has arrived at, and how many of `plan.phases` it has waited for.
+    arrived: Mutex<(std::collections::HashSet<String>, usize)>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    heartbeat: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// The lock key of a planned service.
@@ -77,6 +101,8 @@ pub struct Start {
     pub observer: Arc<dyn Observer>,
     pub hashes: Option<Vec<Hashes>>,
     pub reused: HashMap<usize, Artefact>,
+    /// `--barrier` (the backend must have barriers: [`Backend::barriers`]).
+    pub barrier: Option<BarrierPlan>,
 }
 
 impl Session {
@@ -100,11 +126,17 @@ impl Session {
         let locks = match start.locks {
             Some(opts) if !keys.is_empty() => {
                 let me = Holder::new(&start.origin, &run, &start.command);
-                Some(Locks::acquire(start.backend.clone(), me, keys, opts, start.observer)?)
+                Some(Locks::acquire(start.backend.clone(), me, keys, opts, start.observer.clone())?)
             }
             _ => None,
         };
+        let barrier = start.barrier.map(|plan| {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let heartbeat = heartbeat(start.backend.clone(), plan.clone(), stop.clone());
+            Shards { plan, arrived: Mutex::default(), stop, heartbeat: Mutex::new(heartbeat) }
+        });
         Ok(Session {
+            barrier,
             backend: start.backend,
             locks,
             key_of,
@@ -114,6 +146,7 @@ impl Session {
             command: start.command,
             hashes: start.hashes,
             reused: start.reused,
+            observer: start.observer,
             progress: Mutex::new(progress),
         })
     }
@@ -127,9 +160,14 @@ impl Session {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The executor's runner, checking the service's lock before each attempt.
-    pub fn runner<'a>(&'a self, inner: &'a dyn Runner) -> impl Runner + 'a {
-        Guarded { session: self, inner }
+    /// The executor's runner, checking the service's lock before each attempt (and, with
+    /// `--barrier`, crossing the shards' barriers between phases).
+    pub fn runner<'a>(
+        &'a self,
+        inner: &'a dyn Runner,
+        cancel: &crate::process::CancelToken,
+    ) -> impl Runner + 'a {
+        Guarded { session: self, inner, cancel: cancel.clone() }
     }
 
     /// The executor's sink, ending services as their last task ends.
@@ -319,9 +357,77 @@ impl Session {
         }
     }
 
+    fn barrier(&self, b: &Shards) -> Option<super::barrier::Barrier<'_>> {
+        Some(super::barrier::Barrier {
+            store: self.backend.barriers()?,
+            run: b.plan.id.clone(),
+            shard: b.plan.shard,
+            total: b.plan.total,
+            ttl: b.plan.ttl,
+            patience: super::barrier::PATIENCE,
+        })
+    }
+
+    /// Before this shard's phase `phase`: wait for every shard to end each phase before it
+    /// (arriving first at those this shard has no task in).
+    fn barrier_before(
+        &self,
+        phase: &str,
+        cancel: &crate::process::CancelToken,
+    ) -> Result<(), String> {
+        let Some(b) = &self.barrier else { return Ok(()) };
+        let Some(barrier) = self.barrier(b) else { return Ok(()) };
+        let upto = b.plan.phases.iter().position(|p| p == phase).unwrap_or(b.plan.phases.len());
+        let mut arrived = b.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        while arrived.1 < upto {
+            let q = b.plan.phases[arrived.1].clone();
+            if arrived.0.insert(q.clone()) {
+                barrier.arrive(&q, true).map_err(|e| e.to_string())?;
+            }
+            let waiting = |shards: &[usize]| {
+                let list: Vec<String> =
+                    shards.iter().map(|n| format!("{n}/{}", b.plan.total)).collect();
+                self.observer.warn(&format!(
+                    "waiting at the barrier before phase {phase}: shard(s) {} have not ended phase {q}",
+                    list.join(", ")
+                ));
+            };
+            barrier.wait(&q, &|| cancel.is_cancelled(), &waiting).map_err(|e| e.to_string())?;
+            arrived.1 += 1;
+        }
+        Ok(())
+    }
+
+    /// This shard's phase `phase` has ended.
+    fn barrier_after(&self, phase: &str, ok: bool) {
+        let Some(b) = &self.barrier else { return };
+        let Some(barrier) = self.barrier(b) else { return };
+        let mut arrived = b.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        if arrived.0.insert(phase.to_string())
+            && let Err(e) = barrier.arrive(phase, ok)
+        {
+            self.observer.warn(&e.to_string());
+        }
+    }
+
     /// The run has ended: write its history entry (`run`), after every service's records, and
     /// release what is still held.
     pub fn finish(&self, run: Option<serde_json::Value>) -> Result<(), super::StateError> {
+        if let Some(b) = &self.barrier {
+            // The phases it never reached: the others need not wait for it there.
+            if let Some(barrier) = self.barrier(b) {
+                let mut arrived = b.arrived.lock().unwrap_or_else(|e| e.into_inner());
+                for q in &b.plan.phases {
+                    if arrived.0.insert(q.clone()) {
+                        let _ = barrier.arrive(q, true);
+                    }
+                }
+            }
+            b.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(h) = b.heartbeat.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = h.join();
+            }
+        }
         let batch = Batch { run, ..Batch::default() };
         match &self.locks {
             Some(l) => {
@@ -335,6 +441,31 @@ impl Session {
     }
 }
 
+/// Renew this shard's liveness lease every third of its TTL until `stop`.
+fn heartbeat(
+    backend: Arc<dyn Backend>,
+    plan: BarrierPlan,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let every = (plan.ttl / 3).max(Duration::from_millis(50));
+    std::thread::Builder::new()
+        .name("pilum-barrier".into())
+        .spawn(move || {
+            let tick = Duration::from_millis(20).min(every);
+            let mut last: Option<std::time::Instant> = None;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if last.is_none_or(|t| t.elapsed() >= every) {
+                    if let Some(store) = backend.barriers() {
+                        let _ = store.alive(&plan.id, plan.shard, plan.ttl);
+                    }
+                    last = Some(std::time::Instant::now());
+                }
+                std::thread::sleep(tick);
+            }
+        })
+        .ok()
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -342,6 +473,7 @@ fn now() -> String {
 struct Guarded<'a> {
     session: &'a Session,
     inner: &'a dyn Runner,
+    cancel: crate::process::CancelToken,
 }
 
 impl Runner for Guarded<'_> {
@@ -374,6 +506,14 @@ impl Runner for Guarded<'_> {
             self.session.progress()[s].outputs.insert(a.task.id, m.clone());
         }
         r
+    }
+
+    fn phase_starting(&self, phase: &str) -> Result<(), String> {
+        self.session.barrier_before(phase, &self.cancel)
+    }
+
+    fn phase_ended(&self, phase: &str, ok: bool) {
+        self.session.barrier_after(phase, ok);
     }
 }
 

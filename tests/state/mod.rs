@@ -2,6 +2,7 @@
 //! `pilum history` from two clones, deploy locks (no overlap, a killed holder, a paused holder),
 //! an unreachable backend, and the file backend's records.
 
+mod barrier;
 mod locks;
 
 use std::path::Path;
