@@ -102,6 +102,8 @@ pub enum Command {
     /// CI integration: what pilum detects and the defaults it applies there
     #[command(subcommand)]
     Ci(CiCommand),
+    /// Draw a saved run as an HTML report (its timeline), or list the saved runs
+    Report(ReportArgs),
     /// Print shell completions
     #[command(after_long_help = COMPLETIONS_HELP, after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
@@ -232,6 +234,12 @@ pub struct ExecArgs {
     #[arg(long)]
     pub allow_dirty: bool,
 
+    /// Write the run report to FILE, by its extension: `.html` draws a summary and the
+    /// timeline of every task, `.json` is the outcome (each service's status and the URL its
+    /// deploy returned). Give it twice for both
+    #[arg(long, value_name = "FILE")]
+    pub report: Vec<PathBuf>,
+
     #[command(flatten)]
     pub ci: CiArgs,
 
@@ -310,10 +318,6 @@ pub struct CiArgs {
     /// Deploy to an environment that requires approval without asking
     #[arg(short = 'y', long)]
     pub yes: bool,
-
-    /// Write the outcome as JSON to FILE: each service's status and the URL its deploy returned
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -408,6 +412,10 @@ pub enum GraphFormat {
     Tree,
     Dot,
     Mermaid,
+    /// A picture of every service in layers, the selected ones highlighted with why
+    Svg,
+    /// The `svg` picture in an HTML page, with the selected services listed
+    Html,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -424,6 +432,21 @@ pub struct GraphArgs {
 pub enum CiCommand {
     /// Name the CI provider, the event, refs, run URL and actor, and the defaults applied
     Detect,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The saved run to draw (`pilum report --list` shows them; default: the latest)
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+
+    /// Write the page to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// List the saved runs, oldest first
+    #[arg(long, conflicts_with_all = ["run", "output"])]
+    pub list: bool,
 }
 
 /// How to install the completion script, for `pilum completions --help`.

@@ -561,13 +561,6 @@ impl Diagnostic {
         self
     }
 
-    /// Point at the key (or item) at `path` in the YAML `text`, or its closest parent.
-    #[allow(dead_code, reason = "for the pools file loader, which locates with `crate::yaml`")]
-    pub fn at_path(self, text: &str, path: &[crate::yaml::Seg]) -> Self {
-        let (line, col) = crate::yaml::position(text, path);
-        self.at(text, line, col)
-    }
-
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -680,7 +673,6 @@ fn caret_block(line: usize, text: &str, column: usize, indent: &str) -> String {
 /// The 1-based line and column of the key at `path` (e.g. `["cloud_run", "region"]`) in a YAML
 /// text. Falls back to the closest parent key that exists, then `1:1`. Paths with sequence
 /// indices use [`crate::yaml::position`], which this wraps.
-#[allow(dead_code, reason = "kept for the loaders that locate by key path alone")]
 pub fn key_position(text: &str, path: &[&str]) -> (usize, usize) {
     let segs: Vec<crate::yaml::Seg> = path.iter().map(|k| crate::yaml::Seg::Key(k)).collect();
     crate::yaml::position(text, &segs)

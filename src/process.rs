@@ -1,4 +1,4 @@
-//! The one way pilum runs a child process (see `DESIGN.md`).
+//! The one way pilum runs a child process (see the layers in `src/README.md`).
 //!
 //! Every child gets an argv (never a shell string unless the caller builds `sh -c` itself), its
 //! own process group (so a timeout or Ctrl-C reaches the whole tree, not just the leader), stdin

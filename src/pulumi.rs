@@ -306,14 +306,6 @@ pub struct Preview {
     pub raw: serde_json::Value,
 }
 
-impl Preview {
-    /// Whether anything would change (any op other than `same`).
-    #[allow(dead_code, reason = "public API for the orchestrator and the autoscaler")]
-    pub fn has_changes(&self) -> bool {
-        self.change_summary.iter().any(|(op, n)| op != "same" && *n > 0)
-    }
-}
-
 pub fn parse_preview(stdout: &str) -> Result<Preview, PulumiError> {
     let raw: serde_json::Value = serde_json::from_str(stdout.trim())
         .map_err(|e| PulumiError::BadJson { what: "preview", error: e.to_string() })?;
@@ -421,7 +413,7 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(p.steps[0].diff_reasons, vec!["desiredCount"]);
-        assert!(p.has_changes());
+        assert_eq!(p.change_summary.get("update"), Some(&1));
         assert_eq!(parse_config_get(r#"{"value":"3","secret":false}"#).expect("parses").value, "3");
         assert!(parse_preview("not json").is_err());
     }

@@ -7,6 +7,7 @@ mod ci;
 mod common;
 mod deploy;
 mod layering;
+mod report;
 mod run;
 mod scale;
 mod shipped;

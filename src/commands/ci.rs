@@ -10,20 +10,30 @@ use crate::cli::{CiCommand, ColorChoice, GlobalArgs};
 use crate::error::Error;
 use crate::output::Output;
 
-/// What `--only-changed` uses as its base is decided by the change detection itself.
-const BASE_NOTE: &str = "(computed by --only-changed)";
-
 /// `pilum ci …`.
-pub fn run(cmd: &CiCommand, out: &Output) -> Result<(), Error> {
+pub fn run(cmd: &CiCommand, dir: Option<&std::path::Path>, out: &Output) -> Result<(), Error> {
     match cmd {
-        CiCommand::Detect => detect(out),
+        CiCommand::Detect => detect(dir, out),
     }
 }
 
-fn detect(out: &Output) -> Result<(), Error> {
+/// The base `--only-changed` would use here: `(reference, source)`, or why there is none.
+fn change_base(dir: Option<&std::path::Path>) -> Result<(String, &'static str), String> {
+    let root = crate::service::discover::project_root(dir).map_err(|e| e.to_string())?;
+    let cfg = super::pipeline::Config { dir: dir.map(|d| d.to_path_buf()), ..Default::default() };
+    let state = super::pipeline::open_state(&cfg, &root).map_err(|e| e.message)?;
+    let (last, _) =
+        crate::state::history::base_commit(state.as_ref(), None).map_err(|e| e.to_string())?;
+    crate::service::changed::change_base(&root, None, last.as_deref())
+        .map(|(reference, source, _)| (reference, source.label()))
+        .map_err(|e| e.message.clone())
+}
+
+fn detect(dir: Option<&std::path::Path>, out: &Output) -> Result<(), Error> {
     let env = ci::process_env;
     let found = ci::detect(&env);
     let d = defaults(found.as_ref());
+    let base = change_base(dir);
     let job_env = found
         .as_ref()
         .filter(|c| c.provider == ci::Provider::GithubActions)
@@ -44,8 +54,9 @@ fn detect(out: &Output) -> Result<(), Error> {
                 "renderer": d.renderer,
                 "colour": d.colour,
                 "workers": d.workers,
-                "change_base": null,
-                "change_base_note": BASE_NOTE,
+                "change_base": base.as_ref().ok().map(|(r, _)| r),
+                "change_base_source": base.as_ref().ok().map(|(_, s)| s),
+                "change_base_error": base.as_ref().err(),
             },
         }));
         return Ok(());
@@ -99,7 +110,13 @@ fn detect(out: &Output) -> Result<(), Error> {
             ),
         ),
         ("workers", Some(format!("{} (`--max-workers` wins)", d.workers))),
-        ("change base", Some(BASE_NOTE.into())),
+        (
+            "change base",
+            Some(match &base {
+                Ok((reference, source)) => format!("{reference} ({source}; `--since` wins)"),
+                Err(why) => format!("none: {}", why.lines().next().unwrap_or(why)),
+            }),
+        ),
     ]);
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! uncommitted changes (unless allowed), opens the state backend and takes the deploy locks of
 //! its services (not for dry runs, `crate::state::session`), executes, and records each
 //! service's deploy and the run in the state. What is shown, and where, is the caller's
-//! [`Watch`]: the terminal renderer for the CLI, log lines for a script.
+//! [`Watch`]: the terminal renderer for the CLI, log lines for a script. The CLI also records
+//! the run for its report (`super::runs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::state::record::Origin;
 use crate::state::session::{self, Session};
 use crate::state::{cache, lock};
 use crate::ui::render::Renderer;
+use crate::ui::report::record::Recorder;
 
 /// The delay before a step's first retry when none is given (`--retry-delay`'s default).
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -167,31 +169,37 @@ pub fn run<W: Watch + 'static>(
         }
         watch.dirty(&refusal);
     }
+    // A run that changes things opens the state (an unreachable backend stops it here, before
+    // anything runs), lets the build cache drop what need not run, holds its services' deploy
+    // locks and records what it did. Dry runs touch no state.
+    let mut plan = plan;
+    let mut state = None;
+    let mut hits = Vec::new();
+    if !plan.dry_run {
+        let backend = pipeline::state(config, &loaded)?;
+        let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
+        let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
+        let mut reused = Default::default();
+        if options.cache {
+            let (h, r) =
+                cache::apply(backend.as_ref(), &mut plan, &hashes).map_err(Error::usage)?;
+            (hits, reused) = (h, r);
+        }
+        state = Some((backend, barrier, hashes, reused));
+    }
     watch.planned(&plan, loaded.base.as_deref());
     watch.approve(&plan)?;
     watch.event(&Event::Plan { plan: plan.to_json() });
-    // The runner is made for the plan it runs (the cache may drop steps first).
-    let runner = |plan: &Plan| super::report::Returned {
-        inner: RecipeRunner::new(&loaded.project, plan, options.verbose, watch.clone()),
-        watch: watch.as_ref(),
+    if !hits.is_empty() {
+        watch.cached(&hits);
+    }
+    // The runner is made for the plan it runs.
+    let runner = RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone());
+    let runner = super::report::Returned { inner: runner, watch: watch.as_ref() };
+    let Some((backend, barrier, hashes, reused)) = state else {
+        return Ok(execute::execute(&plan, &runner, &opts, watch.as_ref(), cancel));
     };
-    if plan.dry_run {
-        return Ok(execute::execute(&plan, &runner(&plan), &opts, watch.as_ref(), cancel));
-    }
-    // A run that changes things holds its services' deploy locks and records what it did.
     let root = &loaded.project.root;
-    let backend = pipeline::state(config, &loaded)?;
-    let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
-    let mut plan = plan;
-    let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
-    let mut reused = Default::default();
-    if options.cache {
-        let (hits, r) = cache::apply(backend.as_ref(), &mut plan, &hashes).map_err(Error::usage)?;
-        reused = r;
-        if !hits.is_empty() {
-            watch.cached(&hits);
-        }
-    }
     let plan = Arc::new(plan);
     let start = session::Start {
         backend,
@@ -204,7 +212,6 @@ pub fn run<W: Watch + 'static>(
         barrier,
     };
     let session = Session::start(plan.clone(), start).map_err(Error::usage)?;
-    let runner = runner(&plan);
     let summary = execute::execute(
         &plan,
         &session.runner(&runner, cancel),
@@ -351,15 +358,18 @@ pub(super) fn config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_ru
     cfg
 }
 
-/// The terminal as a [`Watch`]: events go to the renderer, the rest through `Output`.
+/// The terminal as a [`Watch`]: events go to the renderer, the rest through `Output`; the
+/// recorder of the run report sees every event too.
 struct Terminal {
     out: Output,
     renderer: Renderer,
     verb: &'static str,
+    recorder: Recorder,
 }
 
 impl Sink for Terminal {
     fn event(&self, e: &Event) {
+        self.recorder.event(e);
         self.renderer.event(e);
     }
 }
@@ -374,6 +384,7 @@ impl Watch for Terminal {
     }
 
     fn planned(&self, plan: &Plan, base: Option<&str>) {
+        self.recorder.planned(plan);
         if plan.services.is_empty() {
             let why = base.map(|b| format!(": no service changed since `{b}`")).unwrap_or_default();
             self.out.info(&format!("nothing to {}{why}", self.verb));
@@ -402,6 +413,7 @@ impl Watch for Terminal {
 /// failed, 130 when interrupted.
 pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> Result<(), Error> {
     let cfg = config(dir, a, verb.phases(), verb == Verb::DryRun);
+    let reports = super::runs::check_report(&a.report)?;
     let options = Options {
         record_as: verb.name().to_string(),
         workers: a.max_workers.or_else(super::ci::default_workers),
@@ -426,12 +438,16 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
     if let Ok(root) = crate::service::discover::project_root(cfg.dir.as_deref()) {
         renderer = renderer.with_root(root);
     }
-    let terminal = Arc::new(Terminal { out: out.clone(), renderer, verb: shown });
+    let recorder = Recorder::new(shown);
+    let terminal = Arc::new(Terminal { out: out.clone(), renderer, verb: shown, recorder });
     // Notifications, GitHub statuses and the approval gate watch the run with the terminal.
-    let watch = super::report::Reporting::start(&cfg, &a.ci, verb, out, terminal)?;
+    let watch =
+        super::report::Reporting::start(&cfg, &a.ci, reports.json, verb, out, terminal.clone())?;
     let summary = run(&cfg, &options, watch.clone(), &cancel);
     watch.finish();
     let summary = summary?;
+    // The run is saved for `pilum report`, and drawn into `--report FILE.html`.
+    super::runs::finish(cfg.dir.as_deref(), &terminal.recorder, reports.html.as_deref(), out);
     if summary.interrupted {
         Err(Error::silent(exit::INTERRUPTED))
     } else if !summary.ok {

@@ -1,12 +1,15 @@
 //! `pilum graph`: the dependency graph of the selected services as a tree, DOT or Mermaid, or
-//! JSON with `--json`.
+//! JSON with `--json`; or a picture of the whole project (`svg`, `html`) with the selected
+//! services highlighted and why, the rest dimmed.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use super::{pipeline, select_config};
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::error::Error;
 use crate::output::Output;
+use crate::ui::report::graph::{self as picture, Node};
 
 /// `pilum graph`: the dependency tree, or DOT / Mermaid.
 pub fn run(dir: Option<PathBuf>, args: &GraphArgs, out: &Output) -> Result<(), Error> {
@@ -23,6 +26,26 @@ pub fn run(dir: Option<PathBuf>, args: &GraphArgs, out: &Output) -> Result<(), E
         return Ok(());
     }
     match args.format {
+        GraphFormat::Svg | GraphFormat::Html => {
+            let mut reason = vec![None; p.services.len()];
+            for s in &loaded.selected {
+                reason[s.index] = Some(s.reason.as_str());
+            }
+            let nodes: Vec<Node<'_>> = p
+                .services
+                .iter()
+                .zip(reason)
+                .map(|(s, reason)| Node { name: s.name.as_str(), reason })
+                .collect();
+            let base = loaded.base.as_deref();
+            let picture = if args.format == GraphFormat::Svg {
+                picture::svg(&nodes, &p.deps, base)
+            } else {
+                picture::html(&nodes, &p.deps, base)
+            };
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(picture.as_bytes());
+        }
         GraphFormat::Dot => {
             out.stdout_line("digraph pilum {");
             out.stdout_line("  rankdir=LR; // an edge a -> b: a depends on b");

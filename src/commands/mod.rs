@@ -7,6 +7,7 @@
 //! subsystems (`script::runner`, `script::reference`, `recipe::docs`, `autoscale::cli`);
 //! [`dispatch`] hands them their configuration.
 
+pub mod api;
 pub mod approve;
 pub mod check;
 pub mod checkout;
@@ -14,6 +15,7 @@ pub mod ci;
 pub mod clean;
 pub mod completions;
 pub mod deploy;
+pub mod docs;
 pub mod graph;
 pub mod history;
 pub mod init;
@@ -22,6 +24,8 @@ pub mod locks;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod run;
+pub mod runs;
 pub mod script_api;
 pub mod settings;
 pub mod shard;
@@ -46,20 +50,8 @@ pub fn install() {
 pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
     let dir = cli.global.dir;
     match cli.command {
-        Command::Run(args) => crate::script::runner::run(
-            crate::script::runner::RunConfig {
-                root: crate::script::runner::project_root(dir.as_deref()),
-                script: args.script,
-                args: args.args,
-                dry_run: args.dry_run,
-                max_operations: args.max_operations,
-                timeout: args.timeout,
-            },
-            out,
-        ),
-        Command::Api(args) => {
-            crate::script::reference::run(args.definitions.as_deref(), args.markdown, out)
-        }
+        Command::Run(args) => run::run(dir, args, out),
+        Command::Api(args) => api::run(&args, out),
         // -- deploy pipeline
         Command::List(a) => report(out, dir.clone(), list::run(dir, &a, out)),
         Command::Check(a) => report(out, dir.clone(), check::run(dir, &a, out)),
@@ -84,19 +76,11 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
         Command::History(a) => report(out, dir.clone(), history::run(dir, &a, out)),
         Command::Locks(a) => report(out, dir.clone(), locks::run(dir, &a, out)),
+        Command::Report(a) => report(out, dir.clone(), runs::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
-        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, out)),
+        Command::Ci(c) => report(out, dir.clone(), ci::run(&c, dir.as_deref(), out)),
         // -- recipe catalogue
-        Command::Docs(args) => crate::recipe::docs::run(
-            &crate::recipe::docs::DocsConfig {
-                root: crate::script::runner::project_root(dir.as_deref()),
-                out: args.out,
-                check: args.check,
-                builtin_only: args.builtin,
-            },
-            out,
-        )
-        .map(|_| ()),
+        Command::Docs(args) => docs::run(dir, args, out),
         Command::Scale(cmd) => crate::server::cli::run(cmd, dir.as_deref(), out),
     }
 }

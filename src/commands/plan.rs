@@ -14,6 +14,7 @@ use crate::ui::render::{count, human};
 
 /// `pilum plan`: the full plan as text or one JSON document.
 pub fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error> {
+    super::runs::no_report("plan", &a.report)?;
     let mut cfg = deploy::config(dir, a, &[], a.dry_run);
     cfg.require_secrets = false;
     let loaded = pipeline::load(&cfg)?;

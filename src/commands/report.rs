@@ -85,6 +85,7 @@ impl<W: Watch + 'static> Reporting<W> {
     pub fn start(
         cfg: &Config,
         flags: &CiArgs,
+        json_report: Option<std::path::PathBuf>,
         verb: Verb,
         out: &Output,
         inner: Arc<W>,
@@ -163,7 +164,7 @@ impl<W: Watch + 'static> Reporting<W> {
             pending_github: Mutex::new(github),
             flush,
             state: Mutex::new(State { run, dry_run, ..State::default() }),
-            report: flags.report.clone(),
+            report: json_report,
         });
         Ok(reporting)
     }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use super::engine::{self, Limits, Profile};
 use super::{Host, NullSink};
 use crate::error::Error;
-use crate::output::Output;
 
 /// One documented function.
 #[derive(Debug, Clone)]
@@ -156,47 +155,32 @@ pub fn text() -> String {
     s.trim_start().to_string()
 }
 
-pub fn run(
-    definitions: Option<&Path>,
-    markdown_out: bool,
-    out: &Output,
-) -> crate::error::Result<()> {
-    if let Some(dir) = definitions {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", dir.display())))?;
-        let engine = engine();
-        let mut scope = rhai::Scope::new();
-        scope.push_constant("ARGS", rhai::Array::new());
-        engine
-            .definitions_with_scope(&scope)
-            .include_standard_packages(false)
-            .write_to_dir(dir)
-            .map_err(|e| {
-                Error::failure(format!("cannot write definitions to `{}`: {e}", dir.display()))
-            })?;
-        // The stdlib modules are scripts, not registered modules: describe them from their ASTs.
-        for f in functions().into_iter().filter(|f| f.stdlib) {
-            let path = dir.join(format!("{}.d.rhai", f.namespace));
-            let mut text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|_| format!("module {};\n", f.namespace));
-            let doc: String =
-                f.doc.lines().map(|l| format!("/// {l}").trim_end().to_string() + "\n").collect();
-            let sig = f.signature.split_once("::").map_or(f.signature.as_str(), |(_, s)| s);
-            text.push_str(&format!("\n{doc}fn {sig};\n"));
-            std::fs::write(&path, text)
-                .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", path.display())))?;
-        }
-        out.info(&format!("wrote `.d.rhai` definitions to `{}`", dir.display()));
-        return Ok(());
+/// Write the `.d.rhai` definitions of the whole API (registered namespaces and the stdlib
+/// modules) into `dir`, for editors.
+pub fn write_definitions(dir: &Path) -> crate::error::Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", dir.display())))?;
+    let engine = engine();
+    let mut scope = rhai::Scope::new();
+    scope.push_constant("ARGS", rhai::Array::new());
+    engine
+        .definitions_with_scope(&scope)
+        .include_standard_packages(false)
+        .write_to_dir(dir)
+        .map_err(|e| {
+            Error::failure(format!("cannot write definitions to `{}`: {e}", dir.display()))
+        })?;
+    // The stdlib modules are scripts, not registered modules: describe them from their ASTs.
+    for f in functions().into_iter().filter(|f| f.stdlib) {
+        let path = dir.join(format!("{}.d.rhai", f.namespace));
+        let mut text =
+            std::fs::read_to_string(&path).unwrap_or_else(|_| format!("module {};\n", f.namespace));
+        let doc: String =
+            f.doc.lines().map(|l| format!("/// {l}").trim_end().to_string() + "\n").collect();
+        let sig = f.signature.split_once("::").map_or(f.signature.as_str(), |(_, s)| s);
+        text.push_str(&format!("\n{doc}fn {sig};\n"));
+        std::fs::write(&path, text)
+            .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", path.display())))?;
     }
-    if out.json {
-        let v: Vec<_> = functions()
-            .into_iter()
-            .map(|f| serde_json::json!({"namespace": f.namespace, "signature": f.signature, "doc": f.doc}))
-            .collect();
-        out.json_line(&serde_json::Value::Array(v));
-        return Ok(());
-    }
-    out.stdout_line(if markdown_out { markdown() } else { text() }.trim_end());
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! `pilum run <script> [-- args…]`: compile the script with the full API, expose `ARGS`, run it
-//! under the run's cancel token (Ctrl-C) and `--timeout`, and map the outcome to an exit code:
-//! `exit(n)` → n, an uncaught error → 1 (rendered with its location), a syntax error → 2,
-//! Ctrl-C → 130. Without `--timeout` a script may run for [`DEFAULT_TIMEOUT`]: a forgotten
-//! `loop { time::sleep(1) }` in CI ends with an error rather than at the CI system's limit.
+//! Running one script with the full API (what `pilum run` does; the command itself is
+//! `commands::run`): compile it, expose `ARGS`, run it under the cancel token (Ctrl-C) and a
+//! deadline, and map the outcome to an exit code: `exit(n)` → n, an uncaught error → 1 (rendered
+//! with its location), a syntax error → 2, Ctrl-C → 130. Without a timeout a script may run for
+//! [`DEFAULT_TIMEOUT`]: a forgotten `loop { time::sleep(1) }` in CI ends with an error rather
+//! than at the CI system's limit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,10 +19,13 @@ use crate::output::Output;
 /// How long `pilum run` lets a script (and the commands it runs) take without `--timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// What `pilum run` needs, resolved from the command line.
+/// One script to run, read and resolved by the caller.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
+    /// The script's canonical path: its source name in errors.
     pub script: PathBuf,
+    /// Its text.
+    pub text: String,
     pub args: Vec<String>,
     pub root: PathBuf,
     pub dry_run: bool,
@@ -41,16 +45,9 @@ pub fn project_root(dir: Option<&Path>) -> PathBuf {
     cwd.ancestors().find(|a| a.join(".git").exists()).map_or_else(|| cwd.clone(), Path::to_path_buf)
 }
 
+/// Run the script; `out` gets what it prints.
 pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
-    let script = cfg.script.canonicalize().map_err(|e| {
-        Error::usage(format!(
-            "cannot read script `{}`: {}\nhelp: give a path to a `.rhai` file",
-            cfg.script.display(),
-            e.to_string().to_lowercase()
-        ))
-    })?;
-    let text = std::fs::read_to_string(&script)
-        .map_err(|e| Error::usage(format!("cannot read script `{}`: {e}", cfg.script.display())))?;
+    let (script, text) = (&cfg.script, &cfg.text);
     let root = cfg.root.canonicalize().unwrap_or(cfg.root.clone());
     let sink: Arc<dyn Sink> = Arc::new(out.clone());
     let host = Arc::new(Host { root, dry_run: cfg.dry_run, verbose: out.verbose, sink });
@@ -65,7 +62,7 @@ pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     scope.push_constant("ARGS", args);
     let source = script.display().to_string();
     let mut ast = engine
-        .compile_with_scope(&scope, &text)
+        .compile_with_scope(&scope, text)
         .map_err(|e| Error::usage(error::render_parse(&e, &source)))?;
     ast.set_source(source.as_str());
 
@@ -76,7 +73,7 @@ pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     let deadline = Deadline::after(cfg.timeout.unwrap_or(DEFAULT_TIMEOUT));
     let ctx = CallCtx { cancel, deadline: Some(deadline), ..CallCtx::default() };
     let result = with_call(ctx, || engine.run_ast_with_scope(&mut scope, &ast));
-    let outcome = match result {
+    match result {
         Ok(()) => Ok(()),
         Err(err) => match engine::stop_of(&err) {
             Some(Stop::Exit(0)) => Ok(()),
@@ -86,16 +83,5 @@ pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
             }
             _ => Err(Error::failure(error::render(&err, &source))),
         },
-    };
-    if out.json {
-        let code = outcome.as_ref().map_or_else(|e| e.code, |_| 0);
-        let mut v = serde_json::json!({"event": "exit", "code": code});
-        if let Err(e) = &outcome
-            && !e.message.is_empty()
-        {
-            v["error"] = e.message.clone().into();
-        }
-        out.json_line(&v);
     }
-    outcome
 }

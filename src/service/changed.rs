@@ -32,7 +32,7 @@ pub enum BaseSource {
 impl BaseSource {
     /// The source as plain words, for the base shown between backticks
     /// (`` changed since `6113728f27ae (GitHub push event)` ``).
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Flag => "--since",
             Self::PilumSince => "PILUM_SINCE",
@@ -155,6 +155,26 @@ pub fn changed_files_with(
     files.sort_unstable();
     files.dedup();
     Ok(Changes { base, files, untracked, notes })
+}
+
+/// The base `--only-changed` would compare with, without listing any file: the reference, where
+/// it came from, and notes (`pilum ci detect` shows it). The same rules, in the same order, as
+/// [`changed_files`].
+pub fn change_base(
+    root: &Path,
+    since: Option<&str>,
+    last_deploy: Option<&str>,
+) -> Result<(String, BaseSource, Vec<String>), ChangeError> {
+    let info = git(root, &["rev-parse", "--is-shallow-repository"])
+        .map_err(|_| fail(Problem::NotARepo { dir: root.display().to_string() }))?;
+    let shallow = lines(&info).first().is_some_and(|s| s == "true");
+    let env = |k: &str| std::env::var(k).ok();
+    let mut notes = Vec::new();
+    let (reference, source) = match base(root, since, last_deploy, &env, &mut notes, shallow)? {
+        Some(b) => b,
+        None => (default_base(root)?, BaseSource::DefaultBranch),
+    };
+    Ok((reference, source, notes))
 }
 
 /// The base as shown, the committed files (NUL-separated) and notes.

@@ -1,6 +1,6 @@
 //! The dependency graph between services from `depends_on`. Unknown names ("did you mean") and
 //! cycles (named in full, `a → b → a`) are errors; `depends_on` on a file with `targets:` means
-//! every target of that file.
+//! every target of that file. [`layered`] lays the graph out in layers for pictures.
 
 use std::collections::HashMap;
 
@@ -131,6 +131,197 @@ fn reachable(edges: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
     out
 }
 
+/// A layered drawing of the dependency graph, for pictures: every service on a layer (0: it
+/// depends on nothing; else one more than its deepest dependency, longest-path layering), each
+/// layer's slots in drawing order, and each edge's route through the layers it spans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layers {
+    /// `rank[i]`: the layer of service `i`.
+    pub rank: Vec<usize>,
+    /// The slots of each layer, top to bottom.
+    pub layers: Vec<Vec<Slot>>,
+    /// One per `depends_on` edge, in the order of `deps`.
+    pub edges: Vec<Route>,
+    /// Edge crossings between adjacent layers in the chosen order.
+    pub crossings: usize,
+}
+
+/// What occupies a place in a layer: a service, or the bend of an edge passing through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Service(usize),
+    /// The edge (index into [`Layers::edges`]) crossing this layer.
+    Bend(usize),
+}
+
+/// An edge `service` → `depends_on` and the places `(layer, position)` of its bends, from the
+/// dependency's side to the dependent's (empty when the layers are adjacent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub service: usize,
+    pub depends_on: usize,
+    pub bends: Vec<(usize, usize)>,
+}
+
+/// Lay out an acyclic `deps` in layers, then order each layer to reduce crossings: barycentre
+/// ordering, sweeping down and up `passes` times, keeping the order with the fewest crossings.
+/// Edges spanning several layers get a bend per layer in between, ordered like services.
+pub fn layered(deps: &[Vec<usize>], passes: usize) -> Layers {
+    let n = deps.len();
+    let rank = ranks(deps);
+    let depth = rank.iter().max().map_or(0, |&r| r + 1);
+    // Slots of each layer, with the slots they connect to one layer up (towards layer 0) and
+    // one layer down; a slot is `(layer, index into layers[layer])` until ordering is done.
+    let mut layers: Vec<Vec<Slot>> = vec![Vec::new(); depth];
+    let mut at = vec![(0usize, 0usize); n];
+    for i in 0..n {
+        at[i] = (rank[i], layers[rank[i]].len());
+        layers[rank[i]].push(Slot::Service(i));
+    }
+    let mut edges = Vec::new();
+    // Links between adjacent layers: (upper layer, upper index, lower index).
+    let mut links: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            let e = edges.len();
+            let mut prev = at[d];
+            let mut bends = Vec::new();
+            for (r, layer) in layers.iter_mut().enumerate().take(rank[i]).skip(rank[d] + 1) {
+                let here = (r, layer.len());
+                layer.push(Slot::Bend(e));
+                links.push((prev.0, prev.1, here.1));
+                bends.push(here);
+                prev = here;
+            }
+            links.push((prev.0, prev.1, at[i].1));
+            edges.push(Route { service: i, depends_on: d, bends });
+        }
+    }
+    // Neighbours of each slot by its original index: up[layer][k], down[layer][k].
+    let mut up: Vec<Vec<Vec<usize>>> = layers.iter().map(|l| vec![Vec::new(); l.len()]).collect();
+    let mut down = up.clone();
+    for &(r, a, b) in &links {
+        down[r][a].push(b);
+        up[r + 1][b].push(a);
+    }
+    // pos[layer][k]: the drawing position of original slot k.
+    let mut pos: Vec<Vec<usize>> = layers.iter().map(|l| (0..l.len()).collect()).collect();
+    let mut best = pos.clone();
+    let mut fewest = crossings(&links, &pos);
+    for _ in 0..passes {
+        for (r, neighbours) in up.iter().enumerate().skip(1) {
+            reorder(&mut pos, r, neighbours, r - 1);
+        }
+        for (r, neighbours) in down.iter().enumerate().rev().skip(1) {
+            reorder(&mut pos, r, neighbours, r + 1);
+        }
+        let c = crossings(&links, &pos);
+        if c < fewest {
+            fewest = c;
+            best = pos.clone();
+        }
+        if fewest == 0 {
+            break;
+        }
+    }
+    let ordered: Vec<Vec<Slot>> = layers
+        .iter()
+        .enumerate()
+        .map(|(r, l)| {
+            let mut v = vec![Slot::Bend(usize::MAX); l.len()];
+            for (k, &s) in l.iter().enumerate() {
+                v[best[r][k]] = s;
+            }
+            v
+        })
+        .collect();
+    for route in &mut edges {
+        for b in &mut route.bends {
+            b.1 = best[b.0][b.1];
+        }
+    }
+    Layers { rank, layers: ordered, edges, crossings: fewest }
+}
+
+/// Longest-path layering: 0 for a service without dependencies, else one more than the
+/// deepest of them (a dependency left in a cycle, which validation refuses, counts as 0).
+fn ranks(deps: &[Vec<usize>]) -> Vec<usize> {
+    let n = deps.len();
+    let mut dependents = vec![Vec::new(); n];
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut rank = vec![0; n];
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    while let Some(d) = ready.pop() {
+        for &i in &dependents[d] {
+            rank[i] = rank[i].max(rank[d] + 1);
+            waiting[i] -= 1;
+            if waiting[i] == 0 {
+                ready.push(i);
+            }
+        }
+    }
+    rank
+}
+
+/// Order layer `r` by the mean position of each slot's neighbours in layer `other` (slots
+/// without any keep their place); ties keep the current order.
+fn reorder(pos: &mut [Vec<usize>], r: usize, neighbours: &[Vec<usize>], other: usize) {
+    let mut keyed: Vec<(f64, usize, usize)> = (0..pos[r].len())
+        .map(|k| {
+            let ns = &neighbours[k];
+            let key = if ns.is_empty() {
+                pos[r][k] as f64
+            } else {
+                ns.iter().map(|&m| pos[other][m] as f64).sum::<f64>() / ns.len() as f64
+            };
+            (key, pos[r][k], k)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (p, &(_, _, k)) in keyed.iter().enumerate() {
+        pos[r][k] = p;
+    }
+}
+
+/// Crossings between adjacent layers: per pair of layers, the inversions of the lower ends
+/// once links are sorted by their upper end (counted with a Fenwick tree).
+fn crossings(links: &[(usize, usize, usize)], pos: &[Vec<usize>]) -> usize {
+    let mut by_layer: Vec<Vec<(usize, usize)>> = vec![Vec::new(); pos.len()];
+    for &(r, a, b) in links {
+        by_layer[r].push((pos[r][a], pos[r + 1][b]));
+    }
+    let mut total = 0;
+    for (r, mut ls) in by_layer.into_iter().enumerate() {
+        if ls.len() < 2 {
+            continue;
+        }
+        ls.sort_unstable();
+        let width = pos.get(r + 1).map_or(0, Vec::len);
+        let mut tree = vec![0usize; width + 1];
+        for (seen, &(_, b)) in ls.iter().enumerate() {
+            // Links seen so far whose lower end is at or before `b`.
+            let mut not_after = 0;
+            let mut k = b + 1;
+            while k > 0 {
+                not_after += tree[k];
+                k &= k - 1;
+            }
+            total += seen - not_after;
+            let mut k = b + 1;
+            while k <= width {
+                tree[k] += 1;
+                k += k & k.wrapping_neg();
+            }
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +340,48 @@ mod tests {
         let deps = vec![vec![], vec![0], vec![1], vec![]];
         assert_eq!(dependents(&deps, &[0]), vec![1, 2]);
         assert_eq!(dependencies(&deps, &[2]), vec![0, 1]);
+    }
+
+    #[test]
+    fn layers_follow_the_longest_path() {
+        // 0 <- 1 <- 2, and 3 depends on 0 and 2: 3 sits after 2, its edge to 0 bends twice.
+        let deps = vec![vec![], vec![0], vec![1], vec![0, 2]];
+        let l = layered(&deps, 4);
+        assert_eq!(l.rank, vec![0, 1, 2, 3]);
+        assert_eq!(l.edges.len(), 4);
+        let long = l.edges.iter().find(|e| e.service == 3 && e.depends_on == 0).unwrap();
+        assert_eq!(long.bends.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1, 2]);
+        for (r, layer) in l.layers.iter().enumerate() {
+            for s in layer {
+                if let Slot::Service(i) = s {
+                    assert_eq!(l.rank[*i], r);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn barycentre_ordering_removes_avoidable_crossings() {
+        // Two chains drawn crossed in index order: a0 b0 on top, b1 a1 below.
+        let deps = vec![vec![], vec![], vec![1], vec![0]];
+        let l = layered(&deps, 0);
+        assert_eq!(l.crossings, 1);
+        let l = layered(&deps, 4);
+        assert_eq!(l.crossings, 0);
+        assert_eq!(l.layers[1], vec![Slot::Service(3), Slot::Service(2)]);
+    }
+
+    #[test]
+    fn every_slot_is_placed_once() {
+        let deps = vec![vec![], vec![0], vec![0], vec![1, 2], vec![0, 3], vec![]];
+        let l = layered(&deps, 4);
+        let services: usize =
+            l.layers.iter().flatten().filter(|s| matches!(s, Slot::Service(_))).count();
+        assert_eq!(services, deps.len());
+        for (e, route) in l.edges.iter().enumerate() {
+            for &(r, p) in &route.bends {
+                assert_eq!(l.layers[r][p], Slot::Bend(e));
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! build cache (`cache.rs`, keyed by `inputs.rs`'s hashes); and, with Redis only,
 //! **barriers** between the shards of one CI run (`barrier.rs`). `location.rs` parses
 //! `--state`; `journal.rs` is the JSONL file format; `guard.rs` checks every path under
-//! `.pilum/`. `docs/state.md` describes all of it for users.
+//! `.pilum/`; `runs.rs` keeps the saved runs the run report is drawn from (`.pilum/runs/`).
+//! `docs/state.md` describes all of it for users.
 
 pub mod barrier;
 pub mod cache;
@@ -22,6 +23,7 @@ pub mod location;
 pub mod lock;
 pub mod record;
 pub mod redis;
+pub mod runs;
 pub mod session;
 
 use std::fmt;

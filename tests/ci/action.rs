@@ -305,8 +305,18 @@ fn pilum_builds_the_release_asset_the_action_downloads() {
 /// `--report` is where the Action's `services` and `urls` come from.
 #[test]
 fn the_report_gives_the_action_its_outputs() {
-    let t = super::project("", Some("broken")).args(["deploy", "--report", "out/report.json"]);
+    let t = super::project("", Some("broken")).args([
+        "deploy",
+        "--report",
+        "out/report.json",
+        "--report",
+        "out/run.html",
+    ]);
+    std::fs::create_dir(t.path().join("out")).expect("mkdir out");
     t.run().code(1);
+    // Both kinds at once: the page is drawn next to the JSON outcome.
+    let page = std::fs::read_to_string(t.path().join("out/run.html")).expect("page written");
+    assert!(page.starts_with("<!DOCTYPE html>"), "{}", &page[..page.len().min(80)]);
     let text = std::fs::read_to_string(t.path().join("out/report.json")).expect("report written");
     let v: serde_json::Value = serde_json::from_str(&text).expect("report JSON");
     assert_eq!(v["command"], "deploy");

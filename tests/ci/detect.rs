@@ -49,7 +49,9 @@ fn github_actions_pull_request() {
     assert_eq!(v["defaults"]["renderer"], "github");
     assert_eq!(v["defaults"]["colour"], true);
     assert!(v["defaults"]["workers"].as_u64().expect("workers") >= 4);
-    assert_eq!(v["defaults"]["change_base_note"], "(computed by --only-changed)");
+    // Not a git checkout: no base, and why.
+    assert_eq!(v["defaults"]["change_base"], serde_json::Value::Null);
+    assert!(v["defaults"]["change_base_error"].as_str().expect("why").contains("git"), "{v}");
     assert!(
         v["job_environment"]["unknown"].as_str().expect("unknown").contains("GITHUB_WORKFLOW_REF")
     );
@@ -58,6 +60,9 @@ fn github_actions_pull_request() {
 #[test]
 fn github_actions_push_reads_the_job_environment_from_the_workflow() {
     let t = Test::new().file(".github/workflows/deploy.yml", "on: push\njobs:\n  ship:\n    runs-on: ubuntu-latest\n    environment:\n      name: production\n    steps: []\n");
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "base"]);
     let ws = t.path().display().to_string();
     let t = t
         .env("GITHUB_ACTIONS", "true")
@@ -77,7 +82,11 @@ fn github_actions_push_reads_the_job_environment_from_the_workflow() {
     let text = t.clear_args().args(["ci", "detect"]).run().success().stdout;
     assert!(text.contains("provider: GitHub Actions"), "{text}");
     assert!(text.contains("environment    production (from the workflow file)"), "{text}");
-    assert!(text.contains("change base    (computed by --only-changed)"), "{text}");
+    // The push event's `before`, as `--only-changed` would use it.
+    let before = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+    assert_eq!(v["defaults"]["change_base"], before);
+    assert_eq!(v["defaults"]["change_base_source"], "GitHub push event");
+    assert!(text.contains(&format!("change base    {before} (GitHub push event")), "{text}");
 }
 
 #[test]

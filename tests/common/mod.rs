@@ -304,6 +304,18 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
     }
 }
 
+/// The path of `name` on `PATH`. A test that needs a real tool fails without it, naming the
+/// Debian package (`.ci/test` installs it); it never passes without doing its check.
+#[track_caller]
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is not installed: this test needs it (Debian package: {package}; `.ci/test` installs it)"
+        )
+    })
+}
+
 /// Whether process `pid` is running (a zombie counts as ended).
 pub fn alive(pid: &str) -> bool {
     let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim()));

@@ -451,6 +451,17 @@ fn json_on_a_configuration_error_is_one_error_event_per_problem() {
     assert_eq!(ev[1]["did_you_mean"], "local");
     assert!(ev.iter().all(|e| e["event"] == "error" && e["help"].is_string()), "{ev:?}");
 
+    // The example in docs/pipeline.md is what pilum prints.
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/pipeline.md"))
+        .expect("docs/pipeline.md");
+    let example = doc
+        .lines()
+        .find(|l| l.starts_with(r#"{"event":"error""#))
+        .expect("an error event example in docs/pipeline.md");
+    let t =
+        project(0).file("api/pilum.yaml", "name: api\nrecipe: lokal\n").args(["--json", "deploy"]);
+    assert_eq!(t.run().code(2).stdout.trim(), example);
+
     // An error without a place is one event with the message.
     let ev = ndjson(&project(0).args(["--json", "deploy"]).run().code(2).stdout);
     assert_eq!(ev.len(), 1);

@@ -214,18 +214,13 @@ fn metrics_pass_promtool() {
     ] {
         assert!(r.body.contains(name), "missing `{name}` in\n{}", r.body);
     }
-    let promtool = std::process::Command::new("promtool")
+    let mut child = std::process::Command::new(crate::common::tool("promtool", "prometheus"))
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = promtool else {
-        eprintln!(
-            "\n!!! SKIPPED promtool check: `promtool` is not installed (apt-get install prometheus); CI installs it !!!\n"
-        );
-        return;
-    };
+        .spawn()
+        .expect("start promtool");
     use std::io::Write;
     child.stdin.take().expect("stdin").write_all(r.body.as_bytes()).expect("write metrics");
     let out = child.wait_with_output().expect("promtool");

@@ -3,6 +3,7 @@
 //! sockets. SNS messages are signed in the test with a key and certificate made by `openssl`,
 //! served on loopback through the documented test-only trust override.
 
+mod alertmanager;
 mod check;
 mod cloudwatch;
 mod hardening;
