@@ -323,25 +323,14 @@ impl Backend for FileBackend {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(key) = LockKey::from_file_name(&name) else { continue };
-            if let Some(f) = self.held().get_mut(&key) {
-                let content = read_lock_file(f);
-                out.push(Held {
-                    key,
-                    holder: content.holder,
-                    fence: Some(content.fence),
-                    waiting: 0,
-                    expires_ms: None,
-                });
-                continue;
-            }
-            if let Err(content) = self.try_flock(&key)? {
-                out.push(Held {
-                    key,
-                    holder: content.holder,
-                    fence: Some(content.fence),
-                    waiting: 0,
-                    expires_ms: None,
-                });
+            // Held by this process, or by another one (the lock cannot be taken).
+            let content = match self.held().get_mut(&key) {
+                Some(f) => Some(read_lock_file(f)),
+                None => self.try_flock(&key)?.err(),
+            };
+            if let Some(content) = content {
+                let fence = Some(content.fence);
+                out.push(Held { key, holder: content.holder, fence, waiting: 0, expires_ms: None });
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
