@@ -95,6 +95,10 @@ pub enum Command {
     Clean(SelectArgs),
     /// Print the dependency graph
     Graph(GraphArgs),
+    /// The deploy records, newest first (from the state backend)
+    History(HistoryArgs),
+    /// List the deploy locks, or release one by force
+    Locks(LocksArgs),
 
     // -- live services -----------------------------------------------------------------------
     /// Show what is live: each service's revision, health and URL, from its provider
@@ -246,6 +250,40 @@ pub struct ExecArgs {
 
     #[command(flatten)]
     pub ci: CiArgs,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// The state backend, deploy locks and the build cache (`docs/state.md`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "State")]
+pub struct StateArgs {
+    /// Where state lives: `file` (`.pilum/`, the default) or `redis://[user:pass@]host:port/db`
+    /// (`rediss://` for TLS); else PILUM_STATE, else `state:` in `pilum-project.yaml`
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+
+    /// Wait this long for a deploy lock another run holds (in arrival order); default: refuse at once
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub lock_wait: Option<std::time::Duration>,
+
+    /// The lease of a Redis deploy lock, renewed while the run lives (default 15s)
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub lock_ttl: Option<std::time::Duration>,
+
+    /// Run every step: do not reuse cached builds or skip what is already live
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// The same as `--no-cache`
+    #[arg(long)]
+    pub force: bool,
+
+    /// With `--shard`: every shard sharing ID (e.g. the CI run and attempt) ends each phase
+    /// before any starts the next; needs a Redis `--state`
+    #[arg(long, value_name = "ID", requires = "shard", value_parser = crate::names::flag)]
+    pub barrier: Option<String>,
 }
 
 /// CI integration of the commands that run steps and `plan`: shards, GitHub reporting,
@@ -288,6 +326,49 @@ pub struct CiArgs {
     /// Deploy to an environment that requires approval without asking
     #[arg(short = 'y', long)]
     pub yes: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HistoryArgs {
+    /// Only these services (names or quoted globs)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Only deploys to this environment
+    #[arg(long = "env", value_name = "NAME")]
+    pub environment: Option<String>,
+
+    /// At most this many records (0: all)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// The state backend (as for `deploy`)
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LocksArgs {
+    #[command(subcommand)]
+    pub command: Option<LocksCommand>,
+
+    /// The state backend (as for `deploy`)
+    #[arg(long, value_name = "URL", global = true)]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum LocksCommand {
+    /// Every held lock and its queue (the default)
+    List,
+    /// Take a lock from its holder (a run that is gone)
+    Release {
+        /// `SERVICE/ENVIRONMENT/TARGET`, as `pilum locks` lists it
+        key: String,
+        /// Required: the holder loses the lock and stops before its next step
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -432,6 +513,10 @@ pub struct StatusArgs {
     /// Status hooks running at once
     #[arg(short = 'j', long = "max-workers", value_name = "N", default_value_t = 8)]
     pub max_workers: usize,
+
+    /// The state backend whose deploy history fills "last deploy" and "drift" (as for `deploy`)
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -453,7 +538,8 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
-    /// The revision or version to go back to (default: the provider's previous one)
+    /// The revision or version to go back to (default: the previous successful deploy in
+    /// history, else the provider's previous revision)
     #[arg(long, value_name = "VERSION|REVISION")]
     pub to: Option<String>,
 
@@ -464,6 +550,18 @@ pub struct RollbackArgs {
     /// How long each rollback may take, waiting for it included
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::positive_flag)]
     pub timeout: std::time::Duration,
+
+    /// The state backend: its history, its deploy locks and where the rollback is recorded
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+
+    /// Wait this long for a deploy lock another run holds; default: refuse at once
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub lock_wait: Option<std::time::Duration>,
+
+    /// The lease of a Redis deploy lock, renewed while the rollback runs (default 15s)
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
+    pub lock_ttl: Option<std::time::Duration>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,3 +12,4 @@ mod report;
 mod run;
 mod scale;
 mod shipped;
+mod state;

@@ -46,14 +46,6 @@ pub fn listed(c: &Commit) -> String {
 
 /// `git -C root <args>`'s trimmed stdout, when it succeeds.
 fn git(root: &Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    Some(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    let out = crate::state::inputs::git(root, args)?;
+    Some(String::from_utf8_lossy(&out).trim_end().to_string())
 }

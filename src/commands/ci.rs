@@ -20,7 +20,10 @@ pub fn run(cmd: &CiCommand, dir: Option<&std::path::Path>, out: &Output) -> Resu
 /// The base `--only-changed` would use here: `(reference, source)`, or why there is none.
 fn change_base(dir: Option<&std::path::Path>) -> Result<(String, &'static str), String> {
     let root = crate::service::discover::project_root(dir).map_err(|e| e.to_string())?;
-    let (last, _) = crate::state::history::base_commit(&root, None);
+    let cfg = super::pipeline::Config { dir: dir.map(|d| d.to_path_buf()), ..Default::default() };
+    let state = super::pipeline::open_state(&cfg, &root).map_err(|e| e.message)?;
+    let (last, _) =
+        crate::state::history::base_commit(state.as_ref(), None).map_err(|e| e.to_string())?;
     crate::service::changed::change_base(&root, None, last.as_deref())
         .map(|(reference, source, _)| (reference, source.label()))
         .map_err(|e| e.message.clone())

@@ -1,7 +1,8 @@
 //! `pilum build`, `publish`, `push`, `deploy` and `dry-run`, and the one deploy path they share
 //! with a script's `deploy()`: [`run`] loads and plans, refuses to publish a work tree with
-//! uncommitted changes (unless allowed), takes the deploy lock (not for dry runs), executes,
-//! and appends the run to `.pilum/history.jsonl`. What is shown, and where, is the caller's
+//! uncommitted changes (unless allowed), opens the state backend and takes the deploy locks of
+//! its services (not for dry runs, `crate::state::session`), executes, and records each
+//! service's deploy and the run in the state. What is shown, and where, is the caller's
 //! [`Watch`]: the terminal renderer for the CLI, log lines for a script. The CLI also records
 //! the run for its report (`super::runs`).
 
@@ -19,6 +20,9 @@ use crate::orchestrator::plan::Plan;
 use crate::orchestrator::runner::RecipeRunner;
 use crate::output::Output;
 use crate::service::Diagnostic;
+use crate::state::record::Origin;
+use crate::state::session::{self, Session};
+use crate::state::{cache, lock};
 use crate::ui::render::Renderer;
 use crate::ui::report::record::Recorder;
 
@@ -77,6 +81,14 @@ pub struct Options {
     pub verbose: u8,
     /// Publish from a work tree with uncommitted changes (`--allow-dirty`).
     pub allow_dirty: bool,
+    /// How long a busy deploy lock is waited for (`--lock-wait`); `None`: refuse at once.
+    pub lock_wait: Option<Duration>,
+    /// The lease of a Redis lock (`--lock-ttl`).
+    pub lock_ttl: Duration,
+    /// Skip what the build cache says need not run (off with `--no-cache`, `--force`).
+    pub cache: bool,
+    /// `--barrier ID`: cross the shards' barriers between phases (with `--shard`).
+    pub barrier: Option<String>,
 }
 
 impl Default for Options {
@@ -90,6 +102,10 @@ impl Default for Options {
             timeout: None,
             verbose: 0,
             allow_dirty: false,
+            lock_wait: None,
+            lock_ttl: crate::state::lock::DEFAULT_TTL,
+            cache: true,
+            barrier: None,
         }
     }
 }
@@ -103,13 +119,16 @@ pub trait Watch: Sink + Send + Sync {
     fn planned(&self, _plan: &Plan, _base: Option<&str>) {}
     /// A dry run from a dirty work tree: the real run would be refused with `refusal`.
     fn dirty(&self, _refusal: &Error) {}
-    /// `.pilum/history.jsonl` could not be appended to (the run itself is not failed for it).
-    fn history_failed(&self, error: &std::io::Error);
+    /// A note about the state backend: a lock waited for or granted, records that could not be
+    /// written (the run itself is not failed for it).
+    fn state_note(&self, message: &str);
     /// The plan is shown and nothing has run or been locked: an environment that requires
     /// approval is approved here, or the run stops with the error.
     fn approve(&self, _plan: &Plan) -> Result<(), Error> {
         Ok(())
     }
+    /// What the build cache skips, before anything runs.
+    fn cached(&self, _hits: &[cache::Hit]) {}
     /// A task's step returned a map (its outputs; a deploy step's `url`).
     fn step_returned(&self, _task: &crate::orchestrator::event::TaskRef, _outputs: &rhai::Map) {}
 }
@@ -150,39 +169,135 @@ pub fn run<W: Watch + 'static>(
         }
         watch.dirty(&refusal);
     }
+    // A run that changes things opens the state (an unreachable backend stops it here, before
+    // anything runs), lets the build cache drop what need not run, holds its services' deploy
+    // locks and records what it did. Dry runs touch no state.
+    let mut plan = plan;
+    let mut state = None;
+    let mut hits = Vec::new();
+    if !plan.dry_run {
+        let backend = pipeline::state(config, &loaded)?;
+        let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
+        let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
+        let mut reused = Default::default();
+        if options.cache {
+            let (h, r) =
+                cache::apply(backend.as_ref(), &mut plan, &hashes).map_err(Error::usage)?;
+            (hits, reused) = (h, r);
+        }
+        state = Some((backend, barrier, hashes, reused));
+    }
     watch.planned(&plan, loaded.base.as_deref());
     watch.approve(&plan)?;
     watch.event(&Event::Plan { plan: plan.to_json() });
-    let runner = super::report::Returned {
-        inner: RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone()),
-        watch: watch.as_ref(),
+    if !hits.is_empty() {
+        watch.cached(&hits);
+    }
+    // The runner is made for the plan it runs.
+    let runner = RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone());
+    let runner = super::report::Returned { inner: runner, watch: watch.as_ref() };
+    let Some((backend, barrier, hashes, reused)) = state else {
+        return Ok(execute::execute(&plan, &runner, &opts, watch.as_ref(), cancel));
     };
     let root = &loaded.project.root;
-    // A run that changes things holds the project's deploy lock; dry runs do not need it.
-    let _lock = if plan.dry_run {
-        None
-    } else {
-        Some(crate::state::lock::DeployLock::acquire(root).map_err(Error::usage)?)
+    let plan = Arc::new(plan);
+    let start = session::Start {
+        backend,
+        origin: Origin::current(root),
+        command: options.record_as.clone(),
+        locks: Some(lock::Options { ttl: options.lock_ttl, wait: options.lock_wait }),
+        observer: Arc::new(Notes(watch.clone())),
+        hashes: Some(hashes),
+        reused,
+        barrier,
     };
-    let summary = execute::execute(&plan, &runner, &opts, watch.as_ref(), cancel);
-    if !plan.dry_run
-        && !plan.tasks.is_empty()
-        && let Err(e) = record(root, &options.record_as, &plan, &summary)
-    {
-        watch.history_failed(&e);
+    let session = Session::start(plan.clone(), start).map_err(Error::usage)?;
+    let summary = execute::execute(
+        &plan,
+        &session.runner(&runner, cancel),
+        &opts,
+        &session.sink(watch.as_ref()),
+        cancel,
+    );
+    let entry = (!plan.tasks.is_empty())
+        .then(|| entry(session.run_id(), &options.record_as, &plan, &summary));
+    if let Err(e) = session.finish(entry) {
+        watch.state_note(&e.to_string());
     }
     Ok(summary)
 }
 
-/// Append the run to `.pilum/history.jsonl`, after checking the path stays inside `.pilum/`.
-fn record(
-    root: &std::path::Path,
-    verb: &str,
-    plan: &Plan,
-    summary: &Summary,
-) -> std::io::Result<()> {
+/// `--barrier ID --shard I/N`: this shard's place, and the phases of the whole plan every
+/// shard crosses. Only a shared backend has barriers.
+fn barrier_plan(
+    config: &Config,
+    loaded: &pipeline::Loaded,
+    options: &Options,
+    backend: &dyn crate::state::Backend,
+) -> Result<Option<session::BarrierPlan>, Error> {
+    let Some(id) = &options.barrier else { return Ok(None) };
+    let Some(shard) = super::shard::parse(config.shard.as_deref())? else {
+        return Err(Error::usage("`--barrier` needs `--shard I/N`"));
+    };
+    if backend.barriers().is_none() {
+        let what = "`--barrier`".to_string();
+        return Err(Error::usage(crate::state::StateError::NotShared { what }));
+    }
+    let whole = pipeline::plan(&Config { shard: None, ..config.clone() }, loaded)?;
+    Ok(Some(session::BarrierPlan {
+        id: id.clone(),
+        shard: shard.index,
+        total: shard.total,
+        ttl: options.lock_ttl,
+        phases: whole.phases,
+    }))
+}
+
+/// Lock waits and state problems, told to the watcher.
+struct Notes<W>(Arc<W>);
+
+impl<W: Watch> lock::Observer for Notes<W> {
+    fn waiting(
+        &self,
+        key: &lock::LockKey,
+        holder: Option<&lock::Holder>,
+        ahead: usize,
+        waited: Duration,
+    ) {
+        let who = holder.map_or_else(
+            || format!("promised to {ahead} earlier run(s)"),
+            |h| format!("held by {}", h.describe()),
+        );
+        let queue = if holder.is_some() && ahead > 0 {
+            format!("; {ahead} run(s) ahead")
+        } else {
+            String::new()
+        };
+        let since = if waited.is_zero() {
+            String::new()
+        } else {
+            format!(" (waited {})", crate::duration::format(waited))
+        };
+        self.0.state_note(&format!("waiting for the deploy lock `{key}`: {who}{queue}{since}"));
+    }
+
+    fn granted(&self, key: &lock::LockKey, waited: Duration) {
+        self.0.state_note(&format!(
+            "took the deploy lock `{key}` after {}",
+            crate::duration::format(waited)
+        ));
+    }
+
+    fn warn(&self, message: &str) {
+        self.0.state_note(message);
+    }
+}
+
+/// The run's history entry.
+fn entry(run: &str, verb: &str, plan: &Plan, summary: &Summary) -> serde_json::Value {
     let commit = plan.commit.as_ref();
-    let entry = crate::state::history::Entry {
+    crate::state::history::Entry {
+        run,
         command: verb,
         tag: &plan.tag,
         environment: plan.environment.as_deref(),
@@ -190,8 +305,8 @@ fn record(
         dirty: commit.is_some_and(|c| c.dirty()),
         complete: verb == "deploy" && covers_project(plan),
         summary: serde_json::to_value(summary).unwrap_or_default(),
-    };
-    crate::state::history::append(root, &entry)
+    }
+    .to_json()
 }
 
 /// Whether `plan` deploys everything the project needed: every step of every service, picked
@@ -239,6 +354,7 @@ pub(super) fn config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_ru
     cfg.dry_run = dry_run || a.dry_run;
     cfg.require_secrets = !cfg.dry_run;
     cfg.shard = a.ci.shard.clone();
+    cfg.state = a.state.state.clone();
     cfg
 }
 
@@ -278,8 +394,18 @@ impl Watch for Terminal {
         }
     }
 
-    fn history_failed(&self, e: &std::io::Error) {
-        self.out.warn(&format!("cannot append to `.pilum/history.jsonl`: {e}"));
+    fn state_note(&self, message: &str) {
+        self.out.warn(message);
+    }
+
+    fn cached(&self, hits: &[cache::Hit]) {
+        for h in hits {
+            if self.out.json {
+                self.out.json_line(&serde_json::json!({"event": "cache", "hit": h}));
+            } else {
+                self.out.info(&h.describe());
+            }
+        }
     }
 }
 
@@ -297,6 +423,10 @@ pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> 
         timeout: a.timeout,
         verbose: out.verbose,
         allow_dirty: a.allow_dirty,
+        lock_wait: a.state.lock_wait,
+        lock_ttl: a.state.lock_ttl.unwrap_or(crate::state::lock::DEFAULT_TTL),
+        cache: !(a.state.no_cache || a.state.force),
+        barrier: a.state.barrier.clone(),
     };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {

@@ -440,3 +440,58 @@ mod tests {
         assert!(each(&Vec::<u64>::new(), 4, |i| *i).is_empty());
     }
 }
+
+/// [`History`] read from the state backend's deploy records (`crate::state`). A backend that
+/// fails a lookup is said once, as a warning; the command goes on without history.
+pub struct Recorded {
+    backend: std::sync::Arc<dyn crate::state::Backend>,
+    out: Output,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl Recorded {
+    pub fn new(backend: std::sync::Arc<dyn crate::state::Backend>, out: &Output) -> Self {
+        Self { backend, out: out.clone(), warned: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    pub fn backend(&self) -> &std::sync::Arc<dyn crate::state::Backend> {
+        &self.backend
+    }
+
+    fn shown(
+        &self,
+        r: Result<Option<crate::state::record::Record>, crate::state::StateError>,
+    ) -> Option<LastDeploy> {
+        match r {
+            Ok(r) => r.map(|r| LastDeploy {
+                revision: r.revision,
+                tag: Some(r.version),
+                finished: shown_time(&r.ended),
+            }),
+            Err(e) => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    self.out.warn(&format!("cannot read the deploy history: {e}"));
+                }
+                None
+            }
+        }
+    }
+}
+
+/// An RFC 3339 time as `2026-05-01 14:03` (UTC); the text itself when it does not parse.
+fn shown_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_string(),
+        |t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+impl History for Recorded {
+    fn last_deploy(&self, k: &TargetKey<'_>) -> Option<LastDeploy> {
+        self.shown(self.backend.last_success(k.service, k.recipe, k.environment, k.region))
+    }
+
+    fn previous_deploy(&self, k: &TargetKey<'_>) -> Option<LastDeploy> {
+        self.shown(self.backend.previous_success(k.service, k.recipe, k.environment, k.region))
+    }
+}

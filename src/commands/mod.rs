@@ -17,9 +17,11 @@ pub mod completions;
 pub mod deploy;
 pub mod docs;
 pub mod graph;
+pub mod history;
 pub mod init;
 pub mod list;
 pub mod live;
+pub mod locks;
 pub mod logs;
 pub mod pipeline;
 pub mod plan;
@@ -76,6 +78,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Plan(a) => report(out, dir.clone(), plan::run(dir, &a, out)),
         Command::Clean(a) => report(out, dir.clone(), clean::run(dir, &a, out)),
         Command::Graph(a) => report(out, dir.clone(), graph::run(dir, &a, out)),
+        Command::History(a) => report(out, dir.clone(), history::run(dir, &a, out)),
+        Command::Locks(a) => report(out, dir.clone(), locks::run(dir, &a, out)),
         Command::Report(a) => report(out, dir.clone(), runs::run(dir, &a, out)),
         Command::Completions(a) => completions::run(&a, out),
         Command::Ci(c) => report(out, dir.clone(), ci::run(&c, dir.as_deref(), out)),
@@ -108,6 +112,7 @@ fn select_config(dir: Option<PathBuf>, s: &SelectArgs) -> Config {
         dry_run: false,
         require_secrets: false,
         shard: None,
+        state: None,
     }
 }
 

@@ -4,13 +4,14 @@
 //! before this succeeds. The values of the services' `secrets:` are registered for masking as
 //! soon as the project is loaded, before anything is printed (the plan's fields included).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Error;
 use crate::recipe::{Catalog, Recipe, ResolveError, validate};
 use crate::service::select::{self, Selected};
 use crate::service::{Diagnostic, Project, changed, discover};
+use crate::state::{Backend, Location};
 
 use crate::orchestrator::plan::{Plan, PlannedService, StepFilter};
 
@@ -31,6 +32,9 @@ pub struct Config {
     pub require_secrets: bool,
     /// `--shard I/N`: plan only that shard (`commands::shard`).
     pub shard: Option<String>,
+    /// `--state URL`: the state backend (`crate::state`), over `PILUM_STATE` and the project's
+    /// `state:` setting.
+    pub state: Option<String>,
 }
 
 /// A loaded project with its selection, ready to plan.
@@ -43,6 +47,8 @@ pub struct Loaded {
     pub base: Option<String>,
     /// Non-fatal problems of the selected services (unknown keys).
     pub warnings: Vec<Diagnostic>,
+    /// The state backend, when loading needed it (`--only-changed`).
+    pub state: Option<Arc<dyn Backend>>,
 }
 
 pub fn usage(diags: &[Diagnostic]) -> Error {
@@ -53,8 +59,13 @@ pub fn usage(diags: &[Diagnostic]) -> Error {
 pub fn load(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
     // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
+    let mut state = None;
     let changes = if cfg.only_changed {
-        let (last, notes) = crate::state::history::base_commit(&root, cfg.environment.as_deref());
+        let backend = open_state(cfg, &root)?;
+        let (last, notes) =
+            crate::state::history::base_commit(backend.as_ref(), cfg.environment.as_deref())
+                .map_err(Error::usage)?;
+        state = Some(backend);
         let mut c = changed::changed_files(&root, cfg.since.as_deref(), last.as_deref())
             .map_err(Error::usage)?;
         c.notes.extend(notes);
@@ -180,7 +191,30 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
         }
         return Err(usage(&diags));
     }
-    Ok(Loaded { project, selected, recipes, base, warnings })
+    Ok(Loaded { project, selected, recipes, base, warnings, state })
+}
+
+/// The state backend of the project at `root`: `--state`, else `PILUM_STATE`, else `state:` in
+/// `pilum-project.yaml`, else the file backend. A bad URL or an unreachable server is a usage
+/// error (exit 2), before anything runs.
+pub fn open_state(cfg: &Config, root: &Path) -> Result<Arc<dyn Backend>, Error> {
+    let from_env = std::env::var(crate::state::location::ENV).is_ok_and(|v| !v.trim().is_empty());
+    let setting = if cfg.state.is_none() && !from_env {
+        super::settings::load(root).map_err(Error::located)?.state
+    } else {
+        None
+    };
+    let location =
+        Location::resolve(cfg.state.as_deref(), setting.as_deref()).map_err(Error::usage)?;
+    crate::state::open(&location, root).map_err(Error::usage)
+}
+
+/// The loaded state backend, or the project's, opened now.
+pub fn state(cfg: &Config, loaded: &Loaded) -> Result<Arc<dyn Backend>, Error> {
+    match &loaded.state {
+        Some(s) => Ok(s.clone()),
+        None => open_state(cfg, &loaded.project.root),
+    }
 }
 
 /// Mask the value of every service's `secrets:` in everything printed from now on: a step's
@@ -231,6 +265,7 @@ pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
                         .filter_map(|d| pos.get(d).copied())
                         .collect(),
                     project_index: sel.index,
+                    tag: None,
                 });
             }
             Err(d) => diags.extend(d),

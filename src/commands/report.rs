@@ -440,8 +440,12 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
         self.inner.dirty(refusal);
     }
 
-    fn history_failed(&self, error: &std::io::Error) {
-        self.inner.history_failed(error);
+    fn state_note(&self, message: &str) {
+        self.inner.state_note(message);
+    }
+
+    fn cached(&self, hits: &[crate::state::cache::Hit]) {
+        self.inner.cached(hits);
     }
 }
 

@@ -3,15 +3,21 @@
 //! successful deploy in history (when [`run_with`] is given history), else `()`, which the
 //! recipe reads as "the provider's previous revision". `--dry-run` runs nothing and prints the
 //! commands, as deploy dry runs do. A hook returns `#{ revision, url }`, what is live now. A
-//! rollback holds the project's deploy lock, as a deploy does.
+//! rollback holds each target's deploy lock (service × environment × target) in the state
+//! backend, as a deploy does, and is recorded there as a deploy record with command
+//! `rollback`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::live::{self, History, LiveError, Printer, Show, TargetKey};
 use crate::cli::RollbackArgs;
 use crate::error::{Error, exit};
 use crate::output::Output;
 use crate::recipe::hooks::{Hook, HookRunner, Rolled, Target};
+use crate::state::lock::{self, Holder, LockKey, Locks, Status};
+use crate::state::record::{Origin, Outcome as RecordOutcome, Record};
+use crate::state::{Backend, Batch};
 
 /// What a rollback goes back to, and who said so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +74,8 @@ pub struct Outcome {
     pub label: String,
     pub to: RollbackTo,
     pub result: Result<Rolled, String>,
+    /// The version tag it went back to, when history knows it (else `--to`'s value).
+    pub version: Option<String>,
 }
 
 /// `pilum rollback` without history.
@@ -143,28 +151,38 @@ pub fn rollback(
             "name the service to roll back\nhelp: `pilum rollback api`, or `pilum rollback api --to <revision>`",
         ));
     }
-    let cfg = live::config(dir, &args.target);
+    let mut cfg = live::config(dir, &args.target);
+    cfg.state = args.state.clone();
     let live =
         live::load(&cfg, Hook::Rollback, args.target.region.as_deref(), args.dry_run, true, out)?;
     if args.to.is_some() && live.targets.len() > 1 {
         let labels = live.targets.iter().map(|t| t.label.clone()).collect();
         return Err(Error::usage(LiveError::ToNeedsOneTarget { labels }));
     }
-    // A rollback changes what is live as a deploy does: it holds the same lock (dry runs do
-    // not need it).
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(crate::state::lock::DeployLock::acquire(&live.root).map_err(Error::usage)?)
+    let recorded = match history {
+        Some(_) => None,
+        None => Some(live::Recorded::new(super::pipeline::open_state(&cfg, &live.root)?, out)),
+    };
+    let history = history.or(recorded.as_ref().map(|r| r as &dyn History));
+    // A rollback changes what is live as a deploy does: it holds the same locks (dry runs do
+    // not need them) and is recorded.
+    let held = match (&recorded, args.dry_run) {
+        (Some(r), false) => Some(Held::take(r.backend().clone(), &live, args, out, cancel)?),
+        _ => None,
     };
     let printer = Printer::new(out, Show::Verbose, &live.targets);
     let runner = HookRunner::new(&live.root, args.dry_run, out.verbose, printer);
-    Ok(live::each(&live.targets, 4, |t: &Target| {
+    let started = now();
+    let outcomes = live::each(&live.targets, 4, |t: &Target| {
         let previous = history.and_then(|h| h.previous_deploy(&TargetKey::of(t)));
         let to = rollback_to(args.to.as_deref(), previous.as_ref());
-        let result = runner
-            .rollback(t, to.revision(), cancel, Some(args.timeout))
-            .map_err(|e| e.to_string());
+        let result = match held.as_ref().map_or(Ok(()), |h| h.check(t)) {
+            Ok(()) => runner
+                .rollback(t, to.revision(), cancel, Some(args.timeout))
+                .map_err(|e| e.to_string()),
+            Err(why) => Err(why),
+        };
+        let version = previous.and_then(|p| p.tag).or_else(|| to.revision().map(str::to_string));
         Outcome {
             service: t.service.clone(),
             recipe: t.recipe.decl.name.clone(),
@@ -173,8 +191,172 @@ pub fn rollback(
             label: t.label.clone(),
             to,
             result,
+            version,
         }
-    }))
+    });
+    if let Some(h) = held {
+        h.record(&live, &outcomes, &started, out);
+    }
+    Ok(outcomes)
+}
+
+/// The deploy locks of a rollback's targets, held until it is recorded.
+struct Held {
+    backend: Arc<dyn Backend>,
+    locks: Locks,
+    keys: Vec<LockKey>,
+    origin: Origin,
+    run: String,
+}
+
+impl Held {
+    /// Take every target's lock at once (or wait for them in arrival order with
+    /// `--lock-wait`); a lock held elsewhere without `--lock-wait` is a usage error naming
+    /// the holder, before anything runs.
+    fn take(
+        backend: Arc<dyn Backend>,
+        live: &live::Live,
+        args: &RollbackArgs,
+        out: &Output,
+        cancel: &crate::script::CancelToken,
+    ) -> Result<Held, Error> {
+        let mut keys: Vec<LockKey> = live.targets.iter().map(key_of).collect();
+        keys.dedup();
+        let origin = Origin::current(&live.root);
+        let run = crate::state::record::new_id();
+        let me = Holder::new(&origin, &run, "rollback");
+        let opts =
+            lock::Options { ttl: args.lock_ttl.unwrap_or(lock::DEFAULT_TTL), wait: args.lock_wait };
+        let locks =
+            Locks::acquire(backend.clone(), me, keys.clone(), opts, Arc::new(Told(out.clone())))
+                .map_err(|e| Error::usage(e.to_string()))?;
+        // Bounded: the lock thread gives up a wait at `--lock-wait`.
+        for i in 0..keys.len() {
+            while locks.status(i) == Status::Waiting {
+                if cancel.is_cancelled() {
+                    return Err(Error::silent(exit::INTERRUPTED));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if let Status::GaveUp(why) | Status::Lost(why) = locks.status(i) {
+                return Err(Error::usage(why));
+            }
+        }
+        Ok(Held { backend, locks, keys, origin, run })
+    }
+
+    /// Before a target's rollback: its lease is still ours.
+    fn check(&self, t: &Target) -> Result<(), String> {
+        let key = key_of(t);
+        let i = self.keys.iter().position(|k| *k == key).expect("every target's key was taken");
+        self.locks.check(i).map(|_| ())
+    }
+
+    /// One deploy record per target (command `rollback`), written before the locks go.
+    fn record(self, live: &live::Live, outcomes: &[Outcome], started: &str, out: &Output) {
+        let ended = now();
+        let records = outcomes
+            .iter()
+            .map(|o| {
+                let key = LockKey {
+                    service: o.service.clone(),
+                    environment: o.environment.clone(),
+                    target: o.recipe.clone(),
+                };
+                let i = self.keys.iter().position(|k| *k == key);
+                let fence = i.and_then(|i| match self.locks.status(i) {
+                    Status::Held { fence } => Some(fence),
+                    _ => None,
+                });
+                let rolled = o.result.as_ref().ok();
+                let recipe = live
+                    .targets
+                    .iter()
+                    .find(|t| t.label == o.label)
+                    .map_or_else(|| o.recipe.clone(), |t| t.recipe.file.display().to_string());
+                Record {
+                    id: crate::state::record::new_id(),
+                    run: self.run.clone(),
+                    command: "rollback".into(),
+                    service: o.service.clone(),
+                    target: o.recipe.clone(),
+                    environment: o.environment.clone(),
+                    region: o.region.clone(),
+                    recipe,
+                    version: o.version.clone().unwrap_or_else(|| "previous".into()),
+                    commit: None,
+                    dirty: false,
+                    input_hash: None,
+                    revision: rolled.and_then(|r| r.revision.clone()),
+                    url: rolled.and_then(|r| r.url.clone()),
+                    started: started.to_string(),
+                    ended: ended.clone(),
+                    outcome: if rolled.is_some() {
+                        RecordOutcome::Ok
+                    } else {
+                        RecordOutcome::Failed
+                    },
+                    error: o.result.as_ref().err().map(|e| crate::state::record::first_line(e)),
+                    cached: None,
+                    lock: Some(key.to_string()),
+                    fence,
+                    actor: self.origin.actor.clone(),
+                    ci_run: self.origin.ci_run.clone(),
+                    host: self.origin.host.clone(),
+                    pilum: self.origin.pilum.clone(),
+                    argv: self.origin.argv.clone(),
+                }
+            })
+            .collect();
+        let batch = Batch { records, ..Batch::default() };
+        if let Err(e) = self.backend.write(&batch) {
+            out.warn(&format!("the rollback is not recorded in the deploy history: {e}"));
+        }
+        self.locks.close();
+    }
+}
+
+/// A target's deploy lock: the same key a deploy of it takes.
+fn key_of(t: &Target) -> LockKey {
+    LockKey {
+        service: t.service.clone(),
+        environment: t.environment.clone(),
+        target: t.recipe.decl.name.clone(),
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Lock waits, told on stderr.
+struct Told(Output);
+
+impl lock::Observer for Told {
+    fn waiting(
+        &self,
+        key: &LockKey,
+        holder: Option<&Holder>,
+        ahead: usize,
+        _: std::time::Duration,
+    ) {
+        let who = holder.map_or_else(
+            || format!("promised to {ahead} earlier run(s)"),
+            |h| format!("held by {}", h.describe()),
+        );
+        self.0.info(&format!("waiting for the deploy lock `{key}`: {who}"));
+    }
+
+    fn granted(&self, key: &LockKey, waited: std::time::Duration) {
+        self.0.info(&format!(
+            "took the deploy lock `{key}` after {}",
+            crate::duration::format(waited)
+        ));
+    }
+
+    fn warn(&self, message: &str) {
+        self.0.warn(message);
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +377,9 @@ mod tests {
             to: to.map(str::to_string),
             dry_run,
             timeout: std::time::Duration::from_secs(60),
+            state: None,
+            lock_wait: None,
+            lock_ttl: None,
         }
     }
 

@@ -248,6 +248,7 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
         timeout,
         verbose: host.verbose,
         allow_dirty: get("allow_dirty").is_some_and(|v| v.as_bool().unwrap_or(false)),
+        ..Options::default()
     };
     let verb = if cfg.filter.only_tags.is_empty() {
         "deploy".to_string()
@@ -345,10 +346,7 @@ impl Watch for HostRenderer {
             .emit(Event::Log { level: LogLevel::Warn, message: &deploy::dirty_warning(refusal) });
     }
 
-    fn history_failed(&self, e: &std::io::Error) {
-        self.host.emit(Event::Log {
-            level: LogLevel::Warn,
-            message: &format!("cannot append to `.pilum/history.jsonl`: {e}"),
-        });
+    fn state_note(&self, message: &str) {
+        self.host.emit(Event::Log { level: LogLevel::Warn, message });
     }
 }

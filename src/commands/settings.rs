@@ -1,6 +1,7 @@
 //! Project-wide settings in `pilum-project.yaml` at the project root: `notify:` (the
 //! notifiers, `crate::notify::config`), `notify_timeout:`, `github:` (commit statuses and
-//! deployments, `crate::ci::github::Settings`) and `environments.<name>.approval`. A missing
+//! deployments, `crate::ci::github::Settings`), `environments.<name>.approval` and `state:` (the
+//! state backend, `crate::state::location`). A missing
 //! file is no settings; every problem is a located diagnostic (exit 2), all reported at once.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,10 @@ pub struct Settings {
     pub github: crate::ci::github::Settings,
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
+    /// The state backend (`file`, `redis://…`; `docs/state.md`), below `--state` and
+    /// `PILUM_STATE`.
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 /// `environments.<name>` of `pilum-project.yaml`.

@@ -158,7 +158,8 @@ pub fn cells(row: &Row, history: bool) -> Vec<String> {
     c
 }
 
-/// `pilum status` without history.
+/// `pilum status`, with the deploy history of the state backend (`--state`, `PILUM_STATE`,
+/// `state:`; `.pilum/` by default).
 pub fn run(dir: Option<PathBuf>, args: &StatusArgs, out: &Output) -> Result<(), Error> {
     run_with(dir, args, out, None)
 }
@@ -170,9 +171,15 @@ pub fn run_with(
     out: &Output,
     history: Option<&dyn History>,
 ) -> Result<(), Error> {
-    let cfg = live::config(dir, &args.target);
+    let mut cfg = live::config(dir, &args.target);
+    cfg.state = args.state.clone();
     let named = !args.target.services.is_empty();
     let live = live::load(&cfg, Hook::Status, args.target.region.as_deref(), false, named, out)?;
+    let recorded = match history {
+        Some(_) => None,
+        None => Some(live::Recorded::new(super::pipeline::open_state(&cfg, &live.root)?, out)),
+    };
+    let history = history.or(recorded.as_ref().map(|r| r as &dyn History));
     if !live.unsupported.is_empty() {
         let names: Vec<String> =
             live.unsupported.iter().map(|(s, r)| format!("`{s}` ({r})")).collect();

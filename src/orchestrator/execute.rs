@@ -78,6 +78,15 @@ pub struct Attempt<'a> {
 pub trait Runner: Sync {
     /// Run one attempt; `Ok(Some(map))` records the step's outputs.
     fn run(&self, a: &Attempt<'_>) -> Result<Option<Map>, TaskFailure>;
+
+    /// Before phase `phase` starts (other runners' barriers): `Err(why)` skips it and every
+    /// later phase with that reason.
+    fn phase_starting(&self, _phase: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Phase `phase` has ended; `ok` false: a task of it failed.
+    fn phase_ended(&self, _phase: &str, _ok: bool) {}
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -222,10 +231,19 @@ impl<'a> Scheduler<'a> {
     fn run(self) -> Summary {
         let start = Instant::now();
         let mut any_failed = false;
+        let mut stopped: Option<String> = None;
         for p in 0..self.plan.phases.len() {
             let ids: Vec<usize> =
                 self.plan.tasks.iter().filter(|t| t.phase == p).map(|t| t.id).collect();
-            if !self.start_phase(&ids, any_failed) {
+            let runs = (!any_failed || self.opts.keep_going) && !self.cancel.is_cancelled();
+            if stopped.is_none()
+                && runs
+                && let Err(why) = self.runner.phase_starting(&self.plan.phases[p])
+            {
+                stopped = Some(format!("not started: {why}"));
+            }
+            if !self.start_phase(&ids, any_failed, stopped.as_deref()) {
+                any_failed |= stopped.is_some();
                 continue;
             }
             self.emit(Event::PhaseStarted { phase: self.plan.phases[p].clone(), tasks: ids.len() });
@@ -235,20 +253,25 @@ impl<'a> Scheduler<'a> {
                     scope.spawn(|| self.worker());
                 }
             });
-            any_failed |= self.finish_phase(&ids);
+            let failed = self.finish_phase(&ids);
+            self.runner.phase_ended(&self.plan.phases[p], !failed);
+            any_failed |= failed;
         }
-        self.summary(start)
+        self.summary(start, stopped)
     }
 
-    /// Skip what cannot start (cancelled, an earlier phase failed, a blocked service) and queue
+    /// Skip what cannot start (cancelled, an earlier phase failed, a barrier stopped the run, a
+    /// blocked service) and queue
     /// the tasks without dependencies. False when nothing of the phase is left to run.
-    fn start_phase(&self, ids: &[usize], any_failed: bool) -> bool {
+    fn start_phase(&self, ids: &[usize], any_failed: bool, stopped: Option<&str>) -> bool {
         let mut sh = self.lock();
         propagate_blocked(self.plan, &mut sh.blocked);
         for &id in ids {
             let t = &self.plan.tasks[id];
             let reason = if self.cancel.is_cancelled() {
                 Some("interrupted".to_string())
+            } else if let Some(why) = stopped {
+                Some(why.to_string())
             } else if any_failed && !self.opts.keep_going {
                 Some("not started: an earlier phase failed (use --keep-going to continue other services)".to_string())
             } else {
@@ -464,7 +487,8 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Count what happened, per task and per service; emit and return the summary.
-    fn summary(self, start: Instant) -> Summary {
+    /// `stopped`: why a barrier stopped the run (a failure of the run, listed as one).
+    fn summary(self, start: Instant, stopped: Option<String>) -> Summary {
         let plan = self.plan;
         let sh = self.shared.into_inner().expect("scheduler lock");
         let mut summary = Summary {
@@ -503,7 +527,10 @@ impl<'a> Scheduler<'a> {
         }
         summary.services = services;
         summary.failures = self.failures.into_inner().expect("failures lock");
-        summary.ok = summary.tasks.failed == 0 && !summary.interrupted;
+        summary.ok = summary.tasks.failed == 0 && !summary.interrupted && stopped.is_none();
+        if let Some(why) = stopped {
+            summary.failures.push(Failure { task: "barrier".into(), error: why, at: None });
+        }
         summary.wall_ms = start.elapsed().as_millis() as u64;
         self.sink.event(&Event::Summary(summary.clone()));
         summary
@@ -570,6 +597,7 @@ mod tests {
             regions: regions.iter().map(|s| s.to_string()).collect(),
             depends_on: deps.to_vec(),
             project_index: 0,
+            tag: None,
         }
     }
 

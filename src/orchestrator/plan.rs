@@ -31,6 +31,9 @@ pub struct PlannedService {
     pub depends_on: Vec<usize>,
     /// Index of the service in the project.
     pub project_index: usize,
+    /// The version tag its steps get when it is not the plan's: a build reused from the cache
+    /// keeps the tag it was built as.
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +268,7 @@ mod tests {
             regions: Vec::new(),
             depends_on: deps.to_vec(),
             project_index: 0,
+            tag: None,
         }
     }
 

@@ -163,7 +163,8 @@ impl RecipeRunner {
                 .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
                 .collect();
             m.insert("env".into(), env_map.into());
-            m.insert("tag".into(), plan.tag.clone().into());
+            let tag = ps.tag.clone().unwrap_or_else(|| plan.tag.clone());
+            m.insert("tag".into(), tag.clone().into());
             m.insert(
                 "commit".into(),
                 plan.commit.as_ref().map_or(Dynamic::UNIT, |c| c.sha.clone().into()),
@@ -186,7 +187,7 @@ impl RecipeRunner {
             let mut e: Vec<(String, String)> =
                 svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             e.push(("PILUM_SERVICE".into(), ps.name.clone()));
-            e.push(("PILUM_TAG".into(), plan.tag.clone()));
+            e.push(("PILUM_TAG".into(), tag));
             if let Some(envname) = &plan.environment {
                 e.push(("PILUM_ENV".into(), envname.clone()));
             }

@@ -27,7 +27,7 @@ pub const FILE_NAME: &str = "pilum.yaml";
 pub const ROOT_MARKER: &str = "pilum-project.yaml";
 
 /// The keys [`ROOT_MARKER`] may hold: project-wide settings (`docs/ci.md`).
-pub const PROJECT_KEYS: &[&str] = &["notify", "notify_timeout", "github", "environments"];
+pub const PROJECT_KEYS: &[&str] = &["notify", "notify_timeout", "github", "environments", "state"];
 
 /// The project root: `-C <dir>` if given, else the nearest directory at or above the current
 /// one with a [`ROOT_MARKER`] (not above the git top level), else the git top level, else the

@@ -272,7 +272,7 @@ pub fn by_changes(
 }
 
 /// A root-relative path or glob, normalised, with its matcher when it is a glob.
-fn path_matcher(path: &str) -> (String, Option<GlobMatcher>) {
+pub fn path_matcher(path: &str) -> (String, Option<GlobMatcher>) {
     let p = normalize(path);
     let g = p
         .contains(['*', '?', '['])
@@ -281,7 +281,7 @@ fn path_matcher(path: &str) -> (String, Option<GlobMatcher>) {
     (p, g)
 }
 
-fn under(file: &str, dir: &str) -> bool {
+pub fn under(file: &str, dir: &str) -> bool {
     file == dir || (file.starts_with(dir) && file.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 

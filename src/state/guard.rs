@@ -88,6 +88,50 @@ pub fn check_inside(base: &Path, path: &Path) -> Result<(), Escape> {
     }
 }
 
+/// Open a file pilum reads from `.pilum/` (a journal, a cache entry): read-only, never through a
+/// symlink at its last component (`O_NOFOLLOW`), never blocking on a FIFO (`O_NONBLOCK`); what
+/// is not a regular file is refused.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    open_checked(path, std::fs::OpenOptions::new().read(true))
+}
+
+/// Open (creating it) a file pilum writes in a directory of `.pilum/` already checked with
+/// [`pilum_path`]: read-write, never through a symlink at its last component, never blocking.
+pub fn open_writable(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false).mode(0o644);
+    open_checked(path, &mut o)
+}
+
+/// Open with `O_NOFOLLOW | O_NONBLOCK`, then refuse what is not a regular file.
+fn open_checked(path: &Path, o: &mut std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = o
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| no_follow_error(path, e))?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{}` is not a regular file", path.display()),
+        ));
+    }
+    Ok(f)
+}
+
+/// `ELOOP` from `O_NOFOLLOW` means the last component is a symlink: say so.
+fn no_follow_error(path: &Path, e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("refusing to open `{}`: it is a symlink", path.display()),
+        )
+    } else {
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +160,21 @@ mod tests {
         std::fs::create_dir_all(t.path().join("r")).unwrap();
         std::os::unix::fs::symlink(&outside, t.path().join("r/.pilum")).unwrap();
         assert!(pilum_path(&t.path().join("r"), "history.jsonl").is_err());
+    }
+
+    #[test]
+    fn opens_refuse_symlinks_and_fifos() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("target"), "keep").unwrap();
+        std::os::unix::fs::symlink(t.path().join("target"), t.path().join("link")).unwrap();
+        let e = open_writable(&t.path().join("link")).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        assert!(open_regular(&t.path().join("link")).is_err());
+        let fifo = t.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert!(open_regular(&fifo).is_err());
+        assert!(open_writable(&t.path().join("new")).is_ok());
     }
 }

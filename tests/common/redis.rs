@@ -1,5 +1,6 @@
-//! A real `redis-server` on a random loopback port, without persistence, for the tests of
-//! `--ha`. Stopped by pid when the guard drops.
+//! A real `redis-server` on a random loopback port, without persistence (`--save ''
+//! --appendonly no`), for the tests of the Redis state backend and the scaler's `--ha`. Stopped
+//! by pid when the guard drops; a machine without `redis-server` fails the test, naming it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -36,6 +37,16 @@ impl RedisServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Run `redis-cli` against it; its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(crate::common::tool("redis-cli", "redis-tools"))
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Start it again on the same port, empty (there is no persistence).

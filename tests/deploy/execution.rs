@@ -469,7 +469,7 @@ fn json_on_a_configuration_error_is_one_error_event_per_problem() {
 }
 
 #[test]
-fn one_deploy_at_a_time_and_each_run_is_recorded() {
+fn one_deploy_of_a_service_at_a_time_and_each_run_is_recorded() {
     let t = project(0)
         .file(
             "a/pilum.yaml",
@@ -482,17 +482,22 @@ fn one_deploy_at_a_time_and_each_run_is_recorded() {
     let mut first = cmd.spawn().expect("spawn pilum");
     let started = t.path().join("a/started");
     wait_until("the first run's step to start", Duration::from_secs(20), || started.exists());
-    let t = t.clear_args().args(["deploy", "b"]);
+    // The same service is refused at once, naming the holder; another service goes on.
+    let t = t.clear_args().args(["deploy", "a"]);
     let r = t.run().code(2);
-    assert!(r.stderr.contains("another pilum run is deploying this project"), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("(pid {})", first.id())), "{}", r.stderr);
+    assert!(r.stderr.contains("the deploy lock `a/-/shell` is held by"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("(pid {}, `pilum build`)", first.id())), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was run"), "{}", r.stderr);
+    let t = t.clear_args().args(["deploy", "b"]);
+    t.run().success();
     // Plans and dry runs do not need the lock.
     let t = t.clear_args().args(["dry-run", "b"]);
     t.run().success();
     // SIGINT: pilum kills its running step's process group and exits.
     unsafe { libc_kill(first.id() as i32, 2) };
     assert_eq!(first.wait().expect("wait").code(), Some(130));
-    let t = t.clear_args().args(["deploy", "b", "--tag", "v5"]);
+    // `--no-cache`: `b` deployed these inputs above already.
+    let t = t.clear_args().args(["deploy", "b", "--tag", "v5", "--no-cache"]);
     t.run().success();
     let history =
         std::fs::read_to_string(t.path().join(".pilum/history.jsonl")).expect("history written");

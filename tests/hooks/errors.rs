@@ -285,10 +285,11 @@ esac"#;
         .expect("start pilum");
     let started = t.path().join(".calls/started");
     wait_until("the first rollback to run", Duration::from_secs(20), || started.exists());
+    // The lock is the service's (× environment × target), whatever the region.
     let r = run_with(&t, &["rollback", "api", "--region", "europe-west1"]);
     assert_eq!(r.status, 2, "{}", all(&r));
-    assert!(r.stderr.contains("another pilum run is deploying this project"), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("(pid {})", first.id())), "{}", r.stderr);
+    assert!(r.stderr.contains("the deploy lock `api/-/gcp-cloud-run` is held by"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("(pid {}, `pilum rollback`)", first.id())), "{}", r.stderr);
     run_with(&t, &["rollback", "api", "--region", "europe-west1", "--dry-run"]).success();
     t.write(".calls/release", "");
     let mut status = None;
@@ -297,4 +298,57 @@ esac"#;
         status.is_some()
     });
     assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
+/// Deploys are recorded with the revision their step returned; `status` shows the last one
+/// with the drift column; `rollback` without `--to` goes back to the previous recorded deploy,
+/// and is recorded itself.
+#[test]
+fn rollback_goes_back_to_the_previous_recorded_deploy_and_is_recorded() {
+    let t = containers::cloud_run().project();
+    for tag in ["v1", "v2"] {
+        let r = run_with(&t, &["deploy", "--tag", tag, "--no-cache"]);
+        assert_eq!(r.status, 0, "{}", all(&r));
+    }
+    let history = |t: &Test| -> Vec<serde_json::Value> {
+        let r = run_with(t, &["history", "api", "--json"]);
+        assert_eq!(r.status, 0, "{}", all(&r));
+        r.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    let before = history(&t);
+    let at = |v: &[serde_json::Value], region: &str, i: usize| -> serde_json::Value {
+        v.iter().filter(|r| r["region"] == region).nth(i).cloned().unwrap_or_default()
+    };
+    let (v2, v1) = (at(&before, "us-central1", 0), at(&before, "us-central1", 1));
+    assert_eq!(
+        (v2["version"].as_str(), v1["version"].as_str()),
+        (Some("v2"), Some("v1")),
+        "{before:#?}"
+    );
+    let v1_revision =
+        v1["revision"].as_str().expect("the deploy step returned a revision").to_string();
+
+    let r = run_with(&t, &["status", "api", "--region", "us-central1"]);
+    assert_eq!(r.status, 0, "{}", all(&r));
+    assert!(r.stdout.contains("LAST DEPLOY") && r.stdout.contains("DRIFT"), "{}", r.stdout);
+    assert!(r.stdout.contains("v2"), "{}", r.stdout);
+
+    let r = run_with(&t, &["--json", "rollback", "api", "--region", "us-central1"]);
+    assert_eq!(r.status, 0, "{}", all(&r));
+    let ev: serde_json::Value = serde_json::from_str(r.stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(
+        (ev["to_source"].as_str(), ev["to"].as_str()),
+        (Some("history"), Some(v1_revision.as_str())),
+        "{ev}"
+    );
+
+    let after = history(&t);
+    let newest = at(&after, "us-central1", 0);
+    assert_eq!(
+        (newest["command"].as_str(), newest["version"].as_str(), newest["outcome"].as_str()),
+        (Some("rollback"), Some("v1"), Some("ok")),
+        "{newest:#}"
+    );
+    assert!(newest["lock"].as_str().is_some_and(|l| l == "api/-/gcp-cloud-run"), "{newest:#}");
 }

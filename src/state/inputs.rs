@@ -1,0 +1,458 @@
+//! The build cache's input hashes. A service's **input hash** covers what its build can depend
+//! on: its files and `watch:` paths, the recipe's source and the modules it imports, the
+//! resolved configuration, fields and environment (secret *names*, never values), the
+//! environment and regions it is planned for, and pilum's version. Its **release hash** adds
+//! the files and configuration of everything it depends on (transitively), so changing a
+//! dependency re-runs the dependents' deploys while their builds stay cached.
+//!
+//! Files come from git's index without reading them: `git ls-files -s` gives each tracked
+//! file's object id; only files git reports as modified or untracked are read and hashed. A
+//! file belongs to the deepest service directory containing it (as for `--only-changed`);
+//! `.pilum/` and the service's declared artefacts are never inputs. Outside git every file
+//! (honouring `.gitignore`) is read.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::orchestrator::plan::{Plan, PlannedService};
+use crate::recipe::Recipe;
+use crate::service::{Project, Service};
+
+/// Bumped when what goes into a hash changes, so old cache entries stop matching.
+const SCHEME: &str = "pilum-inputs-1";
+
+/// How many hex digits of a hash messages show.
+pub const SHORT: usize = 12;
+
+/// The hashes of one planned service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashes {
+    /// The build's inputs: the artefact cache key.
+    pub input: String,
+    /// The inputs plus those of every dependency: what "already live" compares.
+    pub release: String,
+}
+
+/// The first [`SHORT`] hex digits.
+pub fn short(hash: &str) -> &str {
+    &hash[..SHORT.min(hash.len())]
+}
+
+/// The hashes of every planned service, in plan order.
+pub fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
+    let root = &project.root;
+    let table = FileTable::read(root);
+    // Which project services need a source digest: the planned ones and their dependencies.
+    let mut wanted: Vec<usize> = plan.services.iter().map(|s| s.project_index).collect();
+    let mut seen = vec![false; project.services.len()];
+    let mut i = 0;
+    while i < wanted.len() {
+        let s = wanted[i];
+        i += 1;
+        if std::mem::replace(&mut seen[s], true) {
+            continue;
+        }
+        wanted.extend(project.deps[s].iter().copied());
+    }
+    // What a build writes is never an input of the next one.
+    let mut outputs: HashMap<usize, Vec<String>> = HashMap::new();
+    for ps in &plan.services {
+        let decl = &ps.recipe.decl;
+        let section = Some((decl.section.clone(), decl.name.clone()));
+        let list = crate::service::select::artifacts(&project.services[ps.project_index], section);
+        outputs.insert(ps.project_index, list);
+    }
+    let owned = table.owners(project, &seen, &outputs);
+    let mut sources: HashMap<usize, String> = HashMap::new();
+    for (s, files) in owned {
+        sources.insert(s, source_digest(&project.services[s], &files, &table));
+    }
+    let mut recipes: HashMap<String, String> = HashMap::new();
+    plan.services
+        .iter()
+        .map(|ps| {
+            let svc = &project.services[ps.project_index];
+            let recipe = recipes
+                .entry(ps.recipe.file.display().to_string())
+                .or_insert_with(|| recipe_digest(root, &ps.recipe))
+                .clone();
+            let input = input_digest(svc, ps, plan, &sources[&ps.project_index], &recipe);
+            let mut h = Sha256::new();
+            h.update(input.as_bytes());
+            let mut deps: Vec<usize> = closure(project, ps.project_index);
+            deps.sort_by(|a, b| project.services[*a].name.cmp(&project.services[*b].name));
+            for d in deps {
+                field(&mut h, &project.services[d].name);
+                field(&mut h, &sources[&d]);
+            }
+            Hashes { input, release: hex(h) }
+        })
+        .collect()
+}
+
+/// Everything `s` depends on, transitively, without `s`.
+fn closure(project: &Project, s: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::from([s]);
+    let mut stack = project.deps[s].clone();
+    while let Some(d) = stack.pop() {
+        if seen.insert(d) {
+            out.push(d);
+            stack.extend(project.deps[d].iter().copied());
+        }
+    }
+    out
+}
+
+fn field(h: &mut Sha256, text: &str) {
+    h.update((text.len() as u64).to_le_bytes());
+    h.update(text.as_bytes());
+}
+
+fn hex(h: Sha256) -> String {
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The service's files (path, id) and its configuration.
+fn source_digest(svc: &Service, files: &[usize], table: &FileTable) -> String {
+    let mut h = Sha256::new();
+    field(&mut h, SCHEME);
+    for &f in files {
+        let (path, id) = &table.files[f];
+        field(&mut h, path);
+        field(&mut h, id);
+    }
+    field(&mut h, "config");
+    let config = serde_json::to_value(&svc.config).unwrap_or_default();
+    field(&mut h, &without_secrets(svc, &canonical(&config)));
+    let env: BTreeMap<&String, &String> = svc.env.iter().collect();
+    field(&mut h, &without_secrets(svc, &serde_json::to_string(&env).unwrap_or_default()));
+    field(&mut h, &svc.secrets.join(","));
+    field(&mut h, &svc.regions.join(","));
+    hex(h)
+}
+
+fn input_digest(
+    svc: &Service,
+    ps: &PlannedService,
+    plan: &Plan,
+    source: &str,
+    recipe: &str,
+) -> String {
+    let mut h = Sha256::new();
+    field(&mut h, SCHEME);
+    field(&mut h, env!("PILUM_VERSION"));
+    field(&mut h, &ps.name);
+    field(&mut h, source);
+    field(&mut h, recipe);
+    let fields = crate::script::value::to_json(&ps.fields.clone().into()).unwrap_or_default();
+    field(&mut h, &without_secrets(svc, &canonical(&fields)));
+    field(&mut h, plan.environment.as_deref().unwrap_or(""));
+    field(&mut h, &ps.regions.join(","));
+    hex(h)
+}
+
+/// JSON text with object keys sorted at every level.
+fn canonical(v: &serde_json::Value) -> String {
+    fn sort(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let sorted: BTreeMap<&String, serde_json::Value> =
+                    m.iter().map(|(k, v)| (k, sort(v))).collect();
+                serde_json::to_value(sorted).unwrap_or_default()
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    sort(v).to_string()
+}
+
+/// `text` with the value of each of the service's `secrets:` replaced by `${NAME}`, then every
+/// other registered secret masked: a hash never depends on a secret's value, so rotating one
+/// does not invalidate the cache, and nothing derived from a value is stored.
+fn without_secrets(svc: &Service, text: &str) -> String {
+    let mut secrets: Vec<(String, String)> = svc
+        .secrets
+        .iter()
+        .filter_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()).map(|v| (n.clone(), v)))
+        .collect();
+    secrets.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for (name, value) in secrets {
+        // The value as it appears inside JSON text.
+        let quoted = serde_json::to_string(&value).unwrap_or_default();
+        let inner = &quoted[1..quoted.len().saturating_sub(1).max(1)];
+        out = out.replace(inner, &format!("${{{name}}}"));
+    }
+    crate::redact::redact(&out).into_owned()
+}
+
+/// The recipe's file name and source, and the sources of the modules it imports
+/// (transitively): stdlib modules from the binary, project modules from disk.
+fn recipe_digest(root: &Path, recipe: &Recipe) -> String {
+    let mut h = Sha256::new();
+    field(&mut h, SCHEME);
+    field(&mut h, &recipe.file.display().to_string());
+    field(&mut h, &recipe.source);
+    let base = match &recipe.origin {
+        crate::recipe::catalog::Origin::File { path, .. } => {
+            path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+        }
+        crate::recipe::catalog::Origin::Builtin => std::path::PathBuf::new(),
+    };
+    let mut seen = HashSet::new();
+    let mut queue: Vec<(String, std::path::PathBuf, usize)> =
+        imports(&recipe.source).into_iter().map(|m| (m, base.clone(), 0)).collect();
+    while let Some((name, dir, depth)) = queue.pop() {
+        if depth > 16 {
+            continue;
+        }
+        let (key, text, next_dir) = if is_path(&name) {
+            let mut p = dir.join(&name);
+            if p.extension().is_none() {
+                p.set_extension("rhai");
+            }
+            let full = if p.is_absolute() { p.clone() } else { root.join(&p) };
+            let text = std::fs::read_to_string(&full).unwrap_or_default();
+            (p.display().to_string(), text, p.parent().map(|d| d.to_path_buf()).unwrap_or_default())
+        } else {
+            let text = crate::embedded::STDLIB
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default();
+            (format!("<stdlib>/{name}"), text, dir.clone())
+        };
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        field(&mut h, &key);
+        field(&mut h, &text);
+        queue.extend(imports(&text).into_iter().map(|m| (m, next_dir.clone(), depth + 1)));
+    }
+    hex(h)
+}
+
+fn is_path(module: &str) -> bool {
+    module.starts_with('.') || module.contains('/')
+}
+
+/// The module names of `import "…"` statements (a commented-out one too: it only adds input).
+fn imports(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(i) = rest.find("import") {
+        let after = &rest[i + "import".len()..];
+        let before_ok = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric();
+        let trimmed = after.trim_start();
+        if before_ok
+            && trimmed.starts_with('"')
+            && let Some(end) = trimmed[1..].find('"')
+        {
+            out.push(trimmed[1..1 + end].to_string());
+        }
+        rest = after;
+    }
+    out
+}
+
+/// Every file of the project with its id: git's object id for a clean tracked file, else
+/// `sha256:` of its content (`deleted` when git lists it but it is gone).
+struct FileTable {
+    /// Sorted by path (root-relative, `/`-separated).
+    files: Vec<(String, String)>,
+}
+
+impl FileTable {
+    fn read(root: &Path) -> Self {
+        let mut files = if crate::service::discover::in_git(root) {
+            Self::from_git(root).unwrap_or_else(|| Self::walk(root))
+        } else {
+            Self::walk(root)
+        };
+        files.retain(|(p, _)| !p.starts_with(".pilum/") && !p.contains("/.pilum/"));
+        files.sort();
+        files.dedup_by(|a, b| a.0 == b.0);
+        Self { files }
+    }
+
+    fn from_git(root: &Path) -> Option<Vec<(String, String)>> {
+        let staged = git(root, &["ls-files", "-s", "-z", "--", ".", ":(exclude).pilum"])?;
+        let mut files: BTreeMap<String, String> = BTreeMap::new();
+        for entry in staged.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+            let text = String::from_utf8_lossy(entry);
+            let Some((meta, path)) = text.split_once('\t') else { continue };
+            let mut parts = meta.split(' ');
+            let mode = parts.next().unwrap_or_default();
+            let oid = parts.next().unwrap_or_default();
+            files.insert(path.to_string(), format!("{mode}:{oid}"));
+        }
+        let dirty = git(
+            root,
+            &[
+                "ls-files",
+                "-m",
+                "-o",
+                "-d",
+                "--exclude-standard",
+                "-z",
+                "--",
+                ".",
+                ":(exclude).pilum",
+            ],
+        )?;
+        for path in dirty.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+            let path = String::from_utf8_lossy(path).into_owned();
+            let id = content_id(&root.join(&path));
+            files.insert(path, id);
+        }
+        Some(files.into_iter().collect())
+    }
+
+    fn walk(root: &Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let walker = ignore::WalkBuilder::new(root)
+            .hidden(false)
+            .require_git(false)
+            .filter_entry(|e| {
+                let n = e.file_name();
+                n != ".git" && n != ".pilum"
+            })
+            .build();
+        for entry in walker.flatten() {
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(root) else { continue };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            out.push((rel, content_id(entry.path())));
+        }
+        out
+    }
+
+    /// Per wanted service: the indices of its files (its directory, deepest owner wins, and its
+    /// `watch:` paths), declared artefacts left out.
+    fn owners(
+        &self,
+        project: &Project,
+        wanted: &[bool],
+        outputs: &HashMap<usize, Vec<String>>,
+    ) -> HashMap<usize, Vec<usize>> {
+        use crate::service::changed::normalize;
+        use crate::service::select::{path_matcher, under};
+        let dirs: HashMap<String, usize> = project
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (normalize(&s.dir.to_string_lossy()), i))
+            .collect();
+        let mut out: HashMap<usize, Vec<usize>> =
+            (0..project.services.len()).filter(|&i| wanted[i]).map(|i| (i, Vec::new())).collect();
+        for (f, (path, _)) in self.files.iter().enumerate() {
+            // The deepest service directory containing the file.
+            let mut dir = path.as_str();
+            let owner = loop {
+                dir = match dir.rfind('/') {
+                    Some(i) => &dir[..i],
+                    None if !dir.is_empty() => "",
+                    None => break None,
+                };
+                if let Some(&s) = dirs.get(dir) {
+                    break Some(s);
+                }
+                if dir.is_empty() {
+                    break None;
+                }
+            };
+            if let Some(s) = owner
+                && let Some(list) = out.get_mut(&s)
+            {
+                list.push(f);
+            }
+        }
+        for (&s, list) in out.iter_mut() {
+            let svc = &project.services[s];
+            let dir = svc.dir.to_string_lossy();
+            for w in &svc.watch {
+                let (p, glob) = path_matcher(&format!("{dir}/{w}"));
+                match glob {
+                    Some(g) => list.extend(
+                        self.files
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| g.is_match(&f.0))
+                            .map(|(i, _)| i),
+                    ),
+                    None => {
+                        let start = self.files.partition_point(|f| f.0.as_str() < p.as_str());
+                        list.extend(
+                            (start..self.files.len()).take_while(|&i| under(&self.files[i].0, &p)),
+                        );
+                    }
+                }
+            }
+            list.sort_unstable();
+            list.dedup();
+            if let Some(outs) = outputs.get(&s).filter(|o| !o.is_empty()) {
+                let outs: Vec<_> = outs.iter().map(|o| path_matcher(o)).collect();
+                list.retain(|&f| {
+                    let path = &self.files[f].0;
+                    !outs.iter().any(|(p, g)| {
+                        g.as_ref().map_or_else(|| under(path, p), |g| g.is_match(path))
+                    })
+                });
+            }
+        }
+        out
+    }
+}
+
+/// `sha256:<hex>` of a file's content, `deleted` when it cannot be read.
+fn content_id(path: &Path) -> String {
+    let Ok(mut f) = crate::state::guard::open_regular(path) else {
+        return if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            format!("link:{}", std::fs::read_link(path).unwrap_or_default().display())
+        } else {
+            "deleted".into()
+        };
+    };
+    let mut h = Sha256::new();
+    if std::io::copy(&mut f, &mut h).is_err() {
+        return "unreadable".into();
+    }
+    format!("sha256:{}", hex(h))
+}
+
+/// `git -C root <args>`'s stdout, when it succeeds.
+pub fn git(root: &Path, args: &[&str]) -> Option<Vec<u8>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_are_found() {
+        let src = "import \"docker\" as docker;\n// import \"./lib/x\" as x;\nlet reimport = 1;\nimport  \"cloud\" as c;";
+        assert_eq!(imports(src), ["docker", "./lib/x", "cloud"]);
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let a = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 0, "y": 1}], "c": 2}});
+        assert_eq!(canonical(&a), r#"{"a":{"c":2,"d":[1,{"y":1,"z":0}]},"b":1}"#);
+    }
+}
