@@ -345,6 +345,10 @@ pub struct HistoryArgs {
     /// The state backend (as for `deploy`)
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
+
+    /// Draw the records as an HTML timeline into FILE (per service × environment, filters)
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,6 +1,7 @@
 //! `pilum history [SERVICE…] [--env E] [--limit N] [--json]`: the deploy records of the state
 //! backend, newest first, read from the end (`crate::state::record`). With a shared backend it
-//! shows every clone's and runner's deploys.
+//! shows every clone's and runner's deploys. `--html FILE` draws the same records as the
+//! history timeline (`ui::report::history`).
 
 use std::path::PathBuf;
 
@@ -8,7 +9,8 @@ use super::pipeline::{self, Config};
 use crate::cli::HistoryArgs;
 use crate::error::Error;
 use crate::output::Output;
-use crate::state::record::{Filter, Record};
+use crate::state::record::{Filter, Outcome, Record};
+use crate::ui::report::history::{self as timeline, Deploy};
 
 pub fn run(dir: Option<PathBuf>, a: &HistoryArgs, out: &Output) -> Result<(), Error> {
     let root = crate::service::discover::project_root(dir.as_deref()).map_err(Error::usage)?;
@@ -27,6 +29,18 @@ pub fn run(dir: Option<PathBuf>, a: &HistoryArgs, out: &Output) -> Result<(), Er
             page.unreadable,
             backend.location()
         ));
+    }
+    if let Some(path) = &a.html {
+        let deploys: Vec<Deploy> = page.records.iter().filter_map(deploy).collect();
+        std::fs::write(path, crate::ui::report::history::html(&deploys)).map_err(|e| {
+            Error::failure(format!("cannot write `{}`: {e}", path.display()))
+        })?;
+        out.info(&format!(
+            "wrote the history of {} deploy(s) to `{}`",
+            deploys.len(),
+            path.display()
+        ));
+        return Ok(());
     }
     if out.json {
         for r in &page.records {
@@ -67,4 +81,26 @@ fn row(r: &Record) -> Vec<String> {
         dash(&r.revision),
         format!("{}@{}", r.actor.as_deref().unwrap_or("-"), r.host),
     ]
+}
+
+/// A record as the timeline draws it; one whose times do not parse is left out, as is one that
+/// ran nothing (skipped).
+fn deploy(r: &Record) -> Option<Deploy> {
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc());
+    let (started, ended) = (at(&r.started)?, at(&r.ended)?);
+    let outcome = match r.outcome {
+        Outcome::Ok => timeline::Outcome::Ok,
+        Outcome::Failed => timeline::Outcome::Failed,
+        Outcome::Interrupted => timeline::Outcome::Interrupted,
+        Outcome::Skipped => return None,
+    };
+    Some(Deploy {
+        service: r.service.clone(),
+        environment: r.environment.clone(),
+        started,
+        duration_ms: u64::try_from((ended - started).num_milliseconds()).unwrap_or(0),
+        version: r.version.clone(),
+        outcome,
+        rollback: r.command == "rollback",
+    })
 }

@@ -351,4 +351,12 @@ fn rollback_goes_back_to_the_previous_recorded_deploy_and_is_recorded() {
         "{newest:#}"
     );
     assert!(newest["lock"].as_str().is_some_and(|l| l == "api/-/gcp-cloud-run"), "{newest:#}");
+
+    // The history timeline draws the same records: three deploys per region, the rollback a
+    // diamond of its own class.
+    let r = run_with(&t, &["history", "api", "--html", "history.html"]);
+    assert_eq!(r.status, 0, "{}", all(&r));
+    let page = std::fs::read_to_string(t.path().join("history.html")).expect("history.html");
+    assert_eq!(page.matches("<g class=\"deploy ").count(), after.len(), "{page}");
+    assert_eq!(page.matches("<g class=\"deploy ok rollback\"").count(), 1, "{page}");
 }

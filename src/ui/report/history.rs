@@ -4,8 +4,8 @@
 //! environment (two `<select>`s and a few lines of inline script, also read from the address:
 //! `history.html#service=api&env=prod`). One HTML page, nothing loaded.
 //!
-//! It draws whatever deploy records it is given as [`Deploy`]s; `pilum history --html` will
-//! feed it the deploy records of the state backend. Each deploy is one `g.deploy` with its
+//! It draws whatever deploy records it is given as [`Deploy`]s; `pilum history --html` feeds it
+//! the deploy records of the state backend. Each deploy is one `g.deploy` with its
 //! outcome's class (`ok`, `failed`, `interrupted`) and `rollback` when it is one; each row a
 //! `div.history-row` with `data-service` and `data-env`.
 
