@@ -17,7 +17,7 @@ use crate::autoscale::locate::{self, Seg};
 use crate::autoscale::schedule::{Schedule, ScheduleSpec};
 use crate::autoscale::signal::MAX_MAGNITUDE;
 use crate::autoscale::strategy::Strategy;
-use crate::diagnostic::{Diagnostic, closest};
+use crate::diagnostic::{Diagnostic, Problem, closest};
 
 /// The whole pools file. The loader reads the top level field by field (so every problem is
 /// reported); this struct is its schema, and gives the known keys.
@@ -267,23 +267,20 @@ pub fn parse(file: &Path, source: &str) -> Result<Pools, Vec<Diagnostic>> {
         ]);
     }
     let value: serde_yaml::Value = serde_yaml::from_str(source).map_err(|e| {
-        let loc = e.location();
-        // Some errors (a second document) come without a position: the start of the file.
-        let (line, col) = loc.as_ref().map_or((1, 1), |l| (l.line(), l.column()));
-        // serde_yaml appends the location it also returns; it is shown as `-->` instead.
-        let text = e.to_string();
-        let message = match &loc {
-            Some(l) => {
-                let suffix = format!(" at line {} column {}", l.line(), l.column());
-                text.strip_suffix(&suffix).unwrap_or(&text).to_string()
-            }
-            None => text.clone(),
+        // libyaml's own report, with the construct left open (an unclosed `[` at the end of
+        // the file points at the `[`), as for `pilum.yaml`.
+        let d = if let Some(syntax) = crate::yaml::syntax_error(source) {
+            let m = syntax.position();
+            Diagnostic::of(file, Problem::Syntax(syntax)).at(source, m.line, m.col)
+        } else {
+            // Well-formed YAML that serde_yaml still refuses (a duplicate key, …); some errors
+            // (a second document) come without a position: the start of the file.
+            let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            let text = e.to_string();
+            let message = text.split(" at line ").next().unwrap_or(&text).to_string();
+            Diagnostic::of(file, Problem::Yaml(message)).at(source, line, col)
         };
-        vec![
-            Diagnostic::new(file, format!("invalid YAML: {message}"))
-                .at(source, line, col)
-                .help("see docs/scaling.md for the pools file format"),
-        ]
+        vec![d.help("see docs/scaling.md for the pools file format")]
     })?;
     validate(file, source, &value)
 }

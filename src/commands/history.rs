@@ -32,9 +32,8 @@ pub fn run(dir: Option<PathBuf>, a: &HistoryArgs, out: &Output) -> Result<(), Er
     }
     if let Some(path) = &a.html {
         let deploys: Vec<Deploy> = page.records.iter().filter_map(deploy).collect();
-        std::fs::write(path, crate::ui::report::history::html(&deploys)).map_err(|e| {
-            Error::failure(format!("cannot write `{}`: {e}", path.display()))
-        })?;
+        std::fs::write(path, timeline::html(&deploys))
+            .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", path.display())))?;
         out.info(&format!(
             "wrote the history of {} deploy(s) to `{}`",
             deploys.len(),

@@ -68,7 +68,10 @@ fn check_reports_a_strategy_that_does_not_compile() {
 #[test]
 fn check_rejects_malformed_yaml_without_panicking() {
     let r = check("pools:\n  workers: [unclosed\n").code(2);
-    assert!(r.stderr.contains("pilum-scale.yaml:"), "{}", r.stderr);
+    // The file ends inside the `[`: the error points at it (a line that exists), with the
+    // source line, as for `pilum.yaml`.
+    assert!(r.stderr.contains("pilum-scale.yaml:2:12"), "{}", r.stderr);
+    assert!(r.stderr.contains("  workers: [unclosed"), "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"));
 }
 
