@@ -7,7 +7,7 @@
 #   BEFORE=/path/to/old/pilum benches/report.sh
 #                                             # also compare with a build without the report
 #
-# Needs bash, python3, git and chromium; generates its tree with ../shared/bench/gen-monorepo.sh
+# Needs bash, python3, git and chromium; generates its tree with benches/support/gen-monorepo.sh
 # (override with GEN=...).
 #
 # 1. cost: `pilum deploy -q -j 2` of 1,000 services x 3 `true` steps with `--report run.html`
@@ -21,8 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-GEN=${GEN:-$ROOT/../shared/bench/gen-monorepo.sh}
-[ -x "$GEN" ] || GEN=/work/shared/bench/gen-monorepo.sh
+GEN=${GEN:-$ROOT/benches/support/gen-monorepo.sh}
 ROUNDS=${ROUNDS:-9}
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 for tool in git python3; do

@@ -122,6 +122,9 @@ pub trait Watch: Sink + Send + Sync {
     /// A note about the state backend: a lock waited for or granted, records that could not be
     /// written (the run itself is not failed for it).
     fn state_note(&self, message: &str);
+    /// The run has waited `waited` for a deploy lock `holder` holds (`None`: promised to an
+    /// earlier waiter); told on every look while it waits.
+    fn lock_waiting(&self, _holder: Option<&str>, _waited: Duration) {}
     /// The plan is shown and nothing has run or been locked: an environment that requires
     /// approval is approved here, or the run stops with the error.
     fn approve(&self, _plan: &Plan) -> Result<(), Error> {
@@ -279,6 +282,10 @@ impl<W: Watch> lock::Observer for Notes<W> {
             format!(" (waited {})", crate::duration::format(waited))
         };
         self.0.state_note(&format!("waiting for the deploy lock `{key}`: {who}{queue}{since}"));
+    }
+
+    fn still_waiting(&self, _key: &lock::LockKey, holder: Option<&lock::Holder>, waited: Duration) {
+        self.0.lock_waiting(holder.map(lock::Holder::describe).as_deref(), waited);
     }
 
     fn granted(&self, key: &lock::LockKey, waited: Duration) {

@@ -355,6 +355,70 @@ fn done(t: &mut Track, run: &event::Run, n: &mut Vec<Notification>, g: &mut Vec<
     }
 }
 
+/// `pilum rollback`'s notifications: `service_rolled_back` for each rolled-back service and
+/// `service_failed` for each that failed, to the project's notifiers (`notify:` in
+/// `pilum-project.yaml`), flushed within their bound. Nothing here fails the rollback.
+pub fn notify_rollbacks(
+    root: &Path,
+    environment: Option<&str>,
+    outcomes: &[(String, Result<Option<String>, String>)],
+    out: &Output,
+) {
+    let settings = match settings::load(root) {
+        Ok(s) => s,
+        Err(d) => {
+            let why = d.first().map(ToString::to_string).unwrap_or_default();
+            return out.warn(&format!("no notifications: {why}"));
+        }
+    };
+    if settings.notify.is_empty() || outcomes.is_empty() {
+        return;
+    }
+    let env = ci::process_env;
+    let mut targets = Vec::new();
+    for entry in &settings.notify {
+        match entry.resolve(&env) {
+            Ok(t) => targets.push(t),
+            Err(warning) => out.warn(&warning),
+        }
+    }
+    let flush = settings.notify_timeout.unwrap_or(notify::DEFAULT_FLUSH);
+    let report = Arc::new(Messages(out.clone()));
+    let dispatcher = match Dispatcher::start(root, targets, false, flush, report) {
+        Ok(d) => d,
+        Err(e) => return out.warn(&format!("no notifications: {e}")),
+    };
+    let detected = ci::detect(&env);
+    let run = event::Run {
+        id: format!("{:x}-{:04x}", chrono::Utc::now().timestamp_millis(), fastrand::u16(..)),
+        command: "rollback".into(),
+        project: project_name(root),
+        environment: environment.map(str::to_string),
+        services: outcomes.iter().map(|(s, _)| s.clone()).collect(),
+        ci: detected.as_ref().map(|c| c.provider.name().to_string()),
+        url: detected.as_ref().and_then(|c| c.run_url.clone()),
+        ..event::Run::default()
+    };
+    for (service, result) in outcomes {
+        let n = match result {
+            Ok(url) => Notification::service_rolled_back(
+                &run,
+                event::Service { name: service.clone(), url: url.clone(), ..Default::default() },
+            ),
+            Err(e) => Notification::service_failed(
+                &run,
+                event::Service {
+                    name: service.clone(),
+                    error: Some(crate::state::record::first_line(e)),
+                    ..Default::default()
+                },
+            ),
+        };
+        dispatcher.send(&n);
+    }
+    dispatcher.finish();
+}
+
 fn project_name(root: &Path) -> String {
     root.file_name()
         .map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned())
@@ -442,6 +506,14 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
 
     fn state_note(&self, message: &str) {
         self.inner.state_note(message);
+    }
+
+    fn lock_waiting(&self, holder: Option<&str>, waited: std::time::Duration) {
+        self.inner.lock_waiting(holder, waited);
+        if let Some(d) = self.notify.lock().expect("notify lock").as_ref() {
+            let run = self.state.lock().expect("state lock").run.clone();
+            d.lock_waited(&run, holder.unwrap_or("an earlier waiting run"), waited);
+        }
     }
 
     fn cached(&self, hits: &[crate::state::cache::Hit]) {

@@ -196,6 +196,14 @@ pub fn rollback(
     });
     if let Some(h) = held {
         h.record(&live, &outcomes, &started, out);
+        let told: Vec<_> = outcomes
+            .iter()
+            .map(|o| {
+                let r = o.result.as_ref().map(|r| r.url.clone()).map_err(String::clone);
+                (o.label.clone(), r)
+            })
+            .collect();
+        super::report::notify_rollbacks(&live.root, args.target.environment.as_deref(), &told, out);
     }
     Ok(outcomes)
 }

@@ -261,7 +261,6 @@ impl Notification {
         n
     }
 
-    #[expect(dead_code, reason = "rollbacks come with the state backend")]
     pub fn service_rolled_back(run: &Run, service: Service) -> Self {
         let title = format!("`{}`{} was rolled back", service.name, to_env(run));
         let mut n = Self::new(Kind::ServiceRolledBack, title, run);

@@ -147,6 +147,8 @@ struct Worker {
     queued: Arc<AtomicUsize>,
     dropped: AtomicUsize,
     done: Receiver<Stats>,
+    /// `lock_wait` was sent (once per run).
+    lock_wait_sent: std::sync::atomic::AtomicBool,
 }
 
 /// The running notifiers of one run.
@@ -200,6 +202,7 @@ impl Dispatcher {
                 queued,
                 dropped: AtomicUsize::new(0),
                 done,
+                lock_wait_sent: std::sync::atomic::AtomicBool::new(false),
             });
         }
         Ok(Self { workers, flush, deadline, cancel, report })
@@ -234,11 +237,8 @@ impl Dispatcher {
         }
     }
 
-    /// Send `lock_wait` to the targets whose `lock_wait` threshold `waited` has passed.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the deploy lock does not wait yet; the state backend's will")
-    )]
+    /// Send `lock_wait` to the targets whose `lock_wait` threshold `waited` has passed, once
+    /// per target and run (it is called on every look at a busy lock).
     pub fn lock_waited(&self, run: &event::Run, holder: &str, waited: Duration) {
         let n = Notification::lock_wait(
             run,
@@ -248,6 +248,7 @@ impl Dispatcher {
         for w in &self.workers {
             if w.target.events.contains(&Kind::LockWait)
                 && waited >= w.target.lock_wait
+                && !w.lock_wait_sent.swap(true, Ordering::SeqCst)
                 && let Some(tx) = &w.tx
             {
                 w.queued.fetch_add(1, Ordering::SeqCst);
@@ -599,7 +600,8 @@ mod tests {
         .expect("start");
         d.lock_waited(&run(), "ci-runner-7", Duration::from_secs(10));
         d.lock_waited(&run(), "ci-runner-7", Duration::from_secs(45));
-        assert_eq!(d.finish()[0].1.delivered, 1);
+        d.lock_waited(&run(), "ci-runner-7", Duration::from_secs(46));
+        assert_eq!(d.finish()[0].1.delivered, 1, "once past the threshold, once per run");
     }
 
     #[test]

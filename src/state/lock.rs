@@ -224,6 +224,9 @@ pub trait Observer: Send + Sync {
     /// `key` is busy: held by `holder` with `ahead` runs queued first, waited for `waited` so
     /// far. Called when the wait starts and whenever the holder changes.
     fn waiting(&self, key: &LockKey, holder: Option<&Holder>, ahead: usize, waited: Duration);
+    /// `key` is still busy after `waited`: called on every look at it while waiting (a
+    /// notifier's `lock_wait` threshold is checked against it).
+    fn still_waiting(&self, _key: &LockKey, _holder: Option<&Holder>, _waited: Duration) {}
     /// A waited-for key was granted.
     fn granted(&self, key: &LockKey, waited: Duration);
     /// Something could not be written or released (the run goes on; this is said).
@@ -614,6 +617,7 @@ impl Shared {
         };
         let mut expired = Vec::new();
         let mut tell = Vec::new();
+        let mut still = Vec::new();
         {
             let mut inner = self.lock();
             for ((i, key, since), answer) in waiting.into_iter().zip(answers) {
@@ -637,6 +641,7 @@ impl Shared {
                             expired.push(key);
                         } else {
                             let token = holder.as_ref().map(|h| h.token.clone());
+                            still.push((key.clone(), holder.clone(), since.elapsed()));
                             if token != k.told {
                                 k.told = token;
                                 tell.push((key, holder, ahead, since.elapsed(), false));
@@ -645,6 +650,9 @@ impl Shared {
                     }
                 }
             }
+        }
+        for (key, holder, waited) in still {
+            self.observer.still_waiting(&key, holder.as_ref(), waited);
         }
         for (key, holder, ahead, waited, granted) in tell {
             if granted {

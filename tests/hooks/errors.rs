@@ -333,8 +333,26 @@ fn rollback_goes_back_to_the_previous_recorded_deploy_and_is_recorded() {
     assert!(r.stdout.contains("LAST DEPLOY") && r.stdout.contains("DRIFT"), "{}", r.stdout);
     assert!(r.stdout.contains("v2"), "{}", r.stdout);
 
+    // The project's notifier hears the rollback.
+    let rx = crate::common::receiver::Receiver::ok();
+    t.write(
+        "pilum-project.yaml",
+        &format!(
+            "notify:\n  - notifier: webhook\n    url: {}/hook\n    events: [service_rolled_back, service_failed]\n",
+            rx.url
+        ),
+    );
     let r = run_with(&t, &["--json", "rollback", "api", "--region", "us-central1"]);
     assert_eq!(r.status, 0, "{}", all(&r));
+    let told: Vec<serde_json::Value> = rx.requests().iter().map(|q| q.json()).collect();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert_eq!(
+        (told[0]["event"].as_str(), told[0]["run"]["command"].as_str()),
+        (Some("service_rolled_back"), Some("rollback")),
+        "{:#}",
+        told[0]
+    );
+    assert_eq!(told[0]["service"]["name"], "api@us-central1", "{:#}", told[0]);
     let ev: serde_json::Value = serde_json::from_str(r.stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
     assert_eq!(

@@ -57,8 +57,27 @@ fn two_runs_of_a_service_never_overlap_and_other_services_go_on() {
     let first_err = shared.path().join("one.err");
     let mut first = spawn(&one, &["deploy", "--state", &url, "-j", "2"], &first_err);
     wait_started(&log, "the first run's build of `a`", |s| s.iter().any(|x| x.0 == "one"));
+    // The waiter's notifier hears `lock_wait` once, naming the holder.
+    let rx = crate::common::receiver::Receiver::ok();
+    two.write(
+        "pilum-project.yaml",
+        &format!(
+            "notify:\n  - notifier: webhook\n    url: {}/hook\n    events: [lock_wait]\n    lock_wait: 200ms\n",
+            rx.url
+        ),
+    );
     let r = pilum(&two, &["deploy", "--state", &url, "-j", "2", "--lock-wait", "60s"]).success();
     assert!(first.wait().unwrap().success(), "{}", std::fs::read_to_string(&first_err).unwrap());
+    let told: Vec<serde_json::Value> = rx.requests().iter().map(|q| q.json()).collect();
+    assert_eq!(told.len(), 1, "{told:#?}\n{}", r.stderr);
+    assert_eq!(told[0]["event"], "lock_wait", "{:#}", told[0]);
+    assert!(
+        told[0]["lock"]["holder"]
+            .as_str()
+            .is_some_and(|h| h.contains(&format!("pid {}", first.id()))),
+        "{:#}",
+        told[0]
+    );
     assert!(
         r.stderr.contains("waiting for the deploy lock `a/-/shell`: held by")
             && r.stderr.contains(&format!("(pid {}, `pilum deploy`)", first.id())),
