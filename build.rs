@@ -25,11 +25,11 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `pub static NAME: &[(&str, &str)]` of (file stem, file text), sorted by name.
+/// `pub(crate) static NAME: &[(&str, &str)]` of (file stem, file text), sorted by name.
 fn table(out: &mut String, name: &str, doc: &str, files: &[PathBuf]) {
     writeln!(
         out,
-        "/// {doc}: (name, source), sorted by name.\npub static {name}: &[(&str, &str)] = &["
+        "/// {doc}: (name, source), sorted by name.\npub(crate) static {name}: &[(&str, &str)] = &["
     )
     .expect("write to string");
     for f in files {

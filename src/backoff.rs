@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Jitter {
+pub(crate) enum Jitter {
     /// Uniform in `[0, delay]`.
     Full,
     /// `delay × (1 + u·f)` with `u` uniform in `[0, 1)`.
@@ -19,7 +19,7 @@ pub enum Jitter {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     pub base: Duration,
     pub factor: f64,
     pub cap: Duration,
@@ -30,7 +30,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// `base`, doubling, capped at 30 s, full jitter, no deadline.
-    pub fn new(base: Duration) -> Self {
+    pub(crate) fn new(base: Duration) -> Self {
         Self {
             base,
             factor: 2.0,
@@ -40,24 +40,24 @@ impl Backoff {
         }
     }
 
-    pub fn cap(mut self, cap: Duration) -> Self {
+    pub(crate) fn cap(mut self, cap: Duration) -> Self {
         self.cap = cap;
         self
     }
 
-    pub fn jitter(mut self, jitter: Jitter) -> Self {
+    pub(crate) fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
     }
 
-    pub fn deadline(mut self, deadline: Instant) -> Self {
+    pub(crate) fn deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
     }
 
     /// The un-jittered delay before retry `attempt` (1-based): `min(cap, base × factor^(n-1))`.
     /// Saturates instead of overflowing for any `attempt`.
-    pub fn scheduled(&self, attempt: u32) -> Duration {
+    pub(crate) fn scheduled(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(1024) as i32;
         let secs = self.base.as_secs_f64() * self.factor.powi(exp);
         let cap = self.cap.as_secs_f64();
@@ -68,12 +68,12 @@ impl Backoff {
     }
 
     /// The delay before retry `attempt`, with jitter applied.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         self.jittered(self.scheduled(attempt), fastrand::f64())
     }
 
     /// The delay before retry `attempt`, or `None` when sleeping it would pass the deadline.
-    pub fn next(&self, attempt: u32) -> Option<Duration> {
+    pub(crate) fn next(&self, attempt: u32) -> Option<Duration> {
         let d = self.delay(attempt);
         match self.deadline {
             Some(deadline) if Instant::now() + d > deadline => None,

@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   dependency ordering, and scale Pulumi-managed infrastructure from alerts.",
     propagate_version = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
@@ -31,7 +31,7 @@ pub struct Cli {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Args, Clone)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Project root (default: the git top level, else the current directory)
     #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -54,14 +54,14 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     // -- scripting ---------------------------------------------------------------------------
     /// Run a Rhai script with the pilum API
     Run(RunArgs),
@@ -131,7 +131,7 @@ pub enum Command {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The script to run
     pub script: PathBuf,
 
@@ -153,7 +153,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ApiArgs {
+pub(crate) struct ApiArgs {
     /// Write `.d.rhai` definition files for editor support into this directory
     #[arg(long, value_name = "DIR")]
     pub definitions: Option<PathBuf>,
@@ -169,7 +169,7 @@ pub struct ApiArgs {
 
 /// Which services a command works on.
 #[derive(Debug, Args, Clone, Default)]
-pub struct SelectArgs {
+pub(crate) struct SelectArgs {
     /// Service names or globs (quote globs: 'api-*'); default: every service
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -205,7 +205,7 @@ pub struct SelectArgs {
 
 /// Options of the commands that run steps (`build`, `deploy`, …) and `plan`.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
@@ -258,7 +258,7 @@ pub struct ExecArgs {
 /// The state backend, deploy locks and the build cache (`docs/state.md`).
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "State")]
-pub struct StateArgs {
+pub(crate) struct StateArgs {
     /// Where state lives: `file` (`.pilum/`, the default) or `redis://[user:pass@]host:port/db`
     /// (`rediss://` for TLS); else PILUM_STATE, else `state:` in `pilum-project.yaml`
     #[arg(long, value_name = "URL")]
@@ -290,7 +290,7 @@ pub struct StateArgs {
 /// notifications, approval (`docs/ci.md`).
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "CI")]
-pub struct CiArgs {
+pub(crate) struct CiArgs {
     /// Only shard I of N: whole dependency components, balanced (`2/4`)
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
@@ -329,7 +329,7 @@ pub struct CiArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// Only these services (names or quoted globs)
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -352,7 +352,7 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct LocksArgs {
+pub(crate) struct LocksArgs {
     #[command(subcommand)]
     pub command: Option<LocksCommand>,
 
@@ -362,7 +362,7 @@ pub struct LocksArgs {
 }
 
 #[derive(Debug, Subcommand, Clone)]
-pub enum LocksCommand {
+pub(crate) enum LocksCommand {
     /// Every held lock and its queue (the default)
     List,
     /// Take a lock from its holder (a run that is gone)
@@ -376,12 +376,12 @@ pub enum LocksCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MatrixFormat {
+pub(crate) enum MatrixFormat {
     Github,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
@@ -391,7 +391,7 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Directory of the new service (default: the current directory)
     #[arg(value_name = "DIR")]
     pub path: Option<PathBuf>,
@@ -419,7 +419,7 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum GraphFormat {
+pub(crate) enum GraphFormat {
     #[default]
     Tree,
     Dot,
@@ -431,7 +431,7 @@ pub enum GraphFormat {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct GraphArgs {
+pub(crate) struct GraphArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
@@ -441,13 +441,13 @@ pub struct GraphArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CiCommand {
+pub(crate) enum CiCommand {
     /// Name the CI provider, the event, refs, run URL and actor, and the defaults applied
     Detect,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// The saved run to draw (`pilum report --list` shows them; default: the latest)
     #[arg(value_name = "RUN")]
     pub run: Option<String>,
@@ -471,7 +471,7 @@ Install them:
 Open a new shell afterwards.";
 
 #[derive(Debug, Args, Clone)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
@@ -483,7 +483,7 @@ pub struct CompletionsArgs {
 
 /// Which deployed targets a hook command works on.
 #[derive(Debug, Args, Clone, Default)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Service names or globs (quote globs: 'api-*'); default: every service
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -506,7 +506,7 @@ pub struct TargetArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
@@ -524,7 +524,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
@@ -538,7 +538,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
@@ -573,7 +573,7 @@ pub struct RollbackArgs {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Args)]
-pub struct DocsArgs {
+pub(crate) struct DocsArgs {
     /// Directory for the pages (relative to the project root)
     #[arg(long, default_value = "docs/recipes", value_name = "DIR")]
     pub out: PathBuf,
@@ -592,7 +592,7 @@ pub struct DocsArgs {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Subcommand)]
-pub enum ScaleCommand {
+pub(crate) enum ScaleCommand {
     /// Run the webhook server
     Serve(Box<ScaleServeArgs>),
     /// Validate a pools file and its strategy scripts
@@ -604,7 +604,7 @@ pub enum ScaleCommand {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct ScalePoolsArgs {
+pub(crate) struct ScalePoolsArgs {
     /// Pools file
     #[arg(long, default_value = "pilum-scale.yaml", value_name = "FILE")]
     pub config: PathBuf,
@@ -623,7 +623,7 @@ pub struct ScalePoolsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ScaleServeArgs {
+pub(crate) struct ScaleServeArgs {
     #[command(flatten)]
     pub pools: ScalePoolsArgs,
 
@@ -764,19 +764,19 @@ pub struct ScaleServeArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Human,
     Json,
 }
 
 #[derive(Debug, Args)]
-pub struct ScaleCheckArgs {
+pub(crate) struct ScaleCheckArgs {
     #[command(flatten)]
     pub pools: ScalePoolsArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct ScaleStatusArgs {
+pub(crate) struct ScaleStatusArgs {
     /// A running server's base URL, e.g. `http://127.0.0.1:8080`
     #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
     pub server: Option<String>,
@@ -790,7 +790,7 @@ pub struct ScaleStatusArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ScaleSimulateArgs {
+pub(crate) struct ScaleSimulateArgs {
     #[command(flatten)]
     pub pools: ScalePoolsArgs,
 

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 /// recipe catalogue. A loader that still words its own errors uses [`Problem::Other`] through
 /// [`Diagnostic::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// Free text from a loader not converted to variants yet.
     Other(String),
     Unreadable {
@@ -225,7 +225,7 @@ pub enum Problem {
 
 /// Why an `env:` key or a `secrets:` entry is not a usable environment variable name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnvNameError {
+pub(crate) enum EnvNameError {
     Empty,
     HasEquals,
     HasNul,
@@ -246,7 +246,7 @@ impl fmt::Display for EnvNameError {
 /// Whether `name` can be an environment variable's name: not empty, no `=`, no NUL (what
 /// `execve` and every shell need; anything else, `.` and `-` included, is accepted as POSIX
 /// does for names passed through the environment).
-pub fn check_env_name(name: &str) -> Result<(), EnvNameError> {
+pub(crate) fn check_env_name(name: &str) -> Result<(), EnvNameError> {
     if name.is_empty() {
         Err(EnvNameError::Empty)
     } else if name.contains('=') {
@@ -396,7 +396,7 @@ impl fmt::Display for Problem {
 
 impl Problem {
     /// The default `help:` line: what to do about it.
-    pub fn help(&self) -> Option<String> {
+    pub(crate) fn help(&self) -> Option<String> {
         Some(match self {
             Self::Other(_) | Self::Unreadable { .. } => return None,
             Self::TooDeep { .. } => {
@@ -508,14 +508,14 @@ impl Problem {
 }
 
 /// "Did you mean …?", spelled one way everywhere.
-pub fn did_you_mean(candidate: &str) -> String {
+pub(crate) fn did_you_mean(candidate: &str) -> String {
     format!("did you mean `{candidate}`?")
 }
 
 /// One located problem. Rendered (see the module doc) as the message, `--> file:line:col`, the
 /// source line with a caret, `help:` and "did you mean".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
+pub(crate) struct Diagnostic {
     /// The file, relative to the project root when it is inside it.
     pub file: PathBuf,
     /// 1-based line; 0 when the problem has no single line (e.g. a cycle across files).
@@ -535,12 +535,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic with free-text wording (loaders not converted to [`Problem`] variants).
-    pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::of(file, Problem::Other(message.into()))
     }
 
     /// A diagnostic for `problem`, with its default `help:`.
-    pub fn of(file: impl Into<PathBuf>, problem: Problem) -> Self {
+    pub(crate) fn of(file: impl Into<PathBuf>, problem: Problem) -> Self {
         Self {
             file: file.into(),
             line: 0,
@@ -554,26 +554,26 @@ impl Diagnostic {
     }
 
     /// Point at `line`/`col` in `text` (the file's contents), keeping the source line.
-    pub fn at(mut self, text: &str, line: usize, col: usize) -> Self {
+    pub(crate) fn at(mut self, text: &str, line: usize, col: usize) -> Self {
         self.line = line;
         self.col = col.max(1);
         self.source = line.checked_sub(1).and_then(|l| text.lines().nth(l)).map(str::to_string);
         self
     }
 
-    pub fn help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
     /// Offer `candidate` as "did you mean" (nothing when `None`).
-    pub fn suggest(mut self, candidate: Option<&str>) -> Self {
+    pub(crate) fn suggest(mut self, candidate: Option<&str>) -> Self {
         self.did_you_mean = candidate.map(str::to_string);
         self
     }
 
     /// `file:line:col` (or just the file when there is no line).
-    pub fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         if self.line == 0 {
             self.file.display().to_string()
         } else {
@@ -581,7 +581,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "file": self.file.display().to_string(),
             "line": self.line,
@@ -616,7 +616,7 @@ impl fmt::Display for Diagnostic {
 impl std::error::Error for Diagnostic {}
 
 /// Several diagnostics rendered one after another, separated by blank lines.
-pub fn render_all(diags: &[Diagnostic]) -> String {
+pub(crate) fn render_all(diags: &[Diagnostic]) -> String {
     let mut s = String::new();
     for (i, d) in diags.iter().enumerate() {
         if i > 0 {
@@ -635,7 +635,10 @@ pub fn render_all(diags: &[Diagnostic]) -> String {
 /// per three characters of the longer word, and always one (so `dri` finds `dir`). Edits are
 /// counted by optimal string alignment, where swapping two adjacent characters (`lcoal`,
 /// `dokcer`, the commonest typo) counts one.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let len = name.chars().count();
     candidates
         .into_iter()
@@ -654,7 +657,7 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// ```
 ///
 /// `None` when the text has no such line.
-pub fn snippet(source: &str, line: usize, column: usize) -> Option<String> {
+pub(crate) fn snippet(source: &str, line: usize, column: usize) -> Option<String> {
     let text = source.lines().nth(line.checked_sub(1)?)?;
     Some(caret_block(line, text, column, ""))
 }
@@ -673,13 +676,13 @@ fn caret_block(line: usize, text: &str, column: usize, indent: &str) -> String {
 /// The 1-based line and column of the key at `path` (e.g. `["cloud_run", "region"]`) in a YAML
 /// text. Falls back to the closest parent key that exists, then `1:1`. Paths with sequence
 /// indices use [`crate::yaml::position`], which this wraps.
-pub fn key_position(text: &str, path: &[&str]) -> (usize, usize) {
+pub(crate) fn key_position(text: &str, path: &[&str]) -> (usize, usize) {
     let segs: Vec<crate::yaml::Seg> = path.iter().map(|k| crate::yaml::Seg::Key(k)).collect();
     crate::yaml::position(text, &segs)
 }
 
 /// The 1-based line and column of the first occurrence of `needle` in `text`.
-pub fn find_position(text: &str, needle: &str) -> Option<(usize, usize)> {
+pub(crate) fn find_position(text: &str, needle: &str) -> Option<(usize, usize)> {
     text.lines().enumerate().find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
 }
 

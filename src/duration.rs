@@ -15,11 +15,11 @@ use std::fmt;
 use std::time::Duration;
 
 /// The longest duration pilum accepts anywhere: 366 days.
-pub const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+pub(crate) const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Why a duration did not parse. All wording is in `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DurationError {
+pub(crate) enum DurationError {
     Empty,
     /// A term without a number, or a number that does not parse (`m`, `1..5s`).
     BadNumber {
@@ -72,7 +72,7 @@ impl fmt::Display for DurationError {
 impl std::error::Error for DurationError {}
 
 /// Parse a duration in the grammar above. `0` and `0s` are accepted.
-pub fn parse(text: &str) -> Result<Duration, DurationError> {
+pub(crate) fn parse(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     if t.is_empty() {
         return Err(DurationError::Empty);
@@ -125,7 +125,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
 }
 
 /// Parse a duration that must be greater than zero (timeouts, intervals).
-pub fn parse_positive(text: &str) -> Result<Duration, DurationError> {
+pub(crate) fn parse_positive(text: &str) -> Result<Duration, DurationError> {
     let d = parse(text)?;
     if d.is_zero() {
         return Err(DurationError::Zero { text: text.trim().to_string() });
@@ -135,7 +135,7 @@ pub fn parse_positive(text: &str) -> Result<Duration, DurationError> {
 
 /// A number of seconds from a file or script (YAML `90`, `1.5`, Rhai `30`). Rejects negative,
 /// non-finite and over-long values instead of panicking in `Duration::from_secs_f64`.
-pub fn from_secs_f64(secs: f64) -> Result<Duration, DurationError> {
+pub(crate) fn from_secs_f64(secs: f64) -> Result<Duration, DurationError> {
     let text = || format_number(secs);
     if secs.is_nan() {
         return Err(DurationError::BadNumber { text: text() });
@@ -150,7 +150,7 @@ pub fn from_secs_f64(secs: f64) -> Result<Duration, DurationError> {
 }
 
 /// A whole number of seconds from a file or script (may be negative or huge: checked).
-pub fn from_secs_i64(secs: i64) -> Result<Duration, DurationError> {
+pub(crate) fn from_secs_i64(secs: i64) -> Result<Duration, DurationError> {
     if secs < 0 {
         return Err(DurationError::Negative { text: secs.to_string() });
     }
@@ -162,18 +162,18 @@ pub fn from_secs_i64(secs: i64) -> Result<Duration, DurationError> {
 }
 
 /// For clap: `#[arg(value_parser = crate::duration::flag)]`.
-pub fn flag(text: &str) -> Result<Duration, String> {
+pub(crate) fn flag(text: &str) -> Result<Duration, String> {
     parse(text).map_err(|e| e.to_string())
 }
 
 /// For clap, where zero is meaningless (timeouts).
-pub fn positive_flag(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_flag(text: &str) -> Result<Duration, String> {
     parse_positive(text).map_err(|e| e.to_string())
 }
 
 /// The shortest text in this grammar that reads back as `d` at millisecond precision:
 /// `90s` → `1m30s`, `1500ms` → `1.5s`, `0` → `0s`.
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         return "0s".into();
@@ -202,7 +202,7 @@ pub fn format(d: Duration) -> String {
 
 /// serde: a duration field written as text (`"1m30s"`) or a number of seconds (`90`, `1.5`).
 /// `#[serde(deserialize_with = "crate::duration::deserialize")]`.
-pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Raw {

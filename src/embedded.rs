@@ -8,10 +8,10 @@
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// The source name of a built-in recipe's AST (`<built-in>/recipes/local.rhai`).
-pub const RECIPE_PREFIX: &str = "<built-in>/recipes/";
+pub(crate) const RECIPE_PREFIX: &str = "<built-in>/recipes/";
 
 /// The text of a built-in recipe by its source name, for error snippets.
-pub fn recipe_source(source: &str) -> Option<&'static str> {
+pub(crate) fn recipe_source(source: &str) -> Option<&'static str> {
     let name = source.strip_prefix(RECIPE_PREFIX)?.strip_suffix(".rhai")?;
     RECIPES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }

@@ -8,19 +8,19 @@ use std::fmt;
 use crate::diagnostic::{Diagnostic, render_all};
 
 /// Exit codes shared by every command.
-pub mod exit {
-    pub const OK: i32 = 0;
+pub(crate) mod exit {
+    pub(crate) const OK: i32 = 0;
     /// A task, script or command failed.
-    pub const FAILURE: i32 = 1;
+    pub(crate) const FAILURE: i32 = 1;
     /// Configuration or usage error: nothing ran.
-    pub const USAGE: i32 = 2;
+    pub(crate) const USAGE: i32 = 2;
     /// Interrupted by Ctrl-C / SIGINT.
-    pub const INTERRUPTED: i32 = 130;
+    pub(crate) const INTERRUPTED: i32 = 130;
 }
 
 /// An error that ends a command. `code` is the process exit code.
 #[derive(Debug)]
-pub struct Error {
+pub(crate) struct Error {
     pub code: i32,
     pub message: String,
     /// The located problems `message` renders, when it is a configuration error.
@@ -28,21 +28,21 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn usage(message: impl fmt::Display) -> Self {
+    pub(crate) fn usage(message: impl fmt::Display) -> Self {
         Self { code: exit::USAGE, message: message.to_string(), diagnostics: Vec::new() }
     }
 
-    pub fn failure(message: impl fmt::Display) -> Self {
+    pub(crate) fn failure(message: impl fmt::Display) -> Self {
         Self { code: exit::FAILURE, message: message.to_string(), diagnostics: Vec::new() }
     }
 
     /// A configuration error made of located problems (exit 2), rendered all at once.
-    pub fn located(diagnostics: Vec<Diagnostic>) -> Self {
+    pub(crate) fn located(diagnostics: Vec<Diagnostic>) -> Self {
         Self { code: exit::USAGE, message: render_all(&diagnostics), diagnostics }
     }
 
     /// An error that was already reported (e.g. a deploy summary); exits without printing.
-    pub fn silent(code: i32) -> Self {
+    pub(crate) fn silent(code: i32) -> Self {
         Self { code, message: String::new(), diagnostics: Vec::new() }
     }
 }
@@ -55,4 +55,4 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,17 +15,17 @@ use crate::process::CancelToken;
 use crate::redact::redact;
 
 /// Redirects followed at most (each on the same host).
-pub const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// Response bodies larger than this are refused unless a caller asks for more.
-pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 1 << 20;
 
 /// The largest response body any caller may ask for.
-pub const MAX_BYTES: usize = 16 << 20;
+pub(crate) const MAX_BYTES: usize = 16 << 20;
 
 /// One request.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
@@ -40,7 +40,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(method: &str, url: &str) -> Self {
+    pub(crate) fn new(method: &str, url: &str) -> Self {
         Self {
             method: method.to_ascii_uppercase(),
             url: url.to_string(),
@@ -53,13 +53,13 @@ impl Request {
         }
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
     /// A JSON body with its `Content-Type`.
-    pub fn json(mut self, value: &serde_json::Value) -> Self {
+    pub(crate) fn json(mut self, value: &serde_json::Value) -> Self {
         self.body = Some(value.to_string().into_bytes());
         if !self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
             self.headers.push(("Content-Type".into(), "application/json".into()));
@@ -68,48 +68,48 @@ impl Request {
     }
 
     /// `METHOD url` as it may be printed.
-    pub fn what(&self) -> String {
+    pub(crate) fn what(&self) -> String {
         format!("{} {}", self.method, display_url(&self.url))
     }
 }
 
 /// A response: status, headers (names lowercased, repeated ones joined with `, `) and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// The body as text (invalid UTF-8 replaced), secrets masked.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         redact(&String::from_utf8_lossy(&self.body)).into_owned()
     }
 
     /// Worth retrying: 408, 425, 429, any 5xx, and GitHub's rate-limit 403s.
-    pub fn retryable(&self) -> bool {
+    pub(crate) fn retryable(&self) -> bool {
         matches!(self.status, 408 | 425 | 429 | 500..=599)
             || (self.status == 403 && self.rate_limited())
     }
 
     /// A 403/429 that says it is a rate limit (`retry-after`, or no requests remaining).
-    pub fn rate_limited(&self) -> bool {
+    pub(crate) fn rate_limited(&self) -> bool {
         self.header("retry-after").is_some() || self.header("x-ratelimit-remaining") == Some("0")
     }
 
     /// How long the server asks to wait: `Retry-After` (seconds or an HTTP date), else
     /// `x-ratelimit-reset` (epoch seconds) when no requests remain, else a JSON body's
     /// `retry_after` in seconds (Discord).
-    pub fn retry_after(&self, now: SystemTime) -> Option<Duration> {
+    pub(crate) fn retry_after(&self, now: SystemTime) -> Option<Duration> {
         if let Some(v) = self.header("retry-after") {
             let v = v.trim();
             if let Ok(secs) = v.parse::<f64>() {
@@ -135,7 +135,7 @@ impl Response {
 
 /// Why a request got no response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     /// Not an absolute `http://` or `https://` URL.
     BadUrl { url: String, why: String },
     /// No answer within the request's own time limit.
@@ -168,7 +168,7 @@ impl fmt::Display for HttpError {
 }
 
 /// A URL as it may be printed: no user info, the query replaced by `?…`, secrets masked.
-pub fn display_url(url: &str) -> String {
+pub(crate) fn display_url(url: &str) -> String {
     let shown = match reqwest::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
@@ -188,7 +188,7 @@ pub fn display_url(url: &str) -> String {
 }
 
 /// Check that `url` is an absolute http(s) URL with a host.
-pub fn check_url(url: &str) -> Result<reqwest::Url, HttpError> {
+pub(crate) fn check_url(url: &str) -> Result<reqwest::Url, HttpError> {
     let bad = |why: &str| HttpError::BadUrl { url: display_url(url), why: why.to_string() };
     let u = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     if !matches!(u.scheme(), "http" | "https") {
@@ -215,7 +215,7 @@ fn same_origin(from: &reqwest::Url, to: &reqwest::Url) -> bool {
 
 /// Send `req` and wait for the whole response, or for its timeout, deadline or cancellation.
 /// A non-2xx status is a response, not an error.
-pub fn send(req: &Request) -> Result<Response, HttpError> {
+pub(crate) fn send(req: &Request) -> Result<Response, HttpError> {
     let url = check_url(&req.url)?;
     let what = req.what();
     let method =
@@ -342,7 +342,7 @@ fn classify(e: reqwest::Error, what: &str, timeout: Duration) -> HttpError {
 
 /// HMAC-SHA256 of `message` under `key`, lowercase hex (the `sha256=` value GitHub puts in
 /// `X-Hub-Signature-256`).
-pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+pub(crate) fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac =
         Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");

@@ -26,6 +26,7 @@ mod script;
 mod server;
 mod service;
 mod state;
+mod sync;
 mod ui;
 mod yaml;
 

@@ -6,11 +6,11 @@
 use std::fmt;
 
 /// The longest accepted name.
-pub const MAX_LEN: usize = 128;
+pub(crate) const MAX_LEN: usize = 128;
 
 /// Why a name was refused. All wording is in `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NameError {
+pub(crate) enum NameError {
     Empty,
     TooLong { len: usize },
     BadStart { first: char },
@@ -43,11 +43,11 @@ impl fmt::Display for NameError {
 impl std::error::Error for NameError {}
 
 /// The character set, for `help:` lines and docs.
-pub const RULE: &str = "names use letters, digits, `.`, `_` and `-`, start with a letter or digit, \
+pub(crate) const RULE: &str = "names use letters, digits, `.`, `_` and `-`, start with a letter or digit, \
                         contain no `..`, and are at most 128 characters";
 
 /// Check one name against the rule.
-pub fn check(name: &str) -> Result<(), NameError> {
+pub(crate) fn check(name: &str) -> Result<(), NameError> {
     let Some(first) = name.chars().next() else {
         return Err(NameError::Empty);
     };
@@ -69,7 +69,7 @@ pub fn check(name: &str) -> Result<(), NameError> {
 }
 
 /// For clap: `#[arg(value_parser = crate::names::flag)]`.
-pub fn flag(text: &str) -> Result<String, String> {
+pub(crate) fn flag(text: &str) -> Result<String, String> {
     check(text).map(|()| text.to_string()).map_err(|e| format!("`{text}` {e}; {RULE}"))
 }
 

@@ -19,7 +19,7 @@ use crate::redact::redact;
 
 /// Printing settings derived from the global flags.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     pub quiet: bool,
     pub verbose: u8,
     pub json: bool,
@@ -39,37 +39,37 @@ fn colour(choice: ColorChoice, term: &Term) -> bool {
 }
 
 impl Output {
-    pub fn from_global(g: &GlobalArgs) -> Self {
+    pub(crate) fn from_global(g: &GlobalArgs) -> Self {
         console::set_colors_enabled(colour(g.color, &Term::stdout()));
         console::set_colors_enabled_stderr(colour(g.color, &Term::stderr()));
         Self { quiet: g.quiet, verbose: g.verbose, json: g.json }
     }
 
     /// A style for text printed on stdout (coloured only when stdout gets colour).
-    pub fn style() -> Style {
+    pub(crate) fn style() -> Style {
         Style::new()
     }
 
     /// A style for text printed on stderr (coloured only when stderr gets colour).
-    pub fn err_style() -> Style {
+    pub(crate) fn err_style() -> Style {
         Style::new().for_stderr()
     }
 
     /// Mask registered secrets, for text that leaves pilum another way (a progress bar, a
     /// file such as the GitHub step summary).
-    pub fn clean(text: &str) -> Cow<'_, str> {
+    pub(crate) fn clean(text: &str) -> Cow<'_, str> {
         redact(text)
     }
 
     /// Print an error (always, even with `-q`). Multi-line messages keep their layout; the
     /// first line gets the `error:` prefix.
-    pub fn error(&self, message: &str) {
+    pub(crate) fn error(&self, message: &str) {
         let prefix = Self::err_style().red().bold().apply_to("error");
         self.stderr_line(&format!("{prefix}: {message}"));
     }
 
     /// Print a warning to stderr (suppressed by `-q`).
-    pub fn warn(&self, message: &str) {
+    pub(crate) fn warn(&self, message: &str) {
         if self.quiet {
             return;
         }
@@ -78,7 +78,7 @@ impl Output {
     }
 
     /// Print a progress/info line to stderr (suppressed by `-q` and `--json`).
-    pub fn info(&self, message: &str) {
+    pub(crate) fn info(&self, message: &str) {
         if self.quiet || self.json {
             return;
         }
@@ -86,27 +86,27 @@ impl Output {
     }
 
     /// Print a line on stderr as it is (no prefix, not suppressed), secrets masked.
-    pub fn stderr_line(&self, text: &str) {
+    pub(crate) fn stderr_line(&self, text: &str) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{}", redact(text));
     }
 
     /// Print text on stderr without a newline (a prompt), secrets masked.
-    pub fn stderr_text(&self, text: &str) {
+    pub(crate) fn stderr_text(&self, text: &str) {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "{}", redact(text));
         let _ = err.flush();
     }
 
     /// Print a line of program output to stdout (the script's `print`), secrets masked.
-    pub fn stdout_line(&self, text: &str) {
+    pub(crate) fn stdout_line(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", redact(text));
     }
 
     /// Print one JSON value as a line on stdout (`--json`), secrets masked in the serialized
     /// text so no field can leak one.
-    pub fn json_line(&self, value: &impl Serialize) {
+    pub(crate) fn json_line(&self, value: &impl Serialize) {
         match serde_json::to_string(value) {
             Ok(text) => self.stdout_line(&text),
             Err(e) => self.error(&format!(

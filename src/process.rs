@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -25,12 +25,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::redact;
+use crate::sync::LockExt;
 
 /// Far enough to mean "never" for deadlines and sleeps, near enough for `Instant` arithmetic.
-pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How many trailing lines of output are kept for error messages.
-pub const TAIL_LINES: usize = 20;
+pub(crate) const TAIL_LINES: usize = 20;
 
 /// Captured output beyond this many bytes per stream is dropped (still streamed).
 const CAPTURE_LIMIT: usize = 64 << 20;
@@ -38,17 +39,17 @@ const CAPTURE_LIMIT: usize = 64 << 20;
 /// How long a stopped child group gets between SIGINT and SIGKILL: long enough for a well-behaved
 /// tool (Pulumi releases its stack lock on SIGINT) to clean up, short enough for Ctrl-C to feel
 /// immediate.
-pub const GRACE: Duration = Duration::from_secs(3);
+pub(crate) const GRACE: Duration = Duration::from_secs(3);
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
 
 impl Stream {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -57,7 +58,7 @@ impl Stream {
 }
 
 /// Receives every output line of a child, already redacted, without the trailing newline.
-pub type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+pub(crate) type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 
 // ---------------------------------------------------------------------------------------------
 // Cancellation
@@ -68,7 +69,7 @@ pub type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 /// a script blocked on a command returns promptly. SIGINT first: it is what the terminal would
 /// have sent had the children not been in their own groups.
 #[derive(Clone, Default)]
-pub struct CancelToken {
+pub(crate) struct CancelToken {
     inner: Arc<CancelInner>,
 }
 
@@ -90,11 +91,11 @@ impl fmt::Debug for CancelToken {
 }
 
 impl CancelToken {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::Relaxed)
     }
 
@@ -102,10 +103,10 @@ impl CancelToken {
     /// A token cancelled when this one is (Ctrl-C stops every task) that can also be cancelled
     /// on its own (one task's timeout stops only that task).
     #[cfg_attr(not(test), expect(dead_code, reason = "public API for the orchestrator"))]
-    pub fn child(&self) -> CancelToken {
+    pub(crate) fn child(&self) -> CancelToken {
         let child = CancelToken::new();
         // Checked under the lock `cancel` takes to set the flag, so no child is ever missed.
-        let mut children = self.inner.children.lock().unwrap_or_else(|e| e.into_inner());
+        let mut children = self.inner.children.locked();
         if self.is_cancelled() {
             drop(children);
             child.cancel();
@@ -116,13 +117,13 @@ impl CancelToken {
         child
     }
 
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         Self::cancel_inner(&self.inner);
     }
 
     fn cancel_inner(inner: &Arc<CancelInner>) {
         let children: Vec<_> = {
-            let mut children = inner.children.lock().unwrap_or_else(|e| e.into_inner());
+            let mut children = inner.children.locked();
             if inner.cancelled.swap(true, Ordering::SeqCst) {
                 return;
             }
@@ -137,7 +138,7 @@ impl CancelToken {
     /// Wake sleepers and signal the registered process groups (the flag is already set).
     fn stop_children(&self) {
         {
-            let _guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = self.inner.wake_lock.locked();
             self.inner.wake.notify_all();
         }
         let groups: Vec<i32> = self.groups();
@@ -151,8 +152,7 @@ impl CancelToken {
         // Escalate for children that ignore SIGINT; the waiter returns once they are gone.
         std::thread::spawn(move || {
             std::thread::sleep(GRACE);
-            let left: Vec<i32> =
-                inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect();
+            let left: Vec<i32> = inner.groups.locked().values().copied().collect();
             for pgid in left {
                 signal_group(pgid, libc::SIGKILL);
             }
@@ -160,9 +160,9 @@ impl CancelToken {
     }
 
     /// Sleep for `dur` unless cancelled first. Returns `false` when cancelled.
-    pub fn sleep(&self, dur: Duration) -> bool {
+    pub(crate) fn sleep(&self, dur: Duration) -> bool {
         let end = Instant::now() + dur.min(FAR_FUTURE);
-        let mut guard = self.inner.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.inner.wake_lock.locked();
         loop {
             if self.is_cancelled() {
                 return false;
@@ -171,18 +171,22 @@ impl CancelToken {
             if now >= end {
                 return true;
             }
-            guard =
-                self.inner.wake.wait_timeout(guard, end - now).unwrap_or_else(|e| e.into_inner()).0;
+            guard = self
+                .inner
+                .wake
+                .wait_timeout(guard, end - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 
     fn groups(&self) -> Vec<i32> {
-        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect()
+        self.inner.groups.locked().values().copied().collect()
     }
 
     fn register(&self, pgid: i32) -> u64 {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).insert(id, pgid);
+        self.inner.groups.locked().insert(id, pgid);
         // Cancelled between the check and the spawn: the new group must not outlive it.
         if self.is_cancelled() {
             signal_group(pgid, libc::SIGKILL);
@@ -191,7 +195,7 @@ impl CancelToken {
     }
 
     fn unregister(&self, id: u64) {
-        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.inner.groups.locked().remove(&id);
     }
 }
 
@@ -210,7 +214,7 @@ fn signal_group(pgid: i32, sig: i32) {
 
 /// Why running a child failed. Wording lives in `Display`.
 #[derive(Debug)]
-pub enum ProcessError {
+pub(crate) enum ProcessError {
     /// The argv was empty.
     Empty,
     /// The program is not on `PATH`.
@@ -253,10 +257,10 @@ impl fmt::Display for ProcessError {
             ProcessError::Failed { argv, code, signal, tail } => {
                 match (code, signal) {
                     (Some(c), _) => {
-                        write!(f, "command `{}` failed with exit code {c}", display_argv(argv))?
+                        write!(f, "command `{}` failed with exit code {c}", display_argv(argv))?;
                     }
                     (None, Some(s)) => {
-                        write!(f, "command `{}` was killed by signal {s}", display_argv(argv))?
+                        write!(f, "command `{}` was killed by signal {s}", display_argv(argv))?;
                     }
                     (None, None) => write!(f, "command `{}` failed", display_argv(argv))?,
                 }
@@ -280,7 +284,7 @@ fn write_tail(f: &mut fmt::Formatter<'_>, tail: &[String]) -> fmt::Result {
 }
 
 /// Human form of a duration for messages: `3s`, `1.5s`, `250ms`.
-pub fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     if d.as_millis() < 1000 {
         format!("{}ms", d.as_millis())
     } else if d.as_millis().is_multiple_of(1000) {
@@ -292,7 +296,7 @@ pub fn secs(d: Duration) -> String {
 
 /// An argv joined for humans, quoting words that need it, secrets masked. A shell line that
 /// is itself a `sh -c …` command is shown as written, not quoted inside a second `sh -c`.
-pub fn display_argv(argv: &[String]) -> String {
+pub(crate) fn display_argv(argv: &[String]) -> String {
     if let [sh, c, line] = argv
         && sh == "sh"
         && c == "-c"
@@ -318,7 +322,7 @@ pub fn display_argv(argv: &[String]) -> String {
 
 /// A child that ran to completion (successfully or not).
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub argv: Vec<String>,
     /// Exit code; `None` when killed by a signal.
     pub code: Option<i32>,
@@ -331,12 +335,12 @@ pub struct Finished {
 }
 
 impl Finished {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 
     /// `Ok` on exit code 0, otherwise [`ProcessError::Failed`] with the tail.
-    pub fn check(self) -> Result<Finished, ProcessError> {
+    pub(crate) fn check(self) -> Result<Finished, ProcessError> {
         if self.success() {
             Ok(self)
         } else {
@@ -356,7 +360,7 @@ impl Finished {
 
 /// A child to run. Build with [`Command::new`], then [`run`](Command::run).
 #[derive(Clone)]
-pub struct Command {
+pub(crate) struct Command {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     dir: Option<PathBuf>,
@@ -375,7 +379,7 @@ impl fmt::Debug for Command {
 }
 
 impl Command {
-    pub fn new<I, S>(argv: I) -> Self
+    pub(crate) fn new<I, S>(argv: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -395,50 +399,50 @@ impl Command {
 
     /// On timeout the group gets SIGINT, then SIGKILL after `grace` (default [`GRACE`]).
     #[cfg_attr(not(test), expect(dead_code, reason = "public API for the orchestrator"))]
-    pub fn grace(mut self, grace: Duration) -> Self {
+    pub(crate) fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
     }
 
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub(crate) fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub(crate) fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
         self.env.extend(vars);
         self
     }
 
-    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+    pub(crate) fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
     }
 
     /// Kill the group after this long (reported as "timed out after …").
-    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub(crate) fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// An outer deadline (a task's or script's); `after` is the budget it stands for, used in
     /// the "timed out after …" message.
-    pub fn deadline(mut self, at: Instant, after: Duration) -> Self {
+    pub(crate) fn deadline(mut self, at: Instant, after: Duration) -> Self {
         self.deadline = Some((at, after));
         self
     }
 
-    pub fn cancel(mut self, token: CancelToken) -> Self {
+    pub(crate) fn cancel(mut self, token: CancelToken) -> Self {
         self.cancel = Some(token);
         self
     }
 
-    pub fn on_line(mut self, f: LineFn) -> Self {
+    pub(crate) fn on_line(mut self, f: LineFn) -> Self {
         self.on_line = Some(f);
         self
     }
 
-    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self
     }
@@ -454,7 +458,7 @@ impl Command {
 
     /// Run to completion. A non-zero exit is *not* an error here (see [`Finished::check`]);
     /// timeouts and cancellation are.
-    pub fn run(self) -> Result<Finished, ProcessError> {
+    pub(crate) fn run(self) -> Result<Finished, ProcessError> {
         let start = Instant::now();
         let deadline = self.effective_deadline(start);
         let cancel = self.cancel.clone();
@@ -500,8 +504,8 @@ impl Command {
             return Err(ProcessError::TimedOut { argv: out.argv, after, tail: out.tail });
         }
         out.duration = start.elapsed();
-        out.code = status.as_ref().ok().and_then(|s| s.code());
-        out.signal = status.as_ref().ok().and_then(|s| s.signal());
+        out.code = status.as_ref().ok().and_then(std::process::ExitStatus::code);
+        out.signal = status.as_ref().ok().and_then(std::os::unix::process::ExitStatusExt::signal);
         if cancel.is_some_and(|c| c.is_cancelled()) && !out.success() {
             return Err(ProcessError::Cancelled { argv: out.argv });
         }
@@ -687,11 +691,10 @@ fn poll_read(
     buf: &mut [u8],
     wake: Duration,
 ) -> bool {
-    use std::os::fd::AsRawFd;
     let mut fds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; 2];
     for (pfd, p) in fds.iter_mut().zip(pipes.iter()) {
         // A negative fd is ignored by poll(2).
-        pfd.fd = p.as_ref().map_or(-1, |p| p.as_raw_fd());
+        pfd.fd = p.as_ref().map_or(-1, std::os::fd::AsRawFd::as_raw_fd);
     }
     let ms = i32::try_from(wake.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
@@ -715,7 +718,7 @@ fn poll_read(
 }
 
 /// A running child in its own process group.
-pub struct Child {
+pub(crate) struct Child {
     argv: Vec<String>,
     handle: duct::Handle,
     pgid: i32,
@@ -731,12 +734,12 @@ impl fmt::Debug for Child {
 
 impl Child {
     /// SIGINT to the whole group: the polite stop (Pulumi releases its lock on SIGINT).
-    pub fn interrupt(&self) {
+    pub(crate) fn interrupt(&self) {
         signal_group(self.pgid, libc::SIGINT);
     }
 
     /// SIGKILL to the whole group: the last resort.
-    pub fn kill(&self) {
+    pub(crate) fn kill(&self) {
         signal_group(self.pgid, libc::SIGKILL);
     }
 
@@ -750,7 +753,7 @@ impl Child {
     }
 
     /// Whether the child has exited (non-blocking).
-    pub fn has_exited(&self) -> bool {
+    pub(crate) fn has_exited(&self) -> bool {
         matches!(self.handle.try_wait(), Ok(Some(_)) | Err(_))
     }
 
@@ -764,7 +767,7 @@ impl Child {
         if let Some((c, id)) = &self.reg {
             c.unregister(*id);
         }
-        let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let readers = self.readers.locked().take();
         let (out, err) = match (captured, readers) {
             (Some(c), _) => c,
             (None, Some((o, e))) => (
@@ -817,7 +820,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// Cancel `token` on the first SIGINT (children are in their own process groups, so the
 /// terminal's Ctrl-C reaches only pilum); a second SIGINT exits at once with code 130.
 /// Call once per process.
-pub fn cancel_on_ctrl_c(token: CancelToken) -> std::io::Result<()> {
+pub(crate) fn cancel_on_ctrl_c(token: CancelToken) -> std::io::Result<()> {
     let (mut r, w) = os_pipe::pipe()?;
     use std::os::fd::IntoRawFd;
     INT_PIPE.store(w.into_raw_fd(), Ordering::SeqCst);
@@ -850,7 +853,7 @@ pub fn cancel_on_ctrl_c(token: CancelToken) -> std::io::Result<()> {
 }
 
 /// Find `name` on `PATH` (or check it directly when it contains a `/`).
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     which_in(name, None)
 }
 

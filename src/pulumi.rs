@@ -17,7 +17,7 @@ use crate::process::{self, Finished, ProcessError};
 
 /// Options shared by the commands; each builder uses the ones that apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// `--cwd`: the Pulumi project directory.
     pub cwd: Option<PathBuf>,
     /// `--stack`.
@@ -42,7 +42,7 @@ pub struct Opts {
 
 /// Errors of this layer. Wording lives in `Display`.
 #[derive(Debug)]
-pub enum PulumiError {
+pub(crate) enum PulumiError {
     Process(ProcessError),
     /// `pulumi` exited non-zero.
     Failed {
@@ -101,7 +101,7 @@ impl From<ProcessError> for PulumiError {
 
 /// Whether `stderr` is one of the two "another update is running" texts — the only failures
 /// worth retrying.
-pub fn is_lock_conflict(stderr: &str) -> bool {
+pub(crate) fn is_lock_conflict(stderr: &str) -> bool {
     if stderr.contains("[409] Conflict: Another update is currently in progress.") {
         return true;
     }
@@ -115,7 +115,7 @@ pub fn is_lock_conflict(stderr: &str) -> bool {
 
 fn base(sub: &[&str]) -> Vec<String> {
     let mut v = vec!["pulumi".to_string()];
-    v.extend(sub.iter().map(|s| s.to_string()));
+    v.extend(sub.iter().map(std::string::ToString::to_string));
     v
 }
 
@@ -134,7 +134,7 @@ fn common(argv: &mut Vec<String>, o: &Opts, config_file: bool) {
 }
 
 /// `pulumi config get <key> --json [--path]`.
-pub fn config_get_argv(key: &str, o: &Opts) -> Vec<String> {
+pub(crate) fn config_get_argv(key: &str, o: &Opts) -> Vec<String> {
     let mut a = base(&["config", "get"]);
     if key.starts_with('-') {
         a.push("--".into()); // never happens for real keys; keeps a key from becoming a flag
@@ -150,7 +150,7 @@ pub fn config_get_argv(key: &str, o: &Opts) -> Vec<String> {
 
 /// `pulumi config set <key> <value> [--path] --plaintext|--secret`. A value starting with `-`
 /// (a negative number) goes after `--` so it is not read as a flag.
-pub fn config_set_argv(key: &str, value: &str, o: &Opts) -> Vec<String> {
+pub(crate) fn config_set_argv(key: &str, value: &str, o: &Opts) -> Vec<String> {
     let mut flags = Vec::new();
     if o.path {
         flags.push("--path".to_string());
@@ -170,7 +170,7 @@ pub fn config_set_argv(key: &str, value: &str, o: &Opts) -> Vec<String> {
 }
 
 /// `pulumi config set-all [--path] --plaintext k=v --plaintext k2=v2` (keys in sorted order).
-pub fn config_set_all_argv(values: &BTreeMap<String, String>, o: &Opts) -> Vec<String> {
+pub(crate) fn config_set_all_argv(values: &BTreeMap<String, String>, o: &Opts) -> Vec<String> {
     let mut a = base(&["config", "set-all"]);
     if o.path {
         a.push("--path".into());
@@ -183,7 +183,7 @@ pub fn config_set_all_argv(values: &BTreeMap<String, String>, o: &Opts) -> Vec<S
 }
 
 /// `pulumi up --yes --skip-preview [--target <urn>]… [--target-dependents] [--message …]`.
-pub fn up_argv(o: &Opts) -> Vec<String> {
+pub(crate) fn up_argv(o: &Opts) -> Vec<String> {
     let mut a = base(&["up", "--yes", "--skip-preview"]);
     for t in &o.targets {
         a.extend(["--target".into(), t.clone()]);
@@ -199,7 +199,7 @@ pub fn up_argv(o: &Opts) -> Vec<String> {
 }
 
 /// `pulumi preview --json [--target <urn>]… [--diff] [--expect-no-changes]`.
-pub fn preview_argv(o: &Opts) -> Vec<String> {
+pub(crate) fn preview_argv(o: &Opts) -> Vec<String> {
     let mut a = base(&["preview", "--json"]);
     for t in &o.targets {
         a.extend(["--target".into(), t.clone()]);
@@ -215,7 +215,7 @@ pub fn preview_argv(o: &Opts) -> Vec<String> {
 }
 
 /// `pulumi refresh --preview-only --json [--target <urn>]…`: drift without writing state.
-pub fn refresh_preview_argv(o: &Opts) -> Vec<String> {
+pub(crate) fn refresh_preview_argv(o: &Opts) -> Vec<String> {
     let mut a = base(&["refresh", "--preview-only", "--json"]);
     for t in &o.targets {
         a.extend(["--target".into(), t.clone()]);
@@ -225,7 +225,7 @@ pub fn refresh_preview_argv(o: &Opts) -> Vec<String> {
 }
 
 /// `pulumi refresh --yes --skip-preview [--target <urn>]…`: the state follows the cloud.
-pub fn refresh_argv(o: &Opts) -> Vec<String> {
+pub(crate) fn refresh_argv(o: &Opts) -> Vec<String> {
     let mut a = base(&["refresh", "--yes", "--skip-preview"]);
     for t in &o.targets {
         a.extend(["--target".into(), t.clone()]);
@@ -235,7 +235,7 @@ pub fn refresh_argv(o: &Opts) -> Vec<String> {
 }
 
 /// `pulumi stack output [name] --json` (no `--config-file`: `stack output` does not take one).
-pub fn outputs_argv(name: Option<&str>, o: &Opts) -> Vec<String> {
+pub(crate) fn outputs_argv(name: Option<&str>, o: &Opts) -> Vec<String> {
     let mut a = base(&["stack", "output"]);
     if let Some(n) = name {
         a.push(n.into());
@@ -246,7 +246,7 @@ pub fn outputs_argv(name: Option<&str>, o: &Opts) -> Vec<String> {
 }
 
 /// `pulumi config refresh [--force]`: rewrite the local stack file from the last deployment.
-pub fn config_refresh_argv(force: bool, o: &Opts) -> Vec<String> {
+pub(crate) fn config_refresh_argv(force: bool, o: &Opts) -> Vec<String> {
     let mut a = base(&["config", "refresh"]);
     if force {
         a.push("--force".into());
@@ -258,13 +258,13 @@ pub fn config_refresh_argv(force: bool, o: &Opts) -> Vec<String> {
 /// A [`process::Command`] for an argv built here. Add cancel/deadline/on_line as needed; use
 /// `spawn()` + `Child::interrupt()` for long updates (SIGINT first: a killed `pulumi` can leave
 /// the stack locked).
-pub fn command(argv: Vec<String>) -> process::Command {
+pub(crate) fn command(argv: Vec<String>) -> process::Command {
     process::Command::new(argv)
 }
 
 /// Run a built argv with `cmd` as the template (dir/env/cancel already set) and turn a non-zero
 /// exit into [`PulumiError::Failed`].
-pub fn run_checked(cmd: process::Command) -> Result<Finished, PulumiError> {
+pub(crate) fn run_checked(cmd: process::Command) -> Result<Finished, PulumiError> {
     let out = cmd.run()?;
     if out.success() {
         return Ok(out);
@@ -275,13 +275,13 @@ pub fn run_checked(cmd: process::Command) -> Result<Finished, PulumiError> {
 
 /// `pulumi config get --json` output.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ConfigValue {
+pub(crate) struct ConfigValue {
     pub value: String,
     #[serde(default)]
     pub secret: bool,
 }
 
-pub fn parse_config_get(stdout: &str) -> Result<ConfigValue, PulumiError> {
+pub(crate) fn parse_config_get(stdout: &str) -> Result<ConfigValue, PulumiError> {
     #[derive(Deserialize)]
     struct Raw {
         value: serde_json::Value,
@@ -298,13 +298,13 @@ pub fn parse_config_get(stdout: &str) -> Result<ConfigValue, PulumiError> {
 }
 
 /// Whether a failed `config get` means "no such key" (not an error for callers).
-pub fn is_missing_key(stderr: &str) -> bool {
+pub(crate) fn is_missing_key(stderr: &str) -> bool {
     stderr.contains("configuration key") && stderr.contains("not found")
 }
 
 /// One step of a preview.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     pub op: String,
     pub urn: String,
     #[serde(default, rename = "diffReasons")]
@@ -313,13 +313,13 @@ pub struct Step {
 
 /// The parts of `pulumi preview --json` pilum uses; `raw` keeps the whole document.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Preview {
+pub(crate) struct Preview {
     pub steps: Vec<Step>,
     pub change_summary: BTreeMap<String, i64>,
     pub raw: serde_json::Value,
 }
 
-pub fn parse_preview(stdout: &str) -> Result<Preview, PulumiError> {
+pub(crate) fn parse_preview(stdout: &str) -> Result<Preview, PulumiError> {
     let raw: serde_json::Value = serde_json::from_str(stdout.trim())
         .map_err(|e| PulumiError::BadJson { what: "preview", error: e.to_string() })?;
     let steps = match raw.get("steps") {
@@ -336,7 +336,7 @@ pub fn parse_preview(stdout: &str) -> Result<Preview, PulumiError> {
 }
 
 /// The stack config file `Pulumi.<stack>.yaml` in `dir` (`org/project/dev` → `dev`).
-pub fn stack_file(dir: &Path, stack: &str) -> PathBuf {
+pub(crate) fn stack_file(dir: &Path, stack: &str) -> PathBuf {
     let short = stack.rsplit('/').next().unwrap_or(stack);
     dir.join(format!("Pulumi.{short}.yaml"))
 }
@@ -347,7 +347,7 @@ pub fn stack_file(dir: &Path, stack: &str) -> PathBuf {
 ///
 /// `make` builds the process for each argv (directory, env, cancellation); `dir` is where the
 /// stack file lives (the Pulumi project, `o.cwd` when set).
-pub fn preview_with_config(
+pub(crate) fn preview_with_config(
     values: &BTreeMap<String, String>,
     o: &Opts,
     dir: &Path,

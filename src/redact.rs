@@ -14,10 +14,11 @@
 use std::borrow::Cow;
 use std::sync::{LazyLock, RwLock};
 
+use crate::sync::RwLockExt;
 use aho_corasick::{AhoCorasick, MatchKind};
 
 /// What a secret is replaced with.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// Secrets shorter than this are not masked: masking `a` or `1` would mangle every line while
 /// protecting nothing.
@@ -25,15 +26,15 @@ const MIN_LEN: usize = 3;
 
 /// A line of a multi-line secret is masked on its own from this length: `{`, `}` or a short
 /// last base64 line protect nothing and would mangle ordinary output.
-pub const MIN_LINE_LEN: usize = 8;
+pub(crate) const MIN_LINE_LEN: usize = 8;
 
 /// A variable masked because of its name ([`looks_secret`]) is masked from this length:
 /// `CACHE_KEY=1` or `SKIP_TOKEN=true` hold no secret, and masking `true` everywhere would
 /// garble the output. Listed secrets and `env::secret` mask from [`MIN_LEN`].
-pub const MIN_AUTO_LEN: usize = 6;
+pub(crate) const MIN_AUTO_LEN: usize = 6;
 
 /// The variable naming variables that must not be masked automatically (`NAME,NAME`, or `*`).
-pub const OPT_OUT_VAR: &str = "PILUM_NO_AUTO_MASK";
+pub(crate) const OPT_OUT_VAR: &str = "PILUM_NO_AUTO_MASK";
 
 #[derive(Default)]
 struct Registry {
@@ -45,7 +46,7 @@ static REGISTRY: RwLock<Registry> = RwLock::new(Registry { secrets: Vec::new(), 
 
 /// Register a secret value: the whole value and, when it has several lines, each line of at
 /// least [`MIN_LINE_LEN`] characters. Very short values are ignored; duplicates kept once.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     let whole = secret.trim_end_matches(['\n', '\r']);
     let mut new: Vec<&str> = Vec::new();
     if whole.len() >= MIN_LEN {
@@ -57,7 +58,7 @@ pub fn register(secret: &str) {
     if new.is_empty() {
         return;
     }
-    let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let mut reg = REGISTRY.write_locked();
     let before = reg.secrets.len();
     for s in new {
         if !reg.secrets.iter().any(|k| k == s) {
@@ -77,7 +78,7 @@ pub fn register(secret: &str) {
 
 /// Register `value` if `name` looks secret ([`looks_secret`]) and is not opted out through
 /// [`OPT_OUT_VAR`]. Used wherever a script reads the environment or hands one to a child.
-pub fn register_if_secret(name: &str, value: &str) {
+pub(crate) fn register_if_secret(name: &str, value: &str) {
     if value.trim().len() >= MIN_AUTO_LEN && looks_secret(name) && !opted_out(name) {
         register(value);
     }
@@ -85,7 +86,7 @@ pub fn register_if_secret(name: &str, value: &str) {
 
 /// Register every variable of pilum's own environment whose name looks secret: children inherit
 /// them, so they are masked even when no script reads them.
-pub fn register_secret_environment() {
+pub(crate) fn register_secret_environment() {
     for (name, value) in std::env::vars_os() {
         if let (Some(n), Some(v)) = (name.to_str(), value.to_str()) {
             register_if_secret(n, v);
@@ -99,7 +100,7 @@ pub fn register_secret_environment() {
 /// `GITHUB_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `AZURE_CLIENT_SECRET`, `NPM_TOKEN`, `DB_PASSWORD`,
 /// `STRIPE_API_KEY` and `GOOGLE_CREDENTIALS` are masked; `AWS_ACCESS_KEY_ID`, `TOKEN_URL` and
 /// names ending in `_PUBLIC_KEY` are not.
-pub fn looks_secret(name: &str) -> bool {
+pub(crate) fn looks_secret(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
     if n.ends_with("_PUBLIC_KEY") {
         return false;
@@ -127,8 +128,8 @@ fn opted_out(name: &str) -> bool {
 }
 
 /// Mask every registered secret in `text`. Borrows when nothing matches (the common case).
-pub fn redact(text: &str) -> Cow<'_, str> {
-    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+pub(crate) fn redact(text: &str) -> Cow<'_, str> {
+    let reg = REGISTRY.read_locked();
     match &reg.matcher {
         Some(m) if m.is_match(text) => {
             let masks = vec![MASK; reg.secrets.len()];

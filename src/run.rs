@@ -7,7 +7,7 @@ use crate::cli::Cli;
 use crate::error::exit;
 use crate::output::Output;
 
-pub fn run() -> i32 {
+pub(crate) fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -13,11 +13,11 @@
 use std::fmt;
 
 /// The deepest nesting accepted in a user's YAML file.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Where the nesting limit was passed (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooDeep {
+pub(crate) struct TooDeep {
     pub line: usize,
     pub col: usize,
 }
@@ -31,7 +31,7 @@ impl fmt::Display for TooDeep {
 impl std::error::Error for TooDeep {}
 
 /// Scan `text` and refuse it if it nests deeper than [`MAX_DEPTH`].
-pub fn check_depth(text: &str) -> Result<(), TooDeep> {
+pub(crate) fn check_depth(text: &str) -> Result<(), TooDeep> {
     let mut block: Vec<usize> = Vec::new();
     let mut flow = 0usize;
     // Indentation of the line that opened a block scalar; its deeper lines are text.
@@ -146,14 +146,14 @@ fn scan_flow(
 
 /// A 1-based line and column (in characters) in a YAML text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mark {
+pub(crate) struct Mark {
     pub line: usize,
     pub col: usize,
 }
 
 /// One step of a path into a YAML document: a mapping key or a sequence index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seg<'a> {
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
@@ -178,13 +178,13 @@ impl From<usize> for Seg<'_> {
 
 /// An owned [`Seg`], for paths kept after parsing (where an expanded value came from).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SegBuf {
+pub(crate) enum SegBuf {
     Key(String),
     Index(usize),
 }
 
 impl SegBuf {
-    pub fn as_seg(&self) -> Seg<'_> {
+    pub(crate) fn as_seg(&self) -> Seg<'_> {
         match self {
             SegBuf::Key(k) => Seg::Key(k),
             SegBuf::Index(i) => Seg::Index(*i),
@@ -202,14 +202,14 @@ impl From<Seg<'_>> for SegBuf {
 }
 
 /// Borrow an owned path.
-pub fn segs(path: &[SegBuf]) -> Vec<Seg<'_>> {
+pub(crate) fn segs(path: &[SegBuf]) -> Vec<Seg<'_>> {
     path.iter().map(SegBuf::as_seg).collect()
 }
 
 /// A YAML syntax error as libyaml reports it: the problem, where it was noticed, and the
 /// construct being read (`while parsing a flow sequence`) with where that construct starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
+pub(crate) struct SyntaxError {
     pub problem: String,
     pub mark: Mark,
     pub context: Option<(String, Mark)>,
@@ -220,7 +220,7 @@ pub struct SyntaxError {
 impl SyntaxError {
     /// The position to show: where the problem was noticed, unless that is past the end of the
     /// text; then the start of the construct left open (an unclosed `[`, a quote).
-    pub fn position(&self) -> Mark {
+    pub(crate) fn position(&self) -> Mark {
         match (&self.context, self.at_end) {
             (Some((_, open)), true) => *open,
             _ => self.mark,
@@ -251,7 +251,7 @@ impl std::error::Error for SyntaxError {}
 
 /// Every node of a YAML document with its position: the index [`position`] answers from.
 #[derive(Debug, Clone, Default)]
-pub struct Outline {
+pub(crate) struct Outline {
     nodes: Vec<Node>,
 }
 
@@ -276,7 +276,7 @@ type Key = (Option<String>, Mark);
 /// What [`Outline::locate`] found: how many segments of the path exist, the mark of the last
 /// one found (its key, or the sequence item), and that node's value mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Located {
+pub(crate) struct Located {
     pub matched: usize,
     pub key: Mark,
     pub value: Mark,
@@ -284,7 +284,7 @@ pub struct Located {
 
 impl Outline {
     /// Parse `text` (its first document). Run [`check_depth`] first on untrusted text.
-    pub fn parse(text: &str) -> Result<Self, SyntaxError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, SyntaxError> {
         let mut parser = libyaml::Parser::new(text.as_bytes());
         let mut nodes: Vec<Node> = Vec::new();
         // Open collections: node index and, for a mapping, the key read before its value.
@@ -333,7 +333,7 @@ impl Outline {
     }
 
     /// Follow `path` from the root as far as it exists.
-    pub fn locate(&self, path: &[Seg]) -> Located {
+    pub(crate) fn locate(&self, path: &[Seg]) -> Located {
         let start = Mark { line: 1, col: 1 };
         let Some(root) = self.nodes.first() else {
             return Located { matched: 0, key: start, value: start };
@@ -363,20 +363,20 @@ impl Outline {
 /// of the key at `path` (or of the sequence item, for an index), falling back to the closest
 /// parent that exists, then to `1:1`. `path` mixes keys and indices:
 /// `&["pools".into(), name.into(), "schedules".into(), 2.into(), "value".into()]`.
-pub fn position(text: &str, path: &[Seg]) -> (usize, usize) {
+pub(crate) fn position(text: &str, path: &[Seg]) -> (usize, usize) {
     let m = Outline::parse(text).map_or(Mark { line: 1, col: 1 }, |o| o.locate(path).key);
     (m.line, m.col)
 }
 
 /// Like [`position`], but the value's position (`name: "../x"` points at the quote), or the
 /// closest parent's value.
-pub fn value_position(text: &str, path: &[Seg]) -> (usize, usize) {
+pub(crate) fn value_position(text: &str, path: &[Seg]) -> (usize, usize) {
     let m = Outline::parse(text).map_or(Mark { line: 1, col: 1 }, |o| o.locate(path).value);
     (m.line, m.col)
 }
 
 /// The syntax error in `text`, if it has one (libyaml's report, with the open construct).
-pub fn syntax_error(text: &str) -> Option<SyntaxError> {
+pub(crate) fn syntax_error(text: &str) -> Option<SyntaxError> {
     Outline::parse(text).err()
 }
 

@@ -171,7 +171,7 @@ fn no_import_cycle_between_top_level_modules() {
 
 #[test]
 fn the_edge_parser_reads_groups_inline_paths_and_super() {
-    let m = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let m = |p: &[&str]| p.iter().map(std::string::ToString::to_string).collect::<Vec<_>>();
     assert_eq!(targets("use crate::{a::B, c, d::{e, f}};", &m(&["x", "y"])), ["a", "c", "d"]);
     assert_eq!(
         targets("let x = crate::recipe::Catalog::load(crate::ui::x);", &m(&["x"])),

@@ -559,7 +559,7 @@ pulumi::config_refresh(#{ stack: "prod", force: true });
     let alt = root.join("infra/alt.yaml").display().to_string();
     let tail = ["--non-interactive", "--color", "never"];
     let mk = |parts: &[&str]| -> Vec<String> {
-        parts.iter().chain(tail.iter()).map(|s| s.to_string()).collect()
+        parts.iter().chain(tail.iter()).map(std::string::ToString::to_string).collect()
     };
     assert_eq!(
         t.calls("pulumi"),

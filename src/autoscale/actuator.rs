@@ -18,16 +18,16 @@ use crate::backoff::{Backoff, Jitter};
 use crate::process::{CancelToken, Finished, ProcessError};
 use crate::pulumi::{self, Opts};
 
-pub use crate::pulumi::is_lock_conflict;
+pub(crate) use crate::pulumi::is_lock_conflict;
 
 /// Pending operations left by an interrupted update: acting blindly would make things worse.
-pub fn is_pending_operations(stderr: &str) -> bool {
+pub(crate) fn is_pending_operations(stderr: &str) -> bool {
     stderr.contains("pending operations") || stderr.contains("pending_operations")
 }
 
 /// A failed Pulumi command: the command and the tail of its output.
 #[derive(Debug, Clone)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub command: String,
     pub code: Option<i32>,
     pub tail: String,
@@ -49,7 +49,7 @@ impl std::fmt::Display for Failure {
 
 /// Where a stack lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StackRef {
+pub(crate) struct StackRef {
     pub dir: PathBuf,
     pub stack: String,
 }
@@ -63,7 +63,7 @@ impl StackRef {
 /// The Pulumi actuator. Every command it runs is registered on `cancel`, so shutdown can
 /// interrupt an update it no longer wants to wait for.
 #[derive(Debug, Default)]
-pub struct Pulumi {
+pub(crate) struct Pulumi {
     cancel: CancelToken,
 }
 
@@ -109,12 +109,16 @@ impl Pulumi {
     /// Interrupt every running `pulumi`: SIGINT to its process group (the polite stop: Pulumi
     /// releases its lock), SIGKILL after the process layer's grace if it ignores that. Commands
     /// started afterwards are stopped at once.
-    pub fn interrupt_all(&self) {
+    pub(crate) fn interrupt_all(&self) {
         self.cancel.cancel();
     }
 
     /// `pulumi config get <key> --json` → the value, or None when the key is not set.
-    pub async fn config_get(&self, stack: &StackRef, key: &str) -> Result<Option<String>, Failure> {
+    pub(crate) async fn config_get(
+        &self,
+        stack: &StackRef,
+        key: &str,
+    ) -> Result<Option<String>, Failure> {
         match self.run(pulumi::config_get_argv(key, &stack.opts())).await {
             Ok(out) => pulumi::parse_config_get(&out).map(|v| Some(v.value)).map_err(|e| Failure {
                 command: "pulumi config get".into(),
@@ -128,7 +132,7 @@ impl Pulumi {
     }
 
     /// `pulumi config set-all --plaintext k=v …` (one command for several keys).
-    pub async fn config_set_all(
+    pub(crate) async fn config_set_all(
         &self,
         stack: &StackRef,
         pairs: &[(String, i64)],
@@ -141,7 +145,7 @@ impl Pulumi {
     }
 
     /// `pulumi up --yes --skip-preview --target … --message …`.
-    pub async fn up(
+    pub(crate) async fn up(
         &self,
         stack: &StackRef,
         targets: &[String],
@@ -155,7 +159,7 @@ impl Pulumi {
     /// `up`, retried only on Pulumi's lock texts with jittered backoff until `deadline`;
     /// `on_lock` hears about each conflict (readiness reports it while retrying). Returns the
     /// number of lock retries alongside the result.
-    pub async fn up_with_lock_retry(
+    pub(crate) async fn up_with_lock_retry(
         &self,
         stack: &StackRef,
         targets: &[String],
@@ -187,7 +191,7 @@ impl Pulumi {
 
     /// A dry run through [`pulumi::preview_with_config`]: the new values go into a temporary
     /// copy of the stack file (`--config-file`); the committed stack file is never written.
-    pub async fn preview_with(
+    pub(crate) async fn preview_with(
         &self,
         stack: &StackRef,
         pairs: &[(String, i64)],
@@ -228,7 +232,7 @@ impl Pulumi {
     }
 
     /// `pulumi refresh --preview-only --json --target …`: what drifted, without writing state.
-    pub async fn refresh_preview(
+    pub(crate) async fn refresh_preview(
         &self,
         stack: &StackRef,
         targets: &[String],
@@ -244,18 +248,26 @@ impl Pulumi {
     }
 
     /// `pulumi refresh --yes --skip-preview --target …`.
-    pub async fn refresh(&self, stack: &StackRef, targets: &[String]) -> Result<(), Failure> {
+    pub(crate) async fn refresh(
+        &self,
+        stack: &StackRef,
+        targets: &[String],
+    ) -> Result<(), Failure> {
         let o = Opts { targets: targets.to_vec(), ..stack.opts() };
         self.run(pulumi::refresh_argv(&o)).await.map(|_| ())
     }
 
     /// `pulumi config refresh`: rebuild the local stack file from the last deployment.
-    pub async fn config_refresh(&self, stack: &StackRef) -> Result<(), Failure> {
+    pub(crate) async fn config_refresh(&self, stack: &StackRef) -> Result<(), Failure> {
         self.run(pulumi::config_refresh_argv(false, &stack.opts())).await.map(|_| ())
     }
 
     /// `pulumi stack output <name> --json`.
-    pub async fn stack_output(&self, stack: &StackRef, name: &str) -> Result<Value, Failure> {
+    pub(crate) async fn stack_output(
+        &self,
+        stack: &StackRef,
+        name: &str,
+    ) -> Result<Value, Failure> {
         let out = self.run(pulumi::outputs_argv(Some(name), &stack.opts())).await?;
         serde_json::from_str(out.trim()).map_err(|e| Failure {
             command: "pulumi stack output".into(),

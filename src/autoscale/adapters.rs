@@ -22,10 +22,10 @@ fn metric(field: &'static str, value: Option<f64>) -> Result<Option<f64>, Refuse
 
 /// A refused payload: HTTP status and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused(pub u16, pub String);
+pub(crate) struct Refused(pub u16, pub String);
 
 /// `action`, `step`, `value` from the query string.
-pub fn query_directive(q: &HashMap<String, String>) -> Result<Option<Directive>, Refused> {
+pub(crate) fn query_directive(q: &HashMap<String, String>) -> Result<Option<Directive>, Refused> {
     let Some(action) = q.get("action") else {
         if q.contains_key("step") || q.contains_key("value") {
             return Err(Refused(400, "`step`/`value` given without `action`".into()));
@@ -59,7 +59,7 @@ fn parse_directive(
 }
 
 /// A `pilum: action=up step=2` directive inside free text (CloudWatch `AlarmDescription`).
-pub fn text_directive(text: &str) -> Result<Option<Directive>, Refused> {
+pub(crate) fn text_directive(text: &str) -> Result<Option<Directive>, Refused> {
     let Some(idx) = text.find("pilum:") else { return Ok(None) };
     let mut kv = HashMap::new();
     for part in text[idx + "pilum:".len()..].split_whitespace() {
@@ -81,7 +81,7 @@ pub fn text_directive(text: &str) -> Result<Option<Directive>, Refused> {
 /// A CloudWatch alarm state-change message (inside the SNS `Message`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Alarm {
+pub(crate) struct Alarm {
     pub alarm_name: String,
     pub alarm_description: Option<String>,
     pub new_state_value: String,
@@ -93,13 +93,13 @@ pub struct Alarm {
 /// The part of an alarm's `Trigger` pilum uses.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Trigger {
+pub(crate) struct Trigger {
     pub threshold: Option<f64>,
 }
 
 /// What a CloudWatch notification means for the pool.
 #[derive(Debug, Clone)]
-pub enum AlarmOutcome {
+pub(crate) enum AlarmOutcome {
     Change(Change),
     /// `INSUFFICIENT_DATA`, or `OK` for an alarm with nothing to clear: recorded only.
     RecordOnly(&'static str),
@@ -126,7 +126,7 @@ fn signal(kind: Kind, source: SourceKind, name: &str, key: String, d: Directive)
 
 /// Interpret an alarm: `ALARM` raises the level, `OK` clears it (then `on_ok`), anything else
 /// is recorded only.
-pub fn cloudwatch(
+pub(crate) fn cloudwatch(
     alarm: &Alarm,
     query: Option<Directive>,
     pool: &Pool,
@@ -179,7 +179,7 @@ pub fn cloudwatch(
 /// An Alertmanager webhook notification (payload version 4).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Notification {
+pub(crate) struct Notification {
     pub version: String,
     #[serde(default)]
     pub group_key: String,
@@ -188,7 +188,7 @@ pub struct Notification {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Alert {
+pub(crate) struct Alert {
     pub status: String,
     #[serde(default)]
     pub labels: HashMap<String, String>,
@@ -201,7 +201,7 @@ pub struct Alert {
 
 /// Interpret a notification: each alert is a level keyed by its fingerprint. The pool comes
 /// from the path; an alert whose `pool` label names another pool rejects the whole payload.
-pub fn alertmanager(
+pub(crate) fn alertmanager(
     n: &Notification,
     query: Option<Directive>,
     pool: &Pool,
@@ -279,7 +279,7 @@ pub fn alertmanager(
 /// 1,000,000 and not 0 (a request for no change is refused, not ignored), `value` between 0
 /// and 1,000,000 (a negative count is refused, not clamped; above the pool's `max` it is
 /// clamped by the guardrails like any proposal). `None` when neither is given.
-pub fn direct(
+pub(crate) fn direct(
     source: SourceKind,
     key: &str,
     delta: Option<i64>,
@@ -314,7 +314,7 @@ pub fn direct(
 }
 
 /// The input kind a signal is (what its pool's strategy must accept).
-pub fn input_of(s: &Signal) -> Input {
+pub(crate) fn input_of(s: &Signal) -> Input {
     match s.source {
         SourceKind::Cloudwatch | SourceKind::Prometheus => match s.kind {
             // `on_ok` intents ride on an alarm.
@@ -333,7 +333,7 @@ pub fn input_of(s: &Signal) -> Input {
 }
 
 /// Refuse an input the pool's strategy ignores: 422 naming the strategy and what it takes.
-pub fn check_input(pool: &Pool, input: Input) -> Result<(), Refused> {
+pub(crate) fn check_input(pool: &Pool, input: Input) -> Result<(), Refused> {
     if pool.strategy.accepts(input) {
         return Ok(());
     }

@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoscale::journal::Journal;
 use crate::autoscale::signal::{Change, SourceKind};
+use crate::sync::LockExt;
 
 /// A handle for appending audit records and accepting signals.
 #[derive(Debug, Clone)]
-pub struct Audit {
+pub(crate) struct Audit {
     tx: mpsc::SyncSender<Msg>,
     journal: Arc<Journal>,
     health: Arc<Health>,
@@ -33,7 +34,7 @@ pub struct Audit {
 }
 
 /// See [`Audit::mirror`].
-pub struct Mirror(pub Box<dyn Fn(&mut serde_json::Value) + Send + Sync>);
+pub(crate) struct Mirror(pub Box<dyn Fn(&mut serde_json::Value) + Send + Sync>);
 
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,7 +44,7 @@ impl std::fmt::Debug for Mirror {
 
 /// Write errors of the audit log and the journal, for `/readyz` and the metrics.
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     pub errors: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
@@ -51,13 +52,13 @@ pub struct Health {
 impl Health {
     pub(crate) fn failed(&self, what: &str, e: &std::io::Error) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{what}: {e}"));
+        *self.last_error.locked() = Some(format!("{what}: {e}"));
     }
 }
 
 /// Why a signal was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The queue is full: 503, retry later.
     Full,
     /// The journal could not be written or synced: 503, nothing was accepted.
@@ -78,7 +79,7 @@ impl std::fmt::Debug for Msg {
 
 /// One journal line: an accepted change with its sequence number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub seq: u64,
     pub pool: String,
     pub change: Change,
@@ -88,7 +89,7 @@ pub struct Entry {
 /// written once per accepted request: serialising a struct straight into the file buffer is
 /// much cheaper than building a map first.
 #[derive(Debug, serde::Serialize)]
-pub struct SignalRecord {
+pub(crate) struct SignalRecord {
     #[serde(serialize_with = "millis")]
     pub time: DateTime<Utc>,
     pub event: &'static str,
@@ -125,7 +126,7 @@ fn is_zero(n: &u64) -> bool {
 impl SignalRecord {
     /// The record of an accepted change to `pool`'s signals (`key` is the idempotency key, or
     /// the level key for changes nobody requested, such as schedule windows).
-    pub fn of_change(pool: &str, source: SourceKind, key: String, change: &Change) -> Self {
+    pub(crate) fn of_change(pool: &str, source: SourceKind, key: String, change: &Change) -> Self {
         let mut record = SignalRecord {
             time: chrono::Utc::now(),
             event: "signal",
@@ -184,7 +185,7 @@ fn millis<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
 
 /// Open `path` for appending, first terminating a torn last line (a crash mid-write) so the
 /// next record starts on a line of its own.
-pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
     let len = file.metadata()?.len();
@@ -201,7 +202,9 @@ pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// The parsed lines of a JSONL file and how many lines did not parse (torn or damaged).
-pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<(Vec<T>, usize)> {
+pub(crate) fn read_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> std::io::Result<(Vec<T>, usize)> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
@@ -221,7 +224,7 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Resul
     Ok((out, torn))
 }
 
-pub use crate::autoscale::journal::Apply;
+pub(crate) use crate::autoscale::journal::Apply;
 
 /// The most records one batch of the writer takes before it is written.
 const BATCH: usize = 4096;
@@ -263,7 +266,7 @@ impl Writer {
                 Msg::Flush(done) => flushes.push(done),
             }
         }
-        let mut file = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = self.audit.locked();
         if !self.buf.is_empty() {
             if let Err(e) = file.write_all(&self.buf) {
                 self.health.failed("audit log", &e);
@@ -286,7 +289,7 @@ impl Audit {
     /// Open (append) the audit log and the journal and start the audit writer thread.
     /// `next_seq` is the first sequence number to hand out; `capacity` bounds the queue of
     /// accepted signals; `apply` receives every durable change in order.
-    pub fn open(
+    pub(crate) fn open(
         audit_path: &Path,
         journal_path: &Path,
         next_seq: u64,
@@ -309,22 +312,22 @@ impl Audit {
     }
 
     /// Accepted signals waiting to become durable.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.journal.depth()
     }
 
     /// Write errors so far.
-    pub fn health(&self) -> &Health {
+    pub(crate) fn health(&self) -> &Health {
         &self.health
     }
 
     /// With `--ha`: every record written from now on goes through `mirror` first (set once).
-    pub fn mirror(&self, mirror: Mirror) {
+    pub(crate) fn mirror(&self, mirror: Mirror) {
         let _ = self.mirror.set(mirror);
     }
 
     /// Append one record; `event` names its kind (`decision`, `apply`, …). Never refused.
-    pub fn write(&self, event: &str, record: impl Serialize) {
+    pub(crate) fn write(&self, event: &str, record: impl Serialize) {
         let mut record = serde_json::to_value(record).unwrap_or_else(
             |e| serde_json::json!({"error": format!("cannot serialise the record: {e}")}),
         );
@@ -345,7 +348,7 @@ impl Audit {
 
     /// Audit a change nobody requested (a schedule window): not journalled, since it is
     /// recomputed from the clock on start. Refused when the queue is full.
-    pub fn record(&self, record: SignalRecord) -> Result<(), Refusal> {
+    pub(crate) fn record(&self, record: SignalRecord) -> Result<(), Refusal> {
         if self.journal.full() {
             return Err(Refusal::Full);
         }
@@ -354,7 +357,7 @@ impl Audit {
 
     /// Accept a change for `pool`: journal it durably, audit it, apply it, then return its
     /// sequence number. Refused at once when the queue is full.
-    pub async fn accept(
+    pub(crate) async fn accept(
         &self,
         pool: &str,
         change: Change,
@@ -364,7 +367,7 @@ impl Audit {
     }
 
     /// Wait until everything sent so far is written and synced (bounded: 5 s).
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let (done, wait) = mpsc::channel();
         if self.tx.send(Msg::Flush(done)).is_ok() {
             let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
@@ -406,7 +409,7 @@ mod tests {
             &dir.path().join("signals.journal"),
             7,
             16,
-            Box::new(move |pool, _seq, c| seen.lock().expect("lock").push((pool.to_string(), c))),
+            Box::new(move |pool, _seq, c| seen.locked().push((pool.to_string(), c))),
         )
         .expect("open");
         let s = Signal::new(
@@ -427,7 +430,7 @@ mod tests {
             read_lines::<Entry>(&dir.path().join("signals.journal")).expect("read");
         assert_eq!((entries.len(), torn), (1, 0));
         assert_eq!(entries[0].seq, 7);
-        let applied = applied.lock().expect("lock");
+        let applied = applied.locked();
         assert!(matches!(&applied[0].1, Change::Intent(s) if s.seq == 7));
     }
 }

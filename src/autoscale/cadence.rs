@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Why a decision is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// A burst of changes (or a synchronous `/scale` call): decided only when something is new.
     Signal,
     /// The periodic re-decision with the active levels.
@@ -24,7 +24,7 @@ pub enum Trigger {
 
 /// One pool's schedule of decisions.
 #[derive(Debug, Clone)]
-pub struct Cadence<T> {
+pub(crate) struct Cadence<T> {
     debounce: Duration,
     tick: Duration,
     /// When the current burst is due, if one is open.
@@ -33,25 +33,25 @@ pub struct Cadence<T> {
 }
 
 impl<T: Copy + Ord + Add<Duration, Output = T>> Cadence<T> {
-    pub fn new(now: T, debounce: Duration, tick: Duration) -> Self {
+    pub(crate) fn new(now: T, debounce: Duration, tick: Duration) -> Self {
         Self { debounce, tick, burst: None, next_tick: now + tick }
     }
 
     /// A change arrived at `now`: it opens a burst, or joins the open one.
-    pub fn wake(&mut self, now: T) {
+    pub(crate) fn wake(&mut self, now: T) {
         if self.burst.is_none() {
             self.burst = Some(now + self.debounce);
         }
     }
 
     /// The next time something is due.
-    pub fn next(&self) -> T {
+    pub(crate) fn next(&self) -> T {
         self.burst.map_or(self.next_tick, |b| b.min(self.next_tick))
     }
 
     /// What is due at `now`. A due burst goes first (its decision sees the levels too); a tick
     /// is rescheduled as soon as it fires, so ticks never pile up.
-    pub fn due(&mut self, now: T) -> Option<Trigger> {
+    pub(crate) fn due(&mut self, now: T) -> Option<Trigger> {
         if self.burst.is_some_and(|b| b <= now) {
             self.burst = None;
             return Some(Trigger::Signal);
@@ -64,14 +64,14 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Cadence<T> {
     }
 
     /// A decision was made at `now`: the next tick is a whole `tick` later.
-    pub fn decided(&mut self, now: T) {
+    pub(crate) fn decided(&mut self, now: T) {
         self.next_tick = now + self.tick;
     }
 }
 
 /// Virtual time for `simulate`: time since the start of the replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Virtual(pub Duration);
+pub(crate) struct Virtual(pub Duration);
 
 impl Add<Duration> for Virtual {
     type Output = Virtual;

@@ -22,7 +22,7 @@ const QUEUE: usize = 1024;
 
 /// One event of the scaler.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     pub kind: Kind,
     pub pool: String,
     pub title: String,
@@ -31,7 +31,7 @@ pub struct Event {
 
 /// The handle the scaler sends events through; a no-op without `notify:`.
 #[derive(Debug, Clone, Default)]
-pub struct Chat {
+pub(crate) struct Chat {
     tx: Option<mpsc::Sender<Event>>,
     log: Option<Log>,
 }
@@ -39,7 +39,7 @@ pub struct Chat {
 impl Chat {
     /// Start the coalescing task over `dispatcher` (call inside the runtime). `coalesce`: how
     /// long a pool's events are gathered; `interval`: at most one batch per pool per this long.
-    pub fn start(
+    pub(crate) fn start(
         dispatcher: Dispatcher,
         project: String,
         log: Log,
@@ -52,7 +52,7 @@ impl Chat {
     }
 
     /// Queue an event; never waits (a full queue drops it).
-    pub fn send(&self, kind: Kind, pool: &str, title: String, details: serde_json::Value) {
+    pub(crate) fn send(&self, kind: Kind, pool: &str, title: String, details: serde_json::Value) {
         if let Some(tx) = &self.tx
             && tx.try_send(Event { kind, pool: pool.to_string(), title, details }).is_err()
             && let Some(log) = self.log
@@ -101,7 +101,7 @@ async fn run(
             }
             continue;
         }
-        for (pool, p) in pools.iter_mut() {
+        for (pool, p) in &mut pools {
             if p.due.is_none_or(|d| d > now) {
                 continue;
             }
@@ -128,7 +128,7 @@ async fn run(
 }
 
 /// Where the notifier runner's own warnings go: the server log.
-pub struct Report(pub Log);
+pub(crate) struct Report(pub Log);
 
 impl crate::notify::Report for Report {
     fn warn(&self, message: &str) {
@@ -142,7 +142,10 @@ impl crate::notify::Report for Report {
 /// The targets of a pools file's `notify:` list, resolved against the environment: an entry
 /// whose variable is missing is skipped with a warning; each gets the scaler's events (its
 /// `events:` among them, or all of them).
-pub fn targets(entries: &[crate::notify::config::Entry], log: Log) -> Vec<crate::notify::Target> {
+pub(crate) fn targets(
+    entries: &[crate::notify::config::Entry],
+    log: Log,
+) -> Vec<crate::notify::Target> {
     let mut out = Vec::new();
     for e in entries {
         match e.resolve(&|k| std::env::var(k).ok()) {

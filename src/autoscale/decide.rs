@@ -23,7 +23,7 @@ const HISTORY: usize = 20;
 
 /// A pool's desired state, persisted in `--state-dir/<pool>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Record {
+pub(crate) struct Record {
     pub pool: String,
     pub desired: i64,
     /// Composite pools: the other keys' desired values, part of the same generation.
@@ -65,7 +65,7 @@ fn is_zero(n: &u64) -> bool {
 
 /// Why and until when a pool is paused.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Pause {
+pub(crate) struct Pause {
     pub reason: String,
     pub since: DateTime<Utc>,
     /// When it resumes by itself (at the first tick after it).
@@ -75,13 +75,13 @@ pub struct Pause {
 
 impl Pause {
     /// Whether the pause is over at `now`.
-    pub fn over(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn over(&self, now: DateTime<Utc>) -> bool {
         self.until.is_some_and(|u| u <= now)
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ApplyResult {
+pub(crate) struct ApplyResult {
     pub at: DateTime<Utc>,
     pub ok: bool,
     pub generation: u64,
@@ -89,7 +89,7 @@ pub struct ApplyResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct HistoryEntry {
+pub(crate) struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub from: i64,
     pub to: i64,
@@ -98,7 +98,7 @@ pub struct HistoryEntry {
 
 impl Record {
     /// A fresh record for a pool whose config currently holds `current` (already applied).
-    pub fn new(pool: &str, current: i64) -> Self {
+    pub(crate) fn new(pool: &str, current: i64) -> Self {
         Self {
             pool: pool.to_string(),
             desired: current,
@@ -123,7 +123,7 @@ impl Record {
     /// and `up_base` must be within `min..=max`, `applied` between 0 and
     /// [`MAX_MAGNITUDE`](crate::autoscale::signal::MAX_MAGNITUDE), and the applied generation
     /// cannot be ahead of the generation.
-    pub fn out_of_bounds(&self, spec: &PoolSpec) -> Option<(&'static str, i64, i64, i64)> {
+    pub(crate) fn out_of_bounds(&self, spec: &PoolSpec) -> Option<(&'static str, i64, i64, i64)> {
         let max = crate::autoscale::signal::MAX_MAGNITUDE;
         let in_pool = |v: i64| (spec.min..=spec.max).contains(&v);
         if !in_pool(self.desired) {
@@ -152,7 +152,7 @@ impl Record {
     }
 
     /// Config and infrastructure disagree: an apply is due.
-    pub fn behind(&self) -> bool {
+    pub(crate) fn behind(&self) -> bool {
         self.applied_generation < self.generation
     }
 
@@ -161,7 +161,7 @@ impl Record {
     }
 
     /// Seconds left in each cooldown at `now`: (up, down).
-    pub fn cooldowns(&self, spec: &PoolSpec, now: DateTime<Utc>) -> (f64, f64) {
+    pub(crate) fn cooldowns(&self, spec: &PoolSpec, now: DateTime<Utc>) -> (f64, f64) {
         // Checked: a cooldown is at most `duration::MAX`, but a record's times come from disk.
         let left = |since: Option<DateTime<Utc>>, d: Duration| {
             since.map_or(0.0, |t| {
@@ -174,7 +174,7 @@ impl Record {
     }
 
     /// The value the strategy should start from at `now` (see the module docs).
-    pub fn evaluation_base(&self, spec: &PoolSpec, now: DateTime<Utc>) -> i64 {
+    pub(crate) fn evaluation_base(&self, spec: &PoolSpec, now: DateTime<Utc>) -> i64 {
         if self.cooldowns(spec, now).0 > 0.0 {
             self.up_base.unwrap_or(self.desired)
         } else {
@@ -185,7 +185,7 @@ impl Record {
 
 /// The outcome of one decision, for the audit log, the response and the status.
 #[derive(Debug, Clone, Serialize)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub at: DateTime<Utc>,
     pub pool: String,
     /// `desired` before the decision.
@@ -210,7 +210,7 @@ pub struct Decision {
 /// (kept when absent) — clamped to the key's bounds. A change of any key is a change: one
 /// generation for the whole vector, so it is applied, retried and converges as one.
 #[allow(clippy::too_many_arguments, reason = "the decision's inputs, passed through")]
-pub fn settle_pool(
+pub(crate) fn settle_pool(
     record: &mut Record,
     pool: &Pool,
     base: i64,
@@ -271,7 +271,7 @@ pub fn settle_pool(
 /// Apply guardrails to a proposal and update the record. `base` is the value the strategy was
 /// evaluated from ([`Record::evaluation_base`] at the same `now`). With `commit = false`
 /// (dry runs) the record is left untouched.
-pub fn settle(
+pub(crate) fn settle(
     record: &mut Record,
     spec: &PoolSpec,
     base: i64,
@@ -359,7 +359,7 @@ pub fn settle(
 }
 
 /// The strategy's `ctx` argument.
-pub fn context(
+pub(crate) fn context(
     name: &str,
     spec: &PoolSpec,
     current: i64,
@@ -393,7 +393,7 @@ pub fn context(
 /// the last one heard or from `start` (the server's start, the replay's start). The proposal
 /// goes through the guardrails like any other. `None` while data flows, or once the pool runs
 /// on its fallback (it is proposed once per silence).
-pub fn fallback_due(
+pub(crate) fn fallback_due(
     spec: &PoolSpec,
     record: &Record,
     heard: Option<DateTime<Utc>>,
@@ -419,7 +419,7 @@ const ISOLATE_AT_MOST: usize = 64;
 
 /// What a decision starts from, taken from a pool's book and record.
 #[derive(Debug)]
-pub struct Taken {
+pub(crate) struct Taken {
     pub signals: Vec<Signal>,
     /// The sequence number the decision saw (recorded as `signals_seq` once it is recorded).
     pub seen: u64,
@@ -436,7 +436,7 @@ pub struct Taken {
 /// `extra` signals (`/scale`, dry runs) always count as new. `None`: nothing to decide (a dry
 /// run, `commit = false`, always decides).
 #[allow(clippy::too_many_arguments, reason = "the decision's inputs, passed through")]
-pub fn take(
+pub(crate) fn take(
     pool: &Pool,
     book: &mut Book,
     record: &Record,
@@ -470,7 +470,7 @@ pub fn take(
 
 /// What the strategy made of the signals, after setting aside the ones that break it.
 #[derive(Debug)]
-pub struct Proposed {
+pub(crate) struct Proposed {
     pub proposal: Result<Proposal, String>,
     /// What a composite pool's `from` keys may take (the strategy's `values`).
     pub values: BTreeMap<String, i64>,
@@ -485,7 +485,7 @@ pub struct Proposed {
 /// the strategy; when it fails on several signals and `isolate` is set, find the ones that
 /// make it fail alone and decide on the rest. A strategy that also fails without any signal is
 /// broken, not poisoned: nothing is set aside.
-pub fn propose(strategy: &Strategy, pool: &Pool, taken: &Taken, isolate: bool) -> Proposed {
+pub(crate) fn propose(strategy: &Strategy, pool: &Pool, taken: &Taken, isolate: bool) -> Proposed {
     let run = |signals: &[Signal]| {
         strategy.decide_values(&context(&pool.name, &pool.spec, taken.base, signals, &taken.record))
     };

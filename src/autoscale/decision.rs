@@ -160,7 +160,7 @@ impl Scaler {
 
     /// The decision path. `extra` adds signals for this decision only (dry runs and `/scale`);
     /// with `commit = false` nothing is consumed or changed. `Ok(None)`: nothing to decide.
-    pub async fn decide_once(
+    pub(crate) async fn decide_once(
         self: &Arc<Self>,
         pool_name: &str,
         extra: Option<Vec<Signal>>,
@@ -440,7 +440,7 @@ impl Scaler {
     /// A dry run: the real decision path without committing, then a preview with the new
     /// value through a temporary config file. Previews of one stack run one at a time with at
     /// most `--preview-queue` waiting; more are refused with 429.
-    pub async fn dry_run(
+    pub(crate) async fn dry_run(
         self: &Arc<Self>,
         pool_name: &str,
         extra: Vec<Signal>,

@@ -25,7 +25,7 @@ use crate::autoscale::scaler::{PoolState, Scaler, lock};
 /// What to do about drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Policy {
+pub(crate) enum Policy {
     #[default]
     Report,
     Refresh,
@@ -34,7 +34,7 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Report => "report",
             Self::Refresh => "refresh",
@@ -47,7 +47,7 @@ impl Policy {
 /// `drift: { every: 10m, policy: adopt, property: desiredCapacity }`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct DriftSpec {
+pub(crate) struct DriftSpec {
     /// How often to check (jittered by ±10 %).
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub every: Duration,
@@ -61,7 +61,7 @@ pub struct DriftSpec {
 
 /// The last check, for `GET /pools/{pool}` and the status page.
 #[derive(Debug, Clone, Serialize)]
-pub struct DriftState {
+pub(crate) struct DriftState {
     pub checked_at: chrono::DateTime<Utc>,
     pub drifted: bool,
     pub policy: &'static str,
@@ -74,7 +74,7 @@ pub struct DriftState {
 }
 
 /// What a refresh preview says: the drifted resources and, when found, the live value.
-pub fn parse_preview(v: &Value, property: Option<&str>) -> (Vec<String>, Option<i64>) {
+pub(crate) fn parse_preview(v: &Value, property: Option<&str>) -> (Vec<String>, Option<i64>) {
     let mut drifted = Vec::new();
     let mut live = None;
     for s in v["steps"].as_array().into_iter().flatten() {

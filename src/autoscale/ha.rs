@@ -42,11 +42,11 @@ const PREFIX: &str = "pilum:scale:";
 /// The approximate length the streams are trimmed to.
 const STREAM_MAX: u64 = 100_000;
 /// How long a dedupe key is kept (SNS retries and `Idempotency-Key` reuse within a day).
-pub const DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// `--ha` and its companions.
 #[derive(Debug, Clone)]
-pub struct HaSettings {
+pub(crate) struct HaSettings {
     pub url: String,
     /// This replica's identity (`--ha-id`, default `<host>:<pid>`).
     pub id: String,
@@ -59,7 +59,7 @@ fn key(name: &str) -> String {
 }
 
 /// The URL with any password replaced, for messages.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://***@{host}"),
@@ -129,7 +129,7 @@ struct Lease {
 
 /// What a lease round found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Round {
+pub(crate) enum Round {
     /// We hold the lease (newly: `gained`).
     Leading { gained: bool },
     /// Someone else does, or Redis is unreachable (`lost`: we held it until now).
@@ -137,7 +137,7 @@ pub enum Round {
 }
 
 /// The shared state's client.
-pub struct Ha {
+pub(crate) struct Ha {
     con: ConnectionManager,
     /// A connection of its own for the blocking stream reads, and the last stream id read.
     tail: tokio::sync::Mutex<(ConnectionManager, String)>,
@@ -166,7 +166,7 @@ fn err(e: redis::RedisError) -> String {
 
 impl Ha {
     /// Connect (both connections reconnect by themselves later).
-    pub async fn connect(s: &HaSettings) -> Result<Self, String> {
+    pub(crate) async fn connect(s: &HaSettings) -> Result<Self, String> {
         let url = redact(&s.url);
         let client = redis::Client::open(s.url.as_str()).map_err(|e| {
             format!("`--ha {url}`: {e}\nhelp: use `redis://host:6379/0` or `rediss://…`")
@@ -200,13 +200,13 @@ impl Ha {
 
     /// Whether this replica leads now: it holds the lease and renewed it less than the TTL ago
     /// (by its own clock, with a tenth of the TTL to spare).
-    pub fn leading(&self) -> bool {
+    pub(crate) fn leading(&self) -> bool {
         let l = lock(&self.lease);
         l.mine.is_some() && l.renewed.is_some_and(|t| t.elapsed() < self.ttl.mul_f64(0.9))
     }
 
     /// Our fencing token while we lead.
-    pub fn token(&self) -> Option<u64> {
+    pub(crate) fn token(&self) -> Option<u64> {
         if !self.leading() {
             return None;
         }
@@ -214,7 +214,7 @@ impl Ha {
     }
 
     /// Before an apply: we lead by our clock, and Redis still holds our lease.
-    pub async fn confirm(&self) -> Result<u64, String> {
+    pub(crate) async fn confirm(&self) -> Result<u64, String> {
         let mine = {
             let l = lock(&self.lease);
             l.mine.clone()
@@ -232,7 +232,7 @@ impl Ha {
     }
 
     /// One lease round: renew ours, or try to take a free one.
-    pub async fn round(&self) -> Round {
+    pub(crate) async fn round(&self) -> Round {
         let was = lock(&self.lease).mine.is_some();
         let mine = lock(&self.lease).mine.clone();
         let sent = Instant::now();
@@ -304,7 +304,7 @@ impl Ha {
     }
 
     /// Give the lease up (at shutdown), so another replica takes over at once.
-    pub async fn resign(&self) {
+    pub(crate) async fn resign(&self) {
         let mine = lock(&self.lease).mine.take();
         if let Some((value, _)) = mine {
             let _: Result<i64, _> = redis::Script::new(RESIGN)
@@ -316,7 +316,7 @@ impl Ha {
     }
 
     /// The role, the leader's identity, the lease's age and token, for `/readyz` and `/pools`.
-    pub fn role(&self) -> Value {
+    pub(crate) fn role(&self) -> Value {
         let leading = self.leading();
         let l = lock(&self.lease);
         json!({
@@ -332,13 +332,13 @@ impl Ha {
     }
 
     /// The last Redis error, while it lasts.
-    pub fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<String> {
         lock(&self.lease).error.clone()
     }
 
     /// Accept a change: one sequence number for every replica, the change on `signals`, its
     /// audit record on `audit`. A 2xx follows only this.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         pool: &str,
         change: &Change,
@@ -364,7 +364,7 @@ impl Ha {
 
     /// A dedupe key: true when it is new (set now, with `DEDUPE_TTL`), false when it was seen.
     /// `value` is kept with it; `seen` returns the first value for a key that was seen.
-    pub async fn first(
+    pub(crate) async fn first(
         &self,
         kind: &str,
         id: &str,
@@ -390,14 +390,14 @@ impl Ha {
     }
 
     /// Forget a dedupe key whose request was not accepted after all.
-    pub async fn forget(&self, kind: &str, id: &str) {
+    pub(crate) async fn forget(&self, kind: &str, id: &str) {
         let k = key(&format!("dedupe:{kind}:{id}"));
         let _: Result<i64, _> = redis::cmd("DEL").arg(k).query_async(&mut self.con.clone()).await;
     }
 
     /// Read what is new on `signals` (waiting up to `block` for something) and hand each entry
     /// to `ingest`, in order. Returns how many were read.
-    pub async fn tail(
+    pub(crate) async fn tail(
         &self,
         block: Option<Duration>,
         ingest: &(dyn Fn(&str, u64, Change) + Sync),
@@ -453,7 +453,7 @@ impl Ha {
     }
 
     /// Read everything on `signals` up to now.
-    pub async fn catch_up(
+    pub(crate) async fn catch_up(
         &self,
         ingest: &(dyn Fn(&str, u64, Change) + Sync),
     ) -> Result<(), String> {
@@ -466,7 +466,7 @@ impl Ha {
     }
 
     /// The leader's records.
-    pub async fn records(&self) -> Result<Vec<Record>, String> {
+    pub(crate) async fn records(&self) -> Result<Vec<Record>, String> {
         let all: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(key("records"))
             .query_async(&mut self.con.clone())
@@ -483,7 +483,7 @@ impl Ha {
 
     /// Write a record (the leader only, fenced: refused once the lease moved; it carries the
     /// leader's token).
-    pub async fn save_record(&self, record: &Record) -> Result<(), String> {
+    pub(crate) async fn save_record(&self, record: &Record) -> Result<(), String> {
         let text = serde_json::to_string(record).map_err(|e| e.to_string())?;
         let Some((value, _)) = lock(&self.lease).mine.clone() else {
             return Err("this replica does not hold the lease".into());
@@ -501,7 +501,7 @@ impl Ha {
     }
 
     /// Append audit records to the shared stream.
-    pub async fn audit(&self, records: &[Value]) -> Result<(), String> {
+    pub(crate) async fn audit(&self, records: &[Value]) -> Result<(), String> {
         let mut pipe = redis::pipe();
         for r in records {
             pipe.cmd("XADD")

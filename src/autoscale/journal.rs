@@ -25,7 +25,7 @@ use crate::autoscale::scaler::lock;
 use crate::autoscale::signal::Change;
 
 /// What the leader does with each durable change, in sequence order (apply it to the books).
-pub type Apply = Box<dyn Fn(&str, u64, Change) + Send + Sync>;
+pub(crate) type Apply = Box<dyn Fn(&str, u64, Change) + Send + Sync>;
 
 /// What a waiting request hears.
 enum Wake {
@@ -58,7 +58,7 @@ struct Files {
 }
 
 /// The journal. Accepting is [`Journal::accept`].
-pub struct Journal {
+pub(crate) struct Journal {
     pending: Mutex<Pending>,
     files: Mutex<Files>,
     /// The audit log, shared with the audit writer thread.
@@ -104,7 +104,7 @@ impl Drop for Waiting<'_> {
 
 impl Journal {
     /// Open (append) `path`; `next_seq` is the first sequence number to hand out.
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         audit: Arc<Mutex<std::fs::File>>,
         next_seq: u64,
@@ -132,18 +132,18 @@ impl Journal {
     }
 
     /// Accepted signals waiting to become durable.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
     }
 
     /// Whether the queue is full.
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.depth() >= self.capacity
     }
 
     /// Accept a change for `pool`: journal it durably, audit it, apply it, then return its
     /// sequence number. Refused at once when the queue is full.
-    pub async fn accept(
+    pub(crate) async fn accept(
         &self,
         pool: &str,
         mut change: Change,
@@ -252,6 +252,7 @@ mod tests {
     use super::*;
     use crate::autoscale::pool::Action;
     use crate::autoscale::signal::{Kind, Signal, SourceKind};
+    use crate::sync::LockExt;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_accepts_are_durable_in_order_and_share_syncs() {
@@ -267,7 +268,7 @@ mod tests {
                 1,
                 10_000,
                 Arc::new(Health::default()),
-                Box::new(move |_, seq, _| seen.lock().expect("lock").push(seq)),
+                Box::new(move |_, seq, _| seen.locked().push(seq)),
             )
             .expect("open"),
         );
@@ -301,7 +302,7 @@ mod tests {
         }
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=500).collect::<Vec<_>>());
-        let applied = applied.lock().expect("lock").clone();
+        let applied = applied.locked().clone();
         assert_eq!(applied, (1..=500).collect::<Vec<_>>(), "applied once each, in order");
         assert_eq!(journal.depth(), 0);
         assert!(!lock(&journal.pending).leading, "the lead was given up");

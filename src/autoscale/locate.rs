@@ -9,7 +9,7 @@
 
 /// One step of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seg<'a> {
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
@@ -26,7 +26,7 @@ enum Cursor {
 
 /// The 1-based line and column of `path` in `text`, or of its deepest found prefix; `None`
 /// when not even the first segment is found.
-pub fn position(text: &str, path: &[Seg<'_>]) -> Option<(usize, usize)> {
+pub(crate) fn position(text: &str, path: &[Seg<'_>]) -> Option<(usize, usize)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut cursor = Cursor::Block { lo: 0, hi: lines.len(), parent: -1, first_col: None };
     let mut found = None;

@@ -10,25 +10,25 @@ static CURRENT: OnceLock<Log> = OnceLock::new();
 
 /// The installed log (human lines until `serve` installs its own): for code that runs inside
 /// the server without a handle on it, such as strategy output.
-pub fn current() -> Log {
+pub(crate) fn current() -> Log {
     CURRENT.get().copied().unwrap_or(Log { format: Format::Human, quiet: false })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Human,
     Json,
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Log {
+pub(crate) struct Log {
     pub format: Format,
     pub quiet: bool,
 }
 
 impl Log {
     /// Make this the log [`current`] returns (the first call wins).
-    pub fn install(self) {
+    pub(crate) fn install(self) {
         let _ = CURRENT.set(self);
     }
 
@@ -65,15 +65,15 @@ impl Log {
         }
     }
 
-    pub fn info(&self, event: &str, fields: &[(&str, &str)]) {
+    pub(crate) fn info(&self, event: &str, fields: &[(&str, &str)]) {
         self.emit("info", event, fields);
     }
 
-    pub fn warn(&self, event: &str, fields: &[(&str, &str)]) {
+    pub(crate) fn warn(&self, event: &str, fields: &[(&str, &str)]) {
         self.emit("warn", event, fields);
     }
 
-    pub fn error(&self, event: &str, fields: &[(&str, &str)]) {
+    pub(crate) fn error(&self, event: &str, fields: &[(&str, &str)]) {
         self.emit("error", event, fields);
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 
+use crate::sync::RwLockExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,25 +14,25 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IntentLabels {
+pub(crate) struct IntentLabels {
     pub pool: String,
     pub source: String,
     pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PoolResult {
+pub(crate) struct PoolResult {
     pub pool: String,
     pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PoolLabel {
+pub(crate) struct PoolLabel {
     pub pool: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CooldownLabels {
+pub(crate) struct CooldownLabels {
     pub pool: String,
     pub direction: String,
 }
@@ -41,7 +42,7 @@ type IntentCounters = HashMap<(&'static str, &'static str), Counter>;
 
 /// Every metric the scaler exports.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub intents: Family<IntentLabels, Counter>,
     pub updates: Family<PoolResult, Counter>,
     pub decisions: Family<PoolResult, Counter>,
@@ -75,7 +76,7 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             update_duration: Family::new_with_constructor(duration_histogram),
             intents: Family::default(),
@@ -104,13 +105,9 @@ impl Metrics {
 
     /// Count a received signal. `pool` must be a configured pool name or `unknown` (labels
     /// stay bounded).
-    pub fn intent(&self, pool: &str, source: &'static str, result: &'static str) {
-        if let Some(c) = self
-            .intent_cache
-            .read()
-            .expect("metrics cache lock")
-            .get(pool)
-            .and_then(|m| m.get(&(source, result)))
+    pub(crate) fn intent(&self, pool: &str, source: &'static str, result: &'static str) {
+        if let Some(c) =
+            self.intent_cache.read_locked().get(pool).and_then(|m| m.get(&(source, result)))
         {
             c.inc();
             return;
@@ -120,15 +117,14 @@ impl Metrics {
         let counter = self.intents.get_or_create(&labels).clone();
         counter.inc();
         self.intent_cache
-            .write()
-            .expect("metrics cache lock")
+            .write_locked()
             .entry(pool.to_string())
             .or_default()
             .insert((source, result), counter);
     }
 
     /// Render the text exposition format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut r = Registry::default();
         r.register(
             "pilum_scale_intents",
@@ -234,7 +230,7 @@ impl Metrics {
 /// Convert OpenMetrics text to the classic Prometheus text format (0.0.4) that every scraper
 /// and `promtool check metrics` read: counter families are named with their `_total` suffix,
 /// and the OpenMetrics-only `# UNIT` and `# EOF` lines are dropped.
-pub fn to_classic_text(open: &str) -> String {
+pub(crate) fn to_classic_text(open: &str) -> String {
     let counters: std::collections::HashSet<&str> = open
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))

@@ -24,7 +24,7 @@ use crate::diagnostic::{Diagnostic, Problem, closest};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[expect(dead_code, reason = "the schema of the top level, read for its field names")]
-pub struct PoolsFile {
+pub(crate) struct PoolsFile {
     /// SNS topics every pool accepts (a pool may add its own with `topics`).
     #[serde(default)]
     pub sns_topics: Vec<String>,
@@ -37,7 +37,7 @@ pub struct PoolsFile {
 /// One pool as written in the file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct PoolSpec {
+pub(crate) struct PoolSpec {
     /// The Pulumi project directory, relative to the pools file.
     pub project: PathBuf,
     pub stack: String,
@@ -91,7 +91,7 @@ pub struct PoolSpec {
 /// strategy returns in `values`, clamped to its own bounds.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeySpec {
+pub(crate) struct KeySpec {
     /// A Rhai expression of `value` (the pool's value after the guardrails) and `params`.
     #[serde(default)]
     pub expr: Option<String>,
@@ -107,7 +107,7 @@ pub struct KeySpec {
 
 /// A compiled [`KeySpec`].
 #[derive(Debug, Clone)]
-pub struct Key {
+pub(crate) struct Key {
     pub key: String,
     pub spec: KeySpec,
     pub expr: Option<crate::autoscale::strategy::Expr>,
@@ -116,7 +116,7 @@ pub struct Key {
 /// `fallback: { after: 10m, value: 4 }`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Fallback {
+pub(crate) struct Fallback {
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub after: Duration,
     pub value: i64,
@@ -125,7 +125,7 @@ pub struct Fallback {
 /// A direction and size for a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Directive {
+pub(crate) struct Directive {
     pub action: Action,
     #[serde(default)]
     pub step: Option<i64>,
@@ -135,14 +135,14 @@ pub struct Directive {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     Up,
     Down,
     Set,
 }
 
 impl Action {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "up" => Some(Self::Up),
             "down" => Some(Self::Down),
@@ -151,7 +151,7 @@ impl Action {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Up => "up",
             Self::Down => "down",
@@ -163,7 +163,7 @@ impl Action {
 impl Directive {
     /// Check that the directive is complete and bounded: `up`/`down` need a step between 1 and
     /// [`MAX_MAGNITUDE`], `set` a value between 0 and [`MAX_MAGNITUDE`].
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let bounded = |field, v| {
             crate::autoscale::signal::bounded(field, v, i64::from(field == "step"), MAX_MAGNITUDE)
                 .map(|_| ())
@@ -204,7 +204,7 @@ fn default_strategy() -> String {
 
 /// A validated pool, ready for the scaler.
 #[derive(Debug, Clone)]
-pub struct Pool {
+pub(crate) struct Pool {
     pub name: String,
     /// Absolute (or pools-file-relative resolved) project directory.
     pub project_dir: PathBuf,
@@ -221,14 +221,14 @@ pub struct Pool {
 
 impl Pool {
     /// The apply lane: pools on one stack share it.
-    pub fn stack_id(&self) -> String {
+    pub(crate) fn stack_id(&self) -> String {
         format!("{}#{}", self.project_dir.display(), self.spec.stack)
     }
 }
 
 /// The loaded pools, in name order.
 #[derive(Debug, Clone)]
-pub struct Pools {
+pub(crate) struct Pools {
     pub file: PathBuf,
     pub pools: Vec<Pool>,
     /// ChatOps: the notifiers the scaler's events go to (`notify:`, as in `pilum-project.yaml`).
@@ -236,18 +236,18 @@ pub struct Pools {
 }
 
 impl Pools {
-    pub fn get(&self, name: &str) -> Option<&Pool> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.pools.iter().map(|p| p.name.as_str())
     }
 }
 
 /// Read and validate a pools file, compiling every strategy. Errors are every problem found,
 /// each located in the file.
-pub fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
+pub(crate) fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
     let source = std::fs::read_to_string(file).map_err(|e| {
         vec![
             Diagnostic::new(file, format!("cannot read pools file: {e}"))
@@ -258,7 +258,7 @@ pub fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
 }
 
 /// Validate pools file text (`file` is used for locations and relative paths).
-pub fn parse(file: &Path, source: &str) -> Result<Pools, Vec<Diagnostic>> {
+pub(crate) fn parse(file: &Path, source: &str) -> Result<Pools, Vec<Diagnostic>> {
     if let Err(deep) = crate::yaml::check_depth(source) {
         return Err(vec![
             Diagnostic::new(file, format!("the pools file is nested too deeply: {deep}"))
@@ -551,7 +551,7 @@ fn is_topic_arn(arn: &str) -> bool {
 
 /// Validate a parsed pools file (also used by `--rules-from-output`, where `source` is the JSON
 /// text of the stack output). Every problem is reported; strategies are compiled too.
-pub fn validate(
+pub(crate) fn validate(
     file: &Path,
     source: &str,
     value: &serde_yaml::Value,

@@ -13,7 +13,7 @@ use notify::{RecursiveMode, Watcher};
 use crate::autoscale::scaler::Scaler;
 
 /// Start watching; the returned task owns the watcher and runs until the runtime stops.
-pub fn spawn(scaler: Arc<Scaler>) -> Result<tokio::task::JoinHandle<()>, String> {
+pub(crate) fn spawn(scaler: Arc<Scaler>) -> Result<tokio::task::JoinHandle<()>, String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res

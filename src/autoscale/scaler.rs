@@ -30,10 +30,11 @@ use crate::autoscale::schedule;
 use crate::autoscale::signal::{Book, Change, Signal};
 use crate::autoscale::state::{Quarantined, StateDir};
 use crate::autoscale::strategy::{self, Strategy};
+use crate::sync::{LockExt, RwLockExt};
 
 /// Runtime settings of the scaler (from `pilum scale serve` flags).
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub state_dir: PathBuf,
     /// How often every pool re-decides even without new signals (levels stay active).
     pub tick: Duration,
@@ -61,7 +62,7 @@ const QUARANTINE_KEPT: usize = 50;
 
 /// One pool's mutable state.
 #[derive(Debug)]
-pub struct PoolState {
+pub(crate) struct PoolState {
     pub name: String,
     pub lane: String,
     pub inner: Mutex<PoolInner>,
@@ -71,7 +72,7 @@ pub struct PoolState {
 }
 
 #[derive(Debug)]
-pub struct PoolInner {
+pub(crate) struct PoolInner {
     pub record: Record,
     pub book: Book,
     pub last_decision: Option<Decision>,
@@ -92,7 +93,7 @@ pub struct PoolInner {
 
 /// One apply lane (one stack).
 #[derive(Debug)]
-pub struct Lane {
+pub(crate) struct Lane {
     pub id: String,
     pub stack: StackRef,
     pub pools: Vec<String>,
@@ -105,7 +106,7 @@ pub struct Lane {
 }
 
 /// The shared scaler.
-pub struct Scaler {
+pub(crate) struct Scaler {
     pub settings: Settings,
     pools: RwLock<Arc<Pools>>,
     strategies: RwLock<HashMap<String, Strategy>>,
@@ -143,20 +144,20 @@ impl std::fmt::Debug for Scaler {
 }
 
 /// Lock `m`, recovering it if a panic poisoned it (see the module docs).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.locked()
 }
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    m.read_locked()
 }
 
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    m.write_locked()
 }
 
 /// The text of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())
@@ -165,7 +166,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The pools' compiled strategies, by pool.
-pub fn strategies_of(pools: &Pools) -> HashMap<String, Strategy> {
+pub(crate) fn strategies_of(pools: &Pools) -> HashMap<String, Strategy> {
     pools.pools.iter().map(|p| (p.name.clone(), p.strategy.clone())).collect()
 }
 
@@ -183,7 +184,7 @@ pub(crate) fn describe(change: &Change) -> String {
 impl Scaler {
     /// Build the scaler: lock the state directory, read or create every pool's record, recover
     /// pending signals, open the journal.
-    pub async fn start(
+    pub(crate) async fn start(
         pools: Pools,
         settings: Settings,
         metrics: Arc<Metrics>,
@@ -353,11 +354,11 @@ impl Scaler {
         ingest(&self.states, &self.applied_seq, pool, seq, change);
     }
 
-    pub fn pools(&self) -> Arc<Pools> {
+    pub(crate) fn pools(&self) -> Arc<Pools> {
         read(&self.pools).clone()
     }
 
-    pub fn pool(&self, name: &str) -> Option<Pool> {
+    pub(crate) fn pool(&self, name: &str) -> Option<Pool> {
         self.pools().get(name).cloned()
     }
 
@@ -388,7 +389,7 @@ impl Scaler {
 
     /// Start the apply lanes and the supervised decision loops; pools whose applied generation
     /// is behind are re-applied once (recovery). The handles are awaited on shutdown.
-    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinSet<()> {
+    pub(crate) fn spawn(self: &Arc<Self>) -> tokio::task::JoinSet<()> {
         let mut tasks = tokio::task::JoinSet::new();
         for lane in self.lanes.values() {
             let me = self.clone();
@@ -443,7 +444,7 @@ impl Scaler {
 
     /// Why `pool` cannot take signals now (its decision loop is down, or its current value is
     /// unknown), if it cannot.
-    pub fn unavailable(&self, pool: &str) -> Option<String> {
+    pub(crate) fn unavailable(&self, pool: &str) -> Option<String> {
         self.states.get(pool).and_then(|st| {
             let inner = lock(&st.inner);
             inner.down.clone().or_else(|| inner.unknown.clone())
@@ -490,7 +491,7 @@ impl Scaler {
 
     /// Pause a pool: signals are still recorded, nothing is decided or applied until
     /// [`Scaler::resume`] (or `until`). Audited; the record is written.
-    pub async fn pause(
+    pub(crate) async fn pause(
         &self,
         pool: &str,
         reason: String,
@@ -514,7 +515,7 @@ impl Scaler {
     }
 
     /// Resume a paused pool: what was recorded meanwhile is decided at once.
-    pub async fn resume(&self, pool: &str) -> Option<bool> {
+    pub(crate) async fn resume(&self, pool: &str) -> Option<bool> {
         let st = self.state_of(pool)?;
         let was = lock(&st.inner).record.paused.take().is_some();
         if was {
@@ -618,7 +619,7 @@ impl Scaler {
 
     /// Persist every pool's pending signals (on shutdown) so a restart continues from them; the
     /// journal keeps its entries, which the snapshot's sequence number tells a restart to skip.
-    pub fn persist_signals(&self) {
+    pub(crate) fn persist_signals(&self) {
         let applied = lock(&self.applied_seq);
         let books: BTreeMap<String, Book> =
             self.states.iter().map(|(n, st)| (n.clone(), lock(&st.inner).book.clone())).collect();
@@ -628,7 +629,7 @@ impl Scaler {
     }
 
     /// The status of one pool (for `GET /pools/{pool}`).
-    pub fn status(&self, name: &str) -> Option<serde_json::Value> {
+    pub(crate) fn status(&self, name: &str) -> Option<serde_json::Value> {
         let st = self.states.get(name)?;
         let pool = self.pool(name)?;
         let strategy = self.strategy(name);
@@ -679,7 +680,7 @@ impl Scaler {
     }
 
     /// Refresh the gauges that depend on the clock (cooldown remaining) before a scrape.
-    pub fn refresh_gauges(&self) {
+    pub(crate) fn refresh_gauges(&self) {
         let pools = self.pools();
         let now = Utc::now();
         for (name, st) in self.states.iter() {
@@ -704,7 +705,7 @@ impl Scaler {
     /// Reload the pools file and strategies: compile and validate first, swap only on success.
     /// Adding or removing pools, or moving one to another stack, needs a restart. A panic while
     /// reloading is reported like any rejected reload and keeps the previous version.
-    pub fn reload(&self) -> Result<(), String> {
+    pub(crate) fn reload(&self) -> Result<(), String> {
         let file = self.pools().file.clone();
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if self.fault("reload-panic") {
@@ -755,7 +756,7 @@ impl Scaler {
     }
 
     /// The files hot reload watches: the pools file and every strategy script.
-    pub fn watched_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn watched_files(&self) -> Vec<PathBuf> {
         let pools = self.pools();
         let base = pools.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut out = vec![pools.file.clone()];
@@ -769,7 +770,7 @@ impl Scaler {
 
     /// Start draining: `/readyz` fails, webhooks get 503, decision loops stop, lanes finish
     /// the update they are running and stop.
-    pub fn begin_drain(&self) {
+    pub(crate) fn begin_drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
         let _ = self.stop.send(true);
     }

@@ -15,12 +15,12 @@ use crate::autoscale::signal::{Book, Change, Kind, Signal, SourceKind};
 use crate::diagnostic::Diagnostic;
 
 /// Prefix of the level keys schedules own in a signal book.
-pub const KEY_PREFIX: &str = "schedule:";
+pub(crate) const KEY_PREFIX: &str = "schedule:";
 
 /// One schedule as written in the pools file.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct ScheduleSpec {
+pub(crate) struct ScheduleSpec {
     pub name: String,
     /// 5-field cron expression opening the window.
     pub start: String,
@@ -39,7 +39,7 @@ fn default_timezone() -> String {
 
 /// A compiled schedule.
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     pub name: String,
     pub value: i64,
     start: Cron,
@@ -49,7 +49,7 @@ pub struct Schedule {
 
 /// Which field of a schedule a problem is in, for locating it in the pools file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     Name,
     Start,
     End,
@@ -57,7 +57,7 @@ pub enum Field {
 }
 
 impl Field {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Name => "name",
             Self::Start => "start",
@@ -69,7 +69,7 @@ impl Field {
 
 /// A schedule that does not compile: the field it is about and the problem, as a
 /// [`Diagnostic`] without a file yet (the pools file loader locates it).
-pub type ScheduleError = Box<(Field, Diagnostic)>;
+pub(crate) type ScheduleError = Box<(Field, Diagnostic)>;
 
 fn problem(field: Field, message: String, help: &str) -> ScheduleError {
     Box::new((field, Diagnostic::new("", message).help(help)))
@@ -104,7 +104,7 @@ fn parse_cron(field: Field, name: &str, text: &str) -> Result<Cron, ScheduleErro
 
 impl Schedule {
     /// Compile a schedule: both cron expressions and the time zone.
-    pub fn compile(spec: &ScheduleSpec) -> Result<Self, ScheduleError> {
+    pub(crate) fn compile(spec: &ScheduleSpec) -> Result<Self, ScheduleError> {
         let name = spec.name.as_str();
         if name.trim().is_empty() {
             return Err(problem(
@@ -139,14 +139,14 @@ impl Schedule {
     }
 
     /// The level key of this schedule in a signal book.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!("{KEY_PREFIX}{}", self.name)
     }
 
     /// When the window containing `now` opened, or `None` when `now` is outside the window.
     /// Both ends are found backwards from `now` in the schedule's zone; an `end` at the very
     /// same minute as `start` closes the window.
-    pub fn opened_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn opened_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = now.with_timezone(&self.tz);
         let start = self.start.find_previous_occurrence(&local, true).ok()?;
         match self.end.find_previous_occurrence(&local, true) {
@@ -156,7 +156,7 @@ impl Schedule {
     }
 
     /// The level signal of an open window.
-    pub fn signal(&self, opened: DateTime<Utc>) -> Signal {
+    pub(crate) fn signal(&self, opened: DateTime<Utc>) -> Signal {
         Signal::new(
             Kind::Level,
             SourceKind::Schedule,
@@ -173,7 +173,7 @@ impl Schedule {
 /// The changes that bring a pool's book in line with its schedules at `now`: a raise for each
 /// window that is open and not (or differently) in the book, a clear for each schedule level
 /// whose window closed or whose schedule no longer exists (after a reload).
-pub fn changes(schedules: &[Schedule], book: &Book, now: DateTime<Utc>) -> Vec<Change> {
+pub(crate) fn changes(schedules: &[Schedule], book: &Book, now: DateTime<Utc>) -> Vec<Change> {
     let mut out = Vec::new();
     for s in schedules {
         let key = s.key();

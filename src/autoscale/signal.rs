@@ -17,7 +17,7 @@ use crate::autoscale::pool::Action;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Active until cleared (an alarm in `ALARM`, a firing alert).
     Level,
     /// Consumed by the next decision (`/delta`, `/count`, direct calls).
@@ -27,7 +27,7 @@ pub enum Kind {
 /// Where a signal came from; a bounded set, used as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     Cloudwatch,
     Prometheus,
     Delta,
@@ -40,7 +40,7 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Cloudwatch => "cloudwatch",
             Self::Prometheus => "prometheus",
@@ -55,14 +55,14 @@ impl SourceKind {
 
 /// The largest step, delta or value a signal may carry (and the largest `min`/`max` a pool may
 /// have): far above any real capacity, far below where arithmetic could overflow.
-pub const MAX_MAGNITUDE: i64 = 1_000_000;
+pub(crate) const MAX_MAGNITUDE: i64 = 1_000_000;
 
 /// The largest metric or threshold magnitude accepted from a payload.
-pub const MAX_METRIC: f64 = 1e15;
+pub(crate) const MAX_METRIC: f64 = 1e15;
 
 /// A number outside its bound; `Display` names the field and the limit.
 #[derive(Debug, Clone, PartialEq)]
-pub enum OutOfBounds {
+pub(crate) enum OutOfBounds {
     Int { field: &'static str, value: i64, min: i64, max: i64 },
     Metric { field: &'static str, value: f64 },
 }
@@ -82,7 +82,12 @@ impl std::fmt::Display for OutOfBounds {
 }
 
 /// Check that `value` is in `min..=max`.
-pub fn bounded(field: &'static str, value: i64, min: i64, max: i64) -> Result<i64, OutOfBounds> {
+pub(crate) fn bounded(
+    field: &'static str,
+    value: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, OutOfBounds> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -91,7 +96,7 @@ pub fn bounded(field: &'static str, value: i64, min: i64, max: i64) -> Result<i6
 }
 
 /// Check that a metric or threshold is finite and at most [`MAX_METRIC`] in magnitude.
-pub fn bounded_metric(field: &'static str, value: f64) -> Result<f64, OutOfBounds> {
+pub(crate) fn bounded_metric(field: &'static str, value: f64) -> Result<f64, OutOfBounds> {
     if value.is_finite() && value.abs() <= MAX_METRIC {
         Ok(value)
     } else {
@@ -100,7 +105,7 @@ pub fn bounded_metric(field: &'static str, value: f64) -> Result<f64, OutOfBound
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Signal {
+pub(crate) struct Signal {
     pub kind: Kind,
     pub source: SourceKind,
     /// Alarm name, alert name, or `delta`/`count`.
@@ -136,7 +141,7 @@ fn one() -> u32 {
 impl Signal {
     /// A signal with no metric, threshold or sequence number yet.
     #[allow(clippy::too_many_arguments, reason = "a plain constructor of a plain record")]
-    pub fn new(
+    pub(crate) fn new(
         kind: Kind,
         source: SourceKind,
         name: &str,
@@ -165,7 +170,7 @@ impl Signal {
 
     /// Check every number against its bound (signals read back from disk, or built by code
     /// that did not check them).
-    pub fn check_bounds(&self) -> Result<(), OutOfBounds> {
+    pub(crate) fn check_bounds(&self) -> Result<(), OutOfBounds> {
         bounded("step", self.step, 0, MAX_MAGNITUDE)?;
         if let Some(v) = self.value {
             bounded("value", v, 0, MAX_MAGNITUDE)?;
@@ -180,21 +185,21 @@ impl Signal {
     }
 
     /// Every idempotency key behind this signal.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.key.as_str()).chain(self.more_keys.iter().map(String::as_str))
     }
 
     /// The strategy's view of the signal. `seen` is the sequence number the pool's last
     /// recorded decision saw: a signal is `fresh` when that decision did not see it (an intent,
     /// a level raised since, or one with a new metric); a level still firing is not.
-    pub fn to_ctx(&self, seen: u64) -> serde_json::Value {
+    pub(crate) fn to_ctx(&self, seen: u64) -> serde_json::Value {
         let mut v = self.to_json();
         v["fresh"] = (self.kind == Kind::Intent || self.seq > seen).into();
         v
     }
 
     /// The signal as shown in status and audit records.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": self.kind,
             "source": self.source.as_str(),
@@ -214,7 +219,7 @@ impl Signal {
 /// A change to a pool's signals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Change {
+pub(crate) enum Change {
     /// Raise (or refresh) a level.
     Raise(Signal),
     /// Clear a level; `then` is an optional intent to run (CloudWatch `on_ok`).
@@ -225,7 +230,7 @@ pub enum Change {
 
 impl Change {
     /// Set the journal sequence number on the signals this change carries.
-    pub fn set_seq(&mut self, seq: u64) {
+    pub(crate) fn set_seq(&mut self, seq: u64) {
         match self {
             Self::Raise(s) | Self::Intent(s) | Self::Clear { then: Some(s), .. } => s.seq = seq,
             Self::Clear { then: None, .. } => {}
@@ -233,7 +238,7 @@ impl Change {
     }
 
     /// The level key a change concerns, or the intent's idempotency key.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             Self::Raise(s) | Self::Intent(s) => &s.key,
             Self::Clear { key, .. } => key,
@@ -241,7 +246,7 @@ impl Change {
     }
 
     /// Check the numbers of the signals this change carries.
-    pub fn check_bounds(&self) -> Result<(), OutOfBounds> {
+    pub(crate) fn check_bounds(&self) -> Result<(), OutOfBounds> {
         match self {
             Self::Raise(s) | Self::Intent(s) | Self::Clear { then: Some(s), .. } => {
                 s.check_bounds()
@@ -253,7 +258,7 @@ impl Change {
 
 /// A pool's signals.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Book {
+pub(crate) struct Book {
     pub levels: BTreeMap<String, Signal>,
     pub intents: Vec<Signal>,
     /// The sequence number of the latest change that changed the book (a raise, a clear, an
@@ -278,7 +283,7 @@ impl Book {
     /// changes nothing. A new `metric` or `threshold` on an active level is kept (the next
     /// decision uses it) but wakes nothing by itself: re-sent alerts with a moving value
     /// cannot start a decision each.
-    pub fn apply(&mut self, seq: u64, change: Change) -> bool {
+    pub(crate) fn apply(&mut self, seq: u64, change: Change) -> bool {
         let (changed, wake) = match change {
             Change::Raise(s) => match self.levels.get_mut(&s.key) {
                 Some(old) if same_level(old, &s) => {
@@ -317,7 +322,7 @@ impl Book {
 
     /// Whether the book holds a change no recorded decision has seen (see `changed_seq`). A
     /// pending intent is news by definition: a recorded decision consumes what it took.
-    pub fn has_news(&self, seen: u64) -> bool {
+    pub(crate) fn has_news(&self, seen: u64) -> bool {
         self.changed_seq > seen || !self.intents.is_empty()
     }
 
@@ -369,7 +374,7 @@ impl Book {
     /// intents are marked as being decided (see [`Book::consume`]); the highest sequence
     /// number seen (of the intents taken and of the book's latest change) is returned with
     /// them: the decision records it as seen.
-    pub fn take(&mut self, commit: bool) -> (Vec<Signal>, u64) {
+    pub(crate) fn take(&mut self, commit: bool) -> (Vec<Signal>, u64) {
         let mut out: Vec<Signal> = self.levels.values().cloned().collect();
         out.extend(self.intents.iter().cloned());
         let seq = self.intents.iter().map(|s| s.seq).max().unwrap_or(0).max(self.changed_seq);
@@ -380,18 +385,18 @@ impl Book {
     }
 
     /// The decision that took intents up to `seq` is recorded: drop them.
-    pub fn consume(&mut self, seq: u64) {
+    pub(crate) fn consume(&mut self, seq: u64) {
         self.intents.retain(|s| s.seq > seq);
         self.deciding = None;
     }
 
     /// Drop intents a recorded decision already consumed (after a restart). Intents without a
     /// sequence number (saved by an older version) are pending by definition and kept.
-    pub fn forget_consumed(&mut self, seq: u64) {
+    pub(crate) fn forget_consumed(&mut self, seq: u64) {
         self.intents.retain(|s| s.seq == 0 || s.seq > seq);
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.levels.is_empty() && self.intents.is_empty()
     }
 }

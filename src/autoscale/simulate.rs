@@ -61,7 +61,7 @@ const MAX_TICKS: f64 = 1e6;
 /// One line of the replay's output, at its virtual time.
 #[derive(Debug, serde::Serialize)]
 #[serde(untagged)]
-pub enum SimEvent {
+pub(crate) enum SimEvent {
     /// A decision that changed the value or was held back by a guardrail.
     Decision {
         /// Seconds since the start of the replay.
@@ -77,7 +77,7 @@ pub enum SimEvent {
 
 /// The replay's settings.
 #[derive(Debug, Clone)]
-pub struct Replay {
+pub(crate) struct Replay {
     /// Wall-clock time of `at: 0`.
     pub clock: DateTime<Utc>,
     pub tick: Duration,
@@ -94,7 +94,7 @@ struct Sim<'a> {
 }
 
 /// Replay `file`; `start` gives initial values per pool (default: the pool's `min`).
-pub fn run(
+pub(crate) fn run(
     pools: &Pools,
     file: &Path,
     start: &BTreeMap<String, i64>,

@@ -24,7 +24,7 @@ use crate::autoscale::signal::{Book, Change, Signal};
 
 /// Why the state directory cannot be used. All wording is in `Display`.
 #[derive(Debug)]
-pub enum StateError {
+pub(crate) enum StateError {
     /// Another process holds the lock.
     InUse {
         dir: PathBuf,
@@ -106,7 +106,7 @@ impl std::error::Error for StateError {}
 
 /// A signal set aside at start because its numbers are out of bounds.
 #[derive(Debug, Clone)]
-pub struct Quarantined {
+pub(crate) struct Quarantined {
     pub pool: String,
     pub signal: Signal,
     pub reason: String,
@@ -114,7 +114,7 @@ pub struct Quarantined {
 
 /// What start-up recovered from the snapshot and the journal.
 #[derive(Debug, Default)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     pub books: BTreeMap<String, Book>,
     pub next_seq: u64,
     pub quarantined: Vec<Quarantined>,
@@ -128,7 +128,7 @@ pub struct Recovered {
 
 /// The open, locked state directory.
 #[derive(Debug)]
-pub struct StateDir {
+pub(crate) struct StateDir {
     dir: PathBuf,
     /// Held (with an exclusive `flock`) for the life of the server.
     _lock: std::fs::File,
@@ -137,7 +137,7 @@ pub struct StateDir {
 impl StateDir {
     /// Create and lock `dir`. A second server on the same directory gets
     /// [`StateError::InUse`] naming the holder's pid.
-    pub fn open(dir: &Path) -> Result<Self, StateError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, StateError> {
         let io = |action, path: &Path| {
             let path = path.to_path_buf();
             move |error| StateError::Io { path, action, error }
@@ -169,15 +169,15 @@ impl StateDir {
         Ok(Self { dir: dir.to_path_buf(), _lock: file })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.dir
     }
 
-    pub fn audit_path(&self) -> PathBuf {
+    pub(crate) fn audit_path(&self) -> PathBuf {
         self.dir.join("audit.jsonl")
     }
 
-    pub fn journal_path(&self) -> PathBuf {
+    pub(crate) fn journal_path(&self) -> PathBuf {
         self.dir.join("signals.journal")
     }
 
@@ -190,7 +190,7 @@ impl StateDir {
     }
 
     /// The pool's record, checked against its bounds; `None` when there is none yet.
-    pub fn load_record(&self, pool: &Pool) -> Result<Option<Record>, StateError> {
+    pub(crate) fn load_record(&self, pool: &Pool) -> Result<Option<Record>, StateError> {
         let path = self.record_path(&pool.name);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -223,14 +223,14 @@ impl StateDir {
     }
 
     /// Write a record atomically (blocking: call it off the async workers).
-    pub fn save_record(&self, record: &Record) -> std::io::Result<()> {
+    pub(crate) fn save_record(&self, record: &Record) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
         self.write_atomic(&self.record_path(&record.pool), &bytes)
     }
 
     /// Write the pending signals of every pool with the sequence number they reflect, then
     /// (with `truncate`) empty the journal, whose entries the snapshot now holds.
-    pub fn save_snapshot(
+    pub(crate) fn save_snapshot(
         &self,
         seq: u64,
         books: &BTreeMap<String, Book>,
@@ -259,7 +259,7 @@ impl StateDir {
 
     /// Read the snapshot and replay the journal after it. `records` are the pools' records
     /// (their `signals_seq` says which intents were consumed).
-    pub fn recover(
+    pub(crate) fn recover(
         &self,
         pools: &Pools,
         records: &BTreeMap<String, Record>,
@@ -380,7 +380,7 @@ fn parse_snapshot(text: &str) -> Result<(u64, BTreeMap<String, Book>), String> {
 
 /// Every record in a state directory (for `pilum scale status` without a server); files that
 /// do not parse are skipped.
-pub fn read_records(dir: &Path) -> Vec<Record> {
+pub(crate) fn read_records(dir: &Path) -> Vec<Record> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {

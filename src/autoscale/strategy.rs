@@ -23,18 +23,18 @@ use crate::script::{CallCtx, Deadline, Event, Host, Sink, with_call};
 use sha2::{Digest, Sha256};
 
 /// The built-in strategies shipped in the binary, from `scripts/`.
-pub use crate::embedded::STRATEGIES as BUILTINS;
+pub(crate) use crate::embedded::STRATEGIES as BUILTINS;
 
 /// Where a strategy's source comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Builtin(&'static str),
     File(PathBuf),
 }
 
 /// Resolve a pool's `strategy` field against the pools file directory. An unknown name is an
 /// error carrying the closest built-in name, if any is close.
-pub fn resolve(base: &Path, name: &str) -> Result<Source, Option<&'static str>> {
+pub(crate) fn resolve(base: &Path, name: &str) -> Result<Source, Option<&'static str>> {
     if let Some((n, _)) = BUILTINS.iter().find(|(n, _)| *n == name) {
         return Ok(Source::Builtin(n));
     }
@@ -51,7 +51,7 @@ const COMPILE_HELP: &str = "fix the script; the strategy must define `fn decide(
 /// A kind of input a strategy can act on. A pool refuses webhooks of a kind its strategy
 /// ignores (422 naming the strategy) instead of accepting what nothing will read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Input {
+pub(crate) enum Input {
     /// CloudWatch alarms and Alertmanager alerts (level signals).
     Alarms,
     /// `/webhook/{pool}/delta` and `/scale` with `{"delta": n}`.
@@ -63,9 +63,10 @@ pub enum Input {
 }
 
 impl Input {
-    pub const ALL: [Input; 4] = [Input::Alarms, Input::Delta, Input::Count, Input::Schedules];
+    pub(crate) const ALL: [Input; 4] =
+        [Input::Alarms, Input::Delta, Input::Count, Input::Schedules];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Alarms => "alarms",
             Self::Delta => "delta",
@@ -79,7 +80,7 @@ impl Input {
     }
 
     /// What a request to this input looks like, for messages.
-    pub fn route(self) -> &'static str {
+    pub(crate) fn route(self) -> &'static str {
         match self {
             Self::Alarms => "alarms (`/cloudwatch`, `/prometheus`)",
             Self::Delta => "`/delta` requests",
@@ -91,7 +92,7 @@ impl Input {
 
 /// A compiled strategy.
 #[derive(Clone)]
-pub struct Strategy {
+pub(crate) struct Strategy {
     /// `incremental`, or the script's path as written.
     pub name: String,
     /// The first 12 hex digits of the source's SHA-256, for the audit log.
@@ -110,7 +111,7 @@ impl fmt::Debug for Strategy {
 
 /// What a strategy asked for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Proposal {
+pub(crate) enum Proposal {
     Hold,
     Desired { value: i64, reason: String },
     Delta { delta: i64, reason: String },
@@ -118,7 +119,7 @@ pub enum Proposal {
 
 /// The operation budget of one `decide` call: generous for arithmetic over a few hundred
 /// signals, far too small for a runaway loop to hold up the decision loop.
-pub const OPERATION_BUDGET: u64 = 200_000;
+pub(crate) const OPERATION_BUDGET: u64 = 200_000;
 
 /// Wall-clock limit of one `decide` call, on top of the operation budget.
 const STRATEGY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -150,7 +151,11 @@ impl Sink for StrategySink {
 
 impl Strategy {
     /// Load and compile a strategy from its source.
-    pub fn load(source: &Source, display: &str, root: &Path) -> Result<Self, Box<Diagnostic>> {
+    pub(crate) fn load(
+        source: &Source,
+        display: &str,
+        root: &Path,
+    ) -> Result<Self, Box<Diagnostic>> {
         let (text, file) = match source {
             Source::Builtin(n) => {
                 let text = BUILTINS
@@ -174,7 +179,7 @@ impl Strategy {
     }
 
     /// Compile strategy text; `file` is used in errors.
-    pub fn compile(
+    pub(crate) fn compile(
         name: &str,
         file: &str,
         text: &str,
@@ -217,12 +222,12 @@ impl Strategy {
     }
 
     /// Whether the strategy acts on `input`.
-    pub fn accepts(&self, input: Input) -> bool {
+    pub(crate) fn accepts(&self, input: Input) -> bool {
         self.inputs.contains(&input)
     }
 
     /// The inputs it acts on, for messages: `alarms, schedules`.
-    pub fn describe_inputs(&self) -> String {
+    pub(crate) fn describe_inputs(&self) -> String {
         if self.inputs.is_empty() {
             return "none".into();
         }
@@ -232,13 +237,13 @@ impl Strategy {
     /// Call `decide(ctx)`. Runs synchronously: call it from a blocking thread, never from an
     /// async task that must stay responsive.
     #[cfg(test)]
-    pub fn decide(&self, ctx: &serde_json::Value) -> Result<Proposal, String> {
+    pub(crate) fn decide(&self, ctx: &serde_json::Value) -> Result<Proposal, String> {
         self.decide_values(ctx).map(|(p, _)| p)
     }
 
     /// [`Strategy::decide`] with the other values a composite pool's keys may take from the
     /// strategy (`#{ desired: 5, values: #{ queue: 3 } }`).
-    pub fn decide_values(
+    pub(crate) fn decide_values(
         &self,
         ctx: &serde_json::Value,
     ) -> Result<(Proposal, BTreeMap<String, i64>), String> {
@@ -260,7 +265,7 @@ impl Strategy {
                 "`decide` must return a map (`#{ desired: n }` or `#{ delta: n }`) or `()`".into(),
             );
         };
-        let reason = map.get("reason").map(|r| r.to_string()).unwrap_or_default();
+        let reason = map.get("reason").map(std::string::ToString::to_string).unwrap_or_default();
         let int = |k: &str| -> Result<Option<i64>, String> {
             match map.get(k) {
                 None => Ok(None),
@@ -308,7 +313,7 @@ fn number(v: &Dynamic) -> Result<i64, String> {
 /// A composite pool's key expression (`expr: "value * 10 + 20"`), compiled once in the strategy
 /// profile and evaluated with `value` (the pool's value after the guardrails) and `params`.
 #[derive(Clone)]
-pub struct Expr {
+pub(crate) struct Expr {
     text: String,
     ast: Arc<AST>,
     engine: Arc<Engine>,
@@ -321,7 +326,7 @@ impl fmt::Debug for Expr {
 }
 
 impl Expr {
-    pub fn compile(text: &str, root: &Path) -> Result<Self, String> {
+    pub(crate) fn compile(text: &str, root: &Path) -> Result<Self, String> {
         let engine = engine(root);
         // Strict variables: the expression's names are declared for the compiler.
         let mut scope = rhai::Scope::new();
@@ -332,7 +337,7 @@ impl Expr {
     }
 
     /// Evaluate with `value` and `params`.
-    pub fn eval(&self, value: i64, params: &serde_json::Value) -> Result<i64, String> {
+    pub(crate) fn eval(&self, value: i64, params: &serde_json::Value) -> Result<i64, String> {
         let mut scope = rhai::Scope::new();
         scope.push("value", value);
         scope.push("params", to_dynamic(params));
@@ -378,7 +383,7 @@ fn declared_inputs(engine: &Engine, ast: &AST) -> Result<Vec<Input>, String> {
 }
 
 /// Convert JSON into Rhai values (strategies see plain maps, arrays and numbers).
-pub fn to_dynamic(v: &serde_json::Value) -> Dynamic {
+pub(crate) fn to_dynamic(v: &serde_json::Value) -> Dynamic {
     crate::script::value::to_dynamic(v).expect("JSON values have string keys")
 }
 

@@ -25,11 +25,12 @@ use super::{Ci, Lookup};
 use crate::backoff::Backoff;
 use crate::http::{self, Request};
 use crate::process::CancelToken;
+use crate::sync::LockExt;
 
 /// `github:` in `pilum-project.yaml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// One commit status per service.
     #[serde(default)]
     pub statuses: bool,
@@ -46,13 +47,13 @@ pub struct Settings {
 }
 
 /// The deployment environment name when `github.environment` is not given.
-pub const DEFAULT_ENVIRONMENT: &str = "{env}/{service}";
+pub(crate) const DEFAULT_ENVIRONMENT: &str = "{env}/{service}";
 /// `{env}` when the run has no `--env`.
-pub const NO_ENV: &str = "production";
+pub(crate) const NO_ENV: &str = "production";
 
 /// What to report for one run.
 #[derive(Debug, Clone)]
-pub struct Mode {
+pub(crate) struct Mode {
     pub statuses: bool,
     pub deployments: bool,
     /// `--env`.
@@ -64,7 +65,7 @@ pub struct Mode {
 }
 
 impl Mode {
-    pub fn new(
+    pub(crate) fn new(
         settings: &Settings,
         environment: Option<&str>,
         tag: &str,
@@ -95,7 +96,7 @@ impl Mode {
     }
 
     /// The commit status context of a service.
-    pub fn context(&self, service: &str) -> String {
+    pub(crate) fn context(&self, service: &str) -> String {
         match &self.environment {
             Some(e) => format!("pilum/{service}/{e}"),
             None => format!("pilum/{service}"),
@@ -103,7 +104,7 @@ impl Mode {
     }
 
     /// The deployment environment of a service.
-    pub fn deployment_environment(&self, service: &str) -> String {
+    pub(crate) fn deployment_environment(&self, service: &str) -> String {
         self.environment_template
             .replace("{env}", self.environment.as_deref().unwrap_or(NO_ENV))
             .replace("{service}", service)
@@ -112,7 +113,7 @@ impl Mode {
 
 /// Where to report: the API, the repository, the commit, the token.
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub api: String,
     pub repository: String,
     pub sha: String,
@@ -134,7 +135,7 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// From the environment and the detected run; the reason when something is missing. The
     /// token is registered for masking.
-    pub fn from_env(env: Lookup<'_>, ci: Option<&Ci>) -> Result<Self, String> {
+    pub(crate) fn from_env(env: Lookup<'_>, ci: Option<&Ci>) -> Result<Self, String> {
         let token = env("GITHUB_TOKEN").filter(|t| !t.is_empty()).ok_or_else(|| {
             "`GITHUB_TOKEN` is not set (in a workflow: `env: GITHUB_TOKEN: ${{ github.token }}`)".to_string()
         })?;
@@ -162,7 +163,7 @@ impl Target {
 
 /// One thing to report about a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Update {
+pub(crate) enum Update {
     /// Planned: the `pending` status, and the deployment is created.
     Planned { service: String },
     /// Its first task started: the deployment goes `in_progress`.
@@ -176,7 +177,7 @@ pub enum Update {
 }
 
 /// Messages go through this (the app layer prints warnings).
-pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type Warn = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Attempts per request.
 const ATTEMPTS: u32 = 5;
@@ -196,7 +197,7 @@ struct Client {
 
 impl Client {
     fn end(&self) -> Option<Instant> {
-        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+        *self.deadline.locked()
     }
 
     /// POST `body` to `path`; the response JSON, or why not (after retries).
@@ -283,7 +284,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Sends a run's updates to GitHub from its own thread.
-pub struct Reporter {
+pub(crate) struct Reporter {
     tx: Option<Sender<Update>>,
     done: Receiver<()>,
     deadline: Arc<Mutex<Option<Instant>>>,
@@ -293,7 +294,7 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn start(target: Target, mode: Mode, warn: Warn) -> Self {
+    pub(crate) fn start(target: Target, mode: Mode, warn: Warn) -> Self {
         let (tx, rx) = mpsc::channel::<Update>();
         let (done_tx, done) = mpsc::channel();
         let deadline = Arc::new(Mutex::new(None));
@@ -309,7 +310,7 @@ impl Reporter {
                 if !worker.client.cancel.is_cancelled() {
                     worker.handle(update);
                 }
-                *p.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+                *p.locked() -= 1;
             }
             let _ = done_tx.send(());
         });
@@ -320,32 +321,31 @@ impl Reporter {
     }
 
     /// Queue an update. Never blocks.
-    pub fn send(&self, update: Update) {
+    pub(crate) fn send(&self, update: Update) {
         if let Some(tx) = &self.tx {
-            *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            *self.pending.locked() += 1;
             if tx.send(update).is_err() {
-                *self.pending.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+                *self.pending.locked() -= 1;
             }
         }
     }
 
     /// No more updates; what is queued has until `end`.
-    pub fn close(&mut self, end: Instant) {
-        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+    pub(crate) fn close(&mut self, end: Instant) {
+        *self.deadline.locked() = Some(end);
         self.tx = None;
     }
 
     /// Wait for the queue until the end given to `close`, then give up on the rest.
-    pub fn wait(mut self) {
+    pub(crate) fn wait(mut self) {
         if self.tx.is_some() {
             self.close(Instant::now() + Duration::from_secs(10));
         }
-        let end =
-            self.deadline.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(Instant::now);
+        let end = self.deadline.locked().unwrap_or_else(Instant::now);
         if self.done.recv_timeout(end.saturating_duration_since(Instant::now())).is_err() {
             self.cancel.cancel();
             let _ = self.done.recv_timeout(Duration::from_millis(500));
-            let left = *self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let left = *self.pending.locked();
             if left > 0 {
                 (self.warn)(&format!("GitHub: {left} status update(s) not sent in time; given up"));
             }

@@ -7,15 +7,15 @@
 //! Detection reads the environment through a lookup function, so tests give each provider's
 //! variables as fixtures and nothing depends on where the tests run.
 
-pub mod github;
-pub mod workflow;
+pub(crate) mod github;
+pub(crate) mod workflow;
 
 use serde::Serialize;
 
 /// The CI systems pilum knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Provider {
+pub(crate) enum Provider {
     GithubActions,
     GitlabCi,
     Circleci,
@@ -28,7 +28,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Provider::GithubActions => "GitHub Actions",
             Provider::GitlabCi => "GitLab CI",
@@ -42,14 +42,14 @@ impl Provider {
     }
 
     /// Whether its log viewer shows ANSI colours (Jenkins needs a plugin; an unknown CI may not).
-    pub fn renders_colour(self) -> bool {
+    pub(crate) fn renders_colour(self) -> bool {
         !matches!(self, Provider::Jenkins | Provider::Unknown)
     }
 }
 
 /// What the CI run is about. Every field is what the provider's variables say, or `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Ci {
+pub(crate) struct Ci {
     pub provider: Provider,
     /// `push`, `pull_request`, `merge_request`, `tag`, `schedule`, `manual`, or the
     /// provider's own word.
@@ -74,15 +74,15 @@ pub struct Ci {
 }
 
 /// Reads one environment variable.
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The process environment, empty values as unset.
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// The CI run pilum is in, or `None` outside CI.
-pub fn detect(env: Lookup<'_>) -> Option<Ci> {
+pub(crate) fn detect(env: Lookup<'_>) -> Option<Ci> {
     let get = |k: &str| env(k).filter(|v| !v.is_empty());
     let is = |k: &str, v: &str| get(k).is_some_and(|x| x.eq_ignore_ascii_case(v));
     let blank = |provider| Ci {
@@ -303,7 +303,7 @@ fn github_actions(get: &dyn Fn(&str) -> Option<String>, blank: Ci) -> Ci {
 
 /// What pilum does differently in CI. Flags win over every one of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     /// `github` (plain lines, log groups, annotations, step summary), `plain` (one line per
     /// task start and end) or `terminal` (spinners, outside CI on a terminal).
     pub renderer: &'static str,
@@ -315,9 +315,9 @@ pub struct Defaults {
 
 /// In CI, at least this many workers: tasks mostly wait on registries and cloud APIs, and CI
 /// runners have 2 to 4 CPUs.
-pub const MIN_CI_WORKERS: usize = 4;
+pub(crate) const MIN_CI_WORKERS: usize = 4;
 
-pub fn defaults(ci: Option<&Ci>, cpus: usize, terminal: bool) -> Defaults {
+pub(crate) fn defaults(ci: Option<&Ci>, cpus: usize, terminal: bool) -> Defaults {
     match ci {
         None => Defaults {
             renderer: if terminal { "terminal" } else { "plain" },
@@ -333,8 +333,8 @@ pub fn defaults(ci: Option<&Ci>, cpus: usize, terminal: bool) -> Defaults {
 }
 
 /// The number of CPUs this process may use.
-pub fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+pub(crate) fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::Lookup;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobEnvironment {
+pub(crate) enum JobEnvironment {
     /// The job has no `environment:`.
     None,
     /// `environment: production` (or `environment: {name: production}`).
@@ -35,7 +35,7 @@ fn workflow_file(workflow_ref: &str) -> Option<PathBuf> {
 }
 
 /// The running job's environment, from the workflow file.
-pub fn job_environment(env: Lookup<'_>) -> JobEnvironment {
+pub(crate) fn job_environment(env: Lookup<'_>) -> JobEnvironment {
     let unknown = |why: String| JobEnvironment::Unknown(why);
     let (Some(wref), Some(job)) = (env("GITHUB_WORKFLOW_REF"), env("GITHUB_JOB")) else {
         return unknown("`GITHUB_WORKFLOW_REF` or `GITHUB_JOB` is not set".into());

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::output::Output;
 use crate::script::reference;
 
-pub fn run(args: &ApiArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(args: &ApiArgs, out: &Output) -> Result<(), Error> {
     if let Some(dir) = &args.definitions {
         reference::write_definitions(dir)?;
         out.info(&format!("wrote `.d.rhai` definitions to `{}`", dir.display()));

@@ -25,7 +25,7 @@ const HELP: &str = "help: pass `--yes` to approve, or run the deploy in a CI job
                     environment is protected (`docs/ci.md`, \"Approvals\")";
 
 /// Approve `plan` or say why not (exit 2).
-pub fn check(
+pub(crate) fn check(
     settings: &Settings,
     plan: &Plan,
     yes: bool,

@@ -11,7 +11,7 @@ use crate::output::Output;
 use crate::ui::render::count;
 
 /// `pilum check`: every selected service against its recipe; all problems at once.
-pub fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), Error> {
     let cfg = select_config(dir, args);
     let loaded = match pipeline::load(&cfg) {
         Ok(l) => l,

@@ -13,7 +13,7 @@ const LISTED: usize = 10;
 
 /// The commit checked out at `root` and the changes under `root`; `None` outside a git work
 /// tree or before the first commit. When `git status` cannot run, no change is reported.
-pub fn commit(root: &Path) -> Option<Commit> {
+pub(crate) fn commit(root: &Path) -> Option<Commit> {
     if !crate::service::discover::in_git(root) {
         return None;
     }
@@ -28,7 +28,7 @@ pub fn commit(root: &Path) -> Option<Commit> {
 }
 
 /// The default tag: the short SHA (`-dirty` when the tree has changes), else a UTC timestamp.
-pub fn default_tag(commit: Option<&Commit>) -> String {
+pub(crate) fn default_tag(commit: Option<&Commit>) -> String {
     match commit {
         Some(c) => format!("{}{}", c.short(), if c.dirty() { "-dirty" } else { "" }),
         None => chrono::Utc::now().format("%Y%m%d%H%M%S").to_string(),
@@ -36,7 +36,7 @@ pub fn default_tag(commit: Option<&Commit>) -> String {
 }
 
 /// The changes as `git status --porcelain` lines, indented, at most [`LISTED`] of them.
-pub fn listed(c: &Commit) -> String {
+pub(crate) fn listed(c: &Commit) -> String {
     let mut lines: Vec<String> = c.changes.iter().take(LISTED).map(|l| format!("  {l}")).collect();
     if c.changes.len() > LISTED {
         lines.push(format!("  … and {} more", c.changes.len() - LISTED));

@@ -11,7 +11,11 @@ use crate::error::Error;
 use crate::output::Output;
 
 /// `pilum ci …`.
-pub fn run(cmd: &CiCommand, dir: Option<&std::path::Path>, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(
+    cmd: &CiCommand,
+    dir: Option<&std::path::Path>,
+    out: &Output,
+) -> Result<(), Error> {
     match cmd {
         CiCommand::Detect => detect(dir, out),
     }
@@ -20,7 +24,10 @@ pub fn run(cmd: &CiCommand, dir: Option<&std::path::Path>, out: &Output) -> Resu
 /// The base `--only-changed` would use here: `(reference, source)`, or why there is none.
 fn change_base(dir: Option<&std::path::Path>) -> Result<(String, &'static str), String> {
     let root = crate::service::discover::project_root(dir).map_err(|e| e.to_string())?;
-    let cfg = super::pipeline::Config { dir: dir.map(|d| d.to_path_buf()), ..Default::default() };
+    let cfg = super::pipeline::Config {
+        dir: dir.map(std::path::Path::to_path_buf),
+        ..Default::default()
+    };
     let state = super::pipeline::open_state(&cfg, &root).map_err(|e| e.message)?;
     let (last, _) =
         crate::state::history::base_commit(state.as_ref(), None).map_err(|e| e.to_string())?;
@@ -128,19 +135,19 @@ fn ci_json(c: &Ci) -> serde_json::Value {
 }
 
 /// The defaults for this process.
-pub fn defaults(found: Option<&Ci>) -> Defaults {
+pub(crate) fn defaults(found: Option<&Ci>) -> Defaults {
     ci::defaults(found, ci::cpus(), std::io::stdout().is_terminal())
 }
 
 /// The worker count when `--max-workers` is not given: `Some` in CI.
-pub fn default_workers() -> Option<usize> {
+pub(crate) fn default_workers() -> Option<usize> {
     let found = ci::detect(&ci::process_env)?;
     Some(defaults(Some(&found)).workers)
 }
 
 /// With `--color auto` in a CI whose log shows colours, colour the streams that are not
 /// redirected to a file. `NO_COLOR` still wins.
-pub fn apply_colour(global: &GlobalArgs) {
+pub(crate) fn apply_colour(global: &GlobalArgs) {
     if global.color != ColorChoice::Auto
         || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
     {

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::output::Output;
 use crate::state::guard::pilum_path;
 
-pub fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), Error> {
     let cfg = select_config(dir, args);
     let loaded = pipeline::load(&cfg)?;
     let root = &loaded.project.root;

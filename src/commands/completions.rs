@@ -7,7 +7,7 @@ use crate::cli::{Cli, CompletionsArgs};
 use crate::error::Error;
 use crate::output::Output;
 
-pub fn run(args: &CompletionsArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(args: &CompletionsArgs, out: &Output) -> Result<(), Error> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "pilum", &mut script);
     let text = String::from_utf8_lossy(&script);

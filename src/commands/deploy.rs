@@ -27,11 +27,11 @@ use crate::ui::render::Renderer;
 use crate::ui::report::record::Recorder;
 
 /// The delay before a step's first retry when none is given (`--retry-delay`'s default).
-pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// The commands that run steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
+pub(crate) enum Verb {
     Build,
     Publish,
     Push,
@@ -41,7 +41,7 @@ pub enum Verb {
 
 impl Verb {
     /// What the run is called in its summary and in the history.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Verb::Build => "build",
             Verb::Publish => "publish",
@@ -64,7 +64,7 @@ impl Verb {
 
 /// How to run a plan: the same settings, with the same defaults, for the CLI and for scripts.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// What the run is recorded as in `.pilum/history.jsonl`.
     pub record_as: String,
     /// Tasks running at once; `None`: the number of CPUs. Zero is refused.
@@ -112,7 +112,7 @@ impl Default for Options {
 
 /// Whoever watches a deploy: every orchestrator event, plus the moments around the run that
 /// the terminal shows and a script does not.
-pub trait Watch: Sink + Send + Sync {
+pub(crate) trait Watch: Sink + Send + Sync {
     /// Non-fatal problems of the selected services (unknown keys).
     fn warnings(&self, _warnings: &[Diagnostic]) {}
     /// The plan is complete and valid; nothing has run yet. `base`: the `--only-changed` base.
@@ -139,7 +139,7 @@ pub trait Watch: Sink + Send + Sync {
 /// Plan and run: the one deploy path of `pilum deploy` (and `build`, …) and of `deploy()` in
 /// scripts. A configuration problem or a held deploy lock is an error; failed tasks are not
 /// (they are in the summary).
-pub fn run<W: Watch + 'static>(
+pub(crate) fn run<W: Watch + 'static>(
     config: &Config,
     options: &Options,
     watch: Arc<W>,
@@ -155,7 +155,7 @@ pub fn run<W: Watch + 'static>(
             ));
         }
         Some(n) => n,
-        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        None => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
     };
     let opts = execute::Options {
         workers,
@@ -309,7 +309,7 @@ fn entry(run: &str, verb: &str, plan: &Plan, summary: &Summary) -> serde_json::V
         tag: &plan.tag,
         environment: plan.environment.as_deref(),
         commit: commit.map(|c| c.sha.as_str()),
-        dirty: commit.is_some_and(|c| c.dirty()),
+        dirty: commit.is_some_and(super::super::orchestrator::plan::Commit::dirty),
         complete: verb == "deploy" && covers_project(plan),
         summary: serde_json::to_value(summary).unwrap_or_default(),
     }
@@ -332,7 +332,7 @@ fn covers_project(plan: &Plan) -> bool {
 }
 
 /// A dry run's warning for the refusal a real run would get.
-pub fn dirty_warning(refusal: &Error) -> String {
+pub(crate) fn dirty_warning(refusal: &Error) -> String {
     let why = refusal.message.lines().next().unwrap_or_default();
     format!("{why}\nhelp: a real run stops here (commit the changes, or pass `--allow-dirty`)")
 }
@@ -340,7 +340,7 @@ pub fn dirty_warning(refusal: &Error) -> String {
 /// The refusal of a run that would publish uncommitted changes: one with a phase after
 /// `build` (so `pilum build` and script builds are not refused), from a dirty work tree.
 /// A dry run gets it as a warning.
-pub fn dirty(plan: &Plan, verb: &str) -> Option<Error> {
+pub(crate) fn dirty(plan: &Plan, verb: &str) -> Option<Error> {
     let commit = plan.commit.as_ref().filter(|c| c.dirty())?;
     if plan.phases.iter().all(|p| p == "build") {
         return None;
@@ -356,7 +356,7 @@ pub fn dirty(plan: &Plan, verb: &str) -> Option<Error> {
 /// The configuration of a command that runs steps (and of `pilum plan`).
 pub(super) fn config(dir: Option<PathBuf>, a: &ExecArgs, phases: &[&str], dry_run: bool) -> Config {
     let mut cfg = select_config(dir, &a.select);
-    cfg.filter.phases = phases.iter().map(|s| s.to_string()).collect();
+    cfg.filter.phases = phases.iter().map(std::string::ToString::to_string).collect();
     cfg.tag = a.tag.clone();
     cfg.dry_run = dry_run || a.dry_run;
     cfg.require_secrets = !cfg.dry_run;
@@ -418,7 +418,12 @@ impl Watch for Terminal {
 
 /// `build`, `publish`, `push`, `deploy`, `dry-run`: plan, then execute; exit 1 when a task
 /// failed, 130 when interrupted.
-pub fn command(dir: Option<PathBuf>, a: &ExecArgs, out: &Output, verb: Verb) -> Result<(), Error> {
+pub(crate) fn command(
+    dir: Option<PathBuf>,
+    a: &ExecArgs,
+    out: &Output,
+    verb: Verb,
+) -> Result<(), Error> {
     let cfg = config(dir, a, verb.phases(), verb == Verb::DryRun);
     let reports = super::runs::check_report(&a.report)?;
     let options = Options {

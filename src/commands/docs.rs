@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::output::Output;
 use crate::recipe::docs::{self, DocsConfig};
 
-pub fn run(dir: Option<PathBuf>, args: DocsArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: DocsArgs, out: &Output) -> Result<(), Error> {
     let cfg = DocsConfig {
         root: crate::script::runner::project_root(dir.as_deref()),
         out: args.out,

@@ -12,7 +12,7 @@ use crate::output::Output;
 use crate::ui::report::graph::{self as picture, Node};
 
 /// `pilum graph`: the dependency tree, or DOT / Mermaid.
-pub fn run(dir: Option<PathBuf>, args: &GraphArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &GraphArgs, out: &Output) -> Result<(), Error> {
     let cfg = select_config(dir, &args.select);
     let loaded = pipeline::load(&cfg)?;
     let p = &loaded.project;

@@ -12,7 +12,7 @@ use crate::output::Output;
 use crate::state::record::{Filter, Outcome, Record};
 use crate::ui::report::history::{self as timeline, Deploy};
 
-pub fn run(dir: Option<PathBuf>, a: &HistoryArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, a: &HistoryArgs, out: &Output) -> Result<(), Error> {
     let root = crate::service::discover::project_root(dir.as_deref()).map_err(Error::usage)?;
     let cfg = Config { dir, state: a.state.clone(), ..Config::default() };
     let backend = pipeline::open_state(&cfg, &root)?;

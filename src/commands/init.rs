@@ -17,7 +17,7 @@ use crate::output::Output;
 use crate::recipe::Recipe;
 use crate::recipe::declaration::FieldType;
 
-pub fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result<(), Error> {
     let cwd = std::env::current_dir().map_err(Error::failure)?;
     let base = dir.clone().unwrap_or_else(|| cwd.clone());
     let target = match &args.path {
@@ -208,7 +208,7 @@ fn artefacts(recipe: &Recipe, a: &Answers) -> Vec<String> {
             .default
             .as_ref()
             .and_then(|d| d.clone().into_typed_array::<rhai::ImmutableString>().ok())
-            .map(|v| v.iter().map(|s| s.to_string()).collect())
+            .map(|v| v.iter().map(std::string::ToString::to_string).collect())
             .unwrap_or_default(),
     };
     list.into_iter()

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::output::Output;
 
 /// `pilum list` / `pilum list --recipes`.
-pub fn run(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Error> {
     let cfg = select_config(dir, &args.select);
     if args.recipes {
         let root =
@@ -30,7 +30,7 @@ pub fn run(dir: Option<PathBuf>, args: &ListArgs, out: &Output) -> Result<(), Er
                         })).collect::<Vec<_>>(),
                         "steps": r.decl.steps.iter().map(|s| serde_json::json!({"name": s.name, "tags": s.tags})).collect::<Vec<_>>(),
                     }),
-                    Err(d) => serde_json::json!({"name": name, "error": d.iter().map(|d| d.to_json()).collect::<Vec<_>>()}),
+                    Err(d) => serde_json::json!({"name": name, "error": d.iter().map(super::super::diagnostic::Diagnostic::to_json).collect::<Vec<_>>()}),
                 })
                 .collect();
             out.json_line(&v);

@@ -22,7 +22,7 @@ use crate::script::{CancelToken, Event, LogLevel, Sink};
 
 /// Why a hook command cannot start. Nothing has run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LiveError {
+pub(crate) enum LiveError {
     /// Selected services whose recipe does not define the hook: `(service, recipe)`.
     NotSupported { hook: Hook, services: Vec<(String, String)> },
     /// `--region` names a region none of the selected services deploys to.
@@ -71,7 +71,7 @@ impl std::fmt::Display for LiveError {
 /// The deploy history as hook commands see it: what pilum deployed to a target. `status` shows
 /// the last deploy and a drift column when given one; `rollback` goes back to the previous
 /// successful deploy by default. The state backend implements it.
-pub trait History: Sync {
+pub(crate) trait History: Sync {
     /// The newest successful deploy recorded for the target.
     fn last_deploy(&self, key: &TargetKey<'_>) -> Option<LastDeploy>;
     /// The successful deploy before the newest one: where a rollback goes without `--to`.
@@ -81,7 +81,7 @@ pub trait History: Sync {
 /// Which deployed thing a history lookup is about: one record's service × target (recipe) ×
 /// environment × region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TargetKey<'a> {
+pub(crate) struct TargetKey<'a> {
     pub service: &'a str,
     pub recipe: &'a str,
     pub environment: Option<&'a str>,
@@ -89,7 +89,7 @@ pub struct TargetKey<'a> {
 }
 
 impl<'a> TargetKey<'a> {
-    pub fn of(t: &'a Target) -> Self {
+    pub(crate) fn of(t: &'a Target) -> Self {
         Self {
             service: &t.service,
             recipe: &t.recipe.decl.name,
@@ -101,7 +101,7 @@ impl<'a> TargetKey<'a> {
 
 /// One deploy record, as much of it as hook commands show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LastDeploy {
+pub(crate) struct LastDeploy {
     /// The revision its deploy step returned.
     pub revision: Option<String>,
     /// The version tag deployed.
@@ -111,7 +111,7 @@ pub struct LastDeploy {
 }
 
 /// The targets of a hook command.
-pub struct Live {
+pub(crate) struct Live {
     pub root: PathBuf,
     pub targets: Vec<Target>,
     /// Selected services left out because their recipe has no such hook: `(service, recipe)`.
@@ -119,7 +119,7 @@ pub struct Live {
 }
 
 /// The pipeline configuration of a hook command's selection.
-pub fn config(dir: Option<PathBuf>, t: &TargetArgs) -> Config {
+pub(crate) fn config(dir: Option<PathBuf>, t: &TargetArgs) -> Config {
     Config {
         dir,
         services: t.services.clone(),
@@ -134,7 +134,7 @@ pub fn config(dir: Option<PathBuf>, t: &TargetArgs) -> Config {
 /// targets. A selected service without the hook is an error when `every` (the services were
 /// named, or the command acts on each), else it is left out and listed in `unsupported`
 /// (unless no service has the hook at all).
-pub fn load(
+pub(crate) fn load(
     cfg: &Config,
     hook: Hook,
     region: Option<&str>,
@@ -190,7 +190,11 @@ pub fn load(
 }
 
 /// Run `f` for every item (target) on at most `limit` threads; the results are in item order.
-pub fn each<I: Sync, T: Send>(targets: &[I], limit: usize, f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+pub(crate) fn each<I: Sync, T: Send>(
+    targets: &[I],
+    limit: usize,
+    f: impl Fn(&I) -> T + Sync,
+) -> Vec<T> {
     let workers = limit.clamp(1, targets.len().max(1));
     let next = AtomicUsize::new(0);
     let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
@@ -214,7 +218,7 @@ pub fn each<I: Sync, T: Send>(targets: &[I], limit: usize, f: impl Fn(&I) -> T +
 }
 
 /// A cancel token that Ctrl-C fires (children are killed, the hook returns "interrupted").
-pub fn interruptible(out: &Output) -> CancelToken {
+pub(crate) fn interruptible(out: &Output) -> CancelToken {
     let cancel = CancelToken::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
         out.warn(&format!("cannot install the Ctrl-C handler: {e}"));
@@ -224,7 +228,7 @@ pub fn interruptible(out: &Output) -> CancelToken {
 
 /// What the printer shows of the commands hooks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Show {
+pub(crate) enum Show {
     /// Their output is the point (`pilum logs`): stdout lines on stdout, stderr on stderr.
     Output,
     /// Their output is shown with `-v` only, on stderr (`status`, `rollback`).
@@ -232,7 +236,7 @@ pub enum Show {
 }
 
 /// Prints the script events of hooks: command output, prints and logs, dry-run records.
-pub struct Printer {
+pub(crate) struct Printer {
     out: Output,
     show: Show,
     /// Per label: the service, the region and the label's colour; `None` when one target (no
@@ -243,7 +247,7 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(out: &Output, show: Show, targets: &[Target]) -> Arc<Self> {
+    pub(crate) fn new(out: &Output, show: Show, targets: &[Target]) -> Arc<Self> {
         const COLOURS: [fn(Style) -> Style; 5] =
             [Style::cyan, Style::magenta, Style::yellow, Style::green, Style::blue];
         let labels = targets
@@ -357,7 +361,7 @@ fn rollback(ctx) { #{ revision: if ctx.to == () { "provider-previous" } else { c
 "#;
 
     /// Services `api` and `web` of recipe `memo`.
-    pub fn project() -> tempfile::TempDir {
+    pub(crate) fn project() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("temp dir");
         let write = |rel: &str, text: &str| {
             let p = dir.path().join(rel);
@@ -371,12 +375,12 @@ fn rollback(ctx) { #{ revision: if ctx.to == () { "provider-previous" } else { c
         dir
     }
 
-    pub fn quiet() -> Output {
+    pub(crate) fn quiet() -> Output {
         Output { quiet: true, verbose: 0, json: false }
     }
 
     /// Per service: the deploys recorded, oldest first.
-    pub struct Memo(pub Vec<(&'static str, Vec<&'static str>)>);
+    pub(crate) struct Memo(pub Vec<(&'static str, Vec<&'static str>)>);
 
     impl Memo {
         fn records(&self, key: &TargetKey<'_>) -> Vec<LastDeploy> {
@@ -443,18 +447,18 @@ mod tests {
 
 /// [`History`] read from the state backend's deploy records (`crate::state`). A backend that
 /// fails a lookup is said once, as a warning; the command goes on without history.
-pub struct Recorded {
+pub(crate) struct Recorded {
     backend: std::sync::Arc<dyn crate::state::Backend>,
     out: Output,
     warned: std::sync::atomic::AtomicBool,
 }
 
 impl Recorded {
-    pub fn new(backend: std::sync::Arc<dyn crate::state::Backend>, out: &Output) -> Self {
+    pub(crate) fn new(backend: std::sync::Arc<dyn crate::state::Backend>, out: &Output) -> Self {
         Self { backend, out: out.clone(), warned: std::sync::atomic::AtomicBool::new(false) }
     }
 
-    pub fn backend(&self) -> &std::sync::Arc<dyn crate::state::Backend> {
+    pub(crate) fn backend(&self) -> &std::sync::Arc<dyn crate::state::Backend> {
         &self.backend
     }
 

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::output::Output;
 use crate::state::lock::LockKey;
 
-pub fn run(dir: Option<PathBuf>, a: &LocksArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, a: &LocksArgs, out: &Output) -> Result<(), Error> {
     let root = crate::service::discover::project_root(dir.as_deref()).map_err(Error::usage)?;
     let cfg = Config { dir, state: a.state.clone(), ..Config::default() };
     let backend = pipeline::open_state(&cfg, &root)?;
@@ -28,8 +28,10 @@ pub fn run(dir: Option<PathBuf>, a: &LocksArgs, out: &Output) -> Result<(), Erro
             }
             let mut rows = vec![["LOCK", "FENCE", "WAITING", "HOLDER"].map(String::from).to_vec()];
             for h in &held {
-                let mut holder =
-                    h.holder.as_ref().map_or_else(|| "(free)".into(), |h| h.describe());
+                let mut holder = h
+                    .holder
+                    .as_ref()
+                    .map_or_else(|| "(free)".into(), super::super::state::lock::Holder::describe);
                 if let Some(ms) = h.expires_ms {
                     holder.push_str(&format!(
                         "; lease ends in {}",

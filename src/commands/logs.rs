@@ -14,12 +14,12 @@ use crate::output::Output;
 use crate::recipe::hooks::{Hook, HookRunner, LogsRequest};
 
 /// How many targets `--follow` streams at once (each is one provider CLI and one thread).
-pub const MAX_FOLLOWED: usize = 32;
+pub(crate) const MAX_FOLLOWED: usize = 32;
 
 /// How long reading logs without `--follow` may take before the provider CLI is killed.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub fn run(dir: Option<PathBuf>, args: &LogsArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &LogsArgs, out: &Output) -> Result<(), Error> {
     if args.target.services.is_empty() {
         return Err(Error::usage(
             "name the services whose logs to show\nhelp: `pilum logs api`, or several: `pilum logs api worker` (`pilum list` shows the services)",

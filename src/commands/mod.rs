@@ -7,32 +7,32 @@
 //! subsystems (`script::runner`, `script::reference`, `recipe::docs`, `autoscale::cli`);
 //! [`dispatch`] hands them their configuration.
 
-pub mod api;
-pub mod approve;
-pub mod check;
-pub mod checkout;
-pub mod ci;
-pub mod clean;
-pub mod completions;
-pub mod deploy;
-pub mod docs;
-pub mod graph;
-pub mod history;
-pub mod init;
-pub mod list;
-pub mod live;
-pub mod locks;
-pub mod logs;
-pub mod pipeline;
-pub mod plan;
-pub mod report;
-pub mod rollback;
-pub mod run;
-pub mod runs;
-pub mod script_api;
-pub mod settings;
-pub mod shard;
-pub mod status;
+pub(crate) mod api;
+pub(crate) mod approve;
+pub(crate) mod check;
+pub(crate) mod checkout;
+pub(crate) mod ci;
+pub(crate) mod clean;
+pub(crate) mod completions;
+pub(crate) mod deploy;
+pub(crate) mod docs;
+pub(crate) mod graph;
+pub(crate) mod history;
+pub(crate) mod init;
+pub(crate) mod list;
+pub(crate) mod live;
+pub(crate) mod locks;
+pub(crate) mod logs;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod rollback;
+pub(crate) mod run;
+pub(crate) mod runs;
+pub(crate) mod script_api;
+pub(crate) mod settings;
+pub(crate) mod shard;
+pub(crate) mod status;
 
 use std::path::PathBuf;
 
@@ -46,12 +46,12 @@ use pipeline::Config;
 
 /// Register what the app layer adds to lower layers (the script API's pipeline functions).
 /// Called once, before any engine is built.
-pub fn install() {
+pub(crate) fn install() {
     crate::script::extension::add("pipeline", script_api::register);
 }
 
 /// Run one parsed command line.
-pub fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
+pub(crate) fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
     let dir = cli.global.dir;
     match cli.command {
         Command::Run(args) => run::run(dir, args, out),

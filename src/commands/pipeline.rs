@@ -17,7 +17,7 @@ use crate::orchestrator::plan::{Plan, PlannedService, StepFilter};
 
 /// What to select and how to plan, from the command line.
 #[derive(Debug, Clone, Default)]
-pub struct Config {
+pub(crate) struct Config {
     pub dir: Option<PathBuf>,
     pub services: Vec<String>,
     pub providers: Vec<String>,
@@ -38,7 +38,7 @@ pub struct Config {
 }
 
 /// A loaded project with its selection, ready to plan.
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub project: Project,
     pub selected: Vec<Selected>,
     /// The recipe of every selected service, in selection order.
@@ -51,12 +51,12 @@ pub struct Loaded {
     pub state: Option<Arc<dyn Backend>>,
 }
 
-pub fn usage(diags: &[Diagnostic]) -> Error {
+pub(crate) fn usage(diags: &[Diagnostic]) -> Error {
     Error::located(diags.to_vec())
 }
 
 /// Load the project and catalogue and apply the selection.
-pub fn load(cfg: &Config) -> Result<Loaded, Error> {
+pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
     // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
     let mut state = None;
@@ -197,7 +197,7 @@ pub fn load(cfg: &Config) -> Result<Loaded, Error> {
 /// The state backend of the project at `root`: `--state`, else `PILUM_STATE`, else `state:` in
 /// `pilum-project.yaml`, else the file backend. A bad URL or an unreachable server is a usage
 /// error (exit 2), before anything runs.
-pub fn open_state(cfg: &Config, root: &Path) -> Result<Arc<dyn Backend>, Error> {
+pub(crate) fn open_state(cfg: &Config, root: &Path) -> Result<Arc<dyn Backend>, Error> {
     let from_env = std::env::var(crate::state::location::ENV).is_ok_and(|v| !v.trim().is_empty());
     let setting = if cfg.state.is_none() && !from_env {
         super::settings::load(root).map_err(Error::located)?.state
@@ -210,7 +210,7 @@ pub fn open_state(cfg: &Config, root: &Path) -> Result<Arc<dyn Backend>, Error> 
 }
 
 /// The loaded state backend, or the project's, opened now.
-pub fn state(cfg: &Config, loaded: &Loaded) -> Result<Arc<dyn Backend>, Error> {
+pub(crate) fn state(cfg: &Config, loaded: &Loaded) -> Result<Arc<dyn Backend>, Error> {
     match &loaded.state {
         Some(s) => Ok(s.clone()),
         None => open_state(cfg, &loaded.project.root),
@@ -230,7 +230,7 @@ fn register_secrets(project: &Project) {
 }
 
 /// Check the selected services against their recipes and build the plan.
-pub fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
+pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     let mut diags = Vec::new();
     let mut planned = Vec::new();
     let pos: std::collections::HashMap<usize, usize> =

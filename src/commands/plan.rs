@@ -13,7 +13,7 @@ use crate::output::Output;
 use crate::ui::render::{count, human};
 
 /// `pilum plan`: the full plan as text or one JSON document.
-pub fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<(), Error> {
     super::runs::no_report("plan", &a.report)?;
     let mut cfg = deploy::config(dir, a, &[], a.dry_run);
     cfg.require_secrets = false;
@@ -58,7 +58,11 @@ pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
         count(plan.services.len(), "service"),
         count(plan.tasks.len(), "task"),
         plan.tag,
-        if plan.commit.as_ref().is_some_and(|c| c.dirty()) { " (uncommitted changes)" } else { "" },
+        if plan.commit.as_ref().is_some_and(super::super::orchestrator::plan::Commit::dirty) {
+            " (uncommitted changes)"
+        } else {
+            ""
+        },
         plan.environment.as_ref().map(|e| format!(", env `{e}`")).unwrap_or_default(),
         base.map(|b| format!(", changed since `{b}`")).unwrap_or_default()
     ));

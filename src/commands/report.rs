@@ -25,6 +25,7 @@ use crate::orchestrator::execute::{Attempt, Runner, TaskFailure};
 use crate::orchestrator::plan::Plan;
 use crate::output::Output;
 use crate::service::Diagnostic;
+use crate::sync::LockExt;
 
 /// Prints the notifier runner's messages.
 struct Messages(Output);
@@ -64,7 +65,7 @@ struct State {
 }
 
 /// The terminal (or any [`Watch`]) plus notifications, GitHub and the approval gate.
-pub struct Reporting<W: Watch> {
+pub(crate) struct Reporting<W: Watch> {
     inner: Arc<W>,
     out: Output,
     settings: Settings,
@@ -82,7 +83,7 @@ impl<W: Watch + 'static> Reporting<W> {
     /// Read the project settings and start the outlets the run asks for. A settings problem
     /// (or a notifier that does not compile) is a usage error; a missing secret only skips its
     /// outlet with a warning.
-    pub fn start(
+    pub(crate) fn start(
         cfg: &Config,
         flags: &CiArgs,
         json_report: Option<std::path::PathBuf>,
@@ -170,16 +171,16 @@ impl<W: Watch + 'static> Reporting<W> {
     }
 
     /// Write `--report`, then flush both outlets within the one bound and stop them.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(path) = &self.report {
             self.write_report(path);
         }
         let end = Instant::now() + self.flush;
-        let mut gh = self.github.lock().expect("github lock").take();
+        let mut gh = self.github.locked().take();
         if let Some(r) = gh.as_mut() {
             r.close(end);
         }
-        if let Some(d) = self.notify.lock().expect("notify lock").take() {
+        if let Some(d) = self.notify.locked().take() {
             d.finish();
         }
         if let Some(r) = gh {
@@ -189,7 +190,7 @@ impl<W: Watch + 'static> Reporting<W> {
 
     /// `{command, ok, environment, tag, services: [{name, status, url?, error?}], summary}`.
     fn write_report(&self, path: &Path) {
-        let st = self.state.lock().expect("state lock");
+        let st = self.state.locked();
         let services: Vec<serde_json::Value> = st
             .services
             .iter()
@@ -228,22 +229,22 @@ impl<W: Watch + 'static> Reporting<W> {
     }
 
     fn notify(&self, n: &Notification) {
-        if let Some(d) = self.notify.lock().expect("notify lock").as_ref() {
+        if let Some(d) = self.notify.locked().as_ref() {
             d.send(n);
         }
     }
 
     fn github(&self, u: github::Update) {
-        if let Some(r) = self.github.lock().expect("github lock").as_ref() {
+        if let Some(r) = self.github.locked().as_ref() {
             r.send(u);
         }
     }
 
     /// The plan event: the run starts for the outside world.
     fn started(&self) {
-        let run = self.state.lock().expect("state lock").run.clone();
+        let run = self.state.locked().run.clone();
         let services: Vec<String> = {
-            let st = self.state.lock().expect("state lock");
+            let st = self.state.locked();
             st.services.iter().filter(|t| t.tasks > 0).map(|t| t.name.clone()).collect()
         };
         if services.is_empty() {
@@ -256,7 +257,7 @@ impl<W: Watch + 'static> Reporting<W> {
     }
 
     fn task_event(&self, e: &Event) {
-        let mut st = self.state.lock().expect("state lock");
+        let mut st = self.state.locked();
         let run = st.run.clone();
         let mut out_n = Vec::new();
         let mut out_g = Vec::new();
@@ -358,7 +359,7 @@ fn done(t: &mut Track, run: &event::Run, n: &mut Vec<Notification>, g: &mut Vec<
 /// `pilum rollback`'s notifications: `service_rolled_back` for each rolled-back service and
 /// `service_failed` for each that failed, to the project's notifiers (`notify:` in
 /// `pilum-project.yaml`), flushed within their bound. Nothing here fails the rollback.
-pub fn notify_rollbacks(
+pub(crate) fn notify_rollbacks(
     root: &Path,
     environment: Option<&str>,
     outcomes: &[(String, Result<Option<String>, String>)],
@@ -433,11 +434,11 @@ impl<W: Watch + 'static> Sink for Reporting<W> {
             | Event::TaskFinished { .. }
             | Event::TaskSkipped { .. }
             | Event::Summary(_) => {
-                if !self.state.lock().expect("state lock").dry_run {
+                if !self.state.locked().dry_run {
                     self.task_event(e);
                 } else if let Event::Summary(s) = e {
                     let run = {
-                        let mut st = self.state.lock().expect("state lock");
+                        let mut st = self.state.locked();
                         st.summary = Some(s.clone());
                         st.run.clone()
                     };
@@ -456,7 +457,7 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
 
     fn planned(&self, plan: &Plan, base: Option<&str>) {
         self.inner.planned(plan, base);
-        let mut st = self.state.lock().expect("state lock");
+        let mut st = self.state.locked();
         st.run.tag = plan.tag.clone();
         st.run.environment = plan.environment.clone();
         st.run.services = plan.services.iter().map(|s| s.name.clone()).collect();
@@ -477,12 +478,9 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
             .collect();
         st.by_name = plan.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
         drop(st);
-        if let Some((target, mut mode, warn)) =
-            self.pending_github.lock().expect("github parts lock").take()
-        {
+        if let Some((target, mut mode, warn)) = self.pending_github.locked().take() {
             mode.tag = plan.tag.clone();
-            *self.github.lock().expect("github lock") =
-                Some(github::Reporter::start(target, mode, warn));
+            *self.github.locked() = Some(github::Reporter::start(target, mode, warn));
         }
     }
 
@@ -492,7 +490,7 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
 
     fn step_returned(&self, task: &TaskRef, outputs: &Map) {
         if let Some(url) = outputs.get("url").and_then(|u| u.clone().into_string().ok()) {
-            let mut st = self.state.lock().expect("state lock");
+            let mut st = self.state.locked();
             if let Some(i) = st.by_name.get(&task.service).copied() {
                 st.services[i].url = Some(url);
             }
@@ -510,8 +508,8 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
 
     fn lock_waiting(&self, holder: Option<&str>, waited: std::time::Duration) {
         self.inner.lock_waiting(holder, waited);
-        if let Some(d) = self.notify.lock().expect("notify lock").as_ref() {
-            let run = self.state.lock().expect("state lock").run.clone();
+        if let Some(d) = self.notify.locked().as_ref() {
+            let run = self.state.locked().run.clone();
             d.lock_waited(&run, holder.unwrap_or("an earlier waiting run"), waited);
         }
     }
@@ -522,7 +520,7 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
 }
 
 /// A [`Runner`] that shows the watch what each step returned (a deploy step's `url`).
-pub struct Returned<'a, R: Runner, W: Watch> {
+pub(crate) struct Returned<'a, R: Runner, W: Watch> {
     pub inner: R,
     pub watch: &'a W,
 }

@@ -21,7 +21,7 @@ use crate::state::{Backend, Batch};
 
 /// What a rollback goes back to, and who said so.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RollbackTo {
+pub(crate) enum RollbackTo {
     /// `--to`.
     Given(String),
     /// The previous successful deploy in history.
@@ -32,7 +32,7 @@ pub enum RollbackTo {
 
 impl RollbackTo {
     /// `ctx.to`.
-    pub fn revision(&self) -> Option<&str> {
+    pub(crate) fn revision(&self) -> Option<&str> {
         match self {
             RollbackTo::Given(r) | RollbackTo::Recorded(r) => Some(r),
             RollbackTo::ProviderPrevious => None,
@@ -40,7 +40,7 @@ impl RollbackTo {
     }
 
     /// Where the revision came from, for `--json` (`flag`, `history`, `provider`).
-    pub fn source(&self) -> &'static str {
+    pub(crate) fn source(&self) -> &'static str {
         match self {
             RollbackTo::Given(_) => "flag",
             RollbackTo::Recorded(_) => "history",
@@ -51,7 +51,7 @@ impl RollbackTo {
 
 /// The rollback decision: `--to` wins; else the revision of the previous successful deploy
 /// history recorded (one without a revision does not count); else the provider's previous.
-pub fn rollback_to(
+pub(crate) fn rollback_to(
     given: Option<&str>,
     recorded_previous: Option<&live::LastDeploy>,
 ) -> RollbackTo {
@@ -66,7 +66,7 @@ pub fn rollback_to(
 
 /// One target's rollback.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub service: String,
     pub recipe: String,
     pub region: Option<String>,
@@ -79,12 +79,12 @@ pub struct Outcome {
 }
 
 /// `pilum rollback` without history.
-pub fn run(dir: Option<PathBuf>, args: &RollbackArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &RollbackArgs, out: &Output) -> Result<(), Error> {
     run_with(dir, args, out, None)
 }
 
 /// `pilum rollback`; with `history`, the default target is the previous recorded deploy.
-pub fn run_with(
+pub(crate) fn run_with(
     dir: Option<PathBuf>,
     args: &RollbackArgs,
     out: &Output,
@@ -139,7 +139,7 @@ pub fn run_with(
 
 /// Select, decide each target's revision, and call the hooks (at most four at once). The
 /// outcomes are in target order; a configuration problem is an error before anything runs.
-pub fn rollback(
+pub(crate) fn rollback(
     dir: Option<PathBuf>,
     args: &RollbackArgs,
     out: &Output,
@@ -379,7 +379,7 @@ mod tests {
     fn args(services: &[&str], to: Option<&str>, dry_run: bool) -> RollbackArgs {
         RollbackArgs {
             target: crate::cli::TargetArgs {
-                services: services.iter().map(|s| s.to_string()).collect(),
+                services: services.iter().map(std::string::ToString::to_string).collect(),
                 ..Default::default()
             },
             to: to.map(str::to_string),

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::output::Output;
 use crate::script::runner::{self, RunConfig};
 
-pub fn run(dir: Option<PathBuf>, args: RunArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: RunArgs, out: &Output) -> Result<(), Error> {
     let outcome = read(&args).and_then(|(script, text)| {
         runner::run(
             RunConfig {

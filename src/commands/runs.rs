@@ -17,7 +17,7 @@ use crate::ui::report::gantt;
 use crate::ui::report::record::{Recorder, Run, Totals};
 
 /// `pilum report`: list the saved runs, or draw one (the latest by default).
-pub fn run(dir: Option<PathBuf>, a: &ReportArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, a: &ReportArgs, out: &Output) -> Result<(), Error> {
     let root = crate::service::discover::project_root(dir.as_deref()).map_err(Error::usage)?;
     let ids = runs::list(&root)
         .map_err(|e| Error::usage(format!("cannot list the saved runs in `.pilum/runs/`: {e}")))?;
@@ -148,7 +148,7 @@ fn list(out: &Output, root: &Path, ids: &[String]) {
 
 /// Where `--report` writes: the page and the JSON outcome, each at most once.
 #[derive(Debug, Default)]
-pub struct Reports {
+pub(crate) struct Reports {
     /// `.html`/`.htm`: the run report drawn by [`gantt::html`].
     pub html: Option<PathBuf>,
     /// `.json`: the outcome written by `report::Reporting` (what the GitHub Action reads).
@@ -157,7 +157,7 @@ pub struct Reports {
 
 /// Each `--report` must name an `.html` or a `.json` file (at most one of each) in a directory
 /// that exists: checked before anything runs, so a typo does not cost a deploy its report.
-pub fn check_report(paths: &[PathBuf]) -> Result<Reports, Error> {
+pub(crate) fn check_report(paths: &[PathBuf]) -> Result<Reports, Error> {
     let mut reports = Reports::default();
     for path in paths {
         let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
@@ -199,7 +199,7 @@ pub fn check_report(paths: &[PathBuf]) -> Result<Reports, Error> {
 }
 
 /// `--report` on a command that runs nothing is refused, not ignored.
-pub fn no_report(command: &str, paths: &[PathBuf]) -> Result<(), Error> {
+pub(crate) fn no_report(command: &str, paths: &[PathBuf]) -> Result<(), Error> {
     match paths.first() {
         None => Ok(()),
         Some(_) => Err(Error::usage(format!(
@@ -209,7 +209,7 @@ pub fn no_report(command: &str, paths: &[PathBuf]) -> Result<(), Error> {
 }
 
 /// The end of a run (see the module documentation). `dir`: the `-C` directory.
-pub fn finish(dir: Option<&Path>, recorder: &Recorder, report: Option<&Path>, out: &Output) {
+pub(crate) fn finish(dir: Option<&Path>, recorder: &Recorder, report: Option<&Path>, out: &Output) {
     let run = recorder.finish();
     if run.tasks.is_empty() {
         return;

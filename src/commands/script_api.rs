@@ -30,7 +30,7 @@ const DEPLOY_OPTS: &[&str] = &[
     "allow_dirty",
 ];
 
-pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>) {
     let mut m = Module::new();
     let h = host.clone();
     func!(
@@ -199,8 +199,8 @@ fn deploy(host: &Arc<Host>, ctx: &NativeCallContext, services: Array, opts: Map)
     if let Some(v) = get("exclude_tags") {
         cfg.filter.exclude_tags = strings(ctx, v, "exclude_tags")?;
     }
-    cfg.environment = get("env").map(|v| v.to_string());
-    cfg.tag = get("tag").map(|v| v.to_string());
+    cfg.environment = get("env").map(std::string::ToString::to_string);
+    cfg.tag = get("tag").map(std::string::ToString::to_string);
     cfg.dry_run = get("dry_run").map_or(host.dry_run, |v| v.as_bool().unwrap_or(false));
     cfg.require_secrets = !cfg.dry_run;
     let int = |k: &str| -> RResult<Option<u32>> {
@@ -284,7 +284,7 @@ impl PSink for HostRenderer {
         let log = |level: LogLevel, message: &str| self.host.emit(Event::Log { level, message });
         match e {
             PEvent::PhaseStarted { phase, tasks } => {
-                log(LogLevel::Info, &format!("{}: {phase} ({})", self.verb, count(*tasks, "task")))
+                log(LogLevel::Info, &format!("{}: {phase} ({})", self.verb, count(*tasks, "task")));
             }
             PEvent::TaskFinished { task, status, duration_ms, error, .. } => {
                 let d = human(std::time::Duration::from_millis(*duration_ms));
@@ -310,7 +310,7 @@ impl PSink for HostRenderer {
                 ),
             ),
             PEvent::TaskSkipped { task, reason } => {
-                log(LogLevel::Info, &format!("- {} skipped: {reason}", task.label))
+                log(LogLevel::Info, &format!("- {} skipped: {reason}", task.label));
             }
             PEvent::TaskOutput { stream, line, .. } => {
                 let stream = match stream {
@@ -329,7 +329,7 @@ impl PSink for HostRenderer {
             }
             // Like the rest of a `deploy()`'s progress, on stderr: stdout is the script's own.
             PEvent::TaskDryRun { task, call, detail } => {
-                log(LogLevel::Info, &format!("would run {}: {call} {detail}", task.label))
+                log(LogLevel::Info, &format!("would run {}: {call} {detail}", task.label));
             }
             PEvent::Summary(s) => log(
                 if s.ok { LogLevel::Info } else { LogLevel::Error },

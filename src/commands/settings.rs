@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use crate::diagnostic::Diagnostic;
 
-pub const FILE: &str = "pilum-project.yaml";
+pub(crate) const FILE: &str = "pilum-project.yaml";
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(crate) struct Settings {
     #[serde(default)]
     pub notify: Vec<crate::notify::config::Entry>,
     /// How long the end of a run waits for notifications and GitHub updates.
@@ -35,14 +35,14 @@ pub struct Settings {
 /// `environments.<name>` of `pilum-project.yaml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Environment {
+pub(crate) struct Environment {
     #[serde(default)]
     pub approval: Approval,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Approval {
+pub(crate) enum Approval {
     #[default]
     None,
     /// A person confirms before anything runs (`docs/ci.md`).
@@ -55,13 +55,13 @@ fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Du
 
 impl Settings {
     /// Whether deploying to `environment` needs approval.
-    pub fn approval(&self, environment: Option<&str>) -> Approval {
+    pub(crate) fn approval(&self, environment: Option<&str>) -> Approval {
         environment.and_then(|e| self.environments.get(e)).map_or(Approval::None, |e| e.approval)
     }
 }
 
 /// Read and check the settings of the project at `root`.
-pub fn load(root: &Path) -> Result<Settings, Vec<Diagnostic>> {
+pub(crate) fn load(root: &Path) -> Result<Settings, Vec<Diagnostic>> {
     let text = match std::fs::read_to_string(root.join(FILE)) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),

@@ -12,19 +12,19 @@ use crate::orchestrator::plan::{Plan, PlannedService};
 use crate::service::shard::{self, Shard};
 
 /// `--matrix` without `--shards` makes at most this many shards.
-pub const DEFAULT_MAX_SHARDS: usize = 8;
+pub(crate) const DEFAULT_MAX_SHARDS: usize = 8;
 
 /// Runs of the history averaged for a service's duration.
 const HISTORY_RUNS: usize = 5;
 
 /// `--shard`'s value.
-pub fn parse(flag: Option<&str>) -> Result<Option<Shard>, Error> {
+pub(crate) fn parse(flag: Option<&str>) -> Result<Option<Shard>, Error> {
     flag.map(|f| shard::parse(f).map_err(|e| Error::usage(format!("`--shard`: {e}")))).transpose()
 }
 
 /// Average duration in ms per service over the last runs of `.pilum/history.jsonl` that
 /// recorded durations.
-pub fn history_weights(root: &Path) -> HashMap<String, u64> {
+pub(crate) fn history_weights(root: &Path) -> HashMap<String, u64> {
     let Ok(path) = crate::state::guard::pilum_path(root, "history.jsonl") else {
         return HashMap::new();
     };
@@ -90,7 +90,7 @@ fn split(
 
 /// The services of one shard, with their dependencies between them (which never cross
 /// shards), before the plan is built from them.
-pub fn select(services: Vec<PlannedService>, s: Shard, root: &Path) -> Vec<PlannedService> {
+pub(crate) fn select(services: Vec<PlannedService>, s: Shard, root: &Path) -> Vec<PlannedService> {
     let history = history_weights(root);
     let (comps, assigned) = split(&services, s.total, &history);
     let mut keep: Vec<usize> = comps
@@ -114,7 +114,11 @@ pub fn select(services: Vec<PlannedService>, s: Shard, root: &Path) -> Vec<Plann
 /// `{"include": [{"shard": "1/3", "index": 1, "total": 3, "services": "api web", "tasks": 4}]}`,
 /// one entry per non-empty shard, for `strategy.matrix: ${{ fromJSON(…) }}`. `plan` is built
 /// without phase or tag filters, as the shards' weights are.
-pub fn matrix(plan: &Plan, shards: Option<usize>, root: &Path) -> Result<serde_json::Value, Error> {
+pub(crate) fn matrix(
+    plan: &Plan,
+    shards: Option<usize>,
+    root: &Path,
+) -> Result<serde_json::Value, Error> {
     let history = history_weights(root);
     let edges: Vec<Vec<usize>> = plan.services.iter().map(|s| s.depends_on.clone()).collect();
     let count = shard::components(plan.services.len(), &edges).len();

@@ -21,7 +21,7 @@ use crate::recipe::hooks::{Health, Hook, HookError, HookRunner, Status, Target};
 /// Whether the provider's live revision is the one pilum deployed last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Drift {
+pub(crate) enum Drift {
     /// Live is what pilum deployed last.
     InSync,
     /// Something else is live: a deploy or rollback outside pilum, or a failed one.
@@ -31,7 +31,7 @@ pub enum Drift {
 }
 
 impl Drift {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Drift::InSync => "in sync",
             Drift::Drifted => "drifted",
@@ -42,7 +42,7 @@ impl Drift {
 
 /// The drift rule: compare the provider's live revision with the revision the last recorded
 /// deploy returned.
-pub fn drift(live_revision: Option<&str>, last_deployed: Option<&LastDeploy>) -> Drift {
+pub(crate) fn drift(live_revision: Option<&str>, last_deployed: Option<&LastDeploy>) -> Drift {
     match (live_revision, last_deployed.and_then(|d| d.revision.as_deref())) {
         (Some(live), Some(deployed)) if live == deployed => Drift::InSync,
         (Some(_), Some(_)) => Drift::Drifted,
@@ -53,7 +53,7 @@ pub fn drift(live_revision: Option<&str>, last_deployed: Option<&LastDeploy>) ->
 /// One target's row: what its hook said (or why it said nothing) and, with history, its last
 /// recorded deploy.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub service: String,
     pub recipe: String,
     pub region: Option<String>,
@@ -68,7 +68,7 @@ impl Row {
         self.status.as_ref().ok().and_then(|s| s.revision.as_deref())
     }
 
-    pub fn drift(&self) -> Option<Drift> {
+    pub(crate) fn drift(&self) -> Option<Drift> {
         self.last.as_ref().map(|last| drift(self.live_revision(), last.as_ref()))
     }
 
@@ -106,7 +106,7 @@ impl Row {
 }
 
 /// The table's header: "last deploy" and "drift" only with history.
-pub fn columns(history: bool) -> Vec<&'static str> {
+pub(crate) fn columns(history: bool) -> Vec<&'static str> {
     let mut c = vec!["SERVICE", "TARGET", "ENV", "LIVE", "HEALTH"];
     if history {
         c.extend(["LAST DEPLOY", "DRIFT"]);
@@ -116,7 +116,7 @@ pub fn columns(history: bool) -> Vec<&'static str> {
 }
 
 /// A row's cells, in [`columns`] order.
-pub fn cells(row: &Row, history: bool) -> Vec<String> {
+pub(crate) fn cells(row: &Row, history: bool) -> Vec<String> {
     let dash = || "-".to_string();
     let live = match &row.status {
         Ok(s) => match (&s.revision, &s.version) {
@@ -160,12 +160,12 @@ pub fn cells(row: &Row, history: bool) -> Vec<String> {
 
 /// `pilum status`, with the deploy history of the state backend (`--state`, `PILUM_STATE`,
 /// `state:`; `.pilum/` by default).
-pub fn run(dir: Option<PathBuf>, args: &StatusArgs, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(dir: Option<PathBuf>, args: &StatusArgs, out: &Output) -> Result<(), Error> {
     run_with(dir, args, out, None)
 }
 
 /// `pilum status`; with `history`, the "last deploy" and "drift" columns.
-pub fn run_with(
+pub(crate) fn run_with(
     dir: Option<PathBuf>,
     args: &StatusArgs,
     out: &Output,
@@ -218,7 +218,7 @@ pub fn run_with(
 }
 
 /// Every target's status, at most `workers` at once, each within `timeout`.
-pub fn statuses(
+pub(crate) fn statuses(
     runner: &HookRunner,
     targets: &[Target],
     timeout: Duration,

@@ -14,7 +14,7 @@ use super::event::Kind;
 /// One entry of `notify:`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The notifier script: a built-in (`webhook`, `slack`, `discord`, `teams`) or
     /// `notifiers/<name>.rhai` of the project.
     pub notifier: String,
@@ -41,11 +41,11 @@ fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Du
 }
 
 /// The default wait before `lock_wait` is sent.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// A problem with one entry; all wording is in `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     UnknownNotifier { name: String, known: Vec<String> },
     UnknownEvent { event: String },
     NoUrl { name: String },
@@ -81,7 +81,7 @@ impl std::fmt::Display for Problem {
 
 impl Problem {
     /// The text to point at in the file.
-    pub fn needle(&self) -> Option<String> {
+    pub(crate) fn needle(&self) -> Option<String> {
         match self {
             Problem::UnknownNotifier { name, .. } => Some(name.clone()),
             Problem::UnknownEvent { event } => Some(event.clone()),
@@ -93,7 +93,7 @@ impl Problem {
     }
 
     /// The closest known name, for "did you mean".
-    pub fn suggestion(&self) -> Option<String> {
+    pub(crate) fn suggestion(&self) -> Option<String> {
         match self {
             Problem::UnknownNotifier { name, known } => {
                 crate::diagnostic::closest(name, known.iter().map(String::as_str))
@@ -110,7 +110,7 @@ impl Problem {
 
 /// A resolved entry: what the dispatcher needs to deliver.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub name: String,
     pub notifier: String,
     pub url: String,
@@ -121,12 +121,12 @@ pub struct Target {
 }
 
 impl Entry {
-    pub fn display_name(&self) -> &str {
+    pub(crate) fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.notifier)
     }
 
     /// The subscribed events (`*` is every event).
-    pub fn kinds(&self) -> Vec<Kind> {
+    pub(crate) fn kinds(&self) -> Vec<Kind> {
         match &self.events {
             None => Kind::DEFAULT.to_vec(),
             Some(list) if list.iter().any(|e| e == "*") => Kind::ALL.to_vec(),
@@ -135,7 +135,7 @@ impl Entry {
     }
 
     /// Every problem of this entry; `known` are the notifier names that exist.
-    pub fn check(&self, known: &[String]) -> Vec<Problem> {
+    pub(crate) fn check(&self, known: &[String]) -> Vec<Problem> {
         let mut out = Vec::new();
         if !known.contains(&self.notifier) {
             out.push(Problem::UnknownNotifier {
@@ -169,7 +169,7 @@ impl Entry {
         match (&self.url, &self.url_env) {
             (None, None) => out.push(Problem::NoUrl { name: self.display_name().to_string() }),
             (Some(_), Some(_)) => {
-                out.push(Problem::TwoUrls { name: self.display_name().to_string() })
+                out.push(Problem::TwoUrls { name: self.display_name().to_string() });
             }
             (Some(u), None) => {
                 if let Err(e) = crate::http::check_url(u) {
@@ -192,7 +192,10 @@ impl Entry {
 
     /// The entry with its variables read, or the warning saying why it is skipped. The URL and
     /// the secret are registered for masking.
-    pub fn resolve(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Target, String> {
+    pub(crate) fn resolve(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Target, String> {
         let name = self.display_name().to_string();
         let read = |var: &str| -> Result<String, String> {
             match lookup(var).filter(|v| !v.is_empty()) {
@@ -233,7 +236,7 @@ impl Entry {
 }
 
 /// Problems of the whole list: each entry's, and names used twice.
-pub fn check_all(entries: &[Entry], known: &[String]) -> Vec<Problem> {
+pub(crate) fn check_all(entries: &[Entry], known: &[String]) -> Vec<Problem> {
     let mut out: Vec<Problem> = entries.iter().flat_map(|e| e.check(known)).collect();
     let mut seen = std::collections::HashSet::new();
     for e in entries {

@@ -6,12 +6,12 @@
 use serde::Serialize;
 
 /// The end of a run, as the orchestrator reports it (`ok`, counts, failures, per-service status).
-pub use crate::orchestrator::event::Summary;
+pub(crate) use crate::orchestrator::event::Summary;
 
 /// The events a notifier can subscribe to (`events:` in `pilum-project.yaml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The plan is ready and tasks are about to run.
     RunStarted,
     /// Every task ended and none failed.
@@ -43,7 +43,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub(crate) const ALL: [Kind; 15] = [
         Kind::RunStarted,
         Kind::RunFinished,
         Kind::RunFailed,
@@ -63,12 +63,12 @@ impl Kind {
 
     /// The scaler's events (what a pools file's `notify:` gets by default, and for `*`): the
     /// last eight of `ALL`.
-    pub const SCALE: &'static [Kind] = Kind::ALL.split_at(7).1;
+    pub(crate) const SCALE: &'static [Kind] = Kind::ALL.split_at(7).1;
 
     /// The events a notifier gets when its `events:` is not given.
-    pub const DEFAULT: [Kind; 2] = [Kind::RunFinished, Kind::RunFailed];
+    pub(crate) const DEFAULT: [Kind; 2] = [Kind::RunFinished, Kind::RunFailed];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::RunStarted => "run_started",
             Kind::RunFinished => "run_finished",
@@ -88,7 +88,7 @@ impl Kind {
         }
     }
 
-    pub fn parse(name: &str) -> Option<Kind> {
+    pub(crate) fn parse(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 
@@ -111,7 +111,7 @@ impl Kind {
 
 /// The run an event belongs to.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Run {
+pub(crate) struct Run {
     /// Unique per run: the same in every event of the run.
     pub id: String,
     /// `deploy`, `build`, `publish`, `push`.
@@ -139,7 +139,7 @@ pub struct Run {
 
 /// One service's outcome.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Service {
+pub(crate) struct Service {
     pub name: String,
     /// What the deploy step returned as its `url`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,7 +153,7 @@ pub struct Service {
 
 /// A wait for the deploy lock.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Lock {
+pub(crate) struct Lock {
     /// Who holds it, as the lock records it.
     pub holder: String,
     pub waited_ms: u64,
@@ -161,7 +161,7 @@ pub struct Lock {
 
 /// One event, as every notifier receives it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Notification {
+pub(crate) struct Notification {
     pub event: Kind,
     /// `started`, `ok`, `failed`, `rolled_back` or `waiting`.
     pub status: &'static str,
@@ -210,11 +210,11 @@ impl Notification {
     }
 
     /// An event of the scaler (`run.command` is `scale`, `run.services` the pool).
-    pub fn scale(event: Kind, title: String, run: &Run, details: serde_json::Value) -> Self {
+    pub(crate) fn scale(event: Kind, title: String, run: &Run, details: serde_json::Value) -> Self {
         Self { scale: Some(details), ..Self::new(event, title, run) }
     }
 
-    pub fn run_started(run: &Run) -> Self {
+    pub(crate) fn run_started(run: &Run) -> Self {
         let title = format!(
             "{} of {}{} started",
             run.command,
@@ -225,7 +225,7 @@ impl Notification {
     }
 
     /// `run_finished` when the run is ok, else `run_failed`.
-    pub fn run_ended(run: &Run, summary: Summary) -> Self {
+    pub(crate) fn run_ended(run: &Run, summary: Summary) -> Self {
         let (kind, how) = if summary.ok {
             (Kind::RunFinished, "succeeded".to_string())
         } else if summary.interrupted {
@@ -247,28 +247,28 @@ impl Notification {
         n
     }
 
-    pub fn service_deployed(run: &Run, service: Service) -> Self {
+    pub(crate) fn service_deployed(run: &Run, service: Service) -> Self {
         let title = format!("{} of `{}`{} succeeded", run.command, service.name, to_env(run));
         let mut n = Self::new(Kind::ServiceDeployed, title, run);
         n.service = Some(service);
         n
     }
 
-    pub fn service_failed(run: &Run, service: Service) -> Self {
+    pub(crate) fn service_failed(run: &Run, service: Service) -> Self {
         let title = format!("{} of `{}`{} failed", run.command, service.name, to_env(run));
         let mut n = Self::new(Kind::ServiceFailed, title, run);
         n.service = Some(service);
         n
     }
 
-    pub fn service_rolled_back(run: &Run, service: Service) -> Self {
+    pub(crate) fn service_rolled_back(run: &Run, service: Service) -> Self {
         let title = format!("`{}`{} was rolled back", service.name, to_env(run));
         let mut n = Self::new(Kind::ServiceRolledBack, title, run);
         n.service = Some(service);
         n
     }
 
-    pub fn lock_wait(run: &Run, lock: Lock) -> Self {
+    pub(crate) fn lock_wait(run: &Run, lock: Lock) -> Self {
         let title = format!(
             "{}{} is waiting for the deploy lock held by {} ({})",
             run.command,

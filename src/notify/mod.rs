@@ -10,8 +10,8 @@
 //! queues a bound (10 s by default) to drain, then cancels what is left; what was not
 //! delivered becomes a warning, never an error. Texts are masked by `crate::redact`.
 
-pub mod config;
-pub mod event;
+pub(crate) mod config;
+pub(crate) mod event;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,11 +25,12 @@ use crate::backoff::Backoff;
 use crate::process::CancelToken;
 use crate::script::engine::{self, Limits, Profile};
 use crate::script::{CallCtx, Deadline, Host, LogLevel, Stop, with_call};
-pub use config::Target;
-pub use event::{Kind, Notification};
+use crate::sync::LockExt;
+pub(crate) use config::Target;
+pub(crate) use event::{Kind, Notification};
 
 /// How long the end of a run waits for notifications by default.
-pub const DEFAULT_FLUSH: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_FLUSH: Duration = Duration::from_secs(10);
 
 /// Attempts per notification.
 const ATTEMPTS: u32 = 5;
@@ -41,14 +42,14 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Where the runner's own messages go (the app layer prints them).
-pub trait Report: Send + Sync {
+pub(crate) trait Report: Send + Sync {
     fn warn(&self, message: &str);
     /// A request recorded under `--dry-run`.
     fn dry_run(&self, message: &str);
 }
 
 /// The built-in notifiers and the project's `notifiers/*.rhai`, by name (the project's win).
-pub fn catalogue(root: &Path) -> Vec<(String, String, String)> {
+pub(crate) fn catalogue(root: &Path) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = crate::embedded::NOTIFIERS
         .iter()
         .map(|(n, t)| (n.to_string(), format!("<built-in>/notify/{n}.rhai"), t.to_string()))
@@ -76,7 +77,7 @@ pub fn catalogue(root: &Path) -> Vec<(String, String, String)> {
 }
 
 /// The names `notifier:` may take.
-pub fn known(root: &Path) -> Vec<String> {
+pub(crate) fn known(root: &Path) -> Vec<String> {
     catalogue(root).into_iter().map(|(n, _, _)| n).collect()
 }
 
@@ -98,7 +99,7 @@ fn compile(engine: &Engine, root: &Path, name: &str) -> Result<AST, String> {
 }
 
 /// Check that every notifier compiles and has `notify(event, config)` (for `pilum check`).
-pub fn check_scripts(root: &Path, names: &[&str]) -> Vec<String> {
+pub(crate) fn check_scripts(root: &Path, names: &[&str]) -> Vec<String> {
     let engine = engine_for(root, false, Arc::new(crate::script::NullSink));
     names.iter().filter_map(|n| compile(&engine, root, n).err()).collect()
 }
@@ -117,10 +118,10 @@ impl crate::script::Sink for ScriptSink {
         use crate::script::Event as E;
         match event {
             E::DryRun { detail, .. } => {
-                self.0.dry_run(&format!("notifier `{label}` would send {detail}"))
+                self.0.dry_run(&format!("notifier `{label}` would send {detail}"));
             }
             E::Log { level: LogLevel::Warn | LogLevel::Error, message } => {
-                self.0.warn(&format!("notifier `{label}`: {message}"))
+                self.0.warn(&format!("notifier `{label}`: {message}"));
             }
             _ => {}
         }
@@ -129,7 +130,7 @@ impl crate::script::Sink for ScriptSink {
 
 /// What happened to one target's notifications.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub delivered: usize,
     /// Given up on after the receiver refused them or every attempt failed.
     pub failed: usize,
@@ -152,7 +153,7 @@ struct Worker {
 }
 
 /// The running notifiers of one run.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     workers: Vec<Worker>,
     flush: Duration,
     /// When the flush bound ends (set by `finish`); retries do not wait past it.
@@ -164,7 +165,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Compile the targets' notifiers and start one worker per target. A notifier that does not
     /// compile is an error (a configuration problem, found before anything runs).
-    pub fn start(
+    pub(crate) fn start(
         root: &Path,
         targets: Vec<Target>,
         dry_run: bool,
@@ -209,7 +210,7 @@ impl Dispatcher {
     }
 
     /// Queue `n` for every target subscribed to its event. Never blocks.
-    pub fn send(&self, n: &Notification) {
+    pub(crate) fn send(&self, n: &Notification) {
         let wanted: Vec<&Worker> =
             self.workers.iter().filter(|w| w.target.events.contains(&n.event)).collect();
         if wanted.is_empty() {
@@ -239,7 +240,7 @@ impl Dispatcher {
 
     /// Send `lock_wait` to the targets whose `lock_wait` threshold `waited` has passed, once
     /// per target and run (it is called on every look at a busy lock).
-    pub fn lock_waited(&self, run: &event::Run, holder: &str, waited: Duration) {
+    pub(crate) fn lock_waited(&self, run: &event::Run, holder: &str, waited: Duration) {
         let n = Notification::lock_wait(
             run,
             event::Lock { holder: holder.to_string(), waited_ms: waited.as_millis() as u64 },
@@ -262,9 +263,9 @@ impl Dispatcher {
 
     /// Let the queues drain for at most the flush bound, then stop; warn about what was not
     /// delivered. Returns each target's stats.
-    pub fn finish(mut self) -> Vec<(String, Stats)> {
+    pub(crate) fn finish(mut self) -> Vec<(String, Stats)> {
         let end = Instant::now() + self.flush;
-        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+        *self.deadline.locked() = Some(end);
         for w in &mut self.workers {
             w.tx = None;
         }
@@ -357,7 +358,7 @@ enum Attempt {
 
 impl Job {
     fn flush_deadline(&self) -> Option<Instant> {
-        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+        *self.deadline.locked()
     }
 
     fn run(self, rx: Receiver<Arc<serde_json::Value>>) -> Stats {
@@ -481,7 +482,7 @@ fn judge(v: &Dynamic) -> Attempt {
                 .map(|h| h.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
         })
         .unwrap_or_default();
-    let body = m.get("body").map(|b| b.to_string()).unwrap_or_default();
+    let body = m.get("body").map(std::string::ToString::to_string).unwrap_or_default();
     let resp = crate::http::Response {
         status: u16::try_from(status).unwrap_or(0),
         headers,
@@ -512,10 +513,10 @@ mod tests {
 
     impl Report for Collect {
         fn warn(&self, m: &str) {
-            self.0.lock().expect("lock").push(format!("warn: {m}"));
+            self.0.locked().push(format!("warn: {m}"));
         }
         fn dry_run(&self, m: &str) {
-            self.0.lock().expect("lock").push(format!("dry: {m}"));
+            self.0.locked().push(format!("dry: {m}"));
         }
     }
 
@@ -577,7 +578,7 @@ mod tests {
         d.send(&Notification::run_started(&run()));
         let stats = d.finish();
         assert_eq!(stats[0].1.delivered, 1, "{stats:?}");
-        let lines = report.0.lock().expect("lock").clone();
+        let lines = report.0.locked().clone();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
             lines[0].starts_with("dry: notifier `webhook` would send POST https://hooks.invalid/x"),

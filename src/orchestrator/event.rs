@@ -5,7 +5,7 @@ use serde::Serialize;
 
 /// Which task an event is about.
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskRef {
+pub(crate) struct TaskRef {
     pub id: usize,
     pub service: String,
     pub step: String,
@@ -19,7 +19,7 @@ pub struct TaskRef {
 /// Where a task is written in the user's files: the step in the service's `pilum.yaml` (the
 /// file relative to the project root, 1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Location {
+pub(crate) struct Location {
     pub file: String,
     pub line: usize,
     pub col: usize,
@@ -27,7 +27,7 @@ pub struct Location {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
+pub(crate) enum TaskStatus {
     Ok,
     Failed,
     TimedOut,
@@ -36,14 +36,14 @@ pub enum TaskStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
+pub(crate) enum Event {
     Plan {
         plan: serde_json::Value,
     },
@@ -101,7 +101,7 @@ pub enum Event {
 
 /// The end of a run. Services and tasks are counted separately.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub ok: bool,
     pub interrupted: bool,
     /// A dry run: the steps recorded their mutating calls instead of making them.
@@ -117,7 +117,7 @@ pub struct Summary {
 
 impl Summary {
     /// `ok`, `interrupted` or `failed`: the word a summary line and the step summary lead with.
-    pub fn status(&self) -> &'static str {
+    pub(crate) fn status(&self) -> &'static str {
         if self.ok {
             "ok"
         } else if self.interrupted {
@@ -129,7 +129,7 @@ impl Summary {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub total: usize,
     pub ok: usize,
     pub failed: usize,
@@ -139,7 +139,7 @@ pub struct Counts {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub task: String,
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,6 +147,6 @@ pub struct Failure {
 }
 
 /// A consumer of events. Called from worker threads.
-pub trait Sink: Sync {
+pub(crate) trait Sink: Sync {
     fn event(&self, e: &Event);
 }

@@ -17,17 +17,18 @@ use rhai::Map;
 use crate::backoff::{Backoff, Jitter};
 
 /// The longest wait between two attempts of a step, however many retries are asked for.
-pub const RETRY_DELAY_CAP: Duration = Duration::from_secs(600);
+pub(crate) const RETRY_DELAY_CAP: Duration = Duration::from_secs(600);
 
 use super::event::{Counts, Event, Failure, Location, Sink, Summary, TaskRef, TaskStatus};
 use super::plan::{Plan, Task};
+use crate::sync::LockExt;
 
 /// Shared cancellation (Ctrl-C): the process layer's token, which also kills the process
 /// groups of running children.
-pub use crate::process::CancelToken as Cancel;
+pub(crate) use crate::process::CancelToken as Cancel;
 
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     pub workers: usize,
     /// `--retries`: overrides every step's `retries` when given (0 = one attempt).
     pub retries: Option<u32>,
@@ -41,7 +42,7 @@ pub struct Options {
 
 /// How one attempt failed.
 #[derive(Debug, Clone)]
-pub struct TaskFailure {
+pub(crate) struct TaskFailure {
     pub message: String,
     pub timed_out: bool,
     pub cancelled: bool,
@@ -52,7 +53,7 @@ pub struct TaskFailure {
 
 impl TaskFailure {
     /// A plain failure with `message` and nothing else known.
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             timed_out: false,
@@ -64,7 +65,7 @@ impl TaskFailure {
 }
 
 /// What the executor hands a runner for one attempt.
-pub struct Attempt<'a> {
+pub(crate) struct Attempt<'a> {
     pub plan: &'a Plan,
     pub task: &'a Task,
     pub label: &'a TaskRef,
@@ -75,7 +76,7 @@ pub struct Attempt<'a> {
     pub cancel: &'a Cancel,
 }
 
-pub trait Runner: Sync {
+pub(crate) trait Runner: Sync {
     /// Run one attempt; `Ok(Some(map))` records the step's outputs.
     fn run(&self, a: &Attempt<'_>) -> Result<Option<Map>, TaskFailure>;
 
@@ -143,7 +144,7 @@ struct Shared {
     blocked: Vec<Option<String>>,
 }
 
-pub fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
+pub(crate) fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
     let s = &plan.services[t.service];
     TaskRef {
         id: t.id,
@@ -156,7 +157,7 @@ pub fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
 }
 
 /// Run the plan to the end (or cancellation) and return the summary (also emitted).
-pub fn execute(
+pub(crate) fn execute(
     plan: &Plan,
     runner: &dyn Runner,
     opts: &Options,
@@ -225,7 +226,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().expect("scheduler lock")
+        self.shared.locked()
     }
 
     fn run(self) -> Summary {
@@ -352,7 +353,7 @@ impl<'a> Scheduler<'a> {
         let mut attempt = 1;
         loop {
             self.emit(Event::TaskStarted { task: self.refs[id].clone(), attempt });
-            let outputs = self.outputs.lock().expect("outputs lock").for_task(self.plan, t);
+            let outputs = self.outputs.locked().for_task(self.plan, t);
             let a = Attempt {
                 plan: self.plan,
                 task: t,
@@ -404,7 +405,7 @@ impl<'a> Scheduler<'a> {
         };
         let (error, tail, at) = match result {
             Ok(Some(map)) => {
-                let mut o = self.outputs.lock().expect("outputs lock");
+                let mut o = self.outputs.locked();
                 let key = (t.service, self.plan.step(t).name.clone());
                 match &t.region {
                     Some(r) => {
@@ -419,7 +420,7 @@ impl<'a> Scheduler<'a> {
             Ok(None) => (None, Vec::new(), None),
             Err(f) => {
                 if status != TaskStatus::Cancelled {
-                    self.failures.lock().expect("failures lock").push(Failure {
+                    self.failures.locked().push(Failure {
                         task: self.refs[id].label.clone(),
                         error: f.message.clone(),
                         at: f.at.clone(),
@@ -490,7 +491,7 @@ impl<'a> Scheduler<'a> {
     /// `stopped`: why a barrier stopped the run (a failure of the run, listed as one).
     fn summary(self, start: Instant, stopped: Option<String>) -> Summary {
         let plan = self.plan;
-        let sh = self.shared.into_inner().expect("scheduler lock");
+        let sh = crate::sync::into_value(self.shared);
         let mut summary = Summary {
             interrupted: self.cancel.is_cancelled(),
             dry_run: plan.dry_run,
@@ -526,7 +527,7 @@ impl<'a> Scheduler<'a> {
             summary.service_status.push((s.name.clone(), status.to_string()));
         }
         summary.services = services;
-        summary.failures = self.failures.into_inner().expect("failures lock");
+        summary.failures = crate::sync::into_value(self.failures);
         summary.ok = summary.tasks.failed == 0 && !summary.interrupted && stopped.is_none();
         if let Some(why) = stopped {
             summary.failures.push(Failure { task: "barrier".into(), error: why, at: None });
@@ -594,7 +595,7 @@ mod tests {
             fields: Map::new(),
             steps,
             reason: "test".into(),
-            regions: regions.iter().map(|s| s.to_string()).collect(),
+            regions: regions.iter().map(std::string::ToString::to_string).collect(),
             depends_on: deps.to_vec(),
             project_index: 0,
             tag: None,
@@ -619,7 +620,7 @@ mod tests {
         fn new(fail: &[&str], sleep_ms: u64) -> Self {
             Self {
                 log: Mutex::new(Vec::new()),
-                fail: fail.iter().map(|s| s.to_string()).collect(),
+                fail: fail.iter().map(std::string::ToString::to_string).collect(),
                 sleep: Duration::from_millis(sleep_ms),
                 running: AtomicUsize::new(0),
                 max_running: AtomicUsize::new(0),
@@ -627,7 +628,7 @@ mod tests {
             }
         }
         fn span(&self, label: &str) -> (Instant, Instant) {
-            let log = self.log.lock().unwrap();
+            let log = self.log.locked();
             let e = log
                 .iter()
                 .find(|(l, _, _)| l == label)
@@ -635,7 +636,7 @@ mod tests {
             (e.1, e.2)
         }
         fn ran(&self, label: &str) -> bool {
-            self.log.lock().unwrap().iter().any(|(l, _, _)| l == label)
+            self.log.locked().iter().any(|(l, _, _)| l == label)
         }
     }
 
@@ -644,10 +645,10 @@ mod tests {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_running.fetch_max(now, Ordering::SeqCst);
             let start = Instant::now();
-            self.attempts.lock().unwrap().entry(a.label.label.clone()).or_default().push(start);
+            self.attempts.locked().entry(a.label.label.clone()).or_default().push(start);
             std::thread::sleep(self.sleep);
             self.running.fetch_sub(1, Ordering::SeqCst);
-            self.log.lock().unwrap().push((a.label.label.clone(), start, Instant::now()));
+            self.log.locked().push((a.label.label.clone(), start, Instant::now()));
             if self.fail.contains(&a.label.label) {
                 return Err(TaskFailure::new("boom"));
             }
@@ -661,7 +662,7 @@ mod tests {
     struct Collect(Mutex<Vec<Event>>);
     impl Sink for Collect {
         fn event(&self, e: &Event) {
-            self.0.lock().unwrap().push(e.clone());
+            self.0.locked().push(e.clone());
         }
     }
 
@@ -739,7 +740,7 @@ mod tests {
         let steps = vec![step("build", false, Some(3))];
         let (s, events) = run(vec![svc("a", &[], steps.clone(), &[])], &fake, &opts(1));
         assert!(!s.ok);
-        let times = fake.attempts.lock().unwrap()["a/build"].clone();
+        let times = fake.attempts.locked()["a/build"].clone();
         assert_eq!(times.len(), 4);
         let delays: Vec<u64> = events
             .iter()
@@ -760,7 +761,7 @@ mod tests {
 
         let fake = Fake::new(&["a/build"], 0);
         run(vec![svc("a", &[], steps, &[])], &fake, &Options { retries: Some(0), ..opts(1) });
-        assert_eq!(fake.attempts.lock().unwrap()["a/build"].len(), 1);
+        assert_eq!(fake.attempts.locked()["a/build"].len(), 1);
     }
 
     #[test]
@@ -915,13 +916,13 @@ mod tests {
                 let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
                 self.max_running.fetch_max(now, Ordering::SeqCst);
                 let start = self.seq.fetch_add(1, Ordering::SeqCst);
-                self.marks.lock().unwrap().push((a.task.id, true, start));
+                self.marks.locked().push((a.task.id, true, start));
                 std::thread::yield_now();
                 let failed = self.fail.contains(&a.task.id)
                     || (a.attempt == 1 && self.flaky.contains(&a.task.id));
                 self.running.fetch_sub(1, Ordering::SeqCst);
                 let end = self.seq.fetch_add(1, Ordering::SeqCst);
-                self.marks.lock().unwrap().push((a.task.id, false, end));
+                self.marks.locked().push((a.task.id, false, end));
                 if failed {
                     return Err(TaskFailure::new("boom"));
                 }

@@ -3,7 +3,7 @@
 //! is the real task runner (recipe step functions); the wiring from configuration to a plan
 //! and a rendered run is the app layer's (`crate::commands`).
 
-pub mod event;
-pub mod execute;
-pub mod plan;
-pub mod runner;
+pub(crate) mod event;
+pub(crate) mod execute;
+pub(crate) mod plan;
+pub(crate) mod runner;

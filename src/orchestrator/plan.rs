@@ -15,11 +15,11 @@ use serde_json::json;
 
 use crate::recipe::{Recipe, Step};
 
-pub const STANDARD_PHASES: &[&str] = &["build", "push", "deploy"];
+pub(crate) const STANDARD_PHASES: &[&str] = &["build", "push", "deploy"];
 
 /// A selected, validated service in the plan.
 #[derive(Debug, Clone)]
-pub struct PlannedService {
+pub(crate) struct PlannedService {
     pub name: String,
     pub dir: String,
     pub recipe: Arc<Recipe>,
@@ -37,7 +37,7 @@ pub struct PlannedService {
 }
 
 #[derive(Debug, Clone)]
-pub struct Task {
+pub(crate) struct Task {
     pub id: usize,
     pub service: usize,
     /// Index into the service's `steps`.
@@ -49,7 +49,7 @@ pub struct Task {
 }
 
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub phases: Vec<String>,
     pub services: Vec<PlannedService>,
     pub tasks: Vec<Task>,
@@ -62,7 +62,7 @@ pub struct Plan {
 
 /// A checked-out commit and the uncommitted changes of the work tree under the project root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commit {
+pub(crate) struct Commit {
     /// `HEAD`'s full SHA.
     pub sha: String,
     /// `git status --porcelain` lines (untracked files included, `.pilum/` left out).
@@ -70,19 +70,19 @@ pub struct Commit {
 }
 
 impl Commit {
-    pub fn dirty(&self) -> bool {
+    pub(crate) fn dirty(&self) -> bool {
         !self.changes.is_empty()
     }
 
     /// The first 12 characters of the SHA.
-    pub fn short(&self) -> &str {
+    pub(crate) fn short(&self) -> &str {
         &self.sha[..12.min(self.sha.len())]
     }
 }
 
 /// Which steps a command keeps.
 #[derive(Debug, Clone, Default)]
-pub struct StepFilter {
+pub(crate) struct StepFilter {
     /// Keep only steps whose phase is one of these (empty = all): `pilum build` → `[build]`.
     pub phases: Vec<String>,
     /// Keep only steps with one of these tags (empty = all).
@@ -101,7 +101,7 @@ impl StepFilter {
 
 impl Plan {
     /// Build the task graph. `services` are in selection order; their `steps` are unfiltered.
-    pub fn build(
+    pub(crate) fn build(
         mut services: Vec<PlannedService>,
         filter: &StepFilter,
         tag: String,
@@ -187,12 +187,12 @@ impl Plan {
         Self { phases, services, tasks, tag, environment, dry_run, commit: None }
     }
 
-    pub fn step(&self, t: &Task) -> &Step {
+    pub(crate) fn step(&self, t: &Task) -> &Step {
         &self.services[t.service].steps[t.step]
     }
 
     /// `service/step[@region]`, as shown in output.
-    pub fn label(&self, t: &Task) -> String {
+    pub(crate) fn label(&self, t: &Task) -> String {
         let s = &self.services[t.service];
         match &t.region {
             Some(r) => format!("{}/{}@{r}", s.name, s.steps[t.step].name),
@@ -200,7 +200,7 @@ impl Plan {
         }
     }
 
-    pub fn task_json(&self, t: &Task) -> serde_json::Value {
+    pub(crate) fn task_json(&self, t: &Task) -> serde_json::Value {
         let st = self.step(t);
         json!({
             "id": t.id,
@@ -216,7 +216,7 @@ impl Plan {
         })
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         json!({
             "tag": self.tag,
             "commit": self.commit.as_ref().map(|c| &c.sha),

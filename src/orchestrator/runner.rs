@@ -23,6 +23,7 @@ use crate::recipe::declaration::StepDir;
 use crate::recipe::runner::{StepError, StepRunner};
 use crate::recipe::value::yaml_to_dynamic;
 use crate::script::{CallCtx, Deadline, LogLevel};
+use crate::sync::LockExt;
 
 /// How many output lines of a task are kept for its failure report.
 const TAIL: usize = 20;
@@ -37,7 +38,7 @@ struct Bridge {
 
 impl Bridge {
     fn keep(&self, label: &str, line: &str) {
-        let mut tails = self.tails.lock().expect("tail lock");
+        let mut tails = self.tails.locked();
         let t = tails.entry(label.to_string()).or_default();
         if t.len() == TAIL {
             t.pop_front();
@@ -46,7 +47,7 @@ impl Bridge {
     }
 
     fn take_tail(&self, label: &str) -> Vec<String> {
-        self.tails.lock().expect("tail lock").remove(label).map(Vec::from).unwrap_or_default()
+        self.tails.locked().remove(label).map(Vec::from).unwrap_or_default()
     }
 }
 
@@ -98,7 +99,7 @@ impl crate::script::Sink for Bridge {
     }
 }
 
-pub struct RecipeRunner {
+pub(crate) struct RecipeRunner {
     steps: StepRunner,
     bridge: Arc<Bridge>,
     root: PathBuf,
@@ -113,7 +114,7 @@ pub struct RecipeRunner {
 }
 
 impl RecipeRunner {
-    pub fn new(
+    pub(crate) fn new(
         project: &crate::service::Project,
         plan: &Plan,
         verbose: u8,
@@ -169,7 +170,10 @@ impl RecipeRunner {
                 "commit".into(),
                 plan.commit.as_ref().map_or(Dynamic::UNIT, |c| c.sha.clone().into()),
             );
-            m.insert("dirty".into(), plan.commit.as_ref().is_some_and(|c| c.dirty()).into());
+            m.insert(
+                "dirty".into(),
+                plan.commit.as_ref().is_some_and(super::plan::Commit::dirty).into(),
+            );
             m.insert(
                 "regions".into(),
                 ps.regions.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
@@ -275,16 +279,16 @@ fn relocate(message: &str, at: &Location, text: &str, step: &str, service: &str)
         out.push(format!(" --> {step_place}"));
         out.extend(crate::diagnostic::snippet(text, at.line, at.col));
     } else {
-        out.extend(pointer.iter().map(|l| l.to_string()));
+        out.extend(pointer.iter().map(std::string::ToString::to_string));
     }
-    out.extend(notes.iter().map(|l| l.to_string()));
+    out.extend(notes.iter().map(std::string::ToString::to_string));
     match place {
         Some(p) if ours => out.push(format!("  = note: raised at {p}")),
         Some(_) => {
-            out.push(format!("  = note: step `{step}` of service `{service}` is at {step_place}"))
+            out.push(format!("  = note: step `{step}` of service `{service}` is at {step_place}"));
         }
         None => {}
     }
-    out.extend(output.iter().map(|l| l.to_string()));
+    out.extend(output.iter().map(std::string::ToString::to_string));
     out.join("\n")
 }

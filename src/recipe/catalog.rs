@@ -19,11 +19,11 @@ use super::host;
 use crate::embedded::{self as builtin, RECIPE_PREFIX as BUILTIN_PREFIX};
 
 /// Hook functions later commands will call (`status`, `logs`, `rollback`); not usable as steps.
-pub const RESERVED_HOOKS: &[&str] = &["status", "logs", "rollback"];
+pub(crate) const RESERVED_HOOKS: &[&str] = &["status", "logs", "rollback"];
 
 /// Where a recipe comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Builtin,
     /// A project file; `overrides` when a built-in of the same name exists.
     File {
@@ -33,7 +33,7 @@ pub enum Origin {
 }
 
 impl Origin {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Origin::Builtin => "built-in".into(),
             Origin::File { path, overrides: true } => {
@@ -46,7 +46,7 @@ impl Origin {
 
 /// A compiled recipe with its declaration.
 #[derive(Debug)]
-pub struct Recipe {
+pub(crate) struct Recipe {
     pub decl: Declaration,
     pub ast: Arc<AST>,
     pub origin: Origin,
@@ -87,7 +87,11 @@ impl Recipe {
     /// The steps for service `s`: `plan(svc)` when defined, else the declared steps. A problem
     /// in a step that `plan(svc)` built from the service's own fields (a `shell.steps` entry's `timeout`, the section's default
     /// `timeout`) is reported where the service wrote the value, in its `pilum.yaml`.
-    pub fn steps_for_service(&self, s: &Service, svc: Map) -> Result<Vec<Step>, Vec<Diagnostic>> {
+    pub(crate) fn steps_for_service(
+        &self,
+        s: &Service,
+        svc: Map,
+    ) -> Result<Vec<Step>, Vec<Diagnostic>> {
         if !self.has_plan {
             return Ok(self.decl.steps.clone());
         }
@@ -171,16 +175,16 @@ struct Entry {
 }
 
 /// A recipe, or why it cannot be used.
-pub type Loaded = Result<Arc<Recipe>, Vec<Diagnostic>>;
+pub(crate) type Loaded = Result<Arc<Recipe>, Vec<Diagnostic>>;
 
 /// Every recipe available to a project, by name.
-pub struct Catalog {
+pub(crate) struct Catalog {
     entries: BTreeMap<String, Entry>,
 }
 
 impl Catalog {
     /// Built-ins, then `<root>/recipes/*.rhai`, then each of `extra` (later wins by name).
-    pub fn load(root: &Path, extra: &[PathBuf]) -> Result<Self, Vec<Diagnostic>> {
+    pub(crate) fn load(root: &Path, extra: &[PathBuf]) -> Result<Self, Vec<Diagnostic>> {
         let mut entries = BTreeMap::new();
         for (name, src) in builtin::RECIPES {
             entries.insert(
@@ -259,18 +263,18 @@ impl Catalog {
         if diags.is_empty() { Ok(Self { entries }) } else { Err(diags) }
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
     }
 
     /// Load (compile and read the declaration of) the recipe called `name`.
-    pub fn get(&self, name: &str) -> Option<Result<Arc<Recipe>, Vec<Diagnostic>>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Result<Arc<Recipe>, Vec<Diagnostic>>> {
         let e = self.entries.get(name)?;
         Some(e.loaded.get_or_init(|| compile(e)).clone())
     }
 
     /// Every recipe, loaded, with its load result.
-    pub fn all(&self) -> Vec<(&str, Loaded)> {
+    pub(crate) fn all(&self) -> Vec<(&str, Loaded)> {
         self.entries
             .keys()
             .map(|n| (n.as_str(), self.get(n).expect("listed name exists")))
@@ -278,7 +282,7 @@ impl Catalog {
     }
 
     /// The recipe a service asks for.
-    pub fn resolve(&self, r: &RecipeRef) -> Result<Arc<Recipe>, ResolveError> {
+    pub(crate) fn resolve(&self, r: &RecipeRef) -> Result<Arc<Recipe>, ResolveError> {
         match r {
             RecipeRef::Name(n) => match self.get(n) {
                 Some(Ok(rec)) => Ok(rec),
@@ -358,7 +362,7 @@ impl Catalog {
 
 /// Why a service's recipe could not be found.
 #[derive(Debug)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     Unknown { what: String, suggestion: Option<String> },
     Broken(Vec<Diagnostic>),
 }

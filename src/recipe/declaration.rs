@@ -13,7 +13,7 @@ use super::value::type_name;
 
 /// A field's declared type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldType {
+pub(crate) enum FieldType {
     String,
     Int,
     Float,
@@ -37,7 +37,7 @@ impl FieldType {
         })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::String => "string",
             Self::Int => "int",
@@ -50,7 +50,7 @@ impl FieldType {
     }
 
     /// Whether `v` has this type (an int is accepted as a float).
-    pub fn accepts(self, v: &Dynamic) -> bool {
+    pub(crate) fn accepts(self, v: &Dynamic) -> bool {
         match self {
             Self::String => v.is_string(),
             Self::Int => v.is_int(),
@@ -64,7 +64,7 @@ impl FieldType {
 }
 
 #[derive(Debug, Clone)]
-pub struct Field {
+pub(crate) struct Field {
     pub name: String,
     pub ty: FieldType,
     pub required: bool,
@@ -77,13 +77,13 @@ pub struct Field {
 /// Where a step's commands run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StepDir {
+pub(crate) enum StepDir {
     Service,
     Root,
 }
 
 #[derive(Debug, Clone)]
-pub struct Step {
+pub(crate) struct Step {
     pub name: String,
     /// Never empty: the first tag is the step's phase.
     pub tags: Vec<String>,
@@ -98,13 +98,13 @@ pub struct Step {
 }
 
 impl Step {
-    pub fn phase(&self) -> &str {
+    pub(crate) fn phase(&self) -> &str {
         &self.tags[0]
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct Declaration {
+pub(crate) struct Declaration {
     pub name: String,
     pub description: String,
     pub provider: Option<String>,
@@ -116,7 +116,7 @@ pub struct Declaration {
 
 /// A duration from a recipe value: seconds as a number, or text in the one grammar
 /// (`crate::duration`): `"90s"`, `"10m"`, `"1m30s"`.
-pub fn parse_duration(v: &Dynamic) -> Result<Duration, crate::duration::DurationError> {
+pub(crate) fn parse_duration(v: &Dynamic) -> Result<Duration, crate::duration::DurationError> {
     if let Some(i) = v.clone().try_cast::<rhai::INT>() {
         return crate::duration::from_secs_i64(i);
     }
@@ -130,7 +130,7 @@ pub fn parse_duration(v: &Dynamic) -> Result<Duration, crate::duration::Duration
 }
 
 /// Reads a declaration map; problems become diagnostics pointing into the recipe source.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     pub file: PathBuf,
     pub source: &'a str,
     pub diags: Vec<Diagnostic>,
@@ -140,7 +140,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(file: PathBuf, source: &'a str) -> Self {
+    pub(crate) fn new(file: PathBuf, source: &'a str) -> Self {
         Self { file, source, diags: Vec::new(), step_keys: Vec::new() }
     }
 
@@ -178,7 +178,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn declaration(&mut self, m: &Map) -> Option<Declaration> {
+    pub(crate) fn declaration(&mut self, m: &Map) -> Option<Declaration> {
         let name = self.string(m, "name", true)?;
         let description = self.string(m, "description", false).unwrap_or_default();
         let provider = self.string(m, "provider", false);
@@ -243,7 +243,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Steps from `steps:` in `recipe()` or from `plan(svc)`.
-    pub fn steps(&mut self, v: &Dynamic) -> Vec<Step> {
+    pub(crate) fn steps(&mut self, v: &Dynamic) -> Vec<Step> {
         let Some(arr) = v.read_lock::<rhai::Array>().map(|a| a.clone()) else {
             self.err(
                 "steps:",

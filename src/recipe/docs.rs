@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::output::Output;
 
 /// What `pilum docs` does.
-pub struct DocsConfig {
+pub(crate) struct DocsConfig {
     pub root: PathBuf,
     /// Where the pages go, relative to the root unless absolute.
     pub out: PathBuf,
@@ -29,7 +29,7 @@ pub struct DocsConfig {
 }
 
 /// Generate (or check) the pages. Returns the number of pages.
-pub fn run(cfg: &DocsConfig, out: &Output) -> Result<usize, Error> {
+pub(crate) fn run(cfg: &DocsConfig, out: &Output) -> Result<usize, Error> {
     // Built-ins alone: load from an empty directory, so the project's own `recipes/` (in pilum's
     // repository, the very files the built-ins are compiled from) cannot shadow them.
     let empty = tempfile::tempdir()
@@ -191,7 +191,7 @@ fn module_header(source: &str) -> String {
 }
 
 /// The page of one recipe.
-pub fn page(r: &Recipe) -> String {
+pub(crate) fn page(r: &Recipe) -> String {
     let d = &r.decl;
     let mut s = String::new();
     let _ = writeln!(s, "# `{}`\n", d.name);

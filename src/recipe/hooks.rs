@@ -24,17 +24,17 @@ use crate::service::Service;
 
 /// The hooks, in the order their commands are documented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
+pub(crate) enum Hook {
     Status,
     Logs,
     Rollback,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 3] = [Hook::Status, Hook::Logs, Hook::Rollback];
+    pub(crate) const ALL: [Hook; 3] = [Hook::Status, Hook::Logs, Hook::Rollback];
 
     /// The function's name, which is also the command's.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Hook::Status => "status",
             Hook::Logs => "logs",
@@ -44,19 +44,19 @@ impl Hook {
 }
 
 /// Whether `recipe` implements `hook` (defines `fn <hook>(ctx)`).
-pub fn supports(recipe: &Recipe, hook: Hook) -> bool {
+pub(crate) fn supports(recipe: &Recipe, hook: Hook) -> bool {
     recipe.ast.iter_functions().any(|f| f.name == hook.name() && f.params.len() == 1)
 }
 
 /// The hooks `recipe` implements.
-pub fn supported(recipe: &Recipe) -> Vec<Hook> {
+pub(crate) fn supported(recipe: &Recipe) -> Vec<Hook> {
     Hook::ALL.into_iter().filter(|h| supports(recipe, *h)).collect()
 }
 
 /// How a target is doing, from the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Health {
+pub(crate) enum Health {
     Healthy,
     Degraded,
     Unhealthy,
@@ -64,9 +64,9 @@ pub enum Health {
 }
 
 impl Health {
-    pub const NAMES: [&'static str; 4] = ["healthy", "degraded", "unhealthy", "unknown"];
+    pub(crate) const NAMES: [&'static str; 4] = ["healthy", "degraded", "unhealthy", "unknown"];
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "healthy" => Health::Healthy,
             "degraded" => Health::Degraded,
@@ -76,14 +76,14 @@ impl Health {
         })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         Health::NAMES[self as usize]
     }
 }
 
 /// What `fn status(ctx)` returns: `#{ revision, version, url, health, detail }`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// The live revision as the provider names it (a Cloud Run revision, a task definition…).
     pub revision: Option<String>,
     /// The version running (an image tag, a release number), when the provider says.
@@ -96,14 +96,14 @@ pub struct Status {
 
 /// What `fn rollback(ctx)` returns: `#{ revision, url }`, the revision now live.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Rolled {
+pub(crate) struct Rolled {
     pub revision: Option<String>,
     pub url: Option<String>,
 }
 
 /// How calling a hook failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HookError {
+pub(crate) enum HookError {
     /// The hook ran and failed (a script error, its deadline, Ctrl-C).
     Failed(StepError),
     /// The hook returned something that is not its contract.
@@ -123,14 +123,14 @@ impl std::fmt::Display for HookError {
 }
 
 impl HookError {
-    pub fn cancelled(&self) -> bool {
+    pub(crate) fn cancelled(&self) -> bool {
         matches!(self, HookError::Failed(StepError::Cancelled))
     }
 }
 
 /// One place a hook is called for: a service, in one region when its steps run per region.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub service: String,
     pub recipe: Arc<Recipe>,
     pub region: Option<String>,
@@ -144,7 +144,7 @@ pub struct Target {
 }
 
 /// What a service needs to become targets: its validated fields and its steps.
-pub struct ServiceHooks<'a> {
+pub(crate) struct ServiceHooks<'a> {
     pub service: &'a Service,
     pub recipe: &'a Arc<Recipe>,
     pub fields: &'a Map,
@@ -153,7 +153,7 @@ pub struct ServiceHooks<'a> {
 
 /// The targets of a service: one per region when any of its steps runs per region and it has
 /// regions, else one (with `ctx.region` the first region, or `()`).
-pub fn targets(
+pub(crate) fn targets(
     s: &ServiceHooks<'_>,
     root: &Path,
     environment: Option<&str>,
@@ -222,19 +222,19 @@ pub fn targets(
 
 /// What `pilum logs` asks for.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LogsRequest {
+pub(crate) struct LogsRequest {
     pub since: Option<Duration>,
     pub follow: bool,
 }
 
 /// Calls hooks on one engine (full profile), shared by every target of a command.
-pub struct HookRunner {
+pub(crate) struct HookRunner {
     steps: StepRunner,
 }
 
 impl HookRunner {
     /// An engine confined to `root`; under `dry_run` mutating calls are recorded, not run.
-    pub fn new(root: &Path, dry_run: bool, verbose: u8, sink: Arc<dyn Sink>) -> Self {
+    pub(crate) fn new(root: &Path, dry_run: bool, verbose: u8, sink: Arc<dyn Sink>) -> Self {
         Self { steps: StepRunner::new(root, dry_run, verbose, sink) }
     }
 
@@ -262,7 +262,7 @@ impl HookRunner {
     }
 
     /// `fn status(ctx)`.
-    pub fn status(
+    pub(crate) fn status(
         &self,
         target: &Target,
         cancel: &CancelToken,
@@ -275,7 +275,7 @@ impl HookRunner {
     /// `fn logs(ctx)` with `ctx.since` (text in the one duration grammar, `()` for the
     /// provider's default), `ctx.since_secs` and `ctx.follow`. Returns when the hook does (with
     /// `follow`, when Ctrl-C cancels `cancel`).
-    pub fn logs(
+    pub(crate) fn logs(
         &self,
         target: &Target,
         request: LogsRequest,
@@ -300,7 +300,7 @@ impl HookRunner {
 
     /// `fn rollback(ctx)` with `ctx.to`: a revision or version, or `()` for the provider's
     /// previous one.
-    pub fn rollback(
+    pub(crate) fn rollback(
         &self,
         target: &Target,
         to: Option<&str>,

@@ -29,14 +29,14 @@ fn declaration_engine() -> &'static Engine {
 
 /// Compile a recipe's source once; the AST is shared by every task that runs the recipe.
 /// `source` names it in error locations (a path, or `<built-in>/recipes/<name>.rhai`).
-pub fn compile(text: &str, source: &str) -> Result<AST, ParseError> {
+pub(crate) fn compile(text: &str, source: &str) -> Result<AST, ParseError> {
     let mut ast = compile_engine().compile(text)?;
     ast.set_source(source);
     Ok(ast)
 }
 
 /// Call a declaration function (`recipe`, `plan`) without running the script's top level.
-pub fn call_declaration(
+pub(crate) fn call_declaration(
     ast: &AST,
     name: &str,
     args: impl FuncArgs,
@@ -46,6 +46,6 @@ pub fn call_declaration(
 }
 
 /// Render a script error with its location and snippet.
-pub fn render_error(err: &EvalAltResult, source: &str) -> String {
+pub(crate) fn render_error(err: &EvalAltResult, source: &str) -> String {
     crate::script::error::render(err, source)
 }

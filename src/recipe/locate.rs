@@ -9,7 +9,7 @@ use crate::recipe::Recipe;
 use crate::service::config::Service;
 
 /// The 1-based line and column of step `step` of `s` (which runs `recipe`) in its `pilum.yaml`.
-pub fn step(s: &Service, recipe: &Recipe, step: &str) -> (usize, usize) {
+pub(crate) fn step(s: &Service, recipe: &Recipe, step: &str) -> (usize, usize) {
     let section = recipe.decl.section.as_str();
     if let Some(fields) = s.config.get(section).and_then(|v| v.as_mapping()) {
         if fields.contains_key(step) {
@@ -35,7 +35,7 @@ pub fn step(s: &Service, recipe: &Recipe, step: &str) -> (usize, usize) {
 }
 
 /// A diagnostic about step `step` of `s`, at the step.
-pub fn step_diag(s: &Service, recipe: &Recipe, name: &str, message: String) -> Diagnostic {
+pub(crate) fn step_diag(s: &Service, recipe: &Recipe, name: &str, message: String) -> Diagnostic {
     let (line, col) = step(s, recipe, name);
     Diagnostic::new(&s.file, message).at(&s.text, line, col)
 }

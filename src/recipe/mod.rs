@@ -2,15 +2,15 @@
 //! validate services against them before anything runs, and call their hooks (`status`, `logs`,
 //! `rollback`). The format is `docs/recipes.md`.
 
-pub mod catalog;
-pub mod declaration;
-pub mod docs;
-pub mod hooks;
-pub mod host;
-pub mod locate;
-pub mod runner;
-pub mod validate;
-pub mod value;
+pub(crate) mod catalog;
+pub(crate) mod declaration;
+pub(crate) mod docs;
+pub(crate) mod hooks;
+pub(crate) mod host;
+pub(crate) mod locate;
+pub(crate) mod runner;
+pub(crate) mod validate;
+pub(crate) mod value;
 
-pub use catalog::{Catalog, Recipe, ResolveError};
-pub use declaration::Step;
+pub(crate) use catalog::{Catalog, Recipe, ResolveError};
+pub(crate) use declaration::Step;

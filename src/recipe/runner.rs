@@ -18,7 +18,7 @@ use crate::script::{CallCtx, Host, Sink, Stop, with_call};
 
 /// How a step call failed. The message is rendered (location, snippet) and redacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepError {
+pub(crate) enum StepError {
     /// A script error, or `exit(n)` with `n ≠ 0`.
     Failed(String),
     /// The call context's deadline passed; its processes were killed.
@@ -42,20 +42,20 @@ impl std::fmt::Display for StepError {
 }
 
 /// The engine of one run.
-pub struct StepRunner {
+pub(crate) struct StepRunner {
     engine: Engine,
 }
 
 impl StepRunner {
     /// An engine confined to `root`; under `dry_run` mutating calls are recorded, not run.
-    pub fn new(root: &Path, dry_run: bool, verbose: u8, sink: Arc<dyn Sink>) -> Self {
+    pub(crate) fn new(root: &Path, dry_run: bool, verbose: u8, sink: Arc<dyn Sink>) -> Self {
         let host = Arc::new(Host { root: root.to_path_buf(), dry_run, verbose, sink });
         Self { engine: engine::build(&host, Profile::Full(Limits::full())) }
     }
 
     /// Call `function` of `recipe` with `ctx` under `call`. A returned map is the step's
     /// outputs; `exit(0)` ends the step successfully without outputs.
-    pub fn call(
+    pub(crate) fn call(
         &self,
         recipe: &Recipe,
         function: &str,

@@ -14,19 +14,19 @@ use super::catalog::Recipe;
 use super::host;
 
 /// The recipe function holding its rules between fields.
-pub const CHECK_FIELDS: &str = "check_fields";
+pub(crate) const CHECK_FIELDS: &str = "check_fields";
 use super::declaration::Step;
 use super::value::{type_name, yaml_to_dynamic};
 
 /// A service ready to plan: validated fields (defaults applied) and its steps.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub(crate) struct Checked {
     pub fields: Map,
     pub steps: Vec<Step>,
 }
 
 /// The service as `plan(svc)` sees it.
-pub fn service_map(s: &Service, fields: &Map) -> Map {
+pub(crate) fn service_map(s: &Service, fields: &Map) -> Map {
     let mut m = Map::new();
     m.insert("name".into(), s.name.clone().into());
     m.insert("dir".into(), s.dir.to_string_lossy().into_owned().into());
@@ -39,7 +39,7 @@ pub fn service_map(s: &Service, fields: &Map) -> Map {
     m
 }
 
-pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
+pub(crate) fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
     let decl = &recipe.decl;
     let section = decl.section.as_str();
     let mut diags = Vec::new();
@@ -93,7 +93,8 @@ pub fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnostic>> {
                 } else if !f.values.is_empty()
                     && !f.values.iter().any(|a| a.to_string() == v.to_string())
                 {
-                    let allowed: Vec<String> = f.values.iter().map(|a| a.to_string()).collect();
+                    let allowed: Vec<String> =
+                        f.values.iter().map(std::string::ToString::to_string).collect();
                     diags.push(
                         s.diag(
                             &[section, &f.name],
@@ -239,7 +240,7 @@ fn field_rules(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
     list.iter()
         .map(|p| {
             let m = p.read_lock::<Map>().map(|m| m.clone()).unwrap_or_default();
-            let get = |k: &str| m.get(k).map(|v| v.to_string()).unwrap_or_default();
+            let get = |k: &str| m.get(k).map(std::string::ToString::to_string).unwrap_or_default();
             let (field, message, help) = (get("field"), get("message"), get("help"));
             let at: Vec<&str> = if given(&field) {
                 vec![section, field.as_str()]
@@ -257,7 +258,7 @@ fn field_rules(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
 /// For a real run: the environment variables named by the service's secret fields
 /// (`secret: true`) that are not set. Each is refused before anything runs; `pilum plan`,
 /// `check` and dry runs do not call this.
-pub fn missing_secrets(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
+pub(crate) fn missing_secrets(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
     let section = recipe.decl.section.as_str();
     let mut diags = Vec::new();
     for f in recipe.decl.fields.iter().filter(|f| f.secret) {

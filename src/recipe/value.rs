@@ -4,10 +4,10 @@
 use rhai::Dynamic;
 
 /// `pilum.yaml` values → Rhai, through the one value bridge (`script::value`).
-pub use crate::script::value::from_yaml as yaml_to_dynamic;
+pub(crate) use crate::script::value::from_yaml as yaml_to_dynamic;
 
 /// The name of a value's type as recipe fields spell it.
-pub fn type_name(v: &Dynamic) -> &'static str {
+pub(crate) fn type_name(v: &Dynamic) -> &'static str {
     if v.is_unit() {
         "null"
     } else if v.is_bool() {

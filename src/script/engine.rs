@@ -19,7 +19,7 @@ use crate::redact;
 /// Every Rhai limit pilum sets. Nothing is left at Rhai's default (the debug-build default call
 /// depth of 8 would break ordinary recipes; the release defaults are unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Operations per evaluation (`while true {}` stops here).
     pub max_operations: u64,
     /// Nested function calls.
@@ -39,7 +39,7 @@ pub struct Limits {
 
 impl Limits {
     /// Defaults for `pilum run` and recipes.
-    pub const fn full() -> Self {
+    pub(crate) const fn full() -> Self {
         Self {
             max_operations: 50_000_000,
             max_call_levels: 64,
@@ -53,7 +53,7 @@ impl Limits {
     }
 
     /// Defaults for scaling strategies: pure decisions over a small input.
-    pub const fn strategy() -> Self {
+    pub(crate) const fn strategy() -> Self {
         Self {
             max_operations: 1_000_000,
             max_call_levels: 32,
@@ -69,7 +69,7 @@ impl Limits {
 
 /// Which API an engine gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
+pub(crate) enum Profile {
     /// The whole API.
     Full(Limits),
     /// Scaling strategies: no process, file, env, git, Pulumi or network API.
@@ -79,13 +79,13 @@ pub enum Profile {
 }
 
 impl Profile {
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         match self {
             Profile::Full(l) | Profile::Strategy(l) | Profile::Notifier(l) => *l,
         }
     }
 
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         matches!(self, Profile::Full(_))
     }
 }
@@ -97,7 +97,7 @@ impl Profile {
 /// let host = Arc::new(Host::new(root, sink));
 /// let engine = script::engine::build(&host, Profile::Full(Limits::full()));
 /// ```
-pub fn build(host: &Arc<Host>, profile: Profile) -> Engine {
+pub(crate) fn build(host: &Arc<Host>, profile: Profile) -> Engine {
     // Children inherit pilum's environment: mask its secret-looking variables before any
     // script can run one.
     static SECRET_ENV: std::sync::Once = std::sync::Once::new();
@@ -195,7 +195,7 @@ fn register_exit(engine: &mut Engine) {
 }
 
 /// If `err` (possibly wrapped in module/function frames) is a [`Stop`], return it.
-pub fn stop_of(err: &EvalAltResult) -> Option<Stop> {
+pub(crate) fn stop_of(err: &EvalAltResult) -> Option<Stop> {
     match err {
         EvalAltResult::ErrorTerminated(v, _) => v.clone().try_cast::<Stop>(),
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
@@ -206,6 +206,7 @@ pub fn stop_of(err: &EvalAltResult) -> Option<Stop> {
 
 #[cfg(test)]
 mod tests {
+    use crate::sync::LockExt;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -223,7 +224,7 @@ mod tests {
                 Event::Print(t) => t.to_string(),
                 other => format!("{other:?}"),
             };
-            self.0.lock().expect("recorder lock").push((label.to_string(), text));
+            self.0.locked().push((label.to_string(), text));
         }
     }
 
@@ -399,7 +400,7 @@ mod tests {
         for (i, h) in handles.into_iter().enumerate() {
             assert_eq!(h.join().expect("thread").expect("step ok"), format!("task{i}\n"));
         }
-        let events = rec.0.lock().expect("lock");
+        let events = rec.0.locked();
         for i in 0..4 {
             assert!(events.contains(&(format!("svc{i}"), format!("step {i}"))), "{events:?}");
             assert!(
@@ -460,6 +461,6 @@ mod tests {
         let _ast = engine
             .compile(r#"if false { log::info("compiled"); } log::info("x");"#)
             .expect("compiles");
-        assert!(rec.0.lock().expect("lock").is_empty());
+        assert!(rec.0.locked().is_empty());
     }
 }

@@ -22,7 +22,7 @@ struct Frame {
 }
 
 /// Render a runtime (or wrapped parse) error of a script whose AST source is `source`.
-pub fn render(err: &EvalAltResult, source: &str) -> String {
+pub(crate) fn render(err: &EvalAltResult, source: &str) -> String {
     let mut frames = Vec::new();
     let mut cur_source = source.to_string();
     let mut e = err;
@@ -75,7 +75,7 @@ pub fn render(err: &EvalAltResult, source: &str) -> String {
 }
 
 /// Render a parse error of the script whose AST source name is `source`.
-pub fn render_parse(err: &ParseError, source: &str) -> String {
+pub(crate) fn render_parse(err: &ParseError, source: &str) -> String {
     let msg = lower_first(&err.0.to_string());
     let out = format!("{msg}{}", pointer(source, err.1));
     redact::redact(&out).into_owned()
@@ -162,7 +162,7 @@ fn api_hint(sig: &str) -> Option<String> {
 fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
-        Some(f) if f.is_uppercase() && c.clone().next().is_some_and(|n| n.is_lowercase()) => {
+        Some(f) if f.is_uppercase() && c.clone().next().is_some_and(char::is_lowercase) => {
             f.to_lowercase().chain(c).collect()
         }
         _ => s.to_string(),
@@ -170,7 +170,7 @@ fn lower_first(s: &str) -> String {
 }
 
 /// An AST source name for humans: stdlib names as they are, files relative to the current dir.
-pub fn display(source: &str) -> String {
+pub(crate) fn display(source: &str) -> String {
     if source.starts_with("<stdlib>") || source.is_empty() {
         return source.to_string();
     }

@@ -8,16 +8,17 @@ use std::sync::{Arc, RwLock};
 use rhai::Engine;
 
 use super::Host;
+use crate::sync::RwLockExt;
 
 /// Adds functions or modules to an engine being built, for the run's host.
-pub type Extension = fn(&mut Engine, &Arc<Host>);
+pub(crate) type Extension = fn(&mut Engine, &Arc<Host>);
 
 static EXTENSIONS: RwLock<Vec<(&str, Extension)>> = RwLock::new(Vec::new());
 
 /// Register `extension` under `name` for every full-profile engine built from now on. A name
 /// registered twice keeps its first extension.
-pub fn add(name: &'static str, extension: Extension) {
-    let mut all = EXTENSIONS.write().unwrap_or_else(|e| e.into_inner());
+pub(crate) fn add(name: &'static str, extension: Extension) {
+    let mut all = EXTENSIONS.write_locked();
     if !all.iter().any(|(n, _)| *n == name) {
         all.push((name, extension));
     }
@@ -25,7 +26,7 @@ pub fn add(name: &'static str, extension: Extension) {
 
 /// Apply every registered extension, in registration order (called by the engine builder).
 pub(super) fn apply(engine: &mut Engine, host: &Arc<Host>) {
-    let all = EXTENSIONS.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let all = EXTENSIONS.read_locked().clone();
     for (_, extension) in all {
         extension(engine, host);
     }

@@ -24,7 +24,7 @@ use std::cell::Cell;
 use rhai::{Blob, Dynamic, Engine, EvalAltResult, INT, ImmutableString, NativeCallContext};
 
 /// The allocator of the whole binary: the system allocator, plus a per-thread byte count.
-pub struct Counting;
+pub(crate) struct Counting;
 
 thread_local! {
     /// Bytes allocated minus bytes freed by this thread.
@@ -89,7 +89,7 @@ static GLOBAL: Counting = Counting;
 
 /// Bytes held by the current evaluation on this thread (0 outside one; negative when it freed
 /// more than it allocated).
-pub fn held() -> isize {
+pub(crate) fn held() -> isize {
     match BASE.with(Cell::get) {
         Some(base) => NET.with(Cell::get) - base,
         None => 0,
@@ -97,7 +97,7 @@ pub fn held() -> isize {
 }
 
 /// Ends an evaluation begun with [`begin`] (restores the outer one's start).
-pub struct Span {
+pub(crate) struct Span {
     outer: Option<isize>,
 }
 
@@ -109,7 +109,7 @@ impl Drop for Span {
 }
 
 /// Start counting an evaluation on this thread (`with_call` does this).
-pub fn begin() -> Span {
+pub(crate) fn begin() -> Span {
     let outer = BASE.with(|b| b.replace(Some(NET.with(Cell::get))));
     EXPLICIT.with(|e| e.set(e.get() + 1));
     Span { outer }
@@ -117,7 +117,7 @@ pub fn begin() -> Span {
 
 /// The progress hook's check, before operation number `ops`: whether the evaluation holds more
 /// than `limit` bytes. An evaluation outside [`begin`] starts counting at its first operation.
-pub fn over(ops: u64, limit: usize) -> bool {
+pub(crate) fn over(ops: u64, limit: usize) -> bool {
     if ops == 1 {
         LIMIT.with(|l| l.set(limit));
         if EXPLICIT.with(Cell::get) == 0 {
@@ -130,7 +130,7 @@ pub fn over(ops: u64, limit: usize) -> bool {
 
 /// Whether `bytes` more fit in the running evaluation's budget; the error says who needed
 /// them. Native functions call it before allocating an amount their input decides.
-pub fn check_room(bytes: usize, what: &str) -> Result<(), String> {
+pub(crate) fn check_room(bytes: usize, what: &str) -> Result<(), String> {
     let limit = LIMIT.with(Cell::get);
     if limit == 0 || BASE.with(Cell::get).is_none() {
         return Ok(());
@@ -147,7 +147,7 @@ pub fn check_room(bytes: usize, what: &str) -> Result<(), String> {
 }
 
 /// `1 GiB`, `64 MiB`, `512 KiB`, `100 bytes`.
-pub fn format_bytes(n: usize) -> String {
+pub(crate) fn format_bytes(n: usize) -> String {
     const UNITS: [(usize, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, unit) in UNITS {
         if n >= size {
@@ -165,7 +165,7 @@ pub fn format_bytes(n: usize) -> String {
 
 /// How many bytes of script values one byte of JSON or YAML can become (`[1,1,1]`: two bytes
 /// per 16-byte value), for the check before parsing.
-pub const PARSED_PER_BYTE: usize = 8;
+pub(crate) const PARSED_PER_BYTE: usize = 8;
 
 type RResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -179,13 +179,13 @@ fn wanted(len: INT) -> Option<usize> {
 }
 
 /// The Rhai functions [`register`] replaces.
-pub const CHECKED: &[&str] = &["pad", "blob", "replace"];
+pub(crate) const CHECKED: &[&str] = &["pad", "blob", "replace"];
 
 /// Register the calls whose argument says how much to allocate, checked against the budget
 /// first. They replace Rhai's versions (same names and semantics), which Rhai's own size limits
 /// guarded: a global module registered after Rhai's packages is searched before them.
 /// `pilum api` leaves them out ([`CHECKED`]): they are Rhai's functions, not pilum's.
-pub fn register(engine: &mut Engine) {
+pub(crate) fn register(engine: &mut Engine) {
     let mut m = rhai::Module::new();
     checked(&mut m);
     engine.register_global_module(m.into());

@@ -24,28 +24,28 @@
 //! }
 //! ```
 
-pub mod api;
-pub mod engine;
-pub mod error;
-pub mod extension;
-pub mod memory;
-pub mod modules;
-pub mod reference;
-pub mod runner;
-pub mod sandbox;
-pub mod value;
+pub(crate) mod api;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod extension;
+pub(crate) mod memory;
+pub(crate) mod modules;
+pub(crate) mod reference;
+pub(crate) mod runner;
+pub(crate) mod sandbox;
+pub(crate) mod value;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use crate::process::{CancelToken, Stream};
+pub(crate) use crate::process::{CancelToken, Stream};
 
 /// Something a script did that the embedding application shows or records. Every text is
 /// already redacted.
 #[derive(Debug, Clone, Copy)]
-pub enum Event<'a> {
+pub(crate) enum Event<'a> {
     /// A line of a child's output.
     Line { stream: Stream, line: &'a str },
     /// `print(…)` from the script.
@@ -60,14 +60,14 @@ pub enum Event<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     Info,
     Warn,
     Error,
 }
 
 impl LogLevel {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogLevel::Info => "info",
             LogLevel::Warn => "warn",
@@ -79,12 +79,12 @@ impl LogLevel {
 /// Receives every [`Event`] of every task, tagged with the task's label (`CallCtx::label`).
 /// Implementations must be cheap and thread-safe: they are called from worker threads and from
 /// the threads draining child output.
-pub trait Sink: Send + Sync {
+pub(crate) trait Sink: Send + Sync {
     fn event(&self, label: &str, event: Event<'_>);
 }
 
 /// A sink that drops everything (tests, strategy dry evaluations).
-pub struct NullSink;
+pub(crate) struct NullSink;
 
 impl Sink for NullSink {
     fn event(&self, _label: &str, _event: Event<'_>) {}
@@ -92,7 +92,7 @@ impl Sink for NullSink {
 
 /// State shared by every evaluation of one run. Build once, wrap in an `Arc`, hand to
 /// [`engine::build`].
-pub struct Host {
+pub(crate) struct Host {
     /// The project root: every `fs::` path and project import is confined to it.
     pub root: PathBuf,
     /// Record mutating calls as [`Event::DryRun`] instead of executing them.
@@ -104,43 +104,43 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(root: impl Into<PathBuf>, sink: Arc<dyn Sink>) -> Self {
+    pub(crate) fn new(root: impl Into<PathBuf>, sink: Arc<dyn Sink>) -> Self {
         Self { root: root.into(), dry_run: false, verbose: 0, sink }
     }
 
     /// Send an event labelled with the current call's label.
-    pub fn emit(&self, event: Event<'_>) {
+    pub(crate) fn emit(&self, event: Event<'_>) {
         let ctx = current();
         self.sink.event(&ctx.label, event);
     }
 }
 
-pub use crate::process::FAR_FUTURE;
+pub(crate) use crate::process::FAR_FUTURE;
 
 /// A deadline and the budget it stands for (for "timed out after 30s").
 #[derive(Debug, Clone, Copy)]
-pub struct Deadline {
+pub(crate) struct Deadline {
     pub at: Instant,
     pub after: Duration,
 }
 
 impl Deadline {
     /// A deadline `after` from now.
-    pub fn after(after: Duration) -> Self {
+    pub(crate) fn after(after: Duration) -> Self {
         // A deadline beyond any real run (or past `Instant`'s range) is no deadline pressure.
         let now = Instant::now();
         let at = now.checked_add(after).unwrap_or_else(|| now + FAR_FUTURE);
         Self { at, after }
     }
 
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         Instant::now() >= self.at
     }
 }
 
 /// Per-evaluation context: installed with [`with_call`] around `engine.run_ast…`/`call_fn`.
 #[derive(Debug, Clone, Default)]
-pub struct CallCtx {
+pub(crate) struct CallCtx {
     /// Cancels the script (checked by `on_progress`) and kills children it waits on.
     pub cancel: CancelToken,
     /// Wall-clock limit for the whole evaluation, children included.
@@ -166,7 +166,7 @@ thread_local! {
 ///                     label: "web:build".into(), ..Default::default() };
 /// let r = script::with_call(ctx, || engine.call_fn::<Dynamic>(&mut scope, &ast, "build", (svc,)));
 /// ```
-pub fn with_call<R>(ctx: CallCtx, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_call<R>(ctx: CallCtx, f: impl FnOnce() -> R) -> R {
     struct Pop;
     impl Drop for Pop {
         fn drop(&mut self) {
@@ -180,14 +180,14 @@ pub fn with_call<R>(ctx: CallCtx, f: impl FnOnce() -> R) -> R {
 }
 
 /// The current call context (a default, never-cancelled one outside [`with_call`]).
-pub fn current() -> Arc<CallCtx> {
+pub(crate) fn current() -> Arc<CallCtx> {
     CURRENT.with(|c| c.borrow().last().cloned()).unwrap_or_default()
 }
 
 /// Why an evaluation was stopped from outside; carried as the value of
 /// `EvalAltResult::ErrorTerminated` so scripts cannot catch it.
 #[derive(Debug, Clone)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// `exit(n)`.
     Exit(i32),
     /// The cancel token fired (Ctrl-C).
@@ -199,7 +199,7 @@ pub enum Stop {
 }
 
 /// `path` relative to `base` when inside it, for messages.
-pub fn display_path(path: &Path, base: &Path) -> String {
+pub(crate) fn display_path(path: &Path, base: &Path) -> String {
     path.strip_prefix(base).unwrap_or(path).display().to_string()
 }
 

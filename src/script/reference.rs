@@ -12,7 +12,7 @@ use crate::error::Error;
 
 /// One documented function.
 #[derive(Debug, Clone)]
-pub struct FnDoc {
+pub(crate) struct FnDoc {
     pub namespace: String,
     pub signature: String,
     pub doc: String,
@@ -36,7 +36,7 @@ fn doc_text<'a>(blocks: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// Every pilum function (namespaced API plus globals such as `exit`), sorted.
-pub fn functions() -> Vec<FnDoc> {
+pub(crate) fn functions() -> Vec<FnDoc> {
     let json = engine().gen_fn_metadata_to_json(false).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
     let mut out = Vec::new();
@@ -88,7 +88,7 @@ pub fn functions() -> Vec<FnDoc> {
             if f.access == rhai::FnAccess::Private || f.name.starts_with("anon$") {
                 continue;
             }
-            let doc = doc_text(f.comments.iter().map(|c| c.as_ref()));
+            let doc = doc_text(f.comments.iter().map(std::convert::AsRef::as_ref));
             out.push(FnDoc {
                 namespace: name.to_string(),
                 signature: format!("{name}::{}({})", f.name, f.params.join(", ")),
@@ -113,7 +113,7 @@ fn title(f: &FnDoc, code: bool) -> String {
 }
 
 /// The reference as Markdown.
-pub fn markdown() -> String {
+pub(crate) fn markdown() -> String {
     let mut s = String::from(
         "# Script API reference\n\nThis file is the output of `pilum api --markdown`, built from the doc comments of \
          the native functions and the stdlib modules: edit those, not this file.\n\n\
@@ -138,7 +138,7 @@ pub fn markdown() -> String {
 }
 
 /// Plain text for the terminal.
-pub fn text() -> String {
+pub(crate) fn text() -> String {
     let mut s = String::new();
     let mut ns = None;
     for f in functions() {
@@ -157,7 +157,7 @@ pub fn text() -> String {
 
 /// Write the `.d.rhai` definitions of the whole API (registered namespaces and the stdlib
 /// modules) into `dir`, for editors.
-pub fn write_definitions(dir: &Path) -> crate::error::Result<()> {
+pub(crate) fn write_definitions(dir: &Path) -> crate::error::Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", dir.display())))?;
     let engine = engine();

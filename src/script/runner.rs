@@ -17,11 +17,11 @@ use crate::error::{Error, exit};
 use crate::output::Output;
 
 /// How long `pilum run` lets a script (and the commands it runs) take without `--timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// One script to run, read and resolved by the caller.
 #[derive(Debug, Clone)]
-pub struct RunConfig {
+pub(crate) struct RunConfig {
     /// The script's canonical path: its source name in errors.
     pub script: PathBuf,
     /// Its text.
@@ -37,7 +37,7 @@ pub struct RunConfig {
 /// `.git` (a directory, or a file in worktrees and submodules), else the current directory.
 /// Found by looking at the file system rather than running `git`, which would cost a process
 /// spawn on every `pilum run`.
-pub fn project_root(dir: Option<&Path>) -> PathBuf {
+pub(crate) fn project_root(dir: Option<&Path>) -> PathBuf {
     if let Some(d) = dir {
         return d.to_path_buf();
     }
@@ -46,7 +46,7 @@ pub fn project_root(dir: Option<&Path>) -> PathBuf {
 }
 
 /// Run the script; `out` gets what it prints.
-pub fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
+pub(crate) fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     let (script, text) = (&cfg.script, &cfg.text);
     let root = cfg.root.canonicalize().unwrap_or(cfg.root.clone());
     let sink: Arc<dyn Sink> = Arc::new(out.clone());

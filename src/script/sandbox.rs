@@ -29,7 +29,7 @@ const MAX_LINKS: usize = 40;
 
 /// Why a path is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// An absolute path outside the root.
     Outside,
     /// A relative path whose `..` climbs out of the root.
@@ -62,7 +62,7 @@ impl fmt::Display for Refusal {
 
 /// A path refused or an I/O error while resolving it beneath the root.
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     Refused(Refusal),
     Io(io::Error),
 }
@@ -81,7 +81,7 @@ impl From<Refusal> for Error {
 
 /// How to open the final component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum How {
+pub(crate) enum How {
     /// Read a file.
     Read,
     /// Write a file: create it (and missing parent directories), truncate it.
@@ -92,22 +92,22 @@ pub enum How {
 
 /// The root every path is confined to (canonical).
 #[derive(Debug, Clone)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     root: PathBuf,
 }
 
 impl Sandbox {
-    pub fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path) -> Self {
         Self { root: root.canonicalize().unwrap_or_else(|_| root.to_path_buf()) }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The absolute, normalized form of `path` (relative to `base`), refused when it is not
     /// inside the root. Looks at no file.
-    pub fn lexical(&self, base: &Path, path: &str) -> Result<PathBuf, Refusal> {
+    pub(crate) fn lexical(&self, base: &Path, path: &str) -> Result<PathBuf, Refusal> {
         let p = Path::new(path);
         let base = if base.is_absolute() { base.to_path_buf() } else { self.root.join(base) };
         let norm = normalize(&if p.is_absolute() { p.to_path_buf() } else { base.join(p) });
@@ -127,7 +127,7 @@ impl Sandbox {
     }
 
     /// Open a [`Sandbox::lexical`] path beneath the root.
-    pub fn open(&self, full: &Path, how: How) -> Result<File, Error> {
+    pub(crate) fn open(&self, full: &Path, how: How) -> Result<File, Error> {
         let root = self.root_fd()?;
         let rel = self.rel(full);
         // `O_NONBLOCK`: a FIFO in the project must not hang a read or a write (regular files
@@ -153,7 +153,7 @@ impl Sandbox {
 
     /// Whether a path exists (after following symlinks that stay inside); refused when it
     /// leads outside.
-    pub fn exists(&self, full: &Path) -> Result<bool, Error> {
+    pub(crate) fn exists(&self, full: &Path) -> Result<bool, Error> {
         match self.open(full, How::Probe) {
             Ok(_) => Ok(true),
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -163,7 +163,7 @@ impl Sandbox {
 
     /// Check a path handed to someone else (a child's working directory, a file for a CLI):
     /// whatever part of it exists stays inside. A path that does not exist yet passes.
-    pub fn check(&self, full: &Path) -> Result<(), Error> {
+    pub(crate) fn check(&self, full: &Path) -> Result<(), Error> {
         match self.exists(full) {
             Ok(_) => Ok(()),
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotADirectory => Ok(()),
@@ -172,13 +172,13 @@ impl Sandbox {
     }
 
     /// Create a directory and its parents beneath the root.
-    pub fn mkdir_all(&self, full: &Path) -> Result<(), Error> {
+    pub(crate) fn mkdir_all(&self, full: &Path) -> Result<(), Error> {
         let root = self.root_fd()?;
         walk(root.as_fd(), self.rel(full), Final::Dir, true).map(drop)
     }
 
     /// Remove a file, a symlink (not its target) or a directory tree. Missing is fine.
-    pub fn remove(&self, full: &Path) -> Result<(), Error> {
+    pub(crate) fn remove(&self, full: &Path) -> Result<(), Error> {
         let rel = self.rel(full);
         let Some(name) = rel.file_name() else {
             return Err(Error::Io(io::Error::other("refusing to remove the project root")));
@@ -218,7 +218,7 @@ impl Sandbox {
 }
 
 /// Resolve `.` and `..` lexically (the file may not exist yet).
-pub fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

@@ -22,7 +22,7 @@ use serde::{Serialize, Serializer};
 
 /// A value that cannot be converted, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValueError {
+pub(crate) struct ValueError {
     /// `replicas`, `items[2]`; empty for the value itself.
     pub at: String,
     pub why: String,
@@ -41,7 +41,7 @@ impl fmt::Display for ValueError {
 impl std::error::Error for ValueError {}
 
 /// Data → Rhai, through `rhai::serde`.
-pub fn to_dynamic<T: Serialize + ?Sized>(v: &T) -> Result<Dynamic, ValueError> {
+pub(crate) fn to_dynamic<T: Serialize + ?Sized>(v: &T) -> Result<Dynamic, ValueError> {
     rhai::serde::to_dynamic(v).map_err(|e| ValueError {
         at: String::new(),
         why: format!("cannot become a script value: {e}"),
@@ -49,12 +49,12 @@ pub fn to_dynamic<T: Serialize + ?Sized>(v: &T) -> Result<Dynamic, ValueError> {
 }
 
 /// A YAML value → Rhai (keys as text, tags dropped; see the module doc).
-pub fn from_yaml(v: &serde_yaml::Value) -> Dynamic {
+pub(crate) fn from_yaml(v: &serde_yaml::Value) -> Dynamic {
     to_dynamic(&PlainYaml(v)).expect("plain YAML has string keys and only data")
 }
 
 /// Rhai → JSON: exact, or the first value JSON cannot hold.
-pub fn to_json(v: &Dynamic) -> Result<serde_json::Value, ValueError> {
+pub(crate) fn to_json(v: &Dynamic) -> Result<serde_json::Value, ValueError> {
     serde_json::to_value(Strict { v, at: &At::Root }).map_err(|e| {
         // `Strict` reports "<path>\t<why>" so the path survives serde's error type.
         let text = e.to_string();

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 /// The accepted tokens.
 #[derive(Clone)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     tokens: Vec<Vec<u8>>,
     /// `--insecure-no-auth`: every request is accepted.
     pub disabled: bool,
@@ -23,7 +23,7 @@ impl std::fmt::Debug for Tokens {
 
 /// Why a request was not authenticated.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Denied {
+pub(crate) enum Denied {
     /// No credentials: 401.
     Missing,
     /// Wrong credentials: 403.
@@ -31,7 +31,7 @@ pub enum Denied {
 }
 
 impl Tokens {
-    pub fn new(tokens: &[String], disabled: bool) -> Self {
+    pub(crate) fn new(tokens: &[String], disabled: bool) -> Self {
         Self {
             tokens: tokens
                 .iter()
@@ -43,7 +43,7 @@ impl Tokens {
     }
 
     /// Whether `presented` is one of the tokens (constant-time in the contents).
-    pub fn accepts(&self, presented: &str) -> bool {
+    pub(crate) fn accepts(&self, presented: &str) -> bool {
         if self.disabled {
             return true;
         }
@@ -55,7 +55,7 @@ impl Tokens {
     }
 
     /// Check a request's `Authorization` header.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Denied> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Denied> {
         if self.disabled {
             return Ok(());
         }

@@ -20,7 +20,7 @@ use crate::output::Output;
 
 /// Dispatch a `pilum scale` subcommand. `-C <dir>` makes every relative path (pools file,
 /// state dir, signals file) relative to `dir`.
-pub fn run(cmd: ScaleCommand, dir: Option<&Path>, out: &Output) -> Result<(), Error> {
+pub(crate) fn run(cmd: ScaleCommand, dir: Option<&Path>, out: &Output) -> Result<(), Error> {
     if let Some(d) = dir {
         std::env::set_current_dir(d).map_err(|e| {
             Error::usage(format!("cannot change to `{}`: {e}\nhelp: check `-C`", d.display()))
@@ -269,7 +269,7 @@ fn status(
                     }
                 },
                 |r| {
-                    if r.get("ok").and_then(|v| v.as_bool()).unwrap_or(false) {
+                    if r.get("ok").and_then(serde_json::Value::as_bool).unwrap_or(false) {
                         "ok".to_string()
                     } else {
                         let m = r.get("message").and_then(|m| m.as_str()).unwrap_or("");

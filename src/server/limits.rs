@@ -5,25 +5,26 @@
 //! while the first is still in flight, 409). Both forget the oldest keys first so memory stays
 //! flat.
 
+use crate::sync::LockExt;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
 /// A bounded set of recently seen keys.
 #[derive(Debug)]
-pub struct Seen {
+pub(crate) struct Seen {
     set: HashSet<String>,
     order: VecDeque<String>,
     cap: usize,
 }
 
 impl Seen {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { set: HashSet::new(), order: VecDeque::new(), cap }
     }
 
     /// Insert `key`; false when it was already present.
-    pub fn insert(&mut self, key: &str) -> bool {
+    pub(crate) fn insert(&mut self, key: &str) -> bool {
         if self.set.contains(key) {
             return false;
         }
@@ -39,14 +40,14 @@ impl Seen {
 
     /// Forget `key` (its request was not accepted after all, so a retry must not be a
     /// duplicate). The order queue keeps the stale entry; it only ages out.
-    pub fn forget(&mut self, key: &str) {
+    pub(crate) fn forget(&mut self, key: &str) {
         self.set.remove(key);
     }
 }
 
 /// What an `Idempotency-Key` means for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Begin {
+pub(crate) enum Begin {
     /// First use: go ahead, then [`Idempotency::finish`].
     New,
     /// The same request again, already accepted.
@@ -68,14 +69,14 @@ struct KeyUse {
 
 /// Idempotency keys, scoped by pool, remembering the route and body they were first used with.
 #[derive(Debug)]
-pub struct Idempotency {
+pub(crate) struct Idempotency {
     keys: HashMap<String, KeyUse>,
     order: VecDeque<String>,
     cap: usize,
 }
 
 impl Idempotency {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { keys: HashMap::new(), order: VecDeque::new(), cap }
     }
 
@@ -84,7 +85,13 @@ impl Idempotency {
     }
 
     /// Look `key` up for a request to `route` of `pool` whose body hashes to `fingerprint`.
-    pub fn begin(&mut self, pool: &str, key: &str, route: &'static str, fingerprint: u64) -> Begin {
+    pub(crate) fn begin(
+        &mut self,
+        pool: &str,
+        key: &str,
+        route: &'static str,
+        fingerprint: u64,
+    ) -> Begin {
         let id = Self::id(pool, key);
         if let Some(u) = self.keys.get(&id) {
             return if u.route != route {
@@ -109,7 +116,7 @@ impl Idempotency {
 
     /// The request that began with `key` ended: accepted (later uses are duplicates) or not
     /// (the key is forgotten so a retry goes through).
-    pub fn finish(&mut self, pool: &str, key: &str, accepted: bool) {
+    pub(crate) fn finish(&mut self, pool: &str, key: &str, accepted: bool) {
         let id = Self::id(pool, key);
         if accepted {
             if let Some(u) = self.keys.get_mut(&id) {
@@ -122,7 +129,7 @@ impl Idempotency {
 }
 
 /// The fingerprint of a request body for [`Idempotency`].
-pub fn fingerprint(body: &[u8]) -> u64 {
+pub(crate) fn fingerprint(body: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut h);
@@ -131,7 +138,7 @@ pub fn fingerprint(body: &[u8]) -> u64 {
 
 /// One token bucket per pool.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -139,17 +146,17 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// `rate` requests per second with bursts of `burst`; a rate of 0 disables limiting.
-    pub fn new(rate: f64, burst: f64) -> Self {
+    pub(crate) fn new(rate: f64, burst: f64) -> Self {
         Self { rate, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
     }
 
     /// Take a token for `pool`; Err(seconds to wait) when the bucket is empty.
-    pub fn check(&self, pool: &str) -> Result<(), u64> {
+    pub(crate) fn check(&self, pool: &str) -> Result<(), u64> {
         if self.rate <= 0.0 {
             return Ok(());
         }
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let mut buckets = self.buckets.locked();
         let (tokens, last) = buckets.entry(pool.to_string()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;

@@ -9,12 +9,12 @@
 //! `--shutdown-grace` less the process layer's grace, then gets SIGINT (and SIGKILL after that
 //! grace) → pending signals are persisted → exit, always within `--shutdown-grace`.
 
-pub mod auth;
-pub mod cli;
-pub mod limits;
-pub mod page;
-pub mod routes;
-pub mod sns;
+pub(crate) mod auth;
+pub(crate) mod cli;
+pub(crate) mod limits;
+pub(crate) mod page;
+pub(crate) mod routes;
+pub(crate) mod sns;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ use crate::error::{Error, exit};
 
 /// Everything `pilum scale serve` needs, resolved from flags.
 #[derive(Debug, Clone)]
-pub struct ServeOptions {
+pub(crate) struct ServeOptions {
     pub listen: SocketAddr,
     pub settings: Settings,
     pub tokens: Vec<String>,
@@ -57,7 +57,7 @@ pub struct ServeOptions {
 }
 
 /// Run the server until SIGTERM/SIGINT. Returns the exit code.
-pub fn serve(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
+pub(crate) fn serve(pools: Pools, opts: ServeOptions) -> Result<i32, Error> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pilum-scale")
@@ -186,13 +186,10 @@ impl Connections {
                 a = listener.accept() => a,
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             };
-            let stream = match accepted {
-                Ok((s, _)) => s,
+            let Ok((stream, _)) = accepted else {
                 // Out of file descriptors and the like: give the system a moment.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
             };
             // Over the cap the connection is closed at once rather than left waiting.
             let Ok(slot) = self.slots.clone().try_acquire_owned() else { continue };

@@ -11,10 +11,10 @@
 use serde_json::Value;
 
 /// How often the page reloads itself, in seconds.
-pub const REFRESH_SECS: u64 = 5;
+pub(crate) const REFRESH_SECS: u64 = 5;
 
 /// HTML-escape text for element content and attribute values.
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -48,7 +48,7 @@ th{color:#5b6475;font-weight:500}.num{font-variant-numeric:tabular-nums;font-wei
 .empty{color:#8a93a3}";
 
 /// The page for `pools` (the `GET /pools` entries); `leader` describes the deciding replica.
-pub fn render(pools: &[Value], leader: &str, now: &str) -> String {
+pub(crate) fn render(pools: &[Value], leader: &str, now: &str) -> String {
     let mut html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\
@@ -172,7 +172,7 @@ fn pool(p: &Value) -> String {
 }
 
 /// The page a browser without a token gets: a login form posting to `/login`.
-pub fn login(message: &str) -> String {
+pub(crate) fn login(message: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pilum scale: sign in</title><style>{STYLE}</style></head>\
 <body><h1>pilum scale</h1><p>{}</p><form method=\"post\" action=\"/login\">\

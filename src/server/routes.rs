@@ -30,7 +30,7 @@ use crate::server::limits::{Begin, Idempotency, RateLimiter, fingerprint};
 use crate::server::sns::{self, Reject, SnsVerifier};
 
 /// Shared state of the routes.
-pub struct App {
+pub(crate) struct App {
     pub scaler: Arc<Scaler>,
     pub tokens: Tokens,
     pub sns: SnsVerifier,
@@ -57,7 +57,7 @@ fn reply(status: u16, body: Value) -> Response {
 /// A refused request: the status, the message (answered as `{"error": …}`) and, for answers a
 /// client should retry, `Retry-After`. Handlers return it with `?`.
 #[derive(Debug)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     status: u16,
     message: String,
     retry_after: Option<u64>,
@@ -65,7 +65,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
         Self { status, message: message.into(), retry_after: None, bearer_challenge: false }
     }
 
@@ -91,7 +91,7 @@ impl IntoResponse for Rejection {
 type Answer = Result<Response, Rejection>;
 
 /// Build the router.
-pub fn router(app: Shared) -> Router {
+pub(crate) fn router(app: Shared) -> Router {
     let max_body = app.max_body;
     // Every route runs under the request timeout, which also bounds how long a client may take
     // to send its body; the header and idle timeouts are on the connection (see `mod.rs`).
@@ -142,7 +142,7 @@ async fn json_errors(State(app): State<Shared>, req: Request, next: Next) -> Res
         }
     };
     let mut out = reply(status.as_u16(), json!({"error": message}));
-    for (k, v) in parts.headers.iter() {
+    for (k, v) in &parts.headers {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
             out.headers_mut().insert(k.clone(), v.clone());
         }

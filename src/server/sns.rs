@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sync::LockExt;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use rsa::RsaPublicKey;
@@ -23,7 +24,7 @@ use x509_cert::der::{DecodePem, Encode};
 /// The SNS envelope (all fields optional: validation decides what is required).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Message {
+pub(crate) struct Message {
     #[serde(rename = "Type")]
     pub kind: Option<String>,
     pub message_id: Option<String>,
@@ -42,7 +43,7 @@ pub struct Message {
 
 /// Why a message was refused (all are permanent: 4xx).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reject {
+pub(crate) enum Reject {
     /// Malformed: 400.
     Malformed(String),
     /// Not trusted (signature, URL, topic, age): 403.
@@ -50,7 +51,7 @@ pub enum Reject {
 }
 
 /// The string SNS signs: `Name\nValue\n` for the type's fields in order, skipping absent ones.
-pub fn string_to_sign(m: &Message) -> Result<String, Reject> {
+pub(crate) fn string_to_sign(m: &Message) -> Result<String, Reject> {
     let kind = m.kind.as_deref().ok_or_else(|| Reject::Malformed("missing `Type`".into()))?;
     let fields: Vec<(&str, &Option<String>)> = match kind {
         "Notification" => vec![
@@ -91,7 +92,7 @@ static SNS_HOST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 
 /// Verifies SNS messages and confirms subscriptions.
 #[derive(Debug)]
-pub struct SnsVerifier {
+pub(crate) struct SnsVerifier {
     /// Built on first use: a server that never sees SNS never loads the TLS roots.
     client: std::sync::OnceLock<reqwest::Client>,
     certs: Mutex<HashMap<String, RsaPublicKey>>,
@@ -101,7 +102,7 @@ pub struct SnsVerifier {
 }
 
 impl SnsVerifier {
-    pub fn new(trust_loopback: bool, max_age: Duration) -> Self {
+    pub(crate) fn new(trust_loopback: bool, max_age: Duration) -> Self {
         Self {
             client: std::sync::OnceLock::new(),
             certs: Mutex::new(HashMap::new()),
@@ -122,7 +123,7 @@ impl SnsVerifier {
     }
 
     /// Whether `url` may be fetched: https on an SNS host (and `.pem` for certificates).
-    pub fn check_url(&self, url: &str, cert: bool) -> Result<(), Reject> {
+    pub(crate) fn check_url(&self, url: &str, cert: bool) -> Result<(), Reject> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|_| Reject::Forbidden(format!("invalid URL `{url}`")))?;
         let host = parsed.host_str().unwrap_or_default();
@@ -140,7 +141,7 @@ impl SnsVerifier {
     }
 
     async fn certificate(&self, url: &str) -> Result<RsaPublicKey, Reject> {
-        if let Some(k) = self.certs.lock().expect("cert cache lock").get(url) {
+        if let Some(k) = self.certs.locked().get(url) {
             return Ok(k.clone());
         }
         self.check_url(url, true)?;
@@ -152,12 +153,12 @@ impl SnsVerifier {
         }
         let pem = resp.bytes().await.map_err(|e| fetch_err(e.to_string()))?;
         let key = public_key_from_pem(&pem).map_err(fetch_err)?;
-        self.certs.lock().expect("cert cache lock").insert(url.to_string(), key.clone());
+        self.certs.locked().insert(url.to_string(), key.clone());
         Ok(key)
     }
 
     /// Verify signature, certificate URL and freshness.
-    pub async fn verify(&self, m: &Message) -> Result<(), Reject> {
+    pub(crate) async fn verify(&self, m: &Message) -> Result<(), Reject> {
         let text = string_to_sign(m)?;
         let sig = m
             .signature
@@ -189,7 +190,7 @@ impl SnsVerifier {
     }
 
     /// Reject messages older than `max_age` (replays) or from the future.
-    pub fn check_fresh(&self, m: &Message) -> Result<(), Reject> {
+    pub(crate) fn check_fresh(&self, m: &Message) -> Result<(), Reject> {
         let ts = m
             .timestamp
             .as_deref()
@@ -209,18 +210,18 @@ impl SnsVerifier {
     }
 
     /// Record a `MessageId`; false when it was seen before (SNS retries reuse it).
-    pub fn first_delivery(&self, id: &str) -> bool {
-        self.seen.lock().expect("seen lock").insert(id)
+    pub(crate) fn first_delivery(&self, id: &str) -> bool {
+        self.seen.locked().insert(id)
     }
 
     /// Forget a `MessageId` whose delivery was not accepted (queue full, confirmation failed),
     /// so SNS's retry is processed.
-    pub fn forget(&self, id: &str) {
-        self.seen.lock().expect("seen lock").forget(id);
+    pub(crate) fn forget(&self, id: &str) {
+        self.seen.locked().forget(id);
     }
 
     /// Confirm a subscription by GETting its (validated) `SubscribeURL`.
-    pub async fn confirm(&self, url: &str) -> Result<(), Reject> {
+    pub(crate) async fn confirm(&self, url: &str) -> Result<(), Reject> {
         self.check_url(url, false)?;
         let resp = self
             .client()
@@ -240,7 +241,7 @@ impl SnsVerifier {
 }
 
 /// The RSA public key of a PEM X.509 certificate.
-pub fn public_key_from_pem(pem: &[u8]) -> Result<RsaPublicKey, String> {
+pub(crate) fn public_key_from_pem(pem: &[u8]) -> Result<RsaPublicKey, String> {
     let cert =
         x509_cert::Certificate::from_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
     let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string())?;

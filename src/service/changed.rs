@@ -18,7 +18,7 @@ use crate::diagnostic::{Diagnostic, Problem};
 
 /// Where the base of `--only-changed` came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BaseSource {
+pub(crate) enum BaseSource {
     Flag,
     PilumSince,
     GitHubPush,
@@ -32,7 +32,7 @@ pub enum BaseSource {
 impl BaseSource {
     /// The source as plain words, for the base shown between backticks
     /// (`` changed since `6113728f27ae (GitHub push event)` ``).
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Flag => "--since",
             Self::PilumSince => "PILUM_SINCE",
@@ -63,7 +63,7 @@ impl std::fmt::Display for BaseSource {
 
 /// The files changed since the base, relative to the project root (`../` for files outside it).
 #[derive(Debug, Clone)]
-pub struct Changes {
+pub(crate) struct Changes {
     /// The base as shown to the user: the ref given, or a short SHA and where it came from.
     pub base: String,
     pub files: Vec<String>,
@@ -74,7 +74,7 @@ pub struct Changes {
 }
 
 /// Why changes could not be computed: a usage problem (exit 2), as a [`Diagnostic`].
-pub type ChangeError = Box<Diagnostic>;
+pub(crate) type ChangeError = Box<Diagnostic>;
 
 fn fail(problem: Problem) -> ChangeError {
     Box::new(Diagnostic::of("", problem))
@@ -107,7 +107,7 @@ fn nul_split(b: &[u8]) -> impl Iterator<Item = String> + '_ {
 
 /// Compute the changed files. `since` is `--since`; `last_deploy` is the commit of the last
 /// successful complete deploy, from the caller's deploy history.
-pub fn changed_files(
+pub(crate) fn changed_files(
     root: &Path,
     since: Option<&str>,
     last_deploy: Option<&str>,
@@ -116,7 +116,7 @@ pub fn changed_files(
 }
 
 /// [`changed_files`] with the environment read through `env`.
-pub fn changed_files_with(
+pub(crate) fn changed_files_with(
     root: &Path,
     since: Option<&str>,
     last_deploy: Option<&str>,
@@ -175,7 +175,7 @@ fn parse_status(out: &[u8]) -> (Vec<String>, Vec<String>) {
 /// The base `--only-changed` would compare with, without listing any file: the reference, where
 /// it came from, and notes (`pilum ci detect` shows it). The same rules, in the same order, as
 /// [`changed_files`].
-pub fn change_base(
+pub(crate) fn change_base(
     root: &Path,
     since: Option<&str>,
     last_deploy: Option<&str>,
@@ -341,7 +341,7 @@ fn default_base(root: &Path) -> Result<String, ChangeError> {
 
 /// `HEAD`'s full SHA from the git directory: a detached SHA, a loose ref, or `packed-refs`.
 /// `None` for anything unusual (the caller asks git).
-pub fn head_sha(root: &Path) -> Option<String> {
+pub(crate) fn head_sha(root: &Path) -> Option<String> {
     let dot_git = root.ancestors().map(|d| d.join(".git")).find(|p| p.exists())?;
     let git_dir = if dot_git.is_file() {
         // A linked worktree or submodule: `gitdir: <path>`.
@@ -397,7 +397,7 @@ fn relative_to_root(path: &str, prefix: &str) -> String {
 }
 
 /// Lexically normalise a relative path (`a/./b/../c` → `a/c`), keeping leading `..`.
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

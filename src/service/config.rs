@@ -26,7 +26,7 @@ use crate::diagnostic::{Diagnostic, EnvNameError, Problem, check_env_name, close
 use crate::yaml::{Outline, Seg, SegBuf, segs};
 
 /// Keys pilum reads itself; any other top-level key must be the recipe's section.
-pub const KNOWN_KEYS: &[&str] = &[
+pub(crate) const KNOWN_KEYS: &[&str] = &[
     "name",
     "description",
     "recipe",
@@ -46,7 +46,7 @@ pub const KNOWN_KEYS: &[&str] = &[
 
 /// The recipe a service asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecipeRef {
+pub(crate) enum RecipeRef {
     Name(String),
     /// `provider:` and optional `service:` (the recipe's kind).
     Provider {
@@ -68,7 +68,7 @@ impl std::fmt::Display for RecipeRef {
 /// A top-level key of a `pilum.yaml` that pilum does not read itself (a recipe's section, or a
 /// typo), and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtraKey {
+pub(crate) struct ExtraKey {
     pub key: String,
     /// The key's path in the file: `[key]`, `[targets, 1, key]`, `[environments, prod, key]`.
     pub path: Vec<SegBuf>,
@@ -78,7 +78,7 @@ pub struct ExtraKey {
 
 /// One deployable unit: a `pilum.yaml` (or one of its `targets:`).
 #[derive(Debug, Clone)]
-pub struct Service {
+pub(crate) struct Service {
     pub name: String,
     /// The file's `name:`; equals `name` unless the service is one of several `targets:`.
     pub base_name: String,
@@ -111,34 +111,34 @@ pub struct Service {
 
 impl Service {
     /// A free-text diagnostic at the key `path` of this service's configuration.
-    pub fn diag(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn diag(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
         let segs: Vec<Seg> = path.iter().map(|k| Seg::Key(k)).collect();
         let (line, col) = self.position(&segs, false);
         Diagnostic::new(&self.file, message).at(&self.text, line, col)
     }
 
     /// `problem` at the key (or item) `path` of this service's configuration.
-    pub fn report(&self, path: &[Seg], problem: Problem) -> Diagnostic {
+    pub(crate) fn report(&self, path: &[Seg], problem: Problem) -> Diagnostic {
         let (line, col) = self.position(path, false);
         Diagnostic::of(&self.file, problem).at(&self.text, line, col)
     }
 
     /// `problem` at the value at `path` (the quote of `name: "../x"`).
-    pub fn report_value(&self, path: &[Seg], problem: Problem) -> Diagnostic {
+    pub(crate) fn report_value(&self, path: &[Seg], problem: Problem) -> Diagnostic {
         let (line, col) = self.position(path, true);
         Diagnostic::of(&self.file, problem).at(&self.text, line, col)
     }
 
     /// Where `path` (of [`Service::config`]) was written: in the `--env` override, in this
     /// target's entry, or in the base, whichever holds most of the path.
-    pub fn position(&self, path: &[Seg], value: bool) -> (usize, usize) {
+    pub(crate) fn position(&self, path: &[Seg], value: bool) -> (usize, usize) {
         let Ok(outline) = Outline::parse(&self.text) else { return (1, 1) };
         locate(&outline, path, self.override_env.as_deref(), self.target, value)
     }
 
     /// `value` as the user wrote it when it came from `${VAR}` (the template, never the
     /// variable's value), else `value` itself.
-    pub fn shown(&self, path: &[Seg], value: &str) -> String {
+    pub(crate) fn shown(&self, path: &[Seg], value: &str) -> String {
         self.templates
             .iter()
             .find(|(p, _)| segs(p) == path)
@@ -146,7 +146,7 @@ impl Service {
     }
 
     /// The path of entry `i` of a list-or-string key (`depends_on: x` or `depends_on: [x, y]`).
-    pub fn item_path<'a>(&self, key: &'a str, i: usize) -> Vec<Seg<'a>> {
+    pub(crate) fn item_path<'a>(&self, key: &'a str, i: usize) -> Vec<Seg<'a>> {
         match self.config.get(key) {
             Some(Value::Sequence(_)) => vec![Seg::Key(key), Seg::Index(i)],
             _ => vec![Seg::Key(key)],
@@ -202,7 +202,7 @@ fn locate(
 }
 
 /// Parse one `pilum.yaml`. `file` is relative to the project root; `lookup` reads the environment.
-pub fn load(
+pub(crate) fn load(
     file: &Path,
     text: &str,
     environment: Option<&str>,
@@ -707,7 +707,7 @@ fn secrets_of(
 /// the file uses: errors, with a suggestion (a typo of `build` must not deploy nothing).
 /// `section_of(i)` is the section and name of service `i`'s recipe. A key in the base of a file
 /// with `targets:` is fine when any target's recipe reads it.
-pub fn unknown_keys(
+pub(crate) fn unknown_keys(
     services: &[Service],
     selected: &[usize],
     section_of: &dyn Fn(usize) -> Option<(String, String)>,
@@ -754,7 +754,7 @@ pub fn unknown_keys(
 }
 
 /// Merge `over` into `base`: mappings merge recursively, anything else replaces.
-pub fn deep_merge(base: &mut Mapping, over: &Mapping) {
+pub(crate) fn deep_merge(base: &mut Mapping, over: &Mapping) {
     for (k, v) in over {
         match (base.get_mut(k), v) {
             (Some(Value::Mapping(b)), Value::Mapping(o)) => deep_merge(b, o),

@@ -17,22 +17,24 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{Match, WalkBuilder, WalkState};
 
 use crate::diagnostic::{Diagnostic, Problem};
+use crate::sync::LockExt;
 use crate::yaml::Seg;
 
-pub const FILE_NAME: &str = "pilum.yaml";
+pub(crate) const FILE_NAME: &str = "pilum.yaml";
 
 /// The file that makes a directory a project root, as `Cargo.toml`'s `[workspace]` or
 /// `turbo.json` do. A file of its own rather than a key in a `pilum.yaml`: the root is often
 /// not a service itself, and the name is reserved for project-wide settings (none yet).
-pub const ROOT_MARKER: &str = "pilum-project.yaml";
+pub(crate) const ROOT_MARKER: &str = "pilum-project.yaml";
 
 /// The keys [`ROOT_MARKER`] may hold: project-wide settings (`docs/ci.md`).
-pub const PROJECT_KEYS: &[&str] = &["notify", "notify_timeout", "github", "environments", "state"];
+pub(crate) const PROJECT_KEYS: &[&str] =
+    &["notify", "notify_timeout", "github", "environments", "state"];
 
 /// The project root: `-C <dir>` if given, else the nearest directory at or above the current
 /// one with a [`ROOT_MARKER`] (not above the git top level), else the git top level, else the
 /// current directory.
-pub fn project_root(dir: Option<&Path>) -> std::io::Result<PathBuf> {
+pub(crate) fn project_root(dir: Option<&Path>) -> std::io::Result<PathBuf> {
     if let Some(d) = dir {
         return d.canonicalize().map_err(|e| {
             std::io::Error::new(
@@ -54,7 +56,7 @@ pub fn project_root(dir: Option<&Path>) -> std::io::Result<PathBuf> {
 
 /// The problem with `root`'s [`ROOT_MARKER`], if it has one that is not comments or an
 /// empty mapping.
-pub fn check_marker(root: &Path) -> Option<Diagnostic> {
+pub(crate) fn check_marker(root: &Path) -> Option<Diagnostic> {
     let text = std::fs::read_to_string(root.join(ROOT_MARKER)).ok()?;
     let at = |p: Problem, line: usize, col: usize| {
         Some(Diagnostic::of(ROOT_MARKER, p).at(&text, line, col))
@@ -78,7 +80,10 @@ pub fn check_marker(root: &Path) -> Option<Diagnostic> {
             .map(|d| d.help("leave the file empty, or keep only comments")),
         Err(_) => {
             let s = crate::yaml::syntax_error(&text);
-            let m = s.as_ref().map_or(crate::yaml::Mark { line: 1, col: 1 }, |s| s.position());
+            let m = s.as_ref().map_or(
+                crate::yaml::Mark { line: 1, col: 1 },
+                super::super::yaml::SyntaxError::position,
+            );
             let p = s.map_or_else(|| Problem::Yaml("not valid YAML".into()), Problem::Syntax);
             at(p, m.line, m.col)
         }
@@ -101,12 +106,12 @@ fn outside_nested(files: &mut Vec<PathBuf>, markers: &[PathBuf]) {
 }
 
 /// Whether `root` is inside a git work tree (a `.git` in it or above; no process started).
-pub fn in_git(root: &Path) -> bool {
+pub(crate) fn in_git(root: &Path) -> bool {
     root.ancestors().any(|d| d.join(".git").exists())
 }
 
 /// Every `pilum.yaml` under `root`, as paths relative to `root`, sorted.
-pub fn find(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn find(root: &Path) -> Vec<PathBuf> {
     if in_git(root)
         && let Some(found) = find_git(root, None)
     {
@@ -121,7 +126,7 @@ const PATHSPECS: &[&str] =
 /// From the git index. With `untracked` (root-relative paths of untracked, non-ignored files,
 /// already listed for `--only-changed`), only the index is read; otherwise git also lists
 /// untracked files itself. `None` when git fails (the caller walks instead).
-pub fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<PathBuf>> {
+pub(crate) fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<PathBuf>> {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(root).args(["ls-files", "-z", "--cached"]);
     if untracked.is_none() {
@@ -187,10 +192,10 @@ pub fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<PathBuf
 }
 
 /// A parallel walk honouring `.gitignore` and `.pilumignore` files.
-pub fn walk(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(root: &Path) -> Vec<PathBuf> {
     let found = Mutex::new(Vec::new());
     let markers = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).min(8);
     WalkBuilder::new(root)
         .hidden(false)
         .git_ignore(true)
@@ -219,14 +224,14 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
                     if let Some(list) = list.filter(|_| e.file_type().is_some_and(|t| t.is_file()))
                         && let Ok(rel) = e.path().strip_prefix(root)
                     {
-                        list.lock().expect("walker lock is never poisoned").push(rel.to_path_buf());
+                        list.locked().push(rel.to_path_buf());
                     }
                 }
                 WalkState::Continue
             })
         });
-    let mut v = found.into_inner().expect("walker lock is never poisoned");
-    outside_nested(&mut v, &markers.into_inner().expect("walker lock is never poisoned"));
+    let mut v = crate::sync::into_value(found);
+    outside_nested(&mut v, &crate::sync::into_value(markers));
     sort_by_dir(&mut v);
     v
 }

@@ -10,7 +10,7 @@ use crate::yaml::SegBuf;
 
 /// Expand one string. `lookup` returns the variable's value (the process environment in pilum).
 /// On an unset variable without default, returns its name.
-pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     if !s.contains('$') {
         return Ok(s.to_string());
     }
@@ -61,13 +61,13 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
 /// What expanding a tree did: the unset variables (each with the path of its first use) and
 /// every value that changed, with its path and the text as written.
 #[derive(Debug, Default, Clone)]
-pub struct Expansion {
+pub(crate) struct Expansion {
     pub missing: Vec<(String, Vec<SegBuf>)>,
     pub templates: Vec<(Vec<SegBuf>, String)>,
 }
 
 /// Expand every string (values, not keys) in a YAML tree.
-pub fn expand_tree(v: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Expansion {
+pub(crate) fn expand_tree(v: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Expansion {
     let mut out = Expansion::default();
     walk(v, lookup, &mut Vec::new(), &mut out);
     out
@@ -129,7 +129,7 @@ fn walk<'a>(
 }
 
 /// A mapping key as text (`1`, `true` and `~` keys as YAML spells them).
-pub fn key_text(k: &Value) -> String {
+pub(crate) fn key_text(k: &Value) -> String {
     match k {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),

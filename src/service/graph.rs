@@ -11,7 +11,7 @@ use crate::yaml::Seg;
 /// `deps[i]`: indices of the services service `i` depends on (sorted, deduplicated), with every
 /// problem found: unknown names and self-dependencies, then a cycle among the known edges. The
 /// graph is returned even with problems, so other checks can still run and report theirs.
-pub fn build(services: &[Service]) -> (Vec<Vec<usize>>, Vec<Diagnostic>) {
+pub(crate) fn build(services: &[Service]) -> (Vec<Vec<usize>>, Vec<Diagnostic>) {
     let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, s) in services.iter().enumerate() {
         by_name.entry(s.name.as_str()).or_default().push(i);
@@ -95,7 +95,7 @@ fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
 }
 
 /// Every service that depends on one in `seeds`, directly or transitively (seeds excluded).
-pub fn dependents(deps: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
+pub(crate) fn dependents(deps: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
     let mut rev = vec![Vec::new(); deps.len()];
     for (i, ds) in deps.iter().enumerate() {
         for &d in ds {
@@ -106,7 +106,7 @@ pub fn dependents(deps: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
 }
 
 /// Every service one in `seeds` depends on, directly or transitively (seeds excluded).
-pub fn dependencies(deps: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
+pub(crate) fn dependencies(deps: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
     reachable(deps, seeds)
 }
 
@@ -135,7 +135,7 @@ fn reachable(edges: &[Vec<usize>], seeds: &[usize]) -> Vec<usize> {
 /// depends on nothing; else one more than its deepest dependency, longest-path layering), each
 /// layer's slots in drawing order, and each edge's route through the layers it spans.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layers {
+pub(crate) struct Layers {
     /// `rank[i]`: the layer of service `i`.
     pub rank: Vec<usize>,
     /// The slots of each layer, top to bottom.
@@ -148,7 +148,7 @@ pub struct Layers {
 
 /// What occupies a place in a layer: a service, or the bend of an edge passing through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+pub(crate) enum Slot {
     Service(usize),
     /// The edge (index into [`Layers::edges`]) crossing this layer.
     Bend(usize),
@@ -157,7 +157,7 @@ pub enum Slot {
 /// An edge `service` → `depends_on` and the places `(layer, position)` of its bends, from the
 /// dependency's side to the dependent's (empty when the layers are adjacent).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     pub service: usize,
     pub depends_on: usize,
     pub bends: Vec<(usize, usize)>,
@@ -166,7 +166,7 @@ pub struct Route {
 /// Lay out an acyclic `deps` in layers, then order each layer to reduce crossings: barycentre
 /// ordering, sweeping down and up `passes` times, keeping the order with the fewest crossings.
 /// Edges spanning several layers get a bend per layer in between, ordered like services.
-pub fn layered(deps: &[Vec<usize>], passes: usize) -> Layers {
+pub(crate) fn layered(deps: &[Vec<usize>], passes: usize) -> Layers {
     let n = deps.len();
     let rank = ranks(deps);
     let depth = rank.iter().max().map_or(0, |&r| r + 1);

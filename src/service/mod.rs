@@ -2,25 +2,25 @@
 //! dependency graph. [`Project::load`] is the entry point: parse and link every service,
 //! reporting all problems at once.
 
-pub mod changed;
-pub mod config;
-pub mod discover;
-pub mod expand;
-pub mod graph;
-pub mod select;
-pub mod shard;
+pub(crate) mod changed;
+pub(crate) mod config;
+pub(crate) mod discover;
+pub(crate) mod expand;
+pub(crate) mod graph;
+pub(crate) mod select;
+pub(crate) mod shard;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use crate::diagnostic::Diagnostic;
+pub(crate) use crate::diagnostic::Diagnostic;
 use crate::diagnostic::Problem;
 use crate::yaml::Seg;
-pub use config::{RecipeRef, Service};
+pub(crate) use config::{RecipeRef, Service};
 
 /// Every service of a project and their dependencies.
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     pub root: PathBuf,
     pub services: Vec<Service>,
     /// `deps[i]`: the services `services[i]` depends on.
@@ -32,7 +32,7 @@ impl Project {
     /// `--env` overrides, in parallel, and link their dependencies. Returns every service that
     /// loaded, with the problems of the others and of the graph (unknown dependencies, cycles,
     /// duplicate names), so a check can go on and report the field problems of every service.
-    pub fn load(
+    pub(crate) fn load(
         root: &Path,
         environment: Option<&str>,
         files: Vec<PathBuf>,
@@ -46,7 +46,7 @@ impl Project {
             })?;
             config::load(rel, &text, environment, &lookup)
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
         let results: Vec<Result<Vec<Service>, Vec<Diagnostic>>> = if files.len() < 64 || threads < 2
         {
             files.iter().map(parse).collect()

@@ -15,13 +15,13 @@ use crate::diagnostic::{Diagnostic, Problem, closest};
 
 /// One selected service (index into the project's services) and why it was picked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selected {
+pub(crate) struct Selected {
     pub index: usize,
     pub reason: String,
 }
 
 /// A selection problem (a usage error): a bad glob, or a name no service has.
-pub type SelectError = Box<Diagnostic>;
+pub(crate) type SelectError = Box<Diagnostic>;
 
 fn select_error(problem: Problem, suggestion: Option<&str>) -> SelectError {
     Box::new(Diagnostic::of("", problem).suggest(suggestion))
@@ -72,7 +72,7 @@ const ALL: &str = "all services";
 /// project's needs: every service, or every service `--only-changed` found. A run whose
 /// services all have such reasons leaves nothing behind, so its commit can be the next
 /// `--only-changed` base.
-pub fn covers_project(reason: &str) -> bool {
+pub(crate) fn covers_project(reason: &str) -> bool {
     reason == ALL
         || reason.starts_with("changed: ")
         || reason.starts_with("watch: ")
@@ -80,7 +80,7 @@ pub fn covers_project(reason: &str) -> bool {
 }
 
 /// Select by name patterns (empty = all) and provider (empty = any).
-pub fn by_name(
+pub(crate) fn by_name(
     services: &[Service],
     deps: &[Vec<usize>],
     patterns: &[String],
@@ -161,7 +161,7 @@ pub fn by_name(
 
 /// For each named service, the dependencies (transitive) the selection leaves out: they are
 /// not run, and do not hold up the named service. A note, not an error.
-pub fn left_out(
+pub(crate) fn left_out(
     services: &[Service],
     deps: &[Vec<usize>],
     selected: &[Selected],
@@ -189,7 +189,7 @@ pub fn left_out(
 /// The artefacts a service declares (the `artifacts` list of its recipe's section, e.g.
 /// `build.artifacts` of `local`), as paths relative to the project root: building writes them,
 /// so they never count as a change.
-pub fn artifacts(s: &Service, section: Option<(String, String)>) -> Vec<String> {
+pub(crate) fn artifacts(s: &Service, section: Option<(String, String)>) -> Vec<String> {
     let Some((section, _)) = section else { return Vec::new() };
     let Some(serde_yaml::Value::Sequence(list)) =
         s.config.get(section.as_str()).and_then(|v| v.get("artifacts"))
@@ -204,7 +204,7 @@ pub fn artifacts(s: &Service, section: Option<(String, String)>) -> Vec<String> 
 
 /// Narrow `candidates` to the services touched by `changes`, plus their dependents.
 /// `artifacts_of(i)` lists service `i`'s declared artefacts (see [`artifacts`]).
-pub fn by_changes(
+pub(crate) fn by_changes(
     services: &[Service],
     deps: &[Vec<usize>],
     candidates: &[Selected],
@@ -272,7 +272,7 @@ pub fn by_changes(
 }
 
 /// A root-relative path or glob, normalised, with its matcher when it is a glob.
-pub fn path_matcher(path: &str) -> (String, Option<GlobMatcher>) {
+pub(crate) fn path_matcher(path: &str) -> (String, Option<GlobMatcher>) {
     let p = normalize(path);
     let g = p
         .contains(['*', '?', '['])
@@ -281,7 +281,7 @@ pub fn path_matcher(path: &str) -> (String, Option<GlobMatcher>) {
     (p, g)
 }
 
-pub fn under(file: &str, dir: &str) -> bool {
+pub(crate) fn under(file: &str, dir: &str) -> bool {
     file == dir || (file.starts_with(dir) && file.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
@@ -305,7 +305,7 @@ mod tests {
 
     fn pick(spec: &[(&str, &[&str])], patterns: &[&str]) -> Vec<(String, String)> {
         let (services, deps) = project(spec);
-        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        let patterns: Vec<String> = patterns.iter().map(std::string::ToString::to_string).collect();
         by_name(&services, &deps, &patterns, &[], &|_| String::new())
             .unwrap()
             .into_iter()

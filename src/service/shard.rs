@@ -7,11 +7,11 @@
 use std::fmt;
 
 /// The largest `N` of `--shard I/N`.
-pub const MAX_SHARDS: usize = 256;
+pub(crate) const MAX_SHARDS: usize = 256;
 
 /// Shard `index` (1-based) of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     pub index: usize,
     pub total: usize,
 }
@@ -23,7 +23,7 @@ impl fmt::Display for Shard {
 }
 
 /// Parse `I/N` (clap value parser).
-pub fn parse(text: &str) -> Result<Shard, String> {
+pub(crate) fn parse(text: &str) -> Result<Shard, String> {
     let bad = || {
         format!("`{text}` is not a shard: write `I/N` with 1 ≤ I ≤ N ≤ {MAX_SHARDS}, e.g. `2/4`")
     };
@@ -38,7 +38,7 @@ pub fn parse(text: &str) -> Result<Shard, String> {
 
 /// The connected components of `n` nodes under `edges` (taken as undirected), each sorted,
 /// ordered by their first node.
-pub fn components(n: usize, edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+pub(crate) fn components(n: usize, edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut x: usize) -> usize {
         while parent[x] != x {
@@ -71,7 +71,7 @@ pub fn components(n: usize, edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
 /// The shard (0-based) of each component: the heaviest first, each to the lightest shard so
 /// far (the lowest-numbered among equals). `weight` and `name` are per component; the name
 /// breaks ties between equal weights so the order never depends on anything else.
-pub fn assign(weights: &[u64], names: &[&str], shards: usize) -> Vec<usize> {
+pub(crate) fn assign(weights: &[u64], names: &[&str], shards: usize) -> Vec<usize> {
     let shards = shards.max(1);
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then_with(|| names[a].cmp(names[b])));

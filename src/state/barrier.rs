@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::StateError;
 
 /// How a barrier's shards are stored.
-pub trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync {
     /// Shard `shard` (1-based) of run `run` ended `phase`; `ok` false: it failed there.
     fn arrive(&self, run: &str, phase: &str, shard: usize, ok: bool) -> Result<(), StateError>;
     /// Renew shard `shard`'s liveness lease for `ttl`.
@@ -21,7 +21,7 @@ pub trait Store: Send + Sync {
 
 /// One shard at a barrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     /// `Some(ok)` once it ended the phase.
     pub ended: Option<bool>,
     /// It has begun (a shard whose runner starts late is waited for).
@@ -32,7 +32,7 @@ pub struct Shard {
 
 /// Why a barrier stopped this shard. All wording is in `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     Failed { phase: String, shard: usize, total: usize },
     Gone { phase: String, shard: usize, total: usize },
     NeverStarted { shard: usize, total: usize, waited: Duration },
@@ -62,7 +62,7 @@ impl std::fmt::Display for Stop {
 }
 
 /// One shard's view of the run's barriers.
-pub struct Barrier<'a> {
+pub(crate) struct Barrier<'a> {
     pub store: &'a dyn Store,
     /// The run all shards share (the CI run).
     pub run: String,
@@ -76,13 +76,13 @@ pub struct Barrier<'a> {
 }
 
 /// How long a waiting shard waits for one that has not begun (its runner may start late).
-pub const PATIENCE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30 * 60);
 
 impl Barrier<'_> {
     /// This shard ended `phase` (`ok` false: it failed there), then waits until every shard
     /// has; `waiting` is told which shards are still running whenever that changes.
     #[cfg(test)]
-    pub fn cross(
+    pub(crate) fn cross(
         &self,
         phase: &str,
         ok: bool,
@@ -94,14 +94,14 @@ impl Barrier<'_> {
     }
 
     /// This shard ended `phase`; `ok` false: it failed there.
-    pub fn arrive(&self, phase: &str, ok: bool) -> Result<(), Stop> {
+    pub(crate) fn arrive(&self, phase: &str, ok: bool) -> Result<(), Stop> {
         self.store.alive(&self.run, self.shard, self.ttl).map_err(Stop::State)?;
         self.store.arrive(&self.run, phase, self.shard, ok).map_err(Stop::State)
     }
 
     /// Wait until every shard has ended `phase` (bounded: a shard that stops renewing its lease
     /// or never begins within [`Barrier::patience`] ends the wait).
-    pub fn wait(
+    pub(crate) fn wait(
         &self,
         phase: &str,
         cancelled: &dyn Fn() -> bool,
@@ -156,6 +156,7 @@ impl Barrier<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::LockExt;
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -167,16 +168,16 @@ mod tests {
 
     impl Store for Memory {
         fn arrive(&self, _: &str, phase: &str, shard: usize, ok: bool) -> Result<(), StateError> {
-            self.ended.lock().unwrap().insert((phase.into(), shard), ok);
+            self.ended.locked().insert((phase.into(), shard), ok);
             Ok(())
         }
         fn alive(&self, _: &str, shard: usize, _: Duration) -> Result<(), StateError> {
-            self.alive.lock().unwrap().insert(shard, true);
+            self.alive.locked().insert(shard, true);
             Ok(())
         }
         fn shards(&self, _: &str, phase: &str, total: usize) -> Result<Vec<Shard>, StateError> {
-            let ended = self.ended.lock().unwrap();
-            let alive = self.alive.lock().unwrap();
+            let ended = self.ended.locked();
+            let alive = self.alive.locked();
             Ok((1..=total)
                 .map(|n| Shard {
                     ended: ended.get(&(phase.to_string(), n)).copied(),
@@ -211,13 +212,13 @@ mod tests {
     #[test]
     fn a_gone_shard_releases_the_waiters() {
         let store = Memory::default();
-        store.alive.lock().unwrap().insert(2, false);
+        store.alive.locked().insert(2, false);
         let seen = Mutex::new(Vec::new());
         let e = barrier(&store, 1)
-            .cross("build", true, &|| false, &|r| seen.lock().unwrap().push(r.to_vec()))
+            .cross("build", true, &|| false, &|r| seen.locked().push(r.to_vec()))
             .unwrap_err();
         assert!(e.to_string().starts_with("shard 2/2 stopped before ending phase build"), "{e}");
-        assert!(seen.lock().unwrap().is_empty());
+        assert!(seen.locked().is_empty());
     }
 
     #[test]

@@ -8,11 +8,11 @@
 use serde::{Deserialize, Serialize};
 
 /// What the live entry is kept for: the same triple as a deploy lock.
-pub type LiveKey = super::lock::LockKey;
+pub(crate) type LiveKey = super::lock::LockKey;
 
 /// An artefact's key: one service's build for one target and input hash.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ArtefactKey {
+pub(crate) struct ArtefactKey {
     pub service: String,
     pub target: String,
     pub hash: String,
@@ -20,14 +20,14 @@ pub struct ArtefactKey {
 
 impl ArtefactKey {
     /// `service+target+hash` (`+` is in no name; the hash is hex).
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("{}+{}+{}", self.service, self.target, self.hash)
     }
 }
 
 /// One step's returned map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepOutput {
+pub(crate) struct StepOutput {
     pub step: String,
     pub region: Option<String>,
     pub value: serde_json::Value,
@@ -35,7 +35,7 @@ pub struct StepOutput {
 
 /// A recorded build (and push).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Artefact {
+pub(crate) struct Artefact {
     pub service: String,
     pub target: String,
     pub hash: String,
@@ -50,7 +50,7 @@ pub struct Artefact {
 }
 
 impl Artefact {
-    pub fn key(&self) -> ArtefactKey {
+    pub(crate) fn key(&self) -> ArtefactKey {
         ArtefactKey {
             service: self.service.clone(),
             target: self.target.clone(),
@@ -61,7 +61,7 @@ impl Artefact {
 
 /// What is live in an environment, as far as pilum deployed it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Live {
+pub(crate) struct Live {
     pub service: String,
     pub environment: Option<String>,
     pub target: String,
@@ -74,7 +74,7 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn key(&self) -> LiveKey {
+    pub(crate) fn key(&self) -> LiveKey {
         LiveKey {
             service: self.service.clone(),
             environment: self.environment.clone(),
@@ -86,7 +86,7 @@ impl Live {
 /// What the cache decided for one planned service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "cache", rename_all = "snake_case")]
-pub enum Hit {
+pub(crate) enum Hit {
     /// Its build and push steps are skipped; their recorded outputs are reused.
     Build {
         service: String,
@@ -101,7 +101,7 @@ pub enum Hit {
 
 impl Hit {
     /// One line for the terminal.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Hit::Build { service, hash, version, run } => format!(
                 "cache: `{service}` build and push reused ({version}, input hash {}, run {run})",
@@ -116,13 +116,13 @@ impl Hit {
 }
 
 /// The phases a reused artefact replaces.
-pub const BUILD_PHASES: &[&str] = &["build", "push"];
+pub(crate) const BUILD_PHASES: &[&str] = &["build", "push"];
 
 /// Look the plan's services up in the cache and drop what need not run: the build and push
 /// steps of a service whose input hash has a recorded artefact, and every step of one whose
 /// release hash is live in the environment. Only runs that push (`publish`, `deploy`) use the
 /// cache. Returns the hits and, per service index, the artefact whose outputs later steps get.
-pub fn apply(
+pub(crate) fn apply(
     backend: &dyn super::Backend,
     plan: &mut crate::orchestrator::plan::Plan,
     hashes: &[super::inputs::Hashes],
@@ -204,7 +204,7 @@ pub fn apply(
 /// The outputs a reused artefact hands to the later steps of task `region`'s attempt, in the
 /// shape the executor gives earlier steps' outputs: step → map (a per-region step: its
 /// region's map, or region → map for a task of all regions).
-pub fn outputs(artefact: &Artefact, region: Option<&str>) -> rhai::Map {
+pub(crate) fn outputs(artefact: &Artefact, region: Option<&str>) -> rhai::Map {
     let mut m = rhai::Map::new();
     for o in &artefact.outputs {
         let value = crate::script::value::to_dynamic(&o.value).unwrap_or_default();

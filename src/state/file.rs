@@ -21,9 +21,10 @@ use super::journal;
 use super::lock::{Held, Holder, LockKey, Try};
 use super::record::{Filter, Page};
 use super::{Backend, Batch, Location, Runs, StateError};
+use crate::sync::LockExt;
 
 /// The deploy records' journal, relative to `.pilum/`.
-pub const RECORDS: &str = "deploys.jsonl";
+pub(crate) const RECORDS: &str = "deploys.jsonl";
 
 /// What a lock file holds.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -32,7 +33,7 @@ struct LockFile {
     fence: u64,
 }
 
-pub struct FileBackend {
+pub(crate) struct FileBackend {
     root: PathBuf,
     location: Location,
     /// The lock files this process holds, by key.
@@ -40,7 +41,7 @@ pub struct FileBackend {
 }
 
 impl FileBackend {
-    pub fn new(root: &Path) -> FileBackend {
+    pub(crate) fn new(root: &Path) -> FileBackend {
         FileBackend { root: root.to_path_buf(), location: Location::File, held: Mutex::default() }
     }
 
@@ -57,7 +58,7 @@ impl FileBackend {
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<LockKey, File>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        self.held.locked()
     }
 
     /// Read a journal from its end: the first `limit` objects (0: all) for which `keep` holds,

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug)]
-pub struct Escape {
+pub(crate) struct Escape {
     pub path: PathBuf,
     pub resolved: PathBuf,
 }
@@ -27,7 +27,7 @@ impl std::error::Error for Escape {}
 
 /// `root/.pilum/<rel>`, checked: `rel` has no `..`, absolute or prefix components, and the
 /// longest existing ancestor of the result (symlinks resolved) is inside `root/.pilum/`.
-pub fn pilum_path(root: &Path, rel: impl AsRef<Path>) -> Result<PathBuf, Escape> {
+pub(crate) fn pilum_path(root: &Path, rel: impl AsRef<Path>) -> Result<PathBuf, Escape> {
     let rel = rel.as_ref();
     let base = root.join(".pilum");
     let joined = base.join(rel);
@@ -47,7 +47,7 @@ pub fn pilum_path(root: &Path, rel: impl AsRef<Path>) -> Result<PathBuf, Escape>
 
 /// Check that `path` (existing or not) resolves inside `base`. Missing trailing components are
 /// fine; every existing one is resolved with its symlinks.
-pub fn check_inside(base: &Path, path: &Path) -> Result<(), Escape> {
+pub(crate) fn check_inside(base: &Path, path: &Path) -> Result<(), Escape> {
     let base_real = match base.canonicalize() {
         Ok(b) => b,
         // No `.pilum/` yet: nothing under it can be a symlink. The base itself may not be a
@@ -67,7 +67,7 @@ pub fn check_inside(base: &Path, path: &Path) -> Result<(), Escape> {
                 if existing.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
                     return Err(Escape { path: path.to_path_buf(), resolved: existing });
                 }
-                match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+                match (existing.file_name().map(std::ffi::OsStr::to_os_string), existing.parent()) {
                     (Some(name), Some(parent)) => {
                         rest.push(name);
                         existing = parent.to_path_buf();
@@ -91,13 +91,13 @@ pub fn check_inside(base: &Path, path: &Path) -> Result<(), Escape> {
 /// Open a file pilum reads from `.pilum/` (a journal, a cache entry): read-only, never through a
 /// symlink at its last component (`O_NOFOLLOW`), never blocking on a FIFO (`O_NONBLOCK`); what
 /// is not a regular file is refused.
-pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     open_checked(path, std::fs::OpenOptions::new().read(true))
 }
 
 /// Open (creating it) a file pilum writes in a directory of `.pilum/` already checked with
 /// [`pilum_path`]: read-write, never through a symlink at its last component, never blocking.
-pub fn open_writable(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_writable(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut o = std::fs::OpenOptions::new();
     o.read(true).write(true).create(true).truncate(false).mode(0o644);

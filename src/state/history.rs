@@ -9,11 +9,11 @@
 use super::{Backend, StateError};
 
 /// The journal of the file backend, relative to `.pilum/`.
-pub const FILE: &str = "history.jsonl";
+pub(crate) const FILE: &str = "history.jsonl";
 
 /// One run, as the orchestrator reports it.
 #[derive(Debug, Clone)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// The run's id (its deploy records carry it too).
     pub run: &'a str,
     pub command: &'a str,
@@ -35,7 +35,7 @@ pub struct Entry<'a> {
 
 impl Entry<'_> {
     /// The entry as it is stored.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "run": self.run,
@@ -52,7 +52,7 @@ impl Entry<'_> {
 
 /// Whether `r` is a base for `--only-changed` to `environment`: a successful, complete `deploy`
 /// of a clean tree.
-pub fn is_base(r: &serde_json::Value, environment: Option<&str>) -> bool {
+pub(crate) fn is_base(r: &serde_json::Value, environment: Option<&str>) -> bool {
     r["command"] == "deploy"
         && r["complete"] == true
         && r["dirty"] != true
@@ -63,7 +63,7 @@ pub fn is_base(r: &serde_json::Value, environment: Option<&str>) -> bool {
 
 /// For `--only-changed`: the commit of the last successful complete deploy to `environment`,
 /// and what is worth a warning about the history (unreadable entries).
-pub fn base_commit(
+pub(crate) fn base_commit(
     backend: &dyn Backend,
     environment: Option<&str>,
 ) -> Result<(Option<String>, Vec<String>), StateError> {

@@ -24,11 +24,11 @@ use crate::service::{Project, Service};
 const SCHEME: &str = "pilum-inputs-1";
 
 /// How many hex digits of a hash messages show.
-pub const SHORT: usize = 12;
+pub(crate) const SHORT: usize = 12;
 
 /// The hashes of one planned service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hashes {
+pub(crate) struct Hashes {
     /// The build's inputs: the artefact cache key.
     pub input: String,
     /// The inputs plus those of every dependency: what "already live" compares.
@@ -36,12 +36,12 @@ pub struct Hashes {
 }
 
 /// The first [`SHORT`] hex digits.
-pub fn short(hash: &str) -> &str {
+pub(crate) fn short(hash: &str) -> &str {
     &hash[..SHORT.min(hash.len())]
 }
 
 /// The hashes of every planned service, in plan order.
-pub fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
+pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
     let root = &project.root;
     let table = FileTable::read(root);
     // Which project services need a source digest: the planned ones and their dependencies.
@@ -199,7 +199,7 @@ fn recipe_digest(root: &Path, recipe: &Recipe) -> String {
     field(&mut h, &recipe.source);
     let base = match &recipe.origin {
         crate::recipe::catalog::Origin::File { path, .. } => {
-            path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+            path.parent().map(std::path::Path::to_path_buf).unwrap_or_default()
         }
         crate::recipe::catalog::Origin::Builtin => std::path::PathBuf::new(),
     };
@@ -217,7 +217,11 @@ fn recipe_digest(root: &Path, recipe: &Recipe) -> String {
             }
             let full = if p.is_absolute() { p.clone() } else { root.join(&p) };
             let text = std::fs::read_to_string(&full).unwrap_or_default();
-            (p.display().to_string(), text, p.parent().map(|d| d.to_path_buf()).unwrap_or_default())
+            (
+                p.display().to_string(),
+                text,
+                p.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+            )
         } else {
             let text = crate::embedded::STDLIB
                 .iter()
@@ -373,7 +377,7 @@ impl FileTable {
                 list.push(f);
             }
         }
-        for (&s, list) in out.iter_mut() {
+        for (&s, list) in &mut out {
             let svc = &project.services[s];
             let dir = svc.dir.to_string_lossy();
             for w in &svc.watch {
@@ -427,7 +431,7 @@ fn content_id(path: &Path) -> String {
 }
 
 /// `git -C root <args>`'s stdout, when it succeeds.
-pub fn git(root: &Path, args: &[&str]) -> Option<Vec<u8>> {
+pub(crate) fn git(root: &Path, args: &[&str]) -> Option<Vec<u8>> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(root)

@@ -16,11 +16,11 @@ const BLOCK: usize = 64 * 1024;
 
 /// The longest line a reader accepts; a longer one is reported as unreadable, not kept whole
 /// in memory.
-pub const MAX_LINE: usize = 1 << 20;
+pub(crate) const MAX_LINE: usize = 1 << 20;
 
 /// Append `lines` (each without its newline) to the journal at `file`, creating it, first
 /// ending a torn last line, in one write, then flush it to disk.
-pub fn append(file: &Path, lines: &[String]) -> std::io::Result<()> {
+pub(crate) fn append(file: &Path, lines: &[String]) -> std::io::Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
@@ -47,7 +47,7 @@ pub fn append(file: &Path, lines: &[String]) -> std::io::Result<()> {
 }
 
 /// A line of a journal: a JSON object, or not (torn by a crash, edited by hand).
-pub fn parse(line: &[u8]) -> Option<serde_json::Value> {
+pub(crate) fn parse(line: &[u8]) -> Option<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_slice(line).ok()?;
     v.is_object().then_some(v)
 }
@@ -55,7 +55,7 @@ pub fn parse(line: &[u8]) -> Option<serde_json::Value> {
 /// The journal's lines from the last to the first, read in blocks from the end. A missing file
 /// has no lines. Empty lines are left out; a line longer than [`MAX_LINE`] comes back empty
 /// (unreadable) rather than whole.
-pub struct Reverse {
+pub(crate) struct Reverse {
     file: Option<File>,
     /// Bytes before `pos` are unread.
     pos: u64,
@@ -66,7 +66,7 @@ pub struct Reverse {
 }
 
 impl Reverse {
-    pub fn open(path: &Path) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &Path) -> std::io::Result<Self> {
         let file = match crate::state::guard::open_regular(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -79,7 +79,7 @@ impl Reverse {
     }
 
     /// The next line towards the start, without its newline.
-    pub fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    pub(crate) fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
             // A complete line is the text after the last newline in the buffer, once the
             // buffer reaches back to a newline before it or to the start of the file.

@@ -10,14 +10,14 @@
 use std::fmt;
 
 /// The environment variable naming the state backend.
-pub const ENV: &str = "PILUM_STATE";
+pub(crate) const ENV: &str = "PILUM_STATE";
 
 /// The namespace of Redis keys when the URL names none.
-pub const DEFAULT_NAMESPACE: &str = "pilum";
+pub(crate) const DEFAULT_NAMESPACE: &str = "pilum";
 
 /// Where the state lives.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Location {
+pub(crate) enum Location {
     /// `.pilum/` under the project root.
     File,
     Redis(RedisUrl),
@@ -25,7 +25,7 @@ pub enum Location {
 
 /// A parsed Redis URL.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl {
+pub(crate) struct RedisUrl {
     /// The URL handed to the client: no `namespace` parameter, the password still in it.
     pub connect: String,
     /// The same URL with the password masked, for messages.
@@ -37,7 +37,7 @@ pub struct RedisUrl {
 
 /// Why a state URL was refused. All wording is in `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocationError {
+pub(crate) enum LocationError {
     Scheme { scheme: String },
     Invalid { why: String },
     Namespace { name: String, why: String },
@@ -86,7 +86,7 @@ impl fmt::Debug for Location {
 impl Location {
     /// Parse `file` or a Redis URL. A password in it is registered for masking first, so no
     /// later message can print it, this function's errors included.
-    pub fn parse(text: &str) -> Result<Location, LocationError> {
+    pub(crate) fn parse(text: &str) -> Result<Location, LocationError> {
         let text = text.trim();
         if text.is_empty() || text == "file" || text == "file:" {
             return Ok(Location::File);
@@ -146,7 +146,10 @@ impl Location {
     }
 
     /// From the flag, else `PILUM_STATE`, else the project's `state:` setting, else `file`.
-    pub fn resolve(flag: Option<&str>, setting: Option<&str>) -> Result<Location, LocationError> {
+    pub(crate) fn resolve(
+        flag: Option<&str>,
+        setting: Option<&str>,
+    ) -> Result<Location, LocationError> {
         let env = std::env::var(ENV).ok().filter(|v| !v.trim().is_empty());
         match flag.or(env.as_deref()).or(setting) {
             Some(t) => Location::parse(t),

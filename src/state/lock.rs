@@ -21,17 +21,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{Backend, Batch, StateError};
+use crate::sync::LockExt;
 
 /// The lease of a Redis lock when `--lock-ttl` is not given (client-go's leader election
 /// uses 15 s too).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(15);
 
 /// How often a waiter asks again.
 const POLL: Duration = Duration::from_millis(200);
 
 /// What one lock covers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LockKey {
+pub(crate) struct LockKey {
     pub service: String,
     pub environment: Option<String>,
     /// The service's recipe.
@@ -47,7 +48,7 @@ impl fmt::Display for LockKey {
 
 impl LockKey {
     /// Parse `service/environment/target` (as `pilum locks` lists them).
-    pub fn parse(text: &str) -> Result<LockKey, String> {
+    pub(crate) fn parse(text: &str) -> Result<LockKey, String> {
         let parts: Vec<&str> = text.split('/').collect();
         let bad = || {
             format!(
@@ -69,12 +70,12 @@ impl LockKey {
     }
 
     /// The key as a file name: `service+environment+target` (`+` is in no name).
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("{}+{}+{}", self.service, self.environment.as_deref().unwrap_or("-"), self.target)
     }
 
     /// The inverse of [`LockKey::file_name`].
-    pub fn from_file_name(name: &str) -> Option<LockKey> {
+    pub(crate) fn from_file_name(name: &str) -> Option<LockKey> {
         let mut parts = name.splitn(3, '+');
         let (s, e, t) = (parts.next()?, parts.next()?, parts.next()?);
         LockKey::parse(&format!("{s}/{e}/{t}")).ok()
@@ -83,7 +84,7 @@ impl LockKey {
 
 /// Who holds (or waits for) a lock: what a refused or waiting run is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
+pub(crate) struct Holder {
     /// Unique per run: what compare-and-delete compares.
     pub token: String,
     pub run: String,
@@ -98,7 +99,7 @@ pub struct Holder {
 
 impl Holder {
     /// A holder for this process's run `run` (`command`: `deploy`, …).
-    pub fn new(origin: &super::record::Origin, run: &str, command: &str) -> Holder {
+    pub(crate) fn new(origin: &super::record::Origin, run: &str, command: &str) -> Holder {
         Holder {
             token: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
             run: run.to_string(),
@@ -112,16 +113,16 @@ impl Holder {
     }
 
     /// The text stored for it (stable: compare-and-delete compares it).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         serde_json::to_string(self).expect("a holder always serialises")
     }
 
-    pub fn decode(text: &str) -> Option<Holder> {
+    pub(crate) fn decode(text: &str) -> Option<Holder> {
         serde_json::from_str(text).ok()
     }
 
     /// `alice@example.com on ci-7 (pid 4242) since 2025-06-01T10:00:00Z (2m ago), run <url>`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = format!(
             "{} on {} (pid {}, `pilum {}`) since {}",
             self.actor.as_deref().unwrap_or("someone"),
@@ -146,7 +147,7 @@ impl Holder {
 
 /// The answer for one key of [`Backend::lock_try`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Try {
+pub(crate) enum Try {
     /// Granted, with the key's new fencing token.
     Acquired { fence: u64 },
     /// Held by `holder` (unknown when the lock is free but earlier waiters come first), with
@@ -156,7 +157,7 @@ pub enum Try {
 
 /// A lock as `pilum locks` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Held {
+pub(crate) struct Held {
     #[serde(serialize_with = "as_text")]
     pub key: LockKey,
     pub holder: Option<Holder>,
@@ -173,7 +174,7 @@ fn as_text<S: serde::Serializer>(k: &LockKey, s: S) -> Result<S::Ok, S::Error> {
 
 /// How [`Locks`] waits and renews.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub(crate) struct Options {
     /// The lease (Redis).
     pub ttl: Duration,
     /// How long a busy key may be waited for; `None`: refuse the run at once.
@@ -182,7 +183,7 @@ pub struct Options {
 
 /// Where one key stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Held {
         fence: u64,
     },
@@ -196,7 +197,7 @@ pub enum Status {
 
 /// Keys the run could not have, refused at once (no `--lock-wait`).
 #[derive(Debug, Clone)]
-pub struct Busy {
+pub(crate) struct Busy {
     pub keys: Vec<(LockKey, Option<Holder>, usize)>,
 }
 
@@ -220,7 +221,7 @@ impl fmt::Display for Busy {
 }
 
 /// What a waiting run is told.
-pub trait Observer: Send + Sync {
+pub(crate) trait Observer: Send + Sync {
     /// `key` is busy: held by `holder` with `ahead` runs queued first, waited for `waited` so
     /// far. Called when the wait starts and whenever the holder changes.
     fn waiting(&self, key: &LockKey, holder: Option<&Holder>, ahead: usize, waited: Duration);
@@ -261,7 +262,7 @@ struct Shared {
 
 /// The locks of one run, renewed and waited for by a thread of their own until
 /// [`Locks::close`].
-pub struct Locks {
+pub(crate) struct Locks {
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -269,7 +270,7 @@ pub struct Locks {
 impl Locks {
     /// Take `keys` (in one call to the backend). Keys that are busy are queued when `opts.wait`
     /// allows it; otherwise the run is refused with [`Busy`] and nothing is held.
-    pub fn acquire(
+    pub(crate) fn acquire(
         backend: Arc<dyn Backend>,
         me: Holder,
         keys: Vec<LockKey>,
@@ -331,19 +332,19 @@ impl Locks {
         Ok(Locks { shared, thread: Mutex::new(Some(thread)) })
     }
 
-    pub fn key(&self, i: usize) -> LockKey {
+    pub(crate) fn key(&self, i: usize) -> LockKey {
         self.shared.lock().keys[i].key.clone()
     }
 
     /// Where key `i` stands now.
-    pub fn status(&self, i: usize) -> Status {
+    pub(crate) fn status(&self, i: usize) -> Status {
         self.shared.lock().keys[i].status.clone()
     }
 
     /// Before a step: confirm that key `i` is still this run's and return its fencing token.
     /// A lease not renewed for longer than its TTL (the process was paused, or cut off from the
     /// backend) is lost, whatever the backend would say now.
-    pub fn check(&self, i: usize) -> Result<u64, String> {
+    pub(crate) fn check(&self, i: usize) -> Result<u64, String> {
         let s = &self.shared;
         let (key, fence, since) = {
             let inner = s.lock();
@@ -385,7 +386,7 @@ impl Locks {
     }
 
     /// Key `i`'s service has ended: write `batch`, then release the key (on the lock thread).
-    pub fn finish(&self, i: usize, batch: Batch) {
+    pub(crate) fn finish(&self, i: usize, batch: Batch) {
         let mut inner = self.shared.lock();
         inner.jobs.push((batch, vec![i]));
         drop(inner);
@@ -394,7 +395,7 @@ impl Locks {
 
     /// Write `batch` on the lock thread (in order with the services' batches), releasing
     /// nothing.
-    pub fn write(&self, batch: Batch) {
+    pub(crate) fn write(&self, batch: Batch) {
         let mut inner = self.shared.lock();
         inner.jobs.push((batch, Vec::new()));
         drop(inner);
@@ -403,7 +404,7 @@ impl Locks {
 
     /// Write what is pending, release every key still held, leave every queue, and stop the
     /// thread. Idempotent.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         {
             let mut inner = self.shared.lock();
             let all: Vec<usize> = (0..inner.keys.len()).collect();
@@ -411,7 +412,7 @@ impl Locks {
             inner.stop = true;
         }
         self.shared.wake.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = self.thread.locked().take();
         if let Some(h) = handle {
             let _ = h.join();
         }
@@ -426,7 +427,7 @@ impl Drop for Locks {
 
 /// Why [`Locks::acquire`] failed.
 #[derive(Debug)]
-pub enum AcquireError {
+pub(crate) enum AcquireError {
     Busy(Busy),
     State(StateError),
 }
@@ -448,7 +449,7 @@ impl fmt::Display for AcquireError {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.locked()
     }
 
     fn lost_message(&self, key: &LockKey, fence: u64, since: Duration) -> String {
@@ -473,8 +474,11 @@ impl Shared {
                 if inner.jobs.is_empty() && !inner.stop {
                     let now = Instant::now();
                     let until = next_renew.min(next_poll).saturating_duration_since(now);
-                    inner =
-                        self.wake.wait_timeout(inner, until).unwrap_or_else(|e| e.into_inner()).0;
+                    inner = self
+                        .wake
+                        .wait_timeout(inner, until)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
                 }
                 (std::mem::take(&mut inner.jobs), inner.stop)
             };

@@ -12,34 +12,34 @@
 //! `.pilum/`; `runs.rs` keeps the saved runs the run report is drawn from (`.pilum/runs/`).
 //! `docs/state.md` describes all of it for users.
 
-pub mod barrier;
-pub mod cache;
-pub mod file;
-pub mod guard;
-pub mod history;
-pub mod inputs;
-pub mod journal;
-pub mod location;
-pub mod lock;
-pub mod record;
-pub mod redis;
-pub mod runs;
-pub mod session;
+pub(crate) mod barrier;
+pub(crate) mod cache;
+pub(crate) mod file;
+pub(crate) mod guard;
+pub(crate) mod history;
+pub(crate) mod inputs;
+pub(crate) mod journal;
+pub(crate) mod location;
+pub(crate) mod lock;
+pub(crate) mod record;
+pub(crate) mod redis;
+pub(crate) mod runs;
+pub(crate) mod session;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use location::Location;
-pub use record::{Filter, Page, Record};
+pub(crate) use location::Location;
+pub(crate) use record::{Filter, Page, Record};
 
 use cache::{Artefact, ArtefactKey, Live, LiveKey};
 use lock::{Held, Holder, LockKey, Try};
 
 /// Why the state could not be read or written. All wording is in `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateError {
+pub(crate) enum StateError {
     /// The backend cannot be reached (nothing is run then).
     Unreachable { location: String, why: String },
     /// Reading or writing failed.
@@ -71,7 +71,7 @@ impl std::error::Error for StateError {}
 /// What one run writes at a service's end (and at the run's end): deploy records, the run's
 /// history entry, cache entries. Written in that order, before the service's lock is released.
 #[derive(Debug, Clone, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     pub records: Vec<Record>,
     pub run: Option<serde_json::Value>,
     pub artefacts: Vec<Artefact>,
@@ -79,7 +79,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty()
             && self.run.is_none()
             && self.artefacts.is_empty()
@@ -89,7 +89,7 @@ impl Batch {
 
 /// The run history newest first, and what could not be read on the way (for a warning).
 #[derive(Debug, Clone, Default)]
-pub struct Runs {
+pub(crate) struct Runs {
     pub runs: Vec<serde_json::Value>,
     /// Human descriptions of unreadable entries (`line 3`).
     pub unreadable: Vec<String>,
@@ -100,7 +100,7 @@ pub struct Runs {
 /// For the commands that show or undo deploys (`status`, `rollback`): [`Backend::records`]
 /// with a [`Filter`] (newest first) and [`Backend::last_success`], the newest record of a
 /// service × target × environment × region that went live.
-pub trait Backend: Send + Sync {
+pub(crate) trait Backend: Send + Sync {
     /// Where it is, for messages (a password masked).
     fn location(&self) -> &Location;
 
@@ -199,7 +199,7 @@ pub trait Backend: Send + Sync {
 
 /// Open the backend at `location` for the project at `root`. A Redis backend is connected and
 /// asked for `PING` here: an unreachable one is an error before anything runs.
-pub fn open(location: &Location, root: &Path) -> Result<Arc<dyn Backend>, StateError> {
+pub(crate) fn open(location: &Location, root: &Path) -> Result<Arc<dyn Backend>, StateError> {
     match location {
         Location::File => Ok(Arc::new(file::FileBackend::new(root))),
         Location::Redis(url) => Ok(Arc::new(redis::RedisBackend::connect(location, url)?)),

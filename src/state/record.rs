@@ -10,12 +10,13 @@
 
 use std::sync::Mutex;
 
+use crate::sync::LockExt;
 use serde::{Deserialize, Serialize};
 
 /// How a service's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     Failed,
     Interrupted,
@@ -24,7 +25,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
@@ -36,7 +37,7 @@ impl Outcome {
 
 /// One deploy record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// Sortable and unique (a ULID).
     pub id: String,
     /// The run's id: every record of one run has it.
@@ -85,14 +86,14 @@ pub struct Record {
 impl Record {
     /// Whether this record deployed something that was then live: a successful `deploy` or
     /// `rollback`.
-    pub fn went_live(&self) -> bool {
+    pub(crate) fn went_live(&self) -> bool {
         self.outcome == Outcome::Ok && (self.command == "deploy" || self.command == "rollback")
     }
 }
 
 /// Which records to read.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     /// Service names or globs (`api-*`); empty: every service.
     pub services: Vec<String>,
     /// `None`: any; `Some(None)`: records without an environment; `Some(Some(e))`: `e`.
@@ -110,7 +111,12 @@ impl Filter {
     /// The records of one service × target × environment × region that went live, newest
     /// first: what `status` and `rollback` compare with.
     #[allow(dead_code, reason = "the query `status` and `rollback` use")]
-    pub fn live(service: &str, target: &str, env: Option<&str>, region: Option<&str>) -> Self {
+    pub(crate) fn live(
+        service: &str,
+        target: &str,
+        env: Option<&str>,
+        region: Option<&str>,
+    ) -> Self {
         Filter {
             services: vec![service.to_string()],
             environment: Some(env.map(str::to_string)),
@@ -122,7 +128,7 @@ impl Filter {
     }
 
     /// Whether `r` passes. Globs that do not compile match by equality.
-    pub fn matches(&self, r: &Record) -> bool {
+    pub(crate) fn matches(&self, r: &Record) -> bool {
         (self.services.is_empty() || self.services.iter().any(|p| name_matches(p, &r.service)))
             && self.environment.as_ref().is_none_or(|e| *e == r.environment)
             && self.target.as_ref().is_none_or(|t| *t == r.target)
@@ -132,7 +138,7 @@ impl Filter {
 
     /// The one service every match has, when the filter names exactly one without a glob (the
     /// Redis backend then reads that service's own stream).
-    pub fn single_service(&self) -> Option<&str> {
+    pub(crate) fn single_service(&self) -> Option<&str> {
         match self.services.as_slice() {
             [one] if !one.contains(['*', '?', '[']) => Some(one),
             _ => None,
@@ -149,7 +155,7 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 
 /// Records read newest first, and how many unreadable entries were skipped on the way.
 #[derive(Debug, Clone, Default)]
-pub struct Page {
+pub(crate) struct Page {
     pub records: Vec<Record>,
     pub unreadable: usize,
 }
@@ -157,7 +163,7 @@ pub struct Page {
 impl Page {
     /// Keep `v` when it is a record `filter` matches (true: one more kept); count it unreadable
     /// when it is no record. What both backends' readers hand each entry to.
-    pub fn take(&mut self, filter: &Filter, v: serde_json::Value) -> bool {
+    pub(crate) fn take(&mut self, filter: &Filter, v: serde_json::Value) -> bool {
         match serde_json::from_value::<Record>(v) {
             Ok(r) if filter.matches(&r) => {
                 self.records.push(r);
@@ -176,10 +182,10 @@ impl Page {
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// A new sortable id, larger than every id this process made before.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
     let ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = LAST.locked();
     let random = if ms <= last.0 {
         // The same millisecond (or a clock step back): the next value after the last one.
         last.1.wrapping_add(1) & ((1u128 << 80) - 1)
@@ -194,7 +200,7 @@ pub fn new_id() -> String {
 
 /// Who runs pilum, from where: the same for every record of a process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// The CI actor, else `git config user.email`.
     pub actor: Option<String>,
     pub ci_run: Option<String>,
@@ -206,7 +212,7 @@ pub struct Origin {
 
 impl Origin {
     /// The current process's (`root` is where `git config` is asked).
-    pub fn current(root: &std::path::Path) -> Origin {
+    pub(crate) fn current(root: &std::path::Path) -> Origin {
         let ci = crate::ci::detect(&crate::ci::process_env);
         let actor = ci.as_ref().and_then(|c| c.actor.clone()).or_else(|| git_email(root));
         let argv: Vec<String> = std::env::args().collect();
@@ -222,17 +228,17 @@ impl Origin {
 }
 
 /// `text` with every registered secret masked.
-pub fn redacted(text: &str) -> String {
+pub(crate) fn redacted(text: &str) -> String {
     crate::redact::redact(text).into_owned()
 }
 
 /// The first line of `text`, masked.
-pub fn first_line(text: &str) -> String {
+pub(crate) fn first_line(text: &str) -> String {
     redacted(text.lines().next().unwrap_or_default())
 }
 
 /// This machine's name.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into a buffer we own.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

@@ -27,13 +27,14 @@ use super::location::RedisUrl;
 use super::lock::{Held, Holder, LockKey, Try};
 use super::record::{Filter, Page, redacted};
 use super::{Backend, Batch, Location, Runs, StateError};
+use crate::sync::LockExt;
 
 /// How many deploy records the stream of all services keeps (approximately).
-pub const MAX_RECORDS: usize = 100_000;
+pub(crate) const MAX_RECORDS: usize = 100_000;
 /// How many each service's own stream keeps.
-pub const MAX_SERVICE_RECORDS: usize = 10_000;
+pub(crate) const MAX_SERVICE_RECORDS: usize = 10_000;
 /// How many run-history entries are kept.
-pub const MAX_RUNS: usize = 10_000;
+pub(crate) const MAX_RUNS: usize = 10_000;
 /// How long cache entries and barriers are kept.
 const CACHE_TTL_SECS: u64 = 90 * 24 * 3600;
 const BARRIER_TTL_SECS: u64 = 24 * 3600;
@@ -116,7 +117,7 @@ end
 return 1
 "#;
 
-pub struct RedisBackend {
+pub(crate) struct RedisBackend {
     location: Location,
     url: RedisUrl,
     client: redis::Client,
@@ -128,7 +129,7 @@ pub struct RedisBackend {
 
 impl RedisBackend {
     /// Connect and `PING`: an unreachable server is [`StateError::Unreachable`].
-    pub fn connect(location: &Location, url: &RedisUrl) -> Result<RedisBackend, StateError> {
+    pub(crate) fn connect(location: &Location, url: &RedisUrl) -> Result<RedisBackend, StateError> {
         let unreachable = |e: &dyn std::fmt::Display| StateError::Unreachable {
             location: url.shown.clone(),
             why: redacted(&e.to_string()),
@@ -145,7 +146,7 @@ impl RedisBackend {
         };
         let mut con = b.open().map_err(|e| unreachable(&e))?;
         redis::cmd("PING").query::<String>(&mut con).map_err(|e| unreachable(&e))?;
-        *b.con.lock().unwrap_or_else(|e| e.into_inner()) = Some(con);
+        *b.con.locked() = Some(con);
         Ok(b)
     }
 
@@ -167,7 +168,7 @@ impl RedisBackend {
         what: &str,
         mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StateError> {
-        let mut slot = self.con.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.con.locked();
         let mut last = None;
         for _ in 0..2 {
             let con = match slot.as_mut() {

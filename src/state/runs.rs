@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::guard::pilum_path;
 
 /// Saved runs kept; older ones are deleted when a new one is saved.
-pub const KEEP: usize = 50;
+pub(crate) const KEEP: usize = 50;
 const DIR: &str = "runs";
 
 fn file(root: &Path, id: &str) -> io::Result<PathBuf> {
@@ -22,7 +22,7 @@ fn file(root: &Path, id: &str) -> io::Result<PathBuf> {
 }
 
 /// Save `json` as a new run of `command`; returns its id. Then prune to [`KEEP`].
-pub fn save(root: &Path, command: &str, json: &[u8]) -> io::Result<String> {
+pub(crate) fn save(root: &Path, command: &str, json: &[u8]) -> io::Result<String> {
     let dir = pilum_path(root, DIR).map_err(io::Error::other)?;
     std::fs::create_dir_all(&dir)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -53,7 +53,7 @@ pub fn save(root: &Path, command: &str, json: &[u8]) -> io::Result<String> {
 }
 
 /// The saved run ids, oldest first (none when there is no `.pilum/runs/`).
-pub fn list(root: &Path) -> io::Result<Vec<String>> {
+pub(crate) fn list(root: &Path) -> io::Result<Vec<String>> {
     let dir = pilum_path(root, DIR).map_err(io::Error::other)?;
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -83,12 +83,12 @@ fn order(id: &str) -> (&str, u32) {
 }
 
 /// The text of run `id` (`NotFound` when there is no such run).
-pub fn read(root: &Path, id: &str) -> io::Result<String> {
+pub(crate) fn read(root: &Path, id: &str) -> io::Result<String> {
     std::fs::read_to_string(file(root, id)?)
 }
 
 /// Delete all but the newest `keep` runs.
-pub fn prune(root: &Path, keep: usize) -> io::Result<()> {
+pub(crate) fn prune(root: &Path, keep: usize) -> io::Result<()> {
     let ids = list(root)?;
     for id in &ids[..ids.len().saturating_sub(keep)] {
         match std::fs::remove_file(file(root, id)?) {

@@ -22,6 +22,7 @@ use super::{Backend, Batch};
 use crate::orchestrator::event::{Event, Sink, TaskStatus};
 use crate::orchestrator::execute::{Attempt, Runner, TaskFailure};
 use crate::orchestrator::plan::Plan;
+use crate::sync::LockExt;
 
 /// How long a waiting task sleeps between looks at its service's lock.
 const WAIT_POLL: Duration = Duration::from_millis(50);
@@ -40,7 +41,7 @@ struct Progress {
 }
 
 /// The state side of one run.
-pub struct Session {
+pub(crate) struct Session {
     backend: Arc<dyn Backend>,
     locks: Option<Locks>,
     /// Per planned service: its key's index in `locks` (services with nothing to run take no
@@ -60,7 +61,7 @@ pub struct Session {
 
 /// `--barrier`: this shard's place among the CI run's shards.
 #[derive(Debug, Clone)]
-pub struct BarrierPlan {
+pub(crate) struct BarrierPlan {
     /// What every shard of the run names (`--barrier ID`).
     pub id: String,
     /// 1-based.
@@ -81,7 +82,7 @@ struct Shards {
 }
 
 /// The lock key of a planned service.
-pub fn lock_key(plan: &Plan, s: usize) -> LockKey {
+pub(crate) fn lock_key(plan: &Plan, s: usize) -> LockKey {
     let ps = &plan.services[s];
     LockKey {
         service: ps.name.clone(),
@@ -91,7 +92,7 @@ pub fn lock_key(plan: &Plan, s: usize) -> LockKey {
 }
 
 /// What [`Session::start`] needs besides the plan.
-pub struct Start {
+pub(crate) struct Start {
     pub backend: Arc<dyn Backend>,
     pub origin: Origin,
     /// `deploy`, `build`, …
@@ -108,7 +109,7 @@ pub struct Start {
 impl Session {
     /// Take the locks of every planned service (refused at once, or queued, as `start.locks`
     /// says).
-    pub fn start(plan: Arc<Plan>, start: Start) -> Result<Session, lock::AcquireError> {
+    pub(crate) fn start(plan: Arc<Plan>, start: Start) -> Result<Session, lock::AcquireError> {
         let run = record::new_id();
         let mut progress: Vec<Progress> =
             plan.services.iter().map(|_| Progress::default()).collect();
@@ -152,17 +153,17 @@ impl Session {
     }
 
     /// The run's id (its records and history entry carry it).
-    pub fn run_id(&self) -> &str {
+    pub(crate) fn run_id(&self) -> &str {
         &self.run
     }
 
     fn progress(&self) -> std::sync::MutexGuard<'_, Vec<Progress>> {
-        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+        self.progress.locked()
     }
 
     /// The executor's runner, checking the service's lock before each attempt (and, with
     /// `--barrier`, crossing the shards' barriers between phases).
-    pub fn runner<'a>(
+    pub(crate) fn runner<'a>(
         &'a self,
         inner: &'a dyn Runner,
         cancel: &crate::process::CancelToken,
@@ -171,7 +172,7 @@ impl Session {
     }
 
     /// The executor's sink, ending services as their last task ends.
-    pub fn sink<'a>(&'a self, inner: &'a dyn Sink) -> impl Sink + 'a {
+    pub(crate) fn sink<'a>(&'a self, inner: &'a dyn Sink) -> impl Sink + 'a {
         Ending { session: self, inner }
     }
 
@@ -237,7 +238,7 @@ impl Session {
                         .get(&s)
                         .map_or_else(|| self.plan.tag.clone(), |a| a.version.clone()),
                     commit: commit.map(|c| c.sha.clone()),
-                    dirty: commit.is_some_and(|c| c.dirty()),
+                    dirty: commit.is_some_and(super::super::orchestrator::plan::Commit::dirty),
                     input_hash: self.hashes.as_ref().map(|h| h[s].input.clone()),
                     revision,
                     url,
@@ -378,7 +379,7 @@ impl Session {
         let Some(b) = &self.barrier else { return Ok(()) };
         let Some(barrier) = self.barrier(b) else { return Ok(()) };
         let upto = b.plan.phases.iter().position(|p| p == phase).unwrap_or(b.plan.phases.len());
-        let mut arrived = b.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        let mut arrived = b.arrived.locked();
         while arrived.1 < upto {
             let q = b.plan.phases[arrived.1].clone();
             if arrived.0.insert(q.clone()) {
@@ -402,7 +403,7 @@ impl Session {
     fn barrier_after(&self, phase: &str, ok: bool) {
         let Some(b) = &self.barrier else { return };
         let Some(barrier) = self.barrier(b) else { return };
-        let mut arrived = b.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        let mut arrived = b.arrived.locked();
         if arrived.0.insert(phase.to_string())
             && let Err(e) = barrier.arrive(phase, ok)
         {
@@ -412,11 +413,11 @@ impl Session {
 
     /// The run has ended: write its history entry (`run`), after every service's records, and
     /// release what is still held.
-    pub fn finish(&self, run: Option<serde_json::Value>) -> Result<(), super::StateError> {
+    pub(crate) fn finish(&self, run: Option<serde_json::Value>) -> Result<(), super::StateError> {
         if let Some(b) = &self.barrier {
             // The phases it never reached: the others need not wait for it there.
             if let Some(barrier) = self.barrier(b) {
-                let mut arrived = b.arrived.lock().unwrap_or_else(|e| e.into_inner());
+                let mut arrived = b.arrived.locked();
                 for q in &b.plan.phases {
                     if arrived.0.insert(q.clone()) {
                         let _ = barrier.arrive(q, true);
@@ -424,7 +425,7 @@ impl Session {
                 }
             }
             b.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            if let Some(h) = b.heartbeat.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(h) = b.heartbeat.locked().take() {
                 let _ = h.join();
             }
         }

@@ -12,12 +12,12 @@ use crate::orchestrator::event::Summary;
 use crate::output::Output;
 
 /// Whether pilum runs under GitHub Actions.
-pub fn active() -> bool {
+pub(crate) fn active() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
 }
 
 /// `::group::title`, the lines, `::endgroup::`, as one block (no trailing newline).
-pub fn group(title: &str, lines: &[String]) -> String {
+pub(crate) fn group(title: &str, lines: &[String]) -> String {
     let mut block = format!("::group::{title}");
     for l in lines {
         block.push('\n');
@@ -29,7 +29,7 @@ pub fn group(title: &str, lines: &[String]) -> String {
 
 /// An `::error` annotation with `title`, at `(file, line, col)` when given (`file` absolute or
 /// relative to the current directory; a line or column of 0 is left out).
-pub fn error(title: &str, at: Option<(&Path, usize, usize)>, message: &str) -> String {
+pub(crate) fn error(title: &str, at: Option<(&Path, usize, usize)>, message: &str) -> String {
     let mut props = Vec::new();
     if let Some((file, line, col)) = at {
         props.push(format!("file={}", property(&workspace_path(file))));
@@ -68,7 +68,7 @@ fn property(s: &str) -> String {
 }
 
 /// Append the run's Markdown table to `$GITHUB_STEP_SUMMARY`.
-pub fn step_summary(verb: &str, s: &Summary) {
+pub(crate) fn step_summary(verb: &str, s: &Summary) {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return };
     let dry = if s.dry_run { " (dry run)" } else { "" };
     let mut md = format!(

@@ -4,9 +4,9 @@
 //! byte goes out through [`crate::output::Output`], except the pictures of `report` (HTML and
 //! SVG files: the run report, the dependency graph), which the app layer writes.
 
-pub mod github;
-pub mod progress;
-pub mod render;
-pub mod report;
-pub mod script;
-pub mod table;
+pub(crate) mod github;
+pub(crate) mod progress;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod script;
+pub(crate) mod table;

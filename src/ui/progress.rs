@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sync::LockExt;
 use console::Term;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
@@ -47,7 +48,7 @@ impl Narrow {
 
     /// A redraw moves or clears: the owed break is dropped and counting starts again.
     fn reset(&self) {
-        *self.state.lock().expect("terminal lock") = (0, false);
+        *self.state.locked() = (0, false);
     }
 }
 
@@ -77,7 +78,7 @@ impl TermLike for Narrow {
         self.term.write_line(s)
     }
     fn write_str(&self, s: &str) -> std::io::Result<()> {
-        let mut st = self.state.lock().expect("terminal lock");
+        let mut st = self.state.locked();
         let padding = st.0 % 2 == 1;
         st.0 += 1;
         if std::mem::replace(&mut st.1, padding) {
@@ -95,7 +96,7 @@ impl TermLike for Narrow {
     }
 }
 
-pub struct Progress {
+pub(crate) struct Progress {
     multi: MultiProgress,
     overall: ProgressBar,
     state: Mutex<State>,
@@ -117,7 +118,7 @@ struct State {
 }
 
 impl Progress {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let target = ProgressDrawTarget::term_like_with_hz(
             Box::new(Narrow::new(Term::buffered_stdout())),
             REFRESH_HZ,
@@ -136,11 +137,11 @@ impl Progress {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("progress lock")
+        self.state.locked()
     }
 
     /// The plan (the `plan` event's JSON): every task's label and phase.
-    pub fn plan(&self, plan: &serde_json::Value) {
+    pub(crate) fn plan(&self, plan: &serde_json::Value) {
         let mut st = self.lock();
         st.phases = plan["phases"]
             .as_array()
@@ -164,14 +165,14 @@ impl Progress {
         }
     }
 
-    pub fn phase(&self, name: &str) {
+    pub(crate) fn phase(&self, name: &str) {
         let mut st = self.lock();
         st.phase = st.phases.iter().position(|p| p == name);
         self.refresh(&st);
     }
 
     /// A task's attempt started: its spinner row (kept across retries).
-    pub fn started(&self, id: usize, label: &str, attempt: u32) {
+    pub(crate) fn started(&self, id: usize, label: &str, attempt: u32) {
         let mut st = self.lock();
         if st.cleared {
             return;
@@ -196,7 +197,7 @@ impl Progress {
     }
 
     /// A task finished or was skipped.
-    pub fn ended(&self, id: usize) {
+    pub(crate) fn ended(&self, id: usize) {
         let mut st = self.lock();
         if let Some(row) = st.rows.remove(&id) {
             row.finish_and_clear();
@@ -209,7 +210,7 @@ impl Progress {
 
     /// Print the lines of `block` above the rows; false once the view is cleared (print it
     /// plainly then).
-    pub fn println(&self, block: &str) -> bool {
+    pub(crate) fn println(&self, block: &str) -> bool {
         let st = self.lock();
         if st.cleared {
             return false;
@@ -221,7 +222,7 @@ impl Progress {
     }
 
     /// Remove every row from the screen and stop drawing.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut st = self.lock();
         if std::mem::replace(&mut st.cleared, true) {
             return;

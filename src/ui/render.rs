@@ -23,6 +23,7 @@ use super::github;
 use super::progress::Progress;
 use crate::orchestrator::event::{Counts, Event, Location, Sink, Summary, TaskStatus};
 use crate::output::Output;
+use crate::sync::LockExt;
 
 /// The most lines of output a task's GitHub group keeps: the last ones.
 const GROUP_LINES: usize = 50_000;
@@ -43,7 +44,7 @@ enum Mode {
     Quiet,
 }
 
-pub struct Renderer {
+pub(crate) struct Renderer {
     out: Output,
     mode: Mode,
     verbose: bool,
@@ -61,7 +62,7 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new(out: &Output, verb: &str) -> Self {
+    pub(crate) fn new(out: &Output, verb: &str) -> Self {
         let github = github::active();
         let ci = github || std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         let mode = if out.json {
@@ -87,7 +88,7 @@ impl Renderer {
     }
 
     /// The project root: annotations give file paths from the workspace, not from the root.
-    pub fn with_root(mut self, root: PathBuf) -> Self {
+    pub(crate) fn with_root(mut self, root: PathBuf) -> Self {
         self.root = Some(root);
         self
     }
@@ -127,7 +128,7 @@ impl Renderer {
 
     /// Keep a task's line for its GitHub group.
     fn capture(&self, task: usize, line: String) {
-        let mut captured = self.captured.lock().expect("capture lock");
+        let mut captured = self.captured.locked();
         let c = captured.entry(task).or_default();
         if c.lines.len() == GROUP_LINES {
             c.lines.pop_front();
@@ -192,8 +193,7 @@ impl Renderer {
         };
         let mut lines = Vec::new();
         if self.grouped() {
-            let c =
-                self.captured.lock().expect("capture lock").remove(&task.id).unwrap_or_default();
+            let c = self.captured.locked().remove(&task.id).unwrap_or_default();
             let mut output = Vec::with_capacity(c.lines.len() + 1);
             if c.dropped > 0 {
                 output.push(format!("(the first {} lines are left out)", c.dropped));
@@ -408,14 +408,14 @@ fn first_line(s: &str) -> &str {
 }
 
 /// `1 task`, `3 tasks`: a count with its noun, for human lines.
-pub fn count(n: usize, noun: &str) -> String {
+pub(crate) fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// The one-line end of a run, the same for the terminal and for `pilum run` scripts; `status`
 /// is passed in so the terminal can colour it. A dry run says what would have run, and that
 /// nothing was changed.
-pub fn summary_line(verb: &str, status: impl std::fmt::Display, s: &Summary) -> String {
+pub(crate) fn summary_line(verb: &str, status: impl std::fmt::Display, s: &Summary) -> String {
     let time = human(Duration::from_millis(s.wall_ms));
     if s.dry_run && s.ok {
         return format!(
@@ -443,7 +443,7 @@ pub fn summary_line(verb: &str, status: impl std::fmt::Display, s: &Summary) -> 
 }
 
 /// `850ms`, `2.3s`, `1m05s`.
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")

@@ -48,13 +48,13 @@ impl Sink for Output {
                 }
             }
             Event::Log { level: LogLevel::Info, message } => {
-                self.info(&labelled(label, message, true))
+                self.info(&labelled(label, message, true));
             }
             Event::Log { level: LogLevel::Warn, message } => {
-                self.warn(&labelled(label, message, true))
+                self.warn(&labelled(label, message, true));
             }
             Event::Log { level: LogLevel::Error, message } => {
-                self.error(&labelled(label, message, true))
+                self.error(&labelled(label, message, true));
             }
             Event::Line { line, .. } => {
                 if self.verbose > 0 && !self.quiet {

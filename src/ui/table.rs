@@ -3,7 +3,7 @@
 //! line; the last column is never padded.
 
 /// Lay out `rows` (the header first) as aligned lines, one per row, without trailing spaces.
-pub fn lines(min_widths: &[usize], rows: &[Vec<String>]) -> Vec<String> {
+pub(crate) fn lines(min_widths: &[usize], rows: &[Vec<String>]) -> Vec<String> {
     let mut widths = min_widths.to_vec();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(widths.len()) {
@@ -33,7 +33,7 @@ mod tests {
     use super::*;
 
     fn row(cells: &[&str]) -> Vec<String> {
-        cells.iter().map(|c| c.to_string()).collect()
+        cells.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]

@@ -4,14 +4,14 @@
 use super::harness::{Case, TAG, run_with, transcript};
 
 /// `docker login` reads the password from stdin; everything else just records its argv.
-pub const DOCKER: &str = r#"case "$1" in login) cat > /dev/null ;; esac"#;
+pub(crate) const DOCKER: &str = r#"case "$1" in login) cat > /dev/null ;; esac"#;
 const DOCKERFILE: &str = "FROM scratch\nCOPY . /app\n";
 
 /// A fake `gcloud`: the Artifact Registry repository exists in every region but
 /// `europe-west1`, where `describe` answers `NOT_FOUND` as gcloud does. The Cloud Run service
 /// serves revision `api-00002-xyz` (`v1.2.3`) with `api-00001-abc` ready before it; the job
 /// runs `v1.2.3` until `jobs update --image` changes it, its previous execution ran `v1.2.2`.
-pub const GCLOUD: &str = r#"case "$*" in
+pub(crate) const GCLOUD: &str = r#"case "$*" in
   "artifacts repositories describe "*europe-west1*) echo "ERROR: (gcloud.artifacts.repositories.describe) NOT_FOUND: Requested entity was not found." >&2; exit 1 ;;
   "artifacts repositories describe "*) echo "projects/acme-prod/locations/x/repositories/pilum" ;;
   "run services describe "*) printf '%s' '{"metadata":{"name":"api"},"spec":{"template":{"spec":{"containers":[{"image":"us-central1-docker.pkg.dev/acme-prod/pilum/api:v1.2.3"}]}}},"status":{"url":"https://api-7hx2-uc.a.run.app","latestCreatedRevisionName":"api-00002-xyz","latestReadyRevisionName":"api-00002-xyz","traffic":[{"revisionName":"api-00002-xyz","percent":100},{"revisionName":"api-00002-xyz","percent":0,"tag":"canary","url":"https://canary---api-7hx2-uc.a.run.app"}],"conditions":[{"type":"Ready","status":"True"}]}}' ;;
@@ -23,7 +23,7 @@ pub const GCLOUD: &str = r#"case "$*" in
   *"logs read "*|*"logs tail "*) echo "2025-05-02 10:00:01 INFO started"; echo "2025-05-02 10:00:02 INFO ready" ;;
 esac"#;
 
-pub fn cloud_run() -> Case {
+pub(crate) fn cloud_run() -> Case {
     Case::new(
         "gcp-cloud-run",
         "name: api\nrecipe: gcp-cloud-run\nregions: [us-central1, europe-west1]\ncloud_run:\n  project: acme-prod\n  \
@@ -36,7 +36,7 @@ pub fn cloud_run() -> Case {
 }
 
 /// A canary: the new revision is deployed without traffic under a tag, then promoted.
-pub fn cloud_run_canary() -> Case {
+pub(crate) fn cloud_run_canary() -> Case {
     Case::new(
         "gcp-cloud-run",
         "name: api\nrecipe: gcp-cloud-run\nregion: us-central1\ncloud_run:\n  project: acme-prod\n  \
@@ -47,7 +47,7 @@ pub fn cloud_run_canary() -> Case {
     .fake("gcloud", GCLOUD)
 }
 
-pub fn cloud_run_job() -> Case {
+pub(crate) fn cloud_run_job() -> Case {
     Case::new(
         "gcp-cloud-run-job",
         "name: migrate\nrecipe: gcp-cloud-run-job\nregion: us-central1\ncloud_run_job:\n  project: acme-prod\n  \
@@ -58,7 +58,7 @@ pub fn cloud_run_job() -> Case {
     .fake("gcloud", GCLOUD)
 }
 
-pub fn lambda() -> Case {
+pub(crate) fn lambda() -> Case {
     Case::new(
         "aws-lambda",
         "name: thumbnails\nrecipe: aws-lambda\nregions: [us-east-1, eu-west-1]\nlambda:\n  stack_name: thumbnails-prod\n  \
@@ -73,7 +73,7 @@ pub fn lambda() -> Case {
 
 /// A fake `aws` for one Lambda function without an alias: its `$LATEST` has a revision ID and
 /// a function URL.
-pub const LAMBDA_AWS: &str = r#"case "$*" in
+pub(crate) const LAMBDA_AWS: &str = r#"case "$*" in
   "ecr get-login-password"*) printf ecr-password ;;
   "cloudformation describe-stack-resources"*) printf '{"StackResources":[{"LogicalResourceId":"Thumbnails","PhysicalResourceId":"thumbnails-prod-Thumbnails-9Z","ResourceType":"AWS::Lambda::Function"}]}' ;;
   "lambda get-function-configuration"*) printf '{"FunctionName":"thumbnails-prod-Thumbnails-9Z","RevisionId":"4b7c2e1a-rev","State":"Active","LastUpdateStatus":"Successful"}' ;;
@@ -83,7 +83,7 @@ esac"#;
 
 /// Lambda with two image functions, one repository each, and a published alias: the stack
 /// has two functions whose `live` alias points at version 7 and 3.
-pub fn lambda_alias() -> Case {
+pub(crate) fn lambda_alias() -> Case {
     Case::new(
         "aws-lambda",
         "name: thumbnails\nrecipe: aws-lambda\nregion: eu-west-1\nlambda:\n  stack_name: thumbnails-prod\n  \
@@ -113,7 +113,7 @@ esac"#,
 /// A fake `aws` for ECS: the service runs task definition `api:7` until `update-service`,
 /// then reports the one it was given rolled out (or, with `STUCK`, a rollout that never
 /// completes).
-pub fn ecs_aws(stuck: bool) -> String {
+pub(crate) fn ecs_aws(stuck: bool) -> String {
     let rollout = if stuck { "IN_PROGRESS" } else { "COMPLETED" };
     format!(
         r#"state=[ROOT]/.calls/ecs-updated
@@ -139,7 +139,7 @@ esac"#
     )
 }
 
-pub fn ecs(stuck: bool) -> Case {
+pub(crate) fn ecs(stuck: bool) -> Case {
     let wait =
         if stuck { "  wait_timeout: 2s\n  poll_interval: 1\n" } else { "  poll_interval: 0\n" };
     Case::new(
@@ -153,10 +153,10 @@ pub fn ecs(stuck: bool) -> Case {
     .fake("aws", ecs_aws(stuck))
 }
 
-pub const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      \
+pub(crate) const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  template:\n    spec:\n      \
     containers:\n        - name: api\n          image: api:dev\n        - name: sidecar\n          image: \"envoyproxy/envoy:v1.29\"\n";
 
-pub fn kubernetes(rollout_body: &str) -> Case {
+pub(crate) fn kubernetes(rollout_body: &str) -> Case {
     Case::new(
         "kubernetes",
         "name: api\nrecipe: kubernetes\nkubernetes:\n  repository: ghcr.io/acme/api\n  registry:\n    kind: ghcr\n    \
@@ -173,7 +173,7 @@ pub fn kubernetes(rollout_body: &str) -> Case {
 
 /// A fake `kubectl`: `rollout status` runs `rollout_body`; `get` reports deployment `api` at
 /// revision 3, two replicas available, running `ghcr.io/acme/api:v1.2.3`.
-pub fn kubectl(rollout_body: &str) -> String {
+pub(crate) fn kubectl(rollout_body: &str) -> String {
     format!(
         r#"case "$*" in
   *"rollout status"*) {rollout_body} ;;
@@ -189,7 +189,7 @@ esac"#
 /// revisions; `revision show` reports a revision provisioning on the first look and healthy
 /// after; `show` reports the newest revision serving all traffic, in single-revision mode
 /// unless `.calls/aca-multiple` exists.
-pub fn aca_az() -> String {
+pub(crate) fn aca_az() -> String {
     r#"state=[ROOT]/.calls/aca-revisions
 arg() { want="$1"; shift; while [ $# -gt 1 ]; do [ "$1" = "$want" ] && { printf '%s' "$2"; return; }; shift; done; }
 case "$*" in
@@ -222,7 +222,7 @@ esac"#
     .to_string()
 }
 
-pub fn container_apps() -> Case {
+pub(crate) fn container_apps() -> Case {
     Case::new(
         "azure-container-apps",
         "name: web\nrecipe: azure-container-apps\ncontainer_app:\n  resource_group: rg-prod\n  registry: acmecr\n  \
@@ -235,7 +235,7 @@ pub fn container_apps() -> Case {
 
 /// Container Apps in multiple-revision mode, pulling with the app's identity, labelling the
 /// new revision.
-pub fn container_apps_revisions() -> Case {
+pub(crate) fn container_apps_revisions() -> Case {
     Case::new(
         "azure-container-apps",
         "name: web\nrecipe: azure-container-apps\ncontainer_app:\n  resource_group: rg-prod\n  registry: acmecr\n  \
@@ -248,7 +248,7 @@ pub fn container_apps_revisions() -> Case {
 
 /// A fake `flyctl`: release v12 runs `v1.2.3` on two started machines with passing checks; v11
 /// ran the same image, v10 ran `v1.2.2`. A `deploy` makes release v13 of its image.
-pub const FLYCTL: &str = r#"state=[ROOT]/.calls/fly-deployed
+pub(crate) const FLYCTL: &str = r#"state=[ROOT]/.calls/fly-deployed
 case "$1" in
   deploy) prev=''; for a in "$@"; do [ "$prev" = --image ] && printf '%s' "${a##*:}" > "$state"; prev="$a"; done ;;
   status) v=12; tag=v1.2.3; [ -f "$state" ] && { v=13; tag=$(cat "$state"); }
@@ -257,7 +257,7 @@ case "$1" in
   logs) echo "2025-05-02T10:00:01Z app[1] ams [info] listening on :8080" ;;
 esac"#;
 
-pub fn fly() -> Case {
+pub(crate) fn fly() -> Case {
     Case::new(
         "fly",
         "name: edge\nrecipe: fly\nregions: [ams, iad]\nfly:\n  app: acme-edge\n  strategy: rolling\n  \
@@ -271,7 +271,7 @@ pub fn fly() -> Case {
 
 /// Pulumi leaving the checkout untouched: the key is set in a copy of the stack file, first
 /// refreshed from the last deployment.
-pub fn pulumi_temp_config() -> Case {
+pub(crate) fn pulumi_temp_config() -> Case {
     Case::new(
         "pulumi",
         "name: api\nrecipe: pulumi\npulumi:\n  stack: acme/prod\n  config_key: api:image\n  repository: ghcr.io/acme/api\n  \
@@ -284,7 +284,7 @@ pub fn pulumi_temp_config() -> Case {
     .fake("pulumi", ":")
 }
 
-pub fn pulumi() -> Case {
+pub(crate) fn pulumi() -> Case {
     Case::new(
         "pulumi",
         "name: api\nrecipe: pulumi\npulumi:\n  stack: acme/prod\n  config_key: api:image\n  repository: ghcr.io/acme/api\n  \

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::common::{Run, Test};
 
 /// The version every recipe test releases.
-pub const TAG: &str = "v1.2.3";
+pub(crate) const TAG: &str = "v1.2.3";
 
 /// One recipe scenario.
-pub struct Case {
+pub(crate) struct Case {
     pub name: &'static str,
     pub files: Vec<(&'static str, String)>,
     pub fakes: Vec<(&'static str, String)>,
@@ -30,7 +30,7 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn new(name: &'static str, pilum_yaml: &str) -> Self {
+    pub(crate) fn new(name: &'static str, pilum_yaml: &str) -> Self {
         Self {
             name,
             files: vec![("svc/pilum.yaml", pilum_yaml.to_string())],
@@ -44,54 +44,54 @@ impl Case {
         }
     }
 
-    pub fn file(mut self, rel: &'static str, text: impl Into<String>) -> Self {
+    pub(crate) fn file(mut self, rel: &'static str, text: impl Into<String>) -> Self {
         self.files.push((rel, text.into()));
         self
     }
 
     /// A fake that records its argv, refuses it as the real tool would (its contract), and
     /// then runs `body`.
-    pub fn fake(mut self, name: &'static str, body: impl Into<String>) -> Self {
+    pub(crate) fn fake(mut self, name: &'static str, body: impl Into<String>) -> Self {
         self.fakes.push((name, body.into()));
         self
     }
 
     /// A recording wrapper around the real tool of that name (found on `PATH` without the
     /// fakes); the real tool checks its own arguments.
-    pub fn real(mut self, name: &'static str) -> Self {
+    pub(crate) fn real(mut self, name: &'static str) -> Self {
         self.reals.push(name);
         self
     }
 
-    pub fn env(mut self, k: &'static str, v: &'static str) -> Self {
+    pub(crate) fn env(mut self, k: &'static str, v: &'static str) -> Self {
         self.env.push((k, v));
         self
     }
 
-    pub fn secret(mut self, k: &'static str, v: &'static str) -> Self {
+    pub(crate) fn secret(mut self, k: &'static str, v: &'static str) -> Self {
         self.secrets.push(v);
         self.env(k, v)
     }
 
     /// A secret the tool can only take in its argv (see `argv_secrets`).
-    pub fn argv_secret(mut self, k: &'static str, v: &'static str) -> Self {
+    pub(crate) fn argv_secret(mut self, k: &'static str, v: &'static str) -> Self {
         self.argv_secrets.push(v);
         self.env(k, v)
     }
 
     /// A bare repository `remote/<name>.git`, with one commit on `main`.
-    pub fn repo(mut self, name: &'static str) -> Self {
+    pub(crate) fn repo(mut self, name: &'static str) -> Self {
         self.repos.push(name);
         self
     }
 
-    pub fn command(mut self, c: &'static str) -> Self {
+    pub(crate) fn command(mut self, c: &'static str) -> Self {
         self.command = c;
         self
     }
 
     /// The test project with files and fakes, not yet run.
-    pub fn project(&self) -> Test {
+    pub(crate) fn project(&self) -> Test {
         let mut t = Test::new();
         for (rel, text) in &self.files {
             let text = text.replace("[ROOT]", &t.path().display().to_string());
@@ -116,7 +116,7 @@ impl Case {
 
     /// Dry-run, then run the case; returns the project (for artefact checks), the run, and the
     /// pinned text: the deploy transcript followed by the dry-run's commands.
-    pub fn run(&self) -> (Test, Run, String) {
+    pub(crate) fn run(&self) -> (Test, Run, String) {
         let t = self.project();
 
         let dry = run_with(&t, &["dry-run", "--json", "--tag", TAG, "-j", "1"]);
@@ -199,7 +199,7 @@ impl Case {
 
 /// The strict fake (`tests/fakes/strict.rs`), built next to the test binary as the example
 /// `strict_fake` by `cargo test` and `cargo nextest`.
-pub fn strict_fake() -> PathBuf {
+pub(crate) fn strict_fake() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let bin = exe
         .parent()
@@ -216,11 +216,11 @@ pub fn strict_fake() -> PathBuf {
 }
 
 /// The contracts of the fake CLIs.
-pub const CONTRACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes/contracts");
+pub(crate) const CONTRACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes/contracts");
 
 /// A fake's script body: check the argv against `name`'s contract (exit as the real tool
 /// would when it refuses), then run `body` for the canned output.
-pub fn strict(name: &str, body: &str) -> String {
+pub(crate) fn strict(name: &str, body: &str) -> String {
     let contract = Path::new(CONTRACTS).join(format!("{name}.yaml"));
     assert!(
         contract.exists(),
@@ -232,11 +232,11 @@ pub fn strict(name: &str, body: &str) -> String {
 
 /// A recording wrapper around the real tool of the same name (found on `PATH` without the
 /// fakes).
-pub fn real(tool: &str) -> String {
+pub(crate) fn real(tool: &str) -> String {
     format!(r#"PATH="$(printf '%s' "$PATH" | sed 's|[ROOT]/.bin:||')" exec {tool} "$@""#)
 }
 
-pub fn run_with(t: &Test, args: &[&str]) -> Run {
+pub(crate) fn run_with(t: &Test, args: &[&str]) -> Run {
     let out =
         t.command().args(args).stdin(std::process::Stdio::null()).output().expect("run pilum");
     Run {
@@ -248,7 +248,7 @@ pub fn run_with(t: &Test, args: &[&str]) -> Run {
 
 /// Every fake's calls merged in time order, one `argv` per line, quoted like pilum shows
 /// commands, with the project path replaced by `[ROOT]`.
-pub fn transcript(t: &Test, fakes: &[&str]) -> String {
+pub(crate) fn transcript(t: &Test, fakes: &[&str]) -> String {
     let mut calls: Vec<(u128, String)> = Vec::new();
     for name in fakes {
         for (ts, argv) in t.timed_calls(name) {
@@ -263,7 +263,7 @@ pub fn transcript(t: &Test, fakes: &[&str]) -> String {
 }
 
 /// The `task_dry_run` events of a `--json` run: `<task>: <call> <detail>`.
-pub fn dry_run_commands(ndjson: &str, root: &Path) -> Vec<String> {
+pub(crate) fn dry_run_commands(ndjson: &str, root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for line in ndjson.lines() {
         let v: serde_json::Value =
@@ -281,7 +281,7 @@ pub fn dry_run_commands(ndjson: &str, root: &Path) -> Vec<String> {
     out
 }
 
-pub fn filter_root(text: &str, root: &Path) -> String {
+pub(crate) fn filter_root(text: &str, root: &Path) -> String {
     let mut s = text.to_string();
     if let Ok(canon) = root.canonicalize() {
         s = s.replace(&canon.display().to_string(), "[ROOT]");
@@ -290,10 +290,10 @@ pub fn filter_root(text: &str, root: &Path) -> String {
 }
 
 /// argv as pilum displays it.
-pub use crate::common::display_argv as show;
+pub(crate) use crate::common::display_argv as show;
 
 /// SHA-256 of a file, by the system's `sha256sum` (an independent implementation).
-pub fn sha256sum(path: &Path) -> String {
+pub(crate) fn sha256sum(path: &Path) -> String {
     let out = std::process::Command::new("sha256sum").arg(path).output().expect("run sha256sum");
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("digest").to_string()
@@ -301,7 +301,7 @@ pub fn sha256sum(path: &Path) -> String {
 
 /// A bare git repository with one commit on `main`, standing in for a tap or bucket; returns
 /// its `file://` URL.
-pub fn bare_repo(t: &Test, name: &str) -> String {
+pub(crate) fn bare_repo(t: &Test, name: &str) -> String {
     let bare = t.path().join(format!("remote/{name}.git"));
     let seed = t.path().join(format!("remote/{name}-seed"));
     std::fs::create_dir_all(&seed).expect("create seed");
@@ -330,7 +330,7 @@ pub fn bare_repo(t: &Test, name: &str) -> String {
 }
 
 /// `git show <rev>:<path>` in a repository.
-pub fn git_show(repo: &Path, spec: &str) -> String {
+pub(crate) fn git_show(repo: &Path, spec: &str) -> String {
     let out = std::process::Command::new("git")
         .args(["show", spec])
         .current_dir(repo)

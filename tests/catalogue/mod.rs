@@ -4,10 +4,10 @@
 //! pages, and a project-local recipe.
 
 mod check;
-pub mod containers;
+pub(crate) mod containers;
 mod custom;
 mod docs;
 mod fakes;
-pub mod harness;
+pub(crate) mod harness;
 mod packages;
 mod snapshots;

@@ -13,7 +13,7 @@ printf '#!/bin/sh\necho "hello %s/%s"\n' "$GOOS" "$GOARCH" > "$out" && chmod +x 
 
 /// A fake `gh`: the tag is on the remote, no release exists yet; `create` prints the release
 /// URL like gh does.
-pub const GH: &str = r#"case "$1 $2" in
+pub(super) const GH: &str = r#"case "$1 $2" in
   "release view") echo 'release not found' >&2; exit 1 ;;
   "release create") echo "https://github.com/acme/hello/releases/tag/$3" ;;
   "api repos/acme/hello/git/ref/tags/v1.2.3") printf '{"ref":"refs/tags/v1.2.3","object":{"sha":"0123456789abcdef0123456789abcdef01234567","type":"commit"}}' ;;
@@ -33,7 +33,7 @@ fn run(args: &[&str], dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn github_release(gh: &str, force: bool) -> Case {
+pub(super) fn github_release(gh: &str, force: bool) -> Case {
     Case::new(
         "github-release",
         &format!(
@@ -48,7 +48,7 @@ pub fn github_release(gh: &str, force: bool) -> Case {
     .command("publish")
 }
 
-pub fn homebrew() -> Case {
+pub(super) fn homebrew() -> Case {
     Case::new(
         "homebrew",
         "name: hello\nrecipe: homebrew\nhomebrew:\n  formula: hello-cli\n  tap: acme/homebrew-tap\n  \
@@ -65,7 +65,7 @@ pub fn homebrew() -> Case {
     .secret("HOMEBREW_TAP_GITHUB_TOKEN", "ghp_SECRET_tap_token")
 }
 
-pub fn npm() -> Case {
+pub(super) fn npm() -> Case {
     Case::new(
         "npm",
         "name: web-sdk\nrecipe: npm\nnpm:\n  access: public\n  tag: next\n  provenance: true\n  build_script: build\n",
@@ -75,7 +75,7 @@ pub fn npm() -> Case {
     .secret("NPM_TOKEN", "npm_SECRET_token")
 }
 
-pub fn pypi_uv() -> Case {
+pub(super) fn pypi_uv() -> Case {
     Case::new("pypi", "name: hello-py\nrecipe: pypi\npypi:\n  skip_existing: true\n")
         .file("svc/pyproject.toml", "[project]\nname = \"hello\"\nversion = \"1.2.3\"\n")
         .file("svc/dist/hello-0.9.0.tar.gz", "stale")
@@ -89,7 +89,7 @@ esac"#,
         .secret("PYPI_TOKEN", "pypi-SECRET-token")
 }
 
-pub fn pypi_twine() -> Case {
+pub(super) fn pypi_twine() -> Case {
     Case::new(
         "pypi",
         "name: hello-py\nrecipe: pypi\npypi:\n  tool: twine\n  repository_url: https://test.pypi.org/legacy/\n",
@@ -107,7 +107,7 @@ pub fn pypi_twine() -> Case {
 /// fails as cargo does; `publish` needs the token cargo reads for the registry
 /// (`CARGO_REGISTRY_TOKEN` for crates.io, `CARGO_REGISTRIES_<NAME>_TOKEN` for `--registry`);
 /// `metadata` describes the crate of `svc/Cargo.toml`.
-pub const CARGO: &str = r#"case " $* " in *" --locked "*)
+pub(super) const CARGO: &str = r#"case " $* " in *" --locked "*)
   d=$(pwd); while [ ! -f "$d/Cargo.lock" ] && [ "$d" != "[ROOT]" ] && [ "$d" != / ]; do d=$(dirname "$d"); done
   [ -f "$d/Cargo.lock" ] || { echo "error: cannot create the lock file $(pwd)/Cargo.lock because --locked was passed to prevent this" >&2; exit 101; } ;;
 esac
@@ -119,14 +119,14 @@ case "$1" in
     eval "tok=\${$var:-}"; [ "$tok" = "cio_SECRET_token" ] || { echo "error: no token found for the registry, please run \`cargo login\` or set $var" >&2; exit 101; } ;;
 esac"#;
 
-pub fn crates_io() -> Case {
+pub(super) fn crates_io() -> Case {
     Case::new("crates-io", "name: hello-rs\nrecipe: crates-io\ncrates_io:\n  package: hello-core\n  features: [cli, json]\n")
         .file("svc/Cargo.toml", "[package]\nname = \"hello-core\"\nversion = \"1.2.3\"\n")
         .fake("cargo", CARGO)
         .secret("CARGO_REGISTRY_TOKEN", "cio_SECRET_token")
 }
 
-pub fn nuget() -> Case {
+pub(super) fn nuget() -> Case {
     Case::new(
         "nuget",
         "name: hello-net\nrecipe: nuget\nnuget:\n  project: src/Hello/Hello.csproj\n",
@@ -138,7 +138,7 @@ pub fn nuget() -> Case {
 
 const BUILD_HELLO: &str = "mkdir -p build && printf '#!/bin/sh\\necho hello\\n' > build/hello";
 
-pub fn deb() -> Case {
+pub(super) fn deb() -> Case {
     Case::new(
         "deb",
         &format!(
@@ -153,7 +153,7 @@ pub fn deb() -> Case {
     .command("publish")
 }
 
-pub fn rpm() -> Case {
+pub(super) fn rpm() -> Case {
     Case::new(
         "rpm",
         &format!(
@@ -167,7 +167,7 @@ pub fn rpm() -> Case {
     .command("publish")
 }
 
-pub fn scoop() -> Case {
+pub(super) fn scoop() -> Case {
     Case::new(
         "scoop",
         "name: hello\nrecipe: scoop\nscoop:\n  bucket: acme/scoop-bucket\n  bucket_url: file://[ROOT]/remote/bucket.git\n  \
@@ -182,7 +182,7 @@ pub fn scoop() -> Case {
     .secret("SCOOP_BUCKET_GITHUB_TOKEN", "ghp_SECRET_bucket_token")
 }
 
-pub fn chocolatey() -> Case {
+pub(super) fn chocolatey() -> Case {
     Case::new(
         "chocolatey",
         "name: hello\nrecipe: chocolatey\nchocolatey:\n  authors: Acme & Friends\n  description: Says <hello>\n  \

@@ -13,7 +13,7 @@ mod shard;
 use crate::common::Test;
 
 /// A project recipe: `build` does nothing, `deploy` returns `#{ url }` or fails with `error`.
-pub const SITE: &str = r#"
+pub(crate) const SITE: &str = r#"
 fn recipe() {
     #{ name: "site", section: "site",
        fields: [
@@ -30,7 +30,7 @@ fn deploy(ctx) {
 
 /// A project with `pilum-project.yaml` = `settings` and services `api` (deploys) and, when
 /// `failing` is given, `web` (whose deploy fails with that message).
-pub fn project(settings: &str, failing: Option<&str>) -> Test {
+pub(crate) fn project(settings: &str, failing: Option<&str>) -> Test {
     let mut t =
         Test::new().file("pilum-project.yaml", settings).file("recipes/site.rhai", SITE).file(
             "api/pilum.yaml",

@@ -66,7 +66,12 @@ fn webhook_sends_every_event_signed() {
         assert_eq!(run["services"], serde_json::json!(["api", "web"]));
         assert_eq!(run["id"], reqs[0].json()["run"]["id"], "one run id for every event");
     }
-    let by = |e: &str| reqs.iter().map(|q| q.json()).find(|v| v["event"] == e).expect(e);
+    let by = |e: &str| {
+        reqs.iter()
+            .map(super::super::common::receiver::Request::json)
+            .find(|v| v["event"] == e)
+            .expect(e)
+    };
     let deployed = by("service_deployed");
     assert_eq!(deployed["service"]["name"], "api");
     assert_eq!(deployed["service"]["url"], "https://api.example.test", "the deploy step's url");
@@ -117,7 +122,10 @@ fn chat_notifiers_send_their_documented_shapes() {
     );
     let reqs = rx.requests();
     let of = |prefix: &str| -> Vec<serde_json::Value> {
-        reqs.iter().filter(|q| q.path.starts_with(prefix)).map(|q| q.json()).collect()
+        reqs.iter()
+            .filter(|q| q.path.starts_with(prefix))
+            .map(super::super::common::receiver::Request::json)
+            .collect()
     };
     let run_url = "https://github.com/acme/shop/actions/runs/77";
 
@@ -193,7 +201,12 @@ fn rate_limits_and_server_errors_are_retried() {
         project(&settings(&format!("  - notifier: webhook\n    url: {}/h\n", rx.url), "20s"), None);
     let r = t.args(["deploy"]).run().success();
     let reqs = rx.requests();
-    assert_eq!(reqs.len(), 3, "{:?}", reqs.iter().map(|q| q.text()).collect::<Vec<_>>());
+    assert_eq!(
+        reqs.len(),
+        3,
+        "{:?}",
+        reqs.iter().map(super::super::common::receiver::Request::text).collect::<Vec<_>>()
+    );
     assert!(reqs.iter().all(|q| q.body == reqs[0].body), "every retry sends the same body");
     assert_eq!(reqs[0].json()["event"], "run_finished");
     assert!(!r.stderr.contains("notifier"), "delivered in the end, no warning: {}", r.stderr);

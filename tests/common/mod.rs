@@ -1,8 +1,8 @@
 //! The `Test` builder shared by every integration module: a temporary project, files, fake
 //! executables that record their argv, and a run of the real `pilum` binary.
 
-pub mod receiver;
-pub mod redis;
+pub(crate) mod receiver;
+pub(crate) mod redis;
 
 use std::ffi::OsString;
 use std::fs;
@@ -38,7 +38,7 @@ const SCRUBBED: &[&str] = &[
     "NO_COLOR",
 ];
 
-pub struct Test {
+pub(crate) struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
@@ -47,7 +47,7 @@ pub struct Test {
 }
 
 /// The result of running pilum.
-pub struct Run {
+pub(crate) struct Run {
     pub status: i32,
     pub stdout: String,
     pub stderr: String,
@@ -55,7 +55,7 @@ pub struct Run {
 
 impl Run {
     #[track_caller]
-    pub fn success(self) -> Self {
+    pub(crate) fn success(self) -> Self {
         assert_eq!(
             self.status, 0,
             "pilum failed\n--- stdout\n{}\n--- stderr\n{}",
@@ -65,7 +65,7 @@ impl Run {
     }
 
     #[track_caller]
-    pub fn code(self, code: i32) -> Self {
+    pub(crate) fn code(self, code: i32) -> Self {
         assert_eq!(
             self.status, code,
             "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
@@ -82,24 +82,24 @@ impl Default for Test {
 }
 
 impl Test {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("pilum-test").tempdir().expect("create temp dir");
         fs::create_dir_all(dir.path().join(".bin")).expect("create fake bin dir");
         Self { dir, args: Vec::new(), env: Vec::new(), cwd: None, stdin: None }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Write a file relative to the project root, creating parent directories.
-    pub fn file(self, rel: &str, contents: &str) -> Self {
+    pub(crate) fn file(self, rel: &str, contents: &str) -> Self {
         self.write(rel, contents);
         self
     }
 
     /// [`Test::file`] on a borrowed test: change a file between two runs.
-    pub fn write(&self, rel: &str, contents: &str) {
+    pub(crate) fn write(&self, rel: &str, contents: &str) {
         let p = self.path().join(rel);
         fs::create_dir_all(p.parent().expect("file has a parent")).expect("create parent dirs");
         fs::write(&p, contents).expect("write file");
@@ -108,7 +108,7 @@ impl Test {
     /// Install a fake executable `name` first on PATH. It appends one line to
     /// `.calls/<name>.log` per call: a timestamp (ns since epoch) then its argv, tab-separated,
     /// then runs `body` (a POSIX sh snippet) to produce canned output.
-    pub fn fake(self, name: &str, body: &str) -> Self {
+    pub(crate) fn fake(self, name: &str, body: &str) -> Self {
         let calls = self.path().join(".calls");
         fs::create_dir_all(&calls).expect("create calls dir");
         let script = format!(
@@ -122,12 +122,12 @@ impl Test {
     }
 
     /// The recorded calls of a fake: one `Vec` of argv per call (timestamps dropped).
-    pub fn calls(&self, name: &str) -> Vec<Vec<String>> {
+    pub(crate) fn calls(&self, name: &str) -> Vec<Vec<String>> {
         self.timed_calls(name).into_iter().map(|(_, argv)| argv).collect()
     }
 
     /// The recorded calls of a fake with their start timestamps in nanoseconds.
-    pub fn timed_calls(&self, name: &str) -> Vec<(u128, Vec<String>)> {
+    pub(crate) fn timed_calls(&self, name: &str) -> Vec<(u128, Vec<String>)> {
         let log = self.path().join(".calls").join(format!("{name}.log"));
         let Ok(text) = fs::read_to_string(log) else { return Vec::new() };
         text.lines()
@@ -139,12 +139,12 @@ impl Test {
             .collect()
     }
 
-    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+    pub(crate) fn arg(mut self, a: impl Into<OsString>) -> Self {
         self.args.push(a.into());
         self
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -154,31 +154,31 @@ impl Test {
     }
 
     /// Forget the arguments given so far (to run another command in the same project).
-    pub fn clear_args(mut self) -> Self {
+    pub(crate) fn clear_args(mut self) -> Self {
         self.args.clear();
         self
     }
 
-    pub fn env(mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> Self {
+    pub(crate) fn env(mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> Self {
         self.env.push((k.into(), v.into()));
         self
     }
 
     /// Run from this directory (relative to the project root) instead of the root.
-    pub fn cwd(mut self, rel: &str) -> Self {
+    pub(crate) fn cwd(mut self, rel: &str) -> Self {
         self.cwd = Some(self.path().join(rel));
         self
     }
 
     #[expect(dead_code, reason = "part of the builder; no test pipes stdin today")]
-    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
         self
     }
 
     /// A `Command` for pilum with the test's environment, for tests that need to manage the
     /// child themselves (servers, signals).
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pilum"));
         cmd.args(&self.args);
         cmd.current_dir(self.cwd.clone().unwrap_or_else(|| self.path().to_path_buf()));
@@ -200,7 +200,7 @@ impl Test {
     /// pilum binary, the test's environment, `TERM=xterm` and no `NO_COLOR`: what a user at a
     /// terminal gets. The terminal's output (whatever the command did not redirect) is `stdout`.
     /// Needs `script` from util-linux.
-    pub fn in_terminal(&self, shell: &str) -> Run {
+    pub(crate) fn in_terminal(&self, shell: &str) -> Run {
         let mut cmd = self.script(shell);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let out = cmd.output().unwrap_or_else(|e| {
@@ -233,7 +233,7 @@ impl Test {
     /// Start `shell` like [`Test::in_terminal`], in a pseudo-terminal of 100 × 40 characters
     /// whose keyboard is [`Pty::send`]: bytes go to the terminal as typed (`\x03` is Ctrl-C).
     /// Needs `script` from util-linux.
-    pub fn pty(&self, shell: &str) -> Pty {
+    pub(crate) fn pty(&self, shell: &str) -> Pty {
         let mut cmd = self.script(&format!("stty cols 100 rows 40; {shell}"));
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().unwrap_or_else(|e| {
@@ -256,7 +256,7 @@ impl Test {
         Pty { child, stdin: Some(stdin), seen, reader: Some(reader) }
     }
 
-    pub fn run(&self) -> Run {
+    pub(crate) fn run(&self) -> Run {
         let mut cmd = self.command();
         cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -274,7 +274,7 @@ impl Test {
     }
 
     /// Run `git` for real in the project (tests use real git histories).
-    pub fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(args)
             .current_dir(self.path())
@@ -296,7 +296,7 @@ impl Test {
 /// Wait until `cond` holds, checking every 10 ms; fail the test, naming `what`, if it does
 /// not within `within`.
 #[track_caller]
-pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !cond() {
         assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
@@ -307,7 +307,7 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
 /// The path of `name` on `PATH`. A test that needs a real tool fails without it, naming the
 /// Debian package (`.ci/test` installs it); it never passes without doing its check.
 #[track_caller]
-pub fn tool(name: &str, package: &str) -> PathBuf {
+pub(crate) fn tool(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).unwrap_or_else(|| {
         panic!(
@@ -317,7 +317,7 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
 }
 
 /// Whether process `pid` is running (a zombie counts as ended).
-pub fn alive(pid: &str) -> bool {
+pub(crate) fn alive(pid: &str) -> bool {
     let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
     stat.is_ok_and(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
@@ -325,7 +325,7 @@ pub fn alive(pid: &str) -> bool {
 /// Whether process `pid` ends within a few seconds. A SIGKILLed process exits
 /// asynchronously, so this polls.
 #[track_caller]
-pub fn gone(pid: &str) -> bool {
+pub(crate) fn gone(pid: &str) -> bool {
     let pid = pid.trim();
     assert!(!pid.is_empty(), "no pid recorded");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -339,7 +339,7 @@ pub fn gone(pid: &str) -> bool {
 }
 
 /// Copy the tree `from` into `to`, leaving out entries named in `skip` at any depth.
-pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
+pub(crate) fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
     fs::create_dir_all(to).expect("create dir");
     for entry in fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("dir entry");
@@ -358,7 +358,7 @@ pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
 
 /// argv as pilum displays it (`process::display_argv`): words with only safe characters as
 /// they are, anything else single-quoted.
-pub fn display_argv(argv: &[String]) -> String {
+pub(crate) fn display_argv(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty()
@@ -374,7 +374,7 @@ pub fn display_argv(argv: &[String]) -> String {
 }
 
 /// A program running in a pseudo-terminal ([`Test::pty`]).
-pub struct Pty {
+pub(crate) struct Pty {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
     seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
@@ -383,7 +383,7 @@ pub struct Pty {
 
 impl Pty {
     /// Type `bytes` on the terminal's keyboard.
-    pub fn send(&mut self, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         use std::io::Write;
         let stdin = self.stdin.as_mut().expect("the terminal is open");
         stdin.write_all(bytes).expect("type on the terminal");
@@ -391,14 +391,14 @@ impl Pty {
     }
 
     /// Everything written to the terminal so far, escape codes included.
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         String::from_utf8_lossy(&self.seen.lock().expect("pty output lock")).into_owned()
     }
 
     /// Wait for the program to end (failing the test after `within`, once it is stopped) and
     /// return its exit status and everything it wrote to the terminal (`stdout`).
     #[track_caller]
-    pub fn wait(mut self, within: Duration) -> Run {
+    pub(crate) fn wait(mut self, within: Duration) -> Run {
         let deadline = Instant::now() + within;
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("wait for the terminal") {
@@ -433,7 +433,7 @@ impl Drop for Pty {
 
 /// `text` without ANSI escape sequences (colours, cursor movement): every character that was
 /// ever drawn, in order.
-pub fn strip_ansi(text: &str) -> String {
+pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::new();
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -459,7 +459,7 @@ pub fn strip_ansi(text: &str) -> String {
 /// the screen (scrolled-off lines included), trailing spaces trimmed. Understands what console
 /// and indicatif write: printable text with automatic wrapping at the last column, `\r`, `\n`,
 /// backspace, cursor up/down/left/right/column, erase in line and below, colours (ignored).
-pub fn screen(text: &str, width: usize) -> String {
+pub(crate) fn screen(text: &str, width: usize) -> String {
     let mut rows: Vec<Vec<char>> = vec![Vec::new()];
     let (mut row, mut col, mut wrap) = (0usize, 0usize, false);
     let mut chars = text.chars().peekable();

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub path: String,
     /// Names in lower case.
@@ -19,22 +19,22 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!("{} {}: body is not JSON ({e}): {}", self.method, self.path, self.text())
         })
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
-pub enum Reply {
+pub(crate) enum Reply {
     /// Status, headers, body.
     With(u16, Vec<(&'static str, String)>, String),
     /// Read the request and never answer.
@@ -42,18 +42,18 @@ pub enum Reply {
 }
 
 impl Reply {
-    pub fn status(code: u16) -> Self {
+    pub(crate) fn status(code: u16) -> Self {
         Reply::With(code, Vec::new(), String::new())
     }
 
-    pub fn json(code: u16, body: serde_json::Value) -> Self {
+    pub(crate) fn json(code: u16, body: serde_json::Value) -> Self {
         Reply::With(code, vec![("content-type", "application/json".into())], body.to_string())
     }
 }
 
 type Respond = dyn Fn(&Request, usize) -> Reply + Send + Sync;
 
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub url: String,
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
@@ -63,7 +63,9 @@ pub struct Receiver {
 
 impl Receiver {
     /// Answer request number `n` (0-based) with `respond(request, n)`.
-    pub fn start(respond: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) fn start(
+        respond: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -107,17 +109,17 @@ impl Receiver {
     }
 
     /// `200 ok` to everything.
-    pub fn ok() -> Self {
+    pub(crate) fn ok() -> Self {
         Self::start(|_, _| Reply::With(200, Vec::new(), "ok".into()))
     }
 
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.requests.lock().expect("requests lock").clone()
     }
 
     /// Wait until at least `n` requests arrived.
     #[track_caller]
-    pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Request> {
+    pub(crate) fn wait_for(&self, n: usize, within: Duration) -> Vec<Request> {
         crate::common::wait_until(&format!("{n} requests at {}", self.url), within, || {
             self.requests.lock().expect("requests lock").len() >= n
         });

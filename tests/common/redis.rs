@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
@@ -16,7 +16,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Start one; fails naming the tool when `redis-server` is not installed.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
@@ -27,12 +27,12 @@ impl RedisServer {
         r
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
     /// Stop it (by pid) and wait for it to exit.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -40,7 +40,7 @@ impl RedisServer {
     }
 
     /// Run `redis-cli` against it; its stdout.
-    pub fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(crate::common::tool("redis-cli", "redis-tools"))
             .args(["-p", &self.port.to_string()])
             .args(args)
@@ -50,7 +50,7 @@ impl RedisServer {
     }
 
     /// Start it again on the same port, empty (there is no persistence).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         self.spawn();
     }

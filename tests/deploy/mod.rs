@@ -10,7 +10,7 @@ mod selection;
 use crate::common::Test;
 
 /// A project recipe with one required field.
-pub const NEEDS_APP: &str = r#"
+pub(crate) const NEEDS_APP: &str = r#"
 fn recipe() {
     #{ name: "needs-app", section: "app", fields: [ #{ name: "id", type: "string", required: true, description: "the app id" } ],
        steps: [ #{ name: "build", tags: ["build"] } ] }
@@ -19,7 +19,7 @@ fn build(ctx) { }
 "#;
 
 /// A `shell` service whose build, push and deploy steps call the fake `step` CLI.
-pub fn shell_service(name: &str, deps: &[&str]) -> String {
+pub(crate) fn shell_service(name: &str, deps: &[&str]) -> String {
     format!(
         "name: {name}\nrecipe: shell\ndepends_on: [{}]\nshell:\n  build: step {name} build\n  push: step {name} push\n  deploy: step {name} deploy\n",
         deps.join(", ")
@@ -29,7 +29,7 @@ pub fn shell_service(name: &str, deps: &[&str]) -> String {
 /// Install a fake CLI like `Test::fake` (same `.calls/<name>.log` format), but writing each
 /// record with a single `printf`, so calls running in parallel never interleave their lines.
 /// `body` runs after the call is recorded.
-pub fn fake(t: Test, name: &str, body: &str) -> Test {
+pub(crate) fn fake(t: Test, name: &str, body: &str) -> Test {
     let calls = t.path().join(".calls");
     std::fs::create_dir_all(&calls).expect("create calls dir");
     let script = format!(
@@ -45,7 +45,7 @@ pub fn fake(t: Test, name: &str, body: &str) -> Test {
 
 /// A project with a fake `step SERVICE STEP` CLI that takes `ms` milliseconds and records its
 /// end in `.calls/step.end`.
-pub fn project(ms: u64) -> Test {
+pub(crate) fn project(ms: u64) -> Test {
     let t = Test::new().file(".gitignore", ".bin/\n.calls/\n.pilum/\n");
     let end = t.path().join(".calls").join("step.end");
     let body = format!(
@@ -57,7 +57,7 @@ pub fn project(ms: u64) -> Test {
 }
 
 /// (service, step, start ns, end ns) for every finished `step` call.
-pub fn spans(t: &Test) -> Vec<(String, String, u128, u128)> {
+pub(crate) fn spans(t: &Test) -> Vec<(String, String, u128, u128)> {
     let starts = t.timed_calls("step");
     let ends = std::fs::read_to_string(t.path().join(".calls/step.end")).unwrap_or_default();
     starts
@@ -74,7 +74,7 @@ pub fn spans(t: &Test) -> Vec<(String, String, u128, u128)> {
 }
 
 /// Every stdout line parsed as JSON (panics on a line that is not).
-pub fn ndjson(stdout: &str) -> Vec<serde_json::Value> {
+pub(crate) fn ndjson(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
         .map(|l| {
@@ -84,6 +84,6 @@ pub fn ndjson(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-pub fn events<'a>(v: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+pub(crate) fn events<'a>(v: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     v.iter().filter(|e| e["event"] == kind).collect()
 }

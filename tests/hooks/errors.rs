@@ -11,7 +11,7 @@ const DEB: &str = "name: hello\nrecipe: deb\ndeb:\n  maintainer: Acme Ops <ops@e
     description: Greets the world\n  files:\n    - { src: README.md, dest: /usr/share/doc/hello/README.md }\n";
 
 /// The Cloud Run project of the recipe tests, plus a `deb` package `hello`.
-pub fn with_deb() -> Test {
+pub(super) fn with_deb() -> Test {
     containers::cloud_run().project().file("pkg/pilum.yaml", DEB).file("pkg/README.md", "# hello\n")
 }
 
@@ -344,7 +344,8 @@ fn rollback_goes_back_to_the_previous_recorded_deploy_and_is_recorded() {
     );
     let r = run_with(&t, &["--json", "rollback", "api", "--region", "us-central1"]);
     assert_eq!(r.status, 0, "{}", all(&r));
-    let told: Vec<serde_json::Value> = rx.requests().iter().map(|q| q.json()).collect();
+    let told: Vec<serde_json::Value> =
+        rx.requests().iter().map(super::super::common::receiver::Request::json).collect();
     assert_eq!(told.len(), 1, "{told:#?}");
     assert_eq!(
         (told[0]["event"].as_str(), told[0]["run"]["command"].as_str()),

@@ -9,7 +9,7 @@ use crate::common::Test;
 
 /// `db` ← `api` ← `web`, `api` ← `worker`, `docs` alone, `cli` watching `libs/proto`, and a
 /// deeper `edge` (depends on `web` and `db`: an edge spanning layers).
-pub fn project() -> Test {
+pub(super) fn project() -> Test {
     let svc = |name: &str, deps: &[&str], extra: &str| {
         format!(
             "name: {name}\nrecipe: shell\ndepends_on: [{}]\n{extra}shell:\n  build: echo {name}\n",

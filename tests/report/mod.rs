@@ -9,7 +9,7 @@ mod run;
 use crate::common::Test;
 
 /// A secret the `api` service's commands see; it must never reach a picture.
-pub const SECRET: &str = "hunter2-picture-token";
+pub(crate) const SECRET: &str = "hunter2-picture-token";
 
 /// A small monorepo of `shell` services, run with `--keep-going`:
 ///
@@ -17,7 +17,7 @@ pub const SECRET: &str = "hunter2-picture-token";
 /// - `flaky`: a build that fails its first attempt and succeeds on its retry, then deploy;
 /// - `broken`: a build that fails (exit 3), so its push and deploy are skipped;
 /// - `web` (depends on `broken`): build, push, deploy, all skipped.
-pub fn monorepo() -> Test {
+pub(crate) fn monorepo() -> Test {
     Test::new()
         .file(".gitignore", ".pilum/\n*.html\n*.svg\n")
         .file("services/db/pilum.yaml", "name: db\nrecipe: shell\nshell:\n  build: echo building db\n  deploy: echo migrating db\n")
@@ -41,7 +41,7 @@ pub fn monorepo() -> Test {
 }
 
 /// The outcome class every task of [`monorepo`] must get.
-pub fn expected_outcome(label: &str) -> &'static str {
+pub(crate) fn expected_outcome(label: &str) -> &'static str {
     match label {
         "flaky/build" => "retried",
         "broken/build" => "failed",
@@ -51,7 +51,7 @@ pub fn expected_outcome(label: &str) -> &'static str {
 }
 
 /// Run the monorepo's deploy with a report into `run.html`; it fails (`broken`).
-pub fn deploy(t: Test) -> Test {
+pub(crate) fn deploy(t: Test) -> Test {
     let t = t.args([
         "deploy",
         "--keep-going",
@@ -67,7 +67,7 @@ pub fn deploy(t: Test) -> Test {
 }
 
 /// The task labels of the plan, by task id (`pilum plan --json`).
-pub fn plan_labels(t: Test) -> (Test, Vec<String>) {
+pub(crate) fn plan_labels(t: Test) -> (Test, Vec<String>) {
     let t = t.args(["plan", "--json"]);
     let r = t.run().success();
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
@@ -81,19 +81,19 @@ pub fn plan_labels(t: Test) -> (Test, Vec<String>) {
 }
 
 /// Parse a page or picture as XML (they are written XHTML-compatible), failing with the text.
-pub fn parse(text: &str) -> roxmltree::Document<'_> {
+pub(crate) fn parse(text: &str) -> roxmltree::Document<'_> {
     let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
     roxmltree::Document::parse_with_options(text, opts)
         .unwrap_or_else(|e| panic!("not well-formed XML: {e}\n{}", &text[..text.len().min(3000)]))
 }
 
 /// Whether element `n` has class `c`.
-pub fn has_class(n: roxmltree::Node<'_, '_>, c: &str) -> bool {
+pub(crate) fn has_class(n: roxmltree::Node<'_, '_>, c: &str) -> bool {
     n.attribute("class").is_some_and(|v| v.split_whitespace().any(|x| x == c))
 }
 
 /// Elements named `tag` with class `class`.
-pub fn find<'a, 'i>(
+pub(crate) fn find<'a, 'i>(
     doc: &'a roxmltree::Document<'i>,
     tag: &str,
     class: &str,
@@ -102,7 +102,7 @@ pub fn find<'a, 'i>(
 }
 
 /// The text of an element's `<title>` child (its tooltip).
-pub fn tooltip(n: roxmltree::Node<'_, '_>) -> String {
+pub(crate) fn tooltip(n: roxmltree::Node<'_, '_>) -> String {
     n.children()
         .find(|c| c.tag_name().name() == "title")
         .and_then(|c| c.text())

@@ -29,9 +29,9 @@ use serde_json::Value;
 
 use crate::common::Test;
 
-pub const TOKEN: &str = "s3cret-token";
-pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:scaling-alarms";
-pub const URN: &str = "urn:pulumi:prod::infra::aws:autoscaling/group:Group::workers";
+pub(crate) const TOKEN: &str = "s3cret-token";
+pub(crate) const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:scaling-alarms";
+pub(crate) const URN: &str = "urn:pulumi:prod::infra::aws:autoscaling/group:Group::workers";
 
 /// The fake `pulumi`: `config get/set-all` against `Pulumi.<stack>.yaml` (or `--config-file`),
 /// `up` that can sleep (`$PILUM_FAKE_DIR/up-sleep`), fail with the exact lock text N times
@@ -39,7 +39,7 @@ pub const URN: &str = "urn:pulumi:prod::infra::aws:autoscaling/group:Group::work
 /// while `$PILUM_FAKE_DIR/drift` exists (holding the live value), `refresh --preview-only
 /// --json` reports the target drifted with `desiredCapacity` = that value; `refresh --yes`
 /// clears it.
-pub const FAKE_PULUMI: &str = r#"
+pub(crate) const FAKE_PULUMI: &str = r#"
 dir=.; stack=; cfg=; pos=; preview_only=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -107,14 +107,14 @@ esac
 "#;
 
 /// A pools file with one pool `workers` on `infra`/`prod`; `extra` is appended to the pool.
-pub fn pools_yaml(extra: &str) -> String {
+pub(crate) fn pools_yaml(extra: &str) -> String {
     format!(
         "sns_topics: [\"{TOPIC}\"]\npools:\n  workers:\n    project: infra\n    stack: prod\n    key: infra:count\n    targets: [\"{URN}\"]\n    min: 1\n    max: 10\n    cooldown_up: 1h\n    cooldown_down: 1h\n{extra}"
     )
 }
 
 /// A project with the fake pulumi, the pools file and a stack file holding `count`.
-pub fn project(pool_extra: &str, count: i64) -> Test {
+pub(crate) fn project(pool_extra: &str, count: i64) -> Test {
     Test::new()
         .fake("pulumi", FAKE_PULUMI)
         .file("pilum-scale.yaml", &pools_yaml(pool_extra))
@@ -124,7 +124,7 @@ pub fn project(pool_extra: &str, count: i64) -> Test {
 
 /// The Alertmanager fixture (two firing alerts) without its `pool` label, so it can be sent to
 /// the pool `workers`.
-pub fn alert_without_pool() -> String {
+pub(crate) fn alert_without_pool() -> String {
     std::fs::read_to_string(format!(
         "{}/tests/fixtures/alertmanager-v4-firing.json",
         env!("CARGO_MANIFEST_DIR")
@@ -135,13 +135,13 @@ pub fn alert_without_pool() -> String {
 
 /// `t` set up to run `pilum scale serve` in the foreground (for starts that must fail), with
 /// the fake pulumi's directory.
-pub fn serve_once(t: Test) -> Test {
+pub(crate) fn serve_once(t: Test) -> Test {
     let dir = t.path().to_path_buf();
     t.env("PILUM_FAKE_DIR", dir).args(SERVE_ARGS)
 }
 
 /// `pilum scale serve` on the test project's pools file and `state` dir, on a free port.
-pub const SERVE_ARGS: [&str; 10] = [
+pub(crate) const SERVE_ARGS: [&str; 10] = [
     "scale",
     "serve",
     "--config",
@@ -155,7 +155,7 @@ pub const SERVE_ARGS: [&str; 10] = [
 ];
 
 /// A running `pilum scale serve`. Killed on drop if still running.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub addr: String,
     pub log: PathBuf,
@@ -169,7 +169,7 @@ impl Drop for Server {
 }
 
 /// Start the server for `t` with `extra` flags; waits until it listens.
-pub fn serve(t: &Test, extra: &[&str]) -> Server {
+pub(crate) fn serve(t: &Test, extra: &[&str]) -> Server {
     static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ready = t.path().join(format!("ready-{n}"));
@@ -216,12 +216,12 @@ pub fn serve(t: &Test, extra: &[&str]) -> Server {
 }
 
 impl Server {
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// An HTTP request; returns (status, headers, body).
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         path: &str,
@@ -232,22 +232,22 @@ impl Server {
     }
 
     /// A POST with the bearer token.
-    pub fn post(&self, path: &str, body: &str) -> Response {
+    pub(crate) fn post(&self, path: &str, body: &str) -> Response {
         self.request("POST", path, &[("Authorization", &format!("Bearer {TOKEN}"))], body)
     }
 
-    pub fn get_json(&self, path: &str) -> Value {
+    pub(crate) fn get_json(&self, path: &str) -> Value {
         let r = self.request("GET", path, &[], "");
         assert_eq!(r.status, 200, "GET {path}: {}", r.body);
         serde_json::from_str(&r.body).expect("JSON body")
     }
 
-    pub fn pool(&self) -> Value {
+    pub(crate) fn pool(&self) -> Value {
         self.get_json("/pools/workers")
     }
 
     /// Wait until `cond` holds for the pool status (up to 20 s).
-    pub fn wait_pool(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_pool(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
         let started = Instant::now();
         loop {
             let p = self.pool();
@@ -264,7 +264,7 @@ impl Server {
     }
 
     /// Send SIGTERM.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let ok = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -273,7 +273,7 @@ impl Server {
     }
 
     /// Wait for exit (up to `secs`), returning the exit code.
-    pub fn wait_exit(&mut self, secs: u64) -> i32 {
+    pub(crate) fn wait_exit(&mut self, secs: u64) -> i32 {
         let started = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
@@ -290,20 +290,20 @@ impl Server {
 }
 
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: String,
     pub body: String,
 }
 
 impl Response {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
 /// A minimal HTTP/1.1 client (one request per connection) so tests need no HTTP library.
-pub fn http(
+pub(crate) fn http(
     addr: &str,
     method: &str,
     path: &str,
@@ -332,7 +332,7 @@ pub fn http(
 
 /// Wait until `cond` holds, checking every 20 ms; fail naming `what` after `secs` seconds.
 #[track_caller]
-pub fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let started = Instant::now();
     while !cond() {
         assert!(started.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
@@ -341,7 +341,7 @@ pub fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
 }
 
 /// `pilum scale status --state-dir <t's state>` with `flags` first (e.g. `--json`).
-pub fn status_of(t: &Test, flags: &[&str]) -> crate::common::Run {
+pub(crate) fn status_of(t: &Test, flags: &[&str]) -> crate::common::Run {
     Test::new()
         .args(flags)
         .args(["scale", "status", "--state-dir"])
@@ -351,12 +351,12 @@ pub fn status_of(t: &Test, flags: &[&str]) -> crate::common::Run {
 }
 
 /// The number of `pulumi up` calls so far.
-pub fn ups(t: &Test) -> usize {
+pub(crate) fn ups(t: &Test) -> usize {
     t.calls("pulumi").iter().filter(|c| c.first().is_some_and(|a| a == "up")).count()
 }
 
 /// The audit log records of one event kind.
-pub fn audit(t: &Test, event: &str) -> Vec<Value> {
+pub(crate) fn audit(t: &Test, event: &str) -> Vec<Value> {
     std::fs::read_to_string(t.path().join("state/audit.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -366,7 +366,7 @@ pub fn audit(t: &Test, event: &str) -> Vec<Value> {
 }
 
 /// The `infra:count` value in a stack file.
-pub fn count_in(path: &Path) -> Option<String> {
+pub(crate) fn count_in(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()?.lines().find_map(|l| {
         l.trim().strip_prefix("infra:count:").map(|v| v.trim().trim_matches('"').to_string())
     })

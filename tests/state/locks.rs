@@ -68,7 +68,8 @@ fn two_runs_of_a_service_never_overlap_and_other_services_go_on() {
     );
     let r = pilum(&two, &["deploy", "--state", &url, "-j", "2", "--lock-wait", "60s"]).success();
     assert!(first.wait().unwrap().success(), "{}", std::fs::read_to_string(&first_err).unwrap());
-    let told: Vec<serde_json::Value> = rx.requests().iter().map(|q| q.json()).collect();
+    let told: Vec<serde_json::Value> =
+        rx.requests().iter().map(super::super::common::receiver::Request::json).collect();
     assert_eq!(told.len(), 1, "{told:#?}\n{}", r.stderr);
     assert_eq!(told[0]["event"], "lock_wait", "{:#}", told[0]);
     assert!(

@@ -29,7 +29,7 @@ fn deploy(ctx) {
 /// One clone of a project of shell services whose steps call the fake `span`, which appends
 /// `start\tend\tclone\tservice\tstep` to the shared `log` after sleeping `secs`, and, before
 /// sleeping, `clone\tservice\tstep\tpid` to `log.starts`.
-pub fn clone(name: &str, log: &Path, secs: f64, services: &[(&str, &str)]) -> Test {
+pub(crate) fn clone(name: &str, log: &Path, secs: f64, services: &[(&str, &str)]) -> Test {
     let mut t = Test::new().file(".gitignore", ".bin/\n.pilum/\n").file("recipes/web.rhai", WEB);
     for (svc, body) in services {
         t = t.file(&format!("{svc}/pilum.yaml"), body);
@@ -47,14 +47,14 @@ pub fn clone(name: &str, log: &Path, secs: f64, services: &[(&str, &str)]) -> Te
 }
 
 /// A shell service whose build and deploy steps call `span`.
-pub fn spanned(name: &str) -> String {
+pub(crate) fn spanned(name: &str) -> String {
     format!(
         "name: {name}\nrecipe: shell\nshell:\n  build: span {name} build\n  deploy: span {name} deploy\n"
     )
 }
 
 /// (start, end, clone, service, step) of every finished `span`.
-pub fn spans(log: &Path) -> Vec<(u128, u128, String, String, String)> {
+pub(crate) fn spans(log: &Path) -> Vec<(u128, u128, String, String, String)> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
@@ -65,7 +65,7 @@ pub fn spans(log: &Path) -> Vec<(u128, u128, String, String, String)> {
 }
 
 /// (clone, service, step, pid) of every started `span`.
-pub fn starts(log: &Path) -> Vec<(String, String, String, String)> {
+pub(crate) fn starts(log: &Path) -> Vec<(String, String, String, String)> {
     let text = std::fs::read_to_string(format!("{}.starts", log.display())).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
@@ -189,12 +189,12 @@ fn the_file_backend_records_and_skips_a_torn_record() {
 }
 
 /// Run pilum in `t` with `args`.
-pub fn pilum(t: &Test, args: &[&str]) -> Run {
+pub(crate) fn pilum(t: &Test, args: &[&str]) -> Run {
     pilum_env(t, args, &[])
 }
 
 /// Run pilum in `t` with `args` and more environment.
-pub fn pilum_env(t: &Test, args: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn pilum_env(t: &Test, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = t.command();
     cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null());
     let out = cmd.output().expect("run pilum");
@@ -206,7 +206,7 @@ pub fn pilum_env(t: &Test, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// Wait for a condition on the spans' start log.
-pub fn wait_started(
+pub(crate) fn wait_started(
     log: &Path,
     what: &str,
     cond: impl Fn(&[(String, String, String, String)]) -> bool,

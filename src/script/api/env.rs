@@ -29,7 +29,7 @@ fn require(ctx: &NativeCallContext, name: &str) -> RResult<String> {
     })
 }
 
-pub fn module(_host: &Arc<Host>) -> Module {
+pub(crate) fn module(_host: &Arc<Host>) -> Module {
     let mut m = Module::new();
     func!(
         &mut m,

@@ -15,7 +15,7 @@ use crate::script::{Event, Host};
 
 const RUN_OPTS: &[&str] = &["dir", "env", "timeout", "check", "stdin", "stream"];
 
-pub fn module(host: &Arc<Host>) -> Module {
+pub(crate) fn module(host: &Arc<Host>) -> Module {
     let mut m = Module::new();
     let h = host.clone();
     func!(

@@ -74,7 +74,7 @@ fn rel(host: &Host, p: &Path) -> String {
     display_path(p, &root)
 }
 
-pub fn module(host: &Arc<Host>) -> Module {
+pub(crate) fn module(host: &Arc<Host>) -> Module {
     let mut m = Module::new();
     let h = host.clone();
     func!(

@@ -15,7 +15,7 @@ use crate::script::{CallCtx, Host};
 /// Run git in `dir`; stdout on success, the rendered error otherwise.
 fn git(ctx: &NativeCallContext, call: &CallCtx, dir: &PathBuf, args: &[&str]) -> RResult<String> {
     let mut argv = vec!["git".to_string()];
-    argv.extend(args.iter().map(|s| s.to_string()));
+    argv.extend(args.iter().map(std::string::ToString::to_string));
     let mut cmd =
         Command::new(argv).dir(dir).cancel(call.cancel.clone()).env("GIT_TERMINAL_PROMPT", "0");
     if let Some(d) = call.deadline {
@@ -48,7 +48,7 @@ fn nul_list(out: &str) -> impl Iterator<Item = String> + '_ {
     out.split('\0').filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-pub fn module(host: &Arc<Host>) -> Module {
+pub(crate) fn module(host: &Arc<Host>) -> Module {
     let mut m = Module::new();
     let h = host.clone();
     func!(

@@ -25,7 +25,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest `timeout` a script may ask for.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub fn module(host: &Arc<Host>) -> Module {
+pub(crate) fn module(host: &Arc<Host>) -> Module {
     let mut m = Module::new();
     let h = host.clone();
     func!(
@@ -233,6 +233,7 @@ fn response_map(status: u16, headers: &[(String, String)], body: String) -> Map 
 
 #[cfg(test)]
 mod tests {
+    use crate::sync::LockExt;
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::sync::Mutex;
@@ -249,7 +250,7 @@ mod tests {
     impl Sink for Recorder {
         fn event(&self, _label: &str, event: Event<'_>) {
             if let Event::DryRun { call, detail } = event {
-                self.0.lock().expect("lock").push(format!("{call}: {detail}"));
+                self.0.locked().push(format!("{call}: {detail}"));
             }
         }
     }
@@ -263,7 +264,7 @@ mod tests {
         std::thread::spawn(move || {
             for reply in replies {
                 let Ok((mut s, _)) = l.accept() else { return };
-                s2.lock().expect("lock").push(read_request(&mut s));
+                s2.locked().push(read_request(&mut s));
                 let _ = s.write_all(reply.as_bytes());
             }
         });
@@ -317,7 +318,7 @@ mod tests {
         assert_eq!(r["status"].as_int().expect("int"), 201);
         assert!(r["ok"].as_bool().expect("bool"));
         assert_eq!(r["body"].clone().into_string().expect("body"), "ok");
-        let req = seen.lock().expect("lock")[0].clone();
+        let req = seen.locked()[0].clone();
         assert!(req.starts_with("POST /hook HTTP/1.1"), "{req}");
         assert!(req.to_ascii_lowercase().contains("content-type: application/json"), "{req}");
         assert!(req.ends_with(r#"{"a":1}"#), "{req}");
@@ -346,7 +347,7 @@ mod tests {
             .expect("dry run");
         assert_eq!(r["status"].as_int().expect("int"), 200);
         assert_eq!(
-            rec.0.lock().expect("lock").as_slice(),
+            rec.0.locked().as_slice(),
             ["http::post: POST https://hooks.invalid/x?… (5 bytes)"]
         );
     }

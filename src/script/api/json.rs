@@ -7,12 +7,12 @@ use crate::script::memory;
 use crate::script::value::to_json;
 
 /// Parse JSON text into a Rhai value (shared with `fs::read_json`).
-pub fn parse(text: &str) -> Result<Dynamic, String> {
+pub(crate) fn parse(text: &str) -> Result<Dynamic, String> {
     memory::check_room(text.len().saturating_mul(memory::PARSED_PER_BYTE), "parsing this JSON")?;
     serde_json::from_str::<Dynamic>(text).map_err(|e| format!("invalid JSON: {e}"))
 }
 
-pub fn module() -> Module {
+pub(crate) fn module() -> Module {
     let mut m = Module::new();
     func!(
         &mut m,

@@ -9,7 +9,7 @@ use super::func;
 use crate::redact;
 use crate::script::{Event, Host, LogLevel};
 
-pub fn module(host: &Arc<Host>) -> Module {
+pub(crate) fn module(host: &Arc<Host>) -> Module {
     let mut m = Module::new();
     let levels = [
         (

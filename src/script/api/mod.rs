@@ -5,17 +5,17 @@
 //! Every function is registered with a doc comment carrying a small rhai example; `pilum api`
 //! and the `.d.rhai` definitions are built from that metadata.
 
-pub mod env;
-pub mod exec;
-pub mod fs;
-pub mod git;
-pub mod http;
-pub mod json;
-pub mod log;
-pub mod pulumi;
-pub mod regex;
-pub mod time;
-pub mod yaml;
+pub(crate) mod env;
+pub(crate) mod exec;
+pub(crate) mod fs;
+pub(crate) mod git;
+pub(crate) mod http;
+pub(crate) mod json;
+pub(crate) mod log;
+pub(crate) mod pulumi;
+pub(crate) mod regex;
+pub(crate) mod time;
+pub(crate) mod yaml;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,10 +27,10 @@ use super::sandbox::{self, Refusal, Sandbox};
 use super::{CallCtx, Host, Stop, current};
 use crate::process::ProcessError;
 
-pub type RResult<T> = Result<T, Box<EvalAltResult>>;
+pub(crate) type RResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Register the namespaces of a profile as static modules (`exec::run(…)`).
-pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
+pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
     engine.register_static_module("json", json::module().into());
     engine.register_static_module("yaml", yaml::module().into());
     engine.register_static_module("regex", regex::module().into());
@@ -48,7 +48,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
 }
 
 /// Turn readable doc text into Rhai doc-comment lines (`/// …`).
-pub fn doc(text: &str) -> String {
+pub(crate) fn doc(text: &str) -> String {
     text.trim_matches('\n')
         .lines()
         .map(|l| format!("/// {l}").trim_end().to_string())
@@ -69,18 +69,22 @@ macro_rules! func {
 pub(crate) use func;
 
 /// A runtime error at the API call's position (so the caret points at the call).
-pub fn rt(ctx: &NativeCallContext, msg: impl Into<String>) -> Box<EvalAltResult> {
+pub(crate) fn rt(ctx: &NativeCallContext, msg: impl Into<String>) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), ctx.call_position()).into()
 }
 
 /// An uncatchable stop (cancel, timeout) at the call's position.
-pub fn stop(ctx: &NativeCallContext, s: Stop) -> Box<EvalAltResult> {
+pub(crate) fn stop(ctx: &NativeCallContext, s: Stop) -> Box<EvalAltResult> {
     EvalAltResult::ErrorTerminated(Dynamic::from(s), ctx.call_position()).into()
 }
 
 /// Map a process error: a cancel or the evaluation's own deadline stops the script; anything
 /// else (a command's own timeout included) is an ordinary, catchable error.
-pub fn process_err(ctx: &NativeCallContext, call: &CallCtx, e: ProcessError) -> Box<EvalAltResult> {
+pub(crate) fn process_err(
+    ctx: &NativeCallContext,
+    call: &CallCtx,
+    e: ProcessError,
+) -> Box<EvalAltResult> {
     match e {
         ProcessError::Cancelled { .. } => stop(ctx, Stop::Cancelled),
         ProcessError::TimedOut { .. } if call.cancel.is_cancelled() => stop(ctx, Stop::Cancelled),
@@ -94,7 +98,7 @@ pub fn process_err(ctx: &NativeCallContext, call: &CallCtx, e: ProcessError) -> 
 }
 
 /// Fail if the current call was cancelled or ran out of time (checked before slow work).
-pub fn check_live(ctx: &NativeCallContext) -> RResult<Arc<CallCtx>> {
+pub(crate) fn check_live(ctx: &NativeCallContext) -> RResult<Arc<CallCtx>> {
     let call = current();
     if call.cancel.is_cancelled() {
         return Err(stop(ctx, Stop::Cancelled));
@@ -108,13 +112,13 @@ pub fn check_live(ctx: &NativeCallContext) -> RResult<Arc<CallCtx>> {
 }
 
 /// Options given as a map: checked against the allowed keys, read with typed getters.
-pub struct Opts<'a> {
+pub(crate) struct Opts<'a> {
     map: Map,
     func: &'a str,
 }
 
 impl<'a> Opts<'a> {
-    pub fn new(
+    pub(crate) fn new(
         ctx: &NativeCallContext,
         func: &'a str,
         map: Map,
@@ -150,7 +154,7 @@ impl<'a> Opts<'a> {
         )
     }
 
-    pub fn str(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<String>> {
+    pub(crate) fn str(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<String>> {
         match self.map.get(key) {
             None => Ok(None),
             Some(v) if v.is_unit() => Ok(None),
@@ -159,7 +163,7 @@ impl<'a> Opts<'a> {
         }
     }
 
-    pub fn bool(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<bool>> {
+    pub(crate) fn bool(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<bool>> {
         match self.map.get(key) {
             None => Ok(None),
             Some(v) if v.is_unit() => Ok(None),
@@ -168,7 +172,7 @@ impl<'a> Opts<'a> {
     }
 
     /// Seconds as an int or a float.
-    pub fn secs(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<Duration>> {
+    pub(crate) fn secs(&self, ctx: &NativeCallContext, key: &str) -> RResult<Option<Duration>> {
         match self.map.get(key) {
             None => Ok(None),
             Some(v) if v.is_unit() => Ok(None),
@@ -198,7 +202,7 @@ impl<'a> Opts<'a> {
         }
     }
 
-    pub fn strings(&self, ctx: &NativeCallContext, key: &str) -> RResult<Vec<String>> {
+    pub(crate) fn strings(&self, ctx: &NativeCallContext, key: &str) -> RResult<Vec<String>> {
         match self.map.get(key) {
             None => Ok(Vec::new()),
             Some(v) if v.is_unit() => Ok(Vec::new()),
@@ -212,7 +216,11 @@ impl<'a> Opts<'a> {
     }
 
     /// A map of string values (numbers and bools are turned into strings).
-    pub fn string_map(&self, ctx: &NativeCallContext, key: &str) -> RResult<Vec<(String, String)>> {
+    pub(crate) fn string_map(
+        &self,
+        ctx: &NativeCallContext,
+        key: &str,
+    ) -> RResult<Vec<(String, String)>> {
         match self.map.get(key) {
             None => Ok(Vec::new()),
             Some(v) if v.is_unit() => Ok(Vec::new()),
@@ -230,7 +238,7 @@ impl<'a> Opts<'a> {
 }
 
 /// A string, number or bool as text (for argv, env and config values).
-pub fn scalar_string(ctx: &NativeCallContext, v: &Dynamic, what: &str) -> RResult<String> {
+pub(crate) fn scalar_string(ctx: &NativeCallContext, v: &Dynamic, what: &str) -> RResult<String> {
     if v.is_string() || v.is_int() || v.is_float() || v.is_bool() || v.is_char() {
         Ok(v.to_string())
     } else {
@@ -239,7 +247,11 @@ pub fn scalar_string(ctx: &NativeCallContext, v: &Dynamic, what: &str) -> RResul
 }
 
 /// An array whose items are strings (numbers and bools are converted).
-pub fn string_array(ctx: &NativeCallContext, arr: Array, what: &str) -> RResult<Vec<String>> {
+pub(crate) fn string_array(
+    ctx: &NativeCallContext,
+    arr: Array,
+    what: &str,
+) -> RResult<Vec<String>> {
     arr.iter()
         .enumerate()
         .map(|(i, v)| scalar_string(ctx, v, &format!("item {i} of {what}")))
@@ -250,7 +262,11 @@ pub fn string_array(ctx: &NativeCallContext, arr: Array, what: &str) -> RResult<
 /// at the call's working directory (the project root unless the orchestrator set one);
 /// absolute paths are accepted only inside the root and `..` may not leave it. Files are then
 /// opened through [`Sandbox`], which follows symlinks only while they stay inside.
-pub fn confine(host: &Host, call: &CallCtx, path: &str) -> Result<(Sandbox, PathBuf), String> {
+pub(crate) fn confine(
+    host: &Host,
+    call: &CallCtx,
+    path: &str,
+) -> Result<(Sandbox, PathBuf), String> {
     let sb = Sandbox::new(&host.root);
     let base = call.workdir.clone().unwrap_or_default();
     let full = sb.lexical(&base, path).map_err(|why| refused(&sb, path, &why))?;
@@ -259,7 +275,7 @@ pub fn confine(host: &Host, call: &CallCtx, path: &str) -> Result<(Sandbox, Path
 
 /// A path handed on to someone else (a command's directory, a file for a CLI): confined, and
 /// whatever of it exists stays inside the root, symlinks included.
-pub fn sandbox(host: &Host, call: &CallCtx, path: &str) -> Result<PathBuf, String> {
+pub(crate) fn sandbox(host: &Host, call: &CallCtx, path: &str) -> Result<PathBuf, String> {
     let (sb, full) = confine(host, call, path)?;
     sb.check(&full).map_err(|e| fs_error(&sb, "use", path, e))?;
     Ok(full)
@@ -273,7 +289,7 @@ fn refused(sb: &Sandbox, path: &str, why: &Refusal) -> String {
 }
 
 /// The message for a failed sandboxed file operation (`what`: "read", "write"…).
-pub fn fs_error(sb: &Sandbox, what: &str, path: &str, e: sandbox::Error) -> String {
+pub(crate) fn fs_error(sb: &Sandbox, what: &str, path: &str, e: sandbox::Error) -> String {
     match e {
         sandbox::Error::Refused(why) => refused(sb, path, &why),
         sandbox::Error::Io(e) => {
@@ -287,7 +303,7 @@ pub fn fs_error(sb: &Sandbox, what: &str, path: &str, e: sandbox::Error) -> Stri
 }
 
 /// A result map of a command: `#{ code, stdout, stderr }`.
-pub fn command_result(code: i64, stdout: String, stderr: String) -> Map {
+pub(crate) fn command_result(code: i64, stdout: String, stderr: String) -> Map {
     let mut m = Map::new();
     m.insert("code".into(), code.into());
     m.insert("stdout".into(), stdout.into());

@@ -18,7 +18,10 @@ use crate::script::{CallCtx, Event, Host};
 
 /// A JSON object from the Pulumi CLI as a map (anything else as an empty map).
 fn to_map(v: &serde_json::Value) -> Map {
-    crate::script::value::to_dynamic(v).ok().and_then(|d| d.try_cast::<Map>()).unwrap_or_default()
+    crate::script::value::to_dynamic(v)
+        .ok()
+        .and_then(rhai::Dynamic::try_cast::<Map>)
+        .unwrap_or_default()
 }
 
 const ALL: &[&str] = &[
@@ -102,7 +105,7 @@ fn values(ctx: &NativeCallContext, m: Map) -> RResult<BTreeMap<String, String>> 
         .collect()
 }
 
-pub fn module(host: &Arc<Host>) -> Module {
+pub(crate) fn module(host: &Arc<Host>) -> Module {
     let mut m = Module::new();
 
     let h = host.clone();

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use rhai::{Array, Dynamic, Map, Module, NativeCallContext};
 
 use super::{RResult, func, rt};
+use crate::sync::LockExt;
 
 static CACHE: Mutex<Option<HashMap<String, Arc<regex::Regex>>>> = Mutex::new(None);
 
 fn compile(ctx: &NativeCallContext, pattern: &str) -> RResult<Arc<regex::Regex>> {
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = CACHE.locked();
     let cache = cache.get_or_insert_with(HashMap::new);
     if let Some(r) = cache.get(pattern) {
         return Ok(r.clone());
@@ -28,7 +29,7 @@ fn compile(ctx: &NativeCallContext, pattern: &str) -> RResult<Arc<regex::Regex>>
     Ok(re)
 }
 
-pub fn module() -> Module {
+pub(crate) fn module() -> Module {
     let mut m = Module::new();
     func!(
         &mut m,

@@ -8,7 +8,7 @@ use rhai::{Dynamic, Module, NativeCallContext};
 use super::{RResult, check_live, func, rt, stop};
 use crate::script::{Stop, current};
 
-pub fn module(full: bool) -> Module {
+pub(crate) fn module(full: bool) -> Module {
     let mut m = Module::new();
     func!(
         &mut m,

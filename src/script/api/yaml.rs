@@ -6,7 +6,7 @@ use super::{RResult, func, rt};
 use crate::script::value::{from_yaml, to_json};
 
 /// Parse YAML text into a Rhai value (shared with `fs::read_yaml`).
-pub fn parse(text: &str) -> Result<Dynamic, String> {
+pub(crate) fn parse(text: &str) -> Result<Dynamic, String> {
     crate::yaml::check_depth(text).map_err(|e| format!("invalid YAML: {e}"))?;
     crate::script::memory::check_room(
         text.len().saturating_mul(crate::script::memory::PARSED_PER_BYTE),
@@ -17,7 +17,7 @@ pub fn parse(text: &str) -> Result<Dynamic, String> {
         .map_err(|e| format!("invalid YAML: {e}"))
 }
 
-pub fn module() -> Module {
+pub(crate) fn module() -> Module {
     let mut m = Module::new();
     func!(
         &mut m,

@@ -33,7 +33,7 @@ const PROBLEMS: usize = 40;
 /// Tasks named on the critical path before "…".
 const PATH_NAMES: usize = 12;
 /// Distinct phase colours before they repeat.
-pub const PHASE_COLOURS: usize = 8;
+pub(crate) const PHASE_COLOURS: usize = 8;
 
 const STYLE: &str = "\
 .phase-0 { --phase: #4c78a8; } .phase-1 { --phase: #b279a2; } .phase-2 { --phase: #54a24b; }
@@ -63,7 +63,7 @@ const STYLE: &str = "\
 .gantt-box { overflow-x: auto; }";
 
 /// The whole report page for a recorded run.
-pub fn html(run: &Run) -> String {
+pub(crate) fn html(run: &Run) -> String {
     let tl = Timeline::of(run);
     let mut body = String::with_capacity(256 * run.tasks.len() + 8192);
     header(&mut body, run, &tl);
@@ -536,7 +536,7 @@ fn exit_of(error: Option<&str>) -> String {
 
 /// The summary for `$GITHUB_STEP_SUMMARY`: the phases, the critical path, the slowest tasks and
 /// the retries, then where the full report is and how to keep it.
-pub fn markdown(run: &Run, file: &str) -> String {
+pub(crate) fn markdown(run: &Run, file: &str) -> String {
     let tl = Timeline::of(run);
     let code = |s: &str| format!("`{}`", s.replace('`', "'"));
     let mut md = format!(

@@ -37,14 +37,14 @@ const KEY_PX: f64 = 6.8;
 const WHY_CHARS: usize = 40;
 
 /// One service of the picture: its name and, when selected, why.
-pub struct Node<'a> {
+pub(crate) struct Node<'a> {
     pub name: &'a str,
     pub reason: Option<&'a str>,
 }
 
 /// Why a service is highlighted, from its selection reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
+pub(crate) enum Why {
     /// A file under its directory changed.
     Changed,
     /// A file under one of its `watch:` paths changed.
@@ -59,7 +59,7 @@ pub enum Why {
 
 impl Why {
     /// The words of `service::select`'s reasons.
-    pub fn of(reason: Option<&str>) -> Why {
+    pub(crate) fn of(reason: Option<&str>) -> Why {
         match reason {
             None => Why::Dimmed,
             Some(r) if r.starts_with("changed: ") => Why::Changed,
@@ -69,7 +69,7 @@ impl Why {
         }
     }
 
-    pub fn class(self) -> &'static str {
+    pub(crate) fn class(self) -> &'static str {
         match self {
             Why::Changed => "changed",
             Why::Watch => "watch",
@@ -110,14 +110,14 @@ const STYLE: &str = "\
 .graph .arrow { fill: #57606a; }";
 
 /// The picture as a standalone SVG document.
-pub fn svg(nodes: &[Node<'_>], deps: &[Vec<usize>], base: Option<&str>) -> String {
+pub(crate) fn svg(nodes: &[Node<'_>], deps: &[Vec<usize>], base: Option<&str>) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     element(&mut out, nodes, deps, base, true);
     crate::redact::redact(&out).into_owned()
 }
 
 /// The picture in an HTML page, with the selected services and their reasons listed.
-pub fn html(nodes: &[Node<'_>], deps: &[Vec<usize>], base: Option<&str>) -> String {
+pub(crate) fn html(nodes: &[Node<'_>], deps: &[Vec<usize>], base: Option<&str>) -> String {
     let mut body = String::new();
     let picked = nodes.iter().filter(|n| n.reason.is_some()).count();
     let _ = writeln!(

@@ -19,7 +19,7 @@ use super::timeline::human_us;
 
 /// One deploy of one service to one environment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Deploy {
+pub(crate) struct Deploy {
     pub service: String,
     pub environment: Option<String>,
     pub started: DateTime<Utc>,
@@ -31,7 +31,7 @@ pub struct Deploy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     Failed,
     Interrupted,
@@ -88,7 +88,7 @@ if (asked.has('env')) env.value = asked.get('env');
 apply();";
 
 /// The history page of `deploys` (in any order).
-pub fn html(deploys: &[Deploy]) -> String {
+pub(crate) fn html(deploys: &[Deploy]) -> String {
     let mut rows: BTreeMap<(&str, &str), Vec<&Deploy>> = BTreeMap::new();
     for d in deploys {
         rows.entry((d.service.as_str(), d.environment.as_deref().unwrap_or(NO_ENV)))

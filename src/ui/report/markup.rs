@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 /// Escape text for XML content or a quoted attribute: `&`, `<`, `>`, `"`, `'`; characters XML
 /// 1.0 does not allow (control characters but tab and newline) become U+FFFD.
-pub fn esc(s: &str) -> Cow<'_, str> {
+pub(crate) fn esc(s: &str) -> Cow<'_, str> {
     if !s.chars().any(|c| matches!(c, '&' | '<' | '>' | '"' | '\'') || bad(c)) {
         return Cow::Borrowed(s);
     }
@@ -33,13 +33,13 @@ fn bad(c: char) -> bool {
 
 /// A coordinate with at most one decimal, without a trailing `.0` (pictures of thousands of
 /// elements stay small).
-pub fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     let r = (v * 10.0).round() / 10.0;
     if r.fract() == 0.0 { format!("{}", r as i64) } else { format!("{r:.1}") }
 }
 
 /// At most `max` characters of `s`, with `…` when cut.
-pub fn cut(s: &str, max: usize) -> Cow<'_, str> {
+pub(crate) fn cut(s: &str, max: usize) -> Cow<'_, str> {
     if s.chars().count() <= max {
         return Cow::Borrowed(s);
     }
@@ -50,7 +50,7 @@ pub fn cut(s: &str, max: usize) -> Cow<'_, str> {
 
 /// A whole HTML page: `title`, the inline `style`, the `body` markup. Scripts are not allowed
 /// unless `script` is given (inline, run after the body).
-pub fn page(title: &str, style: &str, body: &str, script: Option<&str>) -> String {
+pub(crate) fn page(title: &str, style: &str, body: &str, script: Option<&str>) -> String {
     let script_src = if script.is_some() { "'unsafe-inline'" } else { "'none'" };
     let mut out = String::with_capacity(body.len() + style.len() + 1024);
     let _ = write!(
@@ -67,7 +67,7 @@ pub fn page(title: &str, style: &str, body: &str, script: Option<&str>) -> Strin
 }
 
 /// The style every page starts with.
-pub const BASE_STYLE: &str = "\
+pub(crate) const BASE_STYLE: &str = "\
 :root { color-scheme: light; }
 body { font: 13px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1f2328; margin: 16px 20px; background: #fff; }
 h1 { font-size: 18px; margin: 0 0 10px; }

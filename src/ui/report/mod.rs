@@ -4,9 +4,9 @@
 //! dependency graph ([`graph`]); and the history timeline ([`history`]), drawn from the state
 //! backend's deploy records by `pilum history --html`. [`markup`] holds what they share.
 
-pub mod gantt;
-pub mod graph;
-pub mod history;
-pub mod markup;
-pub mod record;
-pub mod timeline;
+pub(crate) mod gantt;
+pub(crate) mod graph;
+pub(crate) mod history;
+pub(crate) mod markup;
+pub(crate) mod record;
+pub(crate) mod timeline;

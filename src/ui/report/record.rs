@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::orchestrator::event::{Counts, Event, Sink, Summary, TaskStatus};
 use crate::orchestrator::plan::Plan;
+use crate::sync::LockExt;
 
 /// The version of the saved format; a file with another is refused with a clear error.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 /// Output lines kept per task (the last ones).
 const TAIL_LINES: usize = 8;
 /// Characters kept per output line, error or command.
@@ -29,7 +30,7 @@ const RAW_BYTES: usize = 4 * LINE_CHARS;
 
 /// One run, as recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Run {
+pub(crate) struct Run {
     pub format: u32,
     /// `deploy`, `build`, `publish`, `push`.
     pub command: String,
@@ -50,7 +51,7 @@ pub struct Run {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Service {
+pub(crate) struct Service {
     pub name: String,
     /// Why it was selected (`changed: …`, `depends on changed …`, `all services`, …).
     pub reason: String,
@@ -59,7 +60,7 @@ pub struct Service {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Task {
+pub(crate) struct Task {
     pub id: usize,
     /// Index into [`Run::services`].
     pub service: usize,
@@ -80,7 +81,7 @@ pub struct Task {
 /// A moment of the run; `us`: microseconds since the plan was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Mark {
+pub(crate) enum Mark {
     /// The barrier before `phase` (index into [`Run::phases`]) opened.
     Phase {
         us: u64,
@@ -126,7 +127,7 @@ impl Run {
     /// Whether every index in the run points where it should (a file read back may have been
     /// edited): task ids are their positions, services, phases and waits exist. The first
     /// problem, in words.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.format != FORMAT {
             return Err(format!(
                 "it has format {} (this pilum reads format {FORMAT})",
@@ -156,7 +157,7 @@ impl Run {
 }
 
 impl Mark {
-    pub fn us(&self) -> u64 {
+    pub(crate) fn us(&self) -> u64 {
         match self {
             Mark::Phase { us, .. }
             | Mark::Started { us, .. }
@@ -170,7 +171,7 @@ impl Mark {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Failed,
     TimedOut,
@@ -190,7 +191,7 @@ impl From<TaskStatus> for Status {
 
 /// The executor's end-of-run counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// `ok`, `interrupted` or `failed` ([`Summary::status`]).
     pub status: String,
     pub wall_ms: u64,
@@ -201,7 +202,7 @@ pub struct Totals {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub total: usize,
     pub ok: usize,
     pub failed: usize,
@@ -234,7 +235,7 @@ impl From<&Summary> for Totals {
 }
 
 /// Records a run from its events (see the module documentation).
-pub struct Recorder {
+pub(crate) struct Recorder {
     /// When the plan event arrived.
     origin: OnceLock<Instant>,
     state: Mutex<State>,
@@ -251,14 +252,14 @@ struct State {
 
 impl Recorder {
     /// A recorder for a run of `command` (`deploy`, `build`, …).
-    pub fn new(command: &str) -> Self {
+    pub(crate) fn new(command: &str) -> Self {
         let run = Run { format: FORMAT, command: command.to_string(), ..Run::default() };
         Self { origin: OnceLock::new(), state: Mutex::new(State { run, ..State::default() }) }
     }
 
     /// Note what each task of the plan runs (the plan event does not say): the command of a
     /// step that declares one (the `shell` recipe), else `recipe::function`.
-    pub fn planned(&self, plan: &Plan) {
+    pub(crate) fn planned(&self, plan: &Plan) {
         let commands = plan
             .tasks
             .iter()
@@ -275,7 +276,7 @@ impl Recorder {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     fn now(&self) -> u64 {
@@ -284,7 +285,7 @@ impl Recorder {
 
     /// The run so far, with its output tails and commands filled in, every string masked
     /// again. Call it once the run is over; recording may go on (a later call sees more).
-    pub fn finish(&self) -> Run {
+    pub(crate) fn finish(&self) -> Run {
         let us = self.now();
         let st = self.lock();
         let mut run = st.run.clone();
@@ -337,7 +338,7 @@ impl Recorder {
                 let service = index.get(&text(&t["service"])).copied().unwrap_or_default();
                 let after: Vec<usize> = list(&t["after"])
                     .iter()
-                    .filter_map(|a| a.as_u64())
+                    .filter_map(serde_json::Value::as_u64)
                     .map(|a| a as usize)
                     .collect();
                 let step = text(&t["step"]);

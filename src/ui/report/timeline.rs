@@ -11,7 +11,7 @@ use super::record::{Mark, Run, Status};
 
 /// How a task ended, as the pictures colour it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     /// Succeeded after failed attempts.
     Retried,
@@ -28,7 +28,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The CSS class, also the word in tooltips and tables.
-    pub fn class(self) -> &'static str {
+    pub(crate) fn class(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Retried => "retried",
@@ -41,7 +41,7 @@ impl Outcome {
         }
     }
 
-    pub fn words(self) -> &'static str {
+    pub(crate) fn words(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Retried => "ok after retries",
@@ -55,7 +55,7 @@ impl Outcome {
     }
 
     /// Every outcome, in legend order.
-    pub const ALL: [Outcome; 8] = [
+    pub(crate) const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::Retried,
         Outcome::Failed,
@@ -69,7 +69,7 @@ impl Outcome {
 
 /// One attempt of a task: `[start, end]` in microseconds, and whether it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub start: u64,
     pub end: u64,
     pub failed: bool,
@@ -77,7 +77,7 @@ pub struct Attempt {
 
 /// A task on the timeline.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Span {
+pub(crate) struct Span {
     pub attempts: Vec<Attempt>,
     /// Waiting for a lock before the first attempt (recorded by the state backend).
     pub lock_wait: Option<(u64, u64)>,
@@ -92,23 +92,23 @@ pub struct Span {
 }
 
 impl Span {
-    pub fn start(&self) -> Option<u64> {
+    pub(crate) fn start(&self) -> Option<u64> {
         self.attempts.first().map(|a| a.start).or(self.skipped_at)
     }
 
-    pub fn end(&self) -> Option<u64> {
+    pub(crate) fn end(&self) -> Option<u64> {
         self.attempts.last().map(|a| a.end).or(self.skipped_at)
     }
 
     /// Whether it ran (and so took time).
-    pub fn ran(&self) -> bool {
+    pub(crate) fn ran(&self) -> bool {
         !self.attempts.is_empty()
     }
 }
 
 /// The run read as a timeline.
 #[derive(Debug, Clone)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     /// One per task, by task id.
     pub spans: Vec<Span>,
     /// When each phase's barrier opened (`None`: the phase never started).
@@ -120,7 +120,7 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    pub fn of(run: &Run) -> Self {
+    pub(crate) fn of(run: &Run) -> Self {
         let n = run.tasks.len();
         let blank = Span {
             attempts: Vec::new(),
@@ -205,7 +205,7 @@ impl Timeline {
     }
 
     /// How long the critical path took, from its first start to its last end.
-    pub fn critical_us(&self) -> u64 {
+    pub(crate) fn critical_us(&self) -> u64 {
         match (self.critical.first(), self.critical.last()) {
             (Some(&a), Some(&b)) => {
                 let s = self.spans[a].start().unwrap_or(0);
@@ -262,7 +262,7 @@ fn critical_path(run: &Run, spans: &[Span]) -> Vec<usize> {
 
 /// One phase's row in the summary.
 #[derive(Debug, Clone)]
-pub struct PhaseRow {
+pub(crate) struct PhaseRow {
     pub name: String,
     pub tasks: usize,
     /// When its barrier opened.
@@ -274,7 +274,7 @@ pub struct PhaseRow {
 }
 
 /// Per phase: tasks, start, duration, slowest task.
-pub fn phases(run: &Run, tl: &Timeline) -> Vec<PhaseRow> {
+pub(crate) fn phases(run: &Run, tl: &Timeline) -> Vec<PhaseRow> {
     run.phases
         .iter()
         .enumerate()
@@ -303,12 +303,12 @@ pub fn phases(run: &Run, tl: &Timeline) -> Vec<PhaseRow> {
 }
 
 /// Time a task spent running, over all its attempts.
-pub fn busy(s: &Span) -> u64 {
+pub(crate) fn busy(s: &Span) -> u64 {
     s.attempts.iter().map(|a| a.end.saturating_sub(a.start)).sum()
 }
 
 /// The `n` tasks that ran longest, longest first.
-pub fn slowest(tl: &Timeline, n: usize) -> Vec<usize> {
+pub(crate) fn slowest(tl: &Timeline, n: usize) -> Vec<usize> {
     let mut ids: Vec<usize> = (0..tl.spans.len()).filter(|&i| tl.spans[i].ran()).collect();
     ids.sort_by_key(|&i| (std::cmp::Reverse(busy(&tl.spans[i])), i));
     ids.truncate(n);
@@ -316,7 +316,7 @@ pub fn slowest(tl: &Timeline, n: usize) -> Vec<usize> {
 }
 
 /// How many tasks had each outcome, in [`Outcome::ALL`] order.
-pub fn outcomes(tl: &Timeline) -> Vec<(Outcome, usize)> {
+pub(crate) fn outcomes(tl: &Timeline) -> Vec<(Outcome, usize)> {
     Outcome::ALL
         .iter()
         .map(|&o| (o, tl.spans.iter().filter(|s| s.outcome == o).count()))
@@ -325,7 +325,7 @@ pub fn outcomes(tl: &Timeline) -> Vec<(Outcome, usize)> {
 }
 
 /// `850ms`, `2.3s`, `1m05s` from microseconds (sub-millisecond: `0.4ms`).
-pub fn human_us(us: u64) -> String {
+pub(crate) fn human_us(us: u64) -> String {
     if us < 1000 {
         format!("{:.1}ms", us as f64 / 1000.0)
     } else {
