@@ -668,10 +668,16 @@ pub(crate) fn validate(
         }
         let strategy = match crate::autoscale::strategy::resolve(&base, &spec.strategy) {
             Err(suggestion) => {
+                // The built-in names come from the embedded table, as the docs' list does.
+                let names: Vec<String> = crate::autoscale::strategy::BUILTINS
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect();
+                let help = format!("use {} or a path to a `.rhai` file", names.join(", "));
                 let d = p.at(
                     &at("strategy"),
                     format!("pool `{name}`: unknown strategy `{}`", spec.strategy),
-                    "use `incremental`, `absolute`, `target-tracking`, `step`, `schedule-floor` or a path to a `.rhai` file",
+                    &help,
                 );
                 d.did_you_mean = suggestion.map(|c| format!("did you mean `{c}`?"));
                 None

@@ -29,6 +29,7 @@ pub(crate) mod report;
 pub(crate) mod rollback;
 pub(crate) mod run;
 pub(crate) mod runs;
+pub(crate) mod scale;
 pub(crate) mod script_api;
 pub(crate) mod settings;
 pub(crate) mod shard;
@@ -89,7 +90,7 @@ pub(crate) fn dispatch(cli: Cli, out: &Output) -> Result<(), Error> {
         Command::Rollback(a) => report(out, dir.clone(), rollback::run(dir, &a, out)),
         // -- recipe catalogue
         Command::Docs(args) => docs::run(dir, args, out),
-        Command::Scale(cmd) => crate::server::cli::run(cmd, dir.as_deref(), out),
+        Command::Scale(cmd) => scale::run(cmd, dir.as_deref(), out),
     }
 }
 

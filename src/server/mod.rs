@@ -10,7 +10,6 @@
 //! grace) → pending signals are persisted → exit, always within `--shutdown-grace`.
 
 pub(crate) mod auth;
-pub(crate) mod cli;
 pub(crate) mod limits;
 pub(crate) mod page;
 pub(crate) mod routes;

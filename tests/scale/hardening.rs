@@ -289,6 +289,19 @@ fn check_json_reports_every_problem_with_its_location() {
     let text = v.to_string();
     assert!(text.contains("greater than `max`") && text.contains("unknown strategy"), "{v:#}");
     assert!(errors.iter().any(|e| e["suggestion"] == "incremental"), "{v:#}");
+    // The help names every built-in strategy: one per file in `scripts/`.
+    let help = errors
+        .iter()
+        .find(|e| e["message"].as_str().is_some_and(|m| m.contains("unknown strategy")))
+        .and_then(|e| e["help"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let dir = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts")).expect("scripts/");
+    for f in dir.flatten() {
+        let name =
+            f.path().file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        assert!(help.contains(&format!("`{name}`")), "`{name}` missing from: {help}");
+    }
 }
 
 #[test]
