@@ -282,7 +282,8 @@ pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
         None => super::checkout::default_tag(commit.as_ref()),
     };
     if let Some(s) = super::shard::parse(cfg.shard.as_deref())? {
-        planned = super::shard::select(planned, s, &loaded.project.root);
+        let history = super::shard::history_weights(state(cfg, loaded)?.as_ref())?;
+        planned = super::shard::select(planned, s, &history);
     }
     let mut plan = Plan::build(planned, &cfg.filter, tag, cfg.environment.clone(), cfg.dry_run);
     plan.commit = commit;

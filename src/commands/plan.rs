@@ -27,7 +27,9 @@ pub(crate) fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<()
         let mut whole = cfg.clone();
         whole.filter = crate::orchestrator::plan::StepFilter::default();
         let plan = pipeline::plan(&whole, &loaded)?;
-        let m = super::shard::matrix(&plan, a.ci.shards, &loaded.project.root)?;
+        let backend = pipeline::state(&cfg, &loaded)?;
+        let history = super::shard::history_weights(backend.as_ref())?;
+        let m = super::shard::matrix(&plan, a.ci.shards, &history)?;
         out.stdout_line(&m.to_string());
         return Ok(());
     }

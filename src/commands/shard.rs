@@ -2,10 +2,9 @@
 //! The split is `service::shard`'s: whole `depends_on` components, balanced by weight. A
 //! service weighs its task count, or, when the history has a duration for every planned
 //! service, its average duration over the last runs that recorded one
-//! (`summary.service_ms` in `.pilum/history.jsonl`).
+//! (`summary.service_ms` in the state backend's run history: `.pilum/history.jsonl` or Redis).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use crate::error::Error;
 use crate::orchestrator::plan::{Plan, PlannedService};
@@ -22,17 +21,18 @@ pub(crate) fn parse(flag: Option<&str>) -> Result<Option<Shard>, Error> {
     flag.map(|f| shard::parse(f).map_err(|e| Error::usage(format!("`--shard`: {e}")))).transpose()
 }
 
-/// Average duration in ms per service over the last runs of `.pilum/history.jsonl` that
-/// recorded durations.
-pub(crate) fn history_weights(root: &Path) -> HashMap<String, u64> {
-    let Ok(path) = crate::state::guard::pilum_path(root, "history.jsonl") else {
-        return HashMap::new();
-    };
-    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
+/// Average duration in ms per service over the last runs of the state backend's run history
+/// that recorded durations (`.pilum/history.jsonl`, or Redis, where every runner of a CI run
+/// reads the same history and so cuts the same shards). A backend that cannot be read is an
+/// error: shards cut from different histories would run some services twice and others never.
+pub(crate) fn history_weights(
+    backend: &dyn crate::state::Backend,
+) -> Result<HashMap<String, u64>, Error> {
+    let runs = backend
+        .runs(HISTORY_RUNS, &|v| v["summary"]["service_ms"].is_object())
+        .map_err(Error::usage)?;
     let mut sums: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut runs = 0;
-    for line in text.lines().rev() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+    for v in &runs.runs {
         let Some(ms) = v["summary"]["service_ms"].as_object() else { continue };
         for (name, d) in ms {
             if let Some(d) = d.as_u64() {
@@ -41,12 +41,8 @@ pub(crate) fn history_weights(root: &Path) -> HashMap<String, u64> {
                 e.1 += 1;
             }
         }
-        runs += 1;
-        if runs == HISTORY_RUNS {
-            break;
-        }
     }
-    sums.into_iter().map(|(k, (sum, n))| (k, sum / n.max(1))).collect()
+    Ok(sums.into_iter().map(|(k, (sum, n))| (k, sum / n.max(1))).collect())
 }
 
 /// What a service weighs: its duration if every service has one, else its tasks over every
@@ -90,9 +86,12 @@ fn split(
 
 /// The services of one shard, with their dependencies between them (which never cross
 /// shards), before the plan is built from them.
-pub(crate) fn select(services: Vec<PlannedService>, s: Shard, root: &Path) -> Vec<PlannedService> {
-    let history = history_weights(root);
-    let (comps, assigned) = split(&services, s.total, &history);
+pub(crate) fn select(
+    services: Vec<PlannedService>,
+    s: Shard,
+    history: &HashMap<String, u64>,
+) -> Vec<PlannedService> {
+    let (comps, assigned) = split(&services, s.total, history);
     let mut keep: Vec<usize> = comps
         .iter()
         .zip(&assigned)
@@ -117,9 +116,8 @@ pub(crate) fn select(services: Vec<PlannedService>, s: Shard, root: &Path) -> Ve
 pub(crate) fn matrix(
     plan: &Plan,
     shards: Option<usize>,
-    root: &Path,
+    history: &HashMap<String, u64>,
 ) -> Result<serde_json::Value, Error> {
-    let history = history_weights(root);
     let edges: Vec<Vec<usize>> = plan.services.iter().map(|s| s.depends_on.clone()).collect();
     let count = shard::components(plan.services.len(), &edges).len();
     let total = match shards {
@@ -130,7 +128,7 @@ pub(crate) fn matrix(
         Some(n) => n,
         None => count.clamp(1, DEFAULT_MAX_SHARDS),
     };
-    let (comps, assigned) = split(&plan.services, total, &history);
+    let (comps, assigned) = split(&plan.services, total, history);
     let mut include = Vec::new();
     for s in 0..total {
         let mut members: Vec<usize> = comps
@@ -169,9 +167,11 @@ mod tests {
             "{\"summary\":{\"service_ms\":{\"api\":100}}}\nnot json\n{\"summary\":{}}\n{\"summary\":{\"service_ms\":{\"api\":300,\"web\":50}}}\n",
         )
         .expect("write");
-        let w = history_weights(dir.path());
+        let backend = crate::state::file::FileBackend::new(dir.path());
+        let w = history_weights(&backend).expect("readable");
         assert_eq!(w.get("api"), Some(&200));
         assert_eq!(w.get("web"), Some(&50));
-        assert!(history_weights(&dir.path().join("none")).is_empty());
+        let none = crate::state::file::FileBackend::new(&dir.path().join("none"));
+        assert!(history_weights(&none).expect("no history").is_empty());
     }
 }

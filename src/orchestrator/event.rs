@@ -113,6 +113,9 @@ pub(crate) struct Summary {
     pub failures: Vec<Failure>,
     /// Per service: `ok`, `failed`, `interrupted` or `skipped`.
     pub service_status: Vec<(String, String)>,
+    /// Per service whose every task succeeded: its tasks' durations summed, in ms. The run
+    /// history keeps it, and `--shard` balances by it.
+    pub service_ms: std::collections::BTreeMap<String, u64>,
 }
 
 impl Summary {

@@ -142,6 +142,8 @@ struct Shared {
     running: usize,
     /// Why a service cannot continue (its own failure or a failed dependency).
     blocked: Vec<Option<String>>,
+    /// Per service: the time its tasks took, summed (what `--shard` weighs it by next time).
+    busy_ms: Vec<u64>,
 }
 
 pub(crate) fn task_ref(plan: &Plan, t: &Task) -> TaskRef {
@@ -214,6 +216,7 @@ impl<'a> Scheduler<'a> {
                 ready: VecDeque::new(),
                 running: 0,
                 blocked: vec![None; plan.services.len()],
+                busy_ms: vec![0; plan.services.len()],
             }),
             wake: Condvar::new(),
             outputs: Mutex::new(Outputs::default()),
@@ -441,6 +444,8 @@ impl<'a> Scheduler<'a> {
         let mut sh = self.lock();
         sh.running -= 1;
         sh.state[id] = State::Done(status);
+        sh.busy_ms[t.service] = sh.busy_ms[t.service]
+            .saturating_add(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
         if status == TaskStatus::Ok {
             for &r in &self.rdeps[id] {
                 sh.remaining[r] -= 1;
@@ -525,6 +530,9 @@ impl<'a> Scheduler<'a> {
                 "skipped"
             };
             summary.service_status.push((s.name.clone(), status.to_string()));
+            if status == "ok" {
+                summary.service_ms.insert(s.name.clone(), sh.busy_ms[si]);
+            }
         }
         summary.services = services;
         summary.failures = crate::sync::into_value(self.failures);

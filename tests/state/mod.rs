@@ -271,3 +271,38 @@ fn the_cache_skips_what_did_not_change_and_reruns_dependents_deploys() {
     pilum(&t, &["deploy", "--no-cache"]).success();
     assert_eq!(ran(&t).len(), 6);
 }
+
+/// Shards are weighed by the durations in the shared run history: a clone that never ran
+/// anything cuts the same matrix as the runners that did, and a slow service gets a shard of
+/// its own. From the file backend of a fresh clone the split is by task count instead.
+#[test]
+fn shards_are_weighed_by_the_shared_run_history() {
+    let redis = RedisServer::start();
+    let shared = tempfile::tempdir().unwrap();
+    let log = shared.path().join("spans.log");
+    let services = [("a", spanned("a")), ("b", spanned("b")), ("c", spanned("c"))];
+    let all: Vec<(&str, &str)> = services.iter().map(|(n, b)| (*n, b.as_str())).collect();
+    // One runner records `a` as slow, another `b` and `c` as quick.
+    let slow = clone("slow", &log, 0.4, &all[..1]).env("PILUM_STATE", redis.url());
+    pilum(&slow, &["deploy"]).success();
+    let quick = clone("quick", &log, 0.0, &all[1..]).env("PILUM_STATE", redis.url());
+    pilum(&quick, &["deploy"]).success();
+    let fresh = clone("fresh", &log, 0.0, &all);
+    let matrix = |t: &Test, state: &str| -> Vec<String> {
+        let r =
+            pilum(t, &["plan", "--matrix", "github", "--shards", "2", "--state", state]).success();
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("matrix JSON");
+        let mut shards: Vec<String> = v["include"]
+            .as_array()
+            .expect("include")
+            .iter()
+            .map(|s| s["services"].as_str().unwrap_or_default().to_string())
+            .collect();
+        shards.sort();
+        shards
+    };
+    assert_eq!(matrix(&fresh, &redis.url()), ["a", "b c"]);
+    let by_tasks = matrix(&fresh, "file");
+    assert_eq!(by_tasks.len(), 2, "{by_tasks:?}");
+    assert_ne!(by_tasks, ["a", "b c"], "three equal services split 2 + 1 by task count");
+}
