@@ -264,13 +264,8 @@ pub(crate) struct StateArgs {
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
 
-    /// Wait this long for a deploy lock another run holds (in arrival order); default: refuse at once
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
-    pub lock_wait: Option<std::time::Duration>,
-
-    /// The lease of a Redis deploy lock, renewed while the run lives (default 15s)
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
-    pub lock_ttl: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     /// Run every step: do not reuse cached builds or skip what is already live
     #[arg(long)]
@@ -559,11 +554,19 @@ pub(crate) struct RollbackArgs {
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
 
-    /// Wait this long for a deploy lock another run holds; default: refuse at once
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// How a run that changes what is live waits for its deploy locks (`deploy`, `rollback`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "State")]
+pub(crate) struct LockArgs {
+    /// Wait this long for a deploy lock another run holds (in arrival order); default: refuse at once
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
     pub lock_wait: Option<std::time::Duration>,
 
-    /// The lease of a Redis deploy lock, renewed while the rollback runs (default 15s)
+    /// The lease of a Redis deploy lock, renewed while the run lives (default 15s)
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::positive_flag)]
     pub lock_ttl: Option<std::time::Duration>,
 }

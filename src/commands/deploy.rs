@@ -267,21 +267,7 @@ impl<W: Watch> lock::Observer for Notes<W> {
         ahead: usize,
         waited: Duration,
     ) {
-        let who = holder.map_or_else(
-            || format!("promised to {ahead} earlier run(s)"),
-            |h| format!("held by {}", h.describe()),
-        );
-        let queue = if holder.is_some() && ahead > 0 {
-            format!("; {ahead} run(s) ahead")
-        } else {
-            String::new()
-        };
-        let since = if waited.is_zero() {
-            String::new()
-        } else {
-            format!(" (waited {})", crate::duration::format(waited))
-        };
-        self.0.state_note(&format!("waiting for the deploy lock `{key}`: {who}{queue}{since}"));
+        self.0.state_note(&lock::waiting_note(key, holder, ahead, waited));
     }
 
     fn still_waiting(&self, _key: &lock::LockKey, holder: Option<&lock::Holder>, waited: Duration) {
@@ -289,10 +275,7 @@ impl<W: Watch> lock::Observer for Notes<W> {
     }
 
     fn granted(&self, key: &lock::LockKey, waited: Duration) {
-        self.0.state_note(&format!(
-            "took the deploy lock `{key}` after {}",
-            crate::duration::format(waited)
-        ));
+        self.0.state_note(&lock::granted_note(key, waited));
     }
 
     fn warn(&self, message: &str) {
@@ -435,8 +418,8 @@ pub(crate) fn command(
         timeout: a.timeout,
         verbose: out.verbose,
         allow_dirty: a.allow_dirty,
-        lock_wait: a.state.lock_wait,
-        lock_ttl: a.state.lock_ttl.unwrap_or(crate::state::lock::DEFAULT_TTL),
+        lock_wait: a.state.lock.lock_wait,
+        lock_ttl: a.state.lock.lock_ttl.unwrap_or(crate::state::lock::DEFAULT_TTL),
         cache: !(a.state.no_cache || a.state.force),
         barrier: a.state.barrier.clone(),
     };

@@ -102,18 +102,10 @@ impl<W: Watch + 'static> Reporting<W> {
         let env = ci::process_env;
         let detected = ci::detect(&env);
         let dry_run = cfg.dry_run;
-        let notify = if flags.no_notify || settings.notify.is_empty() {
+        let notify = if flags.no_notify {
             None
         } else {
-            let mut targets = Vec::new();
-            for entry in &settings.notify {
-                match entry.resolve(&env) {
-                    Ok(t) => targets.push(t),
-                    Err(warning) => out.warn(&warning),
-                }
-            }
-            let report = Arc::new(Messages(out.clone()));
-            Some(Dispatcher::start(&root, targets, dry_run, flush, report).map_err(Error::usage)?)
+            dispatcher(&root, &settings, dry_run, flush, out).map_err(Error::usage)?
         };
         let statuses = settings.github.statuses || flags.github_statuses;
         let deployments = settings.github.deployments || flags.github_deployments;
@@ -144,7 +136,7 @@ impl<W: Watch + 'static> Reporting<W> {
             None
         };
         let run = event::Run {
-            id: format!("{:x}-{:04x}", chrono::Utc::now().timestamp_millis(), fastrand::u16(..)),
+            id: run_id(),
             command: verb.name().to_string(),
             project: project_name(&root),
             dry_run,
@@ -372,26 +364,19 @@ pub(crate) fn notify_rollbacks(
             return out.warn(&format!("no notifications: {why}"));
         }
     };
-    if settings.notify.is_empty() || outcomes.is_empty() {
+    if outcomes.is_empty() {
         return;
     }
-    let env = ci::process_env;
-    let mut targets = Vec::new();
-    for entry in &settings.notify {
-        match entry.resolve(&env) {
-            Ok(t) => targets.push(t),
-            Err(warning) => out.warn(&warning),
-        }
-    }
     let flush = settings.notify_timeout.unwrap_or(notify::DEFAULT_FLUSH);
-    let report = Arc::new(Messages(out.clone()));
-    let dispatcher = match Dispatcher::start(root, targets, false, flush, report) {
-        Ok(d) => d,
+    let dispatcher = match dispatcher(root, &settings, false, flush, out) {
+        Ok(Some(d)) => d,
+        Ok(None) => return,
         Err(e) => return out.warn(&format!("no notifications: {e}")),
     };
+    let env = ci::process_env;
     let detected = ci::detect(&env);
     let run = event::Run {
-        id: format!("{:x}-{:04x}", chrono::Utc::now().timestamp_millis(), fastrand::u16(..)),
+        id: run_id(),
         command: "rollback".into(),
         project: project_name(root),
         environment: environment.map(str::to_string),
@@ -418,6 +403,34 @@ pub(crate) fn notify_rollbacks(
         dispatcher.send(&n);
     }
     dispatcher.finish();
+}
+
+/// The project's notifiers (`notify:`), started; `None` without any. An entry that cannot be
+/// used (a missing secret) is a warning and is left out.
+fn dispatcher(
+    root: &Path,
+    settings: &Settings,
+    dry_run: bool,
+    flush: std::time::Duration,
+    out: &Output,
+) -> Result<Option<Dispatcher>, String> {
+    if settings.notify.is_empty() {
+        return Ok(None);
+    }
+    let mut targets = Vec::new();
+    for entry in &settings.notify {
+        match entry.resolve(&ci::process_env) {
+            Ok(t) => targets.push(t),
+            Err(warning) => out.warn(&warning),
+        }
+    }
+    let report = Arc::new(Messages(out.clone()));
+    Dispatcher::start(root, targets, dry_run, flush, report).map(Some)
+}
+
+/// A notification run's id: the time in ms and a random suffix, in hex.
+fn run_id() -> String {
+    format!("{:x}-{:04x}", chrono::Utc::now().timestamp_millis(), fastrand::u16(..))
 }
 
 fn project_name(root: &Path) -> String {
@@ -509,8 +522,8 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
     fn lock_waiting(&self, holder: Option<&str>, waited: std::time::Duration) {
         self.inner.lock_waiting(holder, waited);
         if let Some(d) = self.notify.locked().as_ref() {
-            let run = self.state.locked().run.clone();
-            d.lock_waited(&run, holder.unwrap_or("an earlier waiting run"), waited);
+            let run = || self.state.locked().run.clone();
+            d.lock_waited(run, holder.unwrap_or("an earlier waiting run"), waited);
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::live::{self, History, LiveError, Printer, Show, TargetKey};
 use crate::cli::RollbackArgs;
@@ -16,7 +17,7 @@ use crate::error::{Error, exit};
 use crate::output::Output;
 use crate::recipe::hooks::{Hook, HookRunner, Rolled, Target};
 use crate::state::lock::{self, Holder, LockKey, Locks, Status};
-use crate::state::record::{Origin, Outcome as RecordOutcome, Record};
+use crate::state::record::{self, Origin, Outcome as RecordOutcome, Record};
 use crate::state::{Backend, Batch};
 
 /// What a rollback goes back to, and who said so.
@@ -172,7 +173,7 @@ pub(crate) fn rollback(
     };
     let printer = Printer::new(out, Show::Verbose, &live.targets);
     let runner = HookRunner::new(&live.root, args.dry_run, out.verbose, printer);
-    let started = now();
+    let started = record::now();
     let outcomes = live::each(&live.targets, 4, |t: &Target| {
         let previous = history.and_then(|h| h.previous_deploy(&TargetKey::of(t)));
         let to = rollback_to(args.to.as_deref(), previous.as_ref());
@@ -182,7 +183,12 @@ pub(crate) fn rollback(
                 .map_err(|e| e.to_string()),
             Err(why) => Err(why),
         };
-        let version = previous.and_then(|p| p.tag).or_else(|| to.revision().map(str::to_string));
+        // The tag gone back to: history's when the revision came from it, else `--to`'s value.
+        let version = match &to {
+            RollbackTo::Recorded(_) => previous.and_then(|p| p.tag),
+            _ => None,
+        }
+        .or_else(|| to.revision().map(str::to_string));
         Outcome {
             service: t.service.clone(),
             recipe: t.recipe.decl.name.clone(),
@@ -231,10 +237,12 @@ impl Held {
         let mut keys: Vec<LockKey> = live.targets.iter().map(key_of).collect();
         keys.dedup();
         let origin = Origin::current(&live.root);
-        let run = crate::state::record::new_id();
+        let run = record::new_id();
         let me = Holder::new(&origin, &run, "rollback");
-        let opts =
-            lock::Options { ttl: args.lock_ttl.unwrap_or(lock::DEFAULT_TTL), wait: args.lock_wait };
+        let opts = lock::Options {
+            ttl: args.lock.lock_ttl.unwrap_or(lock::DEFAULT_TTL),
+            wait: args.lock.lock_wait,
+        };
         let locks =
             Locks::acquire(backend.clone(), me, keys.clone(), opts, Arc::new(Told(out.clone())))
                 .map_err(|e| Error::usage(e.to_string()))?;
@@ -244,7 +252,7 @@ impl Held {
                 if cancel.is_cancelled() {
                     return Err(Error::silent(exit::INTERRUPTED));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(50));
             }
             if let Status::GaveUp(why) | Status::Lost(why) = locks.status(i) {
                 return Err(Error::usage(why));
@@ -262,7 +270,7 @@ impl Held {
 
     /// One deploy record per target (command `rollback`), written before the locks go.
     fn record(self, live: &live::Live, outcomes: &[Outcome], started: &str, out: &Output) {
-        let ended = now();
+        let ended = record::now();
         let records = outcomes
             .iter()
             .map(|o| {
@@ -283,7 +291,7 @@ impl Held {
                     .find(|t| t.label == o.label)
                     .map_or_else(|| o.recipe.clone(), |t| t.recipe.file.display().to_string());
                 Record {
-                    id: crate::state::record::new_id(),
+                    id: record::new_id(),
                     run: self.run.clone(),
                     command: "rollback".into(),
                     service: o.service.clone(),
@@ -304,7 +312,7 @@ impl Held {
                     } else {
                         RecordOutcome::Failed
                     },
-                    error: o.result.as_ref().err().map(|e| crate::state::record::first_line(e)),
+                    error: o.result.as_ref().err().map(|e| record::first_line(e)),
                     cached: None,
                     lock: Some(key.to_string()),
                     fence,
@@ -333,33 +341,16 @@ fn key_of(t: &Target) -> LockKey {
     }
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// Lock waits, told on stderr.
 struct Told(Output);
 
 impl lock::Observer for Told {
-    fn waiting(
-        &self,
-        key: &LockKey,
-        holder: Option<&Holder>,
-        ahead: usize,
-        _: std::time::Duration,
-    ) {
-        let who = holder.map_or_else(
-            || format!("promised to {ahead} earlier run(s)"),
-            |h| format!("held by {}", h.describe()),
-        );
-        self.0.info(&format!("waiting for the deploy lock `{key}`: {who}"));
+    fn waiting(&self, key: &LockKey, holder: Option<&Holder>, ahead: usize, waited: Duration) {
+        self.0.info(&lock::waiting_note(key, holder, ahead, waited));
     }
 
-    fn granted(&self, key: &LockKey, waited: std::time::Duration) {
-        self.0.info(&format!(
-            "took the deploy lock `{key}` after {}",
-            crate::duration::format(waited)
-        ));
+    fn granted(&self, key: &LockKey, waited: Duration) {
+        self.0.info(&lock::granted_note(key, waited));
     }
 
     fn warn(&self, message: &str) {
@@ -386,8 +377,7 @@ mod tests {
             dry_run,
             timeout: std::time::Duration::from_secs(60),
             state: None,
-            lock_wait: None,
-            lock_ttl: None,
+            lock: crate::cli::LockArgs::default(),
         }
     }
 

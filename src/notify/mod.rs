@@ -240,23 +240,33 @@ impl Dispatcher {
 
     /// Send `lock_wait` to the targets whose `lock_wait` threshold `waited` has passed, once
     /// per target and run (it is called on every look at a busy lock).
-    pub(crate) fn lock_waited(&self, run: &event::Run, holder: &str, waited: Duration) {
+    pub(crate) fn lock_waited(
+        &self,
+        run: impl FnOnce() -> event::Run,
+        holder: &str,
+        waited: Duration,
+    ) {
+        // Called on every look at a busy lock: nothing is built until a target is due.
+        let due: Vec<&Worker> = self
+            .workers
+            .iter()
+            .filter(|w| w.target.events.contains(&Kind::LockWait) && waited >= w.target.lock_wait)
+            .filter(|w| !w.lock_wait_sent.swap(true, Ordering::SeqCst))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
         let n = Notification::lock_wait(
-            run,
+            &run(),
             event::Lock { holder: holder.to_string(), waited_ms: waited.as_millis() as u64 },
         );
         let value = Arc::new(serde_json::to_value(&n).unwrap_or_default());
-        for w in &self.workers {
-            if w.target.events.contains(&Kind::LockWait)
-                && waited >= w.target.lock_wait
-                && !w.lock_wait_sent.swap(true, Ordering::SeqCst)
-                && let Some(tx) = &w.tx
-            {
-                w.queued.fetch_add(1, Ordering::SeqCst);
-                if tx.try_send(value.clone()).is_err() {
-                    w.queued.fetch_sub(1, Ordering::SeqCst);
-                    w.dropped.fetch_add(1, Ordering::SeqCst);
-                }
+        for w in due {
+            let Some(tx) = &w.tx else { continue };
+            w.queued.fetch_add(1, Ordering::SeqCst);
+            if tx.try_send(value.clone()).is_err() {
+                w.queued.fetch_sub(1, Ordering::SeqCst);
+                w.dropped.fetch_add(1, Ordering::SeqCst);
             }
         }
     }
@@ -599,9 +609,9 @@ mod tests {
             report.clone(),
         )
         .expect("start");
-        d.lock_waited(&run(), "ci-runner-7", Duration::from_secs(10));
-        d.lock_waited(&run(), "ci-runner-7", Duration::from_secs(45));
-        d.lock_waited(&run(), "ci-runner-7", Duration::from_secs(46));
+        d.lock_waited(run, "ci-runner-7", Duration::from_secs(10));
+        d.lock_waited(run, "ci-runner-7", Duration::from_secs(45));
+        d.lock_waited(run, "ci-runner-7", Duration::from_secs(46));
         assert_eq!(d.finish()[0].1.delivered, 1, "once past the threshold, once per run");
     }
 

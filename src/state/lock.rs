@@ -220,6 +220,36 @@ impl fmt::Display for Busy {
     }
 }
 
+/// What a waiting run prints when a wait starts or the holder changes: `waiting for the deploy
+/// lock `api/prod/web`: held by … ; 2 run(s) ahead (waited 5s)`.
+pub(crate) fn waiting_note(
+    key: &LockKey,
+    holder: Option<&Holder>,
+    ahead: usize,
+    waited: Duration,
+) -> String {
+    let who = holder.map_or_else(
+        || format!("promised to {ahead} earlier run(s)"),
+        |h| format!("held by {}", h.describe()),
+    );
+    let queue = if holder.is_some() && ahead > 0 {
+        format!("; {ahead} run(s) ahead")
+    } else {
+        String::new()
+    };
+    let since = if waited.is_zero() {
+        String::new()
+    } else {
+        format!(" (waited {})", crate::duration::format(waited))
+    };
+    format!("waiting for the deploy lock `{key}`: {who}{queue}{since}")
+}
+
+/// What a run prints when a waited-for lock is granted.
+pub(crate) fn granted_note(key: &LockKey, waited: Duration) -> String {
+    format!("took the deploy lock `{key}` after {}", crate::duration::format(waited))
+}
+
 /// What a waiting run is told.
 pub(crate) trait Observer: Send + Sync {
     /// `key` is busy: held by `holder` with `ahead` runs queued first, waited for `waited` so

@@ -122,8 +122,7 @@ pub(crate) trait Backend: Send + Sync {
         environment: Option<&str>,
         region: Option<&str>,
     ) -> Result<Option<Record>, StateError> {
-        let filter = Filter { limit: 1, ..Filter::live(service, target, environment, region) };
-        Ok(self.records(&filter)?.records.into_iter().next())
+        self.went_live(Filter::live(service, target, environment, region), 0)
     }
 
     /// The record that went live before [`Backend::last_success`]'s: what a rollback returns
@@ -135,8 +134,13 @@ pub(crate) trait Backend: Send + Sync {
         environment: Option<&str>,
         region: Option<&str>,
     ) -> Result<Option<Record>, StateError> {
-        let filter = Filter { limit: 2, ..Filter::live(service, target, environment, region) };
-        Ok(self.records(&filter)?.records.into_iter().nth(1))
+        self.went_live(Filter::live(service, target, environment, region), 1)
+    }
+
+    /// The `nth` newest record matching `live` (a [`Filter::live`]).
+    fn went_live(&self, live: Filter, nth: usize) -> Result<Option<Record>, StateError> {
+        let filter = Filter { limit: nth + 1, ..live };
+        Ok(self.records(&filter)?.records.into_iter().nth(nth))
     }
 
     /// The run history, newest first: the first `limit` entries for which `keep` holds.

@@ -227,6 +227,11 @@ impl Origin {
     }
 }
 
+/// Now, as records write times: RFC 3339, milliseconds, UTC.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// `text` with every registered secret masked.
 pub(crate) fn redacted(text: &str) -> String {
     crate::redact::redact(text).into_owned()

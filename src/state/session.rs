@@ -203,7 +203,7 @@ impl Session {
         } else {
             Outcome::Ok
         };
-        let now = now();
+        let now = record::now();
         let regions: Vec<Option<String>> = if ps.regions.is_empty() {
             vec![None]
         } else {
@@ -320,7 +320,7 @@ impl Session {
                 version: self.plan.tag.clone(),
                 commit: self.plan.commit.as_ref().map(|c| c.sha.clone()),
                 run: self.run.clone(),
-                time: now(),
+                time: record::now(),
                 outputs,
             });
         }
@@ -338,7 +338,7 @@ impl Session {
                     .map_or_else(|| self.plan.tag.clone(), |a| a.version.clone()),
                 commit: self.plan.commit.as_ref().map(|c| c.sha.clone()),
                 run: self.run.clone(),
-                time: now(),
+                time: record::now(),
             });
         }
     }
@@ -467,10 +467,6 @@ fn heartbeat(
         .ok()
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 struct Guarded<'a> {
     session: &'a Session,
     inner: &'a dyn Runner,
@@ -483,7 +479,7 @@ impl Runner for Guarded<'_> {
         self.session.admit(s, a)?;
         {
             let mut p = self.session.progress();
-            p[s].started.get_or_insert_with(now);
+            p[s].started.get_or_insert_with(record::now);
         }
         let r = match self.session.reused.get(&s) {
             // The recorded outputs of the build and push steps it did not run.

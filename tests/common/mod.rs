@@ -316,6 +316,31 @@ pub(crate) fn tool(name: &str, package: &str) -> PathBuf {
     })
 }
 
+/// Headless Chromium (Debian package `chromium`) with the flags every test opens a page with
+/// and a profile of its own in `profile`: no GPU, no sandbox, no background network, no
+/// first run. Fails naming the package when it is not installed.
+pub(crate) fn chromium(profile: &Path) -> Command {
+    let bin = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find_map(|name| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| tool("chromium", "chromium"));
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
 /// Whether process `pid` is running (a zombie counts as ended).
 pub(crate) fn alive(pid: &str) -> bool {
     let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim()));

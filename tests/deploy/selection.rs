@@ -9,6 +9,16 @@ fn names(stdout: &str) -> Vec<String> {
     v.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
 }
 
+/// Why `list --json` selected the service `name`.
+fn reason_of(stdout: &str, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(stdout).expect("list --json is JSON");
+    let s = v.as_array().unwrap().iter().find(|s| s["name"] == name);
+    s.unwrap_or_else(|| panic!("`{name}` not listed: {stdout}"))["reason"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn repo() -> Test {
     let t = project(0)
         .file("services/a/pilum.yaml", &shell_service("a", &[]))
@@ -42,13 +52,7 @@ fn only_changed_from_a_subdirectory_with_dependents_watch_and_untracked() {
     let t = t.cwd("services/a").args(["list", "--only-changed", "--json"]);
     let r = t.run().success();
     assert_eq!(names(&r.stdout), ["a", "b", "c", "d"], "{}", r.stdout);
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let reason = |n: &str| {
-        v.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["reason"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let reason = |n: &str| reason_of(&r.stdout, n);
     assert_eq!(reason("a"), "changed: services/a/src/main.txt");
     assert_eq!(reason("b"), "depends on changed `a`");
     assert_eq!(reason("c"), "changed: services/c/new.txt");
@@ -83,13 +87,7 @@ fn only_changed_counts_unstaged_deleted_and_oddly_named_untracked_files() {
     let t = t.args(["list", "--only-changed", "--since", "main", "--json"]);
     let r = t.run().success();
     assert_eq!(names(&r.stdout), ["a", "b", "d", "e", "f"], "{}", r.stdout);
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let reason = |n: &str| {
-        v.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["reason"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let reason = |n: &str| reason_of(&r.stdout, n);
     assert_eq!(reason("a"), "changed: services/a/src/main.txt");
     assert_eq!(reason("d"), "watch: libs/shared/lib.txt");
     assert_eq!(reason("e"), "changed: services/e/odd \"name\" ü.txt");

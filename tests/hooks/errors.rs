@@ -371,11 +371,20 @@ fn rollback_goes_back_to_the_previous_recorded_deploy_and_is_recorded() {
     );
     assert!(newest["lock"].as_str().is_some_and(|l| l == "api/-/gcp-cloud-run"), "{newest:#}");
 
-    // The history timeline draws the same records: three deploys per region, the rollback a
-    // diamond of its own class.
+    // With `--to`, the record names what was given, not a tag history had for another revision.
+    let v2_revision = v2["revision"].as_str().expect("v2's revision").to_string();
+    let r = run_with(&t, &["rollback", "api", "--region", "us-central1", "--to", &v2_revision]);
+    assert_eq!(r.status, 0, "{}", all(&r));
+    let newest = at(&history(&t), "us-central1", 0);
+    assert_eq!(newest["version"].as_str(), Some(v2_revision.as_str()), "{newest:#}");
+    let after = history(&t);
+
+    // The history timeline draws the same records, each rollback a diamond of its own class.
     let r = run_with(&t, &["history", "api", "--html", "history.html"]);
     assert_eq!(r.status, 0, "{}", all(&r));
     let page = std::fs::read_to_string(t.path().join("history.html")).expect("history.html");
     assert_eq!(page.matches("<g class=\"deploy ").count(), after.len(), "{page}");
-    assert_eq!(page.matches("<g class=\"deploy ok rollback\"").count(), 1, "{page}");
+    let rollbacks = after.iter().filter(|r| r["command"] == "rollback").count();
+    assert_eq!(rollbacks, 2);
+    assert_eq!(page.matches("<g class=\"deploy ok rollback\"").count(), rollbacks, "{page}");
 }

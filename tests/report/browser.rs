@@ -3,7 +3,7 @@
 //! error, no refused load), and a PNG screenshot is written under
 //! `target/test-artifacts/report/` for a person to look at. Without Chromium these tests fail.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,21 +11,6 @@ use super::{deploy, monorepo};
 
 /// How long one Chromium run may take before it is killed.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        for name in ["chromium", "chromium-browser"] {
-            let p = dir.join(name);
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    panic!(
-        "chromium is not installed: the picture tests need it (Debian package: chromium; `.ci/test` installs it)"
-    );
-}
 
 /// What Chromium printed and produced for one file.
 struct Opened {
@@ -39,25 +24,13 @@ fn open(file: &Path, extra: &[&str]) -> Opened {
     let profile = tempfile::tempdir().expect("profile dir");
     let out = profile.path().join("stdout");
     let err = profile.path().join("stderr");
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().join("profile").display()))
-    .args(extra)
-    .arg(format!("file://{}", file.display()))
-    .stdin(Stdio::null())
-    .stdout(std::fs::File::create(&out).expect("stdout file"))
-    .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let mut cmd = crate::common::chromium(&profile.path().join("profile"));
+    cmd.args(["--hide-scrollbars", "--enable-logging=stderr", "--v=0"])
+        .args(extra)
+        .arg(format!("file://{}", file.display()))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start chromium: {e}"));
     let started = Instant::now();

@@ -1,33 +1,11 @@
 //! The status page, loaded in headless Chromium against a running server: the DOM shows each
 //! pool's values, and a screenshot is saved as a test artefact.
 
-use std::process::Command;
-
 use super::*;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Run headless Chromium with `args` then `url`; fails naming the tool when it is missing.
 fn chromium(profile: &Path, args: &[String], url: &str) -> std::process::Output {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "`chromium` is required for the status page test (Debian package: chromium)"
-    );
-    let out = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("run chromium");
+    let out = crate::common::chromium(profile).args(args).arg(url).output().expect("run chromium");
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
