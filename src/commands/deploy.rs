@@ -174,11 +174,17 @@ pub(crate) fn run<W: Watch + 'static>(
     }
     // A run that changes things opens the state (an unreachable backend stops it here, before
     // anything runs), lets the build cache drop what need not run, holds its services' deploy
-    // locks and records what it did. Dry runs touch no state.
+    // locks and records what it did. A dry run only reads the cache, to say what a real run
+    // would skip; it writes, locks and records nothing.
     let mut plan = plan;
     let mut state = None;
     let mut hits = Vec::new();
-    if !plan.dry_run {
+    if plan.dry_run && options.cache {
+        match lookup(config, &loaded, &plan)? {
+            Ok(h) => hits = h,
+            Err(why) => watch.state_note(&why),
+        }
+    } else if !plan.dry_run {
         let backend = pipeline::state(config, &loaded)?;
         let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
         let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
@@ -192,7 +198,7 @@ pub(crate) fn run<W: Watch + 'static>(
     }
     watch.planned(&plan, loaded.base.as_deref());
     watch.approve(&plan)?;
-    watch.event(&Event::Plan { plan: plan.to_json() });
+    watch.event(&Event::Plan { plan: with_cache(plan.to_json(), &hits) });
     if !hits.is_empty() {
         watch.cached(&hits);
     }
@@ -228,6 +234,44 @@ pub(crate) fn run<W: Watch + 'static>(
         watch.state_note(&e.to_string());
     }
     Ok(summary)
+}
+
+/// What the build cache would skip of `plan`, read only (no write, no lock, no record), for
+/// `pilum plan` and dry runs. An unreachable or unreadable backend is not an error here (they
+/// run nothing): the inner error is the warning `cache not consulted: …`. A configuration
+/// error (a located one) is.
+pub(super) fn lookup(
+    config: &Config,
+    loaded: &pipeline::Loaded,
+    plan: &Plan,
+) -> Result<Result<Vec<cache::Hit>, String>, Error> {
+    let not_consulted = |why: &str| {
+        let first = why.lines().next().unwrap_or_default();
+        format!("cache not consulted: {first}")
+    };
+    let backend = match pipeline::state(config, loaded) {
+        Ok(b) => b,
+        Err(e) if !e.diagnostics.is_empty() => return Err(e),
+        Err(e) => return Ok(Err(not_consulted(&e.message))),
+    };
+    let hashes = crate::state::inputs::hashes(&loaded.project, plan);
+    Ok(match cache::lookup(backend.as_ref(), plan, &hashes) {
+        Ok(found) => Ok(found.into_iter().flatten().map(|(hit, _)| hit).collect()),
+        Err(e) => Err(not_consulted(&e.to_string())),
+    })
+}
+
+/// A plan's JSON with each service's cache hit (`null`: none) as `cache`, in the shape of the
+/// `cache` event's `hit`.
+pub(super) fn with_cache(mut plan: serde_json::Value, hits: &[cache::Hit]) -> serde_json::Value {
+    if let Some(services) = plan.get_mut("services").and_then(serde_json::Value::as_array_mut) {
+        for s in services {
+            let name = s.get("name").and_then(serde_json::Value::as_str).unwrap_or_default();
+            let hit = hits.iter().find(|h| h.service() == name);
+            s["cache"] = serde_json::to_value(hit).expect("a cache hit serialises");
+        }
+    }
+    plan
 }
 
 /// `--barrier ID --shard I/N`: this shard's place, and the phases of the whole plan every
@@ -380,7 +424,7 @@ impl Watch for Terminal {
             self.out.info(&format!("nothing to {}{why}", self.verb));
         }
         if plan.dry_run && !self.out.json && !self.out.quiet {
-            print_plan(&self.out, plan, base);
+            print_plan(&self.out, plan, base, &[]);
         }
     }
 

@@ -10,6 +10,7 @@ use crate::cli::ExecArgs;
 use crate::error::Error;
 use crate::orchestrator::plan::Plan;
 use crate::output::Output;
+use crate::state::cache::{BUILD_PHASES, Hit};
 use crate::ui::render::{count, human};
 
 /// `pilum plan`: the full plan as text or one JSON document.
@@ -39,11 +40,20 @@ pub(crate) fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<()
     {
         out.warn(&deploy::dirty_warning(&refusal));
     }
+    // What a real run would skip: the cache read only (no write, no lock, no record).
+    let mut hits = Vec::new();
+    if !(a.state.no_cache || a.state.force) {
+        match deploy::lookup(&cfg, &loaded, &plan)? {
+            Ok(h) => hits = h,
+            Err(why) => out.warn(&why),
+        }
+    }
     if out.json {
-        out.json_line(&serde_json::json!({"event": "plan", "plan": plan.to_json()}));
+        let plan = deploy::with_cache(plan.to_json(), &hits);
+        out.json_line(&serde_json::json!({"event": "plan", "plan": plan}));
         return Ok(());
     }
-    print_plan(out, &plan, loaded.base.as_deref());
+    print_plan(out, &plan, loaded.base.as_deref(), &hits);
     Ok(())
 }
 
@@ -51,7 +61,9 @@ pub(crate) fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<()
 /// all of them).
 const AFTER: usize = 4;
 
-pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
+/// The plan as text; `hits`: what the build cache would skip (`pilum plan`), said under each
+/// service and after each task it skips.
+pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>, hits: &[Hit]) {
     let bold = Style::new().bold();
     let dim = Style::new().dim();
     out.stdout_line(&format!(
@@ -78,6 +90,9 @@ pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
             dim.apply_to(&s.reason),
             if deps.is_empty() { String::new() } else { format!(" · after {}", deps.join(", ")) }
         ));
+        if let Some(h) = hit(hits, &s.name) {
+            out.stdout_line(&format!("    cache: {}", h.why()));
+        }
     }
     for (p, phase) in plan.phases.iter().enumerate() {
         let tasks: Vec<_> = plan.tasks.iter().filter(|t| t.phase == p).collect();
@@ -94,6 +109,11 @@ pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
             }
             if let Some(r) = st.retries {
                 extra.push(format!("retries {r}"));
+            }
+            if let Some(h) = hit(hits, &plan.services[t.service].name)
+                && (matches!(h, Hit::UpToDate { .. }) || BUILD_PHASES.contains(&st.phase()))
+            {
+                extra.push("skipped: cached".to_string());
             }
             if !t.deps.is_empty() {
                 let after: Vec<String> =
@@ -115,4 +135,8 @@ pub(super) fn print_plan(out: &Output, plan: &Plan, base: Option<&str>) {
             ));
         }
     }
+}
+
+fn hit<'a>(hits: &'a [Hit], service: &str) -> Option<&'a Hit> {
+    hits.iter().find(|h| h.service() == service)
 }

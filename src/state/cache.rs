@@ -100,37 +100,52 @@ pub(crate) enum Hit {
 }
 
 impl Hit {
-    /// One line for the terminal.
-    pub(crate) fn describe(&self) -> String {
+    /// The service it is for.
+    pub(crate) fn service(&self) -> &str {
         match self {
-            Hit::Build { service, hash, version, run } => format!(
-                "cache: `{service}` build and push reused ({version}, input hash {}, run {run})",
+            Hit::Build { service, .. } | Hit::UpToDate { service, .. } => service,
+        }
+    }
+
+    /// What is skipped and why, without the service: `up to date (v1.4.0 is live, release
+    /// hash …): nothing to run`, `build and push reused (v1.4.0, input hash …, run …)`.
+    pub(crate) fn why(&self) -> String {
+        match self {
+            Hit::Build { hash, version, run, .. } => format!(
+                "build and push reused ({version}, input hash {}, run {run})",
                 super::inputs::short(hash)
             ),
-            Hit::UpToDate { service, hash, version, .. } => format!(
-                "cache: `{service}` is up to date ({version} is live, release hash {}): nothing to run",
+            Hit::UpToDate { hash, version, .. } => format!(
+                "up to date ({version} is live, release hash {}): nothing to run",
                 super::inputs::short(hash)
             ),
         }
+    }
+
+    /// One line for the terminal.
+    pub(crate) fn describe(&self) -> String {
+        let is = if matches!(self, Hit::UpToDate { .. }) { "is " } else { "" };
+        format!("cache: `{}` {is}{}", self.service(), self.why())
     }
 }
 
 /// The phases a reused artefact replaces.
 pub(crate) const BUILD_PHASES: &[&str] = &["build", "push"];
 
-/// Look the plan's services up in the cache and drop what need not run: the build and push
-/// steps of a service whose input hash has a recorded artefact, and every step of one whose
-/// release hash is live in the environment. Only runs that push (`publish`, `deploy`) use the
-/// cache. Returns the hits and, per service index, the artefact whose outputs later steps get.
-pub(crate) fn apply(
+/// One service's [`lookup`]: the hit, with the reused artefact for a build hit.
+pub(crate) type Found = Option<(Hit, Option<Artefact>)>;
+
+/// Look the plan's services up in the cache, reading only (no write, no lock): per service, in
+/// plan order, the hit a run would take and, for a build hit, the artefact whose outputs its
+/// later steps get. A service without steps, or whose steps the hit would not change, has none.
+/// Only runs that push (`publish`, `deploy`) use the cache.
+pub(crate) fn lookup(
     backend: &dyn super::Backend,
-    plan: &mut crate::orchestrator::plan::Plan,
+    plan: &crate::orchestrator::plan::Plan,
     hashes: &[super::inputs::Hashes],
-) -> Result<(Vec<Hit>, std::collections::HashMap<usize, Artefact>), super::StateError> {
-    let mut reused = std::collections::HashMap::new();
-    let mut hits = Vec::new();
+) -> Result<Vec<Found>, super::StateError> {
     if !plan.phases.iter().any(|p| p == "push" || p == "deploy") {
-        return Ok((hits, reused));
+        return Ok(vec![None; plan.services.len()]);
     }
     let akeys: Vec<ArtefactKey> = plan
         .services
@@ -154,37 +169,63 @@ pub(crate) fn apply(
     let artefacts = backend.artefacts(&akeys)?;
     let deploys = plan.phases.iter().any(|p| p == "deploy");
     let lives = if deploys { backend.lives(&lkeys)? } else { vec![None; lkeys.len()] };
-    let mut changed = false;
-    for (i, s) in plan.services.iter_mut().enumerate() {
+    let mut out = Vec::with_capacity(plan.services.len());
+    for (i, s) in plan.services.iter().enumerate() {
         if s.steps.is_empty() {
+            out.push(None);
             continue;
         }
         let live = lives[i].as_ref().filter(|l| l.hash == hashes[i].release);
-        let only_build = s.steps.iter().all(|st| BUILD_PHASES.contains(&st.phase()));
-        if let Some(l) = live.filter(|_| !only_build || artefacts[i].is_some()) {
-            s.steps.clear();
-            hits.push(Hit::UpToDate {
+        let builds = s.steps.iter().filter(|st| BUILD_PHASES.contains(&st.phase())).count();
+        let only_build = builds == s.steps.len();
+        out.push(if let Some(l) = live.filter(|_| !only_build || artefacts[i].is_some()) {
+            let hit = Hit::UpToDate {
                 service: s.name.clone(),
                 hash: l.hash.clone(),
                 version: l.version.clone(),
                 run: l.run.clone(),
-            });
-            changed = true;
-        } else if let Some(a) = &artefacts[i] {
-            let before = s.steps.len();
-            s.steps.retain(|st| !BUILD_PHASES.contains(&st.phase()));
-            if s.steps.len() != before {
+            };
+            Some((hit, None))
+        } else if let Some(a) = artefacts[i].as_ref().filter(|_| builds > 0) {
+            let hit = Hit::Build {
+                service: s.name.clone(),
+                hash: a.hash.clone(),
+                version: a.version.clone(),
+                run: a.run.clone(),
+            };
+            Some((hit, Some(a.clone())))
+        } else {
+            None
+        });
+    }
+    Ok(out)
+}
+
+/// [`lookup`], then drop what need not run: the build and push steps of a service whose input
+/// hash has a recorded artefact, and every step of one whose release hash is live in the
+/// environment. Returns the hits and, per service index, the artefact whose outputs later
+/// steps get.
+pub(crate) fn apply(
+    backend: &dyn super::Backend,
+    plan: &mut crate::orchestrator::plan::Plan,
+    hashes: &[super::inputs::Hashes],
+) -> Result<(Vec<Hit>, std::collections::HashMap<usize, Artefact>), super::StateError> {
+    let mut reused = std::collections::HashMap::new();
+    let mut hits = Vec::new();
+    let found = lookup(backend, plan, hashes)?;
+    let mut changed = false;
+    for (i, (s, found)) in plan.services.iter_mut().zip(found).enumerate() {
+        let Some((hit, artefact)) = found else { continue };
+        match artefact {
+            None => s.steps.clear(),
+            Some(a) => {
+                s.steps.retain(|st| !BUILD_PHASES.contains(&st.phase()));
                 s.tag = Some(a.version.clone());
-                hits.push(Hit::Build {
-                    service: s.name.clone(),
-                    hash: a.hash.clone(),
-                    version: a.version.clone(),
-                    run: a.run.clone(),
-                });
-                reused.insert(i, a.clone());
-                changed = true;
+                reused.insert(i, a);
             }
         }
+        hits.push(hit);
+        changed = true;
     }
     if changed {
         let rebuilt = crate::orchestrator::plan::Plan::build(

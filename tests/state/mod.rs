@@ -4,6 +4,7 @@
 
 mod barrier;
 mod locks;
+mod plan;
 
 use std::path::Path;
 use std::time::Duration;
