@@ -4,8 +4,13 @@
 //! entries are one JSON file each under `cache/`, replaced atomically; a deploy lock is an
 //! `flock(2)` on `locks/<service+environment+target>`, whose content names the holder and the
 //! key's fencing token. The kernel releases a lock when its process ends, however it ends, so
-//! file locks never expire and cover this checkout only. Waiters poll; they are served in the
-//! order the kernel grants the lock, not strictly in arrival order (Redis queues them).
+//! file locks never expire and cover this checkout only. Waiters are served in arrival order:
+//! a waiting run puts a **ticket** `locks/queues/<key>/<seq>-<pid>` (`seq`: when it began to
+//! wait, in nanoseconds, one per run for all its keys) and holds an `flock` on it; a run may
+//! take a key's lock only when no live ticket older than its own is queued. A ticket whose
+//! `flock` is free and whose process is gone (or which was left unlocked for longer than
+//! [`TICKET_GAP`] after it was made) is dead and removed by whoever sees it, so a killed waiter never blocks the
+//! queue.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,16 +38,57 @@ struct LockFile {
     fence: u64,
 }
 
+/// How long after its creation (its file's mtime) a ticket may be unlocked before it is dead
+/// even when a process of its pid runs (a new ticket is locked right after it is created; a
+/// pid may be reused).
+const TICKET_GAP: Duration = Duration::from_secs(10);
+
+/// The queues' directory, relative to `.pilum/` (lock files' names always hold a `+`).
+const QUEUES: &str = "locks/queues";
+
 pub(crate) struct FileBackend {
     root: PathBuf,
     location: Location,
     /// The lock files this process holds, by key.
     held: Mutex<HashMap<LockKey, File>>,
+    /// This run's place in the queues.
+    queued: Mutex<Queued>,
+}
+
+/// A run's place in the queues: its sequence number (taken when it first waits) and its
+/// tickets by key: each one's name and its file, `flock`ed for as long as it waits.
+#[derive(Default)]
+struct Queued {
+    seq: Option<u128>,
+    tickets: HashMap<LockKey, (String, File)>,
+}
+
+/// Whether a process with this pid runs (`EPERM`: it does, as another user).
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks the pid; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Nanoseconds since the epoch: a ticket's sequence number.
+fn now_ns() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: whether it was granted.
+fn flock_now(f: &File) -> bool {
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 impl FileBackend {
     pub(crate) fn new(root: &Path) -> FileBackend {
-        FileBackend { root: root.to_path_buf(), location: Location::File, held: Mutex::default() }
+        FileBackend {
+            root: root.to_path_buf(),
+            location: Location::File,
+            held: Mutex::default(),
+            queued: Mutex::default(),
+        }
     }
 
     fn path(&self, rel: &str) -> Result<PathBuf, StateError> {
@@ -142,6 +188,87 @@ impl FileBackend {
         Ok(path)
     }
 
+    fn queue_dir(&self, key: &LockKey) -> Result<PathBuf, StateError> {
+        self.path(&format!("{QUEUES}/{}", key.file_name()))
+    }
+
+    /// The live tickets queued for `key`, oldest first (names `<seq>-<pid>`); dead ones are
+    /// removed on the way.
+    fn tickets(&self, key: &LockKey) -> Result<Vec<String>, StateError> {
+        let dir = self.queue_dir(key)?;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.failed(&format!("read the queue of `{key}`"), e)),
+        };
+        let mine = self.queued.locked().tickets.get(key).map(|t| t.0.clone());
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = parse_ticket(&name) else { continue };
+            if mine.as_deref() == Some(name.as_str()) {
+                out.push(name);
+                continue;
+            }
+            let path = self.path(&format!("{QUEUES}/{}/{name}", key.file_name()))?;
+            let Ok(f) = guard::open_regular(&path) else { continue };
+            if flock_now(&f) {
+                let age =
+                    f.metadata().and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());
+                if !alive(pid) || age.is_none_or(|a| a > TICKET_GAP) {
+                    // Dead: its waiter ended (or never locked it). Removed while locked, so a
+                    // second reader cannot take it for a live one.
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+            }
+            out.push(name);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Queue this run for `key` (once): a new ticket, `flock`ed.
+    fn enqueue(&self, key: &LockKey) -> Result<(), StateError> {
+        let mut q = self.queued.locked();
+        if q.tickets.contains_key(key) {
+            return Ok(());
+        }
+        let seq = *q.seq.get_or_insert_with(now_ns);
+        let name = format!("{seq:020}-{}", std::process::id());
+        let what = format!("queue for the lock `{key}`");
+        let dir = self.queue_dir(key)?;
+        std::fs::create_dir_all(&dir).map_err(|e| self.failed(&what, e))?;
+        let path = self.path(&format!("{QUEUES}/{}/{name}", key.file_name()))?;
+        let f = guard::create_new(&path).map_err(|e| self.failed(&what, e))?;
+        // Blocking: another run looking whether the ticket is dead holds it for a moment.
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = std::fs::remove_file(&path);
+            return Err(self.failed(&what, e));
+        }
+        q.tickets.insert(key.clone(), (name, f));
+        Ok(())
+    }
+
+    /// Leave the queue of `key`: remove this run's ticket (the kernel drops its `flock`).
+    fn dequeue(&self, key: &LockKey) {
+        let Some((name, _file)) = self.queued.locked().tickets.remove(key) else { return };
+        if let Ok(path) = self.path(&format!("{QUEUES}/{}/{name}", key.file_name())) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// What the lock file of `key` says, read without taking it.
+    fn peek(&self, key: &LockKey) -> LockFile {
+        self.path(&format!("locks/{}", key.file_name()))
+            .ok()
+            .and_then(|p| guard::open_regular(&p).ok())
+            .map(|mut f| read_lock_file(&mut f))
+            .unwrap_or_default()
+    }
+
     /// Try to `flock` the key's file: the open file when granted, else what it says.
     fn try_flock(&self, key: &LockKey) -> Result<Result<File, LockFile>, StateError> {
         let path = self.lock_path(key)?;
@@ -158,6 +285,13 @@ impl FileBackend {
         }
         Ok(Err(read_lock_file(&mut f)))
     }
+}
+
+/// `<seq>-<pid>`: the ticket's pid.
+fn parse_ticket(name: &str) -> Option<i32> {
+    let (seq, pid) = name.split_once('-')?;
+    seq.parse::<u128>().ok()?;
+    pid.parse().ok()
 }
 
 fn read_lock_file(f: &mut File) -> LockFile {
@@ -263,7 +397,7 @@ impl Backend for FileBackend {
         &self,
         me: &Holder,
         keys: &[LockKey],
-        _queue: bool,
+        queue: bool,
         _ttl: Duration,
     ) -> Result<Vec<Try>, StateError> {
         let mut out = Vec::with_capacity(keys.len());
@@ -274,17 +408,32 @@ impl Backend for FileBackend {
                 out.push(Try::Acquired { fence: read_lock_file(f).fence });
                 continue;
             }
-            match self.try_flock(key)? {
-                Ok(mut f) => {
-                    let fence = read_lock_file(&mut f).fence + 1;
-                    let content = LockFile { holder: Some(me.clone()), fence };
-                    write_lock_file(&mut f, &content)
-                        .map_err(|e| self.failed(&format!("write the lock `{key}`"), e))?;
-                    self.held().insert(key.clone(), f);
-                    out.push(Try::Acquired { fence });
+            // Earlier waiters come first: only a run with no live ticket older than its own
+            // may take the lock.
+            let tickets = self.tickets(key)?;
+            let mine = self.queued.locked().tickets.get(key).map(|t| t.0.clone());
+            let ahead = tickets.iter().take_while(|t| mine.as_ref().is_none_or(|m| *t < m)).count();
+            let busy = if ahead > 0 {
+                Try::Busy { holder: self.peek(key).holder, ahead }
+            } else {
+                match self.try_flock(key)? {
+                    Ok(mut f) => {
+                        let fence = read_lock_file(&mut f).fence + 1;
+                        let content = LockFile { holder: Some(me.clone()), fence };
+                        write_lock_file(&mut f, &content)
+                            .map_err(|e| self.failed(&format!("write the lock `{key}`"), e))?;
+                        self.held().insert(key.clone(), f);
+                        self.dequeue(key);
+                        out.push(Try::Acquired { fence });
+                        continue;
+                    }
+                    Err(content) => Try::Busy { holder: content.holder, ahead: 0 },
                 }
-                Err(content) => out.push(Try::Busy { holder: content.holder, ahead: 0 }),
+            };
+            if queue {
+                self.enqueue(key)?;
             }
+            out.push(busy);
         }
         Ok(out)
     }
@@ -309,7 +458,10 @@ impl Backend for FileBackend {
         Ok(())
     }
 
-    fn lock_leave(&self, _me: &Holder, _keys: &[LockKey]) -> Result<(), StateError> {
+    fn lock_leave(&self, _me: &Holder, keys: &[LockKey]) -> Result<(), StateError> {
+        for key in keys {
+            self.dequeue(key);
+        }
         Ok(())
     }
 
@@ -320,18 +472,35 @@ impl Backend for FileBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(self.failed("list `.pilum/locks/`", e)),
         };
+        let mut keys: Vec<LockKey> = entries
+            .flatten()
+            .filter_map(|e| LockKey::from_file_name(&e.file_name().to_string_lossy()))
+            .collect();
+        // Queues whose key has no lock file yet are listed too.
+        if let Ok(queues) = std::fs::read_dir(self.path(QUEUES)?) {
+            keys.extend(
+                queues
+                    .flatten()
+                    .filter_map(|e| LockKey::from_file_name(&e.file_name().to_string_lossy())),
+            );
+        }
+        keys.sort();
+        keys.dedup();
         let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(key) = LockKey::from_file_name(&name) else { continue };
-            // Held by this process, or by another one (the lock cannot be taken).
+        for key in keys {
+            let waiting = self.tickets(&key)?.len();
+            // Held by this process, or by another one (the lock cannot be taken); a free lock
+            // with waiters is listed without a holder.
             let content = match self.held().get_mut(&key) {
                 Some(f) => Some(read_lock_file(f)),
                 None => self.try_flock(&key)?.err(),
             };
+            let content = content.or_else(|| {
+                (waiting > 0).then(|| LockFile { holder: None, fence: self.peek(&key).fence })
+            });
             if let Some(content) = content {
                 let fence = Some(content.fence);
-                out.push(Held { key, holder: content.holder, fence, waiting: 0, expires_ms: None });
+                out.push(Held { key, holder: content.holder, fence, waiting, expires_ms: None });
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -447,5 +616,62 @@ mod tests {
         );
         assert_eq!(two.lock_renew(&holder("b"), keys, ttl).unwrap(), [true]);
         assert_eq!(one.lock_renew(&holder("a"), keys, ttl).unwrap(), [false]);
+    }
+
+    #[test]
+    fn waiters_are_served_in_arrival_order_and_dead_tickets_are_passed_over() {
+        let t = tempfile::tempdir().unwrap();
+        let [one, two, three] = [(); 3].map(|()| FileBackend::new(t.path()));
+        let key = LockKey { service: "api".into(), environment: None, target: "shell".into() };
+        let keys = std::slice::from_ref(&key);
+        let ttl = Duration::from_secs(1);
+        let busy = |ahead| Try::Busy { holder: None, ahead };
+        assert_eq!(
+            one.lock_try(&holder("a"), keys, false, ttl).unwrap(),
+            [Try::Acquired { fence: 1 }]
+        );
+        assert!(matches!(
+            two.lock_try(&holder("b"), keys, true, ttl).unwrap()[0],
+            Try::Busy { ahead: 0, .. }
+        ));
+        // A ticket of a process that is gone, and an old one nobody locks: both dead.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let dir = t.path().join(".pilum").join(QUEUES).join(key.file_name());
+        std::fs::write(dir.join(format!("{:020}-{gone}", 1)), "").unwrap();
+        let old = dir.join(format!("{:020}-{}", 2, std::process::id()));
+        std::fs::write(&old, "").unwrap();
+        let f = std::fs::File::options().write(true).open(&old).unwrap();
+        f.set_modified(std::time::SystemTime::now() - 2 * TICKET_GAP).unwrap();
+        assert!(matches!(
+            three.lock_try(&holder("c"), keys, true, ttl).unwrap()[0],
+            Try::Busy { ahead: 1, .. }
+        ));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "the dead tickets are removed");
+        assert_eq!(one.lock_list().unwrap()[0].waiting, 2);
+        one.lock_release(&holder("a"), keys).unwrap();
+        // Free, but `two` came first; a run that does not wait does not jump the queue either.
+        assert_eq!(three.lock_try(&holder("c"), keys, true, ttl).unwrap(), [busy(1)]);
+        assert_eq!(one.lock_try(&holder("a"), keys, false, ttl).unwrap(), [busy(2)]);
+        assert_eq!(one.lock_list().unwrap()[0].holder, None);
+        assert_eq!(
+            two.lock_try(&holder("b"), keys, true, ttl).unwrap(),
+            [Try::Acquired { fence: 2 }]
+        );
+        assert!(matches!(
+            three.lock_try(&holder("c"), keys, true, ttl).unwrap()[0],
+            Try::Busy { ahead: 0, .. }
+        ));
+        two.lock_release(&holder("b"), keys).unwrap();
+        // A waiter that leaves (or ends) is passed over.
+        let four = FileBackend::new(t.path());
+        assert_eq!(three.lock_list().unwrap()[0].waiting, 1);
+        three.lock_leave(&holder("c"), keys).unwrap();
+        assert_eq!(
+            four.lock_try(&holder("d"), keys, true, ttl).unwrap(),
+            [Try::Acquired { fence: 3 }]
+        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     }
 }

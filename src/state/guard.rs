@@ -104,6 +104,15 @@ pub(crate) fn open_writable(path: &Path) -> std::io::Result<std::fs::File> {
     open_checked(path, &mut o)
 }
 
+/// Create a new file in a directory of `.pilum/` already checked with [`pilum_path`]
+/// (`O_EXCL`: an existing file, or a symlink, is an error), read-write.
+pub(crate) fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create_new(true).mode(0o644);
+    open_checked(path, &mut o)
+}
+
 /// Open with `O_NOFOLLOW | O_NONBLOCK`, then refuse what is not a regular file.
 fn open_checked(path: &Path, o: &mut std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -5,6 +5,7 @@
 mod barrier;
 mod locks;
 mod plan;
+mod queue;
 
 use std::path::Path;
 use std::time::Duration;
