@@ -239,7 +239,7 @@ pub(crate) fn run<W: Watch + 'static>(
 /// What the build cache would skip of `plan`, read only (no write, no lock, no record), for
 /// `pilum plan` and dry runs. An unreachable or unreadable backend is not an error here (they
 /// run nothing): the inner error is the warning `cache not consulted: …`. A configuration
-/// error (a located one) is.
+/// error (a located one, a malformed `--state` or `PILUM_STATE`) is.
 pub(super) fn lookup(
     config: &Config,
     loaded: &pipeline::Loaded,
@@ -249,6 +249,7 @@ pub(super) fn lookup(
         let first = why.lines().next().unwrap_or_default();
         format!("cache not consulted: {first}")
     };
+    crate::state::Location::resolve(config.state.as_deref(), None).map_err(Error::usage)?;
     let backend = match pipeline::state(config, loaded) {
         Ok(b) => b,
         Err(e) if !e.diagnostics.is_empty() => return Err(e),

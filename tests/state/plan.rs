@@ -134,4 +134,11 @@ fn plan_reads_a_shared_cache_and_warns_when_it_is_unreachable() {
     );
     assert!(r.stdout.contains("plan: 3 services"), "{}", r.stdout);
     assert!(cache_of(&t, &["--state", &url]).values().all(serde_json::Value::is_null));
+    // A malformed URL is a usage error, as for a real run.
+    let r = pilum(&t, &["plan", "--state", "redis://:hunter2pw@127.0.0.1:1/zero"]).code(2);
+    assert!(
+        r.stderr.contains("is not a number") && !r.stderr.contains("hunter2pw"),
+        "{}",
+        r.stderr
+    );
 }
