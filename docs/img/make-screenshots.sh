@@ -2,7 +2,7 @@
 # The screenshots of docs/report.md, drawn by pilum from a copy of examples/monorepo and
 # photographed by headless Chromium:
 #
-#   docs/img/make-screenshots.sh     # writes docs/img/run-report.png and docs/img/graph.png
+#   docs/img/make-screenshots.sh     # writes docs/img/{run-report,graph,history}.png
 #
 # Needs git and chromium (Debian package: chromium); builds pilum (debug) with cargo.
 #
@@ -12,6 +12,12 @@
 # Both sleep a little so their bars are visible next to the example's millisecond steps. The
 # graph is drawn after changing `services/db/migrations.sql` and `libs/greeting/` (a path
 # `api` watches), with `--only-changed`.
+#
+# The history timeline needs several deploys over time and a rollback, which the example's
+# `shell` services cannot do (they have no rollback hook). So a second copy gets a `site` service
+# with a small project recipe that "deploys" by copying files into `.pilum/live/` and rolls back
+# by pointing `current` at an earlier copy; it is deployed four times (one failing), `web` three
+# times, and `site` is rolled back (about a minute: `PAUSE=0` for a quick, cramped picture).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -55,6 +61,61 @@ echo "-- applied" >> services/db/migrations.sql
 echo "hello, again" >> libs/greeting/greeting.txt
 "$PILUM" graph --format html --only-changed --since HEAD > "$TMP/graph.html"
 
+# The history: a second copy of the example with a `site` service of a project recipe.
+cp -r "$ROOT/examples/monorepo" "$TMP/history"
+cd "$TMP/history"
+mkdir -p recipes services/site/public
+cat > recipes/site.rhai <<'RHAI'
+// A static site "deployed" by copying it to .pilum/live/<service>/<tag>; `current` names the
+// live copy, so a rollback points it at an earlier one.
+fn recipe() {
+    #{
+        name: "site",
+        description: "Copy a static site into .pilum/live, with a rollback hook",
+        fields: [],
+        steps: [
+            #{ name: "build", tags: ["build"], run: "build" },
+            #{ name: "deploy", tags: ["deploy"], run: "deploy" },
+        ],
+    }
+}
+
+fn live(ctx) { `../../.pilum/live/${ctx.service}` }
+
+fn build(ctx) {
+    exec::run(["sh", "-c", "sleep 0.3; test ! -e public/broken && rm -rf dist && cp -r public dist"]);
+    #{}
+}
+
+fn deploy(ctx) {
+    let dir = live(ctx);
+    exec::run(["sh", "-c", `sleep 0.2; mkdir -p ${dir}/${ctx.tag} && cp -r dist/. ${dir}/${ctx.tag}/ && echo ${ctx.tag} > ${dir}/current`]);
+    #{ revision: ctx.tag, url: `https://site.example.com/` }
+}
+
+fn rollback(ctx) {
+    exec::run(["sh", "-c", `echo ${ctx.to} > ${live(ctx)}/current`]);
+    #{ revision: ctx.to, url: `https://site.example.com/` }
+}
+RHAI
+printf 'name: site\nrecipe: site\n' > services/site/pilum.yaml
+echo "<h1>hello</h1>" > services/site/public/index.html
+git init -q -b main && git add -A && git commit -q -m example
+# A pause between deploys, so they spread over the timeline's minimum span of one minute.
+ship() { "$PILUM" deploy -q --tag "$1" "${@:2}" || true; sleep "${PAUSE:-10}"; }
+ship v1.0.0 site web
+echo "<p>news</p>" >> services/site/public/index.html && git commit -qam news
+ship v1.1.0 site web
+touch services/site/public/broken && git add -A && git commit -qm "a broken page"
+ship v1.2.0 site
+git rm -q services/site/public/broken && echo "<p>fixed</p>" >> services/site/public/index.html
+git commit -qam fixed
+echo "<!-- v1.3 -->" >> services/web/static/index.html
+git commit -qam "web too"
+ship v1.3.0 site web
+"$PILUM" rollback -q site || true
+"$PILUM" history --limit 0 --html "$TMP/history.html"
+
 shoot() {
   local page=$1 png=$2 size=$3
   "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
@@ -64,3 +125,4 @@ shoot() {
 }
 shoot "$TMP/run-report.html" "$ROOT/docs/img/run-report.png" 1260,860
 shoot "$TMP/graph.html" "$ROOT/docs/img/graph.png" 1000,500
+shoot "$TMP/history.html" "$ROOT/docs/img/history.png" 1320,260
