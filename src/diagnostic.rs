@@ -32,7 +32,8 @@ use std::path::PathBuf;
 /// that says what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Problem {
-    /// Free text from the pools file loader, not converted to variants yet.
+    /// Free text: only the pools file's field checks (`pool::Problems::at`) still word their
+    /// own messages; they are the last to become variants.
     Other(String),
     Unreadable {
         path: String,
@@ -311,6 +312,12 @@ pub(crate) enum Problem {
     },
 
     // -- `pilum scale`: where the rules come from, the pools file, schedules, strategies
+    PoolsUnreadable {
+        error: String,
+    },
+    PoolsTooDeep {
+        limit: usize,
+    },
     RulesStackMissing,
     NoRuntime {
         error: String,
@@ -582,6 +589,10 @@ impl fmt::Display for Problem {
             Self::BadSettings { file, error, .. } => write!(f, "invalid `{file}`: {error}"),
             Self::NotifyEntry { error } => f.write_str(error),
             Self::NotifierScript { error } => f.write_str(error),
+            Self::PoolsUnreadable { error } => write!(f, "cannot read pools file: {error}"),
+            Self::PoolsTooDeep { limit } => {
+                write!(f, "the pools file is nested too deeply: nesting deeper than {limit} levels")
+            }
             Self::RulesStackMissing => {
                 write!(f, "`--rules-from-output` needs `--rules-stack <stack>`")
             }
@@ -772,6 +783,10 @@ impl Problem {
                 "the project settings are {}; `docs/ci.md` describes them",
                 keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
             ),
+            Self::PoolsUnreadable { .. } => {
+                "pass the pools file with `--config <file>` (default `pilum-scale.yaml`)".into()
+            }
+            Self::PoolsTooDeep { .. } => "a pools file needs a few levels; flatten this value".into(),
             Self::RulesStackMissing => {
                 "name the stack that exports the rules, e.g. `--rules-stack prod`".into()
             }
@@ -847,7 +862,7 @@ pub(crate) struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A diagnostic with free-text wording (loaders not converted to [`Problem`] variants).
+    /// A diagnostic with free-text wording: only the pools file's field checks use it.
     pub(crate) fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::of(file, Problem::Other(message.into()))
     }
@@ -1044,7 +1059,7 @@ mod tests {
 
     #[test]
     fn renders_snippet_with_caret() {
-        let d = Diagnostic::new("a/pilum.yaml", "field `name` is required")
+        let d = Diagnostic::of("a/pilum.yaml", Problem::NameMissing)
             .at("nam: x\n", 1, 1)
             .help("add `name: <service>`");
         let s = d.to_string();

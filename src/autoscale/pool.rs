@@ -249,10 +249,7 @@ impl Pools {
 /// each located in the file.
 pub(crate) fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
     let source = std::fs::read_to_string(file).map_err(|e| {
-        vec![
-            Diagnostic::new(file, format!("cannot read pools file: {e}"))
-                .help("pass the pools file with `--config <file>` (default `pilum-scale.yaml`)"),
-        ]
+        vec![Diagnostic::of(file, Problem::PoolsUnreadable { error: e.to_string() })]
     })?;
     parse(file, &source)
 }
@@ -261,9 +258,8 @@ pub(crate) fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
 pub(crate) fn parse(file: &Path, source: &str) -> Result<Pools, Vec<Diagnostic>> {
     if let Err(deep) = crate::yaml::check_depth(source) {
         return Err(vec![
-            Diagnostic::new(file, format!("the pools file is nested too deeply: {deep}"))
-                .at(source, deep.line, deep.col)
-                .help("a pools file needs a few levels; flatten this value"),
+            Diagnostic::of(file, Problem::PoolsTooDeep { limit: crate::yaml::MAX_DEPTH })
+                .at(source, deep.line, deep.col),
         ]);
     }
     let value: serde_yaml::Value = serde_yaml::from_str(source).map_err(|e| {
