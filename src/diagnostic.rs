@@ -27,11 +27,13 @@ use std::path::PathBuf;
 /// What went wrong, as data. Every message and every default `help:` of the configuration
 /// loaders is written here, in [`fmt::Display`] and [`Problem::help`]. Variants are grouped by
 /// loader: `pilum.yaml`, the graph and selection, `--only-changed`, recipe declarations, the
-/// recipe catalogue. A loader that still words its own errors uses [`Problem::Other`] through
-/// [`Diagnostic::new`].
+/// recipe catalogue, a service's recipe fields, the project settings, the pools file and its
+/// strategies. Text that comes from elsewhere (serde, Rhai, a script) is carried by a variant
+/// that says what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Problem {
-    /// Free text from a loader not converted to variants yet.
+    /// Free text: only the pools file's field checks (`pool::Problems::at`) still word their
+    /// own messages; they are the last to become variants.
     Other(String),
     Unreadable {
         path: String,
@@ -215,11 +217,169 @@ pub(crate) enum Problem {
         step: String,
         run: String,
     },
-    /// `recipe()` or `plan()` (`func`) threw; `error` is the script error's first line.
+    /// `recipe()`, `plan()` or `check_fields()` (`func`) threw; `error` is the script error's
+    /// first line.
     DeclarationFailed {
         recipe: String,
         func: String,
         error: String,
+    },
+
+    // -- a service's recipe (`commands::pipeline`, `recipe::validate`)
+    /// The catalogue found no single recipe for the service; `why` is the catalogue's reason.
+    UnresolvedRecipe {
+        service: String,
+        why: String,
+    },
+    /// The recipe's section (`section`) of `pilum.yaml` is not a mapping.
+    SectionNotAMapping {
+        section: String,
+        recipe: String,
+    },
+    /// A recipe field (`field` is `section.name`) of the wrong type.
+    FieldType {
+        field: String,
+        ty: &'static str,
+        got: String,
+    },
+    FieldNotAllowed {
+        field: String,
+        value: String,
+    },
+    MissingField {
+        field: String,
+        recipe: String,
+    },
+    UnknownField {
+        field: String,
+        recipe: String,
+    },
+    UndefinedStepFunction {
+        step: String,
+        service: String,
+        run: String,
+    },
+    PerRegionWithoutRegions {
+        step: String,
+        recipe: String,
+        service: String,
+    },
+    CheckFieldsNotAnArray {
+        recipe: String,
+        ty: String,
+    },
+    /// A problem `fn check_fields(fields)` returned: `message` is the recipe's own wording.
+    FieldRule {
+        field: String,
+        message: String,
+    },
+    /// A `secrets:` entry of the service that is not set.
+    SecretNotSet {
+        name: String,
+        service: String,
+    },
+    /// A `secret: true` recipe field (`field` is `section.name`) naming a variable not set.
+    RecipeSecretNotSet {
+        var: String,
+        service: String,
+        field: String,
+        recipe: String,
+    },
+    /// `--env` names an environment no selected service defines (a warning).
+    UnusedEnvironment {
+        env: String,
+    },
+    /// A note from finding what `--only-changed` compares with (a warning, its own wording).
+    ChangeNote {
+        note: String,
+    },
+
+    // -- the project settings (`pilum-project.yaml`)
+    /// serde refused the settings file; `error` is serde's message without its position.
+    BadSettings {
+        file: &'static str,
+        error: String,
+        keys: &'static [&'static str],
+    },
+    /// A `notify:` entry's problem; `error` is the notifier configuration's own wording (this
+    /// module sits below `notify`, so it cannot hold its type).
+    NotifyEntry {
+        error: String,
+    },
+    /// A notifier script that does not compile; `error` is the notifier loader's report.
+    NotifierScript {
+        error: String,
+    },
+
+    // -- `pilum scale`: where the rules come from, the pools file, schedules, strategies
+    PoolsUnreadable {
+        error: String,
+    },
+    PoolsTooDeep {
+        limit: usize,
+    },
+    RulesStackMissing,
+    NoRuntime {
+        error: String,
+    },
+    /// `pulumi stack output` failed; `error` is the CLI's report.
+    StackOutput {
+        output: String,
+        error: String,
+    },
+    /// A stack output string that is not JSON; `error` is serde's message.
+    OutputNotJson {
+        error: String,
+    },
+    /// Rules that cannot become YAML; `error` is serde's message.
+    RulesNotYaml {
+        error: String,
+    },
+    /// A problem inside pool `pool` of the pools file.
+    InPool {
+        pool: String,
+        problem: Box<Problem>,
+    },
+    ScheduleNoName,
+    /// A cron expression (`field` is `start` or `end`) that does not parse; `error` is the
+    /// cron parser's message.
+    ScheduleBadCron {
+        schedule: String,
+        field: &'static str,
+        text: String,
+        error: String,
+    },
+    ScheduleNeverMatches {
+        schedule: String,
+        field: &'static str,
+        text: String,
+    },
+    ScheduleEmptyWindow {
+        schedule: String,
+    },
+    UnknownTimezone {
+        schedule: String,
+        timezone: String,
+    },
+    /// A strategy file that cannot be read.
+    StrategyUnreadable {
+        error: String,
+    },
+    /// A strategy that Rhai does not compile; `error` is Rhai's message.
+    StrategyDoesNotCompile {
+        error: String,
+    },
+    StrategyNoDecide,
+    /// `fn inputs()` threw; `error` is the script error.
+    StrategyInputsFailed {
+        error: String,
+    },
+    StrategyInputsNotAnArray,
+    StrategyInputNotAName {
+        ty: String,
+    },
+    StrategyUnknownInput {
+        name: String,
     },
 }
 
@@ -380,6 +540,105 @@ impl fmt::Display for Problem {
             Self::DeclarationFailed { recipe, func, error } => {
                 write!(f, "recipe `{recipe}`: `{func}()` failed: {error}")
             }
+            Self::UnresolvedRecipe { service, why } => write!(f, "service `{service}`: {why}"),
+            Self::SectionNotAMapping { section, recipe } => {
+                write!(f, "`{section}` must be a mapping of the `{recipe}` recipe's fields")
+            }
+            Self::FieldType { field, ty, got } => {
+                let article = if ty.starts_with(['a', 'i']) { "an" } else { "a" };
+                write!(f, "field `{field}` must be {article} {ty}, not {got}")
+            }
+            Self::FieldNotAllowed { field, value } => {
+                write!(f, "field `{field}` is `{value}`, which is not allowed")
+            }
+            Self::MissingField { field, recipe } => {
+                write!(f, "missing required field `{field}` for recipe `{recipe}`")
+            }
+            Self::UnknownField { field, recipe } => {
+                write!(f, "unknown field `{field}` for recipe `{recipe}`")
+            }
+            Self::UndefinedStepFunction { step, service, run } => {
+                write!(
+                    f,
+                    "step `{step}` of `{service}` runs `{run}`, which the recipe does not define"
+                )
+            }
+            Self::PerRegionWithoutRegions { step, recipe, service } => write!(
+                f,
+                "step `{step}` of recipe `{recipe}` runs once per region, but `{service}` has no `region`/`regions`"
+            ),
+            Self::CheckFieldsNotAnArray { recipe, ty } => write!(
+                f,
+                "recipe `{recipe}`: `check_fields()` must return an array of problems, not {ty}"
+            ),
+            Self::FieldRule { field, message } => write!(f, "field `{field}` {message}"),
+            Self::SecretNotSet { name, service } => {
+                write!(f, "secret `{name}` of service `{service}` is not set")
+            }
+            Self::RecipeSecretNotSet { var, service, field, recipe } => write!(
+                f,
+                "secret `{var}` of service `{service}` is not set (`{field}` of recipe `{recipe}`)"
+            ),
+            Self::UnusedEnvironment { env } => {
+                write!(
+                    f,
+                    "no selected service defines environment `{env}`; `--env {env}` changes nothing"
+                )
+            }
+            Self::ChangeNote { note } => f.write_str(note),
+            Self::BadSettings { file, error, .. } => write!(f, "invalid `{file}`: {error}"),
+            Self::NotifyEntry { error } => f.write_str(error),
+            Self::NotifierScript { error } => f.write_str(error),
+            Self::PoolsUnreadable { error } => write!(f, "cannot read pools file: {error}"),
+            Self::PoolsTooDeep { limit } => {
+                write!(f, "the pools file is nested too deeply: nesting deeper than {limit} levels")
+            }
+            Self::RulesStackMissing => {
+                write!(f, "`--rules-from-output` needs `--rules-stack <stack>`")
+            }
+            Self::NoRuntime { error } => write!(f, "cannot start the async runtime: {error}"),
+            Self::StackOutput { output, error } => {
+                write!(f, "cannot read stack output `{output}`: {error}")
+            }
+            Self::OutputNotJson { error } => write!(f, "output is not JSON: {error}"),
+            Self::RulesNotYaml { error } => write!(f, "invalid rules: {error}"),
+            Self::InPool { pool, problem } => write!(f, "pool `{pool}`: {problem}"),
+            Self::ScheduleNoName => write!(f, "a schedule has an empty `name`"),
+            Self::ScheduleBadCron { schedule, field, text, error } => write!(
+                f,
+                "schedule `{schedule}` has an invalid `{field}` cron expression `{text}`: {error}"
+            ),
+            Self::ScheduleNeverMatches { schedule, field, text } => {
+                write!(
+                    f,
+                    "schedule `{schedule}`: `{field}` expression `{text}` never matches a date"
+                )
+            }
+            Self::ScheduleEmptyWindow { schedule } => {
+                write!(f, "schedule `{schedule}` has the same `start` and `end`")
+            }
+            Self::UnknownTimezone { schedule, timezone } => {
+                write!(f, "schedule `{schedule}` has an unknown time zone `{timezone}`")
+            }
+            Self::StrategyUnreadable { error } => write!(f, "cannot read strategy: {error}"),
+            Self::StrategyDoesNotCompile { error } => {
+                write!(f, "strategy does not compile: {error}")
+            }
+            Self::StrategyNoDecide => {
+                write!(f, "strategy does not compile: no `fn decide(ctx)` found")
+            }
+            Self::StrategyInputsFailed { error } => {
+                write!(f, "strategy `fn inputs()` failed: {error}")
+            }
+            Self::StrategyInputsNotAnArray => {
+                write!(f, "strategy `fn inputs()` must return an array of input names")
+            }
+            Self::StrategyInputNotAName { ty } => {
+                write!(f, "strategy `fn inputs()` must return names, got a `{ty}`")
+            }
+            Self::StrategyUnknownInput { name } => {
+                write!(f, "strategy `fn inputs()` returned an unknown input `{name}`")
+            }
             Self::LeftOut { service, missing } => {
                 let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
                 let (they, are, them) =
@@ -497,12 +756,81 @@ impl Problem {
             Self::MissingStepFunction { run, .. } => {
                 format!("define `fn {run}(ctx) {{ ... }}` or set the step's `run:`")
             }
+            Self::DeclarationFailed { func, .. } if func == "check_fields" => {
+                "`check_fields(fields)` may only look at the fields and return problems".into()
+            }
             Self::DeclarationFailed { .. } => {
                 "`recipe()` and `plan()` may only build data: no commands, files or network".into()
             }
             Self::LeftOut { service, .. } => format!(
                 "select `{service}...` to include what it depends on (and `...{service}` for what depends on it)"
             ),
+            Self::UnresolvedRecipe { .. } => "`pilum list --recipes` shows the available recipes; add your own in `recipes/<name>.rhai`".into(),
+            Self::UndefinedStepFunction { .. } => "use a function the recipe defines".into(),
+            Self::PerRegionWithoutRegions { .. } => {
+                "add `regions: [..]` (or `region:`) to the service".into()
+            }
+            Self::CheckFieldsNotAnArray { .. } => {
+                "return `[]` when the fields are fine, else `[#{ field: \"repo\", message: \"…\" }]`".into()
+            }
+            Self::SecretNotSet { name, .. } => format!(
+                "export `{name}` (in CI, from the secret store); `pilum plan` and `--dry-run` do not need it"
+            ),
+            Self::UnusedEnvironment { .. } => {
+                "add `environments:` with that name to a service's `pilum.yaml`".into()
+            }
+            Self::BadSettings { keys, .. } => format!(
+                "the project settings are {}; `docs/ci.md` describes them",
+                keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            ),
+            Self::PoolsUnreadable { .. } => {
+                "pass the pools file with `--config <file>` (default `pilum-scale.yaml`)".into()
+            }
+            Self::PoolsTooDeep { .. } => "a pools file needs a few levels; flatten this value".into(),
+            Self::RulesStackMissing => {
+                "name the stack that exports the rules, e.g. `--rules-stack prod`".into()
+            }
+            Self::InPool { problem, .. } => return problem.help(),
+            Self::ScheduleNoName => {
+                "name every schedule; the name shows in signals, audit and logs".into()
+            }
+            Self::ScheduleBadCron { .. } | Self::ScheduleNeverMatches { .. } => {
+                "use 5 fields: minute hour day-of-month month day-of-week, e.g. `0 8 * * 1-5`".into()
+            }
+            Self::ScheduleEmptyWindow { .. } => {
+                "the window would never open; give `end` a later time".into()
+            }
+            Self::UnknownTimezone { .. } => {
+                "use an IANA time zone name such as `Europe/Paris` or `UTC`".into()
+            }
+            Self::StrategyUnreadable { .. } => {
+                "check the pool's `strategy` path (relative to the pools file)".into()
+            }
+            Self::StrategyDoesNotCompile { .. } | Self::StrategyNoDecide => {
+                "fix the script; the strategy must define `fn decide(ctx)`".into()
+            }
+            Self::StrategyInputsFailed { .. }
+            | Self::StrategyInputsNotAnArray
+            | Self::StrategyInputNotAName { .. }
+            | Self::StrategyUnknownInput { .. } => {
+                "return an array of `\"alarms\"`, `\"delta\"`, `\"count\"`, `\"schedules\"`, e.g. `fn inputs() { [\"alarms\", \"schedules\"] }`".into()
+            }
+            Self::NoRuntime { .. }
+            | Self::StackOutput { .. }
+            | Self::OutputNotJson { .. }
+            | Self::RulesNotYaml { .. } => return None,
+            // Helps that need what the problem does not carry (a field's description, the
+            // recipe's field list) are given where the problem is found.
+            Self::SectionNotAMapping { .. }
+            | Self::FieldType { .. }
+            | Self::FieldNotAllowed { .. }
+            | Self::MissingField { .. }
+            | Self::UnknownField { .. }
+            | Self::FieldRule { .. }
+            | Self::RecipeSecretNotSet { .. }
+            | Self::ChangeNote { .. }
+            | Self::NotifyEntry { .. }
+            | Self::NotifierScript { .. } => return None,
         })
     }
 }
@@ -534,7 +862,7 @@ pub(crate) struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A diagnostic with free-text wording (loaders not converted to [`Problem`] variants).
+    /// A diagnostic with free-text wording: only the pools file's field checks use it.
     pub(crate) fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::of(file, Problem::Other(message.into()))
     }
@@ -559,6 +887,13 @@ impl Diagnostic {
         self.col = col.max(1);
         self.source = line.checked_sub(1).and_then(|l| text.lines().nth(l)).map(str::to_string);
         self
+    }
+
+    /// The same problem, inside pool `pool` of a pools file: location, snippet and "did you
+    /// mean" kept, message and help those of [`Problem::InPool`].
+    pub(crate) fn in_pool(self, pool: &str) -> Self {
+        let problem = Problem::InPool { pool: pool.to_string(), problem: Box::new(self.problem) };
+        Self { message: problem.to_string(), help: problem.help(), problem, ..self }
     }
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
@@ -724,7 +1059,7 @@ mod tests {
 
     #[test]
     fn renders_snippet_with_caret() {
-        let d = Diagnostic::new("a/pilum.yaml", "field `name` is required")
+        let d = Diagnostic::of("a/pilum.yaml", Problem::NameMissing)
             .at("nam: x\n", 1, 1)
             .help("add `name: <service>`");
         let s = d.to_string();

@@ -16,6 +16,46 @@ use crate::autoscale::pool::Pool;
 use crate::autoscale::scaler::{Lane, Scaler, lock};
 use crate::backoff::{Backoff, Jitter};
 
+/// One `pulumi up` for a lane: every key of every due pool in one `config set-all`, every
+/// target in one `up`, and the update's message.
+struct Update {
+    pairs: Vec<(String, i64)>,
+    targets: Vec<String>,
+    message: String,
+}
+
+impl Update {
+    fn of(due: &[Due]) -> Self {
+        let pairs = due
+            .iter()
+            .flat_map(|d| {
+                std::iter::once((d.pool.spec.key.clone(), d.desired))
+                    .chain(d.also.iter().map(|(k, v)| (k.clone(), *v)))
+            })
+            .collect();
+        let mut targets: Vec<String> = due
+            .iter()
+            .flat_map(|d| {
+                let keys = d.pool.keys.iter().flat_map(|k| k.spec.targets.iter());
+                d.pool.spec.targets.iter().chain(keys).cloned()
+            })
+            .collect();
+        targets.sort();
+        targets.dedup();
+        let message = format!(
+            "pilum: {}",
+            due.iter()
+                .map(|d| {
+                    let from = d.applied.map_or("?".into(), |a| a.to_string());
+                    format!("{} {from}→{} ({})", d.pool.name, d.desired, d.reason)
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        Self { pairs, targets, message }
+    }
+}
+
 /// A pool due for an apply: its configuration and the generation and value to apply.
 struct Due {
     pool: Pool,
@@ -119,33 +159,7 @@ impl Scaler {
         // Drift checks wait for (or skip) a running update of the stack.
         let _busy = lane.stack_busy.lock().await;
         let started = Instant::now();
-        // Every key of every due pool in one `config set-all`, every target in one `up`.
-        let pairs: Vec<(String, i64)> = due
-            .iter()
-            .flat_map(|d| {
-                std::iter::once((d.pool.spec.key.clone(), d.desired))
-                    .chain(d.also.iter().map(|(k, v)| (k.clone(), *v)))
-            })
-            .collect();
-        let mut targets: Vec<String> = due
-            .iter()
-            .flat_map(|d| {
-                let keys = d.pool.keys.iter().flat_map(|k| k.spec.targets.iter());
-                d.pool.spec.targets.iter().chain(keys).cloned()
-            })
-            .collect();
-        targets.sort();
-        targets.dedup();
-        let message = format!(
-            "pilum: {}",
-            due.iter()
-                .map(|d| {
-                    let from = d.applied.map_or("?".into(), |a| a.to_string());
-                    format!("{} {from}→{} ({})", d.pool.name, d.desired, d.reason)
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
+        let Update { pairs, targets, message } = Update::of(&due);
         let names: Vec<&str> = due.iter().map(|d| d.pool.name.as_str()).collect();
         self.log.info("applying", &[("pools", &names.join(",")), ("stack", &lane.stack.stack)]);
         let (result, retries) = self.run_update(lane, &pairs, &targets, &message).await;

@@ -251,18 +251,24 @@ impl Writer {
         }
     }
 
+    /// One serialized line for the next write; one that does not serialize is a write error
+    /// (counted), never half a line.
+    fn push_line(&mut self, line: serde_json::Result<Vec<u8>>) {
+        match line {
+            Ok(line) => {
+                self.buf.extend_from_slice(&line);
+                self.buf.push(b'\n');
+            }
+            Err(e) => self.health.failed("audit log", &std::io::Error::other(e)),
+        }
+    }
+
     fn write_batch(&mut self, batch: &mut Vec<Msg>) {
         let mut flushes = Vec::new();
         for msg in batch.drain(..) {
             match msg {
-                Msg::Line(v) => {
-                    let _ = serde_json::to_writer(&mut self.buf, &v);
-                    self.buf.push(b'\n');
-                }
-                Msg::Record(r) => {
-                    let _ = serde_json::to_writer(&mut self.buf, &r);
-                    self.buf.push(b'\n');
-                }
+                Msg::Line(v) => self.push_line(serde_json::to_vec(&v)),
+                Msg::Record(r) => self.push_line(serde_json::to_vec(&r)),
                 Msg::Flush(done) => flushes.push(done),
             }
         }
@@ -432,5 +438,22 @@ mod tests {
         assert_eq!(entries[0].seq, 7);
         let applied = applied.locked();
         assert!(matches!(&applied[0].1, Change::Intent(s) if s.seq == 7));
+    }
+
+    #[test]
+    fn write_errors_are_counted_with_the_last_one() {
+        // `/dev/full` opens, then refuses every write with ENOSPC.
+        let full = Path::new("/dev/full");
+        assert!(full.exists(), "this test needs `/dev/full` (Linux)");
+        let dir = tempfile::tempdir().expect("tmp");
+        let audit =
+            Audit::open(full, &dir.path().join("signals.journal"), 1, 16, Box::new(|_, _, _| {}))
+                .expect("open");
+        assert_eq!(audit.health().errors.load(Ordering::Relaxed), 0);
+        audit.write("decision", serde_json::json!({"pool": "p"}));
+        audit.flush();
+        assert!(audit.health().errors.load(Ordering::Relaxed) >= 1);
+        let last = audit.health().last_error.locked().clone().expect("a last error");
+        assert!(last.starts_with("audit log: "), "{last}");
     }
 }

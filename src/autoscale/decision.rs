@@ -20,6 +20,7 @@ use crate::autoscale::audit::SignalRecord;
 use crate::autoscale::cadence::{Cadence, Trigger};
 use crate::autoscale::decide::{self, Decision, Record, Taken};
 use crate::autoscale::metrics::{PoolLabel, PoolResult};
+use crate::autoscale::pool::Pool;
 use crate::autoscale::scaler::{PoolState, Scaler, lock, panic_message};
 use crate::autoscale::signal::{Signal, SourceKind};
 use crate::autoscale::strategy::Strategy;
@@ -183,53 +184,11 @@ impl Scaler {
         {
             return Ok(Some(d));
         }
-        let taken = {
-            let mut inner = lock(&st.inner);
-            let inner = &mut *inner;
-            let extra = extra.unwrap_or_default();
-            if commit {
-                let mut on_schedule =
-                    |c: &crate::autoscale::signal::Change| self.audit_schedule(&st.name, c);
-                decide::take(
-                    &pool,
-                    &mut inner.book,
-                    &inner.record,
-                    now,
-                    trigger,
-                    extra,
-                    true,
-                    &mut on_schedule,
-                )
-            } else {
-                let mut book = inner.book.clone();
-                decide::take(
-                    &pool,
-                    &mut book,
-                    &inner.record,
-                    now,
-                    trigger,
-                    extra,
-                    false,
-                    &mut |_| true,
-                )
-            }
+        let Some(taken) = self.take(&st, &pool, now, trigger, extra.unwrap_or_default(), commit)
+        else {
+            return Ok(None);
         };
-        let Some(taken) = taken else { return Ok(None) };
-        let (strategy2, pool2) = (strategy.clone(), pool.clone());
-        let proposed = tokio::task::spawn_blocking(move || {
-            let p = decide::propose(&strategy2, &pool2, &taken, commit);
-            (p, taken)
-        })
-        .await;
-        let (proposed, taken) = match proposed {
-            Ok(x) => x,
-            Err(e) => {
-                if commit {
-                    lock(&st.inner).book.deciding = None;
-                }
-                return Err(format!("strategy task failed: {e}"));
-            }
-        };
+        let (proposed, taken) = propose(&st, &strategy, &pool, taken, commit).await?;
         if commit && !proposed.quarantined.is_empty() {
             self.quarantine(&st, proposed.quarantined.clone(), &proposed.quarantine_reason);
         }
@@ -247,24 +206,56 @@ impl Scaler {
             let mut inner = lock(&st.inner);
             decide::settle_pool(&mut inner.record, &pool, base, &proposal, &values, now, commit)
         };
-        if let Err(e) = settled {
-            self.failed(&st, &strategy, &record, &used, seen, trigger, &e, commit).await;
-            return Err(e);
-        }
-        let decision = {
-            let mut inner = lock(&st.inner);
-            let d = settled.expect("checked just above");
-            if commit {
-                inner.last_decision = Some(d.clone());
+        let decision = match settled {
+            Ok(d) => d,
+            Err(e) => {
+                self.failed(&st, &strategy, &record, &used, seen, trigger, &e, commit).await;
+                return Err(e);
+            }
+        };
+        if commit {
+            {
+                let mut inner = lock(&st.inner);
+                inner.last_decision = Some(decision.clone());
                 inner.last_error = None;
                 inner.record.signals_seq = inner.record.signals_seq.max(seen);
             }
-            d
-        };
-        if commit {
             self.commit(&st, &strategy, &used, seen, trigger, &decision).await;
         }
         Ok(Some(decision))
+    }
+
+    /// The signals this decision reads, taken from the pool's book (with `commit = false`, from
+    /// a copy, so nothing is consumed); schedule changes are audited when committing. `None`:
+    /// nothing to decide.
+    fn take(
+        &self,
+        st: &PoolState,
+        pool: &Pool,
+        now: chrono::DateTime<Utc>,
+        trigger: Trigger,
+        extra: Vec<Signal>,
+        commit: bool,
+    ) -> Option<Taken> {
+        let mut inner = lock(&st.inner);
+        let inner = &mut *inner;
+        if commit {
+            let mut on_schedule =
+                |c: &crate::autoscale::signal::Change| self.audit_schedule(&st.name, c);
+            decide::take(
+                pool,
+                &mut inner.book,
+                &inner.record,
+                now,
+                trigger,
+                extra,
+                true,
+                &mut on_schedule,
+            )
+        } else {
+            let mut book = inner.book.clone();
+            decide::take(pool, &mut book, &inner.record, now, trigger, extra, false, &mut |_| true)
+        }
     }
 
     /// The pool's `fallback`, when its sources have been silent too long: a decision of its own
@@ -272,7 +263,7 @@ impl Scaler {
     async fn fallback(
         &self,
         st: &PoolState,
-        pool: &crate::autoscale::pool::Pool,
+        pool: &Pool,
         strategy: &Strategy,
         now: chrono::DateTime<Utc>,
     ) -> Option<Decision> {
@@ -434,6 +425,29 @@ impl Scaler {
             }
         }
     }
+}
+
+/// Run the strategy on `taken` off the async workers. A task that fails (a panic outside the
+/// strategy's own isolation) frees the book for the next decision when committing.
+async fn propose(
+    st: &PoolState,
+    strategy: &Strategy,
+    pool: &Pool,
+    taken: Taken,
+    commit: bool,
+) -> Result<(decide::Proposed, Taken), String> {
+    let (strategy, pool) = (strategy.clone(), pool.clone());
+    let proposed = tokio::task::spawn_blocking(move || {
+        let p = decide::propose(&strategy, &pool, &taken, commit);
+        (p, taken)
+    })
+    .await;
+    proposed.map_err(|e| {
+        if commit {
+            lock(&st.inner).book.deciding = None;
+        }
+        format!("strategy task failed: {e}")
+    })
 }
 
 impl Scaler {

@@ -249,10 +249,7 @@ impl Pools {
 /// each located in the file.
 pub(crate) fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
     let source = std::fs::read_to_string(file).map_err(|e| {
-        vec![
-            Diagnostic::new(file, format!("cannot read pools file: {e}"))
-                .help("pass the pools file with `--config <file>` (default `pilum-scale.yaml`)"),
-        ]
+        vec![Diagnostic::of(file, Problem::PoolsUnreadable { error: e.to_string() })]
     })?;
     parse(file, &source)
 }
@@ -261,9 +258,8 @@ pub(crate) fn load(file: &Path) -> Result<Pools, Vec<Diagnostic>> {
 pub(crate) fn parse(file: &Path, source: &str) -> Result<Pools, Vec<Diagnostic>> {
     if let Err(deep) = crate::yaml::check_depth(source) {
         return Err(vec![
-            Diagnostic::new(file, format!("the pools file is nested too deeply: {deep}"))
-                .at(source, deep.line, deep.col)
-                .help("a pools file needs a few levels; flatten this value"),
+            Diagnostic::of(file, Problem::PoolsTooDeep { limit: crate::yaml::MAX_DEPTH })
+                .at(source, deep.line, deep.col),
         ]);
     }
     let value: serde_yaml::Value = serde_yaml::from_str(source).map_err(|e| {
@@ -360,8 +356,7 @@ impl Problems<'_> {
                 known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
             );
             let d = self.at(&at, format!("{what} has an unknown field `{name}`"), &help);
-            d.did_you_mean =
-                closest(name, known.iter().copied()).map(|c| format!("did you mean `{c}`?"));
+            d.did_you_mean = closest(name, known.iter().copied()).map(str::to_string);
         }
         ok
     }
@@ -656,9 +651,8 @@ pub(crate) fn validate(
                 Ok(s) => schedules.push(s),
                 Err(e) => {
                     let (field, d) = *e;
-                    let mut d2 = Diagnostic::new(file, format!("pool `{name}`: {}", d.message));
-                    d2.help = d.help;
-                    d2.did_you_mean = d.did_you_mean;
+                    let mut d2 = d.in_pool(name);
+                    d2.file = file.to_path_buf();
                     if let Some((l, c)) = locate::position(source, &item(field.as_str())) {
                         d2 = d2.at(source, l, c);
                     }
@@ -679,14 +673,13 @@ pub(crate) fn validate(
                     format!("pool `{name}`: unknown strategy `{}`", spec.strategy),
                     &help,
                 );
-                d.did_you_mean = suggestion.map(|c| format!("did you mean `{c}`?"));
+                d.did_you_mean = suggestion.map(str::to_string);
                 None
             }
             Ok(src) => match Strategy::load(&src, &spec.strategy, &base) {
                 Ok(s) => Some(s),
-                Err(mut d) => {
-                    d.message = format!("pool `{name}`: {}", d.message);
-                    p.list.push(*d);
+                Err(d) => {
+                    p.list.push(d.in_pool(name));
                     None
                 }
             },
@@ -791,7 +784,7 @@ pub(crate) fn validate(
                 format!("notifier `{}`: {problem}", e.display_name()),
                 "see docs/scaling.md (ChatOps)",
             );
-            d.did_you_mean = problem.suggestion().map(|s| format!("did you mean `{s}`?"));
+            d.did_you_mean = problem.suggestion();
         }
         for ev in e.events.iter().flatten() {
             if let Some(k) = crate::notify::Kind::parse(ev)
@@ -956,7 +949,7 @@ mod tests {
         let src = GOOD.replace("    min: 1\n", "    mni: 1\n    min: 1\n");
         let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
         assert_eq!(errs[0].line, 7);
-        assert_eq!(errs[0].did_you_mean.as_deref(), Some("did you mean `min`?"));
+        assert_eq!(errs[0].did_you_mean.as_deref(), Some("min"));
         assert!(errs[0].to_string().contains("unknown field `mni`"), "{}", errs[0]);
     }
 

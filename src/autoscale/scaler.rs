@@ -165,6 +165,155 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// With `--ha` the leader's records in Redis are the truth, by pool; without, none.
+async fn shared_records(ha: Option<&Ha>) -> Result<BTreeMap<String, Record>, String> {
+    let Some(ha) = ha else { return Ok(BTreeMap::new()) };
+    let records = ha
+        .records()
+        .await
+        .map_err(|e| format!("cannot read the shared records from Redis: {e}"))?;
+    Ok(records.into_iter().map(|r| (r.pool.clone(), r)).collect())
+}
+
+/// Every pool's record: the shared one, else the local one, else a new one from the stack's
+/// current value (saved at once, so `pilum scale status --state-dir` has a row from the start).
+/// A pool whose current value cannot be read starts at `min` and is returned in the second map
+/// with the reason.
+async fn load_records(
+    pools: &Pools,
+    state: &StateDir,
+    mut shared: BTreeMap<String, Record>,
+    pulumi: &Pulumi,
+    log: &Log,
+) -> Result<(BTreeMap<String, Record>, BTreeMap<String, String>), String> {
+    let mut records = BTreeMap::new();
+    let mut unknown = BTreeMap::new();
+    for p in &pools.pools {
+        let local = match shared.remove(&p.name) {
+            Some(r) => Some(r),
+            None => state.load_record(p).map_err(|e| e.to_string())?,
+        };
+        let record = match local {
+            Some(r) => r,
+            None => match initial_value(pulumi, p).await {
+                Ok(v) => {
+                    let r = Record::new(&p.name, v);
+                    state.save_record(&r).map_err(|e| {
+                        format!("cannot write the state record of pool `{}`: {e}", p.name)
+                    })?;
+                    r
+                }
+                Err(why) => {
+                    log.error("current value unknown", &[("pool", &p.name), ("reason", &why)]);
+                    unknown.insert(p.name.clone(), why);
+                    Record::new(&p.name, p.spec.min)
+                }
+            },
+        };
+        records.insert(p.name.clone(), record);
+    }
+    Ok((records, unknown))
+}
+
+/// The pending signals from the last run's snapshot and journal (with `--ha`, the shared
+/// stream holds them and is replayed instead), written back as a fresh snapshot so the journal
+/// only ever holds what arrived since the last start.
+fn recover_signals(
+    state: &StateDir,
+    pools: &Pools,
+    records: &BTreeMap<String, Record>,
+    ha: bool,
+    log: &Log,
+) -> Result<crate::autoscale::state::Recovered, String> {
+    let mut recovered = state.recover(pools, records).map_err(|e| e.to_string())?;
+    if ha {
+        recovered.books.clear();
+    }
+    if recovered.torn > 0 || recovered.replayed > 0 || recovered.dropped > 0 {
+        log.info(
+            "recovered signals",
+            &[
+                ("replayed", &recovered.replayed.to_string()),
+                ("torn_lines_skipped", &recovered.torn.to_string()),
+                ("dropped_unknown_pools", &recovered.dropped.to_string()),
+            ],
+        );
+    }
+    state.save_snapshot(recovered.next_seq - 1, &recovered.books, true).map_err(|e| {
+        format!("cannot write `{}`: {e}", state.path().join("signals.json").display())
+    })?;
+    Ok(recovered)
+}
+
+/// Each pool's live state from its record and recovered book (taken out of `recovered`), with
+/// its gauges set (not while its current value is unknown).
+fn pool_states(
+    pools: &Pools,
+    mut records: BTreeMap<String, Record>,
+    mut unknown: BTreeMap<String, String>,
+    recovered: &mut crate::autoscale::state::Recovered,
+    metrics: &Metrics,
+) -> BTreeMap<String, Arc<PoolState>> {
+    let mut states = BTreeMap::new();
+    for p in &pools.pools {
+        let record = records.remove(&p.name).expect("a record was made for every pool");
+        let label = PoolLabel { pool: p.name.clone() };
+        let unknown = unknown.remove(&p.name);
+        if unknown.is_none() {
+            metrics.desired.get_or_create(&label).set(record.desired);
+            if let Some(a) = record.applied {
+                metrics.applied.get_or_create(&label).set(a);
+            }
+        }
+        let quarantined: Vec<Quarantined> =
+            recovered.quarantined.iter().filter(|q| q.pool == p.name).cloned().collect();
+        let inner = PoolInner {
+            record,
+            book: recovered.books.remove(&p.name).unwrap_or_default(),
+            last_decision: None,
+            last_error: None,
+            quarantined,
+            down: None,
+            unknown,
+            drift: None,
+            restore: false,
+        };
+        let pool = PoolState {
+            name: p.name.clone(),
+            lane: p.stack_id(),
+            inner: Mutex::new(inner),
+            wake: Notify::new(),
+            writing: tokio::sync::Mutex::new(()),
+        };
+        states.insert(p.name.clone(), Arc::new(pool));
+    }
+    states
+}
+
+/// One lane per stack, holding the pools that scale it (in the pools file's order).
+fn lanes_of(pools: &Pools) -> BTreeMap<String, Arc<Lane>> {
+    let mut by_stack: BTreeMap<String, (StackRef, Vec<String>)> = BTreeMap::new();
+    for p in &pools.pools {
+        let stack = StackRef { dir: p.project_dir.clone(), stack: p.spec.stack.clone() };
+        by_stack.entry(p.stack_id()).or_insert_with(|| (stack, Vec::new())).1.push(p.name.clone());
+    }
+    by_stack
+        .into_iter()
+        .map(|(id, (stack, pools))| {
+            let lane = Lane {
+                id: id.clone(),
+                stack,
+                pools,
+                wake: Notify::new(),
+                previews: tokio::sync::Semaphore::new(1),
+                preview_waiting: AtomicU32::new(0),
+                stack_busy: tokio::sync::Mutex::new(()),
+            };
+            (id, Arc::new(lane))
+        })
+        .collect()
+}
+
 /// The pools' compiled strategies, by pool.
 pub(crate) fn strategies_of(pools: &Pools) -> HashMap<String, Strategy> {
     pools.pools.iter().map(|p| (p.name.clone(), p.strategy.clone())).collect()
@@ -195,107 +344,13 @@ impl Scaler {
             Some(h) => Some(Arc::new(Ha::connect(h).await?)),
             None => None,
         };
-        // With `--ha` the leader's records in Redis are the truth; a pool without one starts
-        // from its local record or the stack.
-        let mut shared: BTreeMap<String, Record> = match &ha {
-            Some(ha) => ha
-                .records()
-                .await
-                .map_err(|e| format!("cannot read the shared records from Redis: {e}"))?
-                .into_iter()
-                .map(|r| (r.pool.clone(), r))
-                .collect(),
-            None => BTreeMap::new(),
-        };
+        let shared = shared_records(ha.as_deref()).await?;
         let pulumi = Pulumi::default();
         let mut blocked = BTreeMap::new();
         refresh_configs(&pools, &settings, &pulumi, &log, &mut blocked).await?;
-        let mut records = BTreeMap::new();
-        let mut unknown = BTreeMap::new();
-        for p in &pools.pools {
-            let local = match shared.remove(&p.name) {
-                Some(r) => Some(r),
-                None => state.load_record(p).map_err(|e| e.to_string())?,
-            };
-            let record = match local {
-                Some(r) => r,
-                None => match initial_value(&pulumi, p).await {
-                    Ok(v) => {
-                        let r = Record::new(&p.name, v);
-                        // A row for `pilum scale status --state-dir` from the start.
-                        state.save_record(&r).map_err(|e| {
-                            format!("cannot write the state record of pool `{}`: {e}", p.name)
-                        })?;
-                        r
-                    }
-                    Err(why) => {
-                        log.error("current value unknown", &[("pool", &p.name), ("reason", &why)]);
-                        unknown.insert(p.name.clone(), why);
-                        Record::new(&p.name, p.spec.min)
-                    }
-                },
-            };
-            records.insert(p.name.clone(), record);
-        }
-        let mut recovered = state.recover(&pools, &records).map_err(|e| e.to_string())?;
-        if ha.is_some() {
-            // The shared stream holds every accepted signal: it is replayed instead.
-            recovered.books.clear();
-        }
-        if recovered.torn > 0 || recovered.replayed > 0 || recovered.dropped > 0 {
-            log.info(
-                "recovered signals",
-                &[
-                    ("replayed", &recovered.replayed.to_string()),
-                    ("torn_lines_skipped", &recovered.torn.to_string()),
-                    ("dropped_unknown_pools", &recovered.dropped.to_string()),
-                ],
-            );
-        }
-        // The journal's entries are now in the books: write them as a snapshot and start an
-        // empty journal, so it only ever holds what arrived since the last start.
-        state.save_snapshot(recovered.next_seq - 1, &recovered.books, true).map_err(|e| {
-            format!("cannot write `{}`: {e}", state.path().join("signals.json").display())
-        })?;
-        let mut states = BTreeMap::new();
-        let mut lanes: BTreeMap<String, (StackRef, Vec<String>)> = BTreeMap::new();
-        for p in &pools.pools {
-            let stack = StackRef { dir: p.project_dir.clone(), stack: p.spec.stack.clone() };
-            lanes.entry(p.stack_id()).or_insert_with(|| (stack, Vec::new())).1.push(p.name.clone());
-            let record = records.remove(&p.name).expect("a record was made for every pool");
-            let label = PoolLabel { pool: p.name.clone() };
-            let unknown = unknown.remove(&p.name);
-            if unknown.is_none() {
-                metrics.desired.get_or_create(&label).set(record.desired);
-                if let Some(a) = record.applied {
-                    metrics.applied.get_or_create(&label).set(a);
-                }
-            }
-            let quarantined: Vec<Quarantined> =
-                recovered.quarantined.iter().filter(|q| q.pool == p.name).cloned().collect();
-            let inner = PoolInner {
-                record,
-                book: recovered.books.remove(&p.name).unwrap_or_default(),
-                last_decision: None,
-                last_error: None,
-                quarantined,
-                down: None,
-                unknown,
-                drift: None,
-                restore: false,
-            };
-            states.insert(
-                p.name.clone(),
-                Arc::new(PoolState {
-                    name: p.name.clone(),
-                    lane: p.stack_id(),
-                    inner: Mutex::new(inner),
-                    wake: Notify::new(),
-                    writing: tokio::sync::Mutex::new(()),
-                }),
-            );
-        }
-        let states = Arc::new(states);
+        let (records, unknown) = load_records(&pools, &state, shared, &pulumi, &log).await?;
+        let mut recovered = recover_signals(&state, &pools, &records, ha.is_some(), &log)?;
+        let states = Arc::new(pool_states(&pools, records, unknown, &mut recovered, &metrics));
         let applied_seq = Arc::new(Mutex::new(recovered.next_seq - 1));
         let audit =
             open_audit(&state, &settings, recovered.next_seq, states.clone(), applied_seq.clone())?;
@@ -306,31 +361,16 @@ impl Scaler {
             );
             log.warn("signal quarantined at start", &[("pool", &q.pool), ("reason", &q.reason)]);
         }
-        let lanes = lanes
-            .into_iter()
-            .map(|(id, (stack, pools))| {
-                let lane = Lane {
-                    id: id.clone(),
-                    stack,
-                    pools,
-                    wake: Notify::new(),
-                    previews: tokio::sync::Semaphore::new(1),
-                    preview_waiting: AtomicU32::new(0),
-                    stack_busy: tokio::sync::Mutex::new(()),
-                };
-                (id, Arc::new(lane))
-            })
-            .collect();
         metrics.reload_ok.set(1);
         metrics.leader.set(i64::from(ha.is_none()));
         let strategies = strategies_of(&pools);
         let fault = settings.fault.clone();
         Ok(Arc::new(Self {
             settings,
+            lanes: lanes_of(&pools),
             pools: RwLock::new(Arc::new(pools)),
             strategies: RwLock::new(strategies),
             states,
-            lanes,
             state,
             audit,
             metrics,

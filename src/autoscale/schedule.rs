@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autoscale::pool::Action;
 use crate::autoscale::signal::{Book, Change, Kind, Signal, SourceKind};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Problem};
 
 /// Prefix of the level keys schedules own in a signal book.
 pub(crate) const KEY_PREFIX: &str = "schedule:";
@@ -71,32 +71,23 @@ impl Field {
 /// [`Diagnostic`] without a file yet (the pools file loader locates it).
 pub(crate) type ScheduleError = Box<(Field, Diagnostic)>;
 
-fn problem(field: Field, message: String, help: &str) -> ScheduleError {
-    Box::new((field, Diagnostic::new("", message).help(help)))
+fn problem(field: Field, problem: Problem) -> ScheduleError {
+    Box::new((field, Diagnostic::of("", problem)))
 }
 
 fn parse_cron(field: Field, name: &str, text: &str) -> Result<Cron, ScheduleError> {
     let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
-    let help = "use 5 fields: minute hour day-of-month month day-of-week, e.g. `0 8 * * 1-5`";
     let cron = parser.parse(text).map_err(|e| {
-        problem(
-            field,
-            format!(
-                "schedule `{name}` has an invalid `{}` cron expression `{text}`: {e}",
-                field.as_str()
-            ),
-            help,
-        )
+        let (schedule, text) = (name.to_string(), text.to_string());
+        let error = e.to_string();
+        problem(field, Problem::ScheduleBadCron { schedule, field: field.as_str(), text, error })
     })?;
     // A pattern such as `0 0 31 2 *` parses but never fires; such a window could never move.
     if cron.find_next_occurrence(&Utc::now(), true).is_err() {
+        let (schedule, text) = (name.to_string(), text.to_string());
         return Err(problem(
             field,
-            format!(
-                "schedule `{name}`: `{}` expression `{text}` never matches a date",
-                field.as_str()
-            ),
-            help,
+            Problem::ScheduleNeverMatches { schedule, field: field.as_str(), text },
         ));
     }
     Ok(cron)
@@ -107,32 +98,22 @@ impl Schedule {
     pub(crate) fn compile(spec: &ScheduleSpec) -> Result<Self, ScheduleError> {
         let name = spec.name.as_str();
         if name.trim().is_empty() {
-            return Err(problem(
-                Field::Name,
-                "a schedule has an empty `name`".into(),
-                "name every schedule; the name shows in signals, audit and logs",
-            ));
+            return Err(problem(Field::Name, Problem::ScheduleNoName));
         }
         let start = parse_cron(Field::Start, name, &spec.start)?;
         let end = parse_cron(Field::End, name, &spec.end)?;
         if spec.start.split_whitespace().eq(spec.end.split_whitespace()) {
-            return Err(problem(
-                Field::End,
-                format!("schedule `{name}` has the same `start` and `end`"),
-                "the window would never open; give `end` a later time",
-            ));
+            let schedule = name.to_string();
+            return Err(problem(Field::End, Problem::ScheduleEmptyWindow { schedule }));
         }
         let tz: chrono_tz::Tz = spec.timezone.parse().map_err(|_| {
             let suggestion = crate::diagnostic::closest(
                 &spec.timezone,
                 chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()),
             );
-            let mut p = problem(
-                Field::Timezone,
-                format!("schedule `{name}` has an unknown time zone `{}`", spec.timezone),
-                "use an IANA time zone name such as `Europe/Paris` or `UTC`",
-            );
-            p.1.did_you_mean = suggestion.map(|c| format!("did you mean `{c}`?"));
+            let (schedule, timezone) = (name.to_string(), spec.timezone.clone());
+            let mut p = problem(Field::Timezone, Problem::UnknownTimezone { schedule, timezone });
+            p.1 = p.1.suggest(suggestion);
             p
         })?;
         Ok(Self { name: spec.name.clone(), value: spec.value, start, end, tz })
@@ -282,7 +263,7 @@ mod tests {
         assert_eq!(field, Field::Start, "six fields are refused");
         let (field, e) = *Schedule::compile(&spec("0 8 * * *", "Europe/Pari")).unwrap_err();
         assert_eq!(field, Field::Timezone);
-        assert_eq!(e.did_you_mean.as_deref(), Some("did you mean `Europe/Paris`?"));
+        assert_eq!(e.did_you_mean.as_deref(), Some("Europe/Paris"));
         let (field, _) = *Schedule::compile(&spec("0 18 * * *", "UTC")).unwrap_err();
         assert_eq!(field, Field::End);
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rhai::{AST, Dynamic, Engine, Map};
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Problem};
 use crate::script::engine::{Limits, Profile};
 use crate::script::{CallCtx, Deadline, Event, Host, Sink, with_call};
 use sha2::{Digest, Sha256};
@@ -44,9 +44,6 @@ pub(crate) fn resolve(base: &Path, name: &str) -> Result<Source, Option<&'static
     }
     Err(crate::diagnostic::closest(name, BUILTINS.iter().map(|(n, _)| *n)))
 }
-
-/// What every strategy compile error says to do.
-const COMPILE_HELP: &str = "fix the script; the strategy must define `fn decide(ctx)`";
 
 /// A kind of input a strategy can act on. A pool refuses webhooks of a kind its strategy
 /// ignores (422 naming the strategy) instead of accepting what nothing will read.
@@ -168,10 +165,8 @@ impl Strategy {
             Source::File(p) => match std::fs::read_to_string(p) {
                 Ok(t) => (t, p.display().to_string()),
                 Err(e) => {
-                    return Err(Box::new(
-                        Diagnostic::new(p, format!("cannot read strategy: {e}"))
-                            .help("check the pool's `strategy` path (relative to the pools file)"),
-                    ));
+                    let problem = Problem::StrategyUnreadable { error: e.to_string() };
+                    return Err(Box::new(Diagnostic::of(p, problem)));
                 }
             },
         };
@@ -188,26 +183,23 @@ impl Strategy {
         let engine = engine(root);
         let ast = engine.compile(text).map_err(|e| {
             let pos = e.position();
-            let d = Diagnostic::new(file, format!("strategy does not compile: {}", e.err_type()))
-                .help(COMPILE_HELP);
+            let d = Diagnostic::of(
+                file,
+                Problem::StrategyDoesNotCompile { error: e.err_type().to_string() },
+            );
             Box::new(match pos.line() {
                 Some(l) => d.at(text, l, pos.position().unwrap_or(1)),
                 None => d,
             })
         })?;
         if !ast.iter_functions().any(|f| f.name == "decide" && f.params.len() == 1) {
-            return Err(Box::new(
-                Diagnostic::new(file, "strategy does not compile: no `fn decide(ctx)` found")
-                    .help(COMPILE_HELP),
-            ));
+            return Err(Box::new(Diagnostic::of(file, Problem::StrategyNoDecide)));
         }
         let hash =
             Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
         let inputs = if ast.iter_functions().any(|f| f.name == "inputs" && f.params.is_empty()) {
-            declared_inputs(&engine, &ast).map_err(|m| {
-                Box::new(Diagnostic::new(file, format!("strategy `fn inputs()` {m}")).help(
-                    "return an array of `\"alarms\"`, `\"delta\"`, `\"count\"`, `\"schedules\"`, e.g. `fn inputs() { [\"alarms\", \"schedules\"] }`",
-                ))
+            declared_inputs(&engine, &ast).map_err(|(problem, suggestion)| {
+                Box::new(Diagnostic::of(file, problem).suggest(suggestion))
             })?
         } else {
             Input::ALL.to_vec()
@@ -353,8 +345,12 @@ impl Expr {
     }
 }
 
-/// Call a strategy's `fn inputs()` once, at compile time.
-fn declared_inputs(engine: &Engine, ast: &AST) -> Result<Vec<Input>, String> {
+/// Call a strategy's `fn inputs()` once, at compile time. Errors are the problem and, for an
+/// unknown input, the closest known one.
+fn declared_inputs(
+    engine: &Engine,
+    ast: &AST,
+) -> Result<Vec<Input>, (Problem, Option<&'static str>)> {
     let call = CallCtx {
         deadline: Some(Deadline::after(STRATEGY_TIMEOUT)),
         label: "inputs".into(),
@@ -362,17 +358,17 @@ fn declared_inputs(engine: &Engine, ast: &AST) -> Result<Vec<Input>, String> {
     };
     let out: Dynamic =
         with_call(call, || engine.call_fn(&mut rhai::Scope::new(), ast, "inputs", ()))
-            .map_err(|e| format!("failed: {e}"))?;
-    let list = out.try_cast::<rhai::Array>().ok_or("must return an array of input names")?;
+            .map_err(|e| (Problem::StrategyInputsFailed { error: e.to_string() }, None))?;
+    let list = out.try_cast::<rhai::Array>().ok_or((Problem::StrategyInputsNotAnArray, None))?;
     let mut inputs = Vec::new();
     for v in list {
-        let name = v.into_string().map_err(|t| format!("must return names, got a `{t}`"))?;
+        let name = v
+            .into_string()
+            .map_err(|ty| (Problem::StrategyInputNotAName { ty: ty.to_string() }, None))?;
         let input = Input::parse(&name).ok_or_else(|| {
             let known = Input::ALL.map(Input::as_str);
-            let hint = crate::diagnostic::closest(&name, known.iter().copied())
-                .map(|c| format!("; did you mean `{c}`?"))
-                .unwrap_or_default();
-            format!("returned an unknown input `{name}`{hint}")
+            let suggestion = crate::diagnostic::closest(&name, known);
+            (Problem::StrategyUnknownInput { name: name.clone() }, suggestion)
         })?;
         if !inputs.contains(&input) {
             inputs.push(input);

@@ -53,9 +53,25 @@ pub(crate) fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result
         None => return Err(Error::usage(unknown_recipe(&recipe_name, &catalog))),
     };
 
-    let mut answers = answers(&args.set, &recipe)?;
+    let answers = gather(&prompt, &args.set, &recipe)?;
+    let yaml = render(&name, &recipe, &answers)?;
+
+    std::fs::create_dir_all(&target)
+        .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", target.display())))?;
+    std::fs::write(&file, &yaml)
+        .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", file.display())))?;
+    let ignored = ignore_outputs(&root, &target, &recipe, &answers)?;
+    let written = Written { root: &root, file: &file, name: &name, recipe: &recipe, ignored };
+    report(out, &written, &answers);
+    Ok(())
+}
+
+/// The answers from `--set`, then the prompts (or, without a terminal, the required fields
+/// left unanswered); an error unless every required field has one.
+fn gather(prompt: &Prompt<'_>, sets: &[String], recipe: &Recipe) -> Result<Answers, Error> {
+    let mut answers = answers(sets, recipe)?;
     if prompt.interactive() {
-        ask_missing(&prompt, &recipe, &mut answers)?;
+        ask_missing(prompt, recipe, &mut answers)?;
     } else {
         let missing: Vec<String> = recipe
             .decl
@@ -66,14 +82,21 @@ pub(crate) fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result
             .collect();
         answers.missing = missing;
     }
-    require_complete(&recipe, &answers)?;
-    let yaml = render(&name, &recipe, &answers)?;
+    require_complete(recipe, &answers)?;
+    Ok(answers)
+}
 
-    std::fs::create_dir_all(&target)
-        .map_err(|e| Error::failure(format!("cannot create `{}`: {e}", target.display())))?;
-    std::fs::write(&file, &yaml)
-        .map_err(|e| Error::failure(format!("cannot write `{}`: {e}", file.display())))?;
-    let ignored = ignore_outputs(&root, &target, &recipe, &answers)?;
+/// What `pilum init` wrote, for its report.
+struct Written<'a> {
+    root: &'a std::path::Path,
+    file: &'a std::path::Path,
+    name: &'a str,
+    recipe: &'a Recipe,
+    ignored: Vec<String>,
+}
+
+/// `✓ wrote …` (and the `.gitignore` lines added), or one JSON object with `--json`.
+fn report(out: &Output, w: &Written<'_>, answers: &Answers) {
     if out.json {
         // The regions as `pilum.yaml` reads them: `region` first, then `regions`.
         let region = &answers.region;
@@ -81,20 +104,19 @@ pub(crate) fn run(dir: Option<PathBuf>, args: &InitArgs, out: &Output) -> Result
             .iter()
             .chain(answers.regions.iter().filter(|r| Some(*r) != region.as_ref()))
             .collect();
-        out.json_line(&serde_json::json!({"file": file.display().to_string(), "name": name, "recipe": recipe.decl.name, "regions": all, "gitignore": ignored}));
+        out.json_line(&serde_json::json!({"file": w.file.display().to_string(), "name": w.name, "recipe": w.recipe.decl.name, "regions": all, "gitignore": w.ignored}));
     } else if !out.quiet {
         let tick = Style::new().green().apply_to("✓");
-        out.stdout_line(&format!("{tick} wrote {}", file.display()));
-        if !ignored.is_empty() {
-            let lines: Vec<String> = ignored.iter().map(|l| format!("`{l}`")).collect();
+        out.stdout_line(&format!("{tick} wrote {}", w.file.display()));
+        if !w.ignored.is_empty() {
+            let lines: Vec<String> = w.ignored.iter().map(|l| format!("`{l}`")).collect();
             out.stdout_line(&format!(
                 "{tick} added {} to {}",
                 lines.join(", "),
-                root.join(".gitignore").display()
+                w.root.join(".gitignore").display()
             ));
         }
     }
-    Ok(())
 }
 
 /// How often a prompt asks again after an answer it cannot take.

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::diagnostic::Problem;
 use crate::error::Error;
 use crate::recipe::{Catalog, Recipe, ResolveError, validate};
 use crate::service::select::{self, Selected};
@@ -103,11 +104,8 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
             Ok(r) => resolved.push(Some(r)),
             Err(ResolveError::Unknown { what, suggestion }) => {
                 let key = if s.config.contains_key("recipe") { "recipe" } else { "provider" };
-                bad.push(
-                    s.diag(&[key], format!("service `{}`: {what}", s.name))
-                        .help("`pilum list --recipes` shows the available recipes; add your own in `recipes/<name>.rhai`")
-                        .suggest(suggestion.as_deref()),
-                );
+                let problem = Problem::UnresolvedRecipe { service: s.name.clone(), why: what };
+                bad.push(s.diag(&[key], problem).suggest(suggestion.as_deref()));
                 resolved.push(None);
             }
             Err(ResolveError::Broken(d)) => {
@@ -130,7 +128,9 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
     .map_err(|e| if diags.is_empty() { Error::usage(e) } else { usage(&diags) })?;
     let mut warnings = select::left_out(&project.services, &project.deps, &selected);
     if let Some(c) = &changes {
-        warnings.extend(c.notes.iter().map(|n| Diagnostic::new(PathBuf::new(), n.clone())));
+        let note =
+            |n: &String| Diagnostic::of(PathBuf::new(), Problem::ChangeNote { note: n.clone() });
+        warnings.extend(c.notes.iter().map(note));
     }
     let section_of =
         |i: usize| resolved[i].as_ref().map(|r| (r.decl.section.clone(), r.decl.name.clone()));
@@ -170,15 +170,8 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
                 .iter()
                 .flat_map(|s| project.services[s.index].environments.iter().map(String::as_str))
                 .collect();
-            let mut w = Diagnostic::new(
-                PathBuf::new(),
-                format!(
-                    "no selected service defines environment `{e}`; `--env {e}` changes nothing"
-                ),
-            )
-            .help("add `environments:` with that name to a service's `pilum.yaml`");
-            w = w.suggest(crate::diagnostic::closest(e, known));
-            warnings.push(w);
+            let w = Diagnostic::of(PathBuf::new(), Problem::UnusedEnvironment { env: e.clone() });
+            warnings.push(w.suggest(crate::diagnostic::closest(e, known)));
         }
     }
     if !diags.is_empty() {
@@ -240,10 +233,9 @@ pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
         if cfg.require_secrets {
             for name in &s.secrets {
                 if std::env::var_os(name).is_none_or(|v| v.is_empty()) {
-                    diags.push(
-                        s.diag(&["secrets"], format!("secret `{name}` of service `{}` is not set", s.name))
-                            .help(format!("export `{name}` (in CI, from the secret store); `pilum plan` and `--dry-run` do not need it")),
-                    );
+                    let problem =
+                        Problem::SecretNotSet { name: name.clone(), service: s.name.clone() };
+                    diags.push(s.diag(&["secrets"], problem));
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::autoscale::pool::{self, Pools};
 use crate::autoscale::scaler::Settings;
 use crate::autoscale::simulate;
 use crate::cli::{LogFormat, ScaleCommand, ScalePoolsArgs, ScaleServeArgs};
-use crate::diagnostic::{Diagnostic, render_all};
+use crate::diagnostic::{Diagnostic, Problem, render_all};
 use crate::error::Error;
 use crate::output::Output;
 
@@ -37,10 +37,11 @@ pub(crate) fn run(cmd: ScaleCommand, dir: Option<&Path>, out: &Output) -> Result
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failure(format!("cannot start the async runtime: {e}")))
+    build_runtime().map_err(|e| Error::failure(Problem::NoRuntime { error: e.to_string() }))
+}
+
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 /// Load pools from the file or a stack output. Errors are every problem found.
@@ -52,27 +53,26 @@ fn load_pools(args: &ScalePoolsArgs) -> Result<Pools, Vec<Diagnostic>> {
     let dir = args.rules_project.clone().unwrap_or_else(|| PathBuf::from("."));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let label = dir.join(format!("(stack output `{output}`)"));
-    let err = |m: String| vec![Diagnostic::new(&label, m)];
+    let err = |p: Problem| vec![Diagnostic::of(&label, p)];
     let Some(stack) = &args.rules_stack else {
-        return Err(err("`--rules-from-output` needs `--rules-stack <stack>`".into()));
+        return Err(err(Problem::RulesStackMissing));
     };
-    let rt = runtime().map_err(|e| err(e.message))?;
+    let rt = build_runtime().map_err(|e| err(Problem::NoRuntime { error: e.to_string() }))?;
     let pulumi = crate::autoscale::actuator::Pulumi::default();
     let stack_ref = crate::autoscale::actuator::StackRef { dir: dir.clone(), stack: stack.clone() };
     let value = rt
         .block_on(pulumi.stack_output(&stack_ref, output))
-        .map_err(|f| err(format!("cannot read stack output `{output}`: {f}")))?;
+        .map_err(|f| err(Problem::StackOutput { output: output.clone(), error: f.to_string() }))?;
     // A program may export the rules as an object or as a JSON string.
     let value = match value {
-        serde_json::Value::String(s) => {
-            serde_json::from_str(&s).map_err(|e| err(format!("output is not JSON: {e}")))?
-        }
+        serde_json::Value::String(s) => serde_json::from_str(&s)
+            .map_err(|e| err(Problem::OutputNotJson { error: e.to_string() }))?,
         v => v,
     };
     // Pretty JSON is YAML too: positions point into this text.
     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-    let yaml: serde_yaml::Value =
-        serde_yaml::to_value(&value).map_err(|e| err(format!("invalid rules: {e}")))?;
+    let yaml: serde_yaml::Value = serde_yaml::to_value(&value)
+        .map_err(|e| err(Problem::RulesNotYaml { error: e.to_string() }))?;
     pool::validate(&label, &text, &yaml)
 }
 
@@ -82,9 +82,10 @@ fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
     let mut v = d.to_json();
     if let Some(obj) = v.as_object_mut() {
         obj.insert("column".into(), d.col.into());
-        let suggestion =
-            d.did_you_mean.as_deref().and_then(|t| t.split('`').nth(1)).map(str::to_string);
-        obj.insert("suggestion".into(), suggestion.into());
+        // `did_you_mean` is the sentence here (as `pilum scale` always gave it).
+        let sentence = d.did_you_mean.as_deref().map(crate::diagnostic::did_you_mean);
+        obj.insert("did_you_mean".into(), sentence.into());
+        obj.insert("suggestion".into(), d.did_you_mean.clone().into());
     }
     v
 }

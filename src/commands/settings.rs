@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Problem};
 
 pub(crate) const FILE: &str = "pilum-project.yaml";
 
@@ -65,11 +65,14 @@ pub(crate) fn load(root: &Path) -> Result<Settings, Vec<Diagnostic>> {
     let text = match std::fs::read_to_string(root.join(FILE)) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
-        Err(e) => return Err(vec![Diagnostic::new(FILE, format!("cannot read `{FILE}`: {e}"))]),
+        Err(e) => {
+            let problem = Problem::Unreadable { path: FILE.into(), error: e.to_string() };
+            return Err(vec![Diagnostic::of(FILE, problem)]);
+        }
     };
     if let Err(e) = crate::yaml::check_depth(&text) {
         return Err(vec![
-            Diagnostic::new(FILE, format!("`{FILE}` is nested too deeply"))
+            Diagnostic::of(FILE, Problem::TooDeep { limit: crate::yaml::MAX_DEPTH })
                 .at(&text, e.line, e.col),
         ]);
     }
@@ -78,17 +81,10 @@ pub(crate) fn load(root: &Path) -> Result<Settings, Vec<Diagnostic>> {
         Err(e) => {
             let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            let known = crate::service::discover::PROJECT_KEYS
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(vec![
-                Diagnostic::new(FILE, format!("invalid `{FILE}`: {msg}"))
-                    .at(&text, line, col)
-                    .help(format!("the project settings are {known}; `docs/ci.md` describes them")),
-            ]);
+            let error = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            let keys = crate::service::discover::PROJECT_KEYS;
+            let problem = Problem::BadSettings { file: FILE, error, keys };
+            return Err(vec![Diagnostic::of(FILE, problem).at(&text, line, col)]);
         }
     };
     let known = crate::notify::known(root);
@@ -98,7 +94,7 @@ pub(crate) fn load(root: &Path) -> Result<Settings, Vec<Diagnostic>> {
             .needle()
             .and_then(|n| crate::diagnostic::find_position(&text, &n))
             .unwrap_or((crate::diagnostic::key_position(&text, &["notify"]).0, 1));
-        let mut d = Diagnostic::new(FILE, p.to_string())
+        let mut d = Diagnostic::of(FILE, Problem::NotifyEntry { error: p.to_string() })
             .at(&text, line, col)
             .suggest(p.suggestion().as_deref());
         if matches!(p, crate::notify::config::Problem::UnknownNotifier { .. }) {
@@ -109,16 +105,15 @@ pub(crate) fn load(root: &Path) -> Result<Settings, Vec<Diagnostic>> {
     let names: Vec<&str> = settings.notify.iter().map(|e| e.notifier.as_str()).collect();
     for e in crate::notify::check_scripts(root, &names) {
         if !e.starts_with("unknown notifier") {
-            diags.push(Diagnostic::new(FILE, e));
+            diags.push(Diagnostic::of(FILE, Problem::NotifierScript { error: e }));
         }
     }
     for name in settings.environments.keys() {
         if let Err(e) = crate::names::check(name) {
             let (line, col) = crate::diagnostic::key_position(&text, &["environments", name]);
-            diags.push(
-                Diagnostic::new(FILE, format!("environment name `{name}` {e}"))
-                    .at(&text, line, col),
-            );
+            let problem =
+                Problem::BadName { what: "environment name", value: name.clone(), error: e };
+            diags.push(Diagnostic::of(FILE, problem).at(&text, line, col));
         }
     }
     if diags.is_empty() { Ok(settings) } else { Err(diags) }

@@ -4,7 +4,7 @@
 //! (`shell.build`), its entry in the section's `steps:` list (`- name: migrate`), the section
 //! itself (`build:` for `local`), the `recipe:` or `provider:` key, the first line.
 
-use crate::diagnostic::{Diagnostic, key_position};
+use crate::diagnostic::{Diagnostic, Problem, key_position};
 use crate::recipe::Recipe;
 use crate::service::config::Service;
 
@@ -34,10 +34,10 @@ pub(crate) fn step(s: &Service, recipe: &Recipe, step: &str) -> (usize, usize) {
     key_position(&s.text, &["name"])
 }
 
-/// A diagnostic about step `step` of `s`, at the step.
-pub(crate) fn step_diag(s: &Service, recipe: &Recipe, name: &str, message: String) -> Diagnostic {
+/// `problem`, about step `step` of `s`, at the step.
+pub(crate) fn step_diag(s: &Service, recipe: &Recipe, name: &str, problem: Problem) -> Diagnostic {
     let (line, col) = step(s, recipe, name);
-    Diagnostic::new(&s.file, message).at(&s.text, line, col)
+    Diagnostic::of(&s.file, problem).at(&s.text, line, col)
 }
 
 /// The `name: <step>` of a block-style list entry below the `steps:` key on line `steps_line`,

@@ -7,7 +7,7 @@
 
 use rhai::{Dynamic, Map};
 
-use crate::diagnostic::{Diagnostic, closest};
+use crate::diagnostic::{Diagnostic, Problem, closest};
 use crate::service::Service;
 
 use super::catalog::Recipe;
@@ -54,7 +54,10 @@ pub(crate) fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnos
             diags.push(
                 s.diag(
                     &[section],
-                    format!("`{section}` must be a mapping of the `{}` recipe's fields", decl.name),
+                    Problem::SectionNotAMapping {
+                        section: section.to_string(),
+                        recipe: decl.name.clone(),
+                    },
                 )
                 .help(format!(
                     "e.g. `{section}: {{ {}: ... }}`",
@@ -73,13 +76,11 @@ pub(crate) fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnos
                     diags.push(
                         s.diag(
                             &[section, &f.name],
-                            format!(
-                                "field `{section}.{}` must be {} {}, not {}",
-                                f.name,
-                                if f.ty.as_str().starts_with(['a', 'i']) { "an" } else { "a" },
-                                f.ty.as_str(),
-                                type_name(v)
-                            ),
+                            Problem::FieldType {
+                                field: format!("{section}.{}", f.name),
+                                ty: f.ty.as_str(),
+                                got: type_name(v).into(),
+                            },
                         )
                         .help(if f.description.is_empty() {
                             format!(
@@ -98,7 +99,10 @@ pub(crate) fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnos
                     diags.push(
                         s.diag(
                             &[section, &f.name],
-                            format!("field `{section}.{}` is `{v}`, which is not allowed", f.name),
+                            Problem::FieldNotAllowed {
+                                field: format!("{section}.{}", f.name),
+                                value: v.to_string(),
+                            },
                         )
                         .help(format!("use one of: {}", allowed.join(", ")))
                         .suggest(closest(&v.to_string(), allowed.iter().map(String::as_str))),
@@ -118,10 +122,10 @@ pub(crate) fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnos
                     diags.push(
                         s.diag(
                             at,
-                            format!(
-                                "missing required field `{section}.{}` for recipe `{}`",
-                                f.name, decl.name
-                            ),
+                            Problem::MissingField {
+                                field: format!("{section}.{}", f.name),
+                                recipe: decl.name.clone(),
+                            },
                         )
                         .help(format!(
                             "add `{section}:\\n  {}: <{}>`{}",
@@ -144,7 +148,10 @@ pub(crate) fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnos
             diags.push(
                 s.diag(
                     &[section, k],
-                    format!("unknown field `{section}.{k}` for recipe `{}`", decl.name),
+                    Problem::UnknownField {
+                        field: format!("{section}.{k}"),
+                        recipe: decl.name.clone(),
+                    },
                 )
                 .help(format!(
                     "the recipe's fields are: {}",
@@ -168,22 +175,22 @@ pub(crate) fn check(s: &Service, recipe: &Recipe) -> Result<Checked, Vec<Diagnos
     let mut step_diags = Vec::new();
     for st in &steps {
         if !recipe.ast.iter_functions().any(|f| f.name == st.run && f.params.len() == 1) {
-            step_diags.push(
-                s.diag(
-                    &[section],
-                    format!(
-                        "step `{}` of `{}` runs `{}`, which the recipe does not define",
-                        st.name, s.name, st.run
-                    ),
-                )
-                .help("use a function the recipe defines"),
-            );
+            step_diags.push(s.diag(
+                &[section],
+                Problem::UndefinedStepFunction {
+                    step: st.name.clone(),
+                    service: s.name.clone(),
+                    run: st.run.clone(),
+                },
+            ));
         }
         if st.per_region && s.regions.is_empty() {
-            step_diags.push(
-                super::locate::step_diag(s, recipe, &st.name, format!("step `{}` of recipe `{}` runs once per region, but `{}` has no `region`/`regions`", st.name, decl.name, s.name))
-                    .help("add `regions: [..]` (or `region:`) to the service"),
-            );
+            let problem = Problem::PerRegionWithoutRegions {
+                step: st.name.clone(),
+                recipe: decl.name.clone(),
+                service: s.name.clone(),
+            };
+            step_diags.push(super::locate::step_diag(s, recipe, &st.name, problem));
         }
     }
     if !step_diags.is_empty() {
@@ -211,25 +218,20 @@ fn field_rules(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
                 let first = rendered.lines().next().unwrap_or("script error").to_string();
                 let (l, c) = crate::diagnostic::find_position(&recipe.source, "fn check_fields")
                     .unwrap_or((1, 1));
-                return vec![
-                    Diagnostic::new(
-                        &recipe.file,
-                        format!("recipe `{name}`: `{CHECK_FIELDS}()` failed: {first}"),
-                    )
-                    .at(&recipe.source, l, c)
-                    .help("`check_fields(fields)` may only look at the fields and return problems"),
-                ];
+                let problem = Problem::DeclarationFailed {
+                    recipe: name.clone(),
+                    func: CHECK_FIELDS.to_string(),
+                    error: first,
+                };
+                return vec![Diagnostic::of(&recipe.file, problem).at(&recipe.source, l, c)];
             }
         };
     let Some(list) = problems.read_lock::<rhai::Array>().map(|a| a.clone()) else {
-        return vec![Diagnostic::new(
+        let ty = type_name(&problems).to_string();
+        return vec![Diagnostic::of(
             &recipe.file,
-            format!(
-                "recipe `{name}`: `{CHECK_FIELDS}()` must return an array of problems, not {}",
-                type_name(&problems)
-            ),
-        )
-        .help("return `[]` when the fields are fine, else `[#{ field: \"repo\", message: \"…\" }]`")];
+            Problem::CheckFieldsNotAnArray { recipe: name.clone(), ty },
+        )];
     };
     let given = |field: &str| {
         s.config
@@ -249,7 +251,8 @@ fn field_rules(s: &Service, recipe: &Recipe, fields: &Map) -> Vec<Diagnostic> {
             } else {
                 vec!["name"]
             };
-            let d = s.diag(&at, format!("field `{section}.{field}` {message}"));
+            let d =
+                s.diag(&at, Problem::FieldRule { field: format!("{section}.{field}"), message });
             if help.is_empty() { d } else { d.help(help) }
         })
         .collect()
@@ -284,10 +287,12 @@ pub(crate) fn missing_secrets(s: &Service, recipe: &Recipe, fields: &Map) -> Vec
         diags.push(
             s.diag(
                 at,
-                format!(
-                    "secret `{var}` of service `{}` is not set (`{section}.{}` of recipe `{}`)",
-                    s.name, f.name, recipe.decl.name
-                ),
+                Problem::RecipeSecretNotSet {
+                    var: var.clone(),
+                    service: s.name.clone(),
+                    field: format!("{section}.{}", f.name),
+                    recipe: recipe.decl.name.clone(),
+                },
             )
             .help(format!(
                 "export `{var}` before deploying (in CI, from the secret store), or set `{section}.{}` to the variable that holds it; `pilum plan`, `pilum check` and `--dry-run` do not need it",

@@ -346,94 +346,126 @@ async fn cloudwatch(
     if id.is_empty() {
         return Err(refuse(400, "missing `MessageId`".into()));
     }
-    if !app.sns.first_delivery(&id) {
+    if !first_sns_delivery(&app, &pool, &id).await? {
         app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
         return Ok(reply(200, json!({"duplicate": true, "messageId": id})));
     }
-    if let Some(ha) = &app.scaler.ha {
-        // `--ha`: a delivery to another replica counts too.
-        match ha.first("sns", &id, "1").await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                app.scaler.metrics.intent(&pool, src.as_str(), "duplicate");
-                return Ok(reply(200, json!({"duplicate": true, "messageId": id})));
-            }
-            Err(e) => {
-                app.sns.forget(&id);
-                return Err(refuse(503, format!("cannot reach Redis ({e}); retry later")));
-            }
-        }
-    }
+    let delivery = Delivery { app: &app, pool: p, id: &id, topic: &topic };
+    let answer = match msg.kind.as_deref() {
+        Some("SubscriptionConfirmation") => delivery.confirm_subscription(&msg).await,
+        Some("UnsubscribeConfirmation") => Ok(delivery.unsubscribed()),
+        _ => delivery.alarm(&msg, directive).await,
+    };
     // Not accepted after all: SNS's retry with the same `MessageId` must be processed.
-    let forget = |r: Rejection| {
+    answer.inspect_err(|_| {
         app.sns.forget(&id);
         if let Some(ha) = app.scaler.ha.clone() {
             let id = id.clone();
             tokio::spawn(async move { ha.forget("sns", &id).await });
         }
-        r
-    };
-    match msg.kind.as_deref() {
-        Some("SubscriptionConfirmation") => {
-            let url = msg.subscribe_url.clone().unwrap_or_default();
-            app.sns
-                .confirm(&url)
-                .await
-                .map_err(|(Reject::Forbidden(m) | Reject::Malformed(m))| forget(refuse(403, m)))?;
-            app.scaler
-                .log
-                .info("sns subscription confirmed", &[("pool", &pool), ("topic", &topic)]);
-            app.scaler
-                .audit
-                .write("subscription", json!({"pool": pool, "topic": topic, "messageId": id}));
-            app.scaler.metrics.intent(&pool, src.as_str(), "subscription");
-            Ok(reply(200, json!({"confirmed": true})))
+    })
+}
+
+/// Whether SNS message `id` is delivered for the first time (with `--ha`, to any replica).
+async fn first_sns_delivery(app: &App, pool: &str, id: &str) -> Result<bool, Rejection> {
+    if !app.sns.first_delivery(id) {
+        return Ok(false);
+    }
+    let Some(ha) = &app.scaler.ha else { return Ok(true) };
+    match ha.first("sns", id, "1").await {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(_)) => Ok(false),
+        Err(e) => {
+            app.sns.forget(id);
+            let why = Refused(503, format!("cannot reach Redis ({e}); retry later"));
+            Err(app.refused(pool, SourceKind::Cloudwatch, why))
         }
-        Some("UnsubscribeConfirmation") => {
-            app.scaler
-                .audit
-                .write("unsubscribe", json!({"pool": pool, "topic": topic, "messageId": id}));
-            app.scaler.metrics.intent(&pool, src.as_str(), "ignored");
-            Ok(reply(200, json!({"ignored": "unsubscribe confirmation"})))
+    }
+}
+
+/// A first delivery of an SNS message from an allowed topic to a pool.
+struct Delivery<'a> {
+    app: &'a App,
+    pool: &'a crate::autoscale::pool::Pool,
+    id: &'a str,
+    topic: &'a str,
+}
+
+impl Delivery<'_> {
+    fn refused(&self, r: Refused) -> Rejection {
+        self.app.refused(&self.pool.name, SourceKind::Cloudwatch, r)
+    }
+
+    fn intent(&self, outcome: &'static str) {
+        self.app.scaler.metrics.intent(&self.pool.name, SourceKind::Cloudwatch.as_str(), outcome);
+    }
+
+    /// `SubscriptionConfirmation`: visit its `SubscribeURL`.
+    async fn confirm_subscription(&self, msg: &sns::Message) -> Answer {
+        let (pool, topic, id) = (&self.pool.name, self.topic, self.id);
+        let url = msg.subscribe_url.clone().unwrap_or_default();
+        self.app.sns.confirm(&url).await.map_err(
+            |(Reject::Forbidden(m) | Reject::Malformed(m))| self.refused(Refused(403, m)),
+        )?;
+        self.app.scaler.log.info("sns subscription confirmed", &[("pool", pool), ("topic", topic)]);
+        self.app
+            .scaler
+            .audit
+            .write("subscription", json!({"pool": pool, "topic": topic, "messageId": id}));
+        self.intent("subscription");
+        Ok(reply(200, json!({"confirmed": true})))
+    }
+
+    /// `UnsubscribeConfirmation`: audited, nothing else.
+    fn unsubscribed(&self) -> Response {
+        let (pool, topic, id) = (&self.pool.name, self.topic, self.id);
+        self.app
+            .scaler
+            .audit
+            .write("unsubscribe", json!({"pool": pool, "topic": topic, "messageId": id}));
+        self.intent("ignored");
+        reply(200, json!({"ignored": "unsubscribe confirmation"}))
+    }
+
+    /// A notification: a CloudWatch alarm's state change, recorded or queued as a change.
+    async fn alarm(
+        &self,
+        msg: &sns::Message,
+        directive: Option<crate::autoscale::pool::Directive>,
+    ) -> Answer {
+        let (p, pool, id) = (self.pool, &self.pool.name, self.id);
+        let text = msg.message.clone().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).map_err(|_| {
+            let m = "SNS `Message` is not JSON (expected a CloudWatch alarm)";
+            self.refused(Refused(400, m.into()))
+        })?;
+        if value.get("AlarmName").is_none() || value.get("NewStateValue").is_none() {
+            self.intent("ignored");
+            self.app.scaler.audit.write(
+                "ignored",
+                json!({"pool": pool, "messageId": id, "why": "not a CloudWatch alarm"}),
+            );
+            return Ok(reply(200, json!({"ignored": "not a CloudWatch alarm"})));
         }
-        _ => {
-            let text = msg.message.clone().unwrap_or_default();
-            let value: Value = serde_json::from_str(&text).map_err(|_| {
-                forget(refuse(
-                    400,
-                    "SNS `Message` is not JSON (expected a CloudWatch alarm)".into(),
-                ))
-            })?;
-            if value.get("AlarmName").is_none() || value.get("NewStateValue").is_none() {
-                app.scaler.metrics.intent(&pool, src.as_str(), "ignored");
-                app.scaler.audit.write(
-                    "ignored",
-                    json!({"pool": pool, "messageId": id, "why": "not a CloudWatch alarm"}),
+        let alarm: adapters::Alarm = serde_json::from_value(value)
+            .map_err(|e| self.refused(Refused(400, format!("malformed CloudWatch alarm: {e}"))))?;
+        match adapters::cloudwatch(&alarm, directive, p).map_err(|r| self.refused(r))? {
+            AlarmOutcome::RecordOnly(what) => {
+                self.intent("recorded");
+                self.app.scaler.audit.write(
+                    "signal",
+                    json!({"pool": pool, "source": "cloudwatch", "key": id, "alarm": alarm.alarm_name, "state": what}),
                 );
-                return Ok(reply(200, json!({"ignored": "not a CloudWatch alarm"})));
+                Ok(reply(200, json!({"recorded": what})))
             }
-            let alarm: adapters::Alarm = serde_json::from_value(value)
-                .map_err(|e| forget(refuse(400, format!("malformed CloudWatch alarm: {e}"))))?;
-            match adapters::cloudwatch(&alarm, directive, p)
-                .map_err(|r| forget(app.refused(&pool, src, r)))?
-            {
-                AlarmOutcome::RecordOnly(what) => {
-                    app.scaler.metrics.intent(&pool, src.as_str(), "recorded");
-                    app.scaler.audit.write(
-                        "signal",
-                        json!({"pool": pool, "source": "cloudwatch", "key": id, "alarm": alarm.alarm_name, "state": what}),
-                    );
-                    Ok(reply(200, json!({"recorded": what})))
-                }
-                AlarmOutcome::Change(change) => {
-                    adapters::check_input(p, Input::Alarms)
-                        .map_err(|r| forget(app.refused(&pool, src, r)))?;
-                    app.enqueue(&pool, src, id.clone(), change).await.map_err(forget)?;
-                    Ok(reply(
-                        202,
-                        json!({"accepted": true, "messageId": id, "state": alarm.new_state_value}),
-                    ))
-                }
+            AlarmOutcome::Change(change) => {
+                adapters::check_input(p, Input::Alarms).map_err(|r| self.refused(r))?;
+                let src = SourceKind::Cloudwatch;
+                self.app.enqueue(pool, src, id.to_string(), change).await?;
+                Ok(reply(
+                    202,
+                    json!({"accepted": true, "messageId": id, "state": alarm.new_state_value}),
+                ))
             }
         }
     }

@@ -110,11 +110,10 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    /// A free-text diagnostic at the key `path` of this service's configuration.
-    pub(crate) fn diag(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
+    /// `problem` at the key `path` of this service's configuration.
+    pub(crate) fn diag(&self, path: &[&str], problem: Problem) -> Diagnostic {
         let segs: Vec<Seg> = path.iter().map(|k| Seg::Key(k)).collect();
-        let (line, col) = self.position(&segs, false);
-        Diagnostic::new(&self.file, message).at(&self.text, line, col)
+        self.report(&segs, problem)
     }
 
     /// `problem` at the key (or item) `path` of this service's configuration.
