@@ -1,14 +1,14 @@
 //! `run()`: parse the command line, turn it into configuration, dispatch to the app layer, and
 //! print any error exactly once. Returns the process exit code.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::error::exit;
 use crate::output::Output;
 
 pub(crate) fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(err) => {
             // clap renders help/version/usage itself; usage errors exit 2.
@@ -28,4 +28,16 @@ pub(crate) fn run() -> i32 {
             err.code
         }
     }
+}
+
+/// `Cli::try_parse()`, except that the command tree clap builds to parse (every subcommand and
+/// flag) is not freed: the process is about to do its work and exit, and dropping the tree costs
+/// a measurable share of a short command's start-up (docs/performance.md, "Start-up").
+fn parse() -> Result<Cli, clap::Error> {
+    let mut cmd = Cli::command();
+    let parsed = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut cmd)));
+    std::mem::forget(cmd);
+    parsed
 }

@@ -55,7 +55,9 @@ pub(crate) fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     if let Some(n) = cfg.max_operations {
         limits.max_operations = n;
     }
-    let engine = engine::build(&host, Profile::Full(limits));
+    // The process ends when the script does: freeing the engine's few thousand function
+    // entries (and the AST) one by one would cost more than a trivial script's whole run.
+    let engine = std::mem::ManuallyDrop::new(engine::build(&host, Profile::Full(limits)));
 
     let mut scope = Scope::new();
     let args: Array = cfg.args.iter().cloned().map(Dynamic::from).collect();
@@ -65,6 +67,7 @@ pub(crate) fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
         .compile_with_scope(&scope, text)
         .map_err(|e| Error::usage(error::render_parse(&e, &source)))?;
     ast.set_source(source.as_str());
+    let ast = std::mem::ManuallyDrop::new(ast);
 
     let cancel = CancelToken::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {
