@@ -41,7 +41,22 @@ pub(crate) fn pilum_path(root: &Path, rel: impl AsRef<Path>) -> Result<PathBuf, 
         let resolved = std::fs::read_link(&base).unwrap_or_else(|_| base.clone());
         return Err(Escape { path: joined, resolved });
     }
-    check_inside(&base, &joined)?;
+    // Fast path: `rel` has only normal components and `.pilum` is no symlink, so the path stays
+    // inside unless one of its existing components under `.pilum` is a symlink. One `lstat` per
+    // component instead of resolving every ancestor up to `/` twice (`check_inside`, which a
+    // symlink still goes through: it may point inside).
+    let mut at = base.clone();
+    for c in rel.components() {
+        at.push(c);
+        match at.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => {
+                check_inside(&base, &joined)?;
+                return Ok(joined);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
     Ok(joined)
 }
 
@@ -165,6 +180,14 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("nope"), t.path().join("p/.pilum/dangling"))
             .unwrap();
         assert!(pilum_path(&t.path().join("p"), "dangling").is_err());
+        // A symlink deeper down, to a file outside; and one that stays inside, which is fine.
+        std::fs::create_dir_all(t.path().join("p/.pilum/cache/live")).unwrap();
+        std::fs::write(outside.join("victim"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.join("victim"), t.path().join("p/.pilum/cache/live/a"))
+            .unwrap();
+        assert!(pilum_path(&t.path().join("p"), "cache/live/a").is_err());
+        std::os::unix::fs::symlink("live", t.path().join("p/.pilum/cache/alias")).unwrap();
+        assert!(pilum_path(&t.path().join("p"), "cache/alias/b.json").is_ok());
         // `.pilum` itself replaced by a symlink (checked in by a pull request).
         std::fs::create_dir_all(t.path().join("r")).unwrap();
         std::os::unix::fs::symlink(&outside, t.path().join("r/.pilum")).unwrap();
