@@ -13,7 +13,7 @@
 #    backend (goal: <= 1.1x).
 # 3. history: `pilum history --limit 20` over RECORDS records, file and Redis (goal: < 50 ms).
 #
-# Needs bash, python3, git, hyperfine, redis-server and redis-cli (npm for turbo).
+# Needs bash, python3, git, redis-server and redis-cli (npm for turbo). Timing: benches/support/pair.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,7 +21,7 @@ N=${N:-1000}
 RECORDS=${RECORDS:-100000}
 ROUNDS=${ROUNDS:-5}
 TURBO=${TURBO:-1}
-for tool in git python3 hyperfine redis-server redis-cli; do
+for tool in git python3 redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "benches/state.sh needs $tool" >&2; exit 2; }
 done
 if [ -z "${PILUM:-}" ]; then
@@ -55,29 +55,23 @@ tree() {
   )
 }
 
-median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$1"; }
-ratio() { python3 -c 'import sys; print(f"{float(sys.argv[1])/float(sys.argv[2]):.2f}")' "$1" "$2"; }
-ms() { python3 -c 'import sys; print(f"{float(sys.argv[1])*1000:.1f}")' "$1"; }
-bench() { # name, command...
-  local name=$1; shift
-  hyperfine -N -w 1 -r "$ROUNDS" --export-json "$TMP/$name.json" "$@" >/dev/null 2>&1 \
-    || hyperfine -w 1 -r "$ROUNDS" --export-json "$TMP/$name.json" "$*" >/dev/null
-  median "$TMP/$name.json"
-}
+# `pair NAME GOAL BASELINE_NAME -- COMMAND… [-- BASELINE…]`: one interleaved row
+# (benches/support/pair.py: medians, per-round ratio, spread, verdict).
+pair() { python3 "$ROOT/benches/support/pair.py" "$ROUNDS" "$2" "$1" "$3" "${@:4}"; }
 
-echo "| benchmark | measured | baseline | ratio | goal |"
-echo "|---|---|---|---|---|"
+echo "Interleaved rounds: $ROUNDS. Ratio = median of the per-round ratios; spread = their minimum and maximum."
+echo
+echo "| benchmark | measured | baseline | ratio | spread | goal | verdict |"
+echo "|---|---|---|---|---|---|---|"
 
 # 1. A fully cached deploy vs plan.
 tree "$TMP/cached"
 cd "$TMP/cached"
 "$PILUM" -q deploy -j 2 >/dev/null
-cached=$(bench cached "$PILUM -q deploy -j 2")
-plan=$(bench plan "$PILUM -q plan")
-echo "| cached deploy of $N | $(ms "$cached") ms | plan $(ms "$plan") ms | $(ratio "$cached" "$plan") | <= 1.2 |"
+pair "fully cached \`pilum deploy\` of $N services" 1.2 "\`pilum plan\`" -- "$PILUM" -q deploy -j 2 -- "$PILUM" -q plan
 if [ "$TURBO" = 1 ] && command -v npm >/dev/null; then
   TOOLS=$ROOT/target/bench-tools
-  [ -x "$TOOLS/node_modules/.bin/turbo" ] || npm install --no-audit --no-fund --silent --prefix "$TOOLS" turbo@2 >/dev/null
+  [ -x "$TOOLS/node_modules/.bin/turbo" ] || npm install --no-audit --no-fund --silent --prefix "$TOOLS" "turbo@${TURBO_VERSION:-2.11.11}" >/dev/null
   mkdir -p "$TMP/turbo" && cd "$TMP/turbo"
   python3 - "$N" <<'PY'
 import json, os, sys
@@ -92,15 +86,15 @@ PY
   git init -q && git add -A && git -c user.name=b -c user.email=b@e commit -qm b
   TURBO_BIN=$TOOLS/node_modules/.bin/turbo
   "$TURBO_BIN" run build --concurrency=2 >/dev/null 2>&1 || true
-  turbo=$(bench turbo "$TURBO_BIN run build --concurrency=2 --output-logs=none")
-  echo "| cached deploy of $N vs turbo replay | $(ms "$cached") ms | turbo $(ms "$turbo") ms | $(ratio "$cached" "$turbo") | <= 0.5 |"
+  # Both from here: pilum's tree is given with -C.
+  pair "same, against Turborepo's full-cache replay of $N packages" 0.5 "\`turbo run build\`" \
+    -- "$PILUM" -q -C "$TMP/cached" deploy -j 2 -- "$TURBO_BIN" run build --concurrency=2 --output-logs=none
 fi
 
 # 2. Locking N services: Redis vs file.
 cd "$TMP/cached"
-file=$(bench lockfile "$PILUM -q deploy -j 2 --no-cache --state file")
-redis=$(bench lockredis "$PILUM -q deploy -j 2 --no-cache --state $URL")
-echo "| deploy of $N, Redis locks | $(ms "$redis") ms | file $(ms "$file") ms | $(ratio "$redis" "$file") | <= 1.1 |"
+pair "\`deploy --no-cache\` of $N services, Redis backend" 1.1 "file backend" \
+  -- "$PILUM" -q deploy -j 2 --no-cache --state "$URL" -- "$PILUM" -q deploy -j 2 --no-cache --state file
 
 # 3. history --limit 20 over RECORDS records.
 mkdir -p "$TMP/hist/a" && cd "$TMP/hist"
@@ -129,7 +123,5 @@ with open(".pilum/deploys.jsonl", "w") as f, open("redis.txt", "w", newline="") 
         r.write(resp("XADD", "pilum:deploys", "*", "r", line))
 PY
 redis-cli -p "$PORT" --pipe < redis.txt >/dev/null
-hf=$(bench histfile "$PILUM -q history --limit 20 --state file")
-hr=$(bench histredis "$PILUM -q history --limit 20 --state $URL")
-echo "| history --limit 20 of $RECORDS, file | $(ms "$hf") ms | | | < 50 ms |"
-echo "| history --limit 20 of $RECORDS, Redis | $(ms "$hr") ms | | | < 50 ms |"
+pair "\`history --limit 20\` of $RECORDS records, file" 50 "" -- "$PILUM" -q history --limit 20 --state file
+pair "\`history --limit 20\` of $RECORDS records, Redis" 50 "" -- "$PILUM" -q history --limit 20 --state "$URL"
