@@ -105,15 +105,26 @@ impl Test {
         fs::write(&p, contents).expect("write file");
     }
 
-    /// Install a fake executable `name` first on PATH. It appends one line to
-    /// `.calls/<name>.log` per call: a timestamp (ns since epoch) then its argv, tab-separated,
-    /// then runs `body` (a POSIX sh snippet) to produce canned output.
+    /// Install a fake executable `name` first on PATH. Each call records itself, then runs
+    /// `body` (a POSIX sh snippet) to produce canned output.
+    ///
+    /// A call's record is its own file, `.calls/<name>.<ns>-<pid>.call`: the start timestamp
+    /// (ns since epoch) then each argument, each ended by a NUL byte, so any argument (tabs,
+    /// newlines, empty) reads back as it was. It is written under a hidden temporary name and
+    /// renamed into place, so calls running in parallel never mix their records and a reader
+    /// only ever sees complete ones (see [`Test::timed_calls`]).
     pub(crate) fn fake(self, name: &str, body: &str) -> Self {
         let calls = self.path().join(".calls");
         fs::create_dir_all(&calls).expect("create calls dir");
+        let dir = calls.display();
         let script = format!(
-            "#!/bin/sh\n{{ printf '%s' \"$(date +%s%N)\"; for a in \"$@\"; do printf '\\t%s' \"$a\"; done; printf '\\n'; }} >> '{log}'\n{body}\n",
-            log = calls.join(format!("{name}.log")).display(),
+            r#"#!/bin/sh
+pilum_call="$(date +%s%N)-$$"
+printf '%s\0' "${{pilum_call%-*}}" "$@" > '{dir}/.{name}.'"$pilum_call"'.tmp' \
+  && mv -f '{dir}/.{name}.'"$pilum_call"'.tmp' '{dir}/{name}.'"$pilum_call"'.call'
+unset pilum_call
+{body}
+"#,
         );
         let p = self.path().join(".bin").join(name);
         fs::write(&p, script).expect("write fake");
@@ -126,17 +137,57 @@ impl Test {
         self.timed_calls(name).into_iter().map(|(_, argv)| argv).collect()
     }
 
-    /// The recorded calls of a fake with their start timestamps in nanoseconds.
+    /// Forget what the fake `name` recorded so far (other files in `.calls/` stay).
+    pub(crate) fn forget_calls(&self, name: &str) {
+        for (_, _, file) in self.call_files(name) {
+            let _ = fs::remove_file(file);
+        }
+    }
+
+    /// The recorded calls of a fake with their start timestamps in nanoseconds, in the order
+    /// they started. Only complete records are read: one still being written has its
+    /// temporary name.
     pub(crate) fn timed_calls(&self, name: &str) -> Vec<(u128, Vec<String>)> {
-        let log = self.path().join(".calls").join(format!("{name}.log"));
-        let Ok(text) = fs::read_to_string(log) else { return Vec::new() };
-        text.lines()
-            .map(|l| {
-                let mut parts = l.split('\t');
-                let ts = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
-                (ts, parts.map(str::to_string).collect())
+        self.call_files(name)
+            .into_iter()
+            .map(|(ts, _, file)| {
+                let bytes = fs::read(&file).expect("read a complete call record");
+                let mut fields: Vec<String> = bytes
+                    .split(|b| *b == 0)
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                assert_eq!(
+                    fields.pop().as_deref(),
+                    Some(""),
+                    "the record {} ends with a NUL",
+                    file.display()
+                );
+                assert_eq!(
+                    fields.first().map(String::as_str),
+                    Some(ts.to_string().as_str()),
+                    "the record {} starts with its timestamp",
+                    file.display()
+                );
+                (ts, fields.split_off(1))
             })
             .collect()
+    }
+
+    /// The complete record files of the fake `name`, as (timestamp, pid, path), sorted.
+    fn call_files(&self, name: &str) -> Vec<(u128, u32, PathBuf)> {
+        let Ok(dir) = fs::read_dir(self.path().join(".calls")) else { return Vec::new() };
+        let prefix = format!("{name}.");
+        let mut files: Vec<_> = dir
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let file = e.file_name();
+                let id = file.to_str()?.strip_prefix(&prefix)?.strip_suffix(".call")?;
+                let (ts, pid) = id.split_once('-')?;
+                Some((ts.parse().ok()?, pid.parse().ok()?, e.path()))
+            })
+            .collect();
+        files.sort();
+        files
     }
 
     pub(crate) fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -572,4 +623,63 @@ pub(crate) fn screen(text: &str, width: usize) -> String {
         lines.pop();
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Test;
+    use std::process::{Command, Stdio};
+
+    /// The argv of concurrent call `i`: many arguments (so the writes of racing calls have
+    /// room to interleave) and the separators a line-based record would split on.
+    fn argv(i: usize) -> Vec<String> {
+        let mut argv = vec!["run".to_string(), "deploy".to_string(), format!("call-{i}")];
+        argv.extend((0..24).map(|k| format!("--flag-{k}=value-{i}-{k}")));
+        argv.extend(["two words".into(), "a\ttab".into(), "a\nnewline".into(), String::new()]);
+        argv
+    }
+
+    /// Many fake calls at once: every one is read back whole, exactly once, with its argv
+    /// byte for byte.
+    #[test]
+    fn concurrent_fake_calls_are_each_recorded_whole() {
+        let t = Test::new().fake("rec", ":");
+        let bin = t.path().join(".bin/rec");
+        let n = 48;
+        let mut children: Vec<_> = (0..n)
+            .map(|i| {
+                Command::new(&bin)
+                    .args(argv(i))
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("start the fake")
+            })
+            .collect();
+        for c in &mut children {
+            assert!(c.wait().expect("wait for the fake").success(), "the fake failed");
+        }
+        let mut calls = t.calls("rec");
+        assert_eq!(calls.len(), n, "one record per call: {calls:#?}");
+        calls.sort_by_key(|a| a.get(2).cloned());
+        let mut want: Vec<_> = (0..n).map(argv).collect();
+        want.sort_by_key(|a| a.get(2).cloned());
+        assert_eq!(calls, want);
+    }
+
+    /// A record still being written is not read back; [`Test::forget_calls`] empties the
+    /// record of one fake only.
+    #[test]
+    fn calls_read_only_complete_records_and_forget_one_fake() {
+        let t = Test::new().fake("a", ":").fake("ab", ":");
+        for (bin, arg) in [("a", "one"), ("ab", "two")] {
+            let ok = Command::new(t.path().join(".bin").join(bin)).arg(arg).status();
+            assert!(ok.expect("run the fake").success());
+        }
+        std::fs::write(t.path().join(".calls/.a.1-1.tmp"), "1\0half").expect("write");
+        assert_eq!(t.calls("a"), vec![vec!["one".to_string()]]);
+        assert_eq!(t.calls("ab"), vec![vec!["two".to_string()]]);
+        t.forget_calls("a");
+        assert!(t.calls("a").is_empty());
+        assert_eq!(t.calls("ab"), vec![vec!["two".to_string()]]);
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{events, fake, ndjson, project, shell_service, spans};
+use super::{events, ndjson, project, shell_service, spans};
 use crate::common::{Test, gone, wait_until};
 
 #[test]
@@ -234,7 +234,7 @@ fn deploy(ctx) {
 
 #[test]
 fn per_region_steps_build_once_and_deploy_each_region_with_its_image() {
-    let t = fake(project(0), "cloud", "sleep 0.05")
+    let t = project(0).fake("cloud", "sleep 0.05")
         .file("recipes/regional.rhai", REGIONAL)
         .file("api/pilum.yaml", "name: api\nrecipe: regional\nregions: [europe-west1, us-east1, asia-east1]\nregional:\n  app: api\n")
         .args(["deploy", "--tag", "v1", "-j", "4"]);

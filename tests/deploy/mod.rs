@@ -26,23 +26,6 @@ pub(crate) fn shell_service(name: &str, deps: &[&str]) -> String {
     )
 }
 
-/// Install a fake CLI like `Test::fake` (same `.calls/<name>.log` format), but writing each
-/// record with a single `printf`, so calls running in parallel never interleave their lines.
-/// `body` runs after the call is recorded.
-pub(crate) fn fake(t: Test, name: &str, body: &str) -> Test {
-    let calls = t.path().join(".calls");
-    std::fs::create_dir_all(&calls).expect("create calls dir");
-    let script = format!(
-        "#!/bin/sh\nline=\"$(date +%s%N)\"\nfor a in \"$@\"; do line=\"$line\t$a\"; done\nprintf '%s\\n' \"$line\" >> '{log}'\n{body}\n",
-        log = calls.join(format!("{name}.log")).display(),
-    );
-    let bin = t.path().join(".bin").join(name);
-    std::fs::write(&bin, script).expect("write fake");
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod fake");
-    t
-}
-
 /// A project with a fake `step SERVICE STEP` CLI that takes `ms` milliseconds and records its
 /// end in `.calls/step.end`.
 pub(crate) fn project(ms: u64) -> Test {
@@ -53,7 +36,7 @@ pub(crate) fn project(ms: u64) -> Test {
         ms as f64 / 1000.0,
         end.display()
     );
-    fake(t, "step", &body)
+    t.fake("step", &body)
 }
 
 /// (service, step, start ns, end ns) for every finished `step` call.

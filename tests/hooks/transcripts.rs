@@ -14,7 +14,7 @@ fn fakes(case: &Case) -> Vec<&'static str> {
 /// Forget what the fakes recorded so far (their state files stay).
 fn forget(t: &Test, fakes: &[&str]) {
     for f in fakes {
-        let _ = std::fs::remove_file(t.path().join(".calls").join(format!("{f}.log")));
+        t.forget_calls(f);
     }
 }
 
