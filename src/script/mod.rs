@@ -10,7 +10,7 @@
 //! Embedding, in short (the orchestrator and the autoscaler do exactly this):
 //!
 //! ```ignore
-//! let host = Arc::new(Host { root, dry_run, verbose, sink });          // once per run
+//! let host = Arc::new(Host { root, dry_run, verbose, sink, jail: Default::default() }); // once per run
 //! let engine = engine::build(&host, Profile::Full(Limits::full()));    // once, shared
 //! let mut ast = engine.compile(&text).map_err(|e| error::render_parse(&e, &path))?;
 //! ast.set_source(path.as_str());                                        // for locations
@@ -101,11 +101,14 @@ pub(crate) struct Host {
     pub verbose: u8,
     /// Where output lines, prints, logs and dry-run records go.
     pub sink: Arc<dyn Sink>,
+    /// The sandbox of `root`, made on first use: resolving the root costs a system call per
+    /// component, and every path a script hands over goes through it.
+    pub jail: std::sync::OnceLock<sandbox::Sandbox>,
 }
 
 impl Host {
     pub(crate) fn new(root: impl Into<PathBuf>, sink: Arc<dyn Sink>) -> Self {
-        Self { root: root.into(), dry_run: false, verbose: 0, sink }
+        Self { root: root.into(), dry_run: false, verbose: 0, sink, jail: Default::default() }
     }
 
     /// Send an event labelled with the current call's label.

@@ -267,7 +267,7 @@ pub(crate) fn confine(
     call: &CallCtx,
     path: &str,
 ) -> Result<(Sandbox, PathBuf), String> {
-    let sb = Sandbox::new(&host.root);
+    let sb = host.jail.get_or_init(|| Sandbox::new(&host.root)).clone();
     let base = call.workdir.clone().unwrap_or_default();
     let full = sb.lexical(&base, path).map_err(|why| refused(&sb, path, &why))?;
     Ok((sb, full))
