@@ -32,9 +32,6 @@ use std::path::PathBuf;
 /// that says what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Problem {
-    /// Free text: only the pools file's field checks (`pool::Problems::at`) still word their
-    /// own messages; they are the last to become variants.
-    Other(String),
     Unreadable {
         path: String,
         error: String,
@@ -340,6 +337,129 @@ pub(crate) enum Problem {
         pool: String,
         problem: Box<Problem>,
     },
+    /// A map of the pools file (`item`) with a key that is not text.
+    PoolsKeyNotText {
+        item: PoolsItem,
+    },
+    /// A key of `item` that its schema (`known`, from the serde derive) does not have.
+    PoolsUnknownField {
+        item: PoolsItem,
+        field: String,
+        known: &'static [&'static str],
+    },
+    PoolsMissingField {
+        item: PoolsItem,
+        field: String,
+    },
+    /// A value serde refused; `error` is serde's message. `field` names the pool field when
+    /// it was checked alone.
+    PoolsBadValue {
+        item: PoolsItem,
+        field: Option<String>,
+        error: String,
+    },
+    PoolsNotAMap {
+        item: PoolsItem,
+    },
+    NoPools,
+    PoolNameNotText,
+    /// Two pools (or a pool's `keys`) scale the same config key of the same stack.
+    SharedKey {
+        first: String,
+        second: String,
+        key: String,
+        stack: String,
+    },
+    MinAboveMax {
+        pool: String,
+        min: i64,
+        max: i64,
+    },
+    /// A pool's number (`min`, `max`, `max_step`) outside what the scaler accepts.
+    OutOfRange {
+        pool: String,
+        field: &'static str,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    NoTargets {
+        pool: String,
+    },
+    /// A target of a pool or of one of its `keys` (`item`) that is not a URN.
+    NotAUrn {
+        item: PoolsItem,
+        target: String,
+    },
+    /// `stack` or `key` (`field`) is empty.
+    EmptyPoolField {
+        pool: String,
+        field: &'static str,
+    },
+    NotATopicArn {
+        arn: String,
+    },
+    /// An alarm's directive or `on_ok` (`item`) that is incomplete or out of bounds; `error` is
+    /// the directive check's wording (`pool::Directive::validate`, shared with the webhooks).
+    BadDirective {
+        item: PoolsItem,
+        error: String,
+    },
+    DuplicateSchedule {
+        pool: String,
+        schedule: String,
+    },
+    ScheduleOutsideBounds {
+        schedule: String,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    FallbackOutsideBounds {
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    /// A duration of `section` (`drift.every`, `fallback.after`) that is zero.
+    NeedsPositive {
+        section: &'static str,
+        field: &'static str,
+    },
+    AdoptNeedsProperty,
+    /// A `strategy` that is neither a built-in (`builtins`) nor a `.rhai` path.
+    UnknownStrategy {
+        strategy: String,
+        builtins: Vec<&'static str>,
+    },
+    /// A `keys` entry that is empty or the pool's own `key`.
+    KeysEntryIsOwnKey {
+        key: String,
+    },
+    KeyNeedsOneSource {
+        key: String,
+    },
+    KeyBounds {
+        key: String,
+        min: i64,
+        max: i64,
+        limit: i64,
+    },
+    /// A `keys` expression Rhai does not compile; `error` is Rhai's message.
+    KeyExprDoesNotCompile {
+        key: String,
+        error: String,
+    },
+    /// A pools file `notify:` entry's problem; `error` is the notifier configuration's wording.
+    ScaleNotifier {
+        notifier: String,
+        error: String,
+    },
+    /// A deploy event in a pools file `notify:` entry; `scale_events` are the ones it can use.
+    ScaleNotifierDeployEvent {
+        notifier: String,
+        event: String,
+        scale_events: Vec<&'static str>,
+    },
     ScheduleNoName,
     /// A cron expression (`field` is `start` or `end`) that does not parse; `error` is the
     /// cron parser's message.
@@ -383,6 +503,73 @@ pub(crate) enum Problem {
     },
 }
 
+/// What a problem of the pools file is about: the noun its message starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PoolsItem {
+    /// The whole file.
+    File,
+    /// A top-level key: `pools`, `sns_topics`, `notify`.
+    Section(&'static str),
+    Pool(String),
+    Alarm {
+        pool: String,
+        alarm: String,
+    },
+    OnOk {
+        pool: String,
+    },
+    /// The `number`th (1-based) entry of a pool's `schedules`.
+    Schedule {
+        pool: String,
+        number: usize,
+    },
+    /// An entry of a pool's `keys`.
+    Key {
+        pool: String,
+        key: String,
+    },
+}
+
+impl fmt::Display for PoolsItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File => f.write_str("the pools file"),
+            Self::Section(key) => write!(f, "`{key}`"),
+            Self::Pool(pool) => write!(f, "pool `{pool}`"),
+            Self::Alarm { pool, alarm } => write!(f, "pool `{pool}` alarm `{alarm}`"),
+            Self::OnOk { pool } => write!(f, "pool `{pool}` `on_ok`"),
+            Self::Schedule { pool, number } => write!(f, "pool `{pool}` schedule {number}"),
+            Self::Key { pool, key } => write!(f, "pool `{pool}` key `{key}`"),
+        }
+    }
+}
+
+/// A complete schedule, for the pools file's `help:` lines.
+const SCHEDULE_EXAMPLE: &str = "{ name: office-hours, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 10 }";
+
+/// `help:` for a pool field (`field`) of the wrong type.
+fn pool_field_help(field: &str) -> &'static str {
+    match field {
+        "cooldown_up" | "cooldown_down" => {
+            "use a duration such as `30s`, `5m` or `1h30m` (at most 366 days)"
+        }
+        "min" | "max" | "max_step" => "use a whole number",
+        "targets" | "topics" => "use a list of text values",
+        "alarms" => "map alarm names to `{ action: up|down|set, step: n, value: n }`",
+        "on_ok" => "e.g. `{ action: down, step: 1 }`",
+        "schedules" => "use a list of `{ name, start, end, timezone, value }` windows",
+        "fallback" => "e.g. `fallback: { after: 10m, value: 4 }`",
+        "drift" => {
+            "e.g. `drift: { every: 10m, policy: report }` (policies: report, refresh, restore, adopt)"
+        }
+        "keys" => {
+            "map config keys to `{ expr: \"value * 10\", min: 1, max: 100 }` or `{ from: name, min: 0, max: 10 }`"
+        }
+        "params" => "use a map of parameters",
+        _ => "see docs/scaling.md for the pools file format",
+    }
+}
+
 /// Why an `env:` key or a `secrets:` entry is not a usable environment variable name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EnvNameError {
@@ -421,7 +608,6 @@ pub(crate) fn check_env_name(name: &str) -> Result<(), EnvNameError> {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Other(text) => f.write_str(text),
             Self::Unreadable { path, error } => write!(f, "cannot read `{path}`: {error}"),
             Self::TooDeep { limit } => {
                 write!(f, "invalid YAML: nesting deeper than {limit} levels")
@@ -603,6 +789,70 @@ impl fmt::Display for Problem {
             Self::OutputNotJson { error } => write!(f, "output is not JSON: {error}"),
             Self::RulesNotYaml { error } => write!(f, "invalid rules: {error}"),
             Self::InPool { pool, problem } => write!(f, "pool `{pool}`: {problem}"),
+            Self::PoolsKeyNotText { item } => write!(f, "{item} has a key that is not text"),
+            Self::PoolsUnknownField { item, field, .. } => {
+                write!(f, "{item} has an unknown field `{field}`")
+            }
+            Self::PoolsMissingField { item, field } => {
+                write!(f, "{item} is missing field `{field}`")
+            }
+            Self::PoolsBadValue { item, field: Some(field), error } => {
+                write!(f, "{item} field `{field}`: {error}")
+            }
+            Self::PoolsBadValue { item, field: None, error } => write!(f, "{item}: {error}"),
+            Self::PoolsNotAMap { item } => write!(f, "{item} is not a map"),
+            Self::NoPools => write!(f, "no pools defined"),
+            Self::PoolNameNotText => write!(f, "a pool name is not text"),
+            Self::SharedKey { first, second, key, stack } => {
+                write!(f, "pools `{first}` and `{second}` both scale `{key}` on stack `{stack}`")
+            }
+            Self::MinAboveMax { pool, min, max } => {
+                write!(f, "pool `{pool}` has `min` ({min}) greater than `max` ({max})")
+            }
+            Self::OutOfRange { pool, field, value, min, max } => {
+                write!(f, "pool `{pool}` has `{field}` {value}, outside [{min}, {max}]")
+            }
+            Self::NoTargets { pool } => write!(f, "pool `{pool}` has no `targets`"),
+            Self::NotAUrn { item, target } => {
+                write!(f, "{item} target `{target}` is not a Pulumi URN")
+            }
+            Self::EmptyPoolField { pool, field } => {
+                write!(f, "pool `{pool}` has an empty `{field}`")
+            }
+            Self::NotATopicArn { arn } => write!(f, "`{arn}` is not an SNS topic ARN"),
+            Self::BadDirective { item, error } => write!(f, "{item}: {error}"),
+            Self::DuplicateSchedule { pool, schedule } => {
+                write!(f, "pool `{pool}` has two schedules named `{schedule}`")
+            }
+            Self::ScheduleOutsideBounds { schedule, value, min, max } => write!(
+                f,
+                "schedule `{schedule}` has `value` {value} outside the pool's bounds [{min}, {max}]"
+            ),
+            Self::FallbackOutsideBounds { value, min, max } => {
+                write!(f, "`fallback` has `value` {value} outside the pool's bounds [{min}, {max}]")
+            }
+            Self::NeedsPositive { section, field } => {
+                write!(f, "`{section}` needs a positive `{field}`")
+            }
+            Self::AdoptNeedsProperty => write!(f, "`drift` policy `adopt` needs `property`"),
+            Self::UnknownStrategy { strategy, .. } => write!(f, "unknown strategy `{strategy}`"),
+            Self::KeysEntryIsOwnKey { key } => {
+                write!(f, "`keys` entry `{key}` is the pool's own `key` or empty")
+            }
+            Self::KeyNeedsOneSource { key } => {
+                write!(f, "key `{key}` needs exactly one of `expr` and `from`")
+            }
+            Self::KeyBounds { key, min, max, .. } => {
+                write!(f, "key `{key}` has bounds [{min}, {max}]")
+            }
+            Self::KeyExprDoesNotCompile { key, error } => {
+                write!(f, "key `{key}` expression does not compile: {error}")
+            }
+            Self::ScaleNotifier { notifier, error } => write!(f, "notifier `{notifier}`: {error}"),
+            Self::ScaleNotifierDeployEvent { notifier, event, .. } => write!(
+                f,
+                "notifier `{notifier}`: `{event}` is a deploy event, which the scaler never sends"
+            ),
             Self::ScheduleNoName => write!(f, "a schedule has an empty `name`"),
             Self::ScheduleBadCron { schedule, field, text, error } => write!(
                 f,
@@ -657,7 +907,7 @@ impl Problem {
     /// The default `help:` line: what to do about it.
     pub(crate) fn help(&self) -> Option<String> {
         Some(match self {
-            Self::Other(_) | Self::Unreadable { .. } => return None,
+            Self::Unreadable { .. } => return None,
             Self::TooDeep { .. } => {
                 "flatten the file; deeper nesting is refused before parsing (see docs/pipeline.md)"
                     .into()
@@ -791,6 +1041,101 @@ impl Problem {
                 "name the stack that exports the rules, e.g. `--rules-stack prod`".into()
             }
             Self::InPool { problem, .. } => return problem.help(),
+            Self::PoolsKeyNotText { .. } => "keys are names".into(),
+            Self::PoolsUnknownField { field, known, .. } => format!(
+                "remove `{field}` or use one of: {}",
+                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            ),
+            Self::PoolsMissingField { item: PoolsItem::Schedule { .. }, field } => {
+                format!("add `{field}` to the schedule, e.g. `{SCHEDULE_EXAMPLE}`")
+            }
+            Self::PoolsMissingField { field, .. } => match field.as_str() {
+                "min" | "max" => "every pool needs both `min` and `max` bounds".into(),
+                "targets" => "list the URNs `pulumi up --target` should update".into(),
+                f => format!("add `{f}` to the pool"),
+            },
+            Self::PoolsBadValue { item, field, .. } => match (item, field) {
+                (PoolsItem::Pool(_), Some(f)) => pool_field_help(f).into(),
+                (PoolsItem::Pool(_), None) => "every pool needs `project`, `stack`, `key`, `targets` and both `min` and `max` bounds".into(),
+                (PoolsItem::Alarm { .. }, _) => "e.g. `{ action: up, step: 2 }`".into(),
+                (PoolsItem::Schedule { .. }, _) => format!(
+                    "add `name`, `start`, `end` and `value` to the schedule, e.g. `{SCHEDULE_EXAMPLE}`"
+                ),
+                (PoolsItem::Section("sns_topics"), _) => "use a list of SNS topic ARNs".into(),
+                (PoolsItem::Section("notify"), _) => {
+                    "a list of `{ notifier: slack, url_env: SLACK_URL, events: [scale_failed] }`"
+                        .into()
+                }
+                _ => "see docs/scaling.md for the pools file format".into(),
+            },
+            Self::PoolsNotAMap { item: PoolsItem::File } => {
+                "start with `pools:`; see docs/scaling.md".into()
+            }
+            Self::PoolsNotAMap { item: PoolsItem::Pool(_) } => {
+                "give the pool its fields, e.g. `min: 1`".into()
+            }
+            Self::PoolsNotAMap { .. } => {
+                "map pool names to pools, e.g. `pools: { workers: { … } }`".into()
+            }
+            Self::NoPools => "add at least one pool under `pools:`; see docs/scaling.md".into(),
+            Self::PoolNameNotText => "name pools with text keys".into(),
+            Self::SharedKey { .. } => {
+                "each config key belongs to one pool; they would undo each other's changes".into()
+            }
+            Self::MinAboveMax { .. } => "swap the bounds or lower `min`".into(),
+            Self::OutOfRange { field: "max_step", min, max, .. } => {
+                format!("use a step between {min} and {max}, or remove it")
+            }
+            Self::OutOfRange { field, min, max, .. } => {
+                format!("use a `{field}` between {min} and {max}")
+            }
+            Self::NoTargets { .. } => {
+                "list the URNs `pulumi up --target` should update (see `pulumi stack --show-urns`)"
+                    .into()
+            }
+            Self::NotAUrn { .. } => "URNs start with `urn:pulumi:`".into(),
+            Self::EmptyPoolField { field: "stack", .. } => {
+                "name the Pulumi stack, e.g. `prod`".into()
+            }
+            Self::EmptyPoolField { .. } => "name the Pulumi config key, e.g. `infra:workers`".into(),
+            Self::NotATopicArn { .. } => {
+                "use `arn:aws:sns:<region>:<account>:<topic>`, e.g. `arn:aws:sns:us-east-1:123456789012:scaling-alarms`"
+                    .into()
+            }
+            Self::BadDirective { item: PoolsItem::OnOk { .. }, .. } => {
+                "e.g. `{ action: down, step: 1 }`".into()
+            }
+            Self::BadDirective { .. } => "e.g. `{ action: up, step: 2 }`".into(),
+            Self::DuplicateSchedule { .. } => {
+                "give every schedule of a pool its own `name`".into()
+            }
+            Self::ScheduleOutsideBounds { .. } | Self::FallbackOutsideBounds { .. } => {
+                "use a value between the pool's `min` and `max`".into()
+            }
+            Self::NeedsPositive { section: "drift", .. } => {
+                "e.g. `drift: { every: 10m, policy: report }`".into()
+            }
+            Self::NeedsPositive { .. } => "e.g. `fallback: { after: 10m, value: 4 }`".into(),
+            Self::AdoptNeedsProperty => {
+                "name the output holding the scaled value, e.g. `property: desiredCapacity`".into()
+            }
+            Self::UnknownStrategy { builtins, .. } => format!(
+                "use {} or a path to a `.rhai` file",
+                builtins.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+            Self::KeysEntryIsOwnKey { .. } => "list the other config keys this pool drives".into(),
+            Self::KeyNeedsOneSource { .. } => {
+                "e.g. `{ expr: \"value * 10 + 20\", min: 50, max: 500 }` or `{ from: queue, min: 0, max: 10 }`"
+                    .into()
+            }
+            Self::KeyBounds { limit, .. } => format!("use 0 <= min <= max <= {limit}"),
+            Self::KeyExprDoesNotCompile { .. } => {
+                "an expression of `value` and `params`, e.g. `value * 10 + 20`".into()
+            }
+            Self::ScaleNotifier { .. } => "see docs/scaling.md (ChatOps)".into(),
+            Self::ScaleNotifierDeployEvent { scale_events, .. } => {
+                format!("use the scaler's events: {}", scale_events.join(", "))
+            }
             Self::ScheduleNoName => {
                 "name every schedule; the name shows in signals, audit and logs".into()
             }
@@ -862,11 +1207,6 @@ pub(crate) struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A diagnostic with free-text wording: only the pools file's field checks use it.
-    pub(crate) fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::of(file, Problem::Other(message.into()))
-    }
-
     /// A diagnostic for `problem`, with its default `help:`.
     pub(crate) fn of(file: impl Into<PathBuf>, problem: Problem) -> Self {
         Self {

@@ -17,7 +17,7 @@ use crate::autoscale::locate::{self, Seg};
 use crate::autoscale::schedule::{Schedule, ScheduleSpec};
 use crate::autoscale::signal::MAX_MAGNITUDE;
 use crate::autoscale::strategy::Strategy;
-use crate::diagnostic::{Diagnostic, Problem, closest};
+use crate::diagnostic::{Diagnostic, PoolsItem, Problem, closest};
 
 /// The whole pools file. The loader reads the top level field by field (so every problem is
 /// reported); this struct is its schema, and gives the known keys.
@@ -319,8 +319,8 @@ struct Problems<'a> {
 }
 
 impl Problems<'_> {
-    fn at(&mut self, path: &[Seg<'_>], message: String, help: &str) -> &mut Diagnostic {
-        let mut d = Diagnostic::new(self.file, message).help(help);
+    fn at(&mut self, path: &[Seg<'_>], problem: Problem) -> &mut Diagnostic {
+        let mut d = Diagnostic::of(self.file, problem);
         // Not found (a missing key of the top level): the start of the file.
         let fallback = (!self.source.trim().is_empty()).then_some((1, 1));
         if let Some((line, col)) = locate::position(self.source, path).or(fallback) {
@@ -335,13 +335,13 @@ impl Problems<'_> {
         &mut self,
         map: &serde_yaml::Mapping,
         path: &[Seg<'_>],
-        what: &str,
+        item: &PoolsItem,
     ) -> bool {
         let known = fields_of::<T>();
         let mut ok = true;
         for k in map.keys() {
             let Some(name) = k.as_str() else {
-                self.at(path, format!("{what} has a key that is not text"), "keys are names");
+                self.at(path, Problem::PoolsKeyNotText { item: item.clone() });
                 ok = false;
                 continue;
             };
@@ -351,11 +351,9 @@ impl Problems<'_> {
             ok = false;
             let mut at: Vec<Seg<'_>> = path.to_vec();
             at.push(Seg::Key(name));
-            let help = format!(
-                "remove `{name}` or use one of: {}",
-                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-            );
-            let d = self.at(&at, format!("{what} has an unknown field `{name}`"), &help);
+            let problem =
+                Problem::PoolsUnknownField { item: item.clone(), field: name.to_string(), known };
+            let d = self.at(&at, problem);
             d.did_you_mean = closest(name, known.iter().copied()).map(str::to_string);
         }
         ok
@@ -367,13 +365,14 @@ impl Problems<'_> {
         map: &serde_yaml::Mapping,
         required: &[&str],
         path: &[Seg<'_>],
-        what: &str,
-        help: impl Fn(&str) -> String,
+        item: &PoolsItem,
     ) -> bool {
         let mut ok = true;
         for field in required {
             if !map.contains_key(*field) {
-                self.at(path, format!("{what} is missing field `{field}`"), &help(field));
+                let problem =
+                    Problem::PoolsMissingField { item: item.clone(), field: field.to_string() };
+                self.at(path, problem);
                 ok = false;
             }
         }
@@ -385,16 +384,20 @@ impl Problems<'_> {
         &mut self,
         value: &serde_yaml::Value,
         path: &[Seg<'_>],
-        what: &str,
-        help: &str,
+        item: PoolsItem,
     ) -> Option<T> {
         match serde_yaml::from_value::<T>(value.clone()) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.at(path, format!("{what}: {e}"), help);
+                self.at(path, Problem::PoolsBadValue { item, field: None, error: e.to_string() });
                 None
             }
         }
+    }
+
+    /// Report `problem` of pool `pool` at `path`, worded as [`Problem::InPool`].
+    fn in_pool(&mut self, path: &[Seg<'_>], pool: &str, problem: Problem) -> &mut Diagnostic {
+        self.at(path, Problem::InPool { pool: pool.to_string(), problem: Box::new(problem) })
     }
 }
 
@@ -414,41 +417,18 @@ fn probe_base() -> serde_yaml::Mapping {
     m
 }
 
-/// Help for a field that does not have the right type.
-fn field_help(field: &str) -> &'static str {
-    match field {
-        "cooldown_up" | "cooldown_down" => {
-            "use a duration such as `30s`, `5m` or `1h30m` (at most 366 days)"
-        }
-        "min" | "max" | "max_step" => "use a whole number",
-        "targets" | "topics" => "use a list of text values",
-        "alarms" => "map alarm names to `{ action: up|down|set, step: n, value: n }`",
-        "on_ok" => "e.g. `{ action: down, step: 1 }`",
-        "schedules" => "use a list of `{ name, start, end, timezone, value }` windows",
-        "fallback" => "e.g. `fallback: { after: 10m, value: 4 }`",
-        "drift" => {
-            "e.g. `drift: { every: 10m, policy: report }` (policies: report, refresh, restore, adopt)"
-        }
-        "keys" => {
-            "map config keys to `{ expr: \"value * 10\", min: 1, max: 100 }` or `{ from: name, min: 0, max: 10 }`"
-        }
-        "params" => "use a map of parameters",
-        _ => "see docs/scaling.md for the pools file format",
-    }
-}
-
 /// Check one pool's structure field by field, so every bad field is reported with its path
 /// (not serde's first error only). Returns the typed spec when everything is right.
 fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Option<PoolSpec> {
     use Seg::Key;
     let at = [Key("pools"), Key(name)];
-    let what = format!("pool `{name}`");
+    let item = PoolsItem::Pool(name.to_string());
     let Some(map) = value.as_mapping() else {
-        p.at(&at, format!("{what} is not a map"), "give the pool its fields, e.g. `min: 1`");
+        p.at(&at, Problem::PoolsNotAMap { item });
         return None;
     };
     // Unknown keys are reported but do not stop the other checks of the pool.
-    p.unknown_keys::<PoolSpec>(map, &at, &what);
+    p.unknown_keys::<PoolSpec>(map, &at, &item);
     let known: serde_yaml::Mapping = map
         .iter()
         .filter(|(k, _)| k.as_str().is_some_and(|f| fields_of::<PoolSpec>().contains(&f)))
@@ -456,11 +436,7 @@ fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Opt
         .collect();
     let mut ok = true;
     let required = ["project", "stack", "key", "targets", "min", "max"];
-    ok &= p.missing_keys(&known, &required, &at, &what, |f| match f {
-        "min" | "max" => "every pool needs both `min` and `max` bounds".to_string(),
-        "targets" => "list the URNs `pulumi up --target` should update".to_string(),
-        f => format!("add `{f}` to the pool"),
-    });
+    ok &= p.missing_keys(&known, &required, &at, &item);
     for (k, v) in &known {
         let Some(field) = k.as_str() else { continue };
         let path = [Key("pools"), Key(name), Key(field)];
@@ -469,40 +445,27 @@ fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Opt
                 for (alarm, d) in v.as_mapping().into_iter().flatten() {
                     let alarm = alarm.as_str().unwrap_or("?");
                     let path = [Key("pools"), Key(name), Key("alarms"), Key(alarm)];
-                    let what = format!("{what} alarm `{alarm}`");
+                    let item =
+                        PoolsItem::Alarm { pool: name.to_string(), alarm: alarm.to_string() };
                     if let Some(m) = d.as_mapping() {
-                        ok &= p.unknown_keys::<Directive>(m, &path, &what);
+                        ok &= p.unknown_keys::<Directive>(m, &path, &item);
                     }
-                    ok &= p
-                        .typed::<Directive>(d, &path, &what, "e.g. `{ action: up, step: 2 }`")
-                        .is_some();
+                    ok &= p.typed::<Directive>(d, &path, item).is_some();
                 }
             }
             "schedules" if v.is_sequence() => {
                 for (i, item) in v.as_sequence().into_iter().flatten().enumerate() {
                     let path = [Key("pools"), Key(name), Key("schedules"), Seg::Index(i)];
-                    let what = format!("{what} schedule {}", i + 1);
+                    let what = PoolsItem::Schedule { pool: name.to_string(), number: i + 1 };
                     if let Some(m) = item.as_mapping() {
                         ok &= p.unknown_keys::<ScheduleSpec>(m, &path, &what);
-                        let help = |f: &str| {
-                            format!(
-                                "add `{f}` to the schedule, e.g. `{{ name: office-hours, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 10 }}`"
-                            )
-                        };
-                        if !p.missing_keys(
-                            m,
-                            &["name", "start", "end", "value"],
-                            &path,
-                            &what,
-                            help,
-                        ) {
+                        let required = ["name", "start", "end", "value"];
+                        if !p.missing_keys(m, &required, &path, &what) {
                             ok = false;
                             continue;
                         }
                     }
-                    ok &= p
-                        .typed::<ScheduleSpec>(item, &path, &what, "add `name`, `start`, `end` and `value` to the schedule, e.g. `{ name: office-hours, start: \"0 8 * * 1-5\", end: \"0 18 * * 1-5\", timezone: Europe/Paris, value: 10 }`")
-                        .is_some();
+                    ok &= p.typed::<ScheduleSpec>(item, &path, what).is_some();
                 }
             }
             _ => {
@@ -512,7 +475,11 @@ fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Opt
                 if let Err(e) =
                     serde_yaml::from_value::<PoolSpec>(serde_yaml::Value::Mapping(probe))
                 {
-                    p.at(&path, format!("{what} field `{field}`: {e}"), field_help(field));
+                    let field = Some(field.to_string());
+                    p.at(
+                        &path,
+                        Problem::PoolsBadValue { item: item.clone(), field, error: e.to_string() },
+                    );
                     ok = false;
                 }
             }
@@ -525,7 +492,7 @@ fn pool_spec(p: &mut Problems<'_>, name: &str, value: &serde_yaml::Value) -> Opt
         Ok(spec) => Some(spec),
         Err(e) => {
             // Only a missing field is left (every present one was checked above).
-            p.at(&at, format!("{what}: {e}"), "every pool needs `project`, `stack`, `key`, `targets` and both `min` and `max` bounds");
+            p.at(&at, Problem::PoolsBadValue { item, field: None, error: e.to_string() });
             None
         }
     }
@@ -555,41 +522,29 @@ pub(crate) fn validate(
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut p = Problems { file, source, list: Vec::new() };
     let Some(top) = value.as_mapping() else {
-        p.at(&[], "the pools file is not a map".into(), "start with `pools:`; see docs/scaling.md");
+        p.at(&[], Problem::PoolsNotAMap { item: PoolsItem::File });
         return Err(p.list);
     };
-    p.unknown_keys::<PoolsFile>(top, &[], "the pools file");
+    p.unknown_keys::<PoolsFile>(top, &[], &PoolsItem::File);
     let sns_topics: Vec<String> = match top.get("sns_topics") {
-        Some(v) => p
-            .typed(v, &[Key("sns_topics")], "`sns_topics`", "use a list of SNS topic ARNs")
-            .unwrap_or_default(),
+        Some(v) => {
+            p.typed(v, &[Key("sns_topics")], PoolsItem::Section("sns_topics")).unwrap_or_default()
+        }
         None => Vec::new(),
     };
     for (i, t) in sns_topics.iter().enumerate() {
         if !is_topic_arn(t) {
-            p.at(
-                &[Key("sns_topics"), Seg::Index(i)],
-                format!("`{t}` is not an SNS topic ARN"),
-                "use `arn:aws:sns:<region>:<account>:<topic>`, e.g. `arn:aws:sns:us-east-1:123456789012:scaling-alarms`",
-            );
+            p.at(&[Key("sns_topics"), Seg::Index(i)], Problem::NotATopicArn { arn: t.clone() });
         }
     }
     let raw_pools = match top.get("pools") {
         Some(serde_yaml::Value::Mapping(m)) if !m.is_empty() => m.clone(),
         Some(serde_yaml::Value::Mapping(_)) | None => {
-            p.at(
-                &[Key("pools")],
-                "no pools defined".into(),
-                "add at least one pool under `pools:`; see docs/scaling.md",
-            );
+            p.at(&[Key("pools")], Problem::NoPools);
             return Err(p.list);
         }
         Some(_) => {
-            p.at(
-                &[Key("pools")],
-                "`pools` is not a map".into(),
-                "map pool names to pools, e.g. `pools: { workers: { … } }`",
-            );
+            p.at(&[Key("pools")], Problem::PoolsNotAMap { item: PoolsItem::Section("pools") });
             return Err(p.list);
         }
     };
@@ -597,12 +552,13 @@ pub(crate) fn validate(
     let mut seen_keys: BTreeMap<(PathBuf, String, String), String> = BTreeMap::new();
     for (k, v) in &raw_pools {
         let Some(name) = k.as_str() else {
-            p.at(&[Key("pools")], "a pool name is not text".into(), "name pools with text keys");
+            p.at(&[Key("pools")], Problem::PoolNameNotText);
             continue;
         };
         let at = |field: &'static str| [Key("pools"), Key(name), Key(field)];
-        if let Err(e) = crate::names::check(name) {
-            p.at(&[Key("pools"), Key(name)], format!("pool name `{name}` {e}"), crate::names::RULE);
+        if let Err(error) = crate::names::check(name) {
+            let problem = Problem::BadName { what: "pool name", value: name.to_string(), error };
+            p.at(&[Key("pools"), Key(name)], problem);
         }
         let Some(spec) = pool_spec(&mut p, name, v) else { continue };
         check_spec(&mut p, name, &spec);
@@ -613,14 +569,13 @@ pub(crate) fn validate(
         };
         let shared = (project_dir.clone(), spec.stack.clone(), spec.key.clone());
         if let Some(other) = seen_keys.get(&shared) {
-            p.at(
-                &at("key"),
-                format!(
-                    "pools `{other}` and `{name}` both scale `{}` on stack `{}`",
-                    spec.key, spec.stack
-                ),
-                "each config key belongs to one pool; they would undo each other's changes",
-            );
+            let problem = Problem::SharedKey {
+                first: other.clone(),
+                second: name.to_string(),
+                key: spec.key.clone(),
+                stack: spec.stack.clone(),
+            };
+            p.at(&at("key"), problem);
         } else {
             seen_keys.insert(shared, name.to_string());
         }
@@ -630,22 +585,21 @@ pub(crate) fn validate(
                 [Key("pools"), Key(name), Key("schedules"), Seg::Index(i), Key(field)]
             };
             if spec.schedules[..i].iter().any(|o| o.name == sched.name) {
-                p.at(
-                    &item("name"),
-                    format!("pool `{name}` has two schedules named `{}`", sched.name),
-                    "give every schedule of a pool its own `name`",
-                );
+                let problem = Problem::DuplicateSchedule {
+                    pool: name.to_string(),
+                    schedule: sched.name.clone(),
+                };
+                p.at(&item("name"), problem);
                 continue;
             }
             if !(spec.min..=spec.max).contains(&sched.value) {
-                p.at(
-                    &item("value"),
-                    format!(
-                        "pool `{name}`: schedule `{}` has `value` {} outside the pool's bounds [{}, {}]",
-                        sched.name, sched.value, spec.min, spec.max
-                    ),
-                    "use a value between the pool's `min` and `max`",
-                );
+                let problem = Problem::ScheduleOutsideBounds {
+                    schedule: sched.name.clone(),
+                    value: sched.value,
+                    min: spec.min,
+                    max: spec.max,
+                };
+                p.in_pool(&item("value"), name, problem);
             }
             match Schedule::compile(sched) {
                 Ok(s) => schedules.push(s),
@@ -663,16 +617,12 @@ pub(crate) fn validate(
         let strategy = match crate::autoscale::strategy::resolve(&base, &spec.strategy) {
             Err(suggestion) => {
                 // The built-in names come from the embedded table, as the docs' list does.
-                let names: Vec<String> = crate::autoscale::strategy::BUILTINS
-                    .iter()
-                    .map(|(n, _)| format!("`{n}`"))
-                    .collect();
-                let help = format!("use {} or a path to a `.rhai` file", names.join(", "));
-                let d = p.at(
-                    &at("strategy"),
-                    format!("pool `{name}`: unknown strategy `{}`", spec.strategy),
-                    &help,
-                );
+                let builtins = crate::autoscale::strategy::BUILTINS.iter().map(|(n, _)| *n);
+                let problem = Problem::UnknownStrategy {
+                    strategy: spec.strategy.clone(),
+                    builtins: builtins.collect(),
+                };
+                let d = p.in_pool(&at("strategy"), name, problem);
                 d.did_you_mean = suggestion.map(str::to_string);
                 None
             }
@@ -691,34 +641,31 @@ pub(crate) fn validate(
             let at_key = [Key("pools"), Key(name), Key("keys"), Key(key)];
             let shared = (project_dir.clone(), spec.stack.clone(), key.clone());
             if key.trim().is_empty() || *key == spec.key {
-                p.at(
-                    &at_key,
-                    format!("pool `{name}`: `keys` entry `{key}` is the pool's own `key` or empty"),
-                    "list the other config keys this pool drives",
-                );
+                p.in_pool(&at_key, name, Problem::KeysEntryIsOwnKey { key: key.clone() });
                 continue;
             }
             if let Some(other) = seen_keys.get(&shared) {
-                p.at(
-                    &at_key,
-                    format!(
-                        "pools `{other}` and `{name}` both scale `{key}` on stack `{}`",
-                        spec.stack
-                    ),
-                    "each config key belongs to one pool; they would undo each other's changes",
-                );
+                let problem = Problem::SharedKey {
+                    first: other.clone(),
+                    second: name.to_string(),
+                    key: key.clone(),
+                    stack: spec.stack.clone(),
+                };
+                p.at(&at_key, problem);
             } else {
                 seen_keys.insert(shared, name.to_string());
             }
             if ks.expr.is_some() == ks.from.is_some() {
-                p.at(&at_key, format!("pool `{name}`: key `{key}` needs exactly one of `expr` and `from`"), "e.g. `{ expr: \"value * 10 + 20\", min: 50, max: 500 }` or `{ from: queue, min: 0, max: 10 }`");
+                p.in_pool(&at_key, name, Problem::KeyNeedsOneSource { key: key.clone() });
             }
             if ks.min > ks.max || ks.min < 0 || ks.max > MAX_MAGNITUDE {
-                p.at(
-                    &item("min"),
-                    format!("pool `{name}`: key `{key}` has bounds [{}, {}]", ks.min, ks.max),
-                    "use 0 <= min <= max <= 1000000",
-                );
+                let problem = Problem::KeyBounds {
+                    key: key.clone(),
+                    min: ks.min,
+                    max: ks.max,
+                    limit: MAX_MAGNITUDE,
+                };
+                p.in_pool(&item("min"), name, problem);
             }
             for (i, t) in ks.targets.iter().enumerate() {
                 if !t.starts_with("urn:pulumi:") {
@@ -731,8 +678,10 @@ pub(crate) fn validate(
                             Key("targets"),
                             Seg::Index(i),
                         ],
-                        format!("pool `{name}` key `{key}` target `{t}` is not a Pulumi URN"),
-                        "URNs start with `urn:pulumi:`",
+                        Problem::NotAUrn {
+                            item: PoolsItem::Key { pool: name.to_string(), key: key.clone() },
+                            target: t.clone(),
+                        },
                     );
                 }
             }
@@ -740,11 +689,11 @@ pub(crate) fn validate(
                 Some(text) => match crate::autoscale::strategy::Expr::compile(text, &base) {
                     Ok(e) => Some(e),
                     Err(e) => {
-                        p.at(
-                            &item("expr"),
-                            format!("pool `{name}`: key `{key}` expression does not compile: {e}"),
-                            "an expression of `value` and `params`, e.g. `value * 10 + 20`",
-                        );
+                        let problem = Problem::KeyExprDoesNotCompile {
+                            key: key.clone(),
+                            error: e.to_string(),
+                        };
+                        p.in_pool(&item("expr"), name, problem);
                         None
                     }
                 },
@@ -766,23 +715,16 @@ pub(crate) fn validate(
         });
     }
     let notify: Vec<crate::notify::config::Entry> = match top.get("notify") {
-        Some(v) => p
-            .typed(
-                v,
-                &[Key("notify")],
-                "`notify`",
-                "a list of `{ notifier: slack, url_env: SLACK_URL, events: [scale_failed] }`",
-            )
-            .unwrap_or_default(),
+        Some(v) => p.typed(v, &[Key("notify")], PoolsItem::Section("notify")).unwrap_or_default(),
         None => Vec::new(),
     };
     let known = crate::notify::known(&base);
     for (i, e) in notify.iter().enumerate() {
         for problem in e.check(&known) {
+            let notifier = e.display_name().to_string();
             let d = p.at(
                 &[Key("notify"), Seg::Index(i)],
-                format!("notifier `{}`: {problem}", e.display_name()),
-                "see docs/scaling.md (ChatOps)",
+                Problem::ScaleNotifier { notifier, error: problem.to_string() },
             );
             d.did_you_mean = problem.suggestion();
         }
@@ -790,7 +732,12 @@ pub(crate) fn validate(
             if let Some(k) = crate::notify::Kind::parse(ev)
                 && !crate::notify::Kind::SCALE.contains(&k)
             {
-                p.at(&[Key("notify"), Seg::Index(i)], format!("notifier `{}`: `{ev}` is a deploy event, which the scaler never sends", e.display_name()), "use the scaler's events: scale_succeeded, scale_failed, scale_skipped, drift_detected, lock_retries_exhausted, leader_changed, pool_paused, pool_resumed");
+                let problem = Problem::ScaleNotifierDeployEvent {
+                    notifier: e.display_name().to_string(),
+                    event: ev.clone(),
+                    scale_events: crate::notify::Kind::SCALE.iter().map(|k| k.name()).collect(),
+                };
+                p.at(&[Key("notify"), Seg::Index(i)], problem);
             }
         }
     }
@@ -805,129 +752,96 @@ pub(crate) fn validate(
 fn check_spec(p: &mut Problems<'_>, name: &str, spec: &PoolSpec) {
     use Seg::Key;
     let at = |field: &'static str| [Key("pools"), Key(name), Key(field)];
+    let pool = || name.to_string();
     let limit = MAX_MAGNITUDE;
     if spec.min > spec.max {
-        p.at(
-            &at("min"),
-            format!("pool `{name}` has `min` ({}) greater than `max` ({})", spec.min, spec.max),
-            "swap the bounds or lower `min`",
-        );
+        p.at(&at("min"), Problem::MinAboveMax { pool: pool(), min: spec.min, max: spec.max });
     }
+    // `min` above the limit is `max` above it too, or `min` above `max`: one report is enough.
+    let range =
+        |field, value, min| Problem::OutOfRange { pool: pool(), field, value, min, max: limit };
     if spec.min < 0 {
-        p.at(
-            &at("min"),
-            format!("pool `{name}` has a negative `min` ({})", spec.min),
-            "use 0 or more",
-        );
+        p.at(&at("min"), range("min", spec.min, 0));
     }
     if spec.max > limit {
-        p.at(
-            &at("max"),
-            format!("pool `{name}` has `max` {} above the limit of {limit}", spec.max),
-            "use a smaller `max`",
-        );
+        p.at(&at("max"), range("max", spec.max, 0));
     }
     if let Some(step) = spec.max_step
         && !(1..=limit).contains(&step)
     {
-        p.at(
-            &at("max_step"),
-            format!("pool `{name}` has `max_step` {step}"),
-            "use a positive step (at most 1000000) or remove it",
-        );
+        p.at(&at("max_step"), range("max_step", step, 1));
     }
     if spec.targets.is_empty() {
-        p.at(
-            &at("targets"),
-            format!("pool `{name}` has no `targets`"),
-            "list the URNs `pulumi up --target` should update (see `pulumi stack --show-urns`)",
-        );
+        p.at(&at("targets"), Problem::NoTargets { pool: pool() });
     }
     for (i, t) in spec.targets.iter().enumerate() {
         if !t.starts_with("urn:pulumi:") {
             p.at(
                 &[Key("pools"), Key(name), Key("targets"), Seg::Index(i)],
-                format!("pool `{name}` target `{t}` is not a Pulumi URN"),
-                "URNs start with `urn:pulumi:`",
+                Problem::NotAUrn { item: PoolsItem::Pool(pool()), target: t.clone() },
             );
         }
     }
     for (field, v) in [("stack", &spec.stack), ("key", &spec.key)] {
         if v.trim().is_empty() {
-            p.at(
-                &at(field),
-                format!("pool `{name}` has an empty `{field}`"),
-                if field == "stack" {
-                    "name the Pulumi stack, e.g. `prod`"
-                } else {
-                    "name the Pulumi config key, e.g. `infra:workers`"
-                },
-            );
+            p.at(&at(field), Problem::EmptyPoolField { pool: pool(), field });
         }
     }
     for (i, t) in spec.topics.iter().enumerate() {
         if !is_topic_arn(t) {
-            p.at(
+            p.in_pool(
                 &[Key("pools"), Key(name), Key("topics"), Seg::Index(i)],
-                format!("pool `{name}`: `{t}` is not an SNS topic ARN"),
-                "use `arn:aws:sns:<region>:<account>:<topic>`",
+                name,
+                Problem::NotATopicArn { arn: t.clone() },
             );
         }
     }
     for (alarm, d) in &spec.alarms {
-        if let Err(m) = d.validate() {
+        if let Err(error) = d.validate() {
             p.at(
                 &[Key("pools"), Key(name), Key("alarms"), Key(alarm)],
-                format!("pool `{name}` alarm `{alarm}`: {m}"),
-                "e.g. `{ action: up, step: 2 }`",
+                Problem::BadDirective {
+                    item: PoolsItem::Alarm { pool: pool(), alarm: alarm.clone() },
+                    error,
+                },
             );
         }
     }
     if let Some(d) = &spec.drift {
         if d.every.is_zero() {
-            p.at(
+            p.in_pool(
                 &[Key("pools"), Key(name), Key("drift"), Key("every")],
-                format!("pool `{name}`: `drift` needs a positive `every`"),
-                "e.g. `drift: { every: 10m, policy: report }`",
+                name,
+                Problem::NeedsPositive { section: "drift", field: "every" },
             );
         }
         if d.policy == crate::autoscale::drift::Policy::Adopt && d.property.is_none() {
-            p.at(
-                &[Key("pools"), Key(name), Key("drift")],
-                format!("pool `{name}`: `drift` policy `adopt` needs `property`"),
-                "name the output holding the scaled value, e.g. `property: desiredCapacity`",
-            );
+            p.in_pool(&at("drift"), name, Problem::AdoptNeedsProperty);
         }
     }
     if let Some(f) = &spec.fallback {
         if !(spec.min..=spec.max).contains(&f.value) {
-            p.at(
+            p.in_pool(
                 &[Key("pools"), Key(name), Key("fallback"), Key("value")],
-                format!(
-                    "pool `{name}`: `fallback` value {} is outside the pool's bounds [{}, {}]",
-                    f.value, spec.min, spec.max
-                ),
-                "use a value between the pool's `min` and `max`",
+                name,
+                Problem::FallbackOutsideBounds { value: f.value, min: spec.min, max: spec.max },
             );
         }
         if f.after.is_zero() {
-            p.at(
+            p.in_pool(
                 &[Key("pools"), Key(name), Key("fallback"), Key("after")],
-                format!("pool `{name}`: `fallback` needs a positive `after`"),
-                "e.g. `fallback: { after: 10m, value: 4 }`",
+                name,
+                Problem::NeedsPositive { section: "fallback", field: "after" },
             );
         }
     }
     if let Some(d) = &spec.on_ok
-        && let Err(m) = d.validate()
+        && let Err(error) = d.validate()
     {
-        p.at(
-            &at("on_ok"),
-            format!("pool `{name}` `on_ok`: {m}"),
-            "e.g. `{ action: down, step: 1 }`",
-        );
+        p.at(&at("on_ok"), Problem::BadDirective { item: PoolsItem::OnOk { pool: pool() }, error });
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -959,6 +873,61 @@ mod tests {
         let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
         assert_eq!(errs[0].line, 7);
         assert!(errs[0].message.contains("greater than `max`"));
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_their_range() {
+        let src = GOOD.replace("min: 1", "min: -1").replace("max: 5", "max: 2000000")
+            + "    max_step: 0\n    fallback: { after: 1m, value: 3000000 }\n";
+        let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
+        let all: Vec<(&str, Option<&str>)> =
+            errs.iter().map(|e| (e.message.as_str(), e.help.as_deref())).collect();
+        for expected in [
+            (
+                "pool `workers` has `min` -1, outside [0, 1000000]",
+                "use a `min` between 0 and 1000000",
+            ),
+            (
+                "pool `workers` has `max` 2000000, outside [0, 1000000]",
+                "use a `max` between 0 and 1000000",
+            ),
+            (
+                "pool `workers` has `max_step` 0, outside [1, 1000000]",
+                "use a step between 1 and 1000000, or remove it",
+            ),
+            (
+                "pool `workers`: `fallback` has `value` 3000000 outside the pool's bounds [-1, 2000000]",
+                "use a value between the pool's `min` and `max`",
+            ),
+        ] {
+            assert!(all.contains(&(expected.0, Some(expected.1))), "{expected:?} in {all:#?}");
+        }
+        assert_eq!(
+            errs.iter().find(|e| e.message.contains("`max_step`")).map(|e| e.line),
+            Some(10)
+        );
+    }
+
+    #[test]
+    fn nested_items_are_named_in_their_messages() {
+        let src = GOOD.to_string()
+            + "    topics: [nope]\n    alarms:\n      High: { action: up }\n    on_ok: { action: set }\n    keys:\n      infra:db: { from: q, min: 0, max: 1, targets: [x] }\n";
+        let errs = parse(Path::new("p.yaml"), &src).unwrap_err();
+        let all: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+        for expected in [
+            "pool `workers`: `nope` is not an SNS topic ARN",
+            "pool `workers` alarm `High`: action `up` needs a `step`",
+            "pool `workers` `on_ok`: action `set` needs a `value`",
+            "pool `workers` key `infra:db` target `x` is not a Pulumi URN",
+        ] {
+            assert!(all.contains(&expected), "{expected} in {all:#?}");
+        }
+        let help = |part: &str| {
+            errs.iter().find(|e| e.message.contains(part)).and_then(|e| e.help.clone())
+        };
+        assert_eq!(help("alarm `High`").as_deref(), Some("e.g. `{ action: up, step: 2 }`"));
+        assert_eq!(help("`on_ok`").as_deref(), Some("e.g. `{ action: down, step: 1 }`"));
+        assert!(help("SNS topic").is_some_and(|h| h.contains("arn:aws:sns:us-east-1:")));
     }
 
     #[test]

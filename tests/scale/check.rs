@@ -44,6 +44,34 @@ fn check_reports_missing_bounds_and_min_above_max() {
 }
 
 #[test]
+fn check_names_the_range_of_a_number_out_of_it() {
+    let r = check(&pools_yaml("    max_step: 0\n")).code(2);
+    assert!(
+        r.stderr.contains("error: pool `workers` has `max_step` 0, outside [1, 1000000]\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("pilum-scale.yaml:12:5"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("help: use a step between 1 and 1000000, or remove it"),
+        "{}",
+        r.stderr
+    );
+    let r = Test::new()
+        .file("pilum-scale.yaml", &pools_yaml("").replace("max: 10", "max: 2000000"))
+        .args(["--json", "scale", "check"])
+        .run()
+        .code(2);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v["errors"][0]["message"], "pool `workers` has `max` 2000000, outside [0, 1000000]");
+    assert_eq!(v["errors"][0]["help"], "use a `max` between 0 and 1000000");
+    assert_eq!(
+        (v["errors"][0]["line"].clone(), v["errors"][0]["column"].clone()),
+        (9.into(), 5.into())
+    );
+}
+
+#[test]
 fn check_reports_a_strategy_that_does_not_compile() {
     let r = Test::new()
         .file("pilum-scale.yaml", &pools_yaml("    strategy: strategies/bad.rhai\n"))
