@@ -12,6 +12,9 @@
 # from npm, pinned (TURBO_VERSION), under a scratch prefix that is removed afterwards
 # (TURBO=<binary> to use another one).
 #
+# Every `pilum deploy` runs with `--no-cache`: the build cache would skip every step of a second
+# run of an unchanged tree (benches/state.sh measures that).
+#
 # 1. exec 1000: 1,000 services x 3 `true` steps, barriers, 2 workers: `pilum deploy -j 2` vs
 #    the ideal executor (benches/support/spawn_baseline.rs `ideal`: 2 threads, `sh -c true` per
 #    task, output captured) and `make -j2` on the generated Makefile, all three in one
@@ -21,9 +24,11 @@
 # 3. one service: `pilum deploy` of one service with three `true` steps (goal: < 25 ms).
 # 4. list: `pilum list` on 1,000 services among 100,000 files vs fd finding and reading the same
 #    files (goal: within 1.5x), and vs `git ls-files` doing the same inside the repository.
-# 5. affected: `pilum plan --only-changed --json`, 20 changed of 1,000 among 100,000 files, vs
-#    `turbo run build --filter=...[bench-base...HEAD] --dry=json` (goal: <= 0.75x), both
-#    checked against the generator's oracle first, and vs the git commands alone (context).
+# 5. affected: `pilum plan --only-changed --json --no-cache` (change detection alone), 20
+#    changed of 1,000 among 100,000 files, vs `turbo run build --filter=...[bench-base...HEAD]
+#    --dry=json` (goal: <= 0.75x), both checked against the generator's oracle first, and vs the
+#    git commands alone (context); then the default `plan`, which also hashes the selected
+#    services' inputs for the build cache, vs turbo (context).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -19,7 +19,7 @@ ide = lambda d: ([ideal, "ideal", f"{tmp}/{d}", "2", "3"],)
 
 for size, n, goal_ideal, goal_make in (("1000", rounds, 1.10, 1.0), ("100", rounds * 3, 1.15, None)):
     d = f"m{size}"
-    m, i, p = interleaved([make(d), ide(d), P("deploy", "-q", "-j", "2", "-C", f"{tmp}/{d}")], n)
+    m, i, p = interleaved([make(d), ide(d), P("deploy", "-q", "-j", "2", "--no-cache", "-C", f"{tmp}/{d}")], n)
     tasks = int(size) * 3
     label = f"{int(size):,} services x 3 `true` steps, barriers, 2 workers"
     row(label, wall(p), wall(i), "ideal", goal_ideal)
@@ -29,7 +29,7 @@ for size, n, goal_ideal, goal_make in (("1000", rounds, 1.10, 1.0), ("100", roun
           f"{ic:.3f} ms", "ideal", f"make {mc:.3f} ms; wall per task: pilum "
           f"{med(wall(p)) / tasks:.3f} ms, ideal {med(wall(i)) / tasks:.3f} ms")
 
-t, one = interleaved([(["/bin/true"],), P("deploy", "-q", "-C", f"{tmp}/m1")], rounds * 10, 3)
+t, one = interleaved([(["/bin/true"],), P("deploy", "-q", "--no-cache", "-C", f"{tmp}/m1")], rounds * 10, 3)
 plain("`pilum deploy`, 1 service x 3 `true` steps", f"{med(wall(one)):.1f} ms",
       f"{med(wall(t)):.1f} ms", "`/bin/true`",
       f"goal < 25 ms; spread {min(wall(one)):.1f}–{max(wall(one)):.1f} ms")
@@ -40,16 +40,22 @@ row("`pilum list`, 1,000 services among 100,000 files", wall(lp), wall(lfd), "`f
     digits=1)
 row("same, against the git index", wall(lp), wall(lgit), "`git ls-files` + `cat`", None, digits=1)
 
-tb, ag, ap = interleaved([
+# Change detection alone (`--no-cache`: no input hashes), and the plan a user sees by default,
+# which also hashes every selected service's inputs to say what the build cache would skip.
+plan = ("plan", "--only-changed", "--since", "bench-base", "--json", "-C", f"{tmp}/big")
+tb, ag, ap, ah = interleaved([
     ([turbo, "run", "build", "--filter=...[bench-base...HEAD]", "--dry=json"], f"{tmp}/big"),
     (["sh", f"{tmp}/gitonly.sh"],),
-    P("plan", "--only-changed", "--since", "bench-base", "--json", "-C", f"{tmp}/big"),
+    P(*plan, "--no-cache"),
+    P(*plan),
 ], rounds * 2, 2)
-label = f"`plan --only-changed --json`, 20 changed, {affected} affected of 1,000, 100,000 files"
+label = f"`plan --only-changed --json --no-cache`, 20 changed, {affected} affected of 1,000, 100,000 files"
 row(label, wall(ap), wall(tb), "turbo", 0.75, digits=1)
 row("same, against the git commands alone", wall(ap), wall(ag), "git", None, digits=1)
 plain("CPU (user + sys) of the same", f"{med(cpu(ap)):.1f} ms", f"{med(cpu(tb)):.1f} ms", "turbo",
       f"git alone {med(cpu(ag)):.1f} ms")
+row("same with the build-cache lookup (the default: input hashes)", wall(ah), wall(tb), "turbo",
+    None, digits=1)
 
 print(f"Interleaved rounds: {rounds} for 1,000 services, {rounds * 3} for 100, "
       f"{rounds * 2} for the 100,000-file tree. Ratio = median of the per-round ratios; "

@@ -43,7 +43,6 @@ pub(crate) fn short(hash: &str) -> &str {
 /// The hashes of every planned service, in plan order.
 pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
     let root = &project.root;
-    let table = FileTable::read(root);
     // Which project services need a source digest: the planned ones and their dependencies.
     let mut wanted: Vec<usize> = plan.services.iter().map(|s| s.project_index).collect();
     let mut seen = vec![false; project.services.len()];
@@ -64,6 +63,7 @@ pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
         let list = crate::service::select::artifacts(&project.services[ps.project_index], section);
         outputs.insert(ps.project_index, list);
     }
+    let table = FileTable::read(root, scopes(project, &seen).as_deref());
     let owned = table.owners(project, &seen, &outputs);
     let mut sources: HashMap<usize, String> = HashMap::new();
     for (s, files) in owned {
@@ -90,6 +90,33 @@ pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
             Hashes { input, release: hex(h) }
         })
         .collect()
+}
+
+/// The paths holding every file the `wanted` services can own: their directories and `watch:`
+/// paths (a glob's literal leading directories), so git lists and checks only those rather than
+/// the whole repository. `None`: the whole repository (a service at the root, a glob from the
+/// root).
+fn scopes(project: &Project, wanted: &[bool]) -> Option<Vec<String>> {
+    use crate::service::changed::normalize;
+    let mut out = Vec::new();
+    for (_, svc) in project.services.iter().enumerate().filter(|&(s, _)| wanted[s]) {
+        let dir = normalize(&svc.dir.to_string_lossy());
+        out.push(dir.clone());
+        for w in &svc.watch {
+            let path = normalize(&format!("{dir}/{w}"));
+            let literal = match path.find(['*', '?', '[']) {
+                Some(i) => path[..i].rfind('/').map_or("", |j| &path[..j]).to_string(),
+                None => path,
+            };
+            out.push(literal);
+        }
+    }
+    if out.iter().any(|p| p.is_empty() || p == ".") {
+        return None;
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 /// Everything `s` depends on, transitively, without `s`.
@@ -271,9 +298,10 @@ struct FileTable {
 }
 
 impl FileTable {
-    fn read(root: &Path) -> Self {
+    /// The files under `scopes` (`None`: all of them).
+    fn read(root: &Path, scopes: Option<&[String]>) -> Self {
         let mut files = if crate::service::discover::in_git(root) {
-            Self::from_git(root).unwrap_or_else(|| Self::walk(root))
+            Self::from_git(root, scopes).unwrap_or_else(|| Self::walk(root))
         } else {
             Self::walk(root)
         };
@@ -283,8 +311,21 @@ impl FileTable {
         Self { files }
     }
 
-    fn from_git(root: &Path) -> Option<Vec<(String, String)>> {
-        let staged = git(root, &["ls-files", "-s", "-z", "--", ".", ":(exclude).pilum"])?;
+    fn from_git(root: &Path, scopes: Option<&[String]>) -> Option<Vec<(String, String)>> {
+        // Literal pathspecs: a directory named `a[1]` is not a pattern.
+        let specs: Vec<String> = match scopes {
+            Some(s) => s.iter().map(|p| format!(":(literal){p}")).collect(),
+            None => vec![".".to_string()],
+        };
+        let args = |first: &[&'static str]| -> Vec<String> {
+            let mut a: Vec<String> = first.iter().map(|s| (*s).to_string()).collect();
+            a.push("--".into());
+            a.extend(specs.iter().cloned());
+            a.push(":(exclude).pilum".into());
+            a
+        };
+        let ls = args(&["ls-files", "-s", "-z"]);
+        let staged = git(root, &ls.iter().map(String::as_str).collect::<Vec<_>>())?;
         let mut files: BTreeMap<String, String> = BTreeMap::new();
         for entry in staged.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let text = String::from_utf8_lossy(entry);
@@ -294,20 +335,8 @@ impl FileTable {
             let oid = parts.next().unwrap_or_default();
             files.insert(path.to_string(), format!("{mode}:{oid}"));
         }
-        let dirty = git(
-            root,
-            &[
-                "ls-files",
-                "-m",
-                "-o",
-                "-d",
-                "--exclude-standard",
-                "-z",
-                "--",
-                ".",
-                ":(exclude).pilum",
-            ],
-        )?;
+        let ls = args(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"]);
+        let dirty = git(root, &ls.iter().map(String::as_str).collect::<Vec<_>>())?;
         for path in dirty.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let path = String::from_utf8_lossy(path).into_owned();
             let id = content_id(&root.join(&path));

@@ -222,7 +222,10 @@ fn the_cache_skips_what_did_not_change_and_reruns_dependents_deploys() {
     let log = shared.path().join("spans.log");
     let lib = "name: lib\nrecipe: web\nweb:\n  rev: lib-1\n";
     let app = "name: app\nrecipe: web\ndepends_on: [lib]\nweb:\n  rev: app-1\n";
-    let t = clone("one", &log, 0.0, &[("lib", lib), ("app", app), ("other", &spanned("other"))]);
+    let other = format!("{}watch: [\"../shared/*.txt\"]\n", spanned("other"));
+    let t = clone("one", &log, 0.0, &[("lib", lib), ("app", app), ("other", &other)])
+        .file("shared/a.txt", "a\n")
+        .file("docs/readme.md", "nobody's\n");
     let ran = |t: &Test| -> Vec<(String, String)> {
         let s: Vec<_> = starts(&log).into_iter().map(|s| (s.1, s.2)).collect();
         std::fs::remove_file(format!("{}.starts", log.display())).ok();
@@ -269,6 +272,15 @@ fn the_cache_skips_what_did_not_change_and_reruns_dependents_deploys() {
         .flat_map(|s| [pair(s, "build"), pair(s, "deploy")])
         .collect::<Vec<_>>();
     assert_eq!(ran(&t), four);
+    // A file under a `watch:` glob counts for its service only; a file no service owns or
+    // watches counts for none (the hashes look only at what the services can own).
+    t.write("shared/a.txt", "b\n");
+    pilum(&t, &["deploy", "--tag", "v5"]).success();
+    assert_eq!(ran(&t), [pair("other", "build"), pair("other", "deploy")]);
+    t.write("docs/readme.md", "still nobody's\n");
+    t.write("shared/new.md", "not a .txt\n");
+    pilum(&t, &["deploy", "--tag", "v6"]).success();
+    assert!(ran(&t).is_empty());
     // `--no-cache` runs everything.
     pilum(&t, &["deploy", "--no-cache"]).success();
     assert_eq!(ran(&t).len(), 6);
