@@ -101,7 +101,7 @@ def paired(a, b, n):
     q = lambda p: ratios[min(len(ratios) - 1, int(p * len(ratios)))]
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios), q(0.25), q(0.75), ratios[0], ratios[-1]
 
-deploy = [pilum, "deploy", "-q", "-j", "2", "-C", f"{tmp}/m1000"]
+deploy = [pilum, "deploy", "-q", "-j", "2", "--no-cache", "-C", f"{tmp}/m1000"]
 without, with_, ratio, q1, q3, lo, hi = paired(deploy, deploy + ["--report", f"{tmp}/run.html"], rounds)
 rows = [("1,000 x 3 `true` steps, 2 workers: `--report` vs without", f"{with_:.0f} ms", f"{without:.0f} ms",
          f"{ratio:.3f}x (quartiles {q1:.3f}–{q3:.3f}, range {lo:.3f}–{hi:.3f})", "<= 1.05x")]
