@@ -42,9 +42,12 @@ done
 [ -n "$FD" ] || { echo "benches/deploy.sh needs fd (or fdfind)" >&2; exit 2; }
 [ -x "$GEN" ] || { echo "benches/deploy.sh: no generator at $GEN" >&2; exit 2; }
 
-cargo build --release --quiet --bin pilum --example spawn_baseline
-PILUM=$ROOT/target/release/pilum
-IDEAL=$ROOT/target/release/examples/spawn_baseline
+# PILUM= and IDEAL= measure other builds (e.g. one already built) instead of building these.
+if [ -z "${PILUM:-}" ] || [ -z "${IDEAL:-}" ]; then
+  cargo build --release --quiet --bin pilum --example spawn_baseline
+fi
+PILUM=${PILUM:-$ROOT/target/release/pilum}
+IDEAL=${IDEAL:-$ROOT/target/release/examples/spawn_baseline}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
