@@ -99,7 +99,7 @@ pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
 fn scopes(project: &Project, wanted: &[bool]) -> Option<Vec<String>> {
     use crate::service::changed::normalize;
     let mut out = Vec::new();
-    for (_, svc) in project.services.iter().enumerate().filter(|&(s, _)| wanted[s]) {
+    for svc in project.services.iter().zip(wanted).filter(|(_, w)| **w).map(|(s, _)| s) {
         let dir = normalize(&svc.dir.to_string_lossy());
         out.push(dir.clone());
         for w in &svc.watch {
@@ -317,15 +317,14 @@ impl FileTable {
             Some(s) => s.iter().map(|p| format!(":(literal){p}")).collect(),
             None => vec![".".to_string()],
         };
-        let args = |first: &[&'static str]| -> Vec<String> {
-            let mut a: Vec<String> = first.iter().map(|s| (*s).to_string()).collect();
-            a.push("--".into());
-            a.extend(specs.iter().cloned());
-            a.push(":(exclude).pilum".into());
-            a
+        let ls = |opts: &[&str]| {
+            let mut args = opts.to_vec();
+            args.push("--");
+            args.extend(specs.iter().map(String::as_str));
+            args.push(":(exclude).pilum");
+            git(root, &args)
         };
-        let ls = args(&["ls-files", "-s", "-z"]);
-        let staged = git(root, &ls.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let staged = ls(&["ls-files", "-s", "-z"])?;
         let mut files: BTreeMap<String, String> = BTreeMap::new();
         for entry in staged.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let text = String::from_utf8_lossy(entry);
@@ -335,8 +334,7 @@ impl FileTable {
             let oid = parts.next().unwrap_or_default();
             files.insert(path.to_string(), format!("{mode}:{oid}"));
         }
-        let ls = args(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"]);
-        let dirty = git(root, &ls.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let dirty = ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"])?;
         for path in dirty.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let path = String::from_utf8_lossy(path).into_owned();
             let id = content_id(&root.join(&path));
