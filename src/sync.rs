@@ -38,6 +38,29 @@ impl<T: ?Sized> RwLockExt<T> for RwLock<T> {
     }
 }
 
+/// `f` over `items`, in order, on up to 8 threads (one per core) when there are at least `min`
+/// items; on this thread otherwise. For independent, CPU-bound work per item: parsing files,
+/// checking services against their recipes.
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    min: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    if items.len() < min.max(2) || threads < 2 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("worker threads do not panic")).collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +77,14 @@ mod tests {
         .join();
         assert!(m.is_poisoned());
         assert_eq!(*m.locked(), 2);
+    }
+
+    #[test]
+    fn par_map_keeps_the_order() {
+        let items: Vec<u32> = (0..1000).collect();
+        let doubled = par_map(&items, 64, |i| i * 2);
+        assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(par_map(&items[..3], 64, |i| i + 1), [1, 2, 3]);
+        assert!(par_map(&[] as &[u32], 0, |i| *i).is_empty());
     }
 }

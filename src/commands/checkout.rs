@@ -12,18 +12,25 @@ use crate::orchestrator::plan::Commit;
 const LISTED: usize = 10;
 
 /// The commit checked out at `root` and the changes under `root`; `None` outside a git work
-/// tree or before the first commit. When `git status` cannot run, no change is reported.
-pub(crate) fn commit(root: &Path) -> Option<Commit> {
+/// tree or before the first commit. `worktree` is the changes when `--only-changed` already
+/// listed them (`Changes::worktree`, from its one status pass: the second one cost as much
+/// again on a large tree); otherwise `git status` runs here, and when it cannot run no change
+/// is reported.
+pub(crate) fn commit(root: &Path, worktree: Option<&[String]>) -> Option<Commit> {
     if !crate::service::discover::in_git(root) {
         return None;
     }
     let sha =
         crate::service::changed::head_sha(root).or_else(|| git(root, &["rev-parse", "HEAD"]))?;
-    let status = git(
-        root,
-        &["status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).pilum"],
-    );
-    let changes = status.map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default();
+    let changes = match worktree {
+        Some(lines) => lines.to_vec(),
+        None => git(
+            root,
+            &["status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).pilum"],
+        )
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default(),
+    };
     Some(Commit { sha, changes })
 }
 

@@ -4,6 +4,7 @@
 //! before this succeeds. The values of the services' `secrets:` are registered for masking as
 //! soon as the project is loaded, before anything is printed (the plan's fields included).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use crate::diagnostic::Problem;
 use crate::error::Error;
 use crate::recipe::{Catalog, Recipe, ResolveError, validate};
 use crate::service::select::{self, Selected};
-use crate::service::{Diagnostic, Project, changed, discover};
+use crate::service::{Diagnostic, Parsed, Project, changed, discover};
 use crate::state::{Backend, Location};
 
 use crate::orchestrator::plan::{Plan, PlannedService, StepFilter};
@@ -50,6 +51,8 @@ pub(crate) struct Loaded {
     pub warnings: Vec<Diagnostic>,
     /// The state backend, when loading needed it (`--only-changed`).
     pub state: Option<Arc<dyn Backend>>,
+    /// The uncommitted changes under the root, when `--only-changed` listed them.
+    pub worktree: Option<Vec<String>>,
 }
 
 pub(crate) fn usage(diags: &[Diagnostic]) -> Error {
@@ -61,29 +64,42 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
     // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
     let mut state = None;
-    let changes = if cfg.only_changed {
+    let env = cfg.environment.as_deref();
+    let (changes, files, parsed) = if cfg.only_changed {
         let backend = open_state(cfg, &root)?;
         let (last, notes) =
-            crate::state::history::base_commit(backend.as_ref(), cfg.environment.as_deref())
-                .map_err(Error::usage)?;
+            crate::state::history::base_commit(backend.as_ref(), env).map_err(Error::usage)?;
         state = Some(backend);
-        let mut c = changed::changed_files(&root, cfg.since.as_deref(), last.as_deref())
-            .map_err(Error::usage)?;
+        // git's status pass over the whole tree is most of the time: list and parse the
+        // index's services meanwhile; the untracked ones the pass finds are added after.
+        let (changes, listed, parsed) = std::thread::scope(|s| {
+            let changes =
+                s.spawn(|| changed::changed_files(&root, cfg.since.as_deref(), last.as_deref()));
+            let listed = discover::list_git(&root, false);
+            let parsed: HashMap<PathBuf, Parsed> = match &listed {
+                Some(l) => {
+                    let files = discover::from_listing(&root, l.clone(), &[]);
+                    let parsed = Project::parse(&root, env, &files);
+                    files.into_iter().zip(parsed).collect()
+                }
+                None => HashMap::new(),
+            };
+            (changes.join().expect("the git thread does not panic"), listed, parsed)
+        });
+        let mut c = changes.map_err(Error::usage)?;
         c.notes.extend(notes);
-        Some(c)
+        let files = match listed {
+            Some(l) => discover::from_listing(&root, l, &c.untracked),
+            None => discover::find(&root),
+        };
+        (Some(c), files, parsed)
     } else {
-        None
-    };
-    let files = match &changes {
-        Some(c) => {
-            discover::find_git(&root, Some(&c.untracked)).unwrap_or_else(|| discover::find(&root))
-        }
-        None => discover::find(&root),
+        (None, discover::find(&root), HashMap::new())
     };
     // Project-level problems (a file that does not parse, unknown dependencies, cycles,
     // duplicate names) fail every command, but only after the field problems of every
     // selected service are collected too, so `check` reports everything at once.
-    let (project, mut diags) = Project::load(&root, cfg.environment.as_deref(), files);
+    let (project, mut diags) = Project::load(&root, env, files, parsed);
     if project.services.is_empty() {
         if !diags.is_empty() {
             return Err(usage(&diags));
@@ -135,6 +151,7 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
     let section_of =
         |i: usize| resolved[i].as_ref().map(|r| (r.decl.section.clone(), r.decl.name.clone()));
     let mut base = None;
+    let worktree = changes.as_ref().map(|c| c.worktree.clone());
     if let Some(changes) = changes {
         let artifacts = |i: usize| select::artifacts(&project.services[i], section_of(i));
         selected =
@@ -184,7 +201,7 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
         }
         return Err(usage(&diags));
     }
-    Ok(Loaded { project, selected, recipes, base, warnings, state })
+    Ok(Loaded { project, selected, recipes, base, warnings, state, worktree })
 }
 
 /// The state backend of the project at `root`: `--state`, else `PILUM_STATE`, else `state:` in
@@ -228,7 +245,18 @@ pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     let mut planned = Vec::new();
     let pos: std::collections::HashMap<usize, usize> =
         loaded.selected.iter().enumerate().map(|(i, s)| (s.index, i)).collect();
-    for (sel, recipe) in loaded.selected.iter().zip(&loaded.recipes) {
+    // Each check calls the recipe's `plan(svc)`: independent per service, so on every core,
+    // while git reports the checkout's state.
+    let pairs: Vec<_> = loaded.selected.iter().zip(&loaded.recipes).collect();
+    let (checks, commit) = std::thread::scope(|scope| {
+        let commit = scope
+            .spawn(|| super::checkout::commit(&loaded.project.root, loaded.worktree.as_deref()));
+        let checks = crate::sync::par_map(&pairs, 64, |(sel, recipe)| {
+            validate::check(&loaded.project.services[sel.index], recipe)
+        });
+        (checks, commit.join().expect("the git thread does not panic"))
+    });
+    for ((sel, recipe), check) in pairs.into_iter().zip(checks) {
         let s = &loaded.project.services[sel.index];
         if cfg.require_secrets {
             for name in &s.secrets {
@@ -239,7 +267,7 @@ pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
                 }
             }
         }
-        match validate::check(s, recipe) {
+        match check {
             Ok(c) => {
                 if cfg.require_secrets {
                     diags.extend(validate::missing_secrets(s, recipe, &c.fields));
@@ -266,7 +294,6 @@ pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     if !diags.is_empty() {
         return Err(usage(&diags));
     }
-    let commit = super::checkout::commit(&loaded.project.root);
     let tag = match &cfg.tag {
         // The tag may end up in paths (`.pilum/deployments/<service>/<tag>`); `--tag` is
         // checked by clap, a script's `deploy(…, #{ tag })` here.

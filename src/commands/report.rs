@@ -57,7 +57,8 @@ struct Track {
 
 #[derive(Default)]
 struct State {
-    run: event::Run,
+    /// Shared, not cloned, by every event: it names every planned service.
+    run: Arc<event::Run>,
     services: Vec<Track>,
     by_name: HashMap<String, usize>,
     dry_run: bool,
@@ -156,7 +157,7 @@ impl<W: Watch + 'static> Reporting<W> {
             github: Mutex::new(None),
             pending_github: Mutex::new(github),
             flush,
-            state: Mutex::new(State { run, dry_run, ..State::default() }),
+            state: Mutex::new(State { run: Arc::new(run), dry_run, ..State::default() }),
             report: json_report,
         });
         Ok(reporting)
@@ -249,8 +250,12 @@ impl<W: Watch + 'static> Reporting<W> {
     }
 
     fn task_event(&self, e: &Event) {
+        // Notifications are built only for notifiers (each copies the run); the notifier lock
+        // is taken before the state's, as `lock_waiting` does.
+        let notifying = self.notify.locked().is_some();
         let mut st = self.state.locked();
-        let run = st.run.clone();
+        let run = Arc::clone(&st.run);
+        let notice = notifying.then_some(&*run);
         let mut out_n = Vec::new();
         let mut out_g = Vec::new();
         match e {
@@ -273,15 +278,17 @@ impl<W: Watch + 'static> Reporting<W> {
                             let error = error.clone().unwrap_or_else(|| "failed".into());
                             t.status = "failed";
                             t.error = Some(error.clone());
-                            out_n.push(Notification::service_failed(
-                                &run,
-                                event::Service {
-                                    name: t.name.clone(),
-                                    url: None,
-                                    error: Some(error.clone()),
-                                    task: Some(task.label.clone()),
-                                },
-                            ));
+                            if let Some(run) = notice {
+                                out_n.push(Notification::service_failed(
+                                    run,
+                                    event::Service {
+                                        name: t.name.clone(),
+                                        url: None,
+                                        error: Some(error.clone()),
+                                        task: Some(task.label.clone()),
+                                    },
+                                ));
+                            }
                             out_g.push(github::Update::Failed {
                                 service: t.name.clone(),
                                 description: error,
@@ -289,14 +296,14 @@ impl<W: Watch + 'static> Reporting<W> {
                         }
                         _ => {}
                     }
-                    done(t, &run, &mut out_n, &mut out_g);
+                    done(t, notice, &mut out_n, &mut out_g);
                 }
             }
             Event::TaskSkipped { task, .. } => {
                 if let Some(t) = st.by_name.get(&task.service).copied().map(|i| &mut st.services[i])
                 {
                     t.remaining = t.remaining.saturating_sub(1);
-                    done(t, &run, &mut out_n, &mut out_g);
+                    done(t, notice, &mut out_n, &mut out_g);
                 }
             }
             Event::Summary(s) => {
@@ -311,7 +318,9 @@ impl<W: Watch + 'static> Reporting<W> {
                         description: why.into(),
                     });
                 }
-                out_n.push(Notification::run_ended(&run, s.clone()));
+                if let Some(run) = notice {
+                    out_n.push(Notification::run_ended(run, s.clone()));
+                }
             }
             _ => {}
         }
@@ -327,17 +336,28 @@ impl<W: Watch + 'static> Reporting<W> {
 
 /// A service whose tasks have all ended without a failure is deployed (or, when some were
 /// skipped, errored: it did not deploy everything).
-fn done(t: &mut Track, run: &event::Run, n: &mut Vec<Notification>, g: &mut Vec<github::Update>) {
+/// `run` is `None` when no notifier listens.
+fn done(
+    t: &mut Track,
+    run: Option<&event::Run>,
+    n: &mut Vec<Notification>,
+    g: &mut Vec<github::Update>,
+) {
     if t.remaining > 0 || t.ended {
         return;
     }
     t.ended = true;
     if t.ok == t.tasks {
         t.status = "deployed";
-        n.push(Notification::service_deployed(
-            run,
-            event::Service { name: t.name.clone(), url: t.url.clone(), error: None, task: None },
-        ));
+        if let Some(run) = run {
+            let service = event::Service {
+                name: t.name.clone(),
+                url: t.url.clone(),
+                error: None,
+                task: None,
+            };
+            n.push(Notification::service_deployed(run, service));
+        }
         g.push(github::Update::Succeeded { service: t.name.clone(), url: t.url.clone() });
     } else {
         t.status = "skipped";
@@ -471,9 +491,10 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
     fn planned(&self, plan: &Plan, base: Option<&str>) {
         self.inner.planned(plan, base);
         let mut st = self.state.locked();
-        st.run.tag = plan.tag.clone();
-        st.run.environment = plan.environment.clone();
-        st.run.services = plan.services.iter().map(|s| s.name.clone()).collect();
+        let run = Arc::make_mut(&mut st.run);
+        run.tag = plan.tag.clone();
+        run.environment = plan.environment.clone();
+        run.services = plan.services.iter().map(|s| s.name.clone()).collect();
         st.services = plan
             .services
             .iter()
@@ -522,7 +543,7 @@ impl<W: Watch + 'static> Watch for Reporting<W> {
     fn lock_waiting(&self, holder: Option<&str>, waited: std::time::Duration) {
         self.inner.lock_waiting(holder, waited);
         if let Some(d) = self.notify.locked().as_ref() {
-            let run = || self.state.locked().run.clone();
+            let run = || event::Run::clone(&self.state.locked().run);
             d.lock_waited(run, holder.unwrap_or("an earlier waiting run"), waited);
         }
     }

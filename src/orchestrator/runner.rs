@@ -20,6 +20,7 @@ use super::event::{Event, Location, Sink as EventSink, Stream, TaskRef};
 use super::execute::{Attempt, Runner, TaskFailure, task_ref};
 use super::plan::Plan;
 use crate::recipe::declaration::StepDir;
+use crate::recipe::locate;
 use crate::recipe::runner::{StepError, StepRunner};
 use crate::recipe::value::yaml_to_dynamic;
 use crate::script::{CallCtx, Deadline, LogLevel};
@@ -99,6 +100,13 @@ impl crate::script::Sink for Bridge {
     }
 }
 
+/// A planned service's `pilum.yaml`.
+struct Source {
+    file: String,
+    text: Arc<str>,
+    config: serde_yaml::Mapping,
+}
+
 pub(crate) struct RecipeRunner {
     steps: StepRunner,
     bridge: Arc<Bridge>,
@@ -107,10 +115,9 @@ pub(crate) struct RecipeRunner {
     base: Vec<Map>,
     /// Per planned service: the environment of its commands.
     env: Vec<Vec<(String, String)>>,
-    /// Per task: where its step is written in the service's `pilum.yaml`.
-    at: Vec<Location>,
-    /// Per planned service: the text of its `pilum.yaml`, for the source line of a failure.
-    text: Vec<Arc<str>>,
+    /// Per planned service: its `pilum.yaml` (path, text and configuration), to place a
+    /// failing step in it. Located only when a step fails: finding a key parses the file.
+    sources: Vec<Source>,
 }
 
 impl RecipeRunner {
@@ -131,20 +138,17 @@ impl RecipeRunner {
         let steps = StepRunner::new(&root, plan.dry_run, verbose, bridge.clone());
         let mut base = Vec::with_capacity(plan.services.len());
         let mut env = Vec::with_capacity(plan.services.len());
-        let at = plan
-            .tasks
-            .iter()
-            .map(|t| {
-                let ps = &plan.services[t.service];
-                let svc = &project.services[ps.project_index];
-                let (line, col) = crate::recipe::locate::step(svc, &ps.recipe, &plan.step(t).name);
-                Location { file: svc.file.display().to_string(), line, col }
-            })
-            .collect();
-        let text = plan
+        let sources = plan
             .services
             .iter()
-            .map(|ps| project.services[ps.project_index].text.clone())
+            .map(|ps| {
+                let svc = &project.services[ps.project_index];
+                Source {
+                    file: svc.file.display().to_string(),
+                    text: svc.text.clone(),
+                    config: svc.config.clone(),
+                }
+            })
             .collect();
         for ps in &plan.services {
             let svc = &project.services[ps.project_index];
@@ -197,7 +201,7 @@ impl RecipeRunner {
             }
             env.push(e);
         }
-        Self { steps, bridge, root, base, env, at, text }
+        Self { steps, bridge, root, base, env, sources }
     }
 }
 
@@ -229,12 +233,16 @@ impl Runner for RecipeRunner {
         self.bridge.take_tail(&a.label.label);
         let result = self.steps.call(&svc.recipe, &step.run, ctx, call);
         let tail = self.bridge.take_tail(&a.label.label);
-        let at = &self.at[a.task.id];
-        let text = &self.text[a.task.service];
         result.map_err(|e| {
+            let src = &self.sources[a.task.service];
+            let (line, col) = locate::step_in(&src.config, &src.text, &svc.recipe, &step.name);
+            let at = Location { file: src.file.clone(), line, col };
+            let text = &src.text;
             let message = match &e {
-                StepError::Failed(m) => relocate(m, at, text, &step.name, &svc.name),
-                StepError::TimedOut(_) => relocate(&e.to_string(), at, text, &step.name, &svc.name),
+                StepError::Failed(m) => relocate(m, &at, text, &step.name, &svc.name),
+                StepError::TimedOut(_) => {
+                    relocate(&e.to_string(), &at, text, &step.name, &svc.name)
+                }
                 StepError::Cancelled => e.to_string(),
             };
             TaskFailure {
@@ -242,7 +250,7 @@ impl Runner for RecipeRunner {
                 timed_out: matches!(e, StepError::TimedOut(_)),
                 cancelled: e == StepError::Cancelled,
                 tail,
-                at: (e != StepError::Cancelled).then(|| at.clone()),
+                at: (e != StepError::Cancelled).then_some(at),
             }
         })
     }

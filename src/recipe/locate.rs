@@ -10,28 +10,38 @@ use crate::service::config::Service;
 
 /// The 1-based line and column of step `step` of `s` (which runs `recipe`) in its `pilum.yaml`.
 pub(crate) fn step(s: &Service, recipe: &Recipe, step: &str) -> (usize, usize) {
+    step_in(&s.config, &s.text, recipe, step)
+}
+
+/// [`step`] from a service's configuration and the text of its file.
+pub(crate) fn step_in(
+    config: &serde_yaml::Mapping,
+    text: &str,
+    recipe: &Recipe,
+    step: &str,
+) -> (usize, usize) {
     let section = recipe.decl.section.as_str();
-    if let Some(fields) = s.config.get(section).and_then(|v| v.as_mapping()) {
+    if let Some(fields) = config.get(section).and_then(|v| v.as_mapping()) {
         if fields.contains_key(step) {
-            return key_position(&s.text, &[section, step]);
+            return key_position(text, &[section, step]);
         }
         let listed = fields.get("steps").and_then(|v| v.as_sequence()).is_some_and(|list| {
             list.iter().any(|e| e.get("name").and_then(|n| n.as_str()) == Some(step))
         });
         if listed {
-            let (line, _) = key_position(&s.text, &[section, "steps"]);
-            if let Some(at) = entry(&s.text, line, step) {
+            let (line, _) = key_position(text, &[section, "steps"]);
+            if let Some(at) = entry(text, line, step) {
                 return at;
             }
         }
-        return key_position(&s.text, &[section]);
+        return key_position(text, &[section]);
     }
     for key in ["recipe", "provider"] {
-        if s.config.contains_key(key) {
-            return key_position(&s.text, &[key]);
+        if config.contains_key(key) {
+            return key_position(text, &[key]);
         }
     }
-    key_position(&s.text, &["name"])
+    key_position(text, &["name"])
 }
 
 /// `problem`, about step `step` of `s`, at the step.

@@ -69,6 +69,10 @@ pub(crate) struct Changes {
     pub files: Vec<String>,
     /// The untracked (and not ignored) files among `files`, for discovery from the index.
     pub untracked: Vec<String>,
+    /// The uncommitted changes under the project root as `git status --porcelain` lines
+    /// (`XY path`, paths from the top level, `.pilum/` left out): the checkout's dirty state
+    /// from the same status pass (`commands::checkout`).
+    pub worktree: Vec<String>,
     /// Things worth a warning: an unreadable CI event file, a deployed commit that is gone.
     pub notes: Vec<String>,
 }
@@ -140,7 +144,15 @@ pub(crate) fn changed_files_with(
         (status.join().expect("git thread does not panic"), committed)
     });
     let (base, committed, notes) = committed?;
-    let (worktree, untracked) = parse_status(&status?);
+    let (worktree, untracked, lines) = parse_status(&status?);
+    let state = format!("{prefix}.pilum");
+    let under_root = |l: &String| {
+        let path = &l[3..];
+        path.starts_with(prefix.as_str())
+            && !(path.starts_with(state.as_str())
+                && matches!(path.as_bytes().get(state.len()), None | Some(b'/')))
+    };
+    let lines: Vec<String> = lines.into_iter().filter(under_root).collect();
     let untracked: Vec<String> = untracked.iter().map(|p| relative_to_root(p, &prefix)).collect();
     let mut files: Vec<String> = nul_split(&committed)
         .map(|p| relative_to_root(&p, &prefix))
@@ -149,13 +161,14 @@ pub(crate) fn changed_files_with(
         .collect();
     files.sort_unstable();
     files.dedup();
-    Ok(Changes { base, files, untracked, notes })
+    Ok(Changes { base, files, untracked, notes, worktree: lines })
 }
 
 /// `git status --porcelain=v1 -z` (without renames): the tracked paths with any change (staged,
-/// unstaged, deleted, unmerged) and the untracked ones, both relative to the top level.
-fn parse_status(out: &[u8]) -> (Vec<String>, Vec<String>) {
-    let (mut changed, mut untracked) = (Vec::new(), Vec::new());
+/// unstaged, deleted, unmerged) and the untracked ones, both relative to the top level, and
+/// every entry as a `XY path` line.
+fn parse_status(out: &[u8]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut changed, mut untracked, mut lines) = (Vec::new(), Vec::new(), Vec::new());
     for entry in out.split(|&c| c == 0) {
         // `XY PATH`: two status letters and a space.
         let (Some(code), Some(path)) = (entry.get(..2), entry.get(3..)) else { continue };
@@ -163,13 +176,16 @@ fn parse_status(out: &[u8]) -> (Vec<String>, Vec<String>) {
             continue;
         }
         let path = String::from_utf8_lossy(path).into_owned();
+        if code != b"!!" {
+            lines.push(String::from_utf8_lossy(entry).into_owned());
+        }
         match code {
             b"??" => untracked.push(path),
             b"!!" => {}
             _ => changed.push(path),
         }
     }
-    (changed, untracked)
+    (changed, untracked, lines)
 }
 
 /// The base `--only-changed` would compare with, without listing any file: the reference, where
@@ -426,10 +442,13 @@ mod tests {
     #[test]
     fn status_entries_split_into_changed_and_untracked() {
         let out = b" M a/b.rs\0A  new.rs\0D  gone.rs\0UU both.rs\0?? x y/z\0?? n\xffo\0\0";
-        let (changed, untracked) = parse_status(out);
+        let (changed, untracked, lines) = parse_status(out);
         assert_eq!(changed, ["a/b.rs", "new.rs", "gone.rs", "both.rs"]);
         assert_eq!(untracked, ["x y/z", "n\u{fffd}o"]);
-        assert_eq!(parse_status(b""), (vec![], vec![]));
+        assert_eq!(lines[0], " M a/b.rs");
+        assert_eq!(lines[4], "?? x y/z");
+        assert_eq!(lines.len(), 6);
+        assert_eq!(parse_status(b""), (vec![], vec![], vec![]));
     }
 
     #[test]

@@ -127,9 +127,16 @@ const PATHSPECS: &[&str] =
 /// already listed for `--only-changed`), only the index is read; otherwise git also lists
 /// untracked files itself. `None` when git fails (the caller walks instead).
 pub(crate) fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<PathBuf>> {
+    let listed = list_git(root, untracked.is_none())?;
+    Some(from_listing(root, listed, untracked.unwrap_or(&[])))
+}
+
+/// The `pilum.yaml`, `.pilumignore` and `pilum-project.yaml` files git lists under `root`: the
+/// index's, and with `others` the untracked, not ignored ones. `None` when git fails.
+pub(crate) fn list_git(root: &Path, others: bool) -> Option<Vec<String>> {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(root).args(["ls-files", "-z", "--cached"]);
-    if untracked.is_none() {
+    if others {
         cmd.args(["--others", "--exclude-standard"]);
     }
     let out = cmd.arg("--").args(PATHSPECS).stderr(std::process::Stdio::null()).output().ok()?;
@@ -141,12 +148,20 @@ pub(crate) fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned());
-    let extra = untracked.unwrap_or(&[]).iter().filter(|p| {
+    Some(listed.collect())
+}
+
+/// The services' files among git's `listed` files and the `untracked` ones (root-relative,
+/// listed by the caller), with `.pilumignore` files and nested projects applied, sorted by
+/// directory.
+pub(crate) fn from_listing(root: &Path, listed: Vec<String>, untracked: &[String]) -> Vec<PathBuf> {
+    let extra = untracked.iter().filter(|p| {
         !p.starts_with("../")
             && [FILE_NAME, ".pilumignore", ROOT_MARKER]
                 .contains(&p.rsplit('/').next().unwrap_or(""))
     });
-    let mut files: Vec<String> = listed.chain(extra.cloned()).collect();
+    let mut files: Vec<String> = listed;
+    files.extend(extra.cloned());
     files.sort_unstable();
     files.dedup();
     // Deleted but still indexed files are not services.
@@ -188,7 +203,7 @@ pub(crate) fn find_git(root: &Path, untracked: Option<&[String]>) -> Option<Vec<
         .collect();
     outside_nested(&mut found, &markers);
     sort_by_dir(&mut found);
-    Some(found)
+    found
 }
 
 /// A parallel walk honouring `.gitignore` and `.pilumignore` files.

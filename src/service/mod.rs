@@ -18,6 +18,9 @@ use crate::diagnostic::Problem;
 use crate::yaml::Seg;
 pub(crate) use config::{RecipeRef, Service};
 
+/// One `pilum.yaml`'s services, or its problems.
+pub(crate) type Parsed = Result<Vec<Service>, Vec<Diagnostic>>;
+
 /// Every service of a project and their dependencies.
 #[derive(Debug, Clone)]
 pub(crate) struct Project {
@@ -32,37 +35,22 @@ impl Project {
     /// `--env` overrides, in parallel, and link their dependencies. Returns every service that
     /// loaded, with the problems of the others and of the graph (unknown dependencies, cycles,
     /// duplicate names), so a check can go on and report the field problems of every service.
+    /// Files already in `parsed` (from [`Project::parse`], done while git listed changes) are
+    /// taken as they are; parsed files that are not in `files` (ignored since) are dropped.
     pub(crate) fn load(
         root: &Path,
         environment: Option<&str>,
         files: Vec<PathBuf>,
+        mut parsed: HashMap<PathBuf, Parsed>,
     ) -> (Self, Vec<Diagnostic>) {
-        let lookup = |name: &str| std::env::var(name).ok();
-        let parse = |rel: &PathBuf| -> Result<Vec<Service>, Vec<Diagnostic>> {
-            let text = std::fs::read_to_string(root.join(rel)).map_err(|e| {
-                let p =
-                    Problem::Unreadable { path: rel.display().to_string(), error: e.to_string() };
-                vec![Diagnostic::of(rel, p)]
-            })?;
-            config::load(rel, &text, environment, &lookup)
-        };
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
-        let results: Vec<Result<Vec<Service>, Vec<Diagnostic>>> = if files.len() < 64 || threads < 2
-        {
-            files.iter().map(parse).collect()
+        let results = if parsed.is_empty() {
+            Self::parse(root, environment, &files)
         } else {
-            let chunk = files.len().div_ceil(threads);
-            let parse = &parse;
-            std::thread::scope(|s| {
-                let handles: Vec<_> = files
-                    .chunks(chunk)
-                    .map(|c| s.spawn(move || c.iter().map(parse).collect::<Vec<_>>()))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("parser threads do not panic"))
-                    .collect()
-            })
+            let missing: Vec<PathBuf> =
+                files.iter().filter(|f| !parsed.contains_key(*f)).cloned().collect();
+            let fresh = Self::parse(root, environment, &missing);
+            parsed.extend(missing.into_iter().zip(fresh));
+            files.iter().filter_map(|f| parsed.remove(f)).collect()
         };
         let mut services = Vec::new();
         let mut diags: Vec<Diagnostic> = discover::check_marker(root).into_iter().collect();
@@ -86,5 +74,20 @@ impl Project {
         let (deps, graph) = graph::build(&services);
         diags.extend(graph);
         (Self { root: root.to_path_buf(), services, deps }, diags)
+    }
+
+    /// Parse `files` (relative to `root`) with `--env` overrides, on up to 8 threads when
+    /// there are many; one result per file, in order.
+    pub(crate) fn parse(root: &Path, environment: Option<&str>, files: &[PathBuf]) -> Vec<Parsed> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let parse = |rel: &PathBuf| -> Parsed {
+            let text = std::fs::read_to_string(root.join(rel)).map_err(|e| {
+                let p =
+                    Problem::Unreadable { path: rel.display().to_string(), error: e.to_string() };
+                vec![Diagnostic::of(rel, p)]
+            })?;
+            config::load(rel, &text, environment, &lookup)
+        };
+        crate::sync::par_map(files, 64, parse)
     }
 }

@@ -95,7 +95,7 @@ pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
 /// The paths holding every file the `wanted` services can own: their directories and `watch:`
 /// paths (a glob's literal leading directories), so git lists and checks only those rather than
 /// the whole repository. `None`: the whole repository (a service at the root, a glob from the
-/// root).
+/// root, or more than [`MAX_SCOPES`] paths).
 fn scopes(project: &Project, wanted: &[bool]) -> Option<Vec<String>> {
     use crate::service::changed::normalize;
     let mut out = Vec::new();
@@ -116,8 +116,14 @@ fn scopes(project: &Project, wanted: &[bool]) -> Option<Vec<String>> {
     }
     out.sort();
     out.dedup();
-    Some(out)
+    (out.len() <= MAX_SCOPES).then_some(out)
 }
+
+/// Above this many paths, git is asked about the whole repository: it matches every index entry
+/// against every pathspec, so 1,000 services' directories cost more (216 ms on a 4,000-file
+/// tree) than listing everything (60 ms), while 68 paths in a 104,000-file tree cost 106 ms
+/// against 271 ms.
+const MAX_SCOPES: usize = 128;
 
 /// Everything `s` depends on, transitively, without `s`.
 fn closure(project: &Project, s: usize) -> Vec<usize> {
@@ -324,7 +330,13 @@ impl FileTable {
             args.push(":(exclude).pilum");
             git(root, &args)
         };
-        let staged = ls(&["ls-files", "-s", "-z"])?;
+        // The index's entries and the work tree's changes, side by side: two processes that
+        // each read the index.
+        let (staged, dirty) = std::thread::scope(|s| {
+            let dirty = s.spawn(|| ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"]));
+            (ls(&["ls-files", "-s", "-z"]), dirty.join().expect("the git thread does not panic"))
+        });
+        let (staged, dirty) = (staged?, dirty?);
         let mut files: BTreeMap<String, String> = BTreeMap::new();
         for entry in staged.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let text = String::from_utf8_lossy(entry);
@@ -334,7 +346,6 @@ impl FileTable {
             let oid = parts.next().unwrap_or_default();
             files.insert(path.to_string(), format!("{mode}:{oid}"));
         }
-        let dirty = ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"])?;
         for path in dirty.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let path = String::from_utf8_lossy(path).into_owned();
             let id = content_id(&root.join(&path));
@@ -479,6 +490,32 @@ mod tests {
     fn imports_are_found() {
         let src = "import \"docker\" as docker;\n// import \"./lib/x\" as x;\nlet reimport = 1;\nimport  \"cloud\" as c;";
         assert_eq!(imports(src), ["docker", "./lib/x", "cloud"]);
+    }
+
+    /// A project of `n` services `s0…` under `svc/`, the first watching `../lib/*.rs`.
+    fn services(n: usize) -> (tempfile::TempDir, Project) {
+        let t = tempfile::tempdir().expect("temp dir");
+        let mut files = Vec::new();
+        for i in 0..n {
+            let rel = std::path::PathBuf::from(format!("svc/s{i}/pilum.yaml"));
+            std::fs::create_dir_all(t.path().join(rel.parent().unwrap())).unwrap();
+            let watch = if i == 0 { "watch: ['../../lib/*.rs']\n" } else { "" };
+            std::fs::write(t.path().join(&rel), format!("name: s{i}\n{watch}")).unwrap();
+            files.push(rel);
+        }
+        let (project, diags) = Project::load(t.path(), None, files, Default::default());
+        assert!(diags.is_empty(), "{diags:?}");
+        (t, project)
+    }
+
+    #[test]
+    fn scopes_are_the_services_paths_until_there_are_too_many() {
+        let (_t, p) = services(3);
+        let scoped = scopes(&p, &[true, false, true]).expect("scoped");
+        assert_eq!(scoped, ["lib", "svc/s0", "svc/s2"]);
+        let (_t, p) = services(MAX_SCOPES + 1);
+        assert_eq!(scopes(&p, &[true; MAX_SCOPES + 1]), None, "the whole repository");
+        assert!(scopes(&p, &[true, true]).is_some());
     }
 
     #[test]

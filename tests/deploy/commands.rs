@@ -402,6 +402,57 @@ fn a_dirty_tree_is_refused_until_committed_or_allowed() {
     );
 }
 
+/// `--only-changed` takes the checkout's dirty state from its own `git status` pass: it must
+/// agree with the plain run's. Changes outside the project root and under `.pilum/` do not make
+/// the tree dirty; a change under the root does, and is listed by its path from the top level.
+#[test]
+fn only_changed_sees_the_same_dirty_tree_as_a_full_run() {
+    let mut t = committed_example();
+    let sha = t.git(&["rev-parse", "--short=12", "HEAD"]).trim().to_string();
+    t.write("outside.txt", "not under the project root\n");
+    t.write("examples/monorepo/.pilum/scratch.txt", "pilum's own\n");
+    let plan = |t: Test, changed: bool| -> (Test, serde_json::Value) {
+        let mut args = vec!["plan", "--json", "-C", "examples/monorepo"];
+        if changed {
+            args.extend(["--only-changed", "--since", "HEAD"]);
+        }
+        let t = t.clear_args().args(&args);
+        let out = t.run().success().stdout;
+        let plan =
+            serde_json::from_str::<serde_json::Value>(&out).expect("plan JSON")["plan"].clone();
+        (t, plan)
+    };
+    for changed in [false, true] {
+        let (next, p) = plan(t, changed);
+        t = next;
+        assert_eq!((&p["tag"], &p["dirty"]), (&sha.clone().into(), &false.into()), "{changed}");
+    }
+    t.write("examples/monorepo/services/api/src/main.txt", "edited\n");
+    t.write("examples/monorepo/services/api/new/file.txt", "untracked\n");
+    for changed in [false, true] {
+        let (next, p) = plan(t, changed);
+        t = next;
+        let tag = format!("{sha}-dirty");
+        assert_eq!((&p["tag"], &p["dirty"]), (&tag.into(), &true.into()), "{changed}");
+    }
+    t = t.clear_args().args([
+        "deploy",
+        "--only-changed",
+        "--since",
+        "HEAD",
+        "-C",
+        "examples/monorepo",
+    ]);
+    let r = t.run().code(2);
+    for part in [
+        " M examples/monorepo/services/api/src/main.txt",
+        "?? examples/monorepo/services/api/new/file.txt",
+    ] {
+        assert!(r.stderr.contains(part), "no {part:?} in\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("outside.txt") && !r.stderr.contains(".pilum/"), "{}", r.stderr);
+}
+
 #[test]
 fn clean_does_not_follow_a_symlink_out_of_pilum() {
     let t = project(0).file("a/pilum.yaml", &shell_service("a", &[]));

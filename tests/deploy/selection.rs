@@ -191,6 +191,26 @@ fn ignore_files_hide_services() {
     assert_eq!(names(&t.run().success().stdout), ["a", "deep"]);
 }
 
+/// `--only-changed` parses the index's services while git lists the work tree, then applies
+/// what the listing found: an untracked `.pilumignore` hides a committed service (whose broken
+/// file is then no error) and an untracked `pilum.yaml` is a new, changed service.
+#[test]
+fn untracked_ignore_files_and_services_apply_to_only_changed() {
+    let t = project(0)
+        .file("a/pilum.yaml", &shell_service("a", &[]))
+        .file("b/pilum.yaml", "name: b\nbuild: [unclosed\n");
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "two services"]);
+    let t = t.args(["list", "--json", "--only-changed", "--since", "HEAD"]);
+    assert!(t.run().code(2).stderr.contains("b/pilum.yaml"), "the broken file is reported");
+    t.write(".pilumignore", "b/\n");
+    t.write("c/pilum.yaml", &shell_service("c", &[]));
+    assert_eq!(names(&t.run().success().stdout), ["c"]);
+    let t = t.clear_args().args(["list", "--json"]);
+    assert_eq!(names(&t.run().success().stdout), ["a", "c"]);
+}
+
 #[test]
 fn provider_filter_and_targets() {
     let t = project(0)
