@@ -6,6 +6,7 @@
 #   ROUNDS=15 benches/report.sh               # more rounds per measurement
 #   BEFORE=/path/to/old/pilum benches/report.sh
 #                                             # also compare with a build without the report
+#   PILUM=/path/to/pilum benches/report.sh    # measure a build made before instead of building
 #
 # Needs bash, python3, git and chromium; generates its tree with benches/support/gen-monorepo.sh
 # (override with GEN=...).
@@ -29,8 +30,10 @@ for tool in git python3; do
 done
 [ -n "$CHROMIUM" ] || { echo "benches/report.sh needs chromium (Debian package: chromium)" >&2; exit 2; }
 
-cargo build --release --quiet --bin pilum
-PILUM=$ROOT/target/release/pilum
+if [ -z "${PILUM:-}" ]; then
+  cargo build --release --quiet --bin pilum
+fi
+PILUM=${PILUM:-$ROOT/target/release/pilum}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 

@@ -42,21 +42,26 @@ pids=()
 # benchmark.
 leftovers() {
   local p seen
-  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && echo "$p"; done
+  # `if`, not `&&`: under `set -e -o pipefail` a loop whose last test is false would fail the
+  # function, and with it the cleanup before it reports anything or removes "$work".
+  for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then echo "$p"; fi; done
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     [ "$p" = "$$" ] && continue
-    seen="$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) $(readlink "/proc/$p/cwd" 2>/dev/null)"
-    [[ $seen == *"$work"* ]] && echo "$p"
+    seen="$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null || true) $(readlink "/proc/$p/cwd" 2>/dev/null || true)"
+    if [[ $seen == *"$work"* ]]; then echo "$p"; fi
   done | sort -u
 }
 cleanup() {
   local status=$? left
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  left=$(leftovers)
+  left=$(leftovers || true)
   if [ -n "$left" ]; then
-    echo "error: processes left running after the benchmark: $(echo $left)" >&2
+    echo "error: processes left running after the benchmark:" >&2
+    for p in $left; do
+      echo "  $p: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) (in $(readlink "/proc/$p/cwd" 2>/dev/null))" >&2
+    done
     for p in $left; do kill -9 "$p" 2>/dev/null || true; done
     status=1
   fi

@@ -290,37 +290,28 @@ impl Held {
                     .iter()
                     .find(|t| t.label == o.label)
                     .map_or_else(|| o.recipe.clone(), |t| t.recipe.file.display().to_string());
+                let outcome =
+                    if rolled.is_some() { RecordOutcome::Ok } else { RecordOutcome::Failed };
                 Record {
-                    id: record::new_id(),
-                    run: self.run.clone(),
-                    command: "rollback".into(),
-                    service: o.service.clone(),
-                    target: o.recipe.clone(),
                     environment: o.environment.clone(),
                     region: o.region.clone(),
                     recipe,
                     version: o.version.clone().unwrap_or_else(|| "previous".into()),
-                    commit: None,
-                    dirty: false,
-                    input_hash: None,
                     revision: rolled.and_then(|r| r.revision.clone()),
                     url: rolled.and_then(|r| r.url.clone()),
                     started: started.to_string(),
                     ended: ended.clone(),
-                    outcome: if rolled.is_some() {
-                        RecordOutcome::Ok
-                    } else {
-                        RecordOutcome::Failed
-                    },
                     error: o.result.as_ref().err().map(|e| record::first_line(e)),
-                    cached: None,
                     lock: Some(key.to_string()),
                     fence,
-                    actor: self.origin.actor.clone(),
-                    ci_run: self.origin.ci_run.clone(),
-                    host: self.origin.host.clone(),
-                    pilum: self.origin.pilum.clone(),
-                    argv: self.origin.argv.clone(),
+                    ..Record::new(
+                        &self.origin,
+                        &self.run,
+                        "rollback",
+                        &o.service,
+                        &o.recipe,
+                        outcome,
+                    )
                 }
             })
             .collect();

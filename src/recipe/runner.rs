@@ -49,13 +49,7 @@ pub(crate) struct StepRunner {
 impl StepRunner {
     /// An engine confined to `root`; under `dry_run` mutating calls are recorded, not run.
     pub(crate) fn new(root: &Path, dry_run: bool, verbose: u8, sink: Arc<dyn Sink>) -> Self {
-        let host = Arc::new(Host {
-            root: root.to_path_buf(),
-            dry_run,
-            verbose,
-            sink,
-            jail: Default::default(),
-        });
+        let host = Arc::new(Host::new(root, sink).dry_run(dry_run).verbose(verbose));
         Self { engine: engine::build(&host, Profile::Full(Limits::full())) }
     }
 

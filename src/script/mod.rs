@@ -10,7 +10,7 @@
 //! Embedding, in short (the orchestrator and the autoscaler do exactly this):
 //!
 //! ```ignore
-//! let host = Arc::new(Host { root, dry_run, verbose, sink, jail: Default::default() }); // once per run
+//! let host = Arc::new(Host::new(root, sink).dry_run(dry_run).verbose(verbose)); // once per run
 //! let engine = engine::build(&host, Profile::Full(Limits::full()));    // once, shared
 //! let mut ast = engine.compile(&text).map_err(|e| error::render_parse(&e, &path))?;
 //! ast.set_source(path.as_str());                                        // for locations
@@ -103,12 +103,25 @@ pub(crate) struct Host {
     pub sink: Arc<dyn Sink>,
     /// The sandbox of `root`, made on first use: resolving the root costs a system call per
     /// component, and every path a script hands over goes through it.
-    pub jail: std::sync::OnceLock<sandbox::Sandbox>,
+    jail: std::sync::OnceLock<sandbox::Sandbox>,
 }
 
 impl Host {
+    /// A host confined to `root`, running for real, quiet.
     pub(crate) fn new(root: impl Into<PathBuf>, sink: Arc<dyn Sink>) -> Self {
         Self { root: root.into(), dry_run: false, verbose: 0, sink, jail: Default::default() }
+    }
+
+    /// Record mutating calls instead of executing them when `dry_run`.
+    pub(crate) fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// The `-v` count.
+    pub(crate) fn verbose(mut self, verbose: u8) -> Self {
+        self.verbose = verbose;
+        self
     }
 
     /// Send an event labelled with the current call's label.

@@ -50,13 +50,7 @@ pub(crate) fn run(cfg: RunConfig, out: &Output) -> crate::error::Result<()> {
     let (script, text) = (&cfg.script, &cfg.text);
     let root = cfg.root.canonicalize().unwrap_or(cfg.root.clone());
     let sink: Arc<dyn Sink> = Arc::new(out.clone());
-    let host = Arc::new(Host {
-        root,
-        dry_run: cfg.dry_run,
-        verbose: out.verbose,
-        sink,
-        jail: Default::default(),
-    });
+    let host = Arc::new(Host::new(root, sink).dry_run(cfg.dry_run).verbose(out.verbose));
     let mut limits = Limits::full();
     if let Some(n) = cfg.max_operations {
         limits.max_operations = n;

@@ -84,6 +84,47 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// A new record of `command` on `service` (deployed to `target`) in run `run`, stamped
+    /// with where it ran (`origin`); everything else empty, for the caller to fill in with
+    /// `Record { field, ..Record::new(…) }`.
+    pub(crate) fn new(
+        origin: &Origin,
+        run: &str,
+        command: &str,
+        service: &str,
+        target: &str,
+        outcome: Outcome,
+    ) -> Record {
+        Record {
+            id: new_id(),
+            run: run.to_string(),
+            command: command.to_string(),
+            service: service.to_string(),
+            target: target.to_string(),
+            environment: None,
+            region: None,
+            recipe: String::new(),
+            version: String::new(),
+            commit: None,
+            dirty: false,
+            input_hash: None,
+            revision: None,
+            url: None,
+            started: String::new(),
+            ended: String::new(),
+            outcome,
+            error: None,
+            cached: None,
+            lock: None,
+            fence: None,
+            actor: origin.actor.clone(),
+            ci_run: origin.ci_run.clone(),
+            host: origin.host.clone(),
+            pilum: origin.pilum.clone(),
+            argv: origin.argv.clone(),
+        }
+    }
+
     /// Whether this record deployed something that was then live: a successful `deploy` or
     /// `rollback`.
     pub(crate) fn went_live(&self) -> bool {

@@ -225,11 +225,6 @@ impl Session {
             .map(|region| {
                 let (revision, url) = self.returned(s, region.as_deref(), p);
                 Record {
-                    id: record::new_id(),
-                    run: self.run.clone(),
-                    command: self.command.clone(),
-                    service: ps.name.clone(),
-                    target: ps.recipe.decl.name.clone(),
                     environment: self.plan.environment.clone(),
                     region,
                     recipe: ps.recipe.file.display().to_string(),
@@ -244,16 +239,18 @@ impl Session {
                     url,
                     started: p.started.clone().unwrap_or_else(|| now.clone()),
                     ended: now.clone(),
-                    outcome,
                     error: p.failed.as_deref().map(record::first_line),
                     cached: self.reused.get(&s).map(|a| a.run.clone()),
                     lock: lock.clone(),
                     fence,
-                    actor: self.origin.actor.clone(),
-                    ci_run: self.origin.ci_run.clone(),
-                    host: self.origin.host.clone(),
-                    pilum: self.origin.pilum.clone(),
-                    argv: self.origin.argv.clone(),
+                    ..Record::new(
+                        &self.origin,
+                        &self.run,
+                        &self.command,
+                        &ps.name,
+                        &ps.recipe.decl.name,
+                        outcome,
+                    )
                 }
             })
             .collect()
