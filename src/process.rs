@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -532,8 +532,13 @@ impl Command {
         // Resolve the program on PATH here: duct passes the whole environment explicitly, which
         // makes std fall back from posix_spawn to a full fork for bare program names — twice
         // the cost of spawning `true` in a process of pilum's size.
+        // A relative path (`./deploy.sh`) names a file in the command's directory, as a shell
+        // started there would find it (duct resolves it against pilum's own directory).
         let exe = if program.contains('/') {
-            PathBuf::from(&program)
+            match &self.dir {
+                Some(dir) if Path::new(&program).is_relative() => dir.join(&program),
+                _ => PathBuf::from(&program),
+            }
         } else {
             let path = self.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
             which_in(&program, path)
@@ -997,6 +1002,20 @@ mod tests {
             !alive(pid)
         });
         assert!(gone, "background child {pid} survived");
+    }
+
+    #[test]
+    fn a_relative_program_is_found_in_the_command_directory() {
+        let t = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(t.path().join("svc")).expect("mkdir");
+        let script = t.path().join("svc/run.sh");
+        std::fs::write(&script, "#!/bin/sh\npwd\n").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let out = Command::new(["./run.sh"]).dir(t.path().join("svc")).run().expect("runs");
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let dir = t.path().join("svc").canonicalize().expect("canonical");
+        assert_eq!(Path::new(out.stdout.trim()).canonicalize().expect("canonical"), dir);
     }
 
     #[test]

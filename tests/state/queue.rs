@@ -126,3 +126,40 @@ fn a_killed_file_lock_waiter_does_not_block_the_next() {
     assert_eq!(ran, ["build", "deploy"]);
     assert!(!started(&log, "A"), "the killed waiter ran a step");
 }
+
+/// All of a run's file locks are byte locks through one descriptor of `.pilum/locks/table`:
+/// with 120 services' locks held, pilum has about as many files open as with one (each used to
+/// be an open file, which every spawned process then copied and closed). The first service's
+/// step, a script pilum runs directly (a simple command: no shell in between), counts its
+/// parent's descriptors while every other service's lock is held.
+#[test]
+fn a_run_holds_its_file_locks_through_one_descriptor() {
+    let mut t = Test::new()
+        .file(".gitignore", ".pilum/\n")
+        .file("s000/count.sh", "#!/bin/sh\nls /proc/$PPID/fd | wc -l > fds.txt\n");
+    for i in 0..120 {
+        let build = if i == 0 { "./count.sh" } else { "true" };
+        let yaml = format!("name: s{i:03}\nrecipe: shell\nshell:\n  build: \"{build}\"\n");
+        t = t.file(&format!("s{i:03}/pilum.yaml"), &yaml);
+    }
+    let script = t.path().join("s000/count.sh");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    t.git(&["init", "-q", "-b", "main"]);
+    t.git(&["add", "-A"]);
+    t.git(&["commit", "-q", "-m", "services"]);
+    let t = t.args(["deploy", "-q", "-j", "1"]);
+    t.run().success();
+    let read = |t: &Test| -> usize {
+        let text = std::fs::read_to_string(t.path().join("s000/fds.txt")).expect("the count");
+        text.trim().parse().expect("a number")
+    };
+    let many = read(&t);
+    let table = t.path().join(".pilum/locks/table");
+    assert!(table.is_file(), "the lock table exists");
+    let t = t.clear_args().args(["deploy", "-q", "-j", "1", "s000"]);
+    t.run().success();
+    let one = read(&t);
+    assert!(one >= 3, "pilum's own descriptors were counted: {one}");
+    assert!(many <= one + 4, "{many} descriptors with 120 locks held, {one} with one");
+}
