@@ -24,14 +24,22 @@ pub(crate) fn commit(root: &Path, worktree: Option<&[String]>) -> Option<Commit>
         crate::service::changed::head_sha(root).or_else(|| git(root, &["rev-parse", "HEAD"]))?;
     let changes = match worktree {
         Some(lines) => lines.to_vec(),
-        None => git(
-            root,
-            &["status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).pilum"],
-        )
-        .map(|s| s.lines().map(str::to_string).collect())
-        .unwrap_or_default(),
+        None => status(root).unwrap_or_default(),
     };
     Some(Commit { sha, changes })
+}
+
+/// The uncommitted changes under `root` as `git status --porcelain` lines (untracked files
+/// included, `.pilum/` left out); `None` outside a git work tree or when git fails.
+pub(crate) fn status(root: &Path) -> Option<Vec<String>> {
+    if !crate::service::discover::in_git(root) {
+        return None;
+    }
+    let out = git(
+        root,
+        &["status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).pilum"],
+    )?;
+    Some(out.lines().map(str::to_string).collect())
 }
 
 /// The default tag: the short SHA (`-dirty` when the tree has changes), else a UTC timestamp.

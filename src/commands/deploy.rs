@@ -145,7 +145,7 @@ pub(crate) fn run<W: Watch + 'static>(
     watch: Arc<W>,
     cancel: &Cancel,
 ) -> Result<Summary, Error> {
-    let loaded = pipeline::load(config)?;
+    let loaded = pipeline::load_to_plan(config)?;
     watch.warnings(&loaded.warnings);
     let plan = pipeline::plan(config, &loaded)?;
     let workers = match options.workers {
@@ -178,6 +178,7 @@ pub(crate) fn run<W: Watch + 'static>(
     // would skip; it writes, locks and records nothing.
     let mut plan = plan;
     let mut state = None;
+    let mut origin = None;
     let mut hits = Vec::new();
     if plan.dry_run && options.cache {
         match lookup(config, &loaded, &plan)? {
@@ -187,7 +188,14 @@ pub(crate) fn run<W: Watch + 'static>(
     } else if !plan.dry_run {
         let backend = pipeline::state(config, &loaded)?;
         let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
-        let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
+        // Where the run comes from (`git config user.email` when no CI names the actor) is
+        // asked of git while it lists the inputs.
+        let (hashes, who) = std::thread::scope(|s| {
+            let who = s.spawn(|| Origin::current(&loaded.project.root));
+            let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
+            (hashes, who.join().expect("the git thread does not panic"))
+        });
+        origin = Some(who);
         let mut reused = Default::default();
         if options.cache {
             let (h, r) =
@@ -212,7 +220,7 @@ pub(crate) fn run<W: Watch + 'static>(
     let plan = Arc::new(plan);
     let start = session::Start {
         backend,
-        origin: Origin::current(root),
+        origin: origin.unwrap_or_else(|| Origin::current(root)),
         command: options.record_as.clone(),
         locks: Some(lock::Options { ttl: options.lock_ttl, wait: options.lock_wait }),
         observer: Arc::new(Notes(watch.clone())),

@@ -51,7 +51,8 @@ pub(crate) struct Loaded {
     pub warnings: Vec<Diagnostic>,
     /// The state backend, when loading needed it (`--only-changed`).
     pub state: Option<Arc<dyn Backend>>,
-    /// The uncommitted changes under the root, when `--only-changed` listed them.
+    /// The uncommitted changes under the root, when they were listed while loading
+    /// ([`load_to_plan`], or `--only-changed`'s status pass).
     pub worktree: Option<Vec<String>>,
 }
 
@@ -61,7 +62,27 @@ pub(crate) fn usage(diags: &[Diagnostic]) -> Error {
 
 /// Load the project and catalogue and apply the selection.
 pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
+    load_at(cfg, discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?)
+}
+
+/// [`load`] for a command that plans next: `git status` lists the checkout's changes (for the
+/// version tag's `-dirty`) while the project loads. `--only-changed` takes them from its own
+/// status pass instead.
+pub(crate) fn load_to_plan(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
+    if cfg.only_changed {
+        return load_at(cfg, root);
+    }
+    let (loaded, status) = std::thread::scope(|s| {
+        let status = s.spawn(|| super::checkout::status(&root));
+        (load_at(cfg, root.clone()), status.join().expect("the git thread does not panic"))
+    });
+    let mut loaded = loaded?;
+    loaded.worktree = status;
+    Ok(loaded)
+}
+
+fn load_at(cfg: &Config, root: PathBuf) -> Result<Loaded, Error> {
     // `--only-changed` asks git for untracked files anyway; discovery then reads only the index.
     let mut state = None;
     let env = cfg.environment.as_deref();

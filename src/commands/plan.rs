@@ -18,7 +18,7 @@ pub(crate) fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<()
     super::runs::no_report("plan", &a.report)?;
     let mut cfg = deploy::config(dir, a, &[], a.dry_run);
     cfg.require_secrets = false;
-    let loaded = pipeline::load(&cfg)?;
+    let loaded = pipeline::load_to_plan(&cfg)?;
     warn_all(out, &loaded.warnings);
     if a.ci.matrix.is_some() && cfg.shard.is_some() {
         return Err(Error::usage("`--matrix` lists every shard; leave out `--shard`"));
