@@ -13,7 +13,7 @@ use crate::ui::render::count;
 /// `pilum check`: every selected service against its recipe; all problems at once.
 pub(crate) fn run(dir: Option<PathBuf>, args: &SelectArgs, out: &Output) -> Result<(), Error> {
     let cfg = select_config(dir, args);
-    let loaded = match pipeline::load(&cfg) {
+    let loaded = match pipeline::load_to_plan(&cfg) {
         Ok(l) => l,
         Err(e) => return Err(Error { code: exit::FAILURE, ..e }),
     };

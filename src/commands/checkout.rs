@@ -12,10 +12,10 @@ use crate::orchestrator::plan::Commit;
 const LISTED: usize = 10;
 
 /// The commit checked out at `root` and the changes under `root`; `None` outside a git work
-/// tree or before the first commit. `worktree` is the changes when `--only-changed` already
-/// listed them (`Changes::worktree`, from its one status pass: the second one cost as much
-/// again on a large tree); otherwise `git status` runs here, and when it cannot run no change
-/// is reported.
+/// tree or before the first commit. `worktree` is the changes when loading already listed them
+/// ([`status`] while the project loaded, or `Changes::worktree` from `--only-changed`'s one
+/// status pass: a second pass cost as much again on a large tree); otherwise `git status` runs
+/// here, and when it cannot run no change is reported.
 pub(crate) fn commit(root: &Path, worktree: Option<&[String]>) -> Option<Commit> {
     if !crate::service::discover::in_git(root) {
         return None;

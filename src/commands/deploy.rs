@@ -178,7 +178,6 @@ pub(crate) fn run<W: Watch + 'static>(
     // would skip; it writes, locks and records nothing.
     let mut plan = plan;
     let mut state = None;
-    let mut origin = None;
     let mut hits = Vec::new();
     if plan.dry_run && options.cache {
         match lookup(config, &loaded, &plan)? {
@@ -190,19 +189,18 @@ pub(crate) fn run<W: Watch + 'static>(
         let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
         // Where the run comes from (`git config user.email` when no CI names the actor) is
         // asked of git while it lists the inputs.
-        let (hashes, who) = std::thread::scope(|s| {
-            let who = s.spawn(|| Origin::current(&loaded.project.root));
+        let (hashes, origin) = std::thread::scope(|s| {
+            let origin = s.spawn(|| Origin::current(&loaded.project.root));
             let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
-            (hashes, who.join().expect("the git thread does not panic"))
+            (hashes, origin.join().expect("the git thread does not panic"))
         });
-        origin = Some(who);
         let mut reused = Default::default();
         if options.cache {
             let (h, r) =
                 cache::apply(backend.as_ref(), &mut plan, &hashes).map_err(Error::usage)?;
             (hits, reused) = (h, r);
         }
-        state = Some((backend, barrier, hashes, reused));
+        state = Some((backend, barrier, hashes, reused, origin));
     }
     watch.planned(&plan, loaded.base.as_deref());
     watch.approve(&plan)?;
@@ -213,14 +211,13 @@ pub(crate) fn run<W: Watch + 'static>(
     // The runner is made for the plan it runs.
     let runner = RecipeRunner::new(&loaded.project, &plan, options.verbose, watch.clone());
     let runner = super::report::Returned { inner: runner, watch: watch.as_ref() };
-    let Some((backend, barrier, hashes, reused)) = state else {
+    let Some((backend, barrier, hashes, reused, origin)) = state else {
         return Ok(execute::execute(&plan, &runner, &opts, watch.as_ref(), cancel));
     };
-    let root = &loaded.project.root;
     let plan = Arc::new(plan);
     let start = session::Start {
         backend,
-        origin: origin.unwrap_or_else(|| Origin::current(root)),
+        origin,
         command: options.record_as.clone(),
         locks: Some(lock::Options { ttl: options.lock_ttl, wait: options.lock_wait }),
         observer: Arc::new(Notes(watch.clone())),

@@ -65,9 +65,9 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, Error> {
     load_at(cfg, discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?)
 }
 
-/// [`load`] for a command that plans next: `git status` lists the checkout's changes (for the
-/// version tag's `-dirty`) while the project loads. `--only-changed` takes them from its own
-/// status pass instead.
+/// [`load`] for a command that plans next ([`plan`]): `git status` lists the checkout's
+/// changes (for the version tag's `-dirty`) while the project loads. `--only-changed` takes
+/// them from its own status pass instead.
 pub(crate) fn load_to_plan(cfg: &Config) -> Result<Loaded, Error> {
     let root = discover::project_root(cfg.dir.as_deref()).map_err(Error::usage)?;
     if cfg.only_changed {
@@ -172,12 +172,13 @@ fn load_at(cfg: &Config, root: PathBuf) -> Result<Loaded, Error> {
     let section_of =
         |i: usize| resolved[i].as_ref().map(|r| (r.decl.section.clone(), r.decl.name.clone()));
     let mut base = None;
-    let worktree = changes.as_ref().map(|c| c.worktree.clone());
+    let mut worktree = None;
     if let Some(changes) = changes {
         let artifacts = |i: usize| select::artifacts(&project.services[i], section_of(i));
         selected =
             select::by_changes(&project.services, &project.deps, &selected, &changes, &artifacts);
         base = Some(changes.base);
+        worktree = Some(changes.worktree);
     }
     let picked: Vec<usize> = selected.iter().map(|s| s.index).collect();
     diags.extend(crate::service::config::unknown_keys(&project.services, &picked, &section_of));
@@ -266,16 +267,10 @@ pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     let mut planned = Vec::new();
     let pos: std::collections::HashMap<usize, usize> =
         loaded.selected.iter().enumerate().map(|(i, s)| (s.index, i)).collect();
-    // Each check calls the recipe's `plan(svc)`: independent per service, so on every core,
-    // while git reports the checkout's state.
+    // Each check calls the recipe's `plan(svc)`: independent per service, so on every core.
     let pairs: Vec<_> = loaded.selected.iter().zip(&loaded.recipes).collect();
-    let (checks, commit) = std::thread::scope(|scope| {
-        let commit = scope
-            .spawn(|| super::checkout::commit(&loaded.project.root, loaded.worktree.as_deref()));
-        let checks = crate::sync::par_map(&pairs, 64, |(sel, recipe)| {
-            validate::check(&loaded.project.services[sel.index], recipe)
-        });
-        (checks, commit.join().expect("the git thread does not panic"))
+    let checks = crate::sync::par_map(&pairs, 64, |(sel, recipe)| {
+        validate::check(&loaded.project.services[sel.index], recipe)
     });
     for ((sel, recipe), check) in pairs.into_iter().zip(checks) {
         let s = &loaded.project.services[sel.index];
@@ -315,6 +310,7 @@ pub(crate) fn plan(cfg: &Config, loaded: &Loaded) -> Result<Plan, Error> {
     if !diags.is_empty() {
         return Err(usage(&diags));
     }
+    let commit = super::checkout::commit(&loaded.project.root, loaded.worktree.as_deref());
     let tag = match &cfg.tag {
         // The tag may end up in paths (`.pilum/deployments/<service>/<tag>`); `--tag` is
         // checked by clap, a script's `deploy(…, #{ tag })` here.
