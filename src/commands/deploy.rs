@@ -6,6 +6,7 @@
 //! [`Watch`]: the terminal renderer for the CLI, log lines for a script. The CLI also records
 //! the run for its report (`super::runs`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -270,10 +271,14 @@ pub(super) fn lookup(
 /// A plan's JSON with each service's cache hit (`null`: none) as `cache`, in the shape of the
 /// `cache` event's `hit`.
 pub(super) fn with_cache(mut plan: serde_json::Value, hits: &[cache::Hit]) -> serde_json::Value {
+    let mut by_service: HashMap<&str, &cache::Hit> = HashMap::new();
+    for h in hits {
+        by_service.entry(h.service()).or_insert(h);
+    }
     if let Some(services) = plan.get_mut("services").and_then(serde_json::Value::as_array_mut) {
         for s in services {
             let name = s.get("name").and_then(serde_json::Value::as_str).unwrap_or_default();
-            let hit = hits.iter().find(|h| h.service() == name);
+            let hit = by_service.get(name);
             s["cache"] = serde_json::to_value(hit).expect("a cache hit serialises");
         }
     }

@@ -101,6 +101,7 @@ impl crate::script::Sink for Bridge {
 }
 
 /// A planned service's `pilum.yaml`.
+#[derive(Default)]
 struct Source {
     file: String,
     text: Arc<str>,
@@ -136,22 +137,28 @@ impl RecipeRunner {
             verbose: verbose > 0,
         });
         let steps = StepRunner::new(&root, plan.dry_run, verbose, bridge.clone());
+        // Only services with a task to run are prepared (the build cache may have dropped
+        // every task of the others); the rest keep empty places, never read.
+        let mut runs = vec![false; plan.services.len()];
+        for t in &plan.tasks {
+            runs[t.service] = true;
+        }
         let mut base = Vec::with_capacity(plan.services.len());
         let mut env = Vec::with_capacity(plan.services.len());
-        let sources = plan
-            .services
-            .iter()
-            .map(|ps| {
-                let svc = &project.services[ps.project_index];
-                Source {
-                    file: svc.file.display().to_string(),
-                    text: svc.text.clone(),
-                    config: svc.config.clone(),
-                }
-            })
-            .collect();
-        for ps in &plan.services {
+        let mut sources = Vec::with_capacity(plan.services.len());
+        for (ps, &runs) in plan.services.iter().zip(&runs) {
             let svc = &project.services[ps.project_index];
+            if !runs {
+                base.push(Map::new());
+                env.push(Vec::new());
+                sources.push(Source::default());
+                continue;
+            }
+            sources.push(Source {
+                file: svc.file.display().to_string(),
+                text: svc.text.clone(),
+                config: svc.config.clone(),
+            });
             let mut m = Map::new();
             m.insert("service".into(), ps.name.clone().into());
             m.insert("dir".into(), ps.dir.clone().into());

@@ -43,14 +43,20 @@ impl std::fmt::Display for StepError {
 
 /// The engine of one run.
 pub(crate) struct StepRunner {
-    engine: Engine,
+    host: Arc<Host>,
+    /// Built by the first step (a run whose every step is cached builds none).
+    engine: std::sync::OnceLock<Engine>,
 }
 
 impl StepRunner {
     /// An engine confined to `root`; under `dry_run` mutating calls are recorded, not run.
     pub(crate) fn new(root: &Path, dry_run: bool, verbose: u8, sink: Arc<dyn Sink>) -> Self {
         let host = Arc::new(Host::new(root, sink).dry_run(dry_run).verbose(verbose));
-        Self { engine: engine::build(&host, Profile::Full(Limits::full())) }
+        Self { host, engine: std::sync::OnceLock::new() }
+    }
+
+    fn engine(&self) -> &Engine {
+        self.engine.get_or_init(|| engine::build(&self.host, Profile::Full(Limits::full())))
     }
 
     /// Call `function` of `recipe` with `ctx` under `call`. A returned map is the step's
@@ -65,7 +71,7 @@ impl StepRunner {
         // Top-level statements (imports) run before the call so functions see imported modules.
         let opts = CallFnOptions::new().eval_ast(true).rewind_scope(true);
         let result = with_call(call, || {
-            self.engine.call_fn_with_options::<Dynamic>(
+            self.engine().call_fn_with_options::<Dynamic>(
                 opts,
                 &mut Scope::new(),
                 &recipe.ast,

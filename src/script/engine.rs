@@ -5,7 +5,7 @@
 //! Two profiles: [`Profile::Full`] registers the whole API (processes, files, git, Pulumi…);
 //! [`Profile::Strategy`] is for scaling strategies, which must be pure functions of their input:
 //! no `exec`, `fs`, `env`, `git` or `pulumi` namespace at all, a small operation budget, and
-//! only `json`, `yaml`, `regex`, `log`, `time::now` and the built-in math.
+//! only `json`, `yaml`, `regex`, `shell`, `log`, `time::now` and the built-in math.
 
 use std::sync::Arc;
 

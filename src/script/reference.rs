@@ -120,8 +120,8 @@ pub(crate) fn markdown() -> String {
          Namespaced functions are called as `ns::name(…)`; stdlib modules are imported first \
          (`import \"docker\" as docker;`). In `pilum run`, the constant `ARGS` holds the script \
          arguments (an array of strings). Options are maps (`#{ dir: \"web\" }`); unknown option \
-         names are errors. Scaling strategies get only `json`, `yaml`, `regex`, `log` and \
-         `time::now*`. Paths stay inside the project root (symlinks included), and every \
+         names are errors. Scaling strategies get only `json`, `yaml`, `regex`, `shell`, `log` \
+         and `time::now*`. Paths stay inside the project root (symlinks included), and every \
          evaluation is bounded in operations, call depth and memory held (512 MiB; `pilum run` \
          also stops after an hour without `--timeout`): see `docs/security.md`. Notifiers \
          (`docs/notifications.md`) get the strategies' namespaces and `http`.\n",

@@ -246,21 +246,29 @@ impl FileBackend {
 
     /// The cache entries of `keys` in `dir`: missing or unreadable ones, and one whose content
     /// names another key, are `None`.
-    fn entries<K: PartialEq, T: serde::de::DeserializeOwned>(
+    /// The entries of `keys` in `dir`, read on every core. The directory is checked once (no
+    /// symlink on the way into it); an entry whose file name is one plain component is then
+    /// opened in it without following a symlink, so it cannot lead out. Any other name takes
+    /// the full check.
+    fn entries<K: PartialEq + Sync, T: serde::de::DeserializeOwned + Send>(
         &self,
         dir: &str,
         keys: &[K],
-        name: impl Fn(&K) -> String,
-        key: impl Fn(&T) -> K,
+        name: impl Fn(&K) -> String + Sync,
+        key: impl Fn(&T) -> K + Sync,
     ) -> Vec<Option<T>> {
-        keys.iter()
-            .map(|k| {
-                let path = self.path(&format!("{dir}/{}.json", name(k))).ok()?;
-                let mut text = Vec::new();
-                guard::open_regular(&path).ok()?.read_to_end(&mut text).ok()?;
-                serde_json::from_slice::<T>(&text).ok().filter(|t| key(t) == *k)
-            })
-            .collect()
+        let Ok(base) = self.path(dir) else { return keys.iter().map(|_| None).collect() };
+        crate::sync::par_map(keys, 64, |k| {
+            let file = format!("{}.json", name(k));
+            let path = if file.contains('/') || file.starts_with('.') {
+                self.path(&format!("{dir}/{file}")).ok()?
+            } else {
+                base.join(file)
+            };
+            let mut text = Vec::new();
+            guard::open_regular(&path).ok()?.read_to_end(&mut text).ok()?;
+            serde_json::from_slice::<T>(&text).ok().filter(|t| key(t) == *k)
+        })
     }
 
     fn lock_path(&self, key: &LockKey) -> Result<PathBuf, StateError> {
@@ -713,6 +721,42 @@ mod tests {
         );
         assert_eq!(two.lock_renew(&holder("b"), keys, ttl).unwrap(), [true]);
         assert_eq!(one.lock_renew(&holder("a"), keys, ttl).unwrap(), [false]);
+    }
+
+    #[test]
+    fn cache_entries_are_read_in_key_order_and_never_through_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let b = FileBackend::new(t.path());
+        let live = |i: usize| Live {
+            service: format!("s{i}"),
+            environment: Some("prod".into()),
+            target: "shell".into(),
+            hash: format!("h{i}"),
+            version: "v1".into(),
+            commit: None,
+            run: "r".into(),
+            time: "2025-01-01T00:00:00Z".into(),
+        };
+        // Enough keys to be read on several threads; every third one never written.
+        let keys: Vec<LockKey> = (0..200).map(|i| live(i).key()).collect();
+        let written: Vec<Live> = (0..200).filter(|i| i % 3 != 0).map(live).collect();
+        b.write(&Batch { lives: written, ..Batch::default() }).unwrap();
+        let read = b.lives(&keys).unwrap();
+        for (i, got) in read.iter().enumerate() {
+            assert_eq!(got.as_ref().map(|l| l.hash.clone()), (i % 3 != 0).then(|| format!("h{i}")));
+        }
+        // An entry replaced by a symlink to a file outside is not read.
+        let outside = t.path().join("outside.json");
+        let dir = t.path().join(".pilum/cache/live");
+        let entry = dir.join(format!("{}.json", keys[1].file_name()));
+        std::fs::rename(&entry, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &entry).unwrap();
+        assert!(b.lives(&keys[1..2]).unwrap()[0].is_none());
+        // Nor is any entry once the directory itself is a symlink out of `.pilum/`.
+        let moved = t.path().join("moved");
+        std::fs::rename(&dir, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, &dir).unwrap();
+        assert!(b.lives(&keys).unwrap().iter().all(Option::is_none));
     }
 
     #[test]

@@ -64,32 +64,33 @@ pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
         outputs.insert(ps.project_index, list);
     }
     let table = FileTable::read(root, scopes(project, &seen).as_deref());
-    let owned = table.owners(project, &seen, &outputs);
-    let mut sources: HashMap<usize, String> = HashMap::new();
-    for (s, files) in owned {
-        sources.insert(s, source_digest(&project.services[s], &files, &table));
+    let owned: Vec<(usize, Vec<usize>)> =
+        table.owners(project, &seen, &outputs).into_iter().collect();
+    // Each service's digests are independent of the others': computed on every core (a
+    // thousand services' configurations serialised and hashed are most of a cached run).
+    let sources: HashMap<usize, String> = crate::sync::par_map(&owned, 64, |(s, files)| {
+        (*s, source_digest(&project.services[*s], files, &table))
+    })
+    .into_iter()
+    .collect();
+    let mut recipes: HashMap<&Path, String> = HashMap::new();
+    for ps in &plan.services {
+        recipes.entry(&ps.recipe.file).or_insert_with(|| recipe_digest(root, &ps.recipe));
     }
-    let mut recipes: HashMap<String, String> = HashMap::new();
-    plan.services
-        .iter()
-        .map(|ps| {
-            let svc = &project.services[ps.project_index];
-            let recipe = recipes
-                .entry(ps.recipe.file.display().to_string())
-                .or_insert_with(|| recipe_digest(root, &ps.recipe))
-                .clone();
-            let input = input_digest(svc, ps, plan, &sources[&ps.project_index], &recipe);
-            let mut h = Sha256::new();
-            h.update(input.as_bytes());
-            let mut deps: Vec<usize> = closure(project, ps.project_index);
-            deps.sort_by(|a, b| project.services[*a].name.cmp(&project.services[*b].name));
-            for d in deps {
-                field(&mut h, &project.services[d].name);
-                field(&mut h, &sources[&d]);
-            }
-            Hashes { input, release: hex(h) }
-        })
-        .collect()
+    crate::sync::par_map(&plan.services, 64, |ps| {
+        let svc = &project.services[ps.project_index];
+        let recipe = &recipes[ps.recipe.file.as_path()];
+        let input = input_digest(svc, ps, plan, &sources[&ps.project_index], recipe);
+        let mut h = Sha256::new();
+        h.update(input.as_bytes());
+        let mut deps: Vec<usize> = closure(project, ps.project_index);
+        deps.sort_by(|a, b| project.services[*a].name.cmp(&project.services[*b].name));
+        for d in deps {
+            field(&mut h, &project.services[d].name);
+            field(&mut h, &sources[&d]);
+        }
+        Hashes { input, release: hex(h) }
+    })
 }
 
 /// The paths holding every file the `wanted` services can own: their directories and `watch:`
@@ -145,7 +146,13 @@ fn field(h: &mut Sha256, text: &str) {
 }
 
 fn hex(h: Sha256) -> String {
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// The service's files (path, id) and its configuration.

@@ -14,6 +14,7 @@ pub(crate) mod json;
 pub(crate) mod log;
 pub(crate) mod pulumi;
 pub(crate) mod regex;
+pub(crate) mod shell;
 pub(crate) mod time;
 pub(crate) mod yaml;
 
@@ -34,6 +35,7 @@ pub(crate) fn register(engine: &mut Engine, host: &Arc<Host>, full: bool) {
     engine.register_static_module("json", json::module().into());
     engine.register_static_module("yaml", yaml::module().into());
     engine.register_static_module("regex", regex::module().into());
+    engine.register_static_module("shell", shell::module().into());
     engine.register_static_module("log", log::module(host).into());
     engine.register_static_module("time", time::module(full).into());
     if full {
