@@ -90,6 +90,10 @@ pub(crate) struct Options {
     pub cache: bool,
     /// `--barrier ID`: cross the shards' barriers between phases (with `--shard`).
     pub barrier: Option<String>,
+    /// Free the run's project and plan on a thread of their own when it ends (the CLI, which
+    /// exits right after). A script's `deploy()` frees them in line: a script's memory is
+    /// counted per thread, and memory freed elsewhere would stay counted as held by it.
+    pub free_in_background: bool,
 }
 
 impl Default for Options {
@@ -107,6 +111,7 @@ impl Default for Options {
             lock_ttl: crate::state::lock::DEFAULT_TTL,
             cache: true,
             barrier: None,
+            free_in_background: false,
         }
     }
 }
@@ -238,6 +243,10 @@ pub(crate) fn run<W: Watch + 'static>(
         .then(|| entry(session.run_id(), &options.record_as, &plan, &summary));
     if let Err(e) = session.finish(entry) {
         watch.state_note(&e.to_string());
+    }
+    if options.free_in_background {
+        drop(session);
+        crate::sync::drop_in_background((loaded, plan));
     }
     Ok(summary)
 }
@@ -477,6 +486,7 @@ pub(crate) fn command(
         lock_ttl: a.state.lock.lock_ttl.unwrap_or(crate::state::lock::DEFAULT_TTL),
         cache: !(a.state.no_cache || a.state.force),
         barrier: a.state.barrier.clone(),
+        free_in_background: true,
     };
     let cancel = Cancel::new();
     if let Err(e) = crate::process::cancel_on_ctrl_c(cancel.clone()) {

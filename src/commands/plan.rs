@@ -49,11 +49,12 @@ pub(crate) fn run(dir: Option<PathBuf>, a: &ExecArgs, out: &Output) -> Result<()
         }
     }
     if out.json {
-        let plan = deploy::with_cache(plan.to_json(), &hits);
-        out.json_line(&serde_json::json!({"event": "plan", "plan": plan}));
-        return Ok(());
+        let json = deploy::with_cache(plan.to_json(), &hits);
+        out.json_line(&serde_json::json!({"event": "plan", "plan": json}));
+    } else {
+        print_plan(out, &plan, loaded.base.as_deref(), &hits);
     }
-    print_plan(out, &plan, loaded.base.as_deref(), &hits);
+    crate::sync::drop_in_background((loaded, plan));
     Ok(())
 }
 
