@@ -254,6 +254,38 @@ mod tests {
     use crate::autoscale::signal::{Kind, Signal, SourceKind};
     use crate::sync::LockExt;
 
+    /// A current-thread runtime (the one-shot commands') accepts as the server's does.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_current_thread_runtime_accepts_too() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let audit =
+            Arc::new(Mutex::new(open_append(&dir.path().join("audit.jsonl")).expect("audit")));
+        let journal = Journal::open(
+            &dir.path().join("signals.journal"),
+            audit,
+            7,
+            16,
+            Arc::new(Health::default()),
+            Box::new(|_, _, _| {}),
+        )
+        .expect("open");
+        let s = Signal::new(
+            Kind::Intent,
+            SourceKind::Delta,
+            "delta",
+            "k".to_string(),
+            Action::Up,
+            1,
+            None,
+            chrono::Utc::now(),
+        );
+        let change = Change::Intent(s);
+        let record = SignalRecord::of_change("p", SourceKind::Delta, "k".to_string(), &change);
+        assert_eq!(journal.accept("p", change, record).await.expect("accepted"), 7);
+        let text = std::fs::read_to_string(&journal.path).expect("journal");
+        assert!(text.contains("\"seq\":7,"), "{text}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_accepts_are_durable_in_order_and_share_syncs() {
         let dir = tempfile::tempdir().expect("tmp");
