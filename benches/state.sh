@@ -8,7 +8,8 @@
 # 1. cached deploy: a fully cached `pilum deploy` of N services vs `pilum plan` of the same tree
 #    (goal: <= 1.2x), and vs Turborepo's full-cache replay of N packages (`turbo run build`,
 #    second run; goal: <= 0.5x; turbo is installed from npm into target/bench-tools, skipped
-#    with TURBO=0).
+#    with TURBO=0). Its tree is kept there too (turbo-tree-N) and warmed once: the first fill
+#    runs 1,000 npm scripts, about 25 minutes on 2 cores.
 # 2. locks: `pilum deploy --no-cache` of N services with `true` steps, Redis backend vs file
 #    backend (goal: <= 1.1x).
 # 3. history: `pilum history --limit 20` over RECORDS records, file and Redis (goal: < 50 ms).
