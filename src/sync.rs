@@ -63,7 +63,8 @@ pub(crate) fn par_map<T: Sync, R: Send>(
 
 /// Free `value` on a thread of its own, so the caller does not wait for it: a thousand
 /// services' configurations, steps and plans are tens of thousands of small allocations, and
-/// a command that is about to end (or a script that goes on) need not free them in line.
+/// a command about to end need not free them in line. Not for memory a script evaluation
+/// allocated: it is counted per thread (`script::memory`), and would stay counted as held.
 /// Without a thread (spawning failed) it is freed here.
 pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
     let _ = std::thread::Builder::new().name("pilum-free".into()).spawn(move || drop(value));

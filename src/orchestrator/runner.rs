@@ -101,7 +101,6 @@ impl crate::script::Sink for Bridge {
 }
 
 /// A planned service's `pilum.yaml`.
-#[derive(Default)]
 struct Source {
     file: String,
     text: Arc<str>,
@@ -112,13 +111,20 @@ pub(crate) struct RecipeRunner {
     steps: StepRunner,
     bridge: Arc<Bridge>,
     root: PathBuf,
-    /// Per planned service: the parts of `ctx` that do not change between its tasks.
-    base: Vec<Map>,
-    /// Per planned service: the environment of its commands.
-    env: Vec<Vec<(String, String)>>,
-    /// Per planned service: its `pilum.yaml` (path, text and configuration), to place a
-    /// failing step in it. Located only when a step fails: finding a key parses the file.
-    sources: Vec<Source>,
+    /// Per planned service, when it has a task to run (the build cache may have dropped every
+    /// task of the others): what its tasks share.
+    services: Vec<Option<Prepared>>,
+}
+
+/// What every task of one service shares.
+struct Prepared {
+    /// The parts of `ctx` that do not change between its tasks.
+    base: Map,
+    /// The environment of its commands.
+    env: Vec<(String, String)>,
+    /// Its `pilum.yaml` (path, text and configuration), to place a failing step in it.
+    /// Located only when a step fails: finding a key parses the file.
+    source: Source,
 }
 
 impl RecipeRunner {
@@ -137,28 +143,22 @@ impl RecipeRunner {
             verbose: verbose > 0,
         });
         let steps = StepRunner::new(&root, plan.dry_run, verbose, bridge.clone());
-        // Only services with a task to run are prepared (the build cache may have dropped
-        // every task of the others); the rest keep empty places, never read.
         let mut runs = vec![false; plan.services.len()];
         for t in &plan.tasks {
             runs[t.service] = true;
         }
-        let mut base = Vec::with_capacity(plan.services.len());
-        let mut env = Vec::with_capacity(plan.services.len());
-        let mut sources = Vec::with_capacity(plan.services.len());
+        let mut services = Vec::with_capacity(plan.services.len());
         for (ps, &runs) in plan.services.iter().zip(&runs) {
-            let svc = &project.services[ps.project_index];
             if !runs {
-                base.push(Map::new());
-                env.push(Vec::new());
-                sources.push(Source::default());
+                services.push(None);
                 continue;
             }
-            sources.push(Source {
+            let svc = &project.services[ps.project_index];
+            let source = Source {
                 file: svc.file.display().to_string(),
                 text: svc.text.clone(),
                 config: svc.config.clone(),
-            });
+            };
             let mut m = Map::new();
             m.insert("service".into(), ps.name.clone().into());
             m.insert("dir".into(), ps.dir.clone().into());
@@ -198,7 +198,6 @@ impl RecipeRunner {
                 "secrets".into(),
                 svc.secrets.iter().cloned().map(Dynamic::from).collect::<Array>().into(),
             );
-            base.push(m);
             let mut e: Vec<(String, String)> =
                 svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             e.push(("PILUM_SERVICE".into(), ps.name.clone()));
@@ -206,9 +205,9 @@ impl RecipeRunner {
             if let Some(envname) = &plan.environment {
                 e.push(("PILUM_ENV".into(), envname.clone()));
             }
-            env.push(e);
+            services.push(Some(Prepared { base: m, env: e, source }));
         }
-        Self { steps, bridge, root, base, env, sources }
+        Self { steps, bridge, root, services }
     }
 }
 
@@ -216,13 +215,16 @@ impl Runner for RecipeRunner {
     fn run(&self, a: &Attempt<'_>) -> Result<Option<Map>, TaskFailure> {
         let svc = &a.plan.services[a.task.service];
         let step = a.plan.step(a.task);
-        let mut ctx = self.base[a.task.service].clone();
+        let prepared = self.services[a.task.service]
+            .as_ref()
+            .expect("the runner is made for the plan it runs: a service with a task is prepared");
+        let mut ctx = prepared.base.clone();
         let region = a.task.region.clone().or_else(|| svc.regions.first().cloned());
         ctx.insert("region".into(), region.clone().map_or(Dynamic::UNIT, Dynamic::from));
         ctx.insert("outputs".into(), a.outputs.clone().into());
         ctx.insert("step".into(), step.decl.clone().into());
         ctx.insert("attempt".into(), Dynamic::from(rhai::INT::from(a.attempt)));
-        let mut env = self.env[a.task.service].clone();
+        let mut env = prepared.env.clone();
         if let Some(r) = &region {
             env.push(("PILUM_REGION".into(), r.clone()));
         }
@@ -241,7 +243,7 @@ impl Runner for RecipeRunner {
         let result = self.steps.call(&svc.recipe, &step.run, ctx, call);
         let tail = self.bridge.take_tail(&a.label.label);
         result.map_err(|e| {
-            let src = &self.sources[a.task.service];
+            let src = &prepared.source;
             let (line, col) = locate::step_in(&src.config, &src.text, &svc.recipe, &step.name);
             let at = Location { file: src.file.clone(), line, col };
             let text = &src.text;

@@ -244,9 +244,8 @@ impl FileBackend {
         std::fs::rename(&tmp, &path).map_err(|e| self.failed(&what, e))
     }
 
-    /// The cache entries of `keys` in `dir`: missing or unreadable ones, and one whose content
-    /// names another key, are `None`.
-    /// The entries of `keys` in `dir`, read on every core. The directory is checked once (no
+    /// The cache entries of `keys` in `dir`, read on every core: missing or unreadable ones,
+    /// and one whose content names another key, are `None`. The directory is checked once (no
     /// symlink on the way into it); an entry whose file name is one plain component is then
     /// opened in it without following a symlink, so it cannot lead out. Any other name takes
     /// the full check.
