@@ -246,7 +246,7 @@ pub(crate) fn run<W: Watch + 'static>(
     }
     if options.free_in_background {
         drop(session);
-        crate::sync::drop_in_background((loaded, plan));
+        crate::sync::drop_in_background((loaded, plan, runner.inner));
     }
     Ok(summary)
 }
