@@ -151,6 +151,12 @@ pub(crate) fn run<W: Watch + 'static>(
     watch: Arc<W>,
     cancel: &Cancel,
 ) -> Result<Summary, Error> {
+    // Where the run comes from (`git config user.email` when no CI names the actor) is asked
+    // of git while the project loads, for a run that records.
+    let origin = (!config.dry_run)
+        .then(|| crate::service::discover::project_root(config.dir.as_deref()).ok())
+        .flatten()
+        .map(|root| std::thread::spawn(move || Origin::current(&root)));
     let loaded = pipeline::load_to_plan(config)?;
     watch.warnings(&loaded.warnings);
     let plan = pipeline::plan(config, &loaded)?;
@@ -193,13 +199,11 @@ pub(crate) fn run<W: Watch + 'static>(
     } else if !plan.dry_run {
         let backend = pipeline::state(config, &loaded)?;
         let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
-        // Where the run comes from (`git config user.email` when no CI names the actor) is
-        // asked of git while it lists the inputs.
-        let (hashes, origin) = std::thread::scope(|s| {
-            let origin = s.spawn(|| Origin::current(&loaded.project.root));
-            let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
-            (hashes, origin.join().expect("the git thread does not panic"))
-        });
+        let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
+        let origin = match origin {
+            Some(o) => o.join().expect("the git thread does not panic"),
+            None => Origin::current(&loaded.project.root),
+        };
         let mut reused = Default::default();
         if options.cache {
             let (h, r) =

@@ -6,6 +6,7 @@ pub(crate) mod changed;
 pub(crate) mod config;
 pub(crate) mod discover;
 pub(crate) mod expand;
+pub(crate) mod gitindex;
 pub(crate) mod graph;
 pub(crate) mod select;
 pub(crate) mod shard;

@@ -5,8 +5,10 @@
 //! the files and configuration of everything it depends on (transitively), so changing a
 //! dependency re-runs the dependents' deploys while their builds stay cached.
 //!
-//! Files come from git's index without reading them: `git ls-files -s` gives each tracked
-//! file's object id; only files git reports as modified or untracked are read and hashed. A
+//! Files come from git's index without reading them: the index, read in process
+//! ([`crate::service::gitindex`], or `git ls-files -s` for a repository that reader leaves to
+//! git), gives each tracked file's object id; only files git reports as modified or untracked
+//! are read and hashed. A
 //! file belongs to the deepest service directory containing it (as for `--only-changed`);
 //! `.pilum/` and the service's declared artefacts are never inputs. Outside git every file
 //! (honouring `.gitignore`) is read.
@@ -146,13 +148,7 @@ fn field(h: &mut Sha256, text: &str) {
 }
 
 fn hex(h: Sha256) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for b in h.finalize() {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    crate::service::gitindex::hex(&h.finalize())
 }
 
 /// The service's files (path, id) and its configuration.
@@ -303,6 +299,52 @@ fn imports(source: &str) -> Vec<String> {
     out
 }
 
+/// The index's entries under `scopes` (literal paths; `None`: all), as `mode:oid` by path:
+/// read in process, else from `ls-files --stage` (`ls` runs git with the scopes).
+fn staged(
+    root: &Path,
+    scopes: Option<&[String]>,
+    ls: &dyn Fn(&[&str]) -> Option<Vec<u8>>,
+) -> Option<BTreeMap<String, String>> {
+    match crate::service::gitindex::read(root) {
+        Some(entries) => Some(in_scopes(entries, scopes)),
+        None => Some(from_ls_stage(&ls(&["ls-files", "-s", "-z"])?)),
+    }
+}
+
+/// The entries a literal pathspec of `scopes` matches: the path itself or anything under it.
+fn in_scopes(
+    entries: Vec<crate::service::gitindex::Entry>,
+    scopes: Option<&[String]>,
+) -> BTreeMap<String, String> {
+    let scopes: Option<HashSet<&str>> = scopes.map(|s| s.iter().map(String::as_str).collect());
+    let covered = |path: &str| {
+        scopes.as_ref().is_none_or(|set| {
+            std::iter::successors(Some(path), |p| p.rfind('/').map(|i| &p[..i]))
+                .any(|p| set.contains(p))
+        })
+    };
+    entries
+        .into_iter()
+        .filter(|e| covered(&e.path))
+        .map(|e| (e.path, format!("{}:{}", e.mode, e.oid)))
+        .collect()
+}
+
+/// `git ls-files --stage -z` output as `mode:oid` by path.
+fn from_ls_stage(out: &[u8]) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+        let text = String::from_utf8_lossy(entry);
+        let Some((meta, path)) = text.split_once('\t') else { continue };
+        let mut parts = meta.split(' ');
+        let mode = parts.next().unwrap_or_default();
+        let oid = parts.next().unwrap_or_default();
+        files.insert(path.to_string(), format!("{mode}:{oid}"));
+    }
+    files
+}
+
 /// Every file of the project with its id: git's object id for a clean tracked file, else
 /// `sha256:` of its content (`deleted` when git lists it but it is gone).
 struct FileTable {
@@ -337,22 +379,13 @@ impl FileTable {
             args.push(":(exclude).pilum");
             git(root, &args)
         };
-        // The index's entries and the work tree's changes, side by side: two processes that
-        // each read the index.
+        // The work tree's changes from git, while the index's entries are read in process
+        // (or listed by git too, for a repository the reader leaves to it).
         let (staged, dirty) = std::thread::scope(|s| {
             let dirty = s.spawn(|| ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"]));
-            (ls(&["ls-files", "-s", "-z"]), dirty.join().expect("the git thread does not panic"))
+            (staged(root, scopes, &ls), dirty.join().expect("the git thread does not panic"))
         });
-        let (staged, dirty) = (staged?, dirty?);
-        let mut files: BTreeMap<String, String> = BTreeMap::new();
-        for entry in staged.split(|&b| b == 0).filter(|e| !e.is_empty()) {
-            let text = String::from_utf8_lossy(entry);
-            let Some((meta, path)) = text.split_once('\t') else { continue };
-            let mut parts = meta.split(' ');
-            let mode = parts.next().unwrap_or_default();
-            let oid = parts.next().unwrap_or_default();
-            files.insert(path.to_string(), format!("{mode}:{oid}"));
-        }
+        let (mut files, dirty) = (staged?, dirty?);
         for path in dirty.split(|&b| b == 0).filter(|e| !e.is_empty()) {
             let path = String::from_utf8_lossy(path).into_owned();
             let id = content_id(&root.join(&path));
@@ -492,6 +525,43 @@ pub(crate) fn git(root: &Path, args: &[&str]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_index_read_in_process_gives_what_git_lists_for_the_same_scopes() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(root)
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q"]);
+        for p in ["svc/api/a.txt", "svc/api/src/b.rs", "svc/api2/c.txt", "svc/web/d.txt", "e.txt"] {
+            std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
+            std::fs::write(root.join(p), p).unwrap();
+        }
+        run(&["add", "."]);
+        // A directory, a file, and a name that is a prefix of another directory's.
+        let scopes: Vec<String> = ["svc/api", "svc/web/d.txt"].map(String::from).to_vec();
+        let mut args = vec!["ls-files", "-s", "-z", "--"];
+        let specs: Vec<String> = scopes.iter().map(|s| format!(":(literal){s}")).collect();
+        args.extend(specs.iter().map(String::as_str));
+        let listed = from_ls_stage(&git(root, &args).unwrap());
+        let read = in_scopes(crate::service::gitindex::read(root).unwrap(), Some(&scopes));
+        assert_eq!(read, listed);
+        assert_eq!(read.len(), 3, "{read:?}");
+        let all = from_ls_stage(&git(root, &["ls-files", "-s", "-z"]).unwrap());
+        assert_eq!(in_scopes(crate::service::gitindex::read(root).unwrap(), None), all);
+    }
 
     #[test]
     fn imports_are_found() {
