@@ -29,17 +29,17 @@ pub(crate) fn commit(root: &Path, worktree: Option<&[String]>) -> Option<Commit>
     Some(Commit { sha, changes })
 }
 
-/// The uncommitted changes under `root` as `git status --porcelain` lines (untracked files
-/// included, `.pilum/` left out); `None` outside a git work tree or when git fails.
+/// The uncommitted changes under `root` as `git status --porcelain` lines (`XY path`, paths
+/// from the top level, every untracked file listed, `.pilum/` left out), in the form of
+/// `--only-changed`'s status pass: the build cache's input hashes take the changed files from
+/// them too. `None` outside a git work tree or when git fails.
 pub(crate) fn status(root: &Path) -> Option<Vec<String>> {
     if !crate::service::discover::in_git(root) {
         return None;
     }
-    let out = git(
-        root,
-        &["status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).pilum"],
-    )?;
-    Some(out.lines().map(str::to_string).collect())
+    let args = [&crate::service::changed::STATUS[..], &["--", ".", ":(exclude).pilum"]].concat();
+    let out = crate::state::inputs::git(root, &args)?;
+    Some(crate::service::changed::status_lines(&out))
 }
 
 /// The default tag: the short SHA (`-dirty` when the tree has changes), else a UTC timestamp.

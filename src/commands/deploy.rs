@@ -199,7 +199,8 @@ pub(crate) fn run<W: Watch + 'static>(
     } else if !plan.dry_run {
         let backend = pipeline::state(config, &loaded)?;
         let barrier = barrier_plan(config, &loaded, options, backend.as_ref())?;
-        let hashes = crate::state::inputs::hashes(&loaded.project, &plan);
+        let hashes =
+            crate::state::inputs::hashes(&loaded.project, &plan, loaded.worktree.as_deref());
         let origin = match origin {
             Some(o) => o.join().expect("the git thread does not panic"),
             None => Origin::current(&loaded.project.root),
@@ -274,7 +275,7 @@ pub(super) fn lookup(
         Err(e) if !e.diagnostics.is_empty() => return Err(e),
         Err(e) => return Ok(Err(not_consulted(&e.message))),
     };
-    let hashes = crate::state::inputs::hashes(&loaded.project, plan);
+    let hashes = crate::state::inputs::hashes(&loaded.project, plan, loaded.worktree.as_deref());
     Ok(match cache::lookup(backend.as_ref(), plan, &hashes) {
         Ok(found) => Ok(found.into_iter().flatten().map(|(hit, _)| hit).collect()),
         Err(e) => Err(not_consulted(&e.to_string())),

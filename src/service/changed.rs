@@ -137,9 +137,7 @@ pub(crate) fn changed_files_with(
     // one untracked walk, and git applies `core.untrackedCache` and `core.fsmonitor` when the
     // repository has them. The committed range runs alongside.
     let (status, committed) = std::thread::scope(|s| {
-        let status = s.spawn(|| {
-            git(root, &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"])
-        });
+        let status = s.spawn(|| git(root, &STATUS));
         let committed = committed_since(root, since, last_deploy, env, shallow);
         (status.join().expect("git thread does not panic"), committed)
     });
@@ -162,6 +160,16 @@ pub(crate) fn changed_files_with(
     files.sort_unstable();
     files.dedup();
     Ok(Changes { base, files, untracked, notes, worktree: lines })
+}
+
+/// The status pass: staged, unstaged and every untracked file, NUL-separated, no renames.
+pub(crate) const STATUS: [&str; 5] =
+    ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"];
+
+/// The entries of `git status --porcelain=v1 -z` (without renames) as `XY path` lines, paths
+/// from the top level, ignored ones left out.
+pub(crate) fn status_lines(out: &[u8]) -> Vec<String> {
+    parse_status(out).2
 }
 
 /// `git status --porcelain=v1 -z` (without renames): the tracked paths with any change (staged,
@@ -461,18 +469,7 @@ mod tests {
     fn head_sha_matches_git() {
         let t = tempfile::tempdir().unwrap();
         let git = |args: &[&str]| {
-            let o = std::process::Command::new("git")
-                .arg("-C")
-                .arg(t.path())
-                .args(args)
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com")
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "git {args:?}");
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
+            String::from_utf8_lossy(&crate::service::test_git(t.path(), args)).trim().to_string()
         };
         assert_eq!(head_sha(t.path()), None);
         git(&["init", "-q", "-b", "main"]);

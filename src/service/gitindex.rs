@@ -58,6 +58,13 @@ pub(crate) fn read(root: &Path) -> Option<Vec<Entry>> {
     Some(out)
 }
 
+/// `root` relative to its work tree's top as git prints paths (`a/b/`, empty at the top);
+/// `None` outside git or for a path that is not plain.
+pub(crate) fn prefix_of(root: &Path) -> Option<String> {
+    let top = root.ancestors().find(|d| d.join(".git").exists())?;
+    prefix(top, root)
+}
+
 /// The work tree's top and its `.git` directory: the nearest `.git` at or above `root`, when it
 /// is a directory.
 fn repository(root: &Path) -> Option<(PathBuf, PathBuf)> {
@@ -189,22 +196,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
 
-    fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        out.stdout
-    }
+    use crate::service::test_git as git;
 
     /// What `git ls-files --stage` says, as entries (paths relative to `dir`).
     fn ls_files(dir: &Path) -> Vec<Entry> {

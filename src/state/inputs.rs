@@ -43,7 +43,7 @@ pub(crate) fn short(hash: &str) -> &str {
 }
 
 /// The hashes of every planned service, in plan order.
-pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
+pub(crate) fn hashes(project: &Project, plan: &Plan, worktree: Option<&[String]>) -> Vec<Hashes> {
     let root = &project.root;
     // Which project services need a source digest: the planned ones and their dependencies.
     let mut wanted: Vec<usize> = plan.services.iter().map(|s| s.project_index).collect();
@@ -65,7 +65,7 @@ pub(crate) fn hashes(project: &Project, plan: &Plan) -> Vec<Hashes> {
         let list = crate::service::select::artifacts(&project.services[ps.project_index], section);
         outputs.insert(ps.project_index, list);
     }
-    let table = FileTable::read(root, scopes(project, &seen).as_deref());
+    let table = FileTable::read(root, scopes(project, &seen).as_deref(), worktree);
     let owned: Vec<(usize, Vec<usize>)> =
         table.owners(project, &seen, &outputs).into_iter().collect();
     // Each service's digests are independent of the others': computed on every core (a
@@ -299,6 +299,46 @@ fn imports(source: &str) -> Vec<String> {
     out
 }
 
+/// The paths (relative to `root`) whose work-tree content differs from the index, among
+/// `git status --porcelain` `lines` (paths from the top level): modified, deleted or of
+/// another type in the work tree, unmerged, and untracked; what `ls-files -m -d -o` lists.
+/// Staged changes alone are not: the index's object id is already their content. `None`
+/// when where `root` sits in the repository is not plain (the caller asks git).
+fn dirty_in(root: &Path, lines: &[String], scopes: Option<&[String]>) -> Option<Vec<String>> {
+    let prefix = crate::service::gitindex::prefix_of(root)?;
+    let covered = covered_by(scopes);
+    Some(
+        lines
+            .iter()
+            .filter_map(|l| {
+                let (code, path) = (l.get(..2)?, l.get(3..)?);
+                let in_tree = code == "??" || code.as_bytes()[1] != b' ';
+                let rel = path.strip_prefix(prefix.as_str())?;
+                (in_tree && covered(rel)).then(|| rel.to_string())
+            })
+            .collect(),
+    )
+}
+
+fn nul_split(out: &[u8]) -> Vec<String> {
+    out.split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect()
+}
+
+/// Whether a literal pathspec of `scopes` (`None`: everything) matches a path: the path itself
+/// or anything under it.
+fn covered_by(scopes: Option<&[String]>) -> impl Fn(&str) -> bool + '_ {
+    let scopes: Option<HashSet<&str>> = scopes.map(|s| s.iter().map(String::as_str).collect());
+    move |path: &str| {
+        scopes.as_ref().is_none_or(|set| {
+            std::iter::successors(Some(path), |p| p.rfind('/').map(|i| &p[..i]))
+                .any(|p| set.contains(p))
+        })
+    }
+}
+
 /// The index's entries under `scopes` (literal paths; `None`: all), as `mode:oid` by path:
 /// read in process, else from `ls-files --stage` (`ls` runs git with the scopes).
 fn staged(
@@ -317,13 +357,7 @@ fn in_scopes(
     entries: Vec<crate::service::gitindex::Entry>,
     scopes: Option<&[String]>,
 ) -> BTreeMap<String, String> {
-    let scopes: Option<HashSet<&str>> = scopes.map(|s| s.iter().map(String::as_str).collect());
-    let covered = |path: &str| {
-        scopes.as_ref().is_none_or(|set| {
-            std::iter::successors(Some(path), |p| p.rfind('/').map(|i| &p[..i]))
-                .any(|p| set.contains(p))
-        })
-    };
+    let covered = covered_by(scopes);
     entries
         .into_iter()
         .filter(|e| covered(&e.path))
@@ -353,10 +387,11 @@ struct FileTable {
 }
 
 impl FileTable {
-    /// The files under `scopes` (`None`: all of them).
-    fn read(root: &Path, scopes: Option<&[String]>) -> Self {
+    /// The files under `scopes` (`None`: all of them). `worktree`: the checkout's changes as
+    /// `git status --porcelain` lines, when loading listed them (git is not asked again).
+    fn read(root: &Path, scopes: Option<&[String]>, worktree: Option<&[String]>) -> Self {
         let mut files = if crate::service::discover::in_git(root) {
-            Self::from_git(root, scopes).unwrap_or_else(|| Self::walk(root))
+            Self::from_git(root, scopes, worktree).unwrap_or_else(|| Self::walk(root))
         } else {
             Self::walk(root)
         };
@@ -366,7 +401,11 @@ impl FileTable {
         Self { files }
     }
 
-    fn from_git(root: &Path, scopes: Option<&[String]>) -> Option<Vec<(String, String)>> {
+    fn from_git(
+        root: &Path,
+        scopes: Option<&[String]>,
+        worktree: Option<&[String]>,
+    ) -> Option<Vec<(String, String)>> {
         // Literal pathspecs: a directory named `a[1]` is not a pattern.
         let specs: Vec<String> = match scopes {
             Some(s) => s.iter().map(|p| format!(":(literal){p}")).collect(),
@@ -379,15 +418,20 @@ impl FileTable {
             args.push(":(exclude).pilum");
             git(root, &args)
         };
-        // The work tree's changes from git, while the index's entries are read in process
-        // (or listed by git too, for a repository the reader leaves to it).
+        // The work tree's changes: from the status lines loading listed, else from git while
+        // the index's entries are read in process (or listed by git too, for a repository
+        // the reader leaves to it).
+        let from_status = worktree.and_then(|lines| dirty_in(root, lines, scopes));
         let (staged, dirty) = std::thread::scope(|s| {
-            let dirty = s.spawn(|| ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"]));
+            let dirty = s.spawn(|| match from_status {
+                Some(d) => Some(d),
+                None => ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"])
+                    .map(|out| nul_split(&out)),
+            });
             (staged(root, scopes, &ls), dirty.join().expect("the git thread does not panic"))
         });
         let (mut files, dirty) = (staged?, dirty?);
-        for path in dirty.split(|&b| b == 0).filter(|e| !e.is_empty()) {
-            let path = String::from_utf8_lossy(path).into_owned();
+        for path in dirty {
             let id = content_id(&root.join(&path));
             files.insert(path, id);
         }
@@ -530,20 +574,7 @@ mod tests {
     fn the_index_read_in_process_gives_what_git_lists_for_the_same_scopes() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
-        let run = |args: &[&str]| {
-            let ok = std::process::Command::new("git")
-                .arg("-C")
-                .arg(root)
-                .args(args)
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "git {args:?}");
-        };
+        let run = |args: &[&str]| crate::service::test_git(root, args);
         run(&["init", "-q"]);
         for p in ["svc/api/a.txt", "svc/api/src/b.rs", "svc/api2/c.txt", "svc/web/d.txt", "e.txt"] {
             std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
@@ -561,6 +592,61 @@ mod tests {
         assert_eq!(read.len(), 3, "{read:?}");
         let all = from_ls_stage(&git(root, &["ls-files", "-s", "-z"]).unwrap());
         assert_eq!(in_scopes(crate::service::gitindex::read(root).unwrap(), None), all);
+    }
+
+    #[test]
+    fn the_changed_files_from_status_lines_are_those_git_ls_files_lists() {
+        let t = tempfile::tempdir().unwrap();
+        let top = t.path();
+        let run = |args: &[&str]| crate::service::test_git(top, args);
+        run(&["init", "-q"]);
+        for p in [
+            "p/svc/modified.txt",
+            "p/svc/deleted.txt",
+            "p/svc/staged.txt",
+            "p/svc/retyped.txt",
+            "p/other/modified.txt",
+            "outside.txt",
+        ] {
+            std::fs::create_dir_all(top.join(p).parent().unwrap()).unwrap();
+            std::fs::write(top.join(p), p).unwrap();
+        }
+        std::fs::write(top.join(".gitignore"), "*.log\n").unwrap();
+        run(&["add", "."]);
+        run(&["commit", "-q", "-m", "one"]);
+        std::fs::write(top.join("p/svc/modified.txt"), "changed").unwrap();
+        std::fs::write(top.join("p/other/modified.txt"), "changed").unwrap();
+        std::fs::remove_file(top.join("p/svc/deleted.txt")).unwrap();
+        std::fs::write(top.join("p/svc/staged.txt"), "staged").unwrap();
+        run(&["add", "p/svc/staged.txt"]);
+        std::fs::remove_file(top.join("p/svc/retyped.txt")).unwrap();
+        std::os::unix::fs::symlink("modified.txt", top.join("p/svc/retyped.txt")).unwrap();
+        std::fs::create_dir_all(top.join("p/svc/new")).unwrap();
+        std::fs::write(top.join("p/svc/new/untracked.txt"), "u").unwrap();
+        std::fs::write(top.join("p/svc/ignored.log"), "i").unwrap();
+        std::fs::write(top.join("outside.txt"), "changed").unwrap();
+        // The project is `p/`; the scope is one service.
+        let root = top.join("p");
+        // As `commands::checkout::status` lists them.
+        let args =
+            [&crate::service::changed::STATUS[..], &["--", ".", ":(exclude).pilum"]].concat();
+        let status = crate::service::changed::status_lines(&git(&root, &args).unwrap());
+        let scopes = vec!["svc".to_string()];
+        let mut from_status = dirty_in(&root, &status, Some(&scopes)).unwrap();
+        from_status.sort();
+        let listed = git(
+            &root,
+            &["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z", "--", ":(literal)svc"],
+        )
+        .unwrap();
+        let mut listed = nul_split(&listed);
+        listed.sort();
+        listed.dedup();
+        assert_eq!(from_status, listed);
+        assert_eq!(
+            from_status,
+            ["svc/deleted.txt", "svc/modified.txt", "svc/new/untracked.txt", "svc/retyped.txt"]
+        );
     }
 
     #[test]
