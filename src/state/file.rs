@@ -240,23 +240,38 @@ impl FileBackend {
         let base = self.path(dir)?;
         std::fs::create_dir_all(&base)
             .map_err(|e| self.failed(&format!("create `.pilum/{dir}/`"), e))?;
+        // One entry that cannot be written does not keep the others from being written; the
+        // first failure is the answer.
+        let mut first = None;
         for (name, json) in entries {
-            let what = format!("write `.pilum/{dir}/{name}.{ENTRY}`");
-            let path =
-                self.entry_path(&base, dir, name, ENTRY).map_err(|e| self.failed(&what, e))?;
-            let f = match guard::open_writable(&path) {
-                Ok(f) => f,
-                Err(_) if is_not_a_file(&path) => std::fs::remove_file(&path)
-                    .and_then(|_| guard::create_new(&path))
-                    .map_err(|e| self.failed(&what, e))?,
-                Err(e) => return Err(self.failed(&what, e)),
-            };
-            write_sealed(&f, &seal(json)).map_err(|e| self.failed(&what, e))?;
-            // An entry of the format before (a whole JSON file, replaced by a rename) would
-            // come back if this one were removed: it goes now.
-            if let Ok(legacy) = self.entry_path(&base, dir, name, LEGACY_ENTRY) {
-                let _ = std::fs::remove_file(legacy);
+            if let Err(e) = self.write_entry(&base, dir, name, json) {
+                first.get_or_insert(e);
             }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn write_entry(
+        &self,
+        base: &Path,
+        dir: &str,
+        name: &str,
+        json: &[u8],
+    ) -> Result<(), StateError> {
+        let what = format!("write `.pilum/{dir}/{name}.{ENTRY}`");
+        let path = self.entry_path(base, dir, name, ENTRY).map_err(|e| self.failed(&what, e))?;
+        let f = match guard::open_writable(&path) {
+            Ok(f) => f,
+            Err(_) if is_not_a_file(&path) => std::fs::remove_file(&path)
+                .and_then(|_| guard::create_new(&path))
+                .map_err(|e| self.failed(&what, e))?,
+            Err(e) => return Err(self.failed(&what, e)),
+        };
+        write_sealed(&f, &seal(json)).map_err(|e| self.failed(&what, e))?;
+        // An entry of the format before (a whole JSON file, replaced by a rename) would come
+        // back if this one were removed: it goes now.
+        if let Ok(legacy) = self.entry_path(base, dir, name, LEGACY_ENTRY) {
+            let _ = std::fs::remove_file(legacy);
         }
         Ok(())
     }
@@ -503,13 +518,31 @@ fn unseal(text: &[u8]) -> Option<&[u8]> {
     (seal(json) == text).then_some(json)
 }
 
+/// How long a cache-entry write waits for another writer of the same entry (a run of another
+/// environment building the same inputs) before it gives the entry up: a writer holds it for
+/// a write and a cut, so only a stopped process holds it longer, and it must not hang this run.
+const ENTRY_WAIT: Duration = Duration::from_secs(1);
+
 /// Write `bytes` over the whole of `f` (from the start, then cut to length) under an exclusive
 /// `flock`, so two runs writing one entry at once do not interleave their writes and cuts.
 fn write_sealed(f: &File, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
-    // SAFETY: flock on a file descriptor we own; no memory is involved. Dropped with `f`.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    let since = std::time::Instant::now();
+    while !flock_now(f) {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(e);
+        }
+        if since.elapsed() >= ENTRY_WAIT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "another process has held it for {} (stopped?); the entry is left as it was",
+                    crate::duration::format(ENTRY_WAIT)
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     f.write_all_at(bytes, 0)?;
     f.set_len(bytes.len() as u64)
@@ -611,13 +644,13 @@ impl Backend for FileBackend {
             .iter()
             .map(|a| (a.key().file_name(), serde_json::to_vec(a).expect("an artefact serialises")))
             .collect();
-        self.write_entries("cache/artefacts", &artefacts)?;
         let lives: Vec<(String, Vec<u8>)> = batch
             .lives
             .iter()
             .map(|l| (l.key().file_name(), serde_json::to_vec(l).expect("a live entry serialises")))
             .collect();
-        self.write_entries("cache/live", &lives)
+        let written = self.write_entries("cache/artefacts", &artefacts);
+        written.and(self.write_entries("cache/live", &lives))
     }
 
     fn artefacts(&self, keys: &[ArtefactKey]) -> Result<Vec<Option<Artefact>>, StateError> {
@@ -762,16 +795,7 @@ mod tests {
     use crate::state::record::{Outcome, sample};
 
     fn holder(token: &str) -> Holder {
-        Holder {
-            token: token.into(),
-            run: "r".into(),
-            command: "deploy".into(),
-            actor: None,
-            host: "h".into(),
-            pid: std::process::id(),
-            ci_run: None,
-            since: "2025-01-01T00:00:00Z".into(),
-        }
+        Holder::for_tests(token)
     }
 
     #[test]
@@ -895,6 +919,29 @@ mod tests {
                 String::from_utf8_lossy(&content)
             );
         }
+    }
+
+    #[test]
+    fn an_entry_another_process_holds_is_given_up_not_waited_for() {
+        let (_t, b, dir) = artefact_dir();
+        let a = artefact("r1", 1);
+        b.write(&Batch { artefacts: vec![a.clone()], ..Batch::default() }).unwrap();
+        let path = dir.join(format!("{}.entry", a.key().file_name()));
+        // Another open file description holding the entry's `flock`, as a stopped writer would.
+        let holder = File::open(&path).unwrap();
+        assert!(flock_now(&holder));
+        // The other entries of the batch are still written.
+        let other = Artefact { service: "web".into(), ..artefact("r2", 1) };
+        let batch = Batch { artefacts: vec![artefact("r2", 1), other.clone()], ..Batch::default() };
+        let err = b.write(&batch).unwrap_err().to_string();
+        assert!(err.contains("another process has held it"), "{err}");
+        assert_eq!(b.artefacts(&[other.key()]).unwrap(), vec![Some(other)]);
+        // The entry is as it was, and written once the holder is gone.
+        assert_eq!(b.artefacts(&[a.key()]).unwrap(), vec![Some(a.clone())]);
+        drop(holder);
+        let next = artefact("r3", 1);
+        b.write(&Batch { artefacts: vec![next.clone()], ..Batch::default() }).unwrap();
+        assert_eq!(b.artefacts(&[a.key()]).unwrap(), vec![Some(next)]);
     }
 
     #[test]

@@ -119,6 +119,21 @@ impl Holder {
     }
 
     /// The text stored for it (stable: compare-and-delete compares it).
+    /// A holder of this process with the token `token`.
+    #[cfg(test)]
+    pub(crate) fn for_tests(token: &str) -> Holder {
+        Holder {
+            token: token.into(),
+            run: "r".into(),
+            command: "deploy".into(),
+            actor: None,
+            host: "h".into(),
+            pid: std::process::id(),
+            ci_run: None,
+            since: "2025-01-01T00:00:00Z".into(),
+        }
+    }
+
     pub(crate) fn encode(&self) -> String {
         serde_json::to_string(self).expect("a holder always serialises")
     }
@@ -567,6 +582,10 @@ impl Shared {
             }
             release.extend(keys);
         }
+        // Services that ended together come in the order they handed their batches over, not
+        // always the order they ended in: written in the order of their ids (made as they
+        // ended), history lists them newest first either way.
+        batch.records.sort_by(|a, b| a.id.cmp(&b.id));
         if !batch.is_empty()
             && let Err(e) = self.backend.write(&batch)
         {
@@ -724,6 +743,39 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Quiet;
+    impl Observer for Quiet {
+        fn waiting(&self, _: &LockKey, _: Option<&Holder>, _: usize, _: Duration) {}
+        fn granted(&self, _: &LockKey, _: Duration) {}
+        fn warn(&self, message: &str) {
+            panic!("{message}");
+        }
+    }
+
+    #[test]
+    fn records_handed_over_out_of_order_are_written_in_the_order_they_were_made() {
+        use crate::state::record::{Filter, Outcome, sample};
+        let t = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(crate::state::file::FileBackend::new(t.path()));
+        let me = Holder::for_tests("t");
+        let opts = Options { ttl: DEFAULT_TTL, wait: None };
+        let locks = Locks::acquire(backend.clone(), me, Vec::new(), opts, Arc::new(Quiet)).unwrap();
+        let (first, second) = (sample("a", None, Outcome::Ok), sample("b", None, Outcome::Ok));
+        assert!(first.id < second.id);
+        {
+            // Two services that ended in one order and handed their batches over in the other,
+            // both waiting when the lock thread looks.
+            let mut inner = locks.shared.lock();
+            for r in [second.clone(), first.clone()] {
+                inner.jobs.push((Batch { records: vec![r], ..Batch::default() }, Vec::new()));
+            }
+        }
+        locks.close();
+        let page = backend.records(&Filter::default()).unwrap();
+        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [second.id.as_str(), first.id.as_str()], "newest first");
+    }
 
     #[test]
     fn keys_print_and_parse() {
