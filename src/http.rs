@@ -347,7 +347,7 @@ pub(crate) fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     let mut mac =
         Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(message);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&mac.finalize().into_bytes())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod diagnostic;
 mod duration;
 mod embedded;
 mod error;
+mod hex;
 mod http;
 mod names;
 mod notify;

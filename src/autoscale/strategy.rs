@@ -195,8 +195,7 @@ impl Strategy {
         if !ast.iter_functions().any(|f| f.name == "decide" && f.params.len() == 1) {
             return Err(Box::new(Diagnostic::of(file, Problem::StrategyNoDecide)));
         }
-        let hash =
-            Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let hash = crate::hex::encode(&Sha256::digest(text.as_bytes())[..6]);
         let inputs = if ast.iter_functions().any(|f| f.name == "inputs" && f.params.is_empty()) {
             declared_inputs(&engine, &ast).map_err(|(problem, suggestion)| {
                 Box::new(Diagnostic::of(file, problem).suggest(suggestion))

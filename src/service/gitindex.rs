@@ -52,7 +52,7 @@ pub(crate) fn read(root: &Path) -> Option<Vec<Entry>> {
         out.push(Entry {
             path: String::from_utf8_lossy(rel).into_owned(),
             mode: format!("{mode:06o}"),
-            oid: hex(oid),
+            oid: crate::hex::encode(oid),
         });
     }
     Some(out)
@@ -61,14 +61,18 @@ pub(crate) fn read(root: &Path) -> Option<Vec<Entry>> {
 /// `root` relative to its work tree's top as git prints paths (`a/b/`, empty at the top);
 /// `None` outside git or for a path that is not plain.
 pub(crate) fn prefix_of(root: &Path) -> Option<String> {
-    let top = root.ancestors().find(|d| d.join(".git").exists())?;
-    prefix(top, root)
+    prefix(top(root)?, root)
+}
+
+/// The work tree's top: the nearest directory at or above `root` holding a `.git`.
+fn top(root: &Path) -> Option<&Path> {
+    root.ancestors().find(|d| d.join(".git").exists())
 }
 
 /// The work tree's top and its `.git` directory: the nearest `.git` at or above `root`, when it
 /// is a directory.
 fn repository(root: &Path) -> Option<(PathBuf, PathBuf)> {
-    let top = root.ancestors().find(|d| d.join(".git").exists())?;
+    let top = top(root)?;
     let git_dir = top.join(".git");
     git_dir.is_dir().then(|| (top.to_path_buf(), git_dir))
 }
@@ -180,17 +184,6 @@ fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
         value = value.checked_add(1)?.checked_mul(128)? | u64::from(c & 0x7f);
     }
     Some((value, used))
-}
-
-/// `bytes` in lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -505,9 +505,7 @@ fn seal(json: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + 18);
     out.extend_from_slice(json);
     out.push(b'\n');
-    for b in &digest[..8] {
-        out.extend_from_slice(format!("{b:02x}").as_bytes());
-    }
+    out.extend_from_slice(crate::hex::encode(&digest[..8]).as_bytes());
     out.push(b'\n');
     out
 }

@@ -148,7 +148,7 @@ fn field(h: &mut Sha256, text: &str) {
 }
 
 fn hex(h: Sha256) -> String {
-    crate::service::gitindex::hex(&h.finalize())
+    crate::hex::encode(&h.finalize())
 }
 
 /// The service's files (path, id) and its configuration.
@@ -421,15 +421,16 @@ impl FileTable {
         // The work tree's changes: from the status lines loading listed, else from git while
         // the index's entries are read in process (or listed by git too, for a repository
         // the reader leaves to it).
-        let from_status = worktree.and_then(|lines| dirty_in(root, lines, scopes));
-        let (staged, dirty) = std::thread::scope(|s| {
-            let dirty = s.spawn(|| match from_status {
-                Some(d) => Some(d),
-                None => ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"])
-                    .map(|out| nul_split(&out)),
-            });
-            (staged(root, scopes, &ls), dirty.join().expect("the git thread does not panic"))
-        });
+        let (staged, dirty) = match worktree.and_then(|lines| dirty_in(root, lines, scopes)) {
+            Some(dirty) => (staged(root, scopes, &ls), Some(dirty)),
+            None => std::thread::scope(|s| {
+                let dirty = s.spawn(|| {
+                    ls(&["ls-files", "-m", "-o", "-d", "--exclude-standard", "-z"])
+                        .map(|out| nul_split(&out))
+                });
+                (staged(root, scopes, &ls), dirty.join().expect("the git thread does not panic"))
+            }),
+        };
         let (mut files, dirty) = (staged?, dirty?);
         for path in dirty {
             let id = content_id(&root.join(&path));

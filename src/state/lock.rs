@@ -118,7 +118,6 @@ impl Holder {
         }
     }
 
-    /// The text stored for it (stable: compare-and-delete compares it).
     /// A holder of this process with the token `token`.
     #[cfg(test)]
     pub(crate) fn for_tests(token: &str) -> Holder {
@@ -134,6 +133,7 @@ impl Holder {
         }
     }
 
+    /// The text stored for it (stable: compare-and-delete compares it).
     pub(crate) fn encode(&self) -> String {
         serde_json::to_string(self).expect("a holder always serialises")
     }

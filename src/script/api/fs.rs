@@ -218,7 +218,7 @@ let digest = fs::sha256("dist/app.tar.gz");
             let mut f = regular(&ctx, p, open(&h, &ctx, p, How::Read, "read")?)?;
             let mut hasher = sha2::Sha256::new();
             std::io::copy(&mut f, &mut hasher).map_err(|e| io(&ctx, "read", p, e))?;
-            Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+            Ok(crate::hex::encode(&hasher.finalize()))
         }
     );
     let h = host.clone();
@@ -346,7 +346,7 @@ fn tar_gz(
     let gz = tar.into_inner().map_err(|e| format!("cannot write the archive: {e}"))?;
     let mut file = gz.finish().map_err(|e| format!("cannot write the archive: {e}"))?;
     file.flush().map_err(|e| format!("cannot write the archive: {e}"))?;
-    Ok(file.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::encode(&file.hasher.finalize()))
 }
 
 /// Writes through to a file and hashes what it wrote (the archive's SHA-256 without reading it
